@@ -1,0 +1,147 @@
+package keyward
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+)
+
+// Code names an outcome or an error. It is the `code` member of every
+// problem+json body and decides the HTTP status through one table.
+type Code string
+
+// Outcomes of a verification, in the order they are checked (SPEC §5).
+const (
+	CodeMissingAPIKey           Code = "missing_api_key"
+	CodeMalformedAPIKey         Code = "malformed_api_key"
+	CodeInvalidAPIKey           Code = "invalid_api_key"
+	CodeRevokedAPIKey           Code = "revoked_api_key"
+	CodeExpiredAPIKey           Code = "expired_api_key"
+	CodeAccountSuspended        Code = "account_suspended"
+	CodeKeyDisabled             Code = "key_disabled"
+	CodeEnvironmentMismatch     Code = "environment_mismatch"
+	CodeIPNotAllowed            Code = "ip_not_allowed"
+	CodeReferrerNotAllowed      Code = "referrer_not_allowed"
+	CodeEndpointNotAllowed      Code = "endpoint_not_allowed"
+	CodePlanNotEntitled         Code = "plan_not_entitled"
+	CodeInsufficientPermissions Code = "insufficient_permissions"
+	CodeRateLimited             Code = "rate_limited"
+	CodeQuotaExceeded           Code = "quota_exceeded"
+	CodeTooManyFailedAttempts   Code = "too_many_failed_attempts"
+	CodeTLSRequired             Code = "tls_required"
+)
+
+// Errors of the management API and the storage.
+const (
+	CodeInvalidRequest     Code = "invalid_request"
+	CodeNotFound           Code = "not_found"
+	CodeConflict           Code = "conflict"
+	CodeStorageUnavailable Code = "storage_unavailable"
+	CodeInternal           Code = "internal_error"
+)
+
+type codeInfo struct {
+	status int
+	title  string
+}
+
+var codes = map[Code]codeInfo{
+	CodeMissingAPIKey:           {http.StatusUnauthorized, "Missing API key"},
+	CodeMalformedAPIKey:         {http.StatusUnauthorized, "Malformed API key"},
+	CodeInvalidAPIKey:           {http.StatusUnauthorized, "Invalid API key"},
+	CodeRevokedAPIKey:           {http.StatusUnauthorized, "Revoked API key"},
+	CodeExpiredAPIKey:           {http.StatusUnauthorized, "Expired API key"},
+	CodeAccountSuspended:        {http.StatusForbidden, "Account suspended"},
+	CodeKeyDisabled:             {http.StatusForbidden, "Key disabled"},
+	CodeEnvironmentMismatch:     {http.StatusForbidden, "Environment mismatch"},
+	CodeIPNotAllowed:            {http.StatusForbidden, "IP address not allowed"},
+	CodeReferrerNotAllowed:      {http.StatusForbidden, "Referrer not allowed"},
+	CodeEndpointNotAllowed:      {http.StatusForbidden, "Endpoint not allowed"},
+	CodePlanNotEntitled:         {http.StatusForbidden, "Plan not entitled"},
+	CodeInsufficientPermissions: {http.StatusForbidden, "Insufficient permissions"},
+	CodeRateLimited:             {http.StatusTooManyRequests, "Rate limited"},
+	CodeQuotaExceeded:           {http.StatusTooManyRequests, "Quota exceeded"},
+	CodeTooManyFailedAttempts:   {http.StatusTooManyRequests, "Too many failed attempts"},
+	CodeTLSRequired:             {http.StatusForbidden, "TLS required"},
+	CodeInvalidRequest:          {http.StatusBadRequest, "Invalid request"},
+	CodeNotFound:                {http.StatusNotFound, "Not found"},
+	CodeConflict:                {http.StatusConflict, "Conflict"},
+	CodeStorageUnavailable:      {http.StatusServiceUnavailable, "Storage unavailable"},
+	CodeInternal:                {http.StatusInternalServerError, "Internal error"},
+}
+
+// Status is the HTTP status that answers the code; 500 for an unknown code.
+func (c Code) Status() int {
+	if i, ok := codes[c]; ok {
+		return i.status
+	}
+	return http.StatusInternalServerError
+}
+
+// Title is the short, fixed summary of the code (problem+json `title`).
+func (c Code) Title() string {
+	if i, ok := codes[c]; ok {
+		return i.title
+	}
+	return "Internal error"
+}
+
+// Error is Keyward's one error type: a code, a public message that tells the
+// caller what to do, the request field at fault if any, and an internal
+// cause for the log. The message never contains a key.
+type Error struct {
+	Code    Code
+	Message string
+	Field   string
+	Err     error
+}
+
+// Error returns the public message, and the cause after it for the log.
+func (e *Error) Error() string {
+	if e.Err != nil {
+		return fmt.Sprintf("%s: %s: %v", e.Code, e.Message, e.Err)
+	}
+	return fmt.Sprintf("%s: %s", e.Code, e.Message)
+}
+
+// Unwrap returns the internal cause.
+func (e *Error) Unwrap() error { return e.Err }
+
+// Errorf returns an *Error with a formatted public message.
+func Errorf(code Code, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// FieldErrorf returns a CodeInvalidRequest *Error that names the field at
+// fault; the message starts with the field's name.
+func FieldErrorf(field, format string, args ...any) *Error {
+	return &Error{Code: CodeInvalidRequest, Field: field, Message: field + ": " + fmt.Sprintf(format, args...)}
+}
+
+// Internal wraps an unexpected cause; the caller sees a generic message.
+func Internal(err error) *Error {
+	return &Error{Code: CodeInternal, Message: "An internal error occurred; try again, and report it if it persists.", Err: err}
+}
+
+// ErrorCode returns the code of err: the Code of an *Error in its chain,
+// CodeInternal for any other error, and "" for nil.
+func ErrorCode(err error) Code {
+	if err == nil {
+		return ""
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Code
+	}
+	return CodeInternal
+}
+
+// ErrorMessage returns the public message of err: the Message of an *Error
+// in its chain, or a generic message for any other error.
+func ErrorMessage(err error) string {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Message
+	}
+	return "An internal error occurred; try again, and report it if it persists."
+}

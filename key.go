@@ -1,0 +1,110 @@
+package keyward
+
+import "time"
+
+// Environment is live or test. A test key never touches live data.
+type Environment string
+
+// Environments.
+const (
+	Live Environment = "live"
+	Test Environment = "test"
+)
+
+// Valid reports whether e is live or test.
+func (e Environment) Valid() bool { return e == Live || e == Test }
+
+// KeyStatus is the stored state of a key. Expiry is not a status: it is
+// decided at verification time from ExpiresAt and the clock.
+type KeyStatus string
+
+// Key statuses.
+const (
+	KeyActive   KeyStatus = "active"
+	KeyDisabled KeyStatus = "disabled"
+	KeyRevoked  KeyStatus = "revoked"
+)
+
+// Permissions of Keyward's own API.
+const (
+	// PermAdmin, held by root keys of the system tenant, manages every tenant.
+	PermAdmin = "keyward:admin"
+	// PermVerify lets a service call POST /v1/verify.
+	PermVerify = "keyward:verify"
+	// PermManageKeys lets a tenant's key manage that tenant's keys.
+	PermManageKeys = "keys:manage"
+)
+
+// Restrictions limit where a key may be used from.
+type Restrictions struct {
+	// IPs are the CIDRs a request may come from; empty allows every address.
+	IPs []string `json:"ips"`
+}
+
+// Key is an API key as stored: everything but the plaintext, of which only
+// the SHA-256 is kept.
+type Key struct {
+	ID           string            `json:"id"`
+	TenantID     string            `json:"tenant_id"`
+	Environment  Environment       `json:"environment"`
+	Name         string            `json:"name"`
+	Prefix       string            `json:"prefix"` // e.g. "sk_live_"
+	Start        string            `json:"start"`  // prefix and the first 4 characters of the body
+	Last4        string            `json:"last4"`
+	Hash         [32]byte          `json:"-"`
+	Permissions  []string          `json:"permissions"`
+	Metadata     map[string]string `json:"metadata"`
+	ExpiresAt    *time.Time        `json:"expires_at"`
+	RotateBy     *time.Time        `json:"rotate_by"`
+	Restrictions Restrictions      `json:"restrictions"`
+	Status       KeyStatus         `json:"status"`
+	CreatedAt    time.Time         `json:"created_at"`
+	CreatedBy    string            `json:"created_by"`
+	UpdatedAt    time.Time         `json:"updated_at"`
+	RevokedAt    *time.Time        `json:"revoked_at"`
+	LastUsedAt   *time.Time        `json:"last_used_at"`
+	LastUsedIP   string            `json:"last_used_ip"`
+	RotatedFrom  string            `json:"rotated_from"`
+	RotatedTo    string            `json:"rotated_to"`
+}
+
+// Expired reports whether the key has expired at time now.
+func (k *Key) Expired(now time.Time) bool {
+	return k.ExpiresAt != nil && !now.Before(*k.ExpiresAt)
+}
+
+// HasPermission reports whether the key holds permission p.
+func (k *Key) HasPermission(p string) bool {
+	for _, q := range k.Permissions {
+		if q == p {
+			return true
+		}
+	}
+	return false
+}
+
+// KeyFilter selects keys in a list. Empty fields match everything.
+type KeyFilter struct {
+	TenantID    string
+	Environment Environment
+	Status      KeyStatus
+}
+
+// KeyUpdate changes a key; nil fields are left as they are. ExpiresAt and
+// RotateBy set to a pointer to the zero time clear the value.
+type KeyUpdate struct {
+	Name         *string
+	Permissions  *[]string
+	Metadata     *map[string]string
+	ExpiresAt    *time.Time
+	RotateBy     *time.Time
+	Restrictions *Restrictions
+	Status       *KeyStatus // KeyActive or KeyDisabled
+}
+
+// Usage is one use of a key, recorded in batches.
+type Usage struct {
+	KeyID string
+	At    time.Time
+	IP    string
+}

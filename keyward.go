@@ -1,0 +1,110 @@
+// Package keyward is the domain of Keyward, a self-hosted API key service:
+// tenants, keys, the audit log, the change feed, the outcomes of a
+// verification, and the Store interface every storage engine implements.
+//
+// Subpackages own one dependency or one concern each: apikey (the key format),
+// sqlite (the embedded store), storetest (the suite every store passes),
+// verify (the verifier and its cache), manage (the management operations
+// shared by the HTTP API and the command line), httpapi (the HTTP surface)
+// and cmd/keyward (the binary).
+package keyward
+
+import (
+	"context"
+	"time"
+)
+
+// Version is the release of this build; the linker may override it.
+var Version = "0.1.0-dev"
+
+// Clock tells the current time. Production code uses time.Now; tests inject
+// a clock they move by hand so that expiry and rotation need no sleeping.
+type Clock func() time.Time
+
+// Actor says who made a management change and from where; it is written to
+// the audit log with the change, in the same transaction.
+type Actor struct {
+	// ID is the id of the key that authenticated the request, or "cli" for
+	// the command line.
+	ID string
+	// IP is the client address of the request; empty for the command line.
+	IP string
+}
+
+// ActorCLI is the actor of every change made from the command line.
+var ActorCLI = Actor{ID: "cli"}
+
+// Page asks for one page of a list. Cursor is the NextCursor of the page
+// before, or empty for the first page. Limit is at most MaxPageLimit; zero
+// means DefaultPageLimit.
+type Page struct {
+	Cursor string
+	Limit  int
+}
+
+// Page limits.
+const (
+	DefaultPageLimit = 50
+	MaxPageLimit     = 200
+)
+
+// Store keeps tenants, keys, the audit log and the change feed. SQLite and
+// PostgreSQL implement it and pass the same suite (package storetest).
+//
+// Every method that changes a tenant or a key writes, in one transaction, the
+// change itself, an entry in the audit log and an entry in the change feed:
+// either all three are stored or none is.
+//
+// Errors are *Error values with these codes: CodeNotFound when the tenant or
+// key does not exist, CodeConflict when a unique value (a tenant slug) is
+// taken, CodeInvalidRequest when a cursor cannot be read, CodeInternal for
+// anything else (the cause is wrapped).
+type Store interface {
+	// CreateTenant stores a new tenant. The caller fills every field.
+	CreateTenant(ctx context.Context, t *Tenant, by Actor) error
+	// Tenant finds a tenant by id or by slug.
+	Tenant(ctx context.Context, idOrSlug string) (*Tenant, error)
+	// Tenants lists tenants, oldest first.
+	Tenants(ctx context.Context, p Page) (tenants []*Tenant, next string, err error)
+	// SetTenantStatus suspends or resumes a tenant and returns it as stored.
+	SetTenantStatus(ctx context.Context, id string, status TenantStatus, at time.Time, by Actor) (*Tenant, error)
+
+	// CreateKey stores a new key. The caller fills every field.
+	CreateKey(ctx context.Context, k *Key, by Actor) error
+	// Key finds a key by id.
+	Key(ctx context.Context, id string) (*Key, error)
+	// KeyByHash finds a key by the SHA-256 of its plaintext.
+	KeyByHash(ctx context.Context, hash [32]byte) (*Key, error)
+	// Keys lists keys that match the filter, newest first.
+	Keys(ctx context.Context, f KeyFilter, p Page) (keys []*Key, next string, err error)
+	// UpdateKey applies the non-nil fields of u to the key and returns it as
+	// stored. It refuses (CodeConflict) to change a revoked key.
+	UpdateKey(ctx context.Context, id string, u KeyUpdate, at time.Time, by Actor) (*Key, error)
+	// RevokeKey marks a key revoked at the given time and returns it. Revoking
+	// a revoked key changes nothing and is no error.
+	RevokeKey(ctx context.Context, id string, at time.Time, by Actor) (*Key, error)
+	// RotateKey stores successor, sets the old key's RotatedTo to the
+	// successor's id and its ExpiresAt to oldExpiresAt, in one transaction,
+	// and returns the old key as stored. It refuses (CodeConflict) to rotate
+	// a revoked key or one that was rotated already.
+	RotateKey(ctx context.Context, oldID string, successor *Key, oldExpiresAt time.Time, by Actor) (*Key, error)
+	// RecordUsage writes last-used times and addresses in one batch. A use
+	// older than the stored one does not overwrite it. It writes no audit
+	// entry and no change.
+	RecordUsage(ctx context.Context, uses []Usage) error
+
+	// AuditLog lists audit entries that match the filter, newest first.
+	AuditLog(ctx context.Context, f AuditFilter, p Page) (entries []*AuditEntry, next string, err error)
+
+	// Changes returns up to limit changes with a sequence number above after,
+	// in order.
+	Changes(ctx context.Context, after int64, limit int) ([]Change, error)
+	// LastChange returns the highest sequence number in the change feed, or
+	// zero when it is empty.
+	LastChange(ctx context.Context) (int64, error)
+
+	// Ping checks that the storage answers.
+	Ping(ctx context.Context) error
+	// Close releases the storage.
+	Close() error
+}
