@@ -1,0 +1,164 @@
+package httpapi
+
+import (
+	"net/http"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/keyward/keyward"
+	"github.com/keyward/keyward/manage"
+	"github.com/keyward/keyward/verify"
+)
+
+// authenticate verifies the key the request presents, with the required
+// permissions, and returns the verification's result.
+func (s *server) authenticate(r *http.Request, perms []string) (verify.Result, netip.Addr, error) {
+	ip := s.clientIP(r)
+	key, kerr := verify.KeyFromRequest(r)
+	if kerr != nil {
+		return verify.Result{}, ip, kerr
+	}
+	res := s.verifier.Verify(r.Context(), verify.Request{Key: key, IP: ip, Permissions: perms})
+	if !res.Valid() {
+		return res, ip, res.Err()
+	}
+	return res, ip, nil
+}
+
+// managed wraps a management handler: it authenticates the request's key
+// and hands the handler the caller it stands for; an error the handler
+// returns is answered as problem+json.
+func (s *server) managed(h func(http.ResponseWriter, *http.Request, manage.Caller) error) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		res, ip, err := s.authenticate(r, nil)
+		if err == nil {
+			err = h(w, r, manage.CallerFromKey(res.Key, ip.String()))
+		}
+		if err != nil {
+			s.writeError(w, r, err)
+		}
+	})
+}
+
+type whoami struct {
+	KeyID       string              `json:"key_id"`
+	Name        string              `json:"name"`
+	TenantID    string              `json:"tenant_id"`
+	TenantSlug  string              `json:"tenant_slug"`
+	Environment keyward.Environment `json:"environment"`
+	Permissions []string            `json:"permissions"`
+	ExpiresAt   *time.Time          `json:"expires_at"`
+	RotateBy    *time.Time          `json:"rotate_by"`
+}
+
+type whoamiResponse struct {
+	Success bool   `json:"success"`
+	Data    whoami `json:"data"`
+}
+
+// handleWhoami answers any valid key with what it is: the connectivity check
+// of the seeds.
+func (s *server) handleWhoami(w http.ResponseWriter, r *http.Request) {
+	res, _, err := s.authenticate(r, nil)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	k := res.Key
+	respond(w, http.StatusOK, whoamiResponse{Success: true, Data: whoami{
+		KeyID: k.ID, Name: k.Name, TenantID: k.TenantID, TenantSlug: res.Tenant.Slug,
+		Environment: k.Environment, Permissions: k.Permissions, ExpiresAt: k.ExpiresAt, RotateBy: k.RotateBy,
+	}})
+}
+
+type verifyRequest struct {
+	Key         string   `json:"key" description:"the key to check, as the client sent it"`
+	Permissions []string `json:"permissions,omitempty" description:"permissions the request needs; all must be held"`
+	IP          string   `json:"ip,omitempty" description:"the client's address, checked against the key's IP restrictions"`
+	Method      string   `json:"method,omitempty"`
+	Path        string   `json:"path,omitempty"`
+	Referrer    string   `json:"referrer,omitempty"`
+}
+
+type verifyResponse struct {
+	Valid       bool                `json:"valid"`
+	Code        keyward.Code        `json:"code,omitempty" description:"the outcome when not valid"`
+	Status      int                 `json:"status" description:"the HTTP status to answer the client with"`
+	Detail      string              `json:"detail,omitempty"`
+	KeyID       string              `json:"key_id,omitempty"`
+	TenantID    string              `json:"tenant_id,omitempty"`
+	Environment keyward.Environment `json:"environment,omitempty"`
+	Permissions []string            `json:"permissions,omitempty"`
+	ExpiresAt   *time.Time          `json:"expires_at,omitempty"`
+	RateLimit   *struct{}           `json:"ratelimit" description:"rate-limit state; null until rate limits are configured"`
+	RequestID   string              `json:"request_id"`
+}
+
+// handleVerify checks a key for another service. The caller needs
+// keyward:verify; a caller outside the system tenant can check its own
+// tenant's keys only (others are invalid_api_key to it).
+func (s *server) handleVerify(w http.ResponseWriter, r *http.Request) {
+	caller, _, err := s.authenticate(r, []string{keyward.PermVerify})
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	var in verifyRequest
+	if err := decode(w, r, &in); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	req := verify.Request{Key: in.Key, Permissions: in.Permissions}
+	if in.IP != "" {
+		if req.IP, err = netip.ParseAddr(in.IP); err != nil {
+			s.writeError(w, r, keyward.FieldErrorf("ip", "%q is not an IP address", in.IP))
+			return
+		}
+		req.IP = req.IP.Unmap()
+	}
+	res := s.verifier.Verify(r.Context(), req)
+	if res.Key != nil && caller.Key.TenantID != keyward.SystemTenantID && res.Key.TenantID != caller.Key.TenantID {
+		res = verify.Result{Code: keyward.CodeInvalidAPIKey, Detail: "No key matches the one sent; check that it was copied in full."}
+	}
+	out := verifyResponse{Valid: res.Valid(), Code: res.Code, Status: http.StatusOK, Detail: res.Detail, RequestID: requestID(r)}
+	if !out.Valid {
+		out.Status = res.Code.Status()
+	}
+	if res.Key != nil && res.Code.Status() != http.StatusUnauthorized {
+		out.KeyID, out.TenantID, out.Environment, out.Permissions, out.ExpiresAt =
+			res.Key.ID, res.Key.TenantID, res.Key.Environment, res.Key.Permissions, res.Key.ExpiresAt
+	}
+	respond(w, http.StatusOK, out)
+}
+
+type forwardAuthRequest struct {
+	Permissions string `query:"permissions" description:"comma-separated permissions the protected location needs"`
+	APIKey      string `header:"X-API-Key"`
+	Auth        string `header:"Authorization" description:"Bearer <key>"`
+	Method      string `header:"X-Forwarded-Method" description:"the original request's method (or X-Original-Method)"`
+	URI         string `header:"X-Forwarded-Uri" description:"the original request's URI (or X-Original-URI)"`
+}
+
+// handleForwardAuth verifies the key of a request that a proxy is about to
+// pass on. It answers 200 with the identity headers, or the outcome's status
+// and problem body, which the proxy returns to its client.
+func (s *server) handleForwardAuth(w http.ResponseWriter, r *http.Request) {
+	var perms []string
+	if r.URL.RawQuery != "" {
+		if p := r.URL.Query().Get("permissions"); p != "" {
+			perms = strings.Split(p, ",")
+		}
+	}
+	res, _, err := s.authenticate(r, perms)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	h := w.Header()
+	h["X-Keyward-Key-Id"] = []string{res.Key.ID}
+	h["X-Keyward-Tenant"] = []string{res.Key.TenantID}
+	h["X-Keyward-Environment"] = []string{string(res.Key.Environment)}
+	h["X-Keyward-Permissions"] = []string{strings.Join(res.Key.Permissions, ",")}
+	w.WriteHeader(http.StatusOK)
+}

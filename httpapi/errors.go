@@ -1,0 +1,68 @@
+package httpapi
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/keyward/keyward"
+)
+
+// problem is an RFC 9457 problem+json body with Keyward's members.
+type problem struct {
+	Type      string       `json:"type" example:"urn:keyward:error:invalid_api_key"`
+	Title     string       `json:"title" example:"Invalid API key"`
+	Status    int          `json:"status" example:"401"`
+	Detail    string       `json:"detail" example:"No key matches the one sent; check that it was copied in full, or create a new one."`
+	Code      keyward.Code `json:"code" example:"invalid_api_key"`
+	Field     string       `json:"field,omitempty" example:"name"`
+	RequestID string       `json:"request_id" example:"req_4Xk9…"`
+	Success   bool         `json:"success"`
+}
+
+// realm is the protection space named in WWW-Authenticate.
+const realm = "keyward"
+
+// writeError answers with err as problem+json: the status from the code's
+// table, the public message as detail, and the authentication challenge of
+// RFC 6750 where one applies. Internal causes go to the log, never to the
+// caller; the log never receives a key.
+func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	var e *keyward.Error
+	if !errors.As(err, &e) {
+		e = keyward.Internal(err)
+	}
+	status := e.Code.Status()
+	if status >= 500 {
+		s.log.ErrorContext(r.Context(), "request failed", "request_id", requestID(r), "method", r.Method, "path", r.URL.Path, "code", e.Code, "err", err)
+	}
+	h := w.Header()
+	switch {
+	case e.Code == keyward.CodeMissingAPIKey:
+		h.Set("WWW-Authenticate", `Bearer realm="`+realm+`"`)
+	case status == http.StatusUnauthorized:
+		h.Set("WWW-Authenticate", fmt.Sprintf(`Bearer realm="%s", error="invalid_token", error_description="%s"`, realm, headerSafe(e.Code.Title())))
+	case e.Code == keyward.CodeInsufficientPermissions:
+		h.Set("WWW-Authenticate", fmt.Sprintf(`Bearer realm="%s", error="insufficient_scope"`, realm))
+	case e.Code == keyward.CodeStorageUnavailable:
+		h.Set("Retry-After", "1")
+	}
+	h.Set("Content-Type", "application/problem+json")
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	writeJSON(w, problem{
+		Type: "urn:keyward:error:" + string(e.Code), Title: e.Code.Title(), Status: status,
+		Detail: e.Message, Code: e.Code, Field: e.Field, RequestID: requestID(r),
+	})
+}
+
+// headerSafe drops characters that may not stand in a quoted header value.
+func headerSafe(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r == '"' || r == '\\' || r < 0x20 || r > 0x7e {
+			return -1
+		}
+		return r
+	}, s)
+}

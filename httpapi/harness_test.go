@@ -1,0 +1,219 @@
+package httpapi
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/keyward/keyward"
+	"github.com/keyward/keyward/apikey"
+	"github.com/keyward/keyward/manage"
+	"github.com/keyward/keyward/sqlite"
+	"github.com/keyward/keyward/verify"
+)
+
+// clock is a time the test moves by hand.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+// harness runs the whole API on a real SQLite file behind a real HTTP
+// listener on loopback.
+type harness struct {
+	t        *testing.T
+	url      string
+	root     string
+	store    *sqlite.Store
+	verifier *verify.Verifier
+	svc      *manage.Service
+	clock    *clock
+}
+
+type harnessOption func(*Config)
+
+func withTrustedProxies(list string) harnessOption {
+	return func(c *Config) {
+		p, err := ParseCIDRs(list)
+		if err != nil {
+			panic(err)
+		}
+		c.TrustedProxies = p
+	}
+}
+
+func newHarness(t *testing.T, opts ...harnessOption) *harness {
+	t.Helper()
+	ctx := context.Background()
+	store, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "keyward.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	clk := &clock{t: time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)}
+	format, err := apikey.NewFormat(apikey.DefaultPrefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := verify.New(store, verify.Options{Format: format, Clock: clk.Now, FlushInterval: time.Hour})
+	if err := v.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { v.Close(context.Background()) })
+	svc := manage.New(manage.Config{Store: store, Format: format, Clock: clk.Now, AfterChange: v.Refresh})
+	root, err := svc.Bootstrap(ctx)
+	if err != nil || root == "" {
+		t.Fatalf("bootstrap: %q, %v", root, err)
+	}
+	cfg := Config{Service: svc, Verifier: v, Store: store}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	h, err := NewServer(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return &harness{t: t, url: srv.URL, root: root, store: store, verifier: v, svc: svc, clock: clk}
+}
+
+// answer is a response with its body read and decoded.
+type answer struct {
+	status int
+	header http.Header
+	raw    string
+	body   map[string]any
+}
+
+func (a answer) str(name string) string {
+	s, _ := a.body[name].(string)
+	return s
+}
+
+func (a answer) data() map[string]any {
+	d, _ := a.body["data"].(map[string]any)
+	return d
+}
+
+func (a answer) list() []map[string]any {
+	var out []map[string]any
+	for _, v := range a.body["data"].([]any) {
+		out = append(out, v.(map[string]any))
+	}
+	return out
+}
+
+// call sends a request with the key in X-API-Key (none when key is "") and
+// body as JSON (none when nil; a string is sent as it is).
+func (h *harness) call(method, path, key string, body any, header ...string) answer {
+	h.t.Helper()
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case string:
+		rd = strings.NewReader(b)
+	default:
+		buf, err := json.Marshal(b)
+		if err != nil {
+			h.t.Fatal(err)
+		}
+		rd = bytes.NewReader(buf)
+	}
+	req, err := http.NewRequest(method, h.url+path, rd)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if key != "" {
+		req.Header.Set("X-API-Key", key)
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Add(header[i], header[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	a := answer{status: resp.StatusCode, header: resp.Header, raw: string(raw)}
+	if len(raw) > 0 && raw[0] == '{' {
+		if err := json.Unmarshal(raw, &a.body); err != nil {
+			h.t.Fatalf("%s %s: body is not JSON: %v\n%s", method, path, err, raw)
+		}
+	}
+	if resp.Header.Get("X-Request-Id") == "" {
+		h.t.Errorf("%s %s: no X-Request-Id", method, path)
+	}
+	return a
+}
+
+// must calls and fails the test unless the answer has the given status.
+func (h *harness) must(status int, method, path, key string, body any, header ...string) answer {
+	h.t.Helper()
+	a := h.call(method, path, key, body, header...)
+	if a.status != status {
+		h.t.Fatalf("%s %s: status %d, want %d\n%s", method, path, a.status, status, a.raw)
+	}
+	return a
+}
+
+// tenant creates a tenant with the root key and returns its id.
+func (h *harness) tenant(slug string) string {
+	h.t.Helper()
+	return h.must(http.StatusCreated, "POST", "/v1/tenants", h.root, map[string]any{"slug": slug}).data()["id"].(string)
+}
+
+// key creates a key from the given body with the given key and returns its
+// plaintext and id.
+func (h *harness) key(by string, body map[string]any) (plaintext, id string) {
+	h.t.Helper()
+	d := h.must(http.StatusCreated, "POST", "/v1/api-keys", by, body).data()
+	return d["key"].(string), d["id"].(string)
+}
+
+// problemOf checks that a is a problem+json answer with status and code,
+// and returns its detail.
+func problemOf(t *testing.T, a answer, status int, code keyward.Code) string {
+	t.Helper()
+	if a.status != status {
+		t.Fatalf("status %d, want %d\n%s", a.status, status, a.raw)
+	}
+	if ct := a.header.Get("Content-Type"); ct != "application/problem+json" {
+		t.Errorf("Content-Type %q, want application/problem+json", ct)
+	}
+	if a.str("code") != string(code) {
+		t.Errorf("code %q, want %q\n%s", a.str("code"), code, a.raw)
+	}
+	if a.body["status"] != float64(status) || a.body["success"] != false || a.str("title") == "" ||
+		a.str("type") != "urn:keyward:error:"+string(code) || a.str("detail") == "" {
+		t.Errorf("problem body incomplete: %s", a.raw)
+	}
+	if a.str("request_id") == "" || a.str("request_id") != a.header.Get("X-Request-Id") {
+		t.Errorf("request_id %q does not match X-Request-Id %q", a.str("request_id"), a.header.Get("X-Request-Id"))
+	}
+	return a.str("detail")
+}
+
+var loopback = netip.MustParseAddr("127.0.0.1")

@@ -1,0 +1,257 @@
+// Package httpapi owns Keyward's HTTP surface: the management API under /v1,
+// the verify and forward-auth endpoints, health checks and the OpenAPI
+// document generated from the route table in routes.go. Errors are answered
+// as RFC 9457 problem+json in one place (errors.go).
+package httpapi
+
+import (
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"strings"
+	"sync/atomic"
+
+	"github.com/keyward/keyward"
+	"github.com/keyward/keyward/manage"
+	"github.com/keyward/keyward/verify"
+)
+
+// Config holds what the HTTP server needs.
+type Config struct {
+	Service  *manage.Service
+	Verifier *verify.Verifier
+	Store    keyward.Store
+	Logger   *slog.Logger
+	// TrustedProxies are the addresses whose X-Forwarded-For is believed.
+	// Empty: the client address is always the connection's peer.
+	TrustedProxies []netip.Prefix
+}
+
+type server struct {
+	svc      *manage.Service
+	verifier *verify.Verifier
+	store    keyward.Store
+	log      *slog.Logger
+	trusted  []netip.Prefix
+	openapi  []byte
+	// idPrefix and idCounter make request ids unique without a random read
+	// per request.
+	idPrefix  string
+	idCounter atomic.Uint64
+}
+
+// NewServer returns the HTTP handler of the API, every route and middleware
+// in place.
+func NewServer(c Config) (http.Handler, error) {
+	s := &server{svc: c.Service, verifier: c.Verifier, store: c.Store, log: c.Logger, trusted: c.TrustedProxies}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	s.idPrefix = "req_" + rand.Text()[:10]
+	mux := http.NewServeMux()
+	rts := s.routes()
+	for _, rt := range rts {
+		mux.Handle(rt.pattern, rt.handler)
+	}
+	doc, err := openAPI(rts)
+	if err != nil {
+		return nil, fmt.Errorf("build OpenAPI document: %w", err)
+	}
+	s.openapi = doc
+	mux.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.writeError(w, r, keyward.Errorf(keyward.CodeNotFound, "There is no route %s %s; see /openapi.json for the API.", r.Method, r.URL.Path))
+	}))
+	return s.withRequestID(s.recoverPanics(mux)), nil
+}
+
+// withRequestID gives every request an id, answers it in X-Request-Id, and
+// keeps it in the request's own X-Request-Id header for the handlers. An
+// incoming id of a safe shape is kept, so ids follow a request across
+// services.
+func (s *server) withRequestID(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := r.Header.Get("X-Request-Id")
+		if !safeRequestID(id) {
+			id = s.idPrefix + strconv.FormatUint(s.idCounter.Add(1), 36)
+			r.Header.Set("X-Request-Id", id)
+		}
+		w.Header().Set("X-Request-Id", id)
+		next.ServeHTTP(w, r)
+	})
+}
+
+func safeRequestID(id string) bool {
+	if id == "" || len(id) > 64 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+func requestID(r *http.Request) string { return r.Header.Get("X-Request-Id") }
+
+// recoverPanics answers a panicking handler with a 500 problem instead of a
+// dropped connection, and logs the panic.
+func (s *server) recoverPanics(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				s.writeError(w, r, keyward.Internal(fmt.Errorf("panic: %v", v)))
+			}
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
+
+// clientIP is the address of the client: the connection's peer, or, when the
+// peer is a trusted proxy, the last address in X-Forwarded-For that is not a
+// trusted proxy.
+func (s *server) clientIP(r *http.Request) netip.Addr {
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return netip.Addr{}
+	}
+	addr := ap.Addr().Unmap()
+	if len(s.trusted) == 0 || !s.isTrusted(addr) {
+		return addr
+	}
+	xff := r.Header.Values("X-Forwarded-For")
+	for i := len(xff) - 1; i >= 0; i-- {
+		parts := strings.Split(xff[i], ",")
+		for j := len(parts) - 1; j >= 0; j-- {
+			a, err := netip.ParseAddr(strings.TrimSpace(parts[j]))
+			if err != nil {
+				return addr // a forged or broken list: trust none of it
+			}
+			a = a.Unmap()
+			if !s.isTrusted(a) {
+				return a
+			}
+			addr = a
+		}
+	}
+	return addr
+}
+
+func (s *server) isTrusted(a netip.Addr) bool {
+	for _, p := range s.trusted {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// ParseCIDRs reads a comma-separated list of CIDRs or addresses, as
+// --trusted-proxies takes it.
+func ParseCIDRs(list string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, f := range strings.Split(list, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		p, err := netip.ParsePrefix(f)
+		if err != nil {
+			a, aerr := netip.ParseAddr(f)
+			if aerr != nil {
+				return nil, fmt.Errorf("%q is not a CIDR or an IP address", f)
+			}
+			p = netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen())
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
+}
+
+// maxBody bounds a request body of the management API.
+const maxBody = 1 << 20
+
+// decode reads a JSON body into v strictly: unknown fields, trailing data, a
+// wrong type or a body over 1 MiB are errors that say what to fix.
+func decode(w http.ResponseWriter, r *http.Request, v any) error {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
+	dec.DisallowUnknownFields()
+	err := dec.Decode(v)
+	if err == nil {
+		if dec.More() || dec.Decode(&struct{}{}) != io.EOF {
+			return keyward.Errorf(keyward.CodeInvalidRequest, "The body holds more than one JSON value; send a single JSON object.")
+		}
+		return nil
+	}
+	var (
+		syntax  *json.SyntaxError
+		typeErr *json.UnmarshalTypeError
+		tooBig  *http.MaxBytesError
+	)
+	switch {
+	case errors.Is(err, io.EOF):
+		return keyward.Errorf(keyward.CodeInvalidRequest, "The body is empty; send a JSON object.")
+	case errors.As(err, &syntax), errors.Is(err, io.ErrUnexpectedEOF):
+		return keyward.Errorf(keyward.CodeInvalidRequest, "The body is not valid JSON (%v); send a JSON object.", err)
+	case errors.As(err, &typeErr):
+		if typeErr.Field == "" {
+			return keyward.Errorf(keyward.CodeInvalidRequest, "The body must be a JSON object, not %s.", typeErr.Value)
+		}
+		return keyward.FieldErrorf(typeErr.Field, "must be %s, not %s", jsonType(typeErr.Type.Kind().String()), typeErr.Value)
+	case errors.As(err, &tooBig):
+		return keyward.Errorf(keyward.CodeInvalidRequest, "The body is larger than %d bytes.", maxBody)
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		field := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+		return keyward.FieldErrorf(field, "is not a field of this request; check its spelling against /openapi.json")
+	}
+	return keyward.Errorf(keyward.CodeInvalidRequest, "The body could not be read: %v.", err)
+}
+
+func jsonType(kind string) string {
+	switch kind {
+	case "string":
+		return "a string"
+	case "slice", "array":
+		return "an array"
+	case "map", "struct", "ptr":
+		return "an object"
+	case "bool":
+		return "true or false"
+	}
+	return "a number"
+}
+
+// writeJSON writes v as JSON; the status and headers are set before.
+func writeJSON(w io.Writer, v any) {
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(v)
+}
+
+// respond answers with status and v as JSON.
+func respond(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	writeJSON(w, v)
+}
+
+// remoteHost is the host part of an address, for logs.
+func remoteHost(addr string) string {
+	h, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	return h
+}

@@ -1,0 +1,99 @@
+package httpapi
+
+import (
+	"net/http"
+
+	"github.com/keyward/keyward"
+	"github.com/keyward/keyward/manage"
+)
+
+type (
+	tenantPath          struct{ ID string `path:"id" description:"tenant id or slug" example:"acme"` }
+	createTenantRequest struct{ manage.CreateTenantInput }
+	tenantResponse      struct {
+		Success bool            `json:"success"`
+		Data    *keyward.Tenant `json:"data"`
+	}
+	tenantListResponse struct {
+		Success    bool              `json:"success"`
+		Data       []*keyward.Tenant `json:"data"`
+		NextCursor string            `json:"next_cursor"`
+	}
+	auditRequest struct {
+		TenantID string `query:"tenant_id" description:"tenant id or slug; a tenant's key sees its own entries only"`
+		Target   string `query:"target" description:"id of a key or tenant"`
+		pageRequest
+	}
+	auditListResponse struct {
+		Success    bool                  `json:"success"`
+		Data       []*keyward.AuditEntry `json:"data"`
+		NextCursor string                `json:"next_cursor"`
+	}
+)
+
+func (s *server) handleCreateTenant(w http.ResponseWriter, r *http.Request, c manage.Caller) error {
+	var in manage.CreateTenantInput
+	if err := decode(w, r, &in); err != nil {
+		return err
+	}
+	t, err := s.svc.CreateTenant(r.Context(), c, in)
+	if err != nil {
+		return err
+	}
+	respond(w, http.StatusCreated, tenantResponse{Success: true, Data: t})
+	return nil
+}
+
+func (s *server) handleListTenants(w http.ResponseWriter, r *http.Request, c manage.Caller) error {
+	p, err := readPage(r)
+	if err != nil {
+		return err
+	}
+	ts, next, err := s.svc.Tenants(r.Context(), c, p)
+	if err != nil {
+		return err
+	}
+	respond(w, http.StatusOK, tenantListResponse{Success: true, Data: ts, NextCursor: next})
+	return nil
+}
+
+func (s *server) handleGetTenant(w http.ResponseWriter, r *http.Request, c manage.Caller) error {
+	t, err := s.svc.Tenant(r.Context(), c, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	respond(w, http.StatusOK, tenantResponse{Success: true, Data: t})
+	return nil
+}
+
+func (s *server) handleSuspendTenant(w http.ResponseWriter, r *http.Request, c manage.Caller) error {
+	t, err := s.svc.SuspendTenant(r.Context(), c, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	respond(w, http.StatusOK, tenantResponse{Success: true, Data: t})
+	return nil
+}
+
+func (s *server) handleResumeTenant(w http.ResponseWriter, r *http.Request, c manage.Caller) error {
+	t, err := s.svc.ResumeTenant(r.Context(), c, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	respond(w, http.StatusOK, tenantResponse{Success: true, Data: t})
+	return nil
+}
+
+func (s *server) handleAuditLog(w http.ResponseWriter, r *http.Request, c manage.Caller) error {
+	p, err := readPage(r)
+	if err != nil {
+		return err
+	}
+	q := r.URL.Query()
+	es, next, err := s.svc.AuditLog(r.Context(), c, keyward.AuditFilter{TenantID: q.Get("tenant_id"), Target: q.Get("target")}, p)
+	if err != nil {
+		return err
+	}
+	respond(w, http.StatusOK, auditListResponse{Success: true, Data: es, NextCursor: next})
+	return nil
+}

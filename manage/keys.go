@@ -1,0 +1,342 @@
+package manage
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/keyward/keyward"
+	"github.com/keyward/keyward/apikey"
+)
+
+// CreateKeyInput asks for a new key.
+type CreateKeyInput struct {
+	TenantID     string                `json:"tenant_id,omitempty" description:"tenant id or slug; a tenant's key may leave it out (its own tenant)"`
+	Name         string                `json:"name" description:"what the key is for, 1 to 100 characters" example:"prod-order-bot"`
+	Environment  string                `json:"environment,omitempty" enum:"live,test" description:"default live"`
+	Permissions  []string              `json:"permissions,omitempty" example:"[\"contacts:write\"]"`
+	Expires      string                `json:"expires,omitempty" description:"a date (2027-01-01), an RFC 3339 time, or a duration from now (90d, 12h, 30m); empty: never" example:"90d"`
+	RotateBy     string                `json:"rotate_by,omitempty" description:"when rotation is due: a date, a time or a duration" example:"90d"`
+	Metadata     map[string]string     `json:"metadata,omitempty" description:"tags such as owner, service, environment"`
+	Restrictions *keyward.Restrictions `json:"restrictions,omitempty"`
+}
+
+// UpdateKeyInput changes a key; absent fields stay as they are.
+type UpdateKeyInput struct {
+	Name         *string               `json:"name,omitempty"`
+	Permissions  *[]string             `json:"permissions,omitempty"`
+	Expires      *string               `json:"expires,omitempty" description:"a date, a time or a duration from now; \"never\" removes the expiry"`
+	RotateBy     *string               `json:"rotate_by,omitempty" description:"a date, a time or a duration from now; \"never\" removes it"`
+	Metadata     *map[string]string    `json:"metadata,omitempty" description:"replaces all tags"`
+	Restrictions *keyward.Restrictions `json:"restrictions,omitempty" description:"replaces the restrictions"`
+	Enabled      *bool                 `json:"enabled,omitempty" description:"false disables the key until it is enabled again"`
+}
+
+// RotateKeyInput asks for a successor key.
+type RotateKeyInput struct {
+	GracePeriod *string `json:"grace_period,omitempty" description:"how long the old key keeps working: a duration up to 30d, 0 for not at all; default 24h" example:"24h"`
+}
+
+// KeyListInput selects keys to list.
+type KeyListInput struct {
+	TenantID    string
+	Environment string
+	Status      string
+}
+
+// CreateKey issues a key. It returns the key as stored and its plaintext,
+// which is never kept and cannot be shown again.
+func (s *Service) CreateKey(ctx context.Context, c Caller, in CreateKeyInput) (*keyward.Key, string, error) {
+	if err := authorize(c); err != nil {
+		return nil, "", err
+	}
+	tenant, err := s.tenantFor(ctx, c, in.TenantID)
+	if err != nil {
+		return nil, "", err
+	}
+	now := s.now().UTC().Truncate(time.Microsecond)
+	k := &keyward.Key{TenantID: tenant.ID, Status: keyward.KeyActive, CreatedAt: now, UpdatedAt: now, CreatedBy: c.Actor.ID}
+	if k.Name, err = checkName(in.Name); err != nil {
+		return nil, "", err
+	}
+	if k.Environment, err = checkEnvironment(in.Environment); err != nil {
+		return nil, "", err
+	}
+	if k.Permissions, err = checkPermissions(c, tenant.ID, in.Permissions); err != nil {
+		return nil, "", err
+	}
+	if k.ExpiresAt, err = parseWhen("expires", in.Expires, now); err != nil {
+		return nil, "", err
+	}
+	if k.RotateBy, err = parseWhen("rotate_by", in.RotateBy, now); err != nil {
+		return nil, "", err
+	}
+	if k.Metadata, err = checkMetadata(in.Metadata); err != nil {
+		return nil, "", err
+	}
+	if k.Restrictions, err = checkRestrictions(in.Restrictions); err != nil {
+		return nil, "", err
+	}
+	plaintext, err := s.issue(k)
+	if err != nil {
+		return nil, "", err
+	}
+	if err := s.store.CreateKey(ctx, k, c.Actor); err != nil {
+		return nil, "", err
+	}
+	s.changed(ctx)
+	return k, plaintext, nil
+}
+
+// issue gives k a fresh id and secret, and returns the secret.
+func (s *Service) issue(k *keyward.Key) (string, error) {
+	plaintext, err := s.format.Generate(k.Environment)
+	if err != nil {
+		return "", keyward.Internal(fmt.Errorf("generate key: %w", err))
+	}
+	k.ID = apikey.NewID("key")
+	k.Hash = apikey.Hash(plaintext)
+	k.Prefix = apikey.KeyPrefix(plaintext)
+	k.Start, k.Last4 = apikey.Display(plaintext)
+	return plaintext, nil
+}
+
+// tenantFor resolves the tenant a key operation is about: the given one for
+// a root key (required), the caller's own for a tenant's key.
+func (s *Service) tenantFor(ctx context.Context, c Caller, idOrSlug string) (*keyward.Tenant, error) {
+	if idOrSlug == "" {
+		if c.Root() {
+			return nil, keyward.FieldErrorf("tenant_id", "is required with a root key: name the tenant the key is for")
+		}
+		idOrSlug = c.TenantID
+	}
+	return s.Tenant(ctx, c, idOrSlug)
+}
+
+// Key returns one key of the caller's reach.
+func (s *Service) Key(ctx context.Context, c Caller, id string) (*keyward.Key, error) {
+	if err := authorize(c); err != nil {
+		return nil, err
+	}
+	k, err := s.store.Key(ctx, id)
+	if keyward.ErrorCode(err) == keyward.CodeNotFound || (err == nil && !c.inScope(k.TenantID)) {
+		return nil, errNotFound("API key", id)
+	}
+	return k, err
+}
+
+// Keys lists the keys of the caller's reach that match in.
+func (s *Service) Keys(ctx context.Context, c Caller, in KeyListInput, p keyward.Page) ([]*keyward.Key, string, error) {
+	if err := authorize(c); err != nil {
+		return nil, "", err
+	}
+	f := keyward.KeyFilter{TenantID: in.TenantID}
+	if in.TenantID != "" || !c.Root() {
+		t, err := s.tenantFor(ctx, c, in.TenantID)
+		if err != nil {
+			return nil, "", err
+		}
+		f.TenantID = t.ID
+	}
+	if in.Environment != "" {
+		e, err := checkEnvironment(in.Environment)
+		if err != nil {
+			return nil, "", err
+		}
+		f.Environment = e
+	}
+	switch st := keyward.KeyStatus(in.Status); st {
+	case "", keyward.KeyActive, keyward.KeyDisabled, keyward.KeyRevoked:
+		f.Status = st
+	default:
+		return nil, "", keyward.FieldErrorf("status", "%q is not a status; use active, disabled or revoked", in.Status)
+	}
+	if err := checkPage(p); err != nil {
+		return nil, "", err
+	}
+	return s.store.Keys(ctx, f, p)
+}
+
+// UpdateKey changes a key of the caller's reach.
+func (s *Service) UpdateKey(ctx context.Context, c Caller, id string, in UpdateKeyInput) (*keyward.Key, error) {
+	k, err := s.Key(ctx, c, id)
+	if err != nil {
+		return nil, err
+	}
+	now := s.now().UTC().Truncate(time.Microsecond)
+	var u keyward.KeyUpdate
+	if in.Name != nil {
+		n, err := checkName(*in.Name)
+		if err != nil {
+			return nil, err
+		}
+		u.Name = &n
+	}
+	if in.Permissions != nil {
+		p, err := checkPermissions(c, k.TenantID, *in.Permissions)
+		if err != nil {
+			return nil, err
+		}
+		u.Permissions = &p
+	}
+	if u.ExpiresAt, err = parseChange("expires", in.Expires, now); err != nil {
+		return nil, err
+	}
+	if u.RotateBy, err = parseChange("rotate_by", in.RotateBy, now); err != nil {
+		return nil, err
+	}
+	if in.Metadata != nil {
+		md, err := checkMetadata(*in.Metadata)
+		if err != nil {
+			return nil, err
+		}
+		u.Metadata = &md
+	}
+	if in.Restrictions != nil {
+		r, err := checkRestrictions(in.Restrictions)
+		if err != nil {
+			return nil, err
+		}
+		u.Restrictions = &r
+	}
+	if in.Enabled != nil {
+		st := keyward.KeyDisabled
+		if *in.Enabled {
+			st = keyward.KeyActive
+		}
+		u.Status = &st
+	}
+	k, err = s.store.UpdateKey(ctx, id, u, now, c.Actor)
+	if keyward.ErrorCode(err) == keyward.CodeConflict {
+		return nil, &keyward.Error{Code: keyward.CodeConflict, Message: "This key is revoked and can no longer be changed; create a new key instead.", Err: err}
+	}
+	if err != nil {
+		return nil, err
+	}
+	s.changed(ctx)
+	return k, nil
+}
+
+// parseChange reads an optional new time for an update: nil leaves it,
+// "never" clears it (a pointer to the zero time), anything else is a future
+// time as parseWhen reads it.
+func parseChange(field string, s *string, now time.Time) (*time.Time, error) {
+	switch {
+	case s == nil:
+		return nil, nil
+	case *s == "never" || *s == "":
+		return &time.Time{}, nil
+	}
+	return parseWhen(field, *s, now)
+}
+
+// RevokeKey revokes a key of the caller's reach at once. Revoking a revoked
+// key changes nothing.
+func (s *Service) RevokeKey(ctx context.Context, c Caller, id string) (*keyward.Key, error) {
+	if _, err := s.Key(ctx, c, id); err != nil {
+		return nil, err
+	}
+	k, err := s.store.RevokeKey(ctx, id, s.now().UTC().Truncate(time.Microsecond), c.Actor)
+	if err != nil {
+		return nil, err
+	}
+	s.changed(ctx)
+	return k, nil
+}
+
+// RotateKey issues a successor with the same tenant, environment, name,
+// permissions, tags and restrictions; an expiry or rotation date keeps the
+// same distance from creation. The old key keeps working for the grace
+// period (default 24h, at most 30 days, 0 for not at all). It returns the
+// successor, its plaintext, and the old key as stored.
+func (s *Service) RotateKey(ctx context.Context, c Caller, id string, in RotateKeyInput) (successor *keyward.Key, plaintext string, old *keyward.Key, err error) {
+	grace := DefaultGrace
+	if in.GracePeriod != nil {
+		if grace, err = ParseDuration(*in.GracePeriod); err != nil {
+			return nil, "", nil, keyward.FieldErrorf("grace_period", "%v; use a duration such as 24h, 7d or 0 (the old key stops at once)", err)
+		}
+		if grace > MaxGrace {
+			return nil, "", nil, keyward.FieldErrorf("grace_period", "%s is longer than 30 days; the old key may keep working for at most 30d", *in.GracePeriod)
+		}
+	}
+	if old, err = s.Key(ctx, c, id); err != nil {
+		return nil, "", nil, err
+	}
+	switch {
+	case old.Status == keyward.KeyRevoked:
+		return nil, "", nil, keyward.Errorf(keyward.CodeConflict, "This key is revoked; create a new key instead of rotating it.")
+	case old.RotatedTo != "":
+		return nil, "", nil, keyward.Errorf(keyward.CodeConflict, "This key was rotated already, to %s; rotate that key instead.", old.RotatedTo)
+	}
+	now := s.now().UTC().Truncate(time.Microsecond)
+	successor = &keyward.Key{
+		TenantID: old.TenantID, Environment: old.Environment, Name: old.Name,
+		Permissions: old.Permissions, Metadata: old.Metadata, Restrictions: old.Restrictions,
+		ExpiresAt: sameDistance(old.ExpiresAt, old.CreatedAt, now), RotateBy: sameDistance(old.RotateBy, old.CreatedAt, now),
+		Status: keyward.KeyActive, CreatedAt: now, UpdatedAt: now, CreatedBy: c.Actor.ID, RotatedFrom: old.ID,
+	}
+	if plaintext, err = s.issue(successor); err != nil {
+		return nil, "", nil, err
+	}
+	oldExpires := now.Add(grace)
+	if old.ExpiresAt != nil && old.ExpiresAt.Before(oldExpires) {
+		oldExpires = *old.ExpiresAt
+	}
+	old, err = s.store.RotateKey(ctx, old.ID, successor, oldExpires, c.Actor)
+	if keyward.ErrorCode(err) == keyward.CodeConflict {
+		return nil, "", nil, &keyward.Error{Code: keyward.CodeConflict, Message: "This key was revoked or rotated meanwhile; reload it and try again.", Err: err}
+	}
+	if err != nil {
+		return nil, "", nil, err
+	}
+	s.changed(ctx)
+	return successor, plaintext, old, nil
+}
+
+// sameDistance returns now plus the time from created to t, or nil.
+func sameDistance(t *time.Time, created, now time.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	d := now.Add(t.Sub(created))
+	return &d
+}
+
+// AuditLog lists audit entries of the caller's reach.
+func (s *Service) AuditLog(ctx context.Context, c Caller, f keyward.AuditFilter, p keyward.Page) ([]*keyward.AuditEntry, string, error) {
+	if err := authorize(c); err != nil {
+		return nil, "", err
+	}
+	if f.TenantID != "" || !c.Root() {
+		t, err := s.tenantFor(ctx, c, f.TenantID)
+		if err != nil {
+			return nil, "", err
+		}
+		f.TenantID = t.ID
+	}
+	if err := checkPage(p); err != nil {
+		return nil, "", err
+	}
+	return s.store.AuditLog(ctx, f, p)
+}
+
+// Bootstrap makes sure the system tenant exists and, on an empty database,
+// issues the first root key. It returns that key's plaintext, to be shown
+// once, or "" when the database had been set up before.
+func (s *Service) Bootstrap(ctx context.Context) (string, error) {
+	now := s.now().UTC().Truncate(time.Microsecond)
+	sys := &keyward.Tenant{ID: keyward.SystemTenantID, Slug: keyward.SystemTenantSlug, Plan: DefaultPlan, Status: keyward.TenantActive, CreatedAt: now, UpdatedAt: now}
+	if err := s.store.CreateTenant(ctx, sys, keyward.ActorCLI); err != nil && keyward.ErrorCode(err) != keyward.CodeConflict {
+		return "", err
+	}
+	// A root key is issued while the system tenant has never had a key, so
+	// a start that stopped between the two steps still ends with one.
+	keys, _, err := s.store.Keys(ctx, keyward.KeyFilter{TenantID: keyward.SystemTenantID}, keyward.Page{Limit: 1})
+	if err != nil || len(keys) > 0 {
+		return "", err
+	}
+	_, plaintext, err := s.CreateKey(ctx, CLI, CreateKeyInput{
+		TenantID: keyward.SystemTenantID, Name: "root", Permissions: []string{keyward.PermAdmin},
+	})
+	return plaintext, err
+}

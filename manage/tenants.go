@@ -1,0 +1,118 @@
+package manage
+
+import (
+	"context"
+	"regexp"
+	"strings"
+
+	"github.com/keyward/keyward"
+	"github.com/keyward/keyward/apikey"
+)
+
+// CreateTenantInput asks for a new tenant.
+type CreateTenantInput struct {
+	Slug string `json:"slug" description:"lowercase letters, digits and dashes; unique" example:"acme"`
+	Plan string `json:"plan,omitempty" description:"plan name; default \"default\"" example:"pro"`
+}
+
+var (
+	slugPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{1,62}$`)
+	planPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,63}$`)
+)
+
+// DefaultPlan is the plan of a tenant created without one.
+const DefaultPlan = "default"
+
+// CreateTenant creates a tenant; only a root key may.
+func (s *Service) CreateTenant(ctx context.Context, c Caller, in CreateTenantInput) (*keyward.Tenant, error) {
+	if err := authorizeRoot(c); err != nil {
+		return nil, err
+	}
+	slug := in.Slug
+	switch {
+	case slug == "":
+		return nil, keyward.FieldErrorf("slug", "is required: a short name such as \"acme\"")
+	case !slugPattern.MatchString(slug):
+		return nil, keyward.FieldErrorf("slug", "%q is not valid: use 2 to 63 lowercase letters, digits and dashes, starting with a letter or digit", slug)
+	case slug == keyward.SystemTenantSlug:
+		return nil, keyward.FieldErrorf("slug", "%q is reserved for Keyward's own tenant; choose another", slug)
+	}
+	plan := in.Plan
+	if plan == "" {
+		plan = DefaultPlan
+	}
+	if !planPattern.MatchString(plan) {
+		return nil, keyward.FieldErrorf("plan", "%q is not valid: use up to 64 lowercase letters, digits, dashes and underscores", plan)
+	}
+	now := s.now().UTC()
+	t := &keyward.Tenant{ID: apikey.NewID("ten"), Slug: slug, Plan: plan, Status: keyward.TenantActive, CreatedAt: now, UpdatedAt: now}
+	if err := s.store.CreateTenant(ctx, t, c.Actor); err != nil {
+		if keyward.ErrorCode(err) == keyward.CodeConflict {
+			return nil, &keyward.Error{Code: keyward.CodeConflict, Field: "slug", Message: "slug: a tenant with slug " + quote(slug) + " exists already; choose another", Err: err}
+		}
+		return nil, err
+	}
+	s.changed(ctx)
+	return t, nil
+}
+
+// Tenant returns a tenant by id or slug. A tenant's key sees its own only.
+func (s *Service) Tenant(ctx context.Context, c Caller, idOrSlug string) (*keyward.Tenant, error) {
+	if err := authorize(c); err != nil {
+		return nil, err
+	}
+	t, err := s.store.Tenant(ctx, idOrSlug)
+	if keyward.ErrorCode(err) == keyward.CodeNotFound || (err == nil && !c.inScope(t.ID)) {
+		return nil, errNotFound("tenant", idOrSlug)
+	}
+	return t, err
+}
+
+// Tenants lists tenants: all of them for a root key, its own for a tenant's.
+func (s *Service) Tenants(ctx context.Context, c Caller, p keyward.Page) ([]*keyward.Tenant, string, error) {
+	if err := authorize(c); err != nil {
+		return nil, "", err
+	}
+	if !c.Root() {
+		t, err := s.store.Tenant(ctx, c.TenantID)
+		if err != nil {
+			return nil, "", err
+		}
+		return []*keyward.Tenant{t}, "", nil
+	}
+	if err := checkPage(p); err != nil {
+		return nil, "", err
+	}
+	return s.store.Tenants(ctx, p)
+}
+
+// SuspendTenant stops every key of a tenant from working until it is resumed.
+func (s *Service) SuspendTenant(ctx context.Context, c Caller, idOrSlug string) (*keyward.Tenant, error) {
+	return s.setTenantStatus(ctx, c, idOrSlug, keyward.TenantSuspended)
+}
+
+// ResumeTenant lets a suspended tenant's keys work again.
+func (s *Service) ResumeTenant(ctx context.Context, c Caller, idOrSlug string) (*keyward.Tenant, error) {
+	return s.setTenantStatus(ctx, c, idOrSlug, keyward.TenantActive)
+}
+
+func (s *Service) setTenantStatus(ctx context.Context, c Caller, idOrSlug string, status keyward.TenantStatus) (*keyward.Tenant, error) {
+	t, err := s.Tenant(ctx, c, idOrSlug)
+	if err != nil {
+		return nil, err
+	}
+	if err := authorizeRoot(c); err != nil {
+		return nil, err
+	}
+	if t.ID == keyward.SystemTenantID && status == keyward.TenantSuspended {
+		return nil, keyward.Errorf(keyward.CodeInvalidRequest, "The system tenant cannot be suspended: it holds the root keys.")
+	}
+	t, err = s.store.SetTenantStatus(ctx, t.ID, status, s.now().UTC(), c.Actor)
+	if err != nil {
+		return nil, err
+	}
+	s.changed(ctx)
+	return t, nil
+}
+
+func quote(s string) string { return `"` + strings.ReplaceAll(s, `"`, `\"`) + `"` }
