@@ -33,7 +33,9 @@ type createdKey struct {
 }
 
 type (
-	keyPath          struct{ ID string `path:"id" example:"key_3hF…"` }
+	keyPath struct {
+		ID string `path:"id" example:"key_3hF…"`
+	}
 	createKeyRequest struct{ manage.CreateKeyInput }
 	updateKeyRequest struct {
 		keyPath

@@ -8,7 +8,9 @@ import (
 )
 
 type (
-	tenantPath          struct{ ID string `path:"id" description:"tenant id or slug" example:"acme"` }
+	tenantPath struct {
+		ID string `path:"id" description:"tenant id or slug" example:"acme"`
+	}
 	createTenantRequest struct{ manage.CreateTenantInput }
 	tenantResponse      struct {
 		Success bool            `json:"success"`

@@ -1,0 +1,107 @@
+package httpapi
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/keyward/keyward"
+)
+
+// TestTenantIsolation sends a tenant's key at another tenant's resources on
+// every route that names one, and expects the answer for an id that does
+// not exist: 404, never 403, so ids cannot be probed. The other tenant's
+// key must come out unchanged.
+func TestTenantIsolation(t *testing.T) {
+	h := newHarness(t)
+	a := h.tenant("alpha")
+	b := h.tenant("beta")
+	perms := []string{"keys:manage", "contacts:read"}
+	alpha, _ := h.key(h.root, map[string]any{"tenant_id": a, "name": "alpha admin", "permissions": perms})
+	beta, betaID := h.key(h.root, map[string]any{"tenant_id": b, "name": "beta admin", "permissions": perms})
+	_, rootID := h.must(200, "GET", "/v1/whoami", h.root, nil), h.must(200, "GET", "/v1/whoami", h.root, nil).data()["key_id"].(string)
+
+	cases := []struct {
+		pattern string // the route under test, as in routes.go
+		method  string
+		path    string
+		body    any
+	}{
+		{"GET /v1/api-keys/{id}", "GET", "/v1/api-keys/" + betaID, nil},
+		{"PATCH /v1/api-keys/{id}", "PATCH", "/v1/api-keys/" + betaID, map[string]any{"name": "pwned"}},
+		{"DELETE /v1/api-keys/{id}", "DELETE", "/v1/api-keys/" + betaID, nil},
+		{"POST /v1/api-keys/{id}/rotate", "POST", "/v1/api-keys/" + betaID + "/rotate", nil},
+		{"GET /v1/api-keys", "GET", "/v1/api-keys?tenant_id=" + b, nil},
+		{"GET /v1/api-keys", "GET", "/v1/api-keys?tenant_id=beta", nil},
+		{"POST /v1/api-keys", "POST", "/v1/api-keys", map[string]any{"tenant_id": b, "name": "intruder"}},
+		{"GET /v1/tenants/{id}", "GET", "/v1/tenants/" + b, nil},
+		{"GET /v1/tenants/{id}", "GET", "/v1/tenants/beta", nil},
+		{"POST /v1/tenants/{id}/suspend", "POST", "/v1/tenants/" + b + "/suspend", nil},
+		{"POST /v1/tenants/{id}/resume", "POST", "/v1/tenants/" + b + "/resume", nil},
+		{"GET /v1/audit-log", "GET", "/v1/audit-log?tenant_id=" + b, nil},
+		{"GET /v1/api-keys/{id}", "GET", "/v1/api-keys/" + rootID, nil},
+		{"GET /v1/tenants/{id}", "GET", "/v1/tenants/" + keyward.SystemTenantID, nil},
+	}
+	covered := map[string]bool{}
+	for _, tc := range cases {
+		covered[tc.pattern] = true
+		t.Run(tc.method+" "+tc.path, func(t *testing.T) {
+			got := h.call(tc.method, tc.path, alpha, tc.body)
+			problemOf(t, got, 404, keyward.CodeNotFound)
+			// The same request for an id that does not exist answers alike.
+			missing := strings.NewReplacer(betaID, "key_doesnotexist", b, "ten_doesnotexist", "beta", "nosuchslug", rootID, "key_doesnotexist", keyward.SystemTenantID, "ten_doesnotexist").Replace(tc.path)
+			if body, ok := tc.body.(map[string]any); ok && body["tenant_id"] != nil {
+				tc.body = map[string]any{"tenant_id": "ten_doesnotexist", "name": "intruder"}
+			}
+			problemOf(t, h.call(tc.method, missing, alpha, tc.body), 404, keyward.CodeNotFound)
+		})
+	}
+	// Every route that takes a tenant's resource is in the table.
+	for _, rt := range (&server{}).routes() {
+		if strings.Contains(rt.pattern, "{id}") || strings.HasPrefix(rt.pattern, "GET /v1/api-keys") || rt.pattern == "POST /v1/api-keys" || rt.pattern == "GET /v1/audit-log" {
+			if !covered[rt.pattern] {
+				t.Errorf("route %s is not tested for tenant isolation", rt.pattern)
+			}
+		}
+	}
+
+	// Beta's key is untouched and works; alpha sees only its own.
+	k := h.must(200, "GET", "/v1/api-keys/"+betaID, beta, nil).data()
+	if k["name"] != "beta admin" || k["status"] != "active" || k["rotated_to"] != "" {
+		t.Errorf("beta's key changed: %v", k)
+	}
+	h.must(200, "GET", "/v1/whoami", beta, nil)
+	for _, key := range h.must(200, "GET", "/v1/api-keys", alpha, nil).list() {
+		if key["tenant_id"] != a {
+			t.Errorf("alpha lists a key of %v", key["tenant_id"])
+		}
+	}
+	if ts := h.must(200, "GET", "/v1/tenants", alpha, nil).list(); len(ts) != 1 || ts[0]["id"] != a {
+		t.Errorf("alpha lists tenants %v", ts)
+	}
+	for _, e := range h.must(200, "GET", "/v1/audit-log", alpha, nil).list() {
+		if e["tenant_id"] != a {
+			t.Errorf("alpha sees an audit entry of %v", e["tenant_id"])
+		}
+	}
+	// A tenant's key cannot create tenants or act as root.
+	problemOf(t, h.call("POST", "/v1/tenants", alpha, map[string]any{"slug": "gamma"}), 403, keyward.CodeInsufficientPermissions)
+	problemOf(t, h.call("POST", "/v1/tenants/"+a+"/suspend", alpha, nil), 403, keyward.CodeInsufficientPermissions)
+}
+
+// TestManagePermissions checks who may manage: a key without keys:manage may
+// not, and a tenant's key grants only permissions it holds itself.
+func TestManagePermissions(t *testing.T) {
+	h := newHarness(t)
+	h.tenant("acme")
+	manager, _ := h.key(h.root, map[string]any{"tenant_id": "acme", "name": "m", "permissions": []string{"keys:manage", "contacts:read"}})
+	plain, _ := h.key(h.root, map[string]any{"tenant_id": "acme", "name": "p", "permissions": []string{"contacts:read"}})
+	problemOf(t, h.call("GET", "/v1/api-keys", plain, nil), 403, keyward.CodeInsufficientPermissions)
+	problemOf(t, h.call("POST", "/v1/api-keys", plain, map[string]any{"name": "x"}), 403, keyward.CodeInsufficientPermissions)
+	d := problemOf(t, h.call("POST", "/v1/api-keys", manager, map[string]any{"name": "x", "permissions": []string{"contacts:read", "billing:write"}}), 403, keyward.CodeInsufficientPermissions)
+	if !strings.Contains(d, "billing:write") {
+		t.Errorf("detail %q does not name the permission", d)
+	}
+	problemOf(t, h.call("POST", "/v1/api-keys", h.root, map[string]any{"tenant_id": "acme", "name": "x", "permissions": []string{"keyward:admin"}}), 400, keyward.CodeInvalidRequest)
+	h.must(201, "POST", "/v1/api-keys", manager, map[string]any{"name": "x", "permissions": []string{"contacts:read"}})
+	problemOf(t, h.call("POST", "/v1/api-keys", h.root, map[string]any{"name": "x"}), 400, keyward.CodeInvalidRequest)
+}
