@@ -42,7 +42,7 @@ func (c *clock) Advance(d time.Duration) {
 // harness runs the whole API on a real SQLite file behind a real HTTP
 // listener on loopback.
 type harness struct {
-	t        *testing.T
+	t        testing.TB
 	url      string
 	root     string
 	store    *sqlite.Store
@@ -63,7 +63,7 @@ func withTrustedProxies(list string) harnessOption {
 	}
 }
 
-func newHarness(t *testing.T, opts ...harnessOption) *harness {
+func newHarness(t testing.TB, opts ...harnessOption) *harness {
 	t.Helper()
 	ctx := context.Background()
 	store, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "keyward.db"))
