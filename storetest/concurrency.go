@@ -1,0 +1,183 @@
+package storetest
+
+import (
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/keyward/keyward"
+)
+
+// workers is how many goroutines the concurrency tests run at once.
+const workers = 8
+
+var concurrencyTests = []test{
+	{"CreateKeys", func(f *fixture) {
+		tn := f.createTenant("acme")
+		const perWorker = 10
+		// Build the keys first: the fixture is not safe for concurrent use.
+		batches := make([][]*keyward.Key, workers)
+		for w := range batches {
+			for range perWorker {
+				batches[w] = append(batches[w], f.newKey(tn.ID, keyward.Live))
+			}
+		}
+		m := f.mark()
+
+		var wg sync.WaitGroup
+		errs := make(chan error, workers*perWorker*3)
+		for _, batch := range batches {
+			wg.Go(func() {
+				for _, k := range batch {
+					if err := f.s.CreateKey(f.ctx, k, admin); err != nil {
+						errs <- fmt.Errorf("CreateKey(%s): %w", k.ID, err)
+						continue
+					}
+					// Reads and usage batches go on meanwhile.
+					if _, err := f.s.KeyByHash(f.ctx, k.Hash); err != nil {
+						errs <- fmt.Errorf("KeyByHash(%s): %w", k.ID, err)
+					}
+					if err := f.s.RecordUsage(f.ctx, []keyward.Usage{{KeyID: k.ID, At: k.CreatedAt, IP: "192.0.2.1"}}); err != nil {
+						errs <- fmt.Errorf("RecordUsage(%s): %w", k.ID, err)
+					}
+				}
+			})
+		}
+		wg.Go(func() {
+			for range perWorker {
+				if _, _, err := f.s.Keys(f.ctx, keyward.KeyFilter{TenantID: tn.ID}, keyward.Page{Limit: 5}); err != nil {
+					errs <- fmt.Errorf("Keys: %w", err)
+				}
+				if _, err := f.s.Changes(f.ctx, 0, 20); err != nil {
+					errs <- fmt.Errorf("Changes: %w", err)
+				}
+			}
+		})
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			f.t.Error(err)
+		}
+		if f.t.Failed() {
+			f.t.FailNow()
+		}
+
+		seen := map[string]bool{}
+		p := keyward.Page{Limit: 25}
+		for range 100 {
+			keys, next, err := f.s.Keys(f.ctx, keyward.KeyFilter{TenantID: tn.ID}, p)
+			if err != nil {
+				f.t.Fatalf("Keys: %v", err)
+			}
+			for _, k := range keys {
+				if seen[k.ID] {
+					f.t.Fatalf("Keys: %s twice", k.ID)
+				}
+				seen[k.ID] = true
+			}
+			if next == "" {
+				break
+			}
+			p.Cursor = next
+		}
+		for _, batch := range batches {
+			for _, k := range batch {
+				if !seen[k.ID] {
+					f.t.Fatalf("key %s is missing", k.ID)
+				}
+			}
+		}
+		if len(seen) != workers*perWorker {
+			f.t.Fatalf("Keys = %d keys, want %d", len(seen), workers*perWorker)
+		}
+		changes := f.changesSince(m.seq)
+		if len(changes) != workers*perWorker {
+			f.t.Fatalf("%d concurrent creates appended %d changes", workers*perWorker, len(changes))
+		}
+		for i := 1; i < len(changes); i++ {
+			if changes[i].Seq <= changes[i-1].Seq {
+				f.t.Fatalf("change seq %d follows %d; want strictly increasing", changes[i].Seq, changes[i-1].Seq)
+			}
+		}
+		if n := len(f.allAudit(keyward.AuditFilter{})) - m.audit; n != workers*perWorker {
+			f.t.Fatalf("%d concurrent creates wrote %d audit entries", workers*perWorker, n)
+		}
+	}},
+	{"RevokeRace", func(f *fixture) {
+		tn := f.createTenant("acme")
+		k := f.createKey(tn.ID, keyward.Live)
+		m := f.mark()
+		times := make([]time.Time, workers)
+		for i := range times {
+			times[i] = f.tick()
+		}
+		got := make([]*keyward.Key, workers)
+		errs := make([]error, workers)
+		var wg sync.WaitGroup
+		for i := range workers {
+			wg.Go(func() { got[i], errs[i] = f.s.RevokeKey(f.ctx, k.ID, times[i], admin) })
+		}
+		wg.Wait()
+		for i, err := range errs {
+			if err != nil {
+				f.t.Fatalf("RevokeKey %d: %v", i, err)
+			}
+		}
+		stored := f.key(k.ID)
+		for i, g := range got {
+			wantKey(f.t, fmt.Sprintf("RevokeKey %d of %d at once", i, workers), g, stored)
+		}
+		entries := f.allAudit(keyward.AuditFilter{})
+		if n := len(entries) - m.audit; n != 1 {
+			f.t.Fatalf("%d revocations at once wrote %d audit entries, want 1", workers, n)
+		}
+		if d := timeDiff("audit entry At", entries[0].At, *stored.RevokedAt); d != "" {
+			f.t.Fatal(d)
+		}
+		if changes := f.changesSince(m.seq); len(changes) != 1 {
+			f.t.Fatalf("%d revocations at once appended %d changes, want 1", workers, len(changes))
+		}
+	}},
+	{"RotateRace", func(f *fixture) {
+		tn := f.createTenant("acme")
+		old := f.createKey(tn.ID, keyward.Live)
+		succ := make([]*keyward.Key, workers)
+		for i := range succ {
+			succ[i] = f.successorOf(old)
+		}
+		m := f.mark()
+		errs := make([]error, workers)
+		var wg sync.WaitGroup
+		for i := range workers {
+			wg.Go(func() { _, errs[i] = f.s.RotateKey(f.ctx, old.ID, succ[i], succ[i].CreatedAt.Add(time.Hour), admin) })
+		}
+		wg.Wait()
+		winner := -1
+		for i, err := range errs {
+			switch {
+			case err == nil && winner >= 0:
+				f.t.Fatalf("rotations %d and %d of the same key both succeeded", winner, i)
+			case err == nil:
+				winner = i
+			default:
+				wantCode(f.t, err, keyward.CodeConflict)
+			}
+		}
+		if winner < 0 {
+			f.t.Fatal("no rotation succeeded")
+		}
+		if got := f.key(old.ID); got.RotatedTo != succ[winner].ID {
+			f.t.Fatalf("RotatedTo = %q, want %q", got.RotatedTo, succ[winner].ID)
+		}
+		for i, s := range succ {
+			_, err := f.s.Key(f.ctx, s.ID)
+			if i == winner && err != nil {
+				f.t.Fatalf("the successor that won: %v", err)
+			}
+			if i != winner && keyward.ErrorCode(err) != keyward.CodeNotFound {
+				f.t.Fatalf("successor %d of a refused rotation: %v, want not found", i, err)
+			}
+		}
+		f.wantRecorded(m, keyward.ActionKeyRotate, tn.ID, old.ID, admin, succ[winner].CreatedAt, keyChange(old.ID), keyChange(succ[winner].ID))
+	}},
+}

@@ -1,0 +1,513 @@
+// Package storetest owns the test suite that every keyward.Store passes: the
+// SQLite store runs it now, and any other store (PostgreSQL) runs the same
+// suite, so that they behave alike.
+//
+// The suite defines what the Store interface leaves to the implementation:
+//
+//   - Times are kept to the microsecond and read back in UTC (their Location
+//     is time.UTC). The suite only passes times that are whole microseconds,
+//     given in another zone than UTC, and compares with time.Equal after
+//     truncating to the microsecond, so a store may round or truncate.
+//   - Nil and empty permission lists, metadata maps and IP lists are equal.
+//   - Every successful mutation writes exactly one audit entry, whose At is
+//     the time of the change (CreatedAt for a create, the at argument for an
+//     update, the successor's CreatedAt for a rotation), and appends one
+//     change per tenant or key it changed, with the same At: RotateKey
+//     appends two, for the old key and for the successor. A failed mutation,
+//     and a revocation of a revoked key, write neither.
+//   - RecordUsage writes neither, and leaves UpdatedAt as it is.
+//   - Lists hand out opaque cursors; a cursor that is not one is
+//     keyward.CodeInvalidRequest. A list with no further page returns an
+//     empty next cursor, also when the last page is full. A cursor stays
+//     valid when rows are added before it.
+//   - Keys are listed newest first by CreatedAt, then by id descending;
+//     tenants oldest first by CreatedAt, then by id; the audit log newest
+//     first.
+//   - Page.Limit zero means keyward.DefaultPageLimit; a larger limit than
+//     keyward.MaxPageLimit is no error.
+//   - RotateKey stores the successor with RotatedFrom set to the old key's
+//     id, and refuses a successor whose id or hash is taken
+//     (keyward.CodeConflict) without changing anything.
+//   - Concurrent writers all succeed, and a revocation or rotation that races
+//     with another of the same key takes effect once.
+//
+// A store only ever sees the SHA-256 of a key; the suite checks that a key
+// is found by that hash and never hands the store a plaintext.
+package storetest
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/keyward/keyward"
+)
+
+// Run runs the suite. newStore returns a new, empty, migrated store for one
+// subtest and arranges (with t.Cleanup) to close it and remove what it
+// stored; Run never closes a store itself.
+func Run(t *testing.T, newStore func(t *testing.T) keyward.Store) {
+	groups := []struct {
+		name  string
+		tests []test
+	}{
+		{"Store", storeTests},
+		{"Tenants", tenantTests},
+		{"Keys", keyTests},
+		{"UpdateKey", updateKeyTests},
+		{"RevokeKey", revokeKeyTests},
+		{"RotateKey", rotateKeyTests},
+		{"RecordUsage", usageTests},
+		{"AuditLog", auditTests},
+		{"Changes", changeTests},
+		{"Concurrency", concurrencyTests},
+	}
+	for _, g := range groups {
+		t.Run(g.name, func(t *testing.T) {
+			for _, tc := range g.tests {
+				t.Run(tc.name, func(t *testing.T) {
+					tc.fn(newFixture(t, newStore(t)))
+				})
+			}
+		})
+	}
+}
+
+// test is one subtest of the suite.
+type test struct {
+	name string
+	fn   func(f *fixture)
+}
+
+// Actors of the changes the suite makes.
+var (
+	admin = keyward.Actor{ID: "key_root", IP: "203.0.113.7"}
+	cli   = keyward.ActorCLI
+)
+
+// zone is the time zone the suite gives its times in, to check that a store
+// keeps the instant and hands it back in UTC.
+var zone = time.FixedZone("UTC+5:30", 5*3600+30*60)
+
+// fixture is one subtest's store, clock and counters.
+type fixture struct {
+	t   *testing.T
+	ctx context.Context
+	s   keyward.Store
+	now time.Time
+	n   int
+}
+
+func newFixture(t *testing.T, s keyward.Store) *fixture {
+	return &fixture{
+		t:   t,
+		ctx: t.Context(),
+		s:   s,
+		now: time.Date(2026, 3, 1, 9, 15, 30, 123456000, zone),
+	}
+}
+
+// tick moves the clock forward by a little more than a minute (so that the
+// microseconds change too) and returns the new time.
+func (f *fixture) tick() time.Time {
+	f.now = f.now.Add(time.Minute + 1234*time.Microsecond)
+	return f.now
+}
+
+// next returns a new number for an id.
+func (f *fixture) next() int {
+	f.n++
+	return f.n
+}
+
+// newTenant returns a tenant that is not stored.
+func (f *fixture) newTenant(slug string) *keyward.Tenant {
+	at := f.tick()
+	return &keyward.Tenant{
+		ID:        "ten_" + slug,
+		Slug:      slug,
+		Plan:      "m2m_api",
+		Status:    keyward.TenantActive,
+		CreatedAt: at,
+		UpdatedAt: at,
+	}
+}
+
+// createTenant stores a new tenant.
+func (f *fixture) createTenant(slug string) *keyward.Tenant {
+	f.t.Helper()
+	tn := f.newTenant(slug)
+	if err := f.s.CreateTenant(f.ctx, tn, admin); err != nil {
+		f.t.Fatalf("CreateTenant(%s): %v", slug, err)
+	}
+	return tn
+}
+
+// plaintext returns the plaintext of the key with the given number. Only
+// its hash is handed to the store.
+func plaintext(env keyward.Environment, n int) string {
+	return fmt.Sprintf("sk_%s_%032d", env, n)
+}
+
+// newKey returns a key of the tenant that is not stored, with every field a
+// new key has set.
+func (f *fixture) newKey(tenantID string, env keyward.Environment) *keyward.Key {
+	n := f.next()
+	secret := plaintext(env, n)
+	at := f.tick()
+	expires := at.Add(90 * 24 * time.Hour)
+	rotateBy := at.Add(60 * 24 * time.Hour)
+	return &keyward.Key{
+		ID:          fmt.Sprintf("key_%04d", n),
+		TenantID:    tenantID,
+		Environment: env,
+		Name:        fmt.Sprintf("service %d", n),
+		Prefix:      "sk_" + string(env) + "_",
+		Start:       secret[:len("sk_"+string(env)+"_")+4],
+		Last4:       secret[len(secret)-4:],
+		Hash:        sha256.Sum256([]byte(secret)),
+		Permissions: []string{"messages:send", "contacts:write"},
+		Metadata:    map[string]string{"owner": "alice", "service": "billing"},
+		ExpiresAt:   &expires,
+		RotateBy:    &rotateBy,
+		Restrictions: keyward.Restrictions{
+			IPs: []string{"10.0.0.0/8", "2001:db8::/32"},
+		},
+		Status:    keyward.KeyActive,
+		CreatedAt: at,
+		CreatedBy: "mem_alice",
+		UpdatedAt: at,
+	}
+}
+
+// createKey stores a new key of the tenant.
+func (f *fixture) createKey(tenantID string, env keyward.Environment) *keyward.Key {
+	f.t.Helper()
+	k := f.newKey(tenantID, env)
+	if err := f.s.CreateKey(f.ctx, k, admin); err != nil {
+		f.t.Fatalf("CreateKey(%s): %v", k.ID, err)
+	}
+	return k
+}
+
+// key reads a key that must exist.
+func (f *fixture) key(id string) *keyward.Key {
+	f.t.Helper()
+	k, err := f.s.Key(f.ctx, id)
+	if err != nil {
+		f.t.Fatalf("Key(%s): %v", id, err)
+	}
+	return k
+}
+
+// wantCode fails the test unless err is a *keyward.Error with the code.
+func wantCode(t *testing.T, err error, code keyward.Code) {
+	t.Helper()
+	if err == nil {
+		t.Fatalf("error = nil, want code %q", code)
+	}
+	var e *keyward.Error
+	if !errors.As(err, &e) {
+		t.Fatalf("error %v (%T) is not a *keyward.Error, want code %q", err, err, code)
+	}
+	if e.Code != code {
+		t.Fatalf("error code = %q, want %q (error: %v)", e.Code, code, err)
+	}
+}
+
+// micro is the precision the suite asks of a store.
+const micro = time.Microsecond
+
+// timeDiff describes how got differs from want, or returns "".
+func timeDiff(name string, got, want time.Time) string {
+	switch {
+	case !got.Truncate(micro).Equal(want.Truncate(micro)):
+		return fmt.Sprintf("%s = %s, want %s", name, got.Format(time.RFC3339Nano), want.UTC().Format(time.RFC3339Nano))
+	case got.Location() != time.UTC:
+		return fmt.Sprintf("%s is in %s, want UTC", name, got.Location())
+	}
+	return ""
+}
+
+// optTimeDiff describes how the optional times differ, or returns "".
+func optTimeDiff(name string, got, want *time.Time) string {
+	switch {
+	case got == nil && want == nil:
+		return ""
+	case got == nil:
+		return fmt.Sprintf("%s = nil, want %s", name, want.UTC().Format(time.RFC3339Nano))
+	case want == nil:
+		return fmt.Sprintf("%s = %s, want nil", name, got.Format(time.RFC3339Nano))
+	}
+	return timeDiff(name, *got, *want)
+}
+
+// keyDiff lists the fields in which got differs from want.
+func keyDiff(got, want *keyward.Key) []string {
+	var d []string
+	add := func(s string) {
+		if s != "" {
+			d = append(d, s)
+		}
+	}
+	str := func(name, g, w string) {
+		if g != w {
+			add(fmt.Sprintf("%s = %q, want %q", name, g, w))
+		}
+	}
+	str("ID", got.ID, want.ID)
+	str("TenantID", got.TenantID, want.TenantID)
+	str("Environment", string(got.Environment), string(want.Environment))
+	str("Name", got.Name, want.Name)
+	str("Prefix", got.Prefix, want.Prefix)
+	str("Start", got.Start, want.Start)
+	str("Last4", got.Last4, want.Last4)
+	if got.Hash != want.Hash {
+		add("Hash differs")
+	}
+	if !slices.Equal(got.Permissions, want.Permissions) {
+		add(fmt.Sprintf("Permissions = %q, want %q", got.Permissions, want.Permissions))
+	}
+	if !maps.Equal(got.Metadata, want.Metadata) {
+		add(fmt.Sprintf("Metadata = %v, want %v", got.Metadata, want.Metadata))
+	}
+	add(optTimeDiff("ExpiresAt", got.ExpiresAt, want.ExpiresAt))
+	add(optTimeDiff("RotateBy", got.RotateBy, want.RotateBy))
+	// Compare every field of Restrictions as it grows; IPs is the only one.
+	if !slices.Equal(got.Restrictions.IPs, want.Restrictions.IPs) {
+		add(fmt.Sprintf("Restrictions.IPs = %q, want %q", got.Restrictions.IPs, want.Restrictions.IPs))
+	}
+	str("Status", string(got.Status), string(want.Status))
+	add(timeDiff("CreatedAt", got.CreatedAt, want.CreatedAt))
+	str("CreatedBy", got.CreatedBy, want.CreatedBy)
+	add(timeDiff("UpdatedAt", got.UpdatedAt, want.UpdatedAt))
+	add(optTimeDiff("RevokedAt", got.RevokedAt, want.RevokedAt))
+	add(optTimeDiff("LastUsedAt", got.LastUsedAt, want.LastUsedAt))
+	str("LastUsedIP", got.LastUsedIP, want.LastUsedIP)
+	str("RotatedFrom", got.RotatedFrom, want.RotatedFrom)
+	str("RotatedTo", got.RotatedTo, want.RotatedTo)
+	return d
+}
+
+// wantKey fails the test unless got equals want field by field.
+func wantKey(t *testing.T, what string, got, want *keyward.Key) {
+	t.Helper()
+	if got == nil {
+		t.Fatalf("%s: key is nil", what)
+	}
+	for _, d := range keyDiff(got, want) {
+		t.Errorf("%s: %s", what, d)
+	}
+	if t.Failed() {
+		t.FailNow()
+	}
+}
+
+// wantTenant fails the test unless got equals want field by field.
+func wantTenant(t *testing.T, what string, got, want *keyward.Tenant) {
+	t.Helper()
+	if got == nil {
+		t.Fatalf("%s: tenant is nil", what)
+	}
+	var d []string
+	if got.ID != want.ID || got.Slug != want.Slug || got.Plan != want.Plan || got.Status != want.Status {
+		d = append(d, fmt.Sprintf("got {%s %s %s %s}, want {%s %s %s %s}",
+			got.ID, got.Slug, got.Plan, got.Status, want.ID, want.Slug, want.Plan, want.Status))
+	}
+	for _, s := range []string{timeDiff("CreatedAt", got.CreatedAt, want.CreatedAt), timeDiff("UpdatedAt", got.UpdatedAt, want.UpdatedAt)} {
+		if s != "" {
+			d = append(d, s)
+		}
+	}
+	for _, s := range d {
+		t.Errorf("%s: %s", what, s)
+	}
+	if len(d) > 0 {
+		t.FailNow()
+	}
+}
+
+// clone returns a deep copy of k, to build what a key should look like
+// after a change.
+func clone(k *keyward.Key) *keyward.Key {
+	c := *k
+	c.Permissions = slices.Clone(k.Permissions)
+	c.Metadata = maps.Clone(k.Metadata)
+	c.Restrictions.IPs = slices.Clone(k.Restrictions.IPs)
+	for _, p := range []**time.Time{&c.ExpiresAt, &c.RotateBy, &c.RevokedAt, &c.LastUsedAt} {
+		if *p != nil {
+			v := **p
+			*p = &v
+		}
+	}
+	return &c
+}
+
+// ptr returns a pointer to v.
+func ptr[T any](v T) *T { return &v }
+
+// mark is how far the audit log and the change feed went at one moment.
+type mark struct {
+	audit int
+	seq   int64
+}
+
+// mark returns the current length of the audit log and the last change.
+func (f *fixture) mark() mark {
+	f.t.Helper()
+	seq, err := f.s.LastChange(f.ctx)
+	if err != nil {
+		f.t.Fatalf("LastChange: %v", err)
+	}
+	return mark{audit: len(f.allAudit(keyward.AuditFilter{})), seq: seq}
+}
+
+// allAudit reads every page of the audit log, newest first.
+func (f *fixture) allAudit(filter keyward.AuditFilter) []*keyward.AuditEntry {
+	f.t.Helper()
+	var all []*keyward.AuditEntry
+	p := keyward.Page{Limit: keyward.MaxPageLimit}
+	for range 1000 {
+		entries, next, err := f.s.AuditLog(f.ctx, filter, p)
+		if err != nil {
+			f.t.Fatalf("AuditLog: %v", err)
+		}
+		all = append(all, entries...)
+		if next == "" {
+			return all
+		}
+		p.Cursor = next
+	}
+	f.t.Fatal("AuditLog: the cursor never ends")
+	return nil
+}
+
+// changesSince reads every change after seq.
+func (f *fixture) changesSince(seq int64) []keyward.Change {
+	f.t.Helper()
+	changes, err := f.s.Changes(f.ctx, seq, 10000)
+	if err != nil {
+		f.t.Fatalf("Changes(%d): %v", seq, err)
+	}
+	return changes
+}
+
+// wantAudit fails the test unless e is the entry.
+func wantAudit(t *testing.T, e *keyward.AuditEntry, action, tenantID, target string, by keyward.Actor, at time.Time) {
+	t.Helper()
+	if e.Action != action || e.TenantID != tenantID || e.Target != target || e.Actor != by.ID || e.ActorIP != by.IP {
+		t.Fatalf("audit entry = {action %s, tenant %s, target %s, actor %s, ip %s}, want {%s, %s, %s, %s, %s}",
+			e.Action, e.TenantID, e.Target, e.Actor, e.ActorIP, action, tenantID, target, by.ID, by.IP)
+	}
+	if d := timeDiff("audit entry At", e.At, at); d != "" {
+		t.Fatal(d)
+	}
+	if e.ID == 0 {
+		t.Fatal("audit entry ID = 0")
+	}
+}
+
+// wantRecorded fails the test unless, since m, exactly one audit entry was
+// written, with these fields, and exactly these changes (in any order)
+// appended, with increasing sequence numbers and the entry's time.
+func (f *fixture) wantRecorded(m mark, action, tenantID, target string, by keyward.Actor, at time.Time, changes ...keyward.Change) {
+	f.t.Helper()
+	all := f.allAudit(keyward.AuditFilter{})
+	if n := len(all) - m.audit; n != 1 {
+		f.t.Fatalf("%s wrote %d audit entries, want 1", action, n)
+	}
+	wantAudit(f.t, all[0], action, tenantID, target, by, at)
+
+	got := f.changesSince(m.seq)
+	if len(got) != len(changes) {
+		f.t.Fatalf("%s appended %d changes %v, want %d %v", action, len(got), got, len(changes), changes)
+	}
+	want := map[keyward.Change]int{}
+	for _, c := range changes {
+		want[keyward.Change{Kind: c.Kind, ID: c.ID}]++
+	}
+	prev := m.seq
+	for _, c := range got {
+		if c.Seq <= prev {
+			f.t.Fatalf("change seq %d follows %d; want strictly increasing", c.Seq, prev)
+		}
+		prev = c.Seq
+		k := keyward.Change{Kind: c.Kind, ID: c.ID}
+		if want[k] == 0 {
+			f.t.Fatalf("%s appended change {%s %s}, want %v", action, c.Kind, c.ID, changes)
+		}
+		want[k]--
+		if d := timeDiff("change At", c.At, at); d != "" {
+			f.t.Fatal(d)
+		}
+	}
+	last, err := f.s.LastChange(f.ctx)
+	if err != nil {
+		f.t.Fatalf("LastChange: %v", err)
+	}
+	if last != prev {
+		f.t.Fatalf("LastChange = %d, want %d", last, prev)
+	}
+}
+
+// wantNothingRecorded fails the test if an audit entry or a change was
+// written since m.
+func (f *fixture) wantNothingRecorded(m mark, what string) {
+	f.t.Helper()
+	if n := len(f.allAudit(keyward.AuditFilter{})) - m.audit; n != 0 {
+		f.t.Fatalf("%s wrote %d audit entries, want none", what, n)
+	}
+	if got := f.changesSince(m.seq); len(got) != 0 {
+		f.t.Fatalf("%s appended changes %v, want none", what, got)
+	}
+}
+
+// keyChange names the change of a key.
+func keyChange(id string) keyward.Change {
+	return keyward.Change{Kind: keyward.ChangeKey, ID: id}
+}
+
+// tenantChange names the change of a tenant.
+func tenantChange(id string) keyward.Change {
+	return keyward.Change{Kind: keyward.ChangeTenant, ID: id}
+}
+
+var storeTests = []test{
+	{"Ping", func(f *fixture) {
+		if err := f.s.Ping(f.ctx); err != nil {
+			f.t.Fatalf("Ping: %v", err)
+		}
+	}},
+	{"Empty", func(f *fixture) {
+		tenants, next, err := f.s.Tenants(f.ctx, keyward.Page{})
+		if err != nil || len(tenants) != 0 || next != "" {
+			f.t.Fatalf("Tenants on a new store = %d tenants, next %q, %v; want none", len(tenants), next, err)
+		}
+		keys, next, err := f.s.Keys(f.ctx, keyward.KeyFilter{}, keyward.Page{})
+		if err != nil || len(keys) != 0 || next != "" {
+			f.t.Fatalf("Keys on a new store = %d keys, next %q, %v; want none", len(keys), next, err)
+		}
+		entries, next, err := f.s.AuditLog(f.ctx, keyward.AuditFilter{}, keyward.Page{})
+		if err != nil || len(entries) != 0 || next != "" {
+			f.t.Fatalf("AuditLog on a new store = %d entries, next %q, %v; want none", len(entries), next, err)
+		}
+	}},
+	{"CanceledContext", func(f *fixture) {
+		ctx, cancel := context.WithCancel(f.ctx)
+		cancel()
+		if _, err := f.s.Key(ctx, "key_0001"); err == nil {
+			f.t.Fatal("Key with a canceled context: no error")
+		}
+		if err := f.s.CreateTenant(ctx, f.newTenant("acme"), admin); err == nil {
+			f.t.Fatal("CreateTenant with a canceled context: no error")
+		}
+		if _, err := f.s.Tenant(f.ctx, "acme"); keyward.ErrorCode(err) != keyward.CodeNotFound {
+			f.t.Fatalf("Tenant after a canceled CreateTenant: %v, want not found", err)
+		}
+	}},
+}
