@@ -109,6 +109,10 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 		w.Close()
 		return nil, openError(path, err)
 	}
+	if err := probeWrite(ctx, w); err != nil {
+		w.Close()
+		return nil, openError(path, err)
+	}
 
 	r, err := sql.Open("sqlite", connURI(path, o, false))
 	if err != nil {
@@ -187,6 +191,23 @@ func (s *Store) Ping(ctx context.Context) error {
 // closes, SQLite checkpoints the write-ahead log into the database file.
 func (s *Store) Close() error {
 	return errors.Join(s.r.Close(), s.w.Close())
+}
+
+// probeWrite checks that the database can be written. SQLite opens a file
+// it may not write read-only without a word, and the first write would fail
+// long after Open; this write, rolled back, fails at once instead.
+func probeWrite(ctx context.Context, w *sql.DB) error {
+	tx, err := w.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	var v int64
+	if err := tx.QueryRowContext(ctx, `PRAGMA user_version`).Scan(&v); err != nil {
+		return err
+	}
+	_, err = tx.ExecContext(ctx, fmt.Sprintf(`PRAGMA user_version = %d`, v))
+	return err
 }
 
 // parseDSN returns the absolute file path that dsn names.

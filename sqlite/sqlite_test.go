@@ -232,6 +232,13 @@ func TestOpenErrors(t *testing.T) {
 			t.Fatal(err)
 		}
 		cases = append(cases, struct{ name, dsn, want string }{"unwritable directory", filepath.Join(ro, "keyward.db"), "cannot be created in directory " + ro})
+		roFile := filepath.Join(dir, "readonly.db")
+		s := open(t, roFile)
+		s.Close()
+		if err := os.Chmod(roFile, 0o444); err != nil {
+			t.Fatal(err)
+		}
+		cases = append(cases, struct{ name, dsn, want string }{"read-only file", roFile, "read-only"})
 	}
 	if fi, err := os.Stat("/proc/self"); err == nil && fi.IsDir() {
 		// Nobody, root included, can create a file in /proc.
@@ -247,6 +254,7 @@ func TestOpenErrors(t *testing.T) {
 			if code := keyward.ErrorCode(err); code != keyward.CodeInvalidRequest {
 				t.Errorf("Open(%s): code %q, want %q", tc.dsn, code, keyward.CodeInvalidRequest)
 			}
+			t.Logf("Open(%s): %v", tc.dsn, err)
 			msg := keyward.ErrorMessage(err)
 			if !strings.Contains(msg, tc.want) {
 				t.Errorf("Open(%s): message %q does not say %q", tc.dsn, msg, tc.want)

@@ -254,18 +254,22 @@ var rotateKeyTests = []test{
 		if err != nil {
 			f.t.Fatalf("RevokeKey: %v", err)
 		}
+		other := f.createTenant("other")
+		active := f.createKey(tn.ID, keyward.Live)
 		m := f.mark()
 
 		for _, tc := range []struct {
-			name  string
-			oldID string
-			code  keyward.Code
+			name     string
+			oldID    string
+			tenantID string
+			code     keyward.Code
 		}{
-			{"rotated twice", rotated.ID, keyward.CodeConflict},
-			{"revoked", revoked.ID, keyward.CodeConflict},
-			{"unknown", "key_nope", keyward.CodeNotFound},
+			{"rotated twice", rotated.ID, tn.ID, keyward.CodeConflict},
+			{"revoked", revoked.ID, tn.ID, keyward.CodeConflict},
+			{"unknown", "key_nope", tn.ID, keyward.CodeNotFound},
+			{"successor of another tenant", active.ID, other.ID, keyward.CodeInvalidRequest},
 		} {
-			next := f.newKey(tn.ID, keyward.Live)
+			next := f.newKey(tc.tenantID, keyward.Live)
 			next.RotatedFrom = tc.oldID
 			_, err := f.s.RotateKey(f.ctx, tc.oldID, next, next.CreatedAt, admin)
 			wantCode(f.t, err, tc.code)
@@ -274,6 +278,7 @@ var rotateKeyTests = []test{
 			}
 		}
 		f.wantNothingRecorded(m, "a refused RotateKey")
+		wantKey(f.t, "an active key after a refused rotation", f.key(active.ID), active)
 		wantKey(f.t, "a rotated key after a refused rotation", f.key(rotated.ID), rotated)
 		wantKey(f.t, "a revoked key after a refused rotation", f.key(revoked.ID), revoked)
 	}},
