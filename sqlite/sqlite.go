@@ -225,8 +225,11 @@ func parseDSN(dsn string) (string, error) {
 			return "", keyward.Errorf(keyward.CodeInvalidRequest, "cannot open database %q: %v", dsn, err)
 		}
 		path = u.Path
-		if path == "" {
-			path = u.Opaque
+		switch {
+		case u.Opaque != "":
+			path = u.Opaque // file:relative/path
+		case u.Host != "" && u.Host != "localhost":
+			path = u.Host + u.Path // file://relative/path
 		}
 	} else if i := strings.IndexByte(path, '?'); i >= 0 {
 		path = path[:i]

@@ -203,7 +203,12 @@ func TestDSN(t *testing.T) {
 			t.Errorf("Ping(%s): %v", dsn, err)
 		}
 	}
-	for _, name := range []string{"plain.db", "scheme.db", "slashes.db", "file.db", "with space.db"} {
+	t.Chdir(dir)
+	for _, dsn := range []string{"relative.db", "sqlite:relative-scheme.db", "sqlite://relative-slashes.db", "file:relative-file.db", "file://relative-file-slashes.db"} {
+		open(t, dsn)
+	}
+	for _, name := range []string{"plain.db", "scheme.db", "slashes.db", "file.db", "with space.db",
+		"relative.db", "relative-scheme.db", "relative-slashes.db", "relative-file.db", "relative-file-slashes.db"} {
 		if _, err := os.Stat(filepath.Join(dir, name)); err != nil {
 			t.Errorf("%s was not created: %v", name, err)
 		}
