@@ -1,0 +1,110 @@
+package manage
+
+import (
+	"context"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/keyward/keyward"
+	"github.com/keyward/keyward/apikey"
+	"github.com/keyward/keyward/sqlite"
+)
+
+func newService(t *testing.T, now time.Time) (*Service, *sqlite.Store) {
+	t.Helper()
+	store, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "k.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	f, _ := apikey.NewFormat("sk")
+	return New(Config{Store: store, Format: f, Clock: func() time.Time { return now }}), store
+}
+
+func TestParseDuration(t *testing.T) {
+	for in, want := range map[string]time.Duration{
+		"90d": 90 * 24 * time.Hour, "2w": 14 * 24 * time.Hour, "1h": time.Hour, "30m": 30 * time.Minute,
+		"2s": 2 * time.Second, "0": 0, "1h30m": 90 * time.Minute,
+	} {
+		if got, err := ParseDuration(in); err != nil || got != want {
+			t.Errorf("ParseDuration(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "-1h", "soon", "5y", "99999999999999d"} {
+		if _, err := ParseDuration(in); err == nil {
+			t.Errorf("ParseDuration(%q) succeeded", in)
+		}
+	}
+}
+
+func TestParseWhen(t *testing.T) {
+	now := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
+	for in, want := range map[string]time.Time{
+		"2027-01-01":                time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC),
+		"2027-01-01T10:00:00Z":      time.Date(2027, 1, 1, 10, 0, 0, 0, time.UTC),
+		"2026-11-24T14:00:00+01:00": time.Date(2026, 11, 24, 13, 0, 0, 0, time.UTC),
+		"90d":                       now.Add(90 * 24 * time.Hour),
+		"2s":                        now.Add(2 * time.Second),
+	} {
+		got, err := parseWhen("expires", in, now)
+		if err != nil || !got.Equal(want) {
+			t.Errorf("parseWhen(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	for in, msg := range map[string]string{
+		"2026-11-24": "in the past", "2020-01-01T00:00:00Z": "in the past", "0s": "zero", "tomorrow": "not a date",
+	} {
+		_, err := parseWhen("expires", in, now)
+		if e, ok := err.(*keyward.Error); !ok || e.Field != "expires" || !strings.Contains(e.Message, msg) {
+			t.Errorf("parseWhen(%q): %v; want a field error mentioning %q", in, err, msg)
+		}
+	}
+	if got, err := parseWhen("expires", "", now); got != nil || err != nil {
+		t.Errorf("empty: %v, %v", got, err)
+	}
+}
+
+// TestBootstrap: the first start issues one root key; later starts none,
+// and a start that stopped after creating the system tenant but before its
+// key still ends with one.
+func TestBootstrap(t *testing.T) {
+	ctx := context.Background()
+	now := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
+	svc, store := newService(t, now)
+	root, err := svc.Bootstrap(ctx)
+	if err != nil || root == "" {
+		t.Fatalf("first bootstrap: %q, %v", root, err)
+	}
+	k, err := store.KeyByHash(ctx, apikey.Hash(root))
+	if err != nil || k.TenantID != keyward.SystemTenantID || !k.HasPermission(keyward.PermAdmin) || k.CreatedBy != "cli" {
+		t.Fatalf("root key: %+v, %v", k, err)
+	}
+	if !CallerFromKey(k, "").Root() {
+		t.Error("the root key's caller is not root")
+	}
+	if again, err := svc.Bootstrap(ctx); again != "" || err != nil {
+		t.Errorf("second bootstrap: %q, %v", again, err)
+	}
+
+	half, store2 := newService(t, now)
+	sys := &keyward.Tenant{ID: keyward.SystemTenantID, Slug: keyward.SystemTenantSlug, Plan: DefaultPlan, Status: keyward.TenantActive, CreatedAt: now, UpdatedAt: now}
+	if err := store2.CreateTenant(ctx, sys, keyward.ActorCLI); err != nil {
+		t.Fatal(err)
+	}
+	if root, err := half.Bootstrap(ctx); root == "" || err != nil {
+		t.Errorf("bootstrap after a half-done start: %q, %v", root, err)
+	}
+}
+
+func TestSystemTenantCannotBeSuspended(t *testing.T) {
+	svc, _ := newService(t, time.Now())
+	if _, err := svc.Bootstrap(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	_, err := svc.SuspendTenant(context.Background(), CLI, keyward.SystemTenantSlug)
+	if keyward.ErrorCode(err) != keyward.CodeInvalidRequest {
+		t.Errorf("suspending the system tenant: %v", err)
+	}
+}
