@@ -301,7 +301,7 @@ func TestBusy(t *testing.T) {
 	if code := keyward.ErrorCode(err); code != keyward.CodeStorageUnavailable {
 		t.Fatalf("CreateKey while another process writes: %v, want code %q", err, keyward.CodeStorageUnavailable)
 	}
-	if d := time.Since(start); d < 100*time.Millisecond || d > 5*time.Second {
+	if d := time.Since(start); d < 50*time.Millisecond || d > 5*time.Second {
 		t.Errorf("CreateKey gave up after %v, want about the busy timeout", d)
 	}
 	// Reads go on while the other process writes.

@@ -48,12 +48,53 @@ var concurrencyTests = []test{
 				if _, _, err := f.s.Keys(f.ctx, keyward.KeyFilter{TenantID: tn.ID}, keyward.Page{Limit: 5}); err != nil {
 					errs <- fmt.Errorf("Keys: %w", err)
 				}
-				if _, err := f.s.Changes(f.ctx, 0, 20); err != nil {
-					errs <- fmt.Errorf("Changes: %w", err)
-				}
 			}
 		})
+		// A follower reads the feed as a server does, from the last
+		// sequence number it saw, while the writers write: it must see
+		// every change, even though it reads while others commit. (A feed
+		// whose numbers are handed out before commit, such as a PostgreSQL
+		// sequence, can commit 11 before 10; a follower that moved past 11
+		// would never see 10.)
+		done := make(chan struct{})
+		followed := make(chan []keyward.Change, 1)
+		go func() {
+			var got []keyward.Change
+			after := m.seq
+			defer func() { followed <- got }()
+			poll := func() error {
+				for {
+					page, err := f.s.Changes(f.ctx, after, 7)
+					if err != nil {
+						return fmt.Errorf("Changes(%d): %w", after, err)
+					}
+					if len(page) == 0 {
+						return nil
+					}
+					got = append(got, page...)
+					after = page[len(page)-1].Seq
+				}
+			}
+			for {
+				select {
+				case <-done:
+					if err := poll(); err != nil {
+						errs <- err
+					}
+					return
+				default:
+					if err := poll(); err != nil {
+						errs <- err
+						<-done
+						return
+					}
+					time.Sleep(time.Millisecond)
+				}
+			}
+		}()
 		wg.Wait()
+		close(done)
+		got := <-followed
 		close(errs)
 		for err := range errs {
 			f.t.Error(err)
@@ -89,6 +130,17 @@ var concurrencyTests = []test{
 		}
 		if len(seen) != workers*perWorker {
 			f.t.Fatalf("Keys = %d keys, want %d", len(seen), workers*perWorker)
+		}
+		followedIDs := map[string]int{}
+		for _, c := range got {
+			followedIDs[c.ID]++
+		}
+		for _, batch := range batches {
+			for _, k := range batch {
+				if followedIDs[k.ID] != 1 {
+					f.t.Fatalf("a follower of the feed saw the change of %s %d times, want once", k.ID, followedIDs[k.ID])
+				}
+			}
 		}
 		changes := f.changesSince(m.seq)
 		if len(changes) != workers*perWorker {
