@@ -30,6 +30,9 @@
 //     (keyward.CodeConflict) without changing anything.
 //   - Concurrent writers all succeed, and a revocation or rotation that races
 //     with another of the same key takes effect once.
+//   - Change sequence numbers become visible in order: a follower that reads
+//     Changes from the last number it saw, while writers commit, misses
+//     none.
 //
 // A store only ever sees the SHA-256 of a key; the suite checks that a key
 // is found by that hash and never hands the store a plaintext.
