@@ -1,0 +1,48 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/keyward/keyward"
+	"github.com/keyward/keyward/manage"
+	"github.com/spf13/cobra"
+)
+
+// auditCommand is `keyward audit`: the log of management actions, newest
+// first.
+func (a *app) auditCommand() *cobra.Command {
+	var (
+		f    keyward.AuditFilter
+		page keyward.Page
+	)
+	c := &cobra.Command{
+		Use:   "audit [--tenant T]",
+		Short: "List management actions (who, what, when, from where), newest first",
+		Args:  args(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return a.withService(cmd.Context(), func(svc *manage.Service) error {
+				es, next, err := svc.AuditLog(cmd.Context(), manage.CLI, f, page)
+				if err != nil {
+					return err
+				}
+				if a.json {
+					return a.printJSON(listJSON[*keyward.AuditEntry]{Data: es, NextCursor: next})
+				}
+				tw := table(a.stdout)
+				fmt.Fprintln(tw, "AT\tACTOR\tFROM\tACTION\tTENANT\tTARGET")
+				for _, e := range es {
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", when(e.At), e.Actor, orDash(e.ActorIP), e.Action, e.TenantID, e.Target)
+				}
+				if err := tw.Flush(); err != nil {
+					return err
+				}
+				a.printNext(cmd.CommandPath(), next)
+				return nil
+			})
+		},
+	}
+	c.Flags().StringVar(&f.TenantID, "tenant", "", "only actions on this tenant (id or slug)")
+	c.Flags().StringVar(&f.Target, "target", "", "only actions on this key or tenant id")
+	pageFlags(c, &page)
+	return c
+}

@@ -1,0 +1,362 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/keyward/keyward"
+	"github.com/keyward/keyward/manage"
+	"github.com/spf13/cobra"
+)
+
+// keysCommand is `keyward keys`: the API keys of tenants.
+func (a *app) keysCommand() *cobra.Command {
+	return group("keys", "Create, list, show, update, revoke and rotate API keys",
+		a.keysCreateCommand(),
+		a.keysListCommand(),
+		a.keysShowCommand(),
+		a.keysUpdateCommand(),
+		a.keysRevokeCommand(),
+		a.keysRotateCommand(),
+	)
+}
+
+// storeNotice is printed on stderr with every new plaintext key.
+const storeNotice = "Store it now: it will not be shown again. Keyward keeps only its hash."
+
+// createdKeyJSON is the --json output of keys create and keys rotate: the
+// key's fields and, once, its plaintext.
+type createdKeyJSON struct {
+	*keyward.Key
+	Plaintext string       `json:"key"`
+	OldKey    *keyward.Key `json:"previous,omitempty"`
+}
+
+func (a *app) keysCreateCommand() *cobra.Command {
+	var (
+		in       manage.CreateKeyInput
+		ips      []string
+		metadata []string
+	)
+	c := &cobra.Command{
+		Use:   "create --tenant T --name N",
+		Short: "Create an API key and print it, once, alone on stdout",
+		Long: `Create an API key. The key is printed once, alone on its own line of stdout,
+and its id and details on stderr, so that KEY=$(keyward keys create …) works.
+Keyward keeps only its hash: store the key at once.
+
+--expires and --rotate-by take a date (2027-01-01, midnight UTC), an RFC 3339
+time, or a duration from now (90d, 2w, 12h, 30m).`,
+		Example: `  KEY=$(keyward keys create --tenant acme --name prod-order-bot \
+      --permissions contacts:write,messages:send --expires 90d \
+      --allow-ip 203.0.113.0/24 --metadata owner=billing)`,
+		Args: args(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if strings.TrimSpace(in.TenantID) == "" {
+				return usageError{errors.New("--tenant is required: the id or slug of the tenant the key is for")}
+			}
+			if cmd.Flags().Changed("allow-ip") {
+				in.Restrictions = &keyward.Restrictions{IPs: nonEmpty(ips)}
+			}
+			md, err := parseMetadata(metadata)
+			if err != nil {
+				return err
+			}
+			in.Metadata = md
+			return a.withService(cmd.Context(), func(svc *manage.Service) error {
+				k, plaintext, err := svc.CreateKey(cmd.Context(), manage.CLI, in)
+				if err != nil {
+					return err
+				}
+				if a.json {
+					return a.printJSON(createdKeyJSON{Key: k, Plaintext: plaintext})
+				}
+				if _, err := fmt.Fprintln(a.stdout, plaintext); err != nil {
+					return err
+				}
+				fmt.Fprintf(a.stderr, "Created API key %s (%s). %s\n", k.ID, k.Name, storeNotice)
+				return a.printKey(a.stderr, k)
+			})
+		},
+	}
+	f := c.Flags()
+	f.StringVar(&in.TenantID, "tenant", "", "id or slug of the tenant the key is for (required)")
+	f.StringVar(&in.Name, "name", "", `what the key is for, such as "prod-order-bot" (required)`)
+	f.StringVar(&in.Environment, "env", "live", "environment: live or test")
+	f.StringSliceVar(&in.Permissions, "permissions", nil, "permissions, comma-separated, such as contacts:write,messages:send")
+	f.StringVar(&in.Expires, "expires", "", "when the key stops working: 2027-01-01 or a duration such as 90d (default never)")
+	f.StringVar(&in.RotateBy, "rotate-by", "", "when the key is due for rotation: a date or a duration such as 90d")
+	f.StringSliceVar(&ips, "allow-ip", nil, "an address or CIDR the key may be used from; repeat for more (default anywhere)")
+	f.StringArrayVar(&metadata, "metadata", nil, "a tag KEY=VALUE, such as owner=billing; repeat for more")
+	return c
+}
+
+func (a *app) keysListCommand() *cobra.Command {
+	var (
+		in   manage.KeyListInput
+		page keyward.Page
+	)
+	c := &cobra.Command{
+		Use:   "list [--tenant T]",
+		Short: "List API keys, newest first",
+		Args:  args(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return a.withService(cmd.Context(), func(svc *manage.Service) error {
+				ks, next, err := svc.Keys(cmd.Context(), manage.CLI, in, page)
+				if err != nil {
+					return err
+				}
+				if a.json {
+					return a.printJSON(listJSON[*keyward.Key]{Data: ks, NextCursor: next})
+				}
+				now := time.Now()
+				tw := table(a.stdout)
+				fmt.Fprintln(tw, "ID\tNAME\tKEY\tENV\tSTATUS\tCREATED\tLAST USED\tEXPIRES")
+				for _, k := range ks {
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", k.ID, k.Name, displayKey(k), k.Environment,
+						keyStatus(k, now), when(k.CreatedAt), whenOr(k.LastUsedAt, "never"), whenOr(k.ExpiresAt, "never"))
+				}
+				if err := tw.Flush(); err != nil {
+					return err
+				}
+				a.printNext(cmd.CommandPath(), next)
+				return nil
+			})
+		},
+	}
+	f := c.Flags()
+	f.StringVar(&in.TenantID, "tenant", "", "id or slug of the tenant whose keys to list (default every tenant)")
+	f.StringVar(&in.Environment, "env", "", "only keys of this environment: live or test")
+	f.StringVar(&in.Status, "status", "", "only keys with this status: active, disabled or revoked")
+	pageFlags(c, &page)
+	return c
+}
+
+func (a *app) keysShowCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "show ID",
+		Short: "Show an API key (never its plaintext)",
+		Args:  args(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, argv []string) error {
+			return a.withService(cmd.Context(), func(svc *manage.Service) error {
+				k, err := svc.Key(cmd.Context(), manage.CLI, argv[0])
+				if err != nil {
+					return err
+				}
+				if a.json {
+					return a.printJSON(k)
+				}
+				return a.printKey(a.stdout, k)
+			})
+		},
+	}
+}
+
+func (a *app) keysUpdateCommand() *cobra.Command {
+	var (
+		name, expires, rotateBy string
+		perms, ips, metadata    []string
+		enable, disable         bool
+	)
+	c := &cobra.Command{
+		Use:   "update ID",
+		Short: "Change an API key; only the flags given change anything",
+		Long: `Change an API key. Only the flags given change anything.
+
+--expires and --rotate-by take a date, an RFC 3339 time, a duration from now
+(90d), or "never" to remove it. --permissions, --allow-ip and --metadata
+replace the whole list; give an empty value (--allow-ip "") to clear it.`,
+		Args: args(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, argv []string) error {
+			changed := cmd.Flags().Changed
+			var in manage.UpdateKeyInput
+			if changed("name") {
+				in.Name = &name
+			}
+			if changed("permissions") {
+				p := nonEmpty(perms)
+				in.Permissions = &p
+			}
+			if changed("expires") {
+				in.Expires = &expires
+			}
+			if changed("rotate-by") {
+				in.RotateBy = &rotateBy
+			}
+			if changed("allow-ip") {
+				in.Restrictions = &keyward.Restrictions{IPs: nonEmpty(ips)}
+			}
+			if changed("metadata") {
+				md, err := parseMetadata(metadata)
+				if err != nil {
+					return err
+				}
+				if md == nil {
+					md = map[string]string{}
+				}
+				in.Metadata = &md
+			}
+			switch {
+			case changed("enable") && changed("disable"):
+				return usageError{errors.New("--enable and --disable cannot be given together")}
+			case changed("enable"):
+				in.Enabled = &enable
+			case changed("disable"):
+				e := !disable
+				in.Enabled = &e
+			}
+			if in == (manage.UpdateKeyInput{}) {
+				return usageError{errors.New("nothing to change: give at least one of --name, --permissions, --expires, --rotate-by, --allow-ip, --metadata, --enable, --disable")}
+			}
+			return a.withService(cmd.Context(), func(svc *manage.Service) error {
+				k, err := svc.UpdateKey(cmd.Context(), manage.CLI, argv[0], in)
+				if err != nil {
+					return err
+				}
+				if a.json {
+					return a.printJSON(k)
+				}
+				fmt.Fprintf(a.stderr, "Updated API key %s.\n", k.ID)
+				return a.printKey(a.stdout, k)
+			})
+		},
+	}
+	f := c.Flags()
+	f.StringVar(&name, "name", "", "a new name")
+	f.StringSliceVar(&perms, "permissions", nil, "the new permissions, comma-separated (replaces them all)")
+	f.StringVar(&expires, "expires", "", `when the key stops working: a date, a duration such as 90d, or "never"`)
+	f.StringVar(&rotateBy, "rotate-by", "", `when the key is due for rotation: a date, a duration, or "never"`)
+	f.StringSliceVar(&ips, "allow-ip", nil, "an address or CIDR the key may be used from; repeat for more (replaces them all)")
+	f.StringArrayVar(&metadata, "metadata", nil, "a tag KEY=VALUE; repeat for more (replaces them all)")
+	f.BoolVar(&enable, "enable", false, "let a disabled key work again")
+	f.BoolVar(&disable, "disable", false, "refuse the key until it is enabled again")
+	return c
+}
+
+func (a *app) keysRevokeCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "revoke ID",
+		Short: "Revoke an API key at once, everywhere",
+		Args:  args(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, argv []string) error {
+			return a.withService(cmd.Context(), func(svc *manage.Service) error {
+				k, err := svc.RevokeKey(cmd.Context(), manage.CLI, argv[0])
+				if err != nil {
+					return err
+				}
+				const msg = "API key revoked successfully"
+				if a.json {
+					return a.printJSON(map[string]any{"success": true, "message": msg, "id": k.ID, "revoked_at": k.RevokedAt})
+				}
+				_, err = fmt.Fprintf(a.stdout, "%s: %s (%s)\n", msg, k.ID, k.Name)
+				return err
+			})
+		},
+	}
+}
+
+func (a *app) keysRotateCommand() *cobra.Command {
+	var grace string
+	c := &cobra.Command{
+		Use:   "rotate ID",
+		Short: "Issue a successor key and print it, once, alone on stdout",
+		Long: `Issue a successor of an API key, with the same tenant, environment, name,
+permissions, tags and restrictions. The new key is printed once, alone on its
+own line of stdout; the old key keeps working for the grace period (--grace,
+default 24h, at most 30d; 0 stops it at once).`,
+		Args: args(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, argv []string) error {
+			var in manage.RotateKeyInput
+			if cmd.Flags().Changed("grace") {
+				in.GracePeriod = &grace
+			}
+			return a.withService(cmd.Context(), func(svc *manage.Service) error {
+				k, plaintext, old, err := svc.RotateKey(cmd.Context(), manage.CLI, argv[0], in)
+				if err != nil {
+					return err
+				}
+				if a.json {
+					return a.printJSON(createdKeyJSON{Key: k, Plaintext: plaintext, OldKey: old})
+				}
+				if _, err := fmt.Fprintln(a.stdout, plaintext); err != nil {
+					return err
+				}
+				fmt.Fprintf(a.stderr, "Rotated API key %s to %s (%s). %s\n", old.ID, k.ID, k.Name, storeNotice)
+				if now := time.Now(); old.ExpiresAt != nil && old.ExpiresAt.After(now) {
+					fmt.Fprintf(a.stderr, "The old key %s keeps working until %s (for %s).\n",
+						old.ID, when(*old.ExpiresAt), old.ExpiresAt.Sub(now).Round(time.Second))
+				} else {
+					fmt.Fprintf(a.stderr, "The old key %s no longer works.\n", old.ID)
+				}
+				return nil
+			})
+		},
+	}
+	c.Flags().StringVar(&grace, "grace", "24h", "how long the old key keeps working: a duration up to 30d, 0 for not at all")
+	return c
+}
+
+// printKey writes a key's fields, one a line; never its plaintext, which
+// Keyward does not have.
+func (a *app) printKey(w io.Writer, k *keyward.Key) error {
+	lastUsed := whenOr(k.LastUsedAt, "never")
+	if k.LastUsedAt != nil && k.LastUsedIP != "" {
+		lastUsed += " from " + k.LastUsedIP
+	}
+	return fields(w,
+		"id", k.ID,
+		"name", k.Name,
+		"key", displayKey(k),
+		"tenant", k.TenantID,
+		"environment", string(k.Environment),
+		"status", keyStatus(k, time.Now()),
+		"permissions", joinList(k.Permissions, "-"),
+		"allowed ips", joinList(k.Restrictions.IPs, "any"),
+		"metadata", joinMap(k.Metadata),
+		"created", when(k.CreatedAt)+" by "+k.CreatedBy,
+		"expires", whenOr(k.ExpiresAt, "never"),
+		"rotate by", whenOr(k.RotateBy, "-"),
+		"last used", lastUsed,
+		"revoked", whenOr(k.RevokedAt, "-"),
+		"rotated from", orDash(k.RotatedFrom),
+		"rotated to", orDash(k.RotatedTo),
+	)
+}
+
+// parseMetadata reads --metadata values, each KEY=VALUE; empty values are
+// skipped, so that --metadata "" clears the tags. It returns nil for none.
+func parseMetadata(pairs []string) (map[string]string, error) {
+	var md map[string]string
+	for _, p := range pairs {
+		if p == "" {
+			continue
+		}
+		k, v, ok := strings.Cut(p, "=")
+		if !ok {
+			return nil, usageError{fmt.Errorf("--metadata: %q is not KEY=VALUE; use a form such as owner=billing", p)}
+		}
+		if md == nil {
+			md = map[string]string{}
+		}
+		if _, dup := md[k]; dup {
+			return nil, usageError{fmt.Errorf("--metadata: tag %q is given twice; give each tag once", k)}
+		}
+		md[k] = v
+	}
+	return md, nil
+}
+
+// nonEmpty returns the non-empty strings of l, and an empty, non-nil slice
+// when there are none.
+func nonEmpty(l []string) []string {
+	out := []string{}
+	for _, s := range l {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}

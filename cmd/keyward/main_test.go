@@ -1,0 +1,251 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/keyward/keyward"
+)
+
+// output is what one run of the program printed and returned.
+type output struct {
+	stdout string
+	stderr string
+	err    error
+}
+
+// code is the exit status main would give.
+func (o output) code() int { return exitCode(o.err) }
+
+// message is what main would print after "keyward: ".
+func (o output) message() string {
+	if o.err == nil {
+		return ""
+	}
+	return errorMessage(o.err)
+}
+
+// env is an environment for run: only the variables given, so that the
+// environment of the test process never leaks in.
+func env(vars ...string) func(string) string {
+	return func(name string) string {
+		for i := 0; i+1 < len(vars); i += 2 {
+			if vars[i] == name {
+				return vars[i+1]
+			}
+		}
+		return ""
+	}
+}
+
+// cli runs the program with args on the database db, with an empty
+// environment and empty standard input.
+func cli(t *testing.T, db string, args ...string) output {
+	t.Helper()
+	return cliIn(t, db, "", args...)
+}
+
+// cliIn is cli with stdin as standard input.
+func cliIn(t *testing.T, db, stdin string, args ...string) output {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	all := append([]string{"--db", db}, args...)
+	err := run(t.Context(), all, env(), strings.NewReader(stdin), &stdout, &stderr)
+	return output{stdout: stdout.String(), stderr: stderr.String(), err: err}
+}
+
+// ok runs the program like cli and fails the test unless it succeeds.
+func ok(t *testing.T, db string, args ...string) output {
+	t.Helper()
+	o := cli(t, db, args...)
+	if o.err != nil {
+		t.Fatalf("keyward %s: %v\nstdout: %s\nstderr: %s", strings.Join(args, " "), o.err, o.stdout, o.stderr)
+	}
+	return o
+}
+
+// fails runs the program like cli and fails the test unless it exits with
+// status code and its message contains every one of want.
+func fails(t *testing.T, db string, code int, args []string, want ...string) output {
+	t.Helper()
+	o := cli(t, db, args...)
+	if o.code() != code {
+		t.Fatalf("keyward %s: exit status %d, want %d (err %v)", strings.Join(args, " "), o.code(), code, o.err)
+	}
+	for _, w := range want {
+		if !strings.Contains(o.message(), w) {
+			t.Errorf("keyward %s: message %q does not contain %q", strings.Join(args, " "), o.message(), w)
+		}
+	}
+	return o
+}
+
+// newDB returns the path of a new database file in a temporary directory.
+func newDB(t *testing.T) string {
+	t.Helper()
+	return filepath.Join(t.TempDir(), "keyward.db")
+}
+
+// decodeJSON decodes s into a T, failing the test if it is not JSON.
+func decodeJSON[T any](t *testing.T, s string) T {
+	t.Helper()
+	var v T
+	if err := json.Unmarshal([]byte(s), &v); err != nil {
+		t.Fatalf("output is not JSON: %v\n%s", err, s)
+	}
+	return v
+}
+
+// syncBuffer is a bytes.Buffer safe for one writer and concurrent readers:
+// a running server writes to it while the test reads it.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func TestVersion(t *testing.T) {
+	db := newDB(t)
+	o := ok(t, db, "version")
+	if !strings.HasPrefix(o.stdout, "keyward "+keyward.Version+" ") || !strings.Contains(o.stdout, runtime.Version()) {
+		t.Errorf("version printed %q", o.stdout)
+	}
+	v := decodeJSON[map[string]string](t, ok(t, db, "version", "--json").stdout)
+	if v["version"] != keyward.Version || v["go_version"] != runtime.Version() {
+		t.Errorf("version --json printed %v", v)
+	}
+	if _, err := os.Stat(db); err == nil {
+		t.Error("version created the database; it should not open it")
+	}
+}
+
+func TestMigrate(t *testing.T) {
+	db := newDB(t)
+	o := ok(t, db, "migrate")
+	if !strings.Contains(o.stdout, "migrated") || !strings.Contains(o.stdout, db) {
+		t.Errorf("migrate printed %q", o.stdout)
+	}
+	if _, err := os.Stat(db); err != nil {
+		t.Fatalf("migrate did not create the database: %v", err)
+	}
+	// A second run finds nothing to do and says so the same way.
+	v := decodeJSON[map[string]any](t, ok(t, "sqlite:"+db, "migrate", "--json").stdout)
+	if v["migrated"] != true || v["database"] != db {
+		t.Errorf("migrate --json printed %v", v)
+	}
+}
+
+func TestDatabaseFlag(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "file")
+	if err := os.WriteFile(file, []byte("not a directory"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	notADB := filepath.Join(dir, "junk.db")
+	if err := os.WriteFile(notADB, bytes.Repeat([]byte("junk"), 1024), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		db   string
+		want []string
+	}{
+		{"missing directory", filepath.Join(dir, "nope", "keyward.db"), []string{"cannot open database", "does not exist"}},
+		{"parent is a file", filepath.Join(file, "keyward.db"), []string{"cannot open database", file}},
+		{"path is a directory", dir, []string{"cannot open database", "directory"}},
+		{"not a database", notADB, []string{"cannot open database", "not a SQLite database"}},
+		{"postgres", "postgres://localhost/keyward", []string{"PostgreSQL is not supported yet"}},
+		{"unknown scheme", "mysql://localhost/keyward", []string{"--db", "mysql://"}},
+		{"empty", "", []string{"--db"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fails(t, tc.db, 1, []string{"tenants", "list"}, tc.want...)
+		})
+	}
+
+	t.Run("sqlite: prefix and bare path are one database", func(t *testing.T) {
+		db := newDB(t)
+		ok(t, "sqlite:"+db, "tenants", "create", "acme")
+		if o := ok(t, db, "tenants", "show", "acme"); !strings.Contains(o.stdout, "acme") {
+			t.Errorf("tenants show printed %q", o.stdout)
+		}
+	})
+
+	t.Run("KEYWARD_DB", func(t *testing.T) {
+		db := newDB(t)
+		var stdout, stderr bytes.Buffer
+		if err := run(t.Context(), []string{"migrate"}, env("KEYWARD_DB", "sqlite:"+db), strings.NewReader(""), &stdout, &stderr); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := os.Stat(db); err != nil {
+			t.Errorf("KEYWARD_DB was not used: %v", err)
+		}
+	})
+}
+
+func TestUsageErrors(t *testing.T) {
+	db := newDB(t)
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"frobnicate"}, "unknown command"},
+		{[]string{"keys"}, "needs a subcommand"},
+		{[]string{"keys", "frobnicate"}, "unknown command"},
+		{[]string{"tenants", "list", "--frob"}, "unknown flag"},
+		{[]string{"tenants", "show"}, "accepts 1 arg"},
+		{[]string{"tenants", "list", "--limit", "many"}, "invalid argument"},
+		{[]string{"keys", "create", "--name", "x"}, "--tenant is required"},
+		{[]string{"keys", "update", "key_x"}, "nothing to change"},
+		{[]string{"keys", "update", "key_x", "--enable", "--disable"}, "--enable and --disable"},
+		{[]string{"verify", "sk_live_x", "--ip", "not-an-ip"}, "--ip"},
+		{[]string{"serve", "--trusted-proxies", "10.0.0.0/99"}, "--trusted-proxies"},
+		{[]string{"serve", "--log-format", "xml"}, "--log-format"},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			fails(t, db, 2, tc.args, tc.want)
+		})
+	}
+	if _, err := os.Stat(db); err == nil {
+		t.Error("a usage error opened the database")
+	}
+}
+
+func TestKeyPrefix(t *testing.T) {
+	db := newDB(t)
+	ok(t, db, "tenants", "create", "acme")
+	fails(t, db, 1, []string{"keys", "create", "--tenant", "acme", "--name", "x", "--key-prefix", "Bad!"}, "--key-prefix")
+
+	var stdout, stderr bytes.Buffer
+	err := run(t.Context(), []string{"--db", db, "keys", "create", "--tenant", "acme", "--name", "x"},
+		env("KEYWARD_KEY_PREFIX", "acme"), strings.NewReader(""), &stdout, &stderr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := strings.TrimSpace(stdout.String())
+	if !strings.HasPrefix(key, "acme_live_") {
+		t.Fatalf("KEYWARD_KEY_PREFIX=acme made key %q", key)
+	}
+	ok(t, db, "verify", key, "--key-prefix", "acme")
+	o := fails(t, db, 1, []string{"verify", key}) // default prefix sk
+	if !strings.HasPrefix(o.stdout, "refused: malformed_api_key: ") {
+		t.Errorf("a key of another prefix: %q", o.stdout)
+	}
+}

@@ -1,0 +1,109 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/keyward/keyward"
+)
+
+// printJSON writes v to stdout as one indented JSON value.
+func (a *app) printJSON(v any) error {
+	enc := json.NewEncoder(a.stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// listJSON is the --json output of a list: one page and the cursor of the
+// next, as the HTTP API answers it.
+type listJSON[T any] struct {
+	Data       []T    `json:"data"`
+	NextCursor string `json:"next_cursor"`
+}
+
+// printNext tells, on stderr, how to ask for the next page of a list.
+func (a *app) printNext(cmdPath, next string) {
+	if next != "" {
+		fmt.Fprintf(a.stderr, "More results: %s --cursor %s\n", cmdPath, next)
+	}
+}
+
+// table returns a writer that lines up tab-separated columns on w; the
+// caller flushes it.
+func table(w io.Writer) *tabwriter.Writer {
+	return tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+}
+
+// fields writes name-value pairs, one a line, with the values lined up.
+func fields(w io.Writer, pairs ...string) error {
+	tw := table(w)
+	for i := 0; i+1 < len(pairs); i += 2 {
+		fmt.Fprintf(tw, "%s:\t%s\n", pairs[i], pairs[i+1])
+	}
+	return tw.Flush()
+}
+
+// when formats a time for a person: UTC, to the second.
+func when(t time.Time) string {
+	return t.UTC().Format("2006-01-02 15:04:05Z")
+}
+
+// whenOr formats an optional time, or returns none when it is nil.
+func whenOr(t *time.Time, none string) string {
+	if t == nil || t.IsZero() {
+		return none
+	}
+	return when(*t)
+}
+
+// orDash returns s, or "-" when it is empty.
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// displayKey is how a key is shown everywhere but in the one line that
+// reveals it: its start and last four characters, such as sk_live_3Fj9…x7Qa.
+func displayKey(k *keyward.Key) string {
+	return k.Start + "…" + k.Last4
+}
+
+// keyStatus is the status of a key as a person reads it: an active key past
+// its expiry shows as expired.
+func keyStatus(k *keyward.Key, now time.Time) string {
+	if k.Status == keyward.KeyActive && k.Expired(now) {
+		return "expired"
+	}
+	return string(k.Status)
+}
+
+// joinMap writes a string map as k=v pairs in key order, or "-".
+func joinMap(m map[string]string) string {
+	if len(m) == 0 {
+		return "-"
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for i, k := range keys {
+		keys[i] = k + "=" + m[k]
+	}
+	return strings.Join(keys, ", ")
+}
+
+// joinList writes a list separated by commas, or none when it is empty.
+func joinList(l []string, none string) string {
+	if len(l) == 0 {
+		return none
+	}
+	return strings.Join(l, ", ")
+}

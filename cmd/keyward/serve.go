@@ -1,0 +1,164 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/keyward/keyward"
+	"github.com/keyward/keyward/httpapi"
+	"github.com/keyward/keyward/manage"
+	"github.com/keyward/keyward/verify"
+	"github.com/spf13/cobra"
+)
+
+// serveOptions are the flags of keyward serve.
+type serveOptions struct {
+	addr            string
+	trustedProxies  string
+	logFormat       string
+	shutdownTimeout time.Duration
+}
+
+// serveCommand is `keyward serve`: the HTTP API on --addr.
+func (a *app) serveCommand() *cobra.Command {
+	var o serveOptions
+	c := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the Keyward server: the HTTP API, verification and management",
+		Long: `Run the Keyward server on --addr.
+
+On its first start on a new database, serve creates the system tenant and a
+root key, and prints that key once, alone on stdout: store it then, for it
+is never shown again. Later starts print none.
+
+Logs go to stderr and never contain a key. On SIGINT or SIGTERM the server
+stops taking requests, finishes those in flight, writes the pending last-use
+times of keys, and exits.`,
+		Args: args(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return a.serve(cmd.Context(), o)
+		},
+	}
+	f := c.Flags()
+	f.StringVar(&o.addr, "addr", a.env("KEYWARD_ADDR", "127.0.0.1:8080"), "address to listen on, host:port (env KEYWARD_ADDR)")
+	f.StringVar(&o.trustedProxies, "trusted-proxies", a.env("KEYWARD_TRUSTED_PROXIES", ""),
+		"CIDRs of proxies whose X-Forwarded-For is believed, comma-separated (env KEYWARD_TRUSTED_PROXIES)")
+	f.StringVar(&o.logFormat, "log-format", a.env("KEYWARD_LOG_FORMAT", "json"), "log format on stderr: json or text (env KEYWARD_LOG_FORMAT)")
+	f.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 15*time.Second, "how long requests in flight may take to finish on shutdown")
+	return c
+}
+
+// rootKeyNotice is printed on stderr when the first start prints the root
+// key on stdout.
+const rootKeyNotice = `This is the root key of this Keyward instance: it manages every tenant.
+Store it now, in a password manager or secret store: it will not be shown again.`
+
+// serve runs the server until ctx ends, then shuts it down in order: the
+// HTTP server stops taking requests and finishes those in flight, the
+// verifier writes the pending last-use times, and the store closes.
+func (a *app) serve(ctx context.Context, o serveOptions) (err error) {
+	logger, err := newLogger(a.stderr, o.logFormat)
+	if err != nil {
+		return err
+	}
+	trusted, err := httpapi.ParseCIDRs(o.trustedProxies)
+	if err != nil {
+		return usageError{fmt.Errorf("--trusted-proxies: %w; use a comma-separated list such as 10.0.0.0/8,192.0.2.7", err)}
+	}
+	if o.shutdownTimeout <= 0 {
+		return usageError{errors.New("--shutdown-timeout: must be more than 0, such as 15s")}
+	}
+	format, err := a.format()
+	if err != nil {
+		return err
+	}
+	store, err := a.openStore(ctx)
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, store.Close()) }()
+
+	verifier := verify.New(store, verify.Options{Format: format, Logger: logger})
+	// The verifier closes on every way out, before the store: it writes
+	// the last-use times still pending.
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), o.shutdownTimeout)
+		defer cancel()
+		err = errors.Join(err, verifier.Close(cctx))
+	}()
+	svc := manage.New(manage.Config{Store: store, Format: format, AfterChange: verifier.Refresh})
+
+	rootKey, err := svc.Bootstrap(ctx)
+	if err != nil {
+		return err
+	}
+	if rootKey != "" {
+		// The root key goes to stdout alone, never through the logger.
+		if _, err := fmt.Fprintln(a.stdout, rootKey); err != nil {
+			return err
+		}
+		fmt.Fprintln(a.stderr, rootKeyNotice)
+	}
+	if err := verifier.Start(ctx); err != nil {
+		return err
+	}
+
+	handler, err := httpapi.NewServer(httpapi.Config{
+		Service: svc, Verifier: verifier, Store: store, Logger: logger, TrustedProxies: trusted,
+	})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", o.addr)
+	if err != nil {
+		return fmt.Errorf("--addr: cannot listen on %s: %w", o.addr, err)
+	}
+	srv := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	logger.Info("listening", "addr", ln.Addr().String(), "db", store.Path(), "version", keyward.Version)
+
+	select {
+	case err := <-served:
+		return fmt.Errorf("serve on %s: %w", ln.Addr(), err)
+	case <-ctx.Done():
+	}
+	logger.Info("shutting down: finishing requests in flight", "timeout", o.shutdownTimeout.String())
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), o.shutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		srv.Close()
+		logger.Warn("requests in flight did not finish in time; their connections were closed", "err", err)
+	}
+	if err := <-served; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve on %s: %w", ln.Addr(), err)
+	}
+	logger.Info("http server stopped; writing pending usage")
+	return nil
+}
+
+// newLogger returns the server's logger, writing to w in format json or
+// text.
+func newLogger(w io.Writer, format string) (*slog.Logger, error) {
+	switch format {
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, nil)), nil
+	case "text":
+		return slog.New(slog.NewTextHandler(w, nil)), nil
+	}
+	return nil, usageError{fmt.Errorf("--log-format: %q is not a log format; use json or text", format)}
+}

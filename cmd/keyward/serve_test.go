@@ -1,0 +1,297 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/keyward/keyward"
+	"github.com/keyward/keyward/apikey"
+)
+
+// server is a run of keyward serve in the background of a test.
+type server struct {
+	url    string
+	stdout *syncBuffer
+	stderr *syncBuffer
+	stop   context.CancelFunc
+	done   chan error
+}
+
+// startServer runs keyward serve on db, on a free port of 127.0.0.1, and
+// waits until it logs the address it listens on. The server is stopped at
+// the end of the test if the test has not stopped it.
+func startServer(t *testing.T, db string) *server {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &server{stdout: &syncBuffer{}, stderr: &syncBuffer{}, stop: cancel, done: make(chan error, 1)}
+	go func() {
+		s.done <- run(ctx, []string{"serve", "--addr", "127.0.0.1:0", "--db", db}, env(), strings.NewReader(""), s.stdout, s.stderr)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-s.done:
+		case <-time.After(20 * time.Second):
+			t.Error("the server did not stop")
+		}
+	})
+
+	// Under the race detector on a busy machine, a start can take seconds.
+	deadline := time.Now().Add(30 * time.Second)
+	for s.url == "" {
+		select {
+		case err := <-s.done:
+			t.Fatalf("serve returned before it listened: %v\nstderr: %s", err, s.stderr)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("serve did not log that it listens within 30s\nstderr: %s", s.stderr)
+		}
+		if addr := listeningAddr(s.stderr.String()); addr != "" {
+			s.url = "http://" + addr
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return s
+}
+
+// listeningAddr finds the address in the "listening" line of JSON logs.
+func listeningAddr(logs string) string {
+	sc := bufio.NewScanner(strings.NewReader(logs))
+	for sc.Scan() {
+		var line struct {
+			Msg  string `json:"msg"`
+			Addr string `json:"addr"`
+		}
+		if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "listening" {
+			return line.Addr
+		}
+	}
+	return ""
+}
+
+// shutdown stops the server as SIGTERM would and returns what run returned.
+func (s *server) shutdown(t *testing.T) error {
+	t.Helper()
+	s.stop()
+	select {
+	case err := <-s.done:
+		s.done <- err // for the cleanup
+		return err
+	case <-time.After(20 * time.Second):
+		t.Fatal("the server did not stop within 20s")
+		return nil
+	}
+}
+
+// answer is an HTTP response, read whole.
+type answer struct {
+	status int
+	body   []byte
+}
+
+// code is the problem code of an error answer.
+func (a answer) code() keyward.Code {
+	var p struct {
+		Code keyward.Code `json:"code"`
+	}
+	json.Unmarshal(a.body, &p)
+	return p.Code
+}
+
+// call makes an HTTP request to the server with key in X-API-Key.
+func (s *server) call(t *testing.T, method, path, key string, body any) answer {
+	t.Helper()
+	var r io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(t.Context(), method, s.url+path, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if key != "" {
+		req.Header.Set("X-API-Key", key)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return answer{resp.StatusCode, b}
+}
+
+// waitHealthy polls /healthz until it answers 200.
+func (s *server) waitHealthy(t *testing.T) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := http.Get(s.url + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/healthz did not answer 200 within 10s: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// assertNoKeys fails the test if any of keys appears in text or in the
+// database files of db (the file, its write-ahead log and shared memory).
+func assertNoKeys(t *testing.T, db, text string, keys ...string) {
+	t.Helper()
+	places := map[string][]byte{"the server's stderr": []byte(text)}
+	for _, suffix := range []string{"", "-wal", "-shm"} {
+		b, err := os.ReadFile(db + suffix)
+		if err == nil {
+			places[db+suffix] = b
+		}
+	}
+	if len(places) == 1 {
+		t.Fatalf("no database file at %s", db)
+	}
+	for where, b := range places {
+		for _, k := range keys {
+			if bytes.Contains(b, []byte(k)) {
+				t.Errorf("%s contains the plaintext of key %s…", where, k[:12])
+			}
+		}
+	}
+}
+
+func TestServe(t *testing.T) {
+	db := newDB(t)
+	s := startServer(t, db)
+	s.waitHealthy(t)
+
+	// The first start prints the root key once, alone on stdout, and a
+	// notice on stderr.
+	root := strings.TrimSuffix(s.stdout.String(), "\n")
+	format, err := apikey.NewFormat(apikey.DefaultPrefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, perr := format.Parse(root); perr != nil {
+		t.Fatalf("stdout is not one key: %q (%v)", s.stdout, perr)
+	}
+	if !strings.Contains(s.stderr.String(), "will not be shown again") {
+		t.Errorf("no notice about the root key on stderr:\n%s", s.stderr)
+	}
+	if a := s.call(t, "GET", "/v1/whoami", root, nil); a.status != http.StatusOK || !bytes.Contains(a.body, []byte(keyward.PermAdmin)) {
+		t.Fatalf("whoami with the root key: %d %s", a.status, a.body)
+	}
+
+	// The command line and the HTTP API work on the same database.
+	ok(t, db, "tenants", "create", "acme")
+	key1, id1 := newKey(t, db, "--name", "to-revoke")
+	key2, id2 := newKey(t, db, "--name", "in-use")
+	a := s.call(t, "POST", "/v1/api-keys", root, map[string]any{"tenant_id": "acme", "name": "from-http"})
+	var created struct {
+		Data struct {
+			ID  string `json:"id"`
+			Key string `json:"key"`
+		} `json:"data"`
+	}
+	if err := json.Unmarshal(a.body, &created); a.status != http.StatusCreated || err != nil || created.Data.Key == "" {
+		t.Fatalf("POST /v1/api-keys: %d %s", a.status, a.body)
+	}
+	key3 := created.Data.Key
+	if o := ok(t, db, "keys", "show", created.Data.ID); !strings.Contains(o.stdout, "from-http") {
+		t.Errorf("the command line does not see the key made over HTTP:\n%s", o.stdout)
+	}
+	for _, k := range []string{key1, key2, key3} {
+		if a := s.call(t, "GET", "/v1/whoami", k, nil); a.status != http.StatusOK {
+			t.Fatalf("whoami: %d %s", a.status, a.body)
+		}
+	}
+
+	// A key revoked from the command line is refused by the running
+	// server within 1 s.
+	ok(t, db, "keys", "revoke", id1)
+	revoked := time.Now()
+	for {
+		a := s.call(t, "GET", "/v1/whoami", key1, nil)
+		if a.status == http.StatusUnauthorized && a.code() == keyward.CodeRevokedAPIKey {
+			t.Logf("the server refused the revoked key after %v", time.Since(revoked))
+			break
+		}
+		if time.Since(revoked) > time.Second {
+			t.Fatalf("1 s after revoking, the server still answers %d %s", a.status, a.body)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+
+	// A use just before shutdown is written by the shutdown.
+	used := time.Now().Truncate(time.Microsecond)
+	if a := s.call(t, "GET", "/v1/whoami", key2, nil); a.status != http.StatusOK {
+		t.Fatalf("whoami: %d %s", a.status, a.body)
+	}
+	assertNoKeys(t, db, s.stderr.String(), root, key1, key2, key3)
+
+	if err := s.shutdown(t); err != nil {
+		t.Fatalf("serve returned %v after SIGTERM\nstderr: %s", err, s.stderr)
+	}
+	http.DefaultClient.CloseIdleConnections()
+	k := showKey(t, db, id2)
+	if k.LastUsedAt == nil || k.LastUsedAt.Before(used) {
+		t.Errorf("last_used_at of the key used before shutdown is %v, want at or after %v", k.LastUsedAt, used)
+	}
+	assertNoKeys(t, db, s.stderr.String(), root, key1, key2, key3)
+	for _, msg := range []string{`"msg":"listening"`, `"msg":"shutting down`} {
+		if !strings.Contains(s.stderr.String(), msg) {
+			t.Errorf("the logs lack %s:\n%s", msg, s.stderr)
+		}
+	}
+
+	// A later start prints no root key, and the old one still works.
+	s2 := startServer(t, db)
+	s2.waitHealthy(t)
+	if a := s2.call(t, "GET", "/v1/whoami", root, nil); a.status != http.StatusOK {
+		t.Errorf("whoami with the root key after a restart: %d %s", a.status, a.body)
+	}
+	if err := s2.shutdown(t); err != nil {
+		t.Fatalf("serve returned %v", err)
+	}
+	http.DefaultClient.CloseIdleConnections()
+	if out := s2.stdout.String(); out != "" {
+		t.Errorf("the second start printed on stdout: %q", out)
+	}
+	if strings.Contains(s2.stderr.String(), "root key") {
+		t.Errorf("the second start talks of a root key:\n%s", s2.stderr)
+	}
+	assertNoKeys(t, db, s2.stderr.String(), root, key1, key2, key3)
+}
+
+func TestServeAddressInUse(t *testing.T) {
+	db := newDB(t)
+	s := startServer(t, db)
+	addr := strings.TrimPrefix(s.url, "http://")
+	o := fails(t, newDB(t), 1, []string{"serve", "--addr", addr}, "--addr", addr)
+	if o.stdout == "" {
+		t.Error("a first start on a new database printed no root key before failing to listen")
+	}
+}

@@ -1,0 +1,141 @@
+package main
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/keyward/keyward"
+	"github.com/keyward/keyward/manage"
+	"github.com/spf13/cobra"
+)
+
+// tenantsCommand is `keyward tenants`: the customer accounts of the API.
+func (a *app) tenantsCommand() *cobra.Command {
+	return group("tenants", "Create, list, show, suspend and resume tenants (customer accounts)",
+		a.tenantsCreateCommand(),
+		a.tenantsListCommand(),
+		a.tenantsShowCommand(),
+		a.tenantStatusCommand("suspend", "Suspend a tenant: every one of its keys is refused until it is resumed", (*manage.Service).SuspendTenant,
+			"Tenant %s (%s) suspended: its keys are refused until it is resumed.\n"),
+		a.tenantStatusCommand("resume", "Resume a suspended tenant: its keys work again", (*manage.Service).ResumeTenant,
+			"Tenant %s (%s) resumed: its keys work again.\n"),
+	)
+}
+
+func (a *app) tenantsCreateCommand() *cobra.Command {
+	var plan string
+	c := &cobra.Command{
+		Use:   "create SLUG",
+		Short: "Create a tenant",
+		Long:  "Create a tenant. SLUG is its short, unique name: 2 to 63 lowercase letters, digits and dashes.",
+		Args:  args(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, argv []string) error {
+			return a.withService(cmd.Context(), func(svc *manage.Service) error {
+				t, err := svc.CreateTenant(cmd.Context(), manage.CLI, manage.CreateTenantInput{Slug: argv[0], Plan: plan})
+				if err != nil {
+					return err
+				}
+				if a.json {
+					return a.printJSON(t)
+				}
+				fmt.Fprintf(a.stderr, "Created tenant %s.\n", t.Slug)
+				return a.printTenant(t)
+			})
+		},
+	}
+	c.Flags().StringVar(&plan, "plan", "", `the tenant's plan (default "`+manage.DefaultPlan+`")`)
+	return c
+}
+
+func (a *app) tenantsListCommand() *cobra.Command {
+	var page keyward.Page
+	c := &cobra.Command{
+		Use:   "list",
+		Short: "List tenants, oldest first",
+		Args:  args(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return a.withService(cmd.Context(), func(svc *manage.Service) error {
+				ts, next, err := svc.Tenants(cmd.Context(), manage.CLI, page)
+				if err != nil {
+					return err
+				}
+				if a.json {
+					return a.printJSON(listJSON[*keyward.Tenant]{Data: ts, NextCursor: next})
+				}
+				tw := table(a.stdout)
+				fmt.Fprintln(tw, "ID\tSLUG\tPLAN\tSTATUS\tCREATED")
+				for _, t := range ts {
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", t.ID, t.Slug, t.Plan, t.Status, when(t.CreatedAt))
+				}
+				if err := tw.Flush(); err != nil {
+					return err
+				}
+				a.printNext(cmd.CommandPath(), next)
+				return nil
+			})
+		},
+	}
+	pageFlags(c, &page)
+	return c
+}
+
+func (a *app) tenantsShowCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "show ID|SLUG",
+		Short: "Show a tenant",
+		Args:  args(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, argv []string) error {
+			return a.withService(cmd.Context(), func(svc *manage.Service) error {
+				t, err := svc.Tenant(cmd.Context(), manage.CLI, argv[0])
+				if err != nil {
+					return err
+				}
+				if a.json {
+					return a.printJSON(t)
+				}
+				return a.printTenant(t)
+			})
+		},
+	}
+}
+
+// tenantStatusCommand is `tenants suspend` or `tenants resume`: set calls
+// the service, and done says what happened, given the slug and the id.
+func (a *app) tenantStatusCommand(name, short string, set func(*manage.Service, context.Context, manage.Caller, string) (*keyward.Tenant, error), done string) *cobra.Command {
+	return &cobra.Command{
+		Use:   name + " ID|SLUG",
+		Short: short,
+		Args:  args(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, argv []string) error {
+			return a.withService(cmd.Context(), func(svc *manage.Service) error {
+				t, err := set(svc, cmd.Context(), manage.CLI, argv[0])
+				if err != nil {
+					return err
+				}
+				if a.json {
+					return a.printJSON(t)
+				}
+				_, err = fmt.Fprintf(a.stdout, done, t.Slug, t.ID)
+				return err
+			})
+		},
+	}
+}
+
+// printTenant writes a tenant's fields, one a line.
+func (a *app) printTenant(t *keyward.Tenant) error {
+	return fields(a.stdout,
+		"id", t.ID,
+		"slug", t.Slug,
+		"plan", t.Plan,
+		"status", string(t.Status),
+		"created", when(t.CreatedAt),
+		"updated", when(t.UpdatedAt),
+	)
+}
+
+// pageFlags adds --limit and --cursor to a list command.
+func pageFlags(c *cobra.Command, p *keyward.Page) {
+	c.Flags().IntVar(&p.Limit, "limit", 0, fmt.Sprintf("at most this many results, 1 to %d (default %d)", keyward.MaxPageLimit, keyward.DefaultPageLimit))
+	c.Flags().StringVar(&p.Cursor, "cursor", "", "the cursor of the next page, as printed by the page before")
+}

@@ -1,0 +1,140 @@
+package main
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"strings"
+
+	"github.com/keyward/keyward"
+	"github.com/keyward/keyward/verify"
+	"github.com/spf13/cobra"
+)
+
+// verifyJSON is the --json output of keyward verify.
+type verifyJSON struct {
+	Valid       bool                `json:"valid"`
+	Code        keyward.Code        `json:"code,omitempty"`
+	Status      int                 `json:"status"`
+	Detail      string              `json:"detail,omitempty"`
+	KeyID       string              `json:"key_id,omitempty"`
+	Name        string              `json:"name,omitempty"`
+	TenantID    string              `json:"tenant_id,omitempty"`
+	Environment keyward.Environment `json:"environment,omitempty"`
+	Permissions []string            `json:"permissions,omitempty"`
+}
+
+// verifyCommand is `keyward verify KEY`: it checks a key as a server would
+// and prints the outcome. It exits 0 when the key is valid and 1 when it is
+// refused.
+//
+// A valid check is a use of the key like any other: it sets the key's last
+// use (with --ip as its address), and the command writes it before it exits,
+// so that no use of a key goes unrecorded, whoever made it.
+func (a *app) verifyCommand() *cobra.Command {
+	var (
+		perms []string
+		ip    string
+	)
+	c := &cobra.Command{
+		Use:   "verify KEY|-",
+		Short: "Check a key as a server would; exit 0 if valid, 1 if refused",
+		Long: `Check a key as a server would, and print the outcome: "valid key_… tenant …
+env …", or "refused: <code>: <detail>". Exit status 0 means valid, 1 refused.
+
+Give the key as "-" to read it from the first line of standard input, which
+keeps it out of the shell's history and the process list.
+
+A valid check counts as a use of the key: it sets the key's last use, with
+--ip as the address if given.`,
+		Args: args(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, argv []string) (err error) {
+			key := argv[0]
+			if key == "-" {
+				if key, err = readKeyLine(a.stdin); err != nil {
+					return err
+				}
+			}
+			req := verify.Request{Key: key, Permissions: perms}
+			if ip != "" {
+				addr, err := netip.ParseAddr(ip)
+				if err != nil {
+					return usageError{fmt.Errorf("--ip: %q is not an IP address; use a form such as 203.0.113.7 or 2001:db8::1", ip)}
+				}
+				req.IP = addr
+			}
+			f, err := a.format()
+			if err != nil {
+				return err
+			}
+			store, err := a.openStore(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer func() { err = errors.Join(err, store.Close()) }()
+			v := verify.New(store, verify.Options{Format: f})
+			res := v.Verify(cmd.Context(), req)
+			// Close writes the use that a valid check recorded.
+			if err := v.Close(cmd.Context()); err != nil {
+				return err
+			}
+			switch res.Code {
+			case keyward.CodeStorageUnavailable, keyward.CodeInternal:
+				// The key was neither accepted nor refused.
+				return res.Err()
+			}
+			return a.printOutcome(res)
+		},
+	}
+	c.Flags().StringArrayVar(&perms, "permission", nil, "a permission the key must hold; repeat for more")
+	c.Flags().StringVar(&ip, "ip", "", "the client address to check the key's IP restrictions against")
+	return c
+}
+
+// printOutcome prints a verification's result and returns an exitError for
+// a refusal.
+func (a *app) printOutcome(res verify.Result) error {
+	if a.json {
+		out := verifyJSON{Valid: res.Valid(), Code: res.Code, Detail: res.Detail, Status: 200}
+		if !res.Valid() {
+			out.Status = res.Code.Status()
+		}
+		if res.Key != nil {
+			out.KeyID, out.Name, out.TenantID = res.Key.ID, res.Key.Name, res.Key.TenantID
+			out.Environment, out.Permissions = res.Key.Environment, res.Key.Permissions
+		}
+		if err := a.printJSON(out); err != nil {
+			return err
+		}
+	} else if res.Valid() {
+		tenant := res.Key.TenantID
+		if res.Tenant != nil {
+			tenant = res.Tenant.Slug + " (" + res.Tenant.ID + ")"
+		}
+		if _, err := fmt.Fprintf(a.stdout, "valid %s tenant %s env %s name %q permissions %s\n",
+			res.Key.ID, tenant, res.Key.Environment, res.Key.Name, joinList(res.Key.Permissions, "-")); err != nil {
+			return err
+		}
+	} else {
+		if _, err := fmt.Fprintf(a.stdout, "refused: %s: %s\n", res.Code, res.Detail); err != nil {
+			return err
+		}
+	}
+	if !res.Valid() {
+		return exitError{1}
+	}
+	return nil
+}
+
+// readKeyLine reads a key from the first line of r, without its line ending.
+// Anything else about the line is left for verification to judge.
+func readKeyLine(r io.Reader) (string, error) {
+	line, err := bufio.NewReader(r).ReadString('\n')
+	if err != nil && line == "" {
+		return "", usageError{errors.New("verify -: no key on standard input")}
+	}
+	line = strings.TrimSuffix(line, "\n")
+	return strings.TrimSuffix(line, "\r"), nil
+}
