@@ -105,11 +105,16 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 	w.SetMaxIdleConns(1)
 	w.SetConnMaxLifetime(0)
 	w.SetConnMaxIdleTime(0)
-	if err := w.PingContext(ctx); err != nil {
-		w.Close()
-		return nil, openError(path, err)
-	}
-	if err := probeWrite(ctx, w); err != nil {
+	// Turning a new file to WAL mode can fail busy, without waiting, while
+	// another process does the same; setting up is retried for as long as a
+	// write would wait.
+	err = retryBusy(ctx, o.busyTimeout, func() error {
+		if err := w.PingContext(ctx); err != nil {
+			return err
+		}
+		return probeWrite(ctx, w)
+	})
+	if err != nil {
 		w.Close()
 		return nil, openError(path, err)
 	}
@@ -129,7 +134,7 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 		s.Close()
 		return nil, err
 	}
-	if err := r.PingContext(ctx); err != nil {
+	if err := retryBusy(ctx, o.busyTimeout, func() error { return r.PingContext(ctx) }); err != nil {
 		s.Close()
 		return nil, openError(path, err)
 	}
@@ -160,8 +165,10 @@ func (s *Store) Migrate(ctx context.Context) error {
 		}
 		if _, err := p.Up(ctx); err != nil {
 			last = err
-			if ctx.Err() != nil {
-				break
+			select {
+			case <-ctx.Done():
+				return dbError(ctx.Err())
+			case <-time.After(time.Duration(attempt+1) * 20 * time.Millisecond):
 			}
 			continue
 		}
@@ -191,6 +198,25 @@ func (s *Store) Ping(ctx context.Context) error {
 // closes, SQLite checkpoints the write-ahead log into the database file.
 func (s *Store) Close() error {
 	return errors.Join(s.r.Close(), s.w.Close())
+}
+
+// retryBusy calls fn until it returns nil or an error other than
+// SQLITE_BUSY or SQLITE_LOCKED, or until timeout has passed.
+func retryBusy(ctx context.Context, timeout time.Duration, fn func() error) error {
+	deadline := time.Now().Add(timeout)
+	wait := 5 * time.Millisecond
+	for {
+		err := fn()
+		if err == nil || !isBusy(err) || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 200*time.Millisecond)
+	}
 }
 
 // probeWrite checks that the database can be written. SQLite opens a file

@@ -150,7 +150,7 @@ func TestOpenMigratesOnce(t *testing.T) {
 func TestOpenConcurrently(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "keyward.db")
 	var wg sync.WaitGroup
-	errs := make([]error, 4)
+	errs := make([]error, 8)
 	for i := range errs {
 		wg.Go(func() {
 			s, err := sqlite.Open(t.Context(), path)

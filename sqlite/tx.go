@@ -74,6 +74,16 @@ func dbError(err error) error {
 	return keyward.Internal(err)
 }
 
+// isBusy reports whether err says that another connection holds a lock.
+func isBusy(err error) bool {
+	var se *msqlite.Error
+	if !errors.As(err, &se) {
+		return false
+	}
+	code := se.Code() & 0xff
+	return code == sqlite3.SQLITE_BUSY || code == sqlite3.SQLITE_LOCKED
+}
+
 // isConstraint reports whether err is the violation of a constraint with the
 // given extended result code (for example SQLITE_CONSTRAINT_UNIQUE) and,
 // when column is not empty, on that "table.column".
