@@ -35,7 +35,10 @@ func (a *app) serveCommand() *cobra.Command {
 
 On its first start on a new database, serve creates the system tenant and a
 root key, and prints that key once, alone on stdout: store it then, for it
-is never shown again. Later starts print none.
+is never shown again. Later starts print none. To make another root key,
+for instance when it was lost (then revoke the old one):
+
+  keyward keys create --tenant system --name root --permissions keyward:admin
 
 Logs go to stderr and never contain a key. On SIGINT or SIGTERM the server
 stops taking requests, finishes those in flight, writes the pending last-use
@@ -57,7 +60,8 @@ times of keys, and exits.`,
 // rootKeyNotice is printed on stderr when the first start prints the root
 // key on stdout.
 const rootKeyNotice = `This is the root key of this Keyward instance: it manages every tenant.
-Store it now, in a password manager or secret store: it will not be shown again.`
+Store it now, in a password manager or secret store: it will not be shown again.
+(Another can be made with: keyward keys create --tenant system --name root --permissions keyward:admin)`
 
 // serve runs the server until ctx ends, then shuts it down in order: the
 // HTTP server stops taking requests and finishes those in flight, the

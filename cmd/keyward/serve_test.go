@@ -267,11 +267,16 @@ func TestServe(t *testing.T) {
 		}
 	}
 
-	// A later start prints no root key, and the old one still works.
+	// A later start prints no root key, and the old one still works. The
+	// command line can make another root key, as the notice says.
 	s2 := startServer(t, db)
 	s2.waitHealthy(t)
 	if a := s2.call(t, "GET", "/v1/whoami", root, nil); a.status != http.StatusOK {
 		t.Errorf("whoami with the root key after a restart: %d %s", a.status, a.body)
+	}
+	root2 := strings.TrimSpace(ok(t, db, "keys", "create", "--tenant", "system", "--name", "root", "--permissions", keyward.PermAdmin).stdout)
+	if a := s2.call(t, "GET", "/v1/tenants", root2, nil); a.status != http.StatusOK || !bytes.Contains(a.body, []byte(`"acme"`)) {
+		t.Errorf("GET /v1/tenants with a root key made by the command line: %d %s", a.status, a.body)
 	}
 	if err := s2.shutdown(t); err != nil {
 		t.Fatalf("serve returned %v", err)
@@ -283,7 +288,7 @@ func TestServe(t *testing.T) {
 	if strings.Contains(s2.stderr.String(), "root key") {
 		t.Errorf("the second start talks of a root key:\n%s", s2.stderr)
 	}
-	assertNoKeys(t, db, s2.stderr.String(), root, key1, key2, key3)
+	assertNoKeys(t, db, s2.stderr.String(), root, root2, key1, key2, key3)
 }
 
 func TestServeAddressInUse(t *testing.T) {
