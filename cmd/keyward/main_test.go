@@ -180,6 +180,17 @@ func TestDatabaseFlag(t *testing.T) {
 		})
 	}
 
+	t.Run("read-only directory", func(t *testing.T) {
+		if os.Geteuid() == 0 {
+			t.Skip("root writes to any directory")
+		}
+		ro := filepath.Join(t.TempDir(), "ro")
+		if err := os.Mkdir(ro, 0o500); err != nil {
+			t.Fatal(err)
+		}
+		fails(t, filepath.Join(ro, "keyward.db"), 1, []string{"migrate"}, "cannot open database", ro)
+	})
+
 	t.Run("sqlite: prefix and bare path are one database", func(t *testing.T) {
 		db := newDB(t)
 		ok(t, "sqlite:"+db, "tenants", "create", "acme")
