@@ -1,0 +1,251 @@
+package verify
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/keyward/keyward"
+)
+
+// feedBatch is the most changes read from the feed at once.
+const feedBatch = 500
+
+// refreshTimeout bounds one background read of the feed, so that a store
+// that hangs does not stop the poller for good.
+const refreshTimeout = 10 * time.Second
+
+// Start reads the position of the change feed and starts two goroutines: one
+// applies the feed every PollInterval, the other writes pending usage every
+// FlushInterval. ctx bounds only the first read; the goroutines run until
+// Close. Start fails if the feed cannot be read, or if the verifier was
+// started or closed before.
+func (v *Verifier) Start(ctx context.Context) error {
+	v.lifeMu.Lock()
+	defer v.lifeMu.Unlock()
+	if v.closed {
+		return errors.New("verify: Start after Close")
+	}
+	if v.started {
+		return errors.New("verify: Start called twice")
+	}
+	if err := v.initFeed(ctx); err != nil {
+		return err
+	}
+
+	loop, stop := context.WithCancel(context.WithoutCancel(ctx))
+	v.started = true
+	v.stop = stop
+	v.done = make(chan struct{})
+	polled, flushed := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(polled)
+		v.pollLoop(loop)
+	}()
+	go func() {
+		defer close(flushed)
+		v.flushLoop(loop)
+	}()
+	go func() {
+		<-polled
+		<-flushed
+		close(v.done)
+	}()
+	return nil
+}
+
+// Close stops the goroutines that Start started, then writes all pending
+// usage, so that no use is lost. If that write fails, Close returns the
+// error. Call it once; later calls do nothing and return nil. Verify still
+// answers after Close, but uses recorded then are not written.
+func (v *Verifier) Close(ctx context.Context) error {
+	v.lifeMu.Lock()
+	if v.closed {
+		v.lifeMu.Unlock()
+		return nil
+	}
+	v.closed = true
+	stop, done := v.stop, v.done
+	v.lifeMu.Unlock()
+
+	var errs []error
+	if stop != nil {
+		stop()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			errs = append(errs, fmt.Errorf("verify: waiting for the poller and the flusher: %w", ctx.Err()))
+		}
+	}
+	if err := v.Flush(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	v.keys.StopAllGoroutines()
+	v.tenants.StopAllGoroutines()
+	v.cacheClock.Stop()
+	return errors.Join(errs...)
+}
+
+// Refresh applies every change of the feed up to now before it returns, so
+// that a change the caller has just written is seen by the next Verify. The
+// API calls it after its own writes. Before Start, it takes the current end
+// of the feed as its position and empties the cache.
+func (v *Verifier) Refresh(ctx context.Context) error {
+	v.feedMu.Lock()
+	defer v.feedMu.Unlock()
+	if !v.feedInit {
+		return v.initFeedLocked(ctx)
+	}
+	for {
+		changes, err := v.store.Changes(ctx, v.seq, feedBatch)
+		if err != nil {
+			return fmt.Errorf("verify: read the change feed after %d: %w", v.seq, err)
+		}
+		for i, c := range changes {
+			if !supersededIn(changes[i+1:], c) {
+				if err := v.apply(ctx, c); err != nil {
+					return fmt.Errorf("verify: apply change %d (%s %s): %w", c.Seq, c.Kind, c.ID, err)
+				}
+			}
+			v.seq = c.Seq
+		}
+		if len(changes) < feedBatch {
+			return nil
+		}
+	}
+}
+
+// initFeed takes the end of the feed as the position to read from, unless a
+// Refresh has done so already.
+func (v *Verifier) initFeed(ctx context.Context) error {
+	v.feedMu.Lock()
+	defer v.feedMu.Unlock()
+	if v.feedInit {
+		return nil
+	}
+	return v.initFeedLocked(ctx)
+}
+
+// initFeedLocked reads the end of the feed, then empties the caches: what
+// they held may predate changes before that position, which will never be
+// applied. The caller holds feedMu.
+func (v *Verifier) initFeedLocked(ctx context.Context) error {
+	seq, err := v.store.LastChange(ctx)
+	if err != nil {
+		return fmt.Errorf("verify: read the end of the change feed: %w", err)
+	}
+	v.seq = seq
+	v.feedInit = true
+	v.keys.InvalidateAll()
+	v.tenants.InvalidateAll()
+	v.tenantEpoch.Add(1)
+	return nil
+}
+
+// supersededIn reports whether a later change in rest is of the same tenant
+// or key as c, so that applying c is wasted work.
+func supersededIn(rest []keyward.Change, c keyward.Change) bool {
+	for _, r := range rest {
+		if r.Kind == c.Kind && r.ID == c.ID {
+			return true
+		}
+	}
+	return false
+}
+
+// apply reloads what a change names and replaces its cache entry. A key's
+// new entry is written under its hash whether or not it was cached, so that
+// a created key replaces the cached answer that its hash matched no key.
+func (v *Verifier) apply(ctx context.Context, c keyward.Change) error {
+	switch c.Kind {
+	case keyward.ChangeKey:
+		k, err := v.store.Key(ctx, c.ID)
+		if keyward.ErrorCode(err) == keyward.CodeNotFound {
+			v.log.WarnContext(ctx, "verify: the change feed names a key that does not exist", "key_id", c.ID, "seq", c.Seq)
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		v.keys.Set(k.Hash, v.newEntry(k, v.ofFormat(k)))
+	case keyward.ChangeTenant:
+		t, err := v.store.Tenant(ctx, c.ID)
+		switch {
+		case keyward.ErrorCode(err) == keyward.CodeNotFound:
+			v.tenants.Invalidate(c.ID)
+		case err != nil:
+			return err
+		default:
+			v.tenants.Set(t.ID, t)
+		}
+		// Only now, after the cache, so that a key's memo of the tenant
+		// taken meanwhile is read again (see tenantOf).
+		v.tenantEpoch.Add(1)
+	default:
+		v.log.DebugContext(ctx, "verify: skipping a change of unknown kind", "kind", c.Kind, "seq", c.Seq)
+	}
+	return nil
+}
+
+// pollLoop applies the feed every poll interval until ctx ends. A round that
+// fails is logged and retried at the next tick from the same position, so no
+// change is skipped; a run of failures is logged once, then every 50th time.
+func (v *Verifier) pollLoop(ctx context.Context) {
+	t := time.NewTicker(v.pollInterval)
+	defer t.Stop()
+	failures := 0
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		rctx, cancel := context.WithTimeout(ctx, refreshTimeout)
+		err := v.Refresh(rctx)
+		cancel()
+		switch {
+		case err == nil:
+			if failures > 0 {
+				v.log.InfoContext(ctx, "verify: the change feed is read again", "failed_rounds", failures)
+			}
+			failures = 0
+		case ctx.Err() != nil:
+			return
+		default:
+			failures++
+			if failures%50 == 1 {
+				v.log.WarnContext(ctx, "verify: could not apply the change feed; retrying",
+					"err", err, "failed_rounds", failures)
+			}
+		}
+	}
+}
+
+// flushLoop writes pending usage every flush interval until ctx ends. Close
+// writes what is left.
+func (v *Verifier) flushLoop(ctx context.Context) {
+	t := time.NewTicker(v.flushInterval)
+	defer t.Stop()
+	failures := 0
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		err := v.Flush(ctx)
+		switch {
+		case err == nil:
+			failures = 0
+		case ctx.Err() != nil:
+			return
+		default:
+			failures++
+			if failures%50 == 1 {
+				v.log.WarnContext(ctx, "verify: could not write last-used times; they are kept and retried",
+					"err", err, "failed_rounds", failures)
+			}
+		}
+	}
+}

@@ -1,0 +1,455 @@
+package verify_test
+
+import (
+	"context"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/keyward/keyward"
+	"github.com/keyward/keyward/verify"
+)
+
+// feedDeadline is how soon a change must reach a running verifier (SPEC §7).
+const feedDeadline = time.Second
+
+// TestChangesFromAnotherStore writes changes through a second store on the
+// same file, as the command line in another process does, and waits for the
+// running verifier to see them through its poller.
+func TestChangesFromAnotherStore(t *testing.T) {
+	ctx := context.Background()
+	tests := []struct {
+		name string
+		// change writes through other and returns the code then expected.
+		change func(t *testing.T, f *fixture, other keyward.Store, k *keyward.Key) keyward.Code
+	}{
+		{
+			name: "revoke",
+			change: func(t *testing.T, f *fixture, other keyward.Store, k *keyward.Key) keyward.Code {
+				if _, err := other.RevokeKey(ctx, k.ID, f.clock.Now(), keyward.ActorCLI); err != nil {
+					t.Fatal(err)
+				}
+				return keyward.CodeRevokedAPIKey
+			},
+		},
+		{
+			name: "disable",
+			change: func(t *testing.T, f *fixture, other keyward.Store, k *keyward.Key) keyward.Code {
+				disabled := keyward.KeyDisabled
+				if _, err := other.UpdateKey(ctx, k.ID, keyward.KeyUpdate{Status: &disabled}, f.clock.Now(), keyward.ActorCLI); err != nil {
+					t.Fatal(err)
+				}
+				return keyward.CodeKeyDisabled
+			},
+		},
+		{
+			name: "remove a permission",
+			change: func(t *testing.T, f *fixture, other keyward.Store, k *keyward.Key) keyward.Code {
+				perms := []string{"contacts:read"}
+				if _, err := other.UpdateKey(ctx, k.ID, keyward.KeyUpdate{Permissions: &perms}, f.clock.Now(), keyward.ActorCLI); err != nil {
+					t.Fatal(err)
+				}
+				return keyward.CodeInsufficientPermissions
+			},
+		},
+		{
+			name: "restrict IPs",
+			change: func(t *testing.T, f *fixture, other keyward.Store, k *keyward.Key) keyward.Code {
+				r := keyward.Restrictions{IPs: []string{"10.0.0.0/8"}}
+				if _, err := other.UpdateKey(ctx, k.ID, keyward.KeyUpdate{Restrictions: &r}, f.clock.Now(), keyward.ActorCLI); err != nil {
+					t.Fatal(err)
+				}
+				return keyward.CodeIPNotAllowed
+			},
+		},
+		{
+			name: "expire",
+			change: func(t *testing.T, f *fixture, other keyward.Store, k *keyward.Key) keyward.Code {
+				now := f.clock.Now()
+				if _, err := other.UpdateKey(ctx, k.ID, keyward.KeyUpdate{ExpiresAt: &now}, now, keyward.ActorCLI); err != nil {
+					t.Fatal(err)
+				}
+				return keyward.CodeExpiredAPIKey
+			},
+		},
+		{
+			name: "suspend the tenant",
+			change: func(t *testing.T, f *fixture, other keyward.Store, k *keyward.Key) keyward.Code {
+				if _, err := other.SetTenantStatus(ctx, k.TenantID, keyward.TenantSuspended, f.clock.Now(), keyward.ActorCLI); err != nil {
+					t.Fatal(err)
+				}
+				return keyward.CodeAccountSuspended
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t, verify.Options{})
+			key, k := f.createKey(nil)
+			f.start()
+			if r := f.verify(key, "messages:send"); !r.Valid() {
+				t.Fatalf("before the change: %s: %s", r.Code, r.Detail)
+			}
+			other := openStore(t, f.path)
+			want := tt.change(t, f, other, k)
+			eventually(t, feedDeadline, string(want), func() bool {
+				return f.verify(key, "messages:send").Code == want
+			})
+		})
+	}
+
+	t.Run("resume the tenant", func(t *testing.T) {
+		f := newFixture(t, verify.Options{})
+		key, k := f.createKey(nil)
+		if _, err := f.store.SetTenantStatus(ctx, k.TenantID, keyward.TenantSuspended, f.clock.Now(), keyward.ActorCLI); err != nil {
+			t.Fatal(err)
+		}
+		f.start()
+		if r := f.verify(key); r.Code != keyward.CodeAccountSuspended {
+			t.Fatalf("before the change: %s: %s", r.Code, r.Detail)
+		}
+		other := openStore(t, f.path)
+		if _, err := other.SetTenantStatus(ctx, k.TenantID, keyward.TenantActive, f.clock.Now(), keyward.ActorCLI); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, feedDeadline, "valid again", func() bool { return f.verify(key).Valid() })
+	})
+}
+
+func TestNegativeCacheClearedWhenKeyCreated(t *testing.T) {
+	t.Run("through the poller", func(t *testing.T) {
+		f := newFixture(t, verify.Options{})
+		f.start()
+		key, k := f.newKey(nil)
+		if r := f.verify(key); r.Code != keyward.CodeInvalidAPIKey {
+			t.Fatalf("before creation: %s: %s", r.Code, r.Detail)
+		}
+		// The negative answer is cached: asking again does not read.
+		before := f.spy.keyByHash.Load()
+		if r := f.verify(key); r.Code != keyward.CodeInvalidAPIKey {
+			t.Fatalf("before creation, again: %s: %s", r.Code, r.Detail)
+		}
+		if n := f.spy.keyByHash.Load() - before; n != 0 {
+			t.Errorf("an unknown key was looked up again %d times; want its absence cached", n)
+		}
+		other := openStore(t, f.path)
+		if err := other.CreateKey(context.Background(), k, keyward.ActorCLI); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, feedDeadline, "created key valid", func() bool { return f.verify(key).Valid() })
+	})
+	t.Run("through Refresh", func(t *testing.T) {
+		f := newFixture(t, verify.Options{PollInterval: time.Hour})
+		f.start()
+		key, k := f.newKey(nil)
+		if r := f.verify(key); r.Code != keyward.CodeInvalidAPIKey {
+			t.Fatalf("before creation: %s: %s", r.Code, r.Detail)
+		}
+		if err := f.store.CreateKey(context.Background(), k, keyward.ActorCLI); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.v.Refresh(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if r := f.verify(key); !r.Valid() {
+			t.Errorf("after Refresh: %s: %s", r.Code, r.Detail)
+		}
+	})
+}
+
+func TestRefreshAppliesOwnWriteAtOnce(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, verify.Options{PollInterval: time.Hour})
+	key, k := f.createKey(nil)
+	f.start()
+	if r := f.verify(key); !r.Valid() {
+		t.Fatalf("before revocation: %s: %s", r.Code, r.Detail)
+	}
+	if _, err := f.store.RevokeKey(ctx, k.ID, f.clock.Now(), keyward.ActorCLI); err != nil {
+		t.Fatal(err)
+	}
+	if r := f.verify(key); !r.Valid() {
+		t.Fatalf("the poller ran although its interval is an hour: %s", r.Code)
+	}
+	if err := f.v.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if r := f.verify(key); r.Code != keyward.CodeRevokedAPIKey {
+		t.Errorf("after Refresh: %s: %s", r.Code, r.Detail)
+	}
+}
+
+func TestRefreshBeforeStart(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, verify.Options{})
+	key, k := f.createKey(nil)
+	if r := f.verify(key); !r.Valid() {
+		t.Fatalf("before revocation: %s: %s", r.Code, r.Detail)
+	}
+	if _, err := f.store.RevokeKey(ctx, k.ID, f.clock.Now(), keyward.ActorCLI); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.v.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if r := f.verify(key); r.Code != keyward.CodeRevokedAPIKey {
+		t.Errorf("after Refresh: %s: %s", r.Code, r.Detail)
+	}
+}
+
+// TestFeedFailureSkipsNoChange makes the feed fail, then the reload of a
+// changed key, and checks that the change is applied once the store
+// answers again.
+func TestFeedFailureSkipsNoChange(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, verify.Options{PollInterval: time.Hour})
+	key, k := f.createKey(nil)
+	other, ok := f.createKey(nil)
+	f.start()
+	for _, kk := range []string{key, other} {
+		if r := f.verify(kk); !r.Valid() {
+			t.Fatalf("before revocation: %s: %s", r.Code, r.Detail)
+		}
+	}
+	// Two changes: the first revokes key, the second only renames other.
+	if _, err := f.store.RevokeKey(ctx, k.ID, f.clock.Now(), keyward.ActorCLI); err != nil {
+		t.Fatal(err)
+	}
+	name := "renamed"
+	if _, err := f.store.UpdateKey(ctx, ok.ID, keyward.KeyUpdate{Name: &name}, f.clock.Now(), keyward.ActorCLI); err != nil {
+		t.Fatal(err)
+	}
+
+	f.spy.failChanges.Store(true)
+	if err := f.v.Refresh(ctx); err == nil {
+		t.Fatal("Refresh succeeded although the feed failed")
+	}
+	f.spy.failChanges.Store(false)
+	f.spy.failKey.Store(true)
+	if err := f.v.Refresh(ctx); err == nil {
+		t.Fatal("Refresh succeeded although reloading the key failed")
+	}
+	if r := f.verify(key); !r.Valid() {
+		t.Fatalf("a change was applied although its key could not be read: %s", r.Code)
+	}
+	f.spy.failKey.Store(false)
+	if err := f.v.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if r := f.verify(key); r.Code != keyward.CodeRevokedAPIKey {
+		t.Errorf("after the store recovered: %s: %s", r.Code, r.Detail)
+	}
+	if r := f.verify(other); !r.Valid() {
+		t.Errorf("other key: %s: %s", r.Code, r.Detail)
+	} else if r.Key.Name != name {
+		t.Errorf("other key named %q, want %q", r.Key.Name, name)
+	}
+}
+
+// TestPollerRetriesAfterFailure checks the same through the running
+// poller: while the feed fails nothing changes, and once it answers the
+// change arrives.
+func TestPollerRetriesAfterFailure(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, verify.Options{PollInterval: 20 * time.Millisecond})
+	key, k := f.createKey(nil)
+	f.start()
+	if r := f.verify(key); !r.Valid() {
+		t.Fatalf("before revocation: %s: %s", r.Code, r.Detail)
+	}
+	f.spy.failKey.Store(true)
+	if _, err := f.store.RevokeKey(ctx, k.ID, f.clock.Now(), keyward.ActorCLI); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, feedDeadline, "feed polled", func() bool { return f.spy.keyByID.Load() >= 3 })
+	if r := f.verify(key); !r.Valid() {
+		t.Fatalf("a change was applied although its key could not be read: %s", r.Code)
+	}
+	f.spy.failKey.Store(false)
+	eventually(t, feedDeadline, "revoked after recovery", func() bool {
+		return f.verify(key).Code == keyward.CodeRevokedAPIKey
+	})
+}
+
+func TestUsage(t *testing.T) {
+	ctx := context.Background()
+
+	t.Run("flushed on Close", func(t *testing.T) {
+		f := newFixture(t, verify.Options{FlushInterval: time.Hour})
+		key, k := f.createKey(nil)
+		refused, rk := f.createKey(nil)
+		f.start()
+		ip := netip.MustParseAddr("198.51.100.4")
+		for range 3 {
+			if r := f.v.Verify(ctx, verify.Request{Key: key, IP: netip.MustParseAddr("192.0.2.1")}); !r.Valid() {
+				t.Fatalf("Verify: %s: %s", r.Code, r.Detail)
+			}
+		}
+		f.clock.Add(time.Minute)
+		if r := f.v.Verify(ctx, verify.Request{Key: key, IP: ip}); !r.Valid() {
+			t.Fatalf("Verify: %s: %s", r.Code, r.Detail)
+		}
+		if r := f.v.Verify(ctx, verify.Request{Key: refused, IP: ip, Permissions: []string{"admin"}}); r.Valid() {
+			t.Fatal("a key without the permission was accepted")
+		}
+		if err := f.v.Close(ctx); err != nil {
+			t.Fatalf("Close: %v", err)
+		}
+		got, err := f.store.Key(ctx, k.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.LastUsedAt == nil || !got.LastUsedAt.Equal(t0.Add(time.Minute)) || got.LastUsedIP != ip.String() {
+			t.Errorf("last used %v from %q, want %v from %q", got.LastUsedAt, got.LastUsedIP, t0.Add(time.Minute), ip)
+		}
+		got, err = f.store.Key(ctx, rk.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.LastUsedAt != nil {
+			t.Errorf("a refused use was recorded: %v", got.LastUsedAt)
+		}
+	})
+
+	t.Run("flushed by the flusher", func(t *testing.T) {
+		f := newFixture(t, verify.Options{FlushInterval: 20 * time.Millisecond})
+		key, k := f.createKey(nil)
+		f.start()
+		if r := f.verify(key); !r.Valid() {
+			t.Fatalf("Verify: %s: %s", r.Code, r.Detail)
+		}
+		eventually(t, time.Second, "last use written", func() bool {
+			got, err := f.store.Key(ctx, k.ID)
+			return err == nil && got.LastUsedAt != nil && got.LastUsedAt.Equal(t0) && got.LastUsedIP == "192.0.2.10"
+		})
+	})
+
+	t.Run("kept when the write fails", func(t *testing.T) {
+		f := newFixture(t, verify.Options{})
+		key, k := f.createKey(nil)
+		if r := f.verify(key); !r.Valid() {
+			t.Fatalf("Verify: %s: %s", r.Code, r.Detail)
+		}
+		f.spy.failRecordUsage.Store(true)
+		if err := f.v.Flush(ctx); err == nil {
+			t.Fatal("Flush succeeded although the store failed")
+		}
+		f.spy.failRecordUsage.Store(false)
+		if err := f.v.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+		got, err := f.store.Key(ctx, k.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.LastUsedAt == nil || !got.LastUsedAt.Equal(t0) {
+			t.Errorf("last used %v, want %v", got.LastUsedAt, t0)
+		}
+	})
+
+	t.Run("a later use wins over a failed batch", func(t *testing.T) {
+		f := newFixture(t, verify.Options{})
+		key, k := f.createKey(nil)
+		if r := f.verify(key); !r.Valid() {
+			t.Fatalf("Verify: %s: %s", r.Code, r.Detail)
+		}
+		f.spy.failRecordUsage.Store(true)
+		if err := f.v.Flush(ctx); err == nil {
+			t.Fatal("Flush succeeded although the store failed")
+		}
+		f.clock.Add(time.Second)
+		if r := f.verify(key); !r.Valid() {
+			t.Fatalf("Verify: %s: %s", r.Code, r.Detail)
+		}
+		f.spy.failRecordUsage.Store(false)
+		if err := f.v.Close(ctx); err != nil {
+			t.Fatal(err)
+		}
+		got, err := f.store.Key(ctx, k.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := t0.Add(time.Second); got.LastUsedAt == nil || !got.LastUsedAt.Equal(want) {
+			t.Errorf("last used %v, want %v", got.LastUsedAt, want)
+		}
+	})
+}
+
+// TestUsageConcurrent verifies many keys from many goroutines while the
+// flusher runs, then closes, and checks that every key's last use was
+// written.
+func TestUsageConcurrent(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, verify.Options{FlushInterval: time.Millisecond, Clock: time.Now})
+	type created struct {
+		plain string
+		key   *keyward.Key
+	}
+	var keys []created
+	for range 20 {
+		plain, k := f.createKey(nil)
+		keys = append(keys, created{plain, k})
+	}
+	f.start()
+	done := make(chan struct{})
+	for g := range 4 {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			for i := range 200 {
+				c := keys[(g*7+i)%len(keys)]
+				ip := netip.AddrFrom4([4]byte{192, 0, 2, byte(g)})
+				if r := f.v.Verify(ctx, verify.Request{Key: c.plain, IP: ip}); !r.Valid() {
+					t.Errorf("Verify: %s: %s", r.Code, r.Detail)
+					return
+				}
+			}
+		}()
+	}
+	for range 4 {
+		<-done
+	}
+	if err := f.v.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range keys {
+		got, err := f.store.Key(ctx, c.key.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.LastUsedAt == nil {
+			t.Errorf("key %s: no last use written", c.key.ID)
+			continue
+		}
+		if ip, err := netip.ParseAddr(got.LastUsedIP); err != nil || !netip.MustParsePrefix("192.0.2.0/29").Contains(ip) {
+			t.Errorf("key %s: last used from %q", c.key.ID, got.LastUsedIP)
+		}
+	}
+}
+
+func TestStartClose(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, verify.Options{})
+	f.start()
+	if err := f.v.Start(ctx); err == nil {
+		t.Error("second Start succeeded")
+	}
+	if err := f.v.Close(ctx); err != nil {
+		t.Errorf("Close: %v", err)
+	}
+	if err := f.v.Close(ctx); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+	if err := f.v.Start(ctx); err == nil {
+		t.Error("Start after Close succeeded")
+	}
+}
+
+func TestStartFailsWithoutStorage(t *testing.T) {
+	f := newFixture(t, verify.Options{})
+	if err := f.store.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.v.Start(context.Background()); err == nil {
+		t.Error("Start succeeded although the feed cannot be read")
+	}
+}

@@ -1,0 +1,484 @@
+// Package verify owns key verification: the presenting rules, the checks in
+// the order of SPEC §5, the in-memory cache kept fresh by the change feed, and
+// batched last-used writes.
+//
+// A Verifier answers from memory for every key it has seen: a cached key is
+// verified without storage I/O and without allocating. Every server runs one
+// and reads the change feed, so a change made anywhere (another server, the
+// command line) reaches it within a poll interval; the cache's time to live
+// bounds how stale an entry can be even if the feed cannot be read.
+package verify
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/maypok86/otter/v2"
+
+	"github.com/keyward/keyward"
+	"github.com/keyward/keyward/apikey"
+)
+
+// Defaults of Options.
+const (
+	DefaultCacheSize     = 100_000
+	DefaultCacheTTL      = 5 * time.Minute
+	DefaultPollInterval  = 200 * time.Millisecond
+	DefaultFlushInterval = time.Second
+)
+
+// tenantCacheSize bounds the tenant cache. Tenants are far fewer than keys.
+const tenantCacheSize = 10_000
+
+// cacheClockResolution is how often the caches read the time to expire
+// entries. Reading a precise clock on every cache read would cost a large
+// part of a cached verification; a time to live of minutes needs no more
+// precision than this.
+const cacheClockResolution = 100 * time.Millisecond
+
+// Options configure a Verifier. Zero values take the defaults.
+type Options struct {
+	// Format is the key format of this instance; the zero Format means
+	// apikey.DefaultPrefix.
+	Format apikey.Format
+	// Clock tells the time that expiry is checked against; nil means
+	// time.Now.
+	Clock keyward.Clock
+	// CacheSize is the most keys the cache holds (DefaultCacheSize).
+	CacheSize int
+	// CacheTTL bounds how stale a cached key or tenant can be, even if the
+	// change feed cannot be read (DefaultCacheTTL).
+	CacheTTL time.Duration
+	// PollInterval is how often the change feed is read
+	// (DefaultPollInterval). Changes must reach every server within 1 s.
+	PollInterval time.Duration
+	// FlushInterval is how often pending last-used times are written
+	// (DefaultFlushInterval).
+	FlushInterval time.Duration
+	// Logger receives warnings about the storage and the feed; nil discards
+	// them. It never receives a key, only key ids.
+	Logger *slog.Logger
+}
+
+// Request is what a caller presents for verification.
+type Request struct {
+	// Key is the key as presented, unchanged (see KeyFromRequest).
+	Key string
+	// IP is the client address; the zero Addr when unknown.
+	IP netip.Addr
+	// Permissions are the permissions the request needs; the key must hold
+	// every one of them.
+	Permissions []string
+}
+
+// Result is the outcome of a verification.
+type Result struct {
+	// Code is the outcome's code, or "" when the key is valid.
+	Code keyward.Code
+	// Detail tells the caller what to do; it is public and never contains
+	// the key. It is "" when the key is valid.
+	Detail string
+	// Key is the stored key, set once the key was found, also when it is
+	// refused afterwards. It is shared with the cache: treat it as
+	// read-only.
+	Key *keyward.Key
+	// Tenant is the key's tenant, set once its status was checked. It is
+	// shared with the cache: treat it as read-only.
+	Tenant *keyward.Tenant
+}
+
+// Valid reports whether the key was accepted.
+func (r Result) Valid() bool { return r.Code == "" }
+
+// Err returns the refusal as an *keyward.Error, or nil when the key is valid.
+func (r Result) Err() *keyward.Error {
+	if r.Code == "" {
+		return nil
+	}
+	return &keyward.Error{Code: r.Code, Message: r.Detail}
+}
+
+// Verifier verifies keys against a store through a cache that the change
+// feed keeps fresh, and records when each key was last used. Its methods are
+// safe for concurrent use.
+type Verifier struct {
+	store         keyward.Store
+	format        apikey.Format
+	livePrefix    string // <prefix>_live_
+	testPrefix    string // <prefix>_test_
+	keyLen        int    // the length of every key of the format
+	now           keyward.Clock
+	log           *slog.Logger
+	pollInterval  time.Duration
+	flushInterval time.Duration
+
+	cacheClock *otter.CoarseClock
+	keys       *otter.Cache[[32]byte, *entry]
+	keyLoader  otter.Loader[[32]byte, *entry]
+	tenants    *otter.Cache[string, *keyward.Tenant]
+	tenantLoad otter.Loader[string, *keyward.Tenant]
+	// tenantEpoch counts the tenant changes applied. A key's entry keeps
+	// the tenant it last read from the tenant cache with the epoch of that
+	// read, and reads the cache again once the epoch has moved on.
+	tenantEpoch atomic.Uint64
+
+	usage   usageLog
+	flushMu sync.Mutex // serializes Flush
+
+	feedMu   sync.Mutex // serializes Refresh and guards seq and feedInit
+	seq      int64      // the last change applied
+	feedInit bool       // whether seq is a position in the feed
+
+	lifeMu  sync.Mutex // guards started, closed, stop and done
+	started bool
+	closed  bool
+	stop    context.CancelFunc
+	done    chan struct{}
+}
+
+// New returns a Verifier that reads store. Verify works at once; Start begins
+// reading the change feed and writing usage in the background.
+func New(store keyward.Store, opts Options) *Verifier {
+	if opts.Format.Prefix() == "" {
+		f, err := apikey.NewFormat(apikey.DefaultPrefix)
+		if err != nil {
+			panic("verify: the default key format is invalid: " + err.Error())
+		}
+		opts.Format = f
+	}
+	if opts.Clock == nil {
+		opts.Clock = time.Now
+	}
+	if opts.CacheSize <= 0 {
+		opts.CacheSize = DefaultCacheSize
+	}
+	if opts.CacheTTL <= 0 {
+		opts.CacheTTL = DefaultCacheTTL
+	}
+	if opts.PollInterval <= 0 {
+		opts.PollInterval = DefaultPollInterval
+	}
+	if opts.FlushInterval <= 0 {
+		opts.FlushInterval = DefaultFlushInterval
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	cacheClock := otter.NewCoarseClock(cacheClockResolution)
+	v := &Verifier{
+		store:         store,
+		format:        opts.Format,
+		livePrefix:    opts.Format.Prefix() + "_" + string(keyward.Live) + "_",
+		testPrefix:    opts.Format.Prefix() + "_" + string(keyward.Test) + "_",
+		now:           opts.Clock,
+		log:           opts.Logger,
+		pollInterval:  opts.PollInterval,
+		flushInterval: opts.FlushInterval,
+		cacheClock:    cacheClock,
+		keys: otter.Must(&otter.Options[[32]byte, *entry]{
+			MaximumSize:      opts.CacheSize,
+			ExpiryCalculator: otter.ExpiryWriting[[32]byte, *entry](opts.CacheTTL),
+			Clock:            cacheClock,
+		}),
+		tenants: otter.Must(&otter.Options[string, *keyward.Tenant]{
+			MaximumSize:      min(opts.CacheSize, tenantCacheSize),
+			ExpiryCalculator: otter.ExpiryWriting[string, *keyward.Tenant](opts.CacheTTL),
+			Clock:            cacheClock,
+		}),
+	}
+	v.keyLen = len(v.livePrefix) + apikey.BodyLen
+	v.keyLoader = otter.LoaderFunc[[32]byte, *entry](v.loadKey)
+	v.tenantLoad = otter.LoaderFunc[string, *keyward.Tenant](v.loadTenant)
+	return v
+}
+
+// Public details of the outcomes that need no data.
+const (
+	detailMissing = "Send your API key in the X-API-Key header or as Authorization: Bearer <key>."
+	detailInvalid = "No key matches the one presented. Check that you copied the whole key, " +
+		"or create a new key in the dashboard."
+	detailStorage   = "Could not check the key because the key store is unavailable; retry shortly."
+	detailNoAccount = "The account of this key could not be found; contact support."
+	detailSuspended = "The account this key belongs to is suspended, so its keys are refused. " +
+		"Contact support to resume it."
+	detailDisabled = "This key is disabled. Enable it again in the dashboard, or use another key."
+	detailNoIP     = "This key only accepts requests from allowed IP addresses, " +
+		"and the address of this request could not be determined."
+	detailMalformed = "The key is not a valid API key; check that you copied it whole."
+)
+
+// Verify checks a presented key in the order of SPEC §5; the first check
+// that fails decides the result:
+//
+//  1. an empty key: missing_api_key;
+//  2. a key that does not parse (whitespace, quotes, prefix, environment,
+//     length, alphabet, checksum): malformed_api_key, without a storage
+//     lookup (a string whose hash is cached parsed before and is not parsed
+//     again);
+//  3. no stored key with its hash: invalid_api_key (storage_unavailable when
+//     the store cannot answer);
+//  4. a revoked key: revoked_api_key;
+//  5. an expired key: expired_api_key;
+//  6. a suspended tenant: account_suspended; a disabled key: key_disabled;
+//  8. an address outside the key's IP restrictions: ip_not_allowed;
+//  10. a required permission the key does not hold:
+//     insufficient_permissions.
+//
+// A valid use is recorded in memory and written by the next Flush. A cached
+// key is verified without storage I/O and without allocating.
+func (v *Verifier) Verify(ctx context.Context, req Request) Result {
+	if req.Key == "" {
+		return Result{Code: keyward.CodeMissingAPIKey, Detail: detailMissing}
+	}
+	// A hash found in the cache is that of a string that parsed already: an
+	// entry is cached only after its key parsed, or, from the change feed,
+	// for a stored key with this format's prefix. Parse cannot fail for it
+	// and is skipped. Any other string is parsed before storage is asked.
+	var (
+		hash   [32]byte
+		e      *entry
+		cached bool
+	)
+	if len(req.Key) == v.keyLen {
+		hash = apikey.Hash(req.Key)
+		e, cached = v.keys.GetIfPresent(hash)
+		cached = cached && e.parsed
+	}
+	if !cached {
+		if _, perr := v.format.Parse(req.Key); perr != nil {
+			return Result{Code: keyward.CodeMalformedAPIKey, Detail: malformedDetail(perr, req.Key)}
+		}
+		if len(req.Key) != v.keyLen {
+			hash = apikey.Hash(req.Key) // not expected: a key that parses has keyLen bytes
+		}
+		var err error
+		e, err = v.keys.Get(ctx, hash, v.keyLoader)
+		if err != nil {
+			v.log.WarnContext(ctx, "verify: could not look up a key", "err", err)
+			return Result{Code: keyward.CodeStorageUnavailable, Detail: detailStorage}
+		}
+	}
+	k := e.key
+	if k == nil {
+		return Result{Code: keyward.CodeInvalidAPIKey, Detail: detailInvalid}
+	}
+	if k.Status == keyward.KeyRevoked {
+		return Result{Code: keyward.CodeRevokedAPIKey, Detail: e.revokedDetail, Key: k}
+	}
+	now := v.now()
+	if k.Expired(now) {
+		return Result{Code: keyward.CodeExpiredAPIKey, Detail: e.expiredDetail, Key: k}
+	}
+
+	t, err := v.tenantOf(ctx, e)
+	switch {
+	case keyward.ErrorCode(err) == keyward.CodeNotFound:
+		v.log.ErrorContext(ctx, "verify: a key's tenant does not exist", "key_id", k.ID, "tenant_id", k.TenantID)
+		return Result{Code: keyward.CodeInternal, Detail: detailNoAccount, Key: k}
+	case err != nil:
+		v.log.WarnContext(ctx, "verify: could not look up a tenant", "key_id", k.ID, "tenant_id", k.TenantID, "err", err)
+		return Result{Code: keyward.CodeStorageUnavailable, Detail: detailStorage, Key: k}
+	}
+	if t.Status != keyward.TenantActive {
+		return Result{Code: keyward.CodeAccountSuspended, Detail: detailSuspended, Key: k, Tenant: t}
+	}
+	if k.Status != keyward.KeyActive {
+		return Result{Code: keyward.CodeKeyDisabled, Detail: detailDisabled, Key: k, Tenant: t}
+	}
+
+	// Step 7 (environment) is not checked yet.
+
+	if e.ipRestricted {
+		ip := req.IP.Unmap().WithZone("")
+		if !ip.IsValid() {
+			return Result{Code: keyward.CodeIPNotAllowed, Detail: detailNoIP, Key: k, Tenant: t}
+		}
+		if !e.allows(ip) {
+			return Result{Code: keyward.CodeIPNotAllowed, Key: k, Tenant: t, Detail: fmt.Sprintf(
+				"Requests with this key must come from an allowed IP address, and %s is not one. "+
+					"Call from an allowed address, or add this one to the key's IP restrictions.", ip)}
+		}
+	}
+
+	// Step 9 (resources) is not checked yet.
+
+	for _, p := range req.Permissions {
+		if !k.HasPermission(p) {
+			return Result{Code: keyward.CodeInsufficientPermissions, Key: k, Tenant: t, Detail: fmt.Sprintf(
+				"This key lacks the permission %q that this request needs. "+
+					"Use a key that has it, or ask an admin of the account to add it to this key.", p)}
+		}
+	}
+
+	v.recordUse(e, now, req.IP)
+	return Result{Key: k, Tenant: t}
+}
+
+// malformedDetail is the public detail of a key that does not parse. It
+// never repeats the key, even if a parse message would; a string too short
+// to be a secret may well appear in a message by chance.
+func malformedDetail(perr *apikey.ParseError, key string) string {
+	if perr.Message == "" || len(key) >= 8 && strings.Contains(perr.Message, key) {
+		return detailMalformed
+	}
+	return perr.Message
+}
+
+// entry is what the cache holds for a hash: a stored key with what its
+// checks need already worked out, or, when key is nil, the answer that no key
+// has this hash. What it says of the key never changes once it is cached: a
+// change replaces the entry. Only two memos change in place, atomically: the
+// tenant last read, and the last use not yet written.
+type entry struct {
+	key *keyward.Key
+	// parsed is true when the string with this hash is known to parse with
+	// the verifier's format, so that Verify need not parse it again.
+	parsed        bool
+	ipRestricted  bool
+	ips           []netip.Prefix
+	revokedDetail string
+	expiredDetail string
+	// tenant is the key's tenant as last read from the tenant cache, so
+	// that a verification need not look it up by id; nil until then.
+	tenant atomic.Pointer[tenantMemo]
+	// used is the key's last use not yet written.
+	used lastUse
+}
+
+// tenantMemo is a tenant read from the tenant cache: valid while the
+// verifier's tenant epoch is still epoch and its cache entry has not
+// expired, at until on the cache clock.
+type tenantMemo struct {
+	tenant *keyward.Tenant
+	epoch  uint64
+	until  int64
+}
+
+// tenantOf returns the tenant of the key of e: the one e remembers if it is
+// still current, or else the one in the tenant cache, loaded from the store
+// if need be.
+func (v *Verifier) tenantOf(ctx context.Context, e *entry) (*keyward.Tenant, error) {
+	// The epoch is read before the tenant cache, and the change feed writes
+	// the cache before it moves the epoch on: a memo is never older than
+	// the changes counted by its epoch.
+	epoch := v.tenantEpoch.Load()
+	now := v.cacheClock.NowNano()
+	if m := e.tenant.Load(); m != nil && m.epoch == epoch && now < m.until {
+		return m.tenant, nil
+	}
+	id := e.key.TenantID
+	ce, ok := v.tenants.GetEntry(id)
+	if !ok {
+		if _, err := v.tenants.Get(ctx, id, v.tenantLoad); err != nil {
+			return nil, err
+		}
+		if ce, ok = v.tenants.GetEntryQuietly(id); !ok {
+			// Evicted already; answer from the store's copy without a memo.
+			return v.tenants.Get(ctx, id, v.tenantLoad)
+		}
+	}
+	e.tenant.Store(&tenantMemo{tenant: ce.Value, epoch: epoch, until: ce.ExpiresAtNano})
+	return ce.Value, nil
+}
+
+// newEntry prepares k for the cache; parsed says whether its plaintext is
+// known to parse with the verifier's format. An IP restriction that does not
+// parse is logged and left out, so that a key with only bad restrictions
+// allows no address at all rather than every one.
+func (v *Verifier) newEntry(k *keyward.Key, parsed bool) *entry {
+	e := &entry{key: k, parsed: parsed, ipRestricted: len(k.Restrictions.IPs) > 0}
+	for _, s := range k.Restrictions.IPs {
+		p, ok := parsePrefix(s)
+		if !ok {
+			v.log.Warn("verify: a key has an IP restriction that is not an address or a CIDR; it allows nothing",
+				"key_id", k.ID, "restriction", s)
+			continue
+		}
+		e.ips = append(e.ips, p)
+	}
+
+	e.revokedDetail = "This key was revoked. Create a new key in the dashboard and use it instead."
+	if k.RevokedAt != nil {
+		e.revokedDetail = "This key was revoked on " + formatTime(*k.RevokedAt) +
+			". Create a new key in the dashboard and use it instead."
+	}
+	if k.ExpiresAt != nil {
+		if k.RotatedTo != "" {
+			e.expiredDetail = "This key expired on " + formatTime(*k.ExpiresAt) + " because it was replaced by key " +
+				k.RotatedTo + ". Use the new key instead."
+		} else {
+			e.expiredDetail = "This key expired on " + formatTime(*k.ExpiresAt) +
+				". Create a new key in the dashboard and use it instead."
+		}
+	}
+	return e
+}
+
+// allows reports whether ip, unmapped and without a zone, is in one of the
+// key's allowed prefixes.
+func (e *entry) allows(ip netip.Addr) bool {
+	for _, p := range e.ips {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+// parsePrefix reads an IP restriction: a CIDR or a single address. An
+// IPv4-mapped IPv6 prefix becomes the IPv4 prefix it maps.
+func parsePrefix(s string) (netip.Prefix, bool) {
+	s = strings.TrimSpace(s)
+	p, err := netip.ParsePrefix(s)
+	if err != nil {
+		a, err := netip.ParseAddr(s)
+		if err != nil || a.Zone() != "" {
+			return netip.Prefix{}, false
+		}
+		p = netip.PrefixFrom(a, a.BitLen())
+	}
+	if a := p.Addr(); a.Is4In6() {
+		if p.Bits() < 96 {
+			return netip.Prefix{}, false
+		}
+		p = netip.PrefixFrom(a.Unmap(), p.Bits()-96)
+	}
+	return p.Masked(), true
+}
+
+// formatTime writes t for a public detail: RFC 3339, in UTC.
+func formatTime(t time.Time) string {
+	return t.UTC().Format(time.RFC3339)
+}
+
+// loadKey finds the key with the given hash in the store for the cache. No
+// such key is an answer too, cached as an entry without a key. Verify loads
+// only the hash of a string that parsed.
+func (v *Verifier) loadKey(ctx context.Context, hash [32]byte) (*entry, error) {
+	k, err := v.store.KeyByHash(ctx, hash)
+	if keyward.ErrorCode(err) == keyward.CodeNotFound {
+		return &entry{parsed: true}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return v.newEntry(k, true), nil
+}
+
+// ofFormat reports whether a stored key was issued with the verifier's
+// format: its stored prefix is <prefix>_live_ or <prefix>_test_. The
+// plaintext of such a key parses, since only generated keys are stored.
+func (v *Verifier) ofFormat(k *keyward.Key) bool {
+	return k.Prefix == v.livePrefix || k.Prefix == v.testPrefix
+}
+
+// loadTenant finds a tenant in the store for the cache.
+func (v *Verifier) loadTenant(ctx context.Context, id string) (*keyward.Tenant, error) {
+	return v.store.Tenant(ctx, id)
+}
