@@ -97,7 +97,8 @@ type verifyResponse struct {
 
 // handleVerify checks a key for another service. The caller needs
 // keyward:verify; a caller outside the system tenant can check its own
-// tenant's keys only (others are invalid_api_key to it).
+// tenant's keys only (others are invalid_api_key to it, and their use is not
+// recorded).
 func (s *server) handleVerify(w http.ResponseWriter, r *http.Request) {
 	caller, _, err := s.authenticate(r, []string{keyward.PermVerify})
 	if err != nil {
@@ -110,6 +111,9 @@ func (s *server) handleVerify(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	req := verify.Request{Key: in.Key, Permissions: in.Permissions}
+	if caller.Key.TenantID != keyward.SystemTenantID {
+		req.TenantID = caller.Key.TenantID
+	}
 	if in.IP != "" {
 		if req.IP, err = netip.ParseAddr(in.IP); err != nil {
 			s.writeError(w, r, keyward.FieldErrorf("ip", "%q is not an IP address", in.IP))
@@ -118,9 +122,6 @@ func (s *server) handleVerify(w http.ResponseWriter, r *http.Request) {
 		req.IP = req.IP.Unmap()
 	}
 	res := s.verifier.Verify(r.Context(), req)
-	if res.Key != nil && caller.Key.TenantID != keyward.SystemTenantID && res.Key.TenantID != caller.Key.TenantID {
-		res = verify.Result{Code: keyward.CodeInvalidAPIKey, Detail: "No key matches the one sent; check that it was copied in full."}
-	}
 	out := verifyResponse{Valid: res.Valid(), Code: res.Code, Status: http.StatusOK, Detail: res.Detail, RequestID: requestID(r)}
 	if !out.Valid {
 		out.Status = res.Code.Status()

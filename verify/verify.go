@@ -75,6 +75,10 @@ type Request struct {
 	// Permissions are the permissions the request needs; the key must hold
 	// every one of them.
 	Permissions []string
+	// TenantID, when set, limits the check to that tenant's keys: any other
+	// key is answered invalid_api_key, as if it did not exist, and its use
+	// is not recorded.
+	TenantID string
 }
 
 // Result is the outcome of a verification.
@@ -265,7 +269,7 @@ func (v *Verifier) Verify(ctx context.Context, req Request) Result {
 		}
 	}
 	k := e.key
-	if k == nil {
+	if k == nil || (req.TenantID != "" && k.TenantID != req.TenantID) {
 		return Result{Code: keyward.CodeInvalidAPIKey, Detail: detailInvalid}
 	}
 	if k.Status == keyward.KeyRevoked {
@@ -327,7 +331,8 @@ func malformedDetail(perr *apikey.ParseError, key string) string {
 	if perr.Message == "" || len(key) >= 8 && strings.Contains(perr.Message, key) {
 		return detailMalformed
 	}
-	return perr.Message
+	// Parse messages are clauses; a detail is a sentence.
+	return strings.ToUpper(perr.Message[:1]) + perr.Message[1:] + "."
 }
 
 // entry is what the cache holds for a hash: a stored key with what its

@@ -327,7 +327,7 @@ func TestVerifyOutcomes(t *testing.T) {
 				checkResult(t, r, key, tt.code, tt.keyFound, tt.tenantFound, tt.details...)
 				if tt.code == keyward.CodeMalformedAPIKey {
 					_, perr := f.format.Parse(key)
-					if perr == nil || r.Detail != perr.Message {
+					if perr == nil || !strings.EqualFold(r.Detail, perr.Message+".") {
 						t.Errorf("Detail = %q, want the parse message %v", r.Detail, perr)
 					}
 				}
@@ -637,5 +637,26 @@ func BenchmarkVerifyMalformed(b *testing.B) {
 		if r := f.v.Verify(ctx, req); r.Code != keyward.CodeMalformedAPIKey {
 			b.Fatal(r.Code)
 		}
+	}
+}
+
+// TestVerifyTenantScope: a check limited to one tenant answers another
+// tenant's key as if it did not exist, and records no use of it.
+func TestVerifyTenantScope(t *testing.T) {
+	f := newFixture(t, verify.Options{})
+	f.start()
+	plain, k := f.createKey(nil)
+	ctx := context.Background()
+	if r := f.v.Verify(ctx, verify.Request{Key: plain, TenantID: "ten_other"}); r.Code != keyward.CodeInvalidAPIKey || r.Key != nil {
+		t.Errorf("another tenant's key: %s, key %v", r.Code, r.Key)
+	}
+	if err := f.v.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := f.store.Key(ctx, k.ID); got.LastUsedAt != nil {
+		t.Errorf("a refused check recorded a use at %v", got.LastUsedAt)
+	}
+	if r := f.v.Verify(ctx, verify.Request{Key: plain, TenantID: k.TenantID}); !r.Valid() {
+		t.Errorf("own tenant's key: %s", r.Code)
 	}
 }
