@@ -122,7 +122,7 @@ func (s *server) handleVerify(w http.ResponseWriter, r *http.Request) {
 		req.IP = req.IP.Unmap()
 	}
 	res := s.verifier.Verify(r.Context(), req)
-	out := verifyResponse{Valid: res.Valid(), Code: res.Code, Status: http.StatusOK, Detail: res.Detail, RequestID: requestID(r)}
+	out := verifyResponse{Valid: res.Valid(), Code: res.Code, Status: http.StatusOK, Detail: res.Detail, RequestID: requestID(w)}
 	if !out.Valid {
 		out.Status = res.Code.Status()
 	}

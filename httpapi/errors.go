@@ -35,7 +35,7 @@ func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	status := e.Code.Status()
 	if status >= 500 {
-		s.log.ErrorContext(r.Context(), "request failed", "request_id", requestID(r), "method", r.Method, "path", r.URL.Path, "code", e.Code, "err", err)
+		s.log.ErrorContext(r.Context(), "request failed", "request_id", requestID(w), "method", r.Method, "path", r.URL.Path, "code", e.Code, "err", err)
 	}
 	h := w.Header()
 	switch {
@@ -53,7 +53,7 @@ func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	w.WriteHeader(status)
 	writeJSON(w, problem{
 		Type: "urn:keyward:error:" + string(e.Code), Title: e.Code.Title(), Status: status,
-		Detail: e.Message, Code: e.Code, Field: e.Field, RequestID: requestID(r),
+		Detail: e.Message, Code: e.Code, Field: e.Field, RequestID: requestID(w),
 	})
 }
 

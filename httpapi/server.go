@@ -71,18 +71,17 @@ func NewServer(c Config) (http.Handler, error) {
 	return s.withRequestID(s.recoverPanics(mux)), nil
 }
 
-// withRequestID gives every request an id, answers it in X-Request-Id, and
-// keeps it in the request's own X-Request-Id header for the handlers. An
-// incoming id of a safe shape is kept, so ids follow a request across
-// services.
+// withRequestID gives every request an id and answers it in X-Request-Id,
+// where the handlers read it back (requestID). An incoming id of a safe
+// shape is kept, so ids follow a request across services.
 func (s *server) withRequestID(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id := r.Header.Get("X-Request-Id")
 		if !safeRequestID(id) {
-			id = s.idPrefix + strconv.FormatUint(s.idCounter.Add(1), 36)
-			r.Header.Set("X-Request-Id", id)
+			var buf [32]byte
+			id = string(strconv.AppendUint(append(buf[:0], s.idPrefix...), s.idCounter.Add(1), 36))
 		}
-		w.Header().Set("X-Request-Id", id)
+		w.Header()["X-Request-Id"] = []string{id}
 		next.ServeHTTP(w, r)
 	})
 }
@@ -100,7 +99,13 @@ func safeRequestID(id string) bool {
 	return true
 }
 
-func requestID(r *http.Request) string { return r.Header.Get("X-Request-Id") }
+// requestID is the id withRequestID gave the request.
+func requestID(w http.ResponseWriter) string {
+	if v := w.Header()["X-Request-Id"]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
 
 // recoverPanics answers a panicking handler with a 500 problem instead of a
 // dropped connection, and logs the panic.
