@@ -139,15 +139,22 @@ func TestVersion(t *testing.T) {
 func TestMigrate(t *testing.T) {
 	db := newDB(t)
 	o := ok(t, db, "migrate")
-	if !strings.Contains(o.stdout, "migrated") || !strings.Contains(o.stdout, db) {
-		t.Errorf("migrate printed %q", o.stdout)
+	if !strings.Contains(o.stderr, "migrated") || !strings.Contains(o.stderr, db) || !strings.Contains(o.stderr, "Store it now") {
+		t.Errorf("migrate printed %q on stderr", o.stderr)
 	}
 	if _, err := os.Stat(db); err != nil {
 		t.Fatalf("migrate did not create the database: %v", err)
 	}
-	// A second run finds nothing to do and says so the same way.
+	// The first run prints the root key alone on stdout, and it works.
+	rootKey := strings.TrimSpace(o.stdout)
+	if v := ok(t, db, "verify", rootKey, "--permission", "keyward:admin"); !strings.Contains(v.stdout, "valid") {
+		t.Errorf("the root key from migrate does not verify: %q", v.stdout)
+	}
+	// The system tenant exists: more root keys can be made at once.
+	ok(t, db, "keys", "create", "--tenant", "system", "--name", "ops", "--permissions", "keyward:admin")
+	// A second run finds nothing to do, and prints no key.
 	v := decodeJSON[map[string]any](t, ok(t, "sqlite:"+db, "migrate", "--json").stdout)
-	if v["migrated"] != true || v["database"] != db {
+	if v["migrated"] != true || v["database"] != db || v["root_key"] != nil {
 		t.Errorf("migrate --json printed %v", v)
 	}
 }

@@ -102,12 +102,8 @@ func (a *app) serve(ctx context.Context, o serveOptions) (err error) {
 	if err != nil {
 		return err
 	}
-	if rootKey != "" {
-		// The root key goes to stdout alone, never through the logger.
-		if _, err := fmt.Fprintln(a.stdout, rootKey); err != nil {
-			return err
-		}
-		fmt.Fprintln(a.stderr, rootKeyNotice)
+	if err := a.printRootKey(ctx, rootKey); err != nil {
+		return err
 	}
 	if err := verifier.Start(ctx); err != nil {
 		return err
