@@ -1,6 +1,11 @@
 package keyward
 
-import "time"
+import (
+	"fmt"
+	"net/netip"
+	"strings"
+	"time"
+)
 
 // Environment is live or test. A test key never touches live data.
 type Environment string
@@ -107,4 +112,27 @@ type Usage struct {
 	KeyID string
 	At    time.Time
 	IP    string
+}
+
+// ParseCIDR reads an allowed address range: a CIDR (203.0.113.0/24,
+// 2001:db8::/32) or a bare address, which stands for itself (/32 or /128).
+// An IPv4-mapped IPv6 range is read as the IPv4 range it maps; an address
+// with a zone is refused. The result is masked (10.1.2.3/8 is 10.0.0.0/8).
+func ParseCIDR(s string) (netip.Prefix, error) {
+	s = strings.TrimSpace(s)
+	p, err := netip.ParsePrefix(s)
+	if err != nil {
+		a, aerr := netip.ParseAddr(s)
+		if aerr != nil || a.Zone() != "" {
+			return netip.Prefix{}, fmt.Errorf("%q is not an IP address or CIDR", s)
+		}
+		p = netip.PrefixFrom(a, a.BitLen())
+	}
+	if a := p.Addr(); a.Is4In6() {
+		if p.Bits() < 96 {
+			return netip.Prefix{}, fmt.Errorf("%q mixes IPv4-mapped and IPv6 addresses", s)
+		}
+		p = netip.PrefixFrom(a.Unmap(), p.Bits()-96)
+	}
+	return p.Masked(), nil
 }

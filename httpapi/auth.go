@@ -96,11 +96,14 @@ type verifyResponse struct {
 }
 
 // handleVerify checks a key for another service. The caller needs
-// keyward:verify; a caller outside the system tenant can check its own
-// tenant's keys only (others are invalid_api_key to it, and their use is not
-// recorded).
+// keyward:verify, or to be a root key; only keys of the system tenant may
+// hold either, so no tenant's key can probe another tenant's keys.
 func (s *server) handleVerify(w http.ResponseWriter, r *http.Request) {
-	caller, _, err := s.authenticate(r, []string{keyward.PermVerify})
+	caller, ip, err := s.authenticate(r, nil)
+	if err == nil && !caller.Key.HasPermission(keyward.PermVerify) && !manage.CallerFromKey(caller.Key, ip.String()).Root() {
+		err = keyward.Errorf(keyward.CodeInsufficientPermissions,
+			"This key cannot verify other keys: it needs the %q permission, or to be a root key.", keyward.PermVerify)
+	}
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -111,9 +114,6 @@ func (s *server) handleVerify(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	req := verify.Request{Key: in.Key, Permissions: in.Permissions}
-	if caller.Key.TenantID != keyward.SystemTenantID {
-		req.TenantID = caller.Key.TenantID
-	}
 	if in.IP != "" {
 		if req.IP, err = netip.ParseAddr(in.IP); err != nil {
 			s.writeError(w, r, keyward.FieldErrorf("ip", "%q is not an IP address", in.IP))

@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/netip"
 	"strconv"
@@ -171,15 +170,11 @@ func ParseCIDRs(list string) ([]netip.Prefix, error) {
 		if f == "" {
 			continue
 		}
-		p, err := netip.ParsePrefix(f)
+		p, err := keyward.ParseCIDR(f)
 		if err != nil {
-			a, aerr := netip.ParseAddr(f)
-			if aerr != nil {
-				return nil, fmt.Errorf("%q is not a CIDR or an IP address", f)
-			}
-			p = netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen())
+			return nil, err
 		}
-		out = append(out, p.Masked())
+		out = append(out, p)
 	}
 	return out, nil
 }
@@ -250,13 +245,4 @@ func respond(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
 	writeJSON(w, v)
-}
-
-// remoteHost is the host part of an address, for logs.
-func remoteHost(addr string) string {
-	h, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return addr
-	}
-	return h
 }

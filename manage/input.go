@@ -2,7 +2,6 @@ package manage
 
 import (
 	"fmt"
-	"net/netip"
 	"regexp"
 	"slices"
 	"strconv"
@@ -161,15 +160,11 @@ func checkRestrictions(r *keyward.Restrictions) (keyward.Restrictions, error) {
 		return out, keyward.FieldErrorf("restrictions.ips", "has %d entries; use at most %d", len(r.IPs), MaxIPs)
 	}
 	for i, s := range r.IPs {
-		p, err := netip.ParsePrefix(s)
+		p, err := keyward.ParseCIDR(s)
 		if err != nil {
-			a, aerr := netip.ParseAddr(s)
-			if aerr != nil {
-				return out, keyward.FieldErrorf(fmt.Sprintf("restrictions.ips[%d]", i), "%q is not an IP address or CIDR; use a form such as 203.0.113.0/24, 203.0.113.7 or 2001:db8::/32", s)
-			}
-			p = netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen())
+			return out, keyward.FieldErrorf(fmt.Sprintf("restrictions.ips[%d]", i), "%q is not an IP address or CIDR; use a form such as 203.0.113.0/24, 203.0.113.7 or 2001:db8::/32", s)
 		}
-		out.IPs = append(out.IPs, p.Masked().String())
+		out.IPs = append(out.IPs, p.String())
 	}
 	return out, nil
 }

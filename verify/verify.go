@@ -75,10 +75,6 @@ type Request struct {
 	// Permissions are the permissions the request needs; the key must hold
 	// every one of them.
 	Permissions []string
-	// TenantID, when set, limits the check to that tenant's keys: any other
-	// key is answered invalid_api_key, as if it did not exist, and its use
-	// is not recorded.
-	TenantID string
 }
 
 // Result is the outcome of a verification.
@@ -112,12 +108,15 @@ func (r Result) Err() *keyward.Error {
 // feed keeps fresh, and records when each key was last used. Its methods are
 // safe for concurrent use.
 type Verifier struct {
-	store         keyward.Store
-	format        apikey.Format
-	livePrefix    string // <prefix>_live_
-	testPrefix    string // <prefix>_test_
-	keyLen        int    // the length of every key of the format
-	now           keyward.Clock
+	store      keyward.Store
+	format     apikey.Format
+	livePrefix string // <prefix>_live_
+	testPrefix string // <prefix>_test_
+	keyLen     int    // the length of every key of the format
+	now        keyward.Clock
+	// usageNow stamps last-used times: the coarse cache clock, unless a
+	// clock was injected, which then serves for both.
+	usageNow      keyward.Clock
 	log           *slog.Logger
 	pollInterval  time.Duration
 	flushInterval time.Duration
@@ -156,7 +155,8 @@ func New(store keyward.Store, opts Options) *Verifier {
 		}
 		opts.Format = f
 	}
-	if opts.Clock == nil {
+	injectedClock := opts.Clock != nil
+	if !injectedClock {
 		opts.Clock = time.Now
 	}
 	if opts.CacheSize <= 0 {
@@ -181,6 +181,7 @@ func New(store keyward.Store, opts Options) *Verifier {
 		livePrefix:    opts.Format.Prefix() + "_" + string(keyward.Live) + "_",
 		testPrefix:    opts.Format.Prefix() + "_" + string(keyward.Test) + "_",
 		now:           opts.Clock,
+		usageNow:      opts.Clock,
 		log:           opts.Logger,
 		pollInterval:  opts.PollInterval,
 		flushInterval: opts.FlushInterval,
@@ -195,6 +196,9 @@ func New(store keyward.Store, opts Options) *Verifier {
 			ExpiryCalculator: otter.ExpiryWriting[string, *keyward.Tenant](opts.CacheTTL),
 			Clock:            cacheClock,
 		}),
+	}
+	if !injectedClock {
+		v.usageNow = func() time.Time { return time.Unix(0, cacheClock.NowNano()).UTC() }
 	}
 	v.keyLen = len(v.livePrefix) + apikey.BodyLen
 	v.keyLoader = otter.LoaderFunc[[32]byte, *entry](v.loadKey)
@@ -269,14 +273,15 @@ func (v *Verifier) Verify(ctx context.Context, req Request) Result {
 		}
 	}
 	k := e.key
-	if k == nil || (req.TenantID != "" && k.TenantID != req.TenantID) {
+	if k == nil {
 		return Result{Code: keyward.CodeInvalidAPIKey, Detail: detailInvalid}
 	}
 	if k.Status == keyward.KeyRevoked {
 		return Result{Code: keyward.CodeRevokedAPIKey, Detail: e.revokedDetail, Key: k}
 	}
-	now := v.now()
-	if k.Expired(now) {
+	// The precise clock is read only for a key that can expire: it costs a
+	// good part of a cached verification.
+	if k.ExpiresAt != nil && k.Expired(v.now()) {
 		return Result{Code: keyward.CodeExpiredAPIKey, Detail: e.expiredDetail, Key: k}
 	}
 
@@ -320,7 +325,7 @@ func (v *Verifier) Verify(ctx context.Context, req Request) Result {
 		}
 	}
 
-	v.recordUse(e, now, req.IP)
+	v.recordUse(e, v.usageNow(), req.IP)
 	return Result{Key: k, Tenant: t}
 }
 
@@ -399,7 +404,8 @@ func (v *Verifier) tenantOf(ctx context.Context, e *entry) (*keyward.Tenant, err
 func (v *Verifier) newEntry(k *keyward.Key, parsed bool) *entry {
 	e := &entry{key: k, parsed: parsed, ipRestricted: len(k.Restrictions.IPs) > 0}
 	for _, s := range k.Restrictions.IPs {
-		p, ok := parsePrefix(s)
+		p, err := keyward.ParseCIDR(s)
+		ok := err == nil
 		if !ok {
 			v.log.Warn("verify: a key has an IP restriction that is not an address or a CIDR; it allows nothing",
 				"key_id", k.ID, "restriction", s)
@@ -434,27 +440,6 @@ func (e *entry) allows(ip netip.Addr) bool {
 		}
 	}
 	return false
-}
-
-// parsePrefix reads an IP restriction: a CIDR or a single address. An
-// IPv4-mapped IPv6 prefix becomes the IPv4 prefix it maps.
-func parsePrefix(s string) (netip.Prefix, bool) {
-	s = strings.TrimSpace(s)
-	p, err := netip.ParsePrefix(s)
-	if err != nil {
-		a, err := netip.ParseAddr(s)
-		if err != nil || a.Zone() != "" {
-			return netip.Prefix{}, false
-		}
-		p = netip.PrefixFrom(a, a.BitLen())
-	}
-	if a := p.Addr(); a.Is4In6() {
-		if p.Bits() < 96 {
-			return netip.Prefix{}, false
-		}
-		p = netip.PrefixFrom(a.Unmap(), p.Bits()-96)
-	}
-	return p.Masked(), true
 }
 
 // formatTime writes t for a public detail: RFC 3339, in UTC.
