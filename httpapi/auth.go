@@ -3,6 +3,7 @@ package httpapi
 import (
 	"net/http"
 	"net/netip"
+	"net/url"
 	"strings"
 	"time"
 
@@ -33,12 +34,20 @@ func (s *server) managed(h func(http.ResponseWriter, *http.Request, manage.Calle
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		res, ip, err := s.authenticate(r, nil)
 		if err == nil {
-			err = h(w, r, manage.CallerFromKey(res.Key, ip.String()))
+			err = h(w, r, manage.CallerFromKey(res.Key, addrString(ip)))
 		}
 		if err != nil {
 			s.writeError(w, r, err)
 		}
 	})
+}
+
+// addrString is a client address for the audit log: "" when unknown.
+func addrString(ip netip.Addr) string {
+	if !ip.IsValid() {
+		return ""
+	}
+	return ip.String()
 }
 
 type whoami struct {
@@ -100,7 +109,7 @@ type verifyResponse struct {
 // hold either, so no tenant's key can probe another tenant's keys.
 func (s *server) handleVerify(w http.ResponseWriter, r *http.Request) {
 	caller, ip, err := s.authenticate(r, nil)
-	if err == nil && !caller.Key.HasPermission(keyward.PermVerify) && !manage.CallerFromKey(caller.Key, ip.String()).Root() {
+	if err == nil && !caller.Key.HasPermission(keyward.PermVerify) && !manage.CallerFromKey(caller.Key, addrString(ip)).Root() {
 		err = keyward.Errorf(keyward.CodeInsufficientPermissions,
 			"This key cannot verify other keys: it needs the %q permission, or to be a root key.", keyward.PermVerify)
 	}
@@ -143,15 +152,19 @@ type forwardAuthRequest struct {
 
 // handleForwardAuth verifies the key of a request that a proxy is about to
 // pass on. It answers 200 with the identity headers, or the outcome's status
-// and problem body, which the proxy returns to its client.
+// and problem body, which the proxy returns to its client. The presenting
+// rules apply to the original request: a key in its query string
+// (X-Forwarded-Uri or X-Original-URI) is refused as it would be here.
 func (s *server) handleForwardAuth(w http.ResponseWriter, r *http.Request) {
 	var perms []string
 	if r.URL.RawQuery != "" {
-		if p := r.URL.Query().Get("permissions"); p != "" {
-			perms = strings.Split(p, ",")
+		for _, p := range strings.Split(r.URL.Query().Get("permissions"), ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				perms = append(perms, p)
+			}
 		}
 	}
-	res, _, err := s.authenticate(r, perms)
+	res, _, err := s.authenticate(originalRequest(r), perms)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -162,4 +175,23 @@ func (s *server) handleForwardAuth(w http.ResponseWriter, r *http.Request) {
 	h["X-Keyward-Environment"] = []string{string(res.Key.Environment)}
 	h["X-Keyward-Permissions"] = []string{strings.Join(res.Key.Permissions, ",")}
 	w.WriteHeader(http.StatusOK)
+}
+
+// originalRequest is r with the URL of the request a proxy asks about, when
+// the proxy names one with a query string; otherwise r itself.
+func originalRequest(r *http.Request) *http.Request {
+	uri := r.Header.Get("X-Forwarded-Uri")
+	if uri == "" {
+		uri = r.Header.Get("X-Original-Uri")
+	}
+	if !strings.Contains(uri, "?") {
+		return r
+	}
+	u, err := url.ParseRequestURI(uri)
+	if err != nil {
+		return r
+	}
+	orig := r.Clone(r.Context())
+	orig.URL = u
+	return orig
 }

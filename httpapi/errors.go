@@ -35,7 +35,7 @@ func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	status := e.Code.Status()
 	if status >= 500 {
-		s.log.ErrorContext(r.Context(), "request failed", "request_id", requestID(w), "method", r.Method, "path", r.URL.Path, "code", e.Code, "err", err)
+		s.log.ErrorContext(r.Context(), "request failed", "request_id", requestID(w), "method", r.Method, "route", r.Pattern, "code", e.Code, "err", err)
 	}
 	h := w.Header()
 	switch {

@@ -18,7 +18,7 @@ func TestTenantIsolation(t *testing.T) {
 	perms := []string{"keys:manage", "contacts:read"}
 	alpha, _ := h.key(h.root, map[string]any{"tenant_id": a, "name": "alpha admin", "permissions": perms})
 	beta, betaID := h.key(h.root, map[string]any{"tenant_id": b, "name": "beta admin", "permissions": perms})
-	_, rootID := h.must(200, "GET", "/v1/whoami", h.root, nil), h.must(200, "GET", "/v1/whoami", h.root, nil).data()["key_id"].(string)
+	rootID := h.must(200, "GET", "/v1/whoami", h.root, nil).data()["key_id"].(string)
 
 	cases := []struct {
 		pattern string // the route under test, as in routes.go
@@ -38,6 +38,8 @@ func TestTenantIsolation(t *testing.T) {
 		{"POST /v1/tenants/{id}/suspend", "POST", "/v1/tenants/" + b + "/suspend", nil},
 		{"POST /v1/tenants/{id}/resume", "POST", "/v1/tenants/" + b + "/resume", nil},
 		{"GET /v1/audit-log", "GET", "/v1/audit-log?tenant_id=" + b, nil},
+		{"GET /v1/audit-log", "GET", "/v1/audit-log?target=" + betaID, nil},
+		{"GET /v1/audit-log", "GET", "/v1/audit-log?target=" + b, nil},
 		{"GET /v1/api-keys/{id}", "GET", "/v1/api-keys/" + rootID, nil},
 		{"GET /v1/tenants/{id}", "GET", "/v1/tenants/" + keyward.SystemTenantID, nil},
 	}
@@ -83,6 +85,10 @@ func TestTenantIsolation(t *testing.T) {
 			t.Errorf("alpha sees an audit entry of %v", e["tenant_id"])
 		}
 	}
+	// /v1/verify is for system keys only: a tenant's key cannot ask about
+	// another tenant's key, nor hold keyward:verify.
+	problemOf(t, h.call("POST", "/v1/verify", alpha, map[string]any{"key": beta}), 403, keyward.CodeInsufficientPermissions)
+	problemOf(t, h.call("POST", "/v1/api-keys", h.root, map[string]any{"tenant_id": a, "name": "v", "permissions": []string{"keyward:verify"}}), 400, keyward.CodeInvalidRequest)
 	// A tenant's key cannot create tenants or act as root.
 	problemOf(t, h.call("POST", "/v1/tenants", alpha, map[string]any{"slug": "gamma"}), 403, keyward.CodeInsufficientPermissions)
 	problemOf(t, h.call("POST", "/v1/tenants/"+a+"/suspend", alpha, nil), 403, keyward.CodeInsufficientPermissions)
@@ -104,4 +110,30 @@ func TestManagePermissions(t *testing.T) {
 	problemOf(t, h.call("POST", "/v1/api-keys", h.root, map[string]any{"tenant_id": "acme", "name": "x", "permissions": []string{"keyward:admin"}}), 400, keyward.CodeInvalidRequest)
 	h.must(201, "POST", "/v1/api-keys", manager, map[string]any{"name": "x", "permissions": []string{"contacts:read"}})
 	problemOf(t, h.call("POST", "/v1/api-keys", h.root, map[string]any{"name": "x"}), 400, keyward.CodeInvalidRequest)
+}
+
+// TestManageStrongerKeys: a tenant's manager cannot change or rotate a key
+// that holds more than it does (a successor would hand it those
+// permissions), but may revoke it.
+func TestManageStrongerKeys(t *testing.T) {
+	h := newHarness(t)
+	h.tenant("acme")
+	manager, _ := h.key(h.root, map[string]any{"tenant_id": "acme", "name": "m", "permissions": []string{"keys:manage", "contacts:read"}})
+	_, strongID := h.key(h.root, map[string]any{"tenant_id": "acme", "name": "s", "permissions": []string{"contacts:read", "billing:write"}, "restrictions": map[string]any{"ips": []string{"10.0.0.0/8"}}})
+	_, weakID := h.key(manager, map[string]any{"name": "w", "permissions": []string{"contacts:read"}})
+	for _, c := range []struct{ method, path string }{
+		{"PATCH", "/v1/api-keys/" + strongID},
+		{"POST", "/v1/api-keys/" + strongID + "/rotate"},
+	} {
+		d := problemOf(t, h.call(c.method, c.path, manager, map[string]any{}), 403, keyward.CodeInsufficientPermissions)
+		if !strings.Contains(d, "billing:write") {
+			t.Errorf("%s %s: detail %q does not name the permission", c.method, c.path, d)
+		}
+	}
+	if k := h.must(200, "GET", "/v1/api-keys/"+strongID, manager, nil).data(); k["rotated_to"] != "" || len(k["restrictions"].(map[string]any)["ips"].([]any)) != 1 {
+		t.Errorf("the stronger key changed: %v", k)
+	}
+	h.must(200, "PATCH", "/v1/api-keys/"+weakID, manager, map[string]any{"name": "w2"})
+	h.must(201, "POST", "/v1/api-keys/"+weakID+"/rotate", manager, nil)
+	h.must(200, "DELETE", "/v1/api-keys/"+strongID, manager, nil)
 }

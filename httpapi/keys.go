@@ -145,10 +145,8 @@ func (s *server) handleRevokeKey(w http.ResponseWriter, r *http.Request, c manag
 
 func (s *server) handleRotateKey(w http.ResponseWriter, r *http.Request, c manage.Caller) error {
 	var in manage.RotateKeyInput
-	if r.ContentLength != 0 {
-		if err := decode(w, r, &in); err != nil {
-			return err
-		}
+	if err := decodeOptional(w, r, &in); err != nil {
+		return err
 	}
 	next, plaintext, old, err := s.svc.RotateKey(r.Context(), c, r.PathValue("id"), in)
 	if err != nil {

@@ -143,3 +143,60 @@ func TestListPagination(t *testing.T) {
 		t.Errorf("revoked keys: %d, want 0", n)
 	}
 }
+
+// TestRotateEdges: a disabled key's successor is disabled too; a rotated
+// key's grace can be shortened but not extended; a rotate request may come
+// without a body, even chunked.
+func TestRotateEdges(t *testing.T) {
+	h := newHarness(t)
+	h.tenant("acme")
+	_, id := h.key(h.root, map[string]any{"tenant_id": "acme", "name": "k"})
+	h.must(200, "PATCH", "/v1/api-keys/"+id, h.root, map[string]any{"enabled": false})
+
+	req, _ := http.NewRequest("POST", h.url+"/v1/api-keys/"+id+"/rotate", strings.NewReader(""))
+	req.Header.Set("X-API-Key", h.root)
+	req.ContentLength = -1 // sent chunked, with no content
+	req.TransferEncoding = []string{"chunked"}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("rotate without a body: %d", resp.StatusCode)
+	}
+	old := h.must(200, "GET", "/v1/api-keys/"+id, h.root, nil).data()
+	next := h.must(200, "GET", "/v1/api-keys/"+old["rotated_to"].(string), h.root, nil).data()
+	if next["status"] != "disabled" {
+		t.Errorf("successor of a disabled key is %v", next["status"])
+	}
+	for _, expires := range []string{"never", "30d"} {
+		d := problemOf(t, h.call("PATCH", "/v1/api-keys/"+id, h.root, map[string]any{"expires": expires}), 409, keyward.CodeConflict)
+		if !strings.Contains(d, "brought forward") {
+			t.Errorf("detail %q", d)
+		}
+	}
+	if got := h.must(200, "PATCH", "/v1/api-keys/"+id, h.root, map[string]any{"expires": "1h"}).data()["expires_at"]; got != "2026-11-24T13:00:00Z" {
+		t.Errorf("grace brought forward to %v", got)
+	}
+}
+
+// TestKeyNeverEchoed: a key pasted where an id or a path belongs is not
+// repeated in the answer.
+func TestKeyNeverEchoed(t *testing.T) {
+	h := newHarness(t)
+	h.tenant("acme")
+	key, _ := h.key(h.root, map[string]any{"tenant_id": "acme", "name": "k"})
+	for _, path := range []string{"/v1/api-keys/" + key, "/v1/api-keys/" + key + "/rotate", "/v1/tenants/" + key, "/v1/" + key, "/v1/audit-log?target=" + key} {
+		for _, method := range []string{"GET", "POST", "PATCH", "DELETE"} {
+			a := h.call(method, path, h.root, nil)
+			if strings.Contains(a.raw, key[8:]) {
+				t.Errorf("%s %s: the answer holds the key: %s", method, path, a.raw)
+			}
+		}
+	}
+	d := problemOf(t, h.call("GET", "/v1/api-keys/"+key, h.root, nil), 404, keyward.CodeNotFound)
+	if !strings.Contains(d, "looks like an API key") {
+		t.Errorf("detail %q", d)
+	}
+}

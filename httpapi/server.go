@@ -65,7 +65,8 @@ func NewServer(c Config) (http.Handler, error) {
 	}
 	s.openapi = doc
 	mux.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s.writeError(w, r, keyward.Errorf(keyward.CodeNotFound, "There is no route %s %s; see /openapi.json for the API.", r.Method, r.URL.Path))
+		// The path is not repeated: it may hold a key pasted by mistake.
+		s.writeError(w, r, keyward.Errorf(keyward.CodeNotFound, "There is no route for this method and path; see /openapi.json for the API."))
 	}))
 	return s.withRequestID(s.recoverPanics(mux)), nil
 }
@@ -201,7 +202,7 @@ func decode(w http.ResponseWriter, r *http.Request, v any) error {
 	)
 	switch {
 	case errors.Is(err, io.EOF):
-		return keyward.Errorf(keyward.CodeInvalidRequest, "The body is empty; send a JSON object.")
+		return errEmptyBody
 	case errors.As(err, &syntax), errors.Is(err, io.ErrUnexpectedEOF):
 		return keyward.Errorf(keyward.CodeInvalidRequest, "The body is not valid JSON (%v); send a JSON object.", err)
 	case errors.As(err, &typeErr):
@@ -216,6 +217,17 @@ func decode(w http.ResponseWriter, r *http.Request, v any) error {
 		return keyward.FieldErrorf(field, "is not a field of this request; check its spelling against /openapi.json")
 	}
 	return keyward.Errorf(keyward.CodeInvalidRequest, "The body could not be read: %v.", err)
+}
+
+// errEmptyBody is decode's answer to a request without a body.
+var errEmptyBody = keyward.Errorf(keyward.CodeInvalidRequest, "The body is empty; send a JSON object.")
+
+// decodeOptional is decode for a request whose body may be left out.
+func decodeOptional(w http.ResponseWriter, r *http.Request, v any) error {
+	if err := decode(w, r, v); err != errEmptyBody {
+		return err
+	}
+	return nil
 }
 
 func jsonType(kind string) string {

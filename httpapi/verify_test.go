@@ -38,6 +38,10 @@ func TestVerifyEndpoint(t *testing.T) {
 		t.Errorf("whitespace detail: %q", d)
 	}
 	problemOf(t, h.call("POST", "/v1/verify", service, map[string]any{"key": customer, "ip": "nowhere"}), 400, keyward.CodeInvalidRequest)
+	// A root key may verify too.
+	if got := h.must(200, "POST", "/v1/verify", h.root, map[string]any{"key": customer, "ip": "198.51.100.7"}).body; got["valid"] != true {
+		t.Errorf("root verify: %v", got)
+	}
 	// The caller needs keyward:verify.
 	other, _ := h.key(h.root, map[string]any{"tenant_id": "acme", "name": "o"})
 	problemOf(t, h.call("POST", "/v1/verify", other, map[string]any{"key": customer}), 403, keyward.CodeInsufficientPermissions)
@@ -61,6 +65,16 @@ func TestForwardAuth(t *testing.T) {
 	problemOf(t, h.call("GET", "/v1/forward-auth", "", nil, "X-API-Key", key, "X-Forwarded-For", "198.51.100.7, 203.0.113.9"), 403, keyward.CodeIPNotAllowed)
 	problemOf(t, h.call("GET", "/v1/forward-auth", "", nil, "X-API-Key", key), 403, keyward.CodeIPNotAllowed)
 	problemOf(t, h.call("GET", "/v1/forward-auth", "", nil), 401, keyward.CodeMissingAPIKey)
+
+	// The presenting rules apply to the original request: a key in its
+	// query string is refused, whichever header names it.
+	for _, hdr := range []string{"X-Forwarded-Uri", "X-Original-URI"} {
+		d := problemOf(t, h.call("GET", "/v1/forward-auth", "", nil, "X-API-Key", key, "X-Forwarded-For", "198.51.100.7", hdr, "/api/orders?page=2&api_key="+key), 400, keyward.CodeInvalidRequest)
+		if !strings.Contains(d, "api_key") {
+			t.Errorf("%s: detail %q", hdr, d)
+		}
+	}
+	h.must(200, "GET", "/v1/forward-auth?permissions=contacts:read,%20messages:send", "", nil, "X-API-Key", key, "X-Forwarded-For", "198.51.100.7", "X-Forwarded-Uri", "/api/orders?page=2")
 }
 
 // TestForwardedForUntrusted: without --trusted-proxies, X-Forwarded-For is

@@ -163,6 +163,9 @@ func (s *Service) UpdateKey(ctx context.Context, c Caller, id string, in UpdateK
 	if err != nil {
 		return nil, err
 	}
+	if err := authorizeKey(c, k); err != nil {
+		return nil, err
+	}
 	now := s.now().UTC().Truncate(time.Microsecond)
 	var u keyward.KeyUpdate
 	if in.Name != nil {
@@ -181,6 +184,10 @@ func (s *Service) UpdateKey(ctx context.Context, c Caller, id string, in UpdateK
 	}
 	if u.ExpiresAt, err = parseChange("expires", in.Expires, now); err != nil {
 		return nil, err
+	}
+	if k.RotatedTo != "" && u.ExpiresAt != nil && (u.ExpiresAt.IsZero() || k.ExpiresAt == nil || u.ExpiresAt.After(*k.ExpiresAt)) {
+		return nil, &keyward.Error{Code: keyward.CodeConflict, Field: "expires", Message: fmt.Sprintf(
+			"expires: this key was rotated to %s and stops working at the end of its grace period; its expiry can be brought forward, not extended.", k.RotatedTo)}
 	}
 	if u.RotateBy, err = parseChange("rotate_by", in.RotateBy, now); err != nil {
 		return nil, err
@@ -245,7 +252,7 @@ func (s *Service) RevokeKey(ctx context.Context, c Caller, id string) (*keyward.
 }
 
 // RotateKey issues a successor with the same tenant, environment, name,
-// permissions, tags and restrictions; an expiry or rotation date keeps the
+// permissions, tags, restrictions and enabled state; an expiry or rotation date keeps the
 // same distance from creation. The old key keeps working for the grace
 // period (default 24h, at most 30 days, 0 for not at all). It returns the
 // successor, its plaintext, and the old key as stored.
@@ -262,6 +269,9 @@ func (s *Service) RotateKey(ctx context.Context, c Caller, id string, in RotateK
 	if old, err = s.Key(ctx, c, id); err != nil {
 		return nil, "", nil, err
 	}
+	if err := authorizeKey(c, old); err != nil {
+		return nil, "", nil, err
+	}
 	switch {
 	case old.Status == keyward.KeyRevoked:
 		return nil, "", nil, keyward.Errorf(keyward.CodeConflict, "This key is revoked; create a new key instead of rotating it.")
@@ -273,7 +283,7 @@ func (s *Service) RotateKey(ctx context.Context, c Caller, id string, in RotateK
 		TenantID: old.TenantID, Environment: old.Environment, Name: old.Name,
 		Permissions: old.Permissions, Metadata: old.Metadata, Restrictions: old.Restrictions,
 		ExpiresAt: sameDistance(old.ExpiresAt, old.CreatedAt, now), RotateBy: sameDistance(old.RotateBy, old.CreatedAt, now),
-		Status: keyward.KeyActive, CreatedAt: now, UpdatedAt: now, CreatedBy: c.Actor.ID, RotatedFrom: old.ID,
+		Status: old.Status, CreatedAt: now, UpdatedAt: now, CreatedBy: c.Actor.ID, RotatedFrom: old.ID,
 	}
 	if plaintext, err = s.issue(successor); err != nil {
 		return nil, "", nil, err
@@ -313,6 +323,13 @@ func (s *Service) AuditLog(ctx context.Context, c Caller, f keyward.AuditFilter,
 			return nil, "", err
 		}
 		f.TenantID = t.ID
+	}
+	// A target outside the caller's reach is answered as one that does not
+	// exist, as on every other route.
+	if f.Target != "" && !c.Root() && f.Target != c.TenantID {
+		if _, err := s.Key(ctx, c, f.Target); err != nil {
+			return nil, "", err
+		}
 	}
 	if err := checkPage(p); err != nil {
 		return nil, "", err

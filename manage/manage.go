@@ -72,8 +72,29 @@ func (c Caller) CanManage() bool {
 
 // errNotFound is the answer for anything outside the caller's reach: the
 // same as for an id that does not exist, so ids cannot be probed.
+// An id that looks like a key is not repeated: a key pasted where its id
+// belongs must not reach an answer or a log.
 func errNotFound(what, id string) *keyward.Error {
+	if apikey.KeyPrefix(id) != "" {
+		return keyward.Errorf(keyward.CodeNotFound, "No %s has that id: it looks like an API key, not an id. Ids start with key_; never put a key in a URL, and replace this one if it may have been logged.", what)
+	}
 	return keyward.Errorf(keyward.CodeNotFound, "No %s with id %q exists in your account.", what, id)
+}
+
+// authorizeKey refuses a caller that is not root from changing or rotating
+// a key that holds a permission the caller does not: a key can neither be
+// given nor reach, through a successor, more than its manager holds.
+func authorizeKey(c Caller, k *keyward.Key) error {
+	if c.Root() {
+		return nil
+	}
+	for _, p := range k.Permissions {
+		if !slices.Contains(c.Permissions, p) {
+			return keyward.Errorf(keyward.CodeInsufficientPermissions,
+				"This key holds %q, which your key does not; only a key that holds all its permissions, or a root key, can change or rotate it.", p)
+		}
+	}
+	return nil
 }
 
 // authorize refuses a caller that may not manage at all.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/keyward/keyward"
 	"github.com/keyward/keyward/apikey"
@@ -44,7 +45,7 @@ func (s *Service) CreateTenant(ctx context.Context, c Caller, in CreateTenantInp
 	if !planPattern.MatchString(plan) {
 		return nil, keyward.FieldErrorf("plan", "%q is not valid: use up to 64 lowercase letters, digits, dashes and underscores", plan)
 	}
-	now := s.now().UTC()
+	now := s.now().UTC().Truncate(time.Microsecond)
 	t := &keyward.Tenant{ID: apikey.NewID("ten"), Slug: slug, Plan: plan, Status: keyward.TenantActive, CreatedAt: now, UpdatedAt: now}
 	if err := s.store.CreateTenant(ctx, t, c.Actor); err != nil {
 		if keyward.ErrorCode(err) == keyward.CodeConflict {
@@ -107,7 +108,7 @@ func (s *Service) setTenantStatus(ctx context.Context, c Caller, idOrSlug string
 	if t.ID == keyward.SystemTenantID && status == keyward.TenantSuspended {
 		return nil, keyward.Errorf(keyward.CodeInvalidRequest, "The system tenant cannot be suspended: it holds the root keys.")
 	}
-	t, err = s.store.SetTenantStatus(ctx, t.ID, status, s.now().UTC(), c.Actor)
+	t, err = s.store.SetTenantStatus(ctx, t.ID, status, s.now().UTC().Truncate(time.Microsecond), c.Actor)
 	if err != nil {
 		return nil, err
 	}
