@@ -23,12 +23,16 @@ type AuditEntry struct {
 	Action   string    `json:"action"`
 	TenantID string    `json:"tenant_id"`
 	Target   string    `json:"target"` // the id of the tenant or key acted on
+	// Related is another id the action concerns, or "": the successor of a
+	// rotated key.
+	Related string `json:"related,omitempty"`
 }
 
 // AuditFilter selects audit entries. Empty fields match everything.
 type AuditFilter struct {
 	TenantID string
-	Target   string
+	// Target matches an entry's Target or its Related id.
+	Target string
 }
 
 // Change kinds in the change feed.

@@ -18,8 +18,8 @@ func (s *Store) AuditLog(ctx context.Context, f keyward.AuditFilter, p keyward.P
 		args = append(args, f.TenantID)
 	}
 	if f.Target != "" {
-		where = append(where, `target = ?`)
-		args = append(args, f.Target)
+		where = append(where, `(target = ? OR related = ?)`)
+		args = append(args, f.Target, f.Target)
 	}
 	if p.Cursor != "" {
 		c, err := decodeCursor(cursorAudit, p.Cursor)
@@ -29,7 +29,7 @@ func (s *Store) AuditLog(ctx context.Context, f keyward.AuditFilter, p keyward.P
 		where = append(where, `id < ?`)
 		args = append(args, c.n)
 	}
-	query := `SELECT id, at, actor, actor_ip, action, tenant_id, target FROM audit_log`
+	query := `SELECT id, at, actor, actor_ip, action, tenant_id, target, related FROM audit_log`
 	if len(where) > 0 {
 		query += ` WHERE ` + strings.Join(where, ` AND `)
 	}
@@ -45,7 +45,7 @@ func (s *Store) AuditLog(ctx context.Context, f keyward.AuditFilter, p keyward.P
 	for rows.Next() {
 		var e keyward.AuditEntry
 		var at int64
-		if err := rows.Scan(&e.ID, &at, &e.Actor, &e.ActorIP, &e.Action, &e.TenantID, &e.Target); err != nil {
+		if err := rows.Scan(&e.ID, &at, &e.Actor, &e.ActorIP, &e.Action, &e.TenantID, &e.Target, &e.Related); err != nil {
 			return nil, "", dbError(err)
 		}
 		e.At = fromMicros(at)

@@ -333,7 +333,7 @@ func (s *Store) RotateKey(ctx context.Context, oldID string, successor *keyward.
 			successor.ID, oldExpiresAt.UnixMicro(), at.UnixMicro(), oldID); err != nil {
 			return err
 		}
-		if err := record(ctx, tx, at, by, keyward.ActionKeyRotate, old.TenantID, oldID,
+		if err := recordRelated(ctx, tx, at, by, keyward.ActionKeyRotate, old.TenantID, oldID, successor.ID,
 			keyward.Change{Kind: keyward.ChangeKey, ID: oldID},
 			keyward.Change{Kind: keyward.ChangeKey, ID: successor.ID}); err != nil {
 			return err

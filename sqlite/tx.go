@@ -34,9 +34,14 @@ func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
 // record writes the audit entry of a change and its entries in the change
 // feed, in the transaction that makes the change.
 func record(ctx context.Context, tx *sql.Tx, at time.Time, by keyward.Actor, action, tenantID, target string, changes ...keyward.Change) error {
+	return recordRelated(ctx, tx, at, by, action, tenantID, target, "", changes...)
+}
+
+// recordRelated is record for an action that concerns a second id too.
+func recordRelated(ctx context.Context, tx *sql.Tx, at time.Time, by keyward.Actor, action, tenantID, target, related string, changes ...keyward.Change) error {
 	if _, err := tx.ExecContext(ctx,
-		`INSERT INTO audit_log (at, actor, actor_ip, action, tenant_id, target) VALUES (?, ?, ?, ?, ?, ?)`,
-		at.UnixMicro(), by.ID, by.IP, action, tenantID, target); err != nil {
+		`INSERT INTO audit_log (at, actor, actor_ip, action, tenant_id, target, related) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+		at.UnixMicro(), by.ID, by.IP, action, tenantID, target, related); err != nil {
 		return err
 	}
 	for _, c := range changes {

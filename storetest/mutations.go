@@ -216,6 +216,13 @@ var rotateKeyTests = []test{
 			wantKey(f.t, "KeyByHash after RotateKey", byHash, k)
 		}
 		f.wantRecorded(m, keyward.ActionKeyRotate, tn.ID, old.ID, admin, succ.CreatedAt, keyChange(old.ID), keyChange(succ.ID))
+		// The entry names the successor, and a search for either key finds it.
+		for _, id := range []string{old.ID, succ.ID} {
+			entries := f.allAudit(keyward.AuditFilter{Target: id})
+			if len(entries) == 0 || entries[0].Action != keyward.ActionKeyRotate || entries[0].Related != succ.ID {
+				f.t.Fatalf("AuditLog(target %s): %+v; want the rotation first, related to %s", id, entries, succ.ID)
+			}
+		}
 
 		// The successor can be rotated in turn.
 		third := f.successorOf(succ)

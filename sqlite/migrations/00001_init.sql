@@ -47,11 +47,13 @@ CREATE TABLE audit_log (
     actor_ip  TEXT    NOT NULL,
     action    TEXT    NOT NULL,
     tenant_id TEXT    NOT NULL,
-    target    TEXT    NOT NULL
+    target    TEXT    NOT NULL,
+    related   TEXT    NOT NULL DEFAULT ''
 ) STRICT;
 
 CREATE INDEX audit_log_tenant ON audit_log (tenant_id, id);
 CREATE INDEX audit_log_target ON audit_log (target, id);
+CREATE INDEX audit_log_related ON audit_log (related, id) WHERE related <> '';
 
 CREATE TABLE changes (
     seq  INTEGER NOT NULL PRIMARY KEY AUTOINCREMENT,
