@@ -210,12 +210,12 @@ func New(store keyward.Store, opts Options) *Verifier {
 const (
 	detailMissing = "Send your API key in the X-API-Key header or as Authorization: Bearer <key>."
 	detailInvalid = "No key matches the one presented. Check that you copied the whole key, " +
-		"or create a new key in the dashboard."
+		"or create a new key where you manage your API keys."
 	detailStorage   = "Could not check the key because the key store is unavailable; retry shortly."
 	detailNoAccount = "The account of this key could not be found; contact support."
 	detailSuspended = "The account this key belongs to is suspended, so its keys are refused. " +
 		"Contact support to resume it."
-	detailDisabled = "This key is disabled. Enable it again in the dashboard, or use another key."
+	detailDisabled = "This key is disabled. Enable it again where you manage your API keys, or use another key."
 	detailNoIP     = "This key only accepts requests from allowed IP addresses, " +
 		"and the address of this request could not be determined."
 	detailMalformed = "The key is not a valid API key; check that you copied it whole."
@@ -414,10 +414,10 @@ func (v *Verifier) newEntry(k *keyward.Key, parsed bool) *entry {
 		e.ips = append(e.ips, p)
 	}
 
-	e.revokedDetail = "This key was revoked. Create a new key in the dashboard and use it instead."
+	e.revokedDetail = "This key was revoked. Create a new key where you manage your API keys, and use it instead."
 	if k.RevokedAt != nil {
 		e.revokedDetail = "This key was revoked on " + formatTime(*k.RevokedAt) +
-			". Create a new key in the dashboard and use it instead."
+			". Create a new key where you manage your API keys, and use it instead."
 	}
 	if k.ExpiresAt != nil {
 		if k.RotatedTo != "" {
@@ -425,7 +425,7 @@ func (v *Verifier) newEntry(k *keyward.Key, parsed bool) *entry {
 				k.RotatedTo + ". Use the new key instead."
 		} else {
 			e.expiredDetail = "This key expired on " + formatTime(*k.ExpiresAt) +
-				". Create a new key in the dashboard and use it instead."
+				". Create a new key where you manage your API keys, and use it instead."
 		}
 	}
 	return e
