@@ -190,42 +190,25 @@ func (v *Verifier) apply(ctx context.Context, c keyward.Change) error {
 
 // pollLoop applies the feed every poll interval until ctx ends. A round that
 // fails is logged and retried at the next tick from the same position, so no
-// change is skipped; a run of failures is logged once, then every 50th time.
+// change is skipped.
 func (v *Verifier) pollLoop(ctx context.Context) {
-	t := time.NewTicker(v.pollInterval)
-	defer t.Stop()
-	failures := 0
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	v.every(ctx, v.pollInterval, "verify: could not apply the change feed; retrying", func(ctx context.Context) error {
 		rctx, cancel := context.WithTimeout(ctx, refreshTimeout)
-		err := v.Refresh(rctx)
-		cancel()
-		switch {
-		case err == nil:
-			if failures > 0 {
-				v.log.InfoContext(ctx, "verify: the change feed is read again", "failed_rounds", failures)
-			}
-			failures = 0
-		case ctx.Err() != nil:
-			return
-		default:
-			failures++
-			if failures%50 == 1 {
-				v.log.WarnContext(ctx, "verify: could not apply the change feed; retrying",
-					"err", err, "failed_rounds", failures)
-			}
-		}
-	}
+		defer cancel()
+		return v.Refresh(rctx)
+	})
 }
 
 // flushLoop writes pending usage every flush interval until ctx ends. Close
 // writes what is left.
 func (v *Verifier) flushLoop(ctx context.Context) {
-	t := time.NewTicker(v.flushInterval)
+	v.every(ctx, v.flushInterval, "verify: could not write last-used times; they are kept and retried", v.Flush)
+}
+
+// every runs fn every interval until ctx ends. A run of failures is logged
+// with failMsg once, then every 50th time, and its end is logged too.
+func (v *Verifier) every(ctx context.Context, interval time.Duration, failMsg string, fn func(context.Context) error) {
+	t := time.NewTicker(interval)
 	defer t.Stop()
 	failures := 0
 	for {
@@ -234,17 +217,19 @@ func (v *Verifier) flushLoop(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		err := v.Flush(ctx)
+		err := fn(ctx)
 		switch {
 		case err == nil:
+			if failures > 0 {
+				v.log.InfoContext(ctx, "verify: recovered", "task", failMsg, "failed_rounds", failures)
+			}
 			failures = 0
 		case ctx.Err() != nil:
 			return
 		default:
 			failures++
 			if failures%50 == 1 {
-				v.log.WarnContext(ctx, "verify: could not write last-used times; they are kept and retried",
-					"err", err, "failed_rounds", failures)
+				v.log.WarnContext(ctx, failMsg, "err", err, "failed_rounds", failures)
 			}
 		}
 	}
