@@ -26,7 +26,7 @@ func (a *app) auditCommand() *cobra.Command {
 					return err
 				}
 				if a.json {
-					return a.printJSON(listJSON[*keyward.AuditEntry]{Data: es, NextCursor: next})
+					return printList(a, es, next)
 				}
 				tw := table(a.stdout)
 				fmt.Fprintln(tw, "AT\tACTOR\tFROM\tACTION\tTENANT\tTARGET")

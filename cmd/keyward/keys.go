@@ -110,7 +110,7 @@ func (a *app) keysListCommand() *cobra.Command {
 					return err
 				}
 				if a.json {
-					return a.printJSON(listJSON[*keyward.Key]{Data: ks, NextCursor: next})
+					return printList(a, ks, next)
 				}
 				now := time.Now()
 				tw := table(a.stdout)

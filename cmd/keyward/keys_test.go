@@ -162,15 +162,15 @@ func TestKeysManage(t *testing.T) {
 			t.Error("keys list printed a plaintext key")
 		}
 
-		page := decodeJSON[listJSON[keyward.Key]](t, ok(t, db, "keys", "list", "--tenant", "acme", "--env", "test", "--json").stdout)
+		page := decodeList[keyward.Key](t, ok(t, db, "keys", "list", "--tenant", "acme", "--env", "test", "--json").stdout)
 		if len(page.Data) != 1 || page.Data[0].ID != testID {
 			t.Errorf("--env test: %+v", page.Data)
 		}
-		all := decodeJSON[listJSON[keyward.Key]](t, ok(t, db, "keys", "list", "--json").stdout)
+		all := decodeList[keyward.Key](t, ok(t, db, "keys", "list", "--json").stdout)
 		if len(all.Data) != 4 {
 			t.Errorf("keys list without --tenant lists %d keys, want 4", len(all.Data))
 		}
-		first := decodeJSON[listJSON[keyward.Key]](t, ok(t, db, "keys", "list", "--tenant", "acme", "--json", "--limit", "1").stdout)
+		first := decodeList[keyward.Key](t, ok(t, db, "keys", "list", "--tenant", "acme", "--json", "--limit", "1").stdout)
 		if len(first.Data) != 1 || first.NextCursor == "" {
 			t.Fatalf("--limit 1: %+v", first)
 		}
@@ -178,14 +178,17 @@ func TestKeysManage(t *testing.T) {
 		if !strings.Contains(o.stderr, "--cursor "+first.NextCursor) {
 			t.Errorf("keys list --limit 1 does not tell the next cursor: %q", o.stderr)
 		}
-		second := decodeJSON[listJSON[keyward.Key]](t, ok(t, db, "keys", "list", "--tenant", "acme", "--json", "--cursor", first.NextCursor).stdout)
+		second := decodeList[keyward.Key](t, ok(t, db, "keys", "list", "--tenant", "acme", "--json", "--cursor", first.NextCursor).stdout)
 		if len(second.Data) != 1 || second.Data[0].ID != id {
 			t.Errorf("--cursor: %+v", second)
 		}
 		fails(t, db, 1, []string{"keys", "list", "--tenant", "acme", "--status", "lost"}, "--status")
 		fails(t, db, 1, []string{"keys", "list", "--tenant", "acme", "--env", "prod"}, "--env")
-		if page := decodeJSON[listJSON[keyward.Key]](t, ok(t, db, "keys", "list", "--tenant", "beta", "--json").stdout); len(page.Data) != 2 {
+		if page := decodeList[keyward.Key](t, ok(t, db, "keys", "list", "--tenant", "beta", "--json").stdout); len(page.Data) != 2 {
 			t.Errorf("beta has %d keys, want 2", len(page.Data))
+		}
+		if page := decodeList[keyward.Key](t, ok(t, db, "keys", "list", "--tenant", "beta", "--env", "test", "--json").stdout); len(page.Data) != 0 {
+			t.Errorf("beta has %d test keys, want none", len(page.Data))
 		}
 	})
 

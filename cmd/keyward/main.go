@@ -4,7 +4,10 @@
 //
 // Every command takes --db (env KEYWARD_DB, default sqlite:keyward.db),
 // --json for machine-readable output on stdout, and --key-prefix (env
-// KEYWARD_KEY_PREFIX, default sk). A plaintext key is printed only once, alone
+// KEYWARD_KEY_PREFIX, default sk). Only migrate and serve create the
+// database; the other commands fail when it does not exist. The --json
+// output of a list has the shape of the HTTP API's: success, data and
+// next_cursor. A plaintext key is printed only once, alone
 // on its own line of stdout, by the commands that make one (keys create,
 // keys rotate, and the first start of serve); everything else about it goes
 // to stderr, so that KEY=$(keyward keys create …) works.

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/keyward/keyward"
+	"github.com/keyward/keyward/sqlite"
 )
 
 // output is what one run of the program printed and returned.
@@ -86,10 +87,39 @@ func fails(t *testing.T, db string, code int, args []string, want ...string) out
 	return o
 }
 
-// newDB returns the path of a new database file in a temporary directory.
-func newDB(t *testing.T) string {
+// dbFile returns the path of a database file, not yet created, in a new
+// temporary directory.
+func dbFile(t *testing.T) string {
 	t.Helper()
 	return filepath.Join(t.TempDir(), "keyward.db")
+}
+
+// newDB returns the path of a new database in a temporary directory: the
+// schema without any tenant, not even the system tenant that migrate and
+// serve set up.
+func newDB(t *testing.T) string {
+	t.Helper()
+	db := dbFile(t)
+	store, err := sqlite.Open(t.Context(), db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := store.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return db
+}
+
+// decodeList decodes the --json output of a list, failing the test unless
+// it has the shape of the HTTP API's list answers: success true, data a
+// list (never null), and next_cursor, and nothing else.
+func decodeList[T any](t *testing.T, s string) listJSON[T] {
+	t.Helper()
+	raw := decodeJSON[map[string]json.RawMessage](t, s)
+	if len(raw) != 3 || string(raw["success"]) != "true" || !bytes.HasPrefix(raw["data"], []byte("[")) || raw["next_cursor"] == nil {
+		t.Fatalf("the list is not {\"success\": true, \"data\": [...], \"next_cursor\": ...}:\n%s", s)
+	}
+	return decodeJSON[listJSON[T]](t, s)
 }
 
 // decodeJSON decodes s into a T, failing the test if it is not JSON.
@@ -122,7 +152,7 @@ func (b *syncBuffer) String() string {
 }
 
 func TestVersion(t *testing.T) {
-	db := newDB(t)
+	db := dbFile(t)
 	o := ok(t, db, "version")
 	if !strings.HasPrefix(o.stdout, "keyward "+keyward.Version+" ") || !strings.Contains(o.stdout, runtime.Version()) {
 		t.Errorf("version printed %q", o.stdout)
@@ -137,7 +167,7 @@ func TestVersion(t *testing.T) {
 }
 
 func TestMigrate(t *testing.T) {
-	db := newDB(t)
+	db := dbFile(t)
 	o := ok(t, db, "migrate")
 	if !strings.Contains(o.stderr, "migrated") || !strings.Contains(o.stderr, db) || !strings.Contains(o.stderr, "Store it now") {
 		t.Errorf("migrate printed %q on stderr", o.stderr)
@@ -187,15 +217,11 @@ func TestDatabaseFlag(t *testing.T) {
 		})
 	}
 
-	t.Run("read-only directory", func(t *testing.T) {
-		if os.Geteuid() == 0 {
-			t.Skip("root writes to any directory")
-		}
-		ro := filepath.Join(t.TempDir(), "ro")
-		if err := os.Mkdir(ro, 0o500); err != nil {
-			t.Fatal(err)
-		}
-		fails(t, filepath.Join(ro, "keyward.db"), 1, []string{"migrate"}, "cannot open database", ro)
+	// No one, root included, can create a file in /proc/self.
+	t.Run("directory that takes no file", func(t *testing.T) {
+		const db = "/proc/self/keyward.db"
+		fails(t, db, 1, []string{"migrate"}, "cannot open database "+db, "cannot be created in directory /proc/self")
+		fails(t, "sqlite:"+db, 1, []string{"serve", "--addr", "127.0.0.1:0"}, "cannot open database "+db)
 	})
 
 	t.Run("sqlite: prefix and bare path are one database", func(t *testing.T) {
@@ -207,7 +233,7 @@ func TestDatabaseFlag(t *testing.T) {
 	})
 
 	t.Run("KEYWARD_DB", func(t *testing.T) {
-		db := newDB(t)
+		db := dbFile(t)
 		var stdout, stderr bytes.Buffer
 		if err := run(t.Context(), []string{"migrate"}, env("KEYWARD_DB", "sqlite:"+db), strings.NewReader(""), &stdout, &stderr); err != nil {
 			t.Fatal(err)
@@ -219,7 +245,7 @@ func TestDatabaseFlag(t *testing.T) {
 }
 
 func TestUsageErrors(t *testing.T) {
-	db := newDB(t)
+	db := dbFile(t)
 	for _, tc := range []struct {
 		args []string
 		want string
@@ -236,13 +262,118 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"verify", "sk_live_x", "--ip", "not-an-ip"}, "--ip"},
 		{[]string{"serve", "--trusted-proxies", "10.0.0.0/99"}, "--trusted-proxies"},
 		{[]string{"serve", "--log-format", "xml"}, "--log-format"},
+		{[]string{"serve", "--flush-interval", "0"}, "--flush-interval: must be more than 0"},
+		{[]string{"serve", "--flush-interval", "-1s"}, "--flush-interval: must be more than 0"},
+		{[]string{"serve", "--flush-interval", "often"}, "--flush-interval"},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			fails(t, db, 2, tc.args, tc.want)
 		})
 	}
+	t.Run("KEYWARD_FLUSH_INTERVAL", func(t *testing.T) {
+		for _, v := range []string{"often", "0", "-5s"} {
+			var stdout, stderr bytes.Buffer
+			err := run(t.Context(), []string{"--db", db, "serve"}, env("KEYWARD_FLUSH_INTERVAL", v), strings.NewReader(""), &stdout, &stderr)
+			if exitCode(err) != 2 || !strings.Contains(errorMessage(err), "KEYWARD_FLUSH_INTERVAL") {
+				t.Errorf("KEYWARD_FLUSH_INTERVAL=%s: exit status %d, message %q", v, exitCode(err), errorMessage(err))
+			}
+		}
+	})
 	if _, err := os.Stat(db); err == nil {
 		t.Error("a usage error opened the database")
+	}
+}
+
+func TestMissingDatabase(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	abs := filepath.Join(dir, "keyward.db")
+	want := `--db: database ` + abs + ` does not exist; run "keyward migrate" (or "keyward serve") to create it, or point --db / KEYWARD_DB at an existing one`
+	assertEmpty := func(t *testing.T) {
+		t.Helper()
+		if entries, err := os.ReadDir(dir); err != nil || len(entries) != 0 {
+			t.Fatalf("the directory holds %v (%v); the command should have created nothing", entries, err)
+		}
+	}
+
+	t.Run("default --db", func(t *testing.T) {
+		var stdout, stderr bytes.Buffer
+		err := run(t.Context(), []string{"keys", "list"}, env(), strings.NewReader(""), &stdout, &stderr)
+		if exitCode(err) != 1 || errorMessage(err) != want {
+			t.Errorf("keys list: exit status %d, message %q; want 1, %q", exitCode(err), errorMessage(err), want)
+		}
+		if stdout.Len() != 0 {
+			t.Errorf("keys list printed %q", stdout.String())
+		}
+		assertEmpty(t)
+	})
+
+	for _, db := range []string{"keyward.db", "sqlite:keyward.db", "sqlite://keyward.db", "file:keyward.db",
+		"file:keyward.db?mode=rw", abs, "sqlite:" + abs, "sqlite://" + abs, "file://" + abs} {
+		for _, args := range [][]string{
+			{"keys", "list"}, {"keys", "create", "--tenant", "acme", "--name", "x"}, {"keys", "show", "key_x"},
+			{"tenants", "list"}, {"tenants", "create", "acme"}, {"audit"}, {"verify", "sk_live_x"},
+		} {
+			t.Run(db+" "+strings.Join(args, " "), func(t *testing.T) {
+				fails(t, db, 1, args, want)
+				assertEmpty(t)
+			})
+		}
+	}
+
+	t.Run("version", func(t *testing.T) {
+		ok(t, abs, "version")
+		assertEmpty(t)
+	})
+
+	t.Run("migrate creates it, then the others use it", func(t *testing.T) {
+		ok(t, "sqlite:keyward.db", "migrate")
+		ok(t, "file:keyward.db", "tenants", "create", "acme")
+		if o := ok(t, abs, "tenants", "show", "acme"); !strings.Contains(o.stdout, "acme") {
+			t.Errorf("tenants show printed %q", o.stdout)
+		}
+	})
+}
+
+// TestDatabasePath checks that the command line reads --db as sqlite.Open
+// does, so that it looks for the very file Open would use.
+func TestDatabasePath(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	if err := os.Mkdir("sub", 0o700); err != nil {
+		t.Fatal(err)
+	}
+	abs := filepath.Join(dir, "abs.db")
+	for _, dsn := range []string{
+		"k.db", "./sub/../k.db", " k.db ", "k.db?cache=shared", "sub/k.db",
+		"sqlite:k.db", "sqlite://k.db", "sqlite:sub/k.db", "sqlite:" + abs, "sqlite://" + abs,
+		"file:k.db", "file:k.db?_pragma=foreign_keys(1)", "file:sub/k.db", "file://" + abs, "file://localhost" + abs,
+		"file://sub/k.db", "sqlite:file:k.db", "k%20x.db", "file:k%20y.db", "file:%zz",
+	} {
+		t.Run(dsn, func(t *testing.T) {
+			path, found := sqlitePath(dsn)
+			store, err := sqlite.Open(t.Context(), dsn)
+			if err != nil {
+				t.Fatalf("sqlite.Open: %v", err)
+			}
+			if err := store.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if !found || path != store.Path() {
+				t.Errorf("sqlitePath gives %q, %v; sqlite.Open uses %q", path, found, store.Path())
+			}
+		})
+	}
+	for _, dsn := range []string{"", ":memory:", "sqlite::memory:", "file::memory:", "file:k.db?mode=memory", "sqlite:", "file://%zz/k.db"} {
+		t.Run(dsn, func(t *testing.T) {
+			if path, found := sqlitePath(dsn); found {
+				t.Errorf("sqlitePath gives %q for a dsn sqlite.Open refuses", path)
+			}
+			if store, err := sqlite.Open(t.Context(), dsn); err == nil {
+				store.Close()
+				t.Errorf("sqlite.Open accepts %q", dsn)
+			}
+		})
 	}
 }
 

@@ -26,7 +26,7 @@ func (a *app) migrateCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			store, err := a.openStore(ctx)
+			store, err := a.openStore(ctx, true)
 			if err != nil {
 				return err
 			}

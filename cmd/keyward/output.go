@@ -19,11 +19,22 @@ func (a *app) printJSON(v any) error {
 	return enc.Encode(v)
 }
 
-// listJSON is the --json output of a list: one page and the cursor of the
-// next, as the HTTP API answers it.
+// listJSON is the --json output of a list, in the shape of the HTTP API's
+// list answers: success, one page of data (an empty list, never null), and
+// the cursor of the next page, empty on the last.
 type listJSON[T any] struct {
+	Success    bool   `json:"success"`
 	Data       []T    `json:"data"`
 	NextCursor string `json:"next_cursor"`
+}
+
+// printList writes one page of a list and the cursor of the next to a's
+// stdout as listJSON.
+func printList[T any](a *app, data []T, next string) error {
+	if data == nil {
+		data = []T{}
+	}
+	return a.printJSON(listJSON[T]{Success: true, Data: data, NextCursor: next})
 }
 
 // printNext tells, on stderr, how to ask for the next page of a list.

@@ -30,7 +30,7 @@ func command(t *testing.T, db string, args ...string) *exec.Cmd {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(exe, args...)
-	cmd.Env = append(os.Environ(), "KEYWARD_TEST_MAIN=1", "KEYWARD_DB=sqlite:"+db, "KEYWARD_KEY_PREFIX=", "KEYWARD_ADDR=")
+	cmd.Env = append(os.Environ(), "KEYWARD_TEST_MAIN=1", "KEYWARD_DB=sqlite:"+db, "KEYWARD_KEY_PREFIX=", "KEYWARD_ADDR=", "KEYWARD_FLUSH_INTERVAL=")
 	return cmd
 }
 
@@ -74,7 +74,7 @@ func TestProcess(t *testing.T) {
 }
 
 func TestProcessServeSIGTERM(t *testing.T) {
-	db := newDB(t)
+	db := dbFile(t)
 	cmd := command(t, db, "serve", "--addr", "127.0.0.1:0")
 	var stdout, stderr syncBuffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -109,6 +109,7 @@ func TestProcessServeSIGTERM(t *testing.T) {
 	if !strings.Contains(stderr.String(), "shutting down") {
 		t.Errorf("no shutdown in the logs:\n%s", stderr.String())
 	}
+	assertStopped(t, stderr.String())
 	root := strings.TrimSpace(stdout.String())
 	if !strings.HasPrefix(root, "sk_live_") || strings.Contains(stderr.String(), root) {
 		t.Errorf("stdout %q should be the root key alone, and stderr should not contain it", stdout.String())

@@ -8,11 +8,14 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"time"
 
 	"github.com/keyward/keyward"
+	"github.com/keyward/keyward/apikey"
 	"github.com/keyward/keyward/httpapi"
 	"github.com/keyward/keyward/manage"
+	"github.com/keyward/keyward/sqlite"
 	"github.com/keyward/keyward/verify"
 	"github.com/spf13/cobra"
 )
@@ -23,6 +26,10 @@ type serveOptions struct {
 	trustedProxies  string
 	logFormat       string
 	shutdownTimeout time.Duration
+	flushInterval   time.Duration
+	// flushIntervalEnv is why KEYWARD_FLUSH_INTERVAL could not be read, if
+	// it could not; it matters only when --flush-interval is not given.
+	flushIntervalEnv error
 }
 
 // serveCommand is `keyward serve`: the HTTP API on --addr.
@@ -40,11 +47,15 @@ for instance when it was lost (then revoke the old one):
 
   keyward keys create --tenant system --name root --permissions keyward:admin
 
-Logs go to stderr and never contain a key. On SIGINT or SIGTERM the server
-stops taking requests, finishes those in flight, writes the pending last-use
-times of keys, and exits.`,
+The last-use times of keys are written every --flush-interval. Logs go to
+stderr and never contain a key. On SIGINT or SIGTERM the server stops taking
+requests, finishes those in flight, writes the pending last-use times of
+keys, closes the database, logs "stopped", and exits.`,
 		Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if o.flushIntervalEnv != nil && !cmd.Flags().Changed("flush-interval") {
+				return usageError{o.flushIntervalEnv}
+			}
 			return a.serve(cmd.Context(), o)
 		},
 	}
@@ -54,7 +65,26 @@ times of keys, and exits.`,
 		"CIDRs of proxies whose X-Forwarded-For is believed, comma-separated (env KEYWARD_TRUSTED_PROXIES)")
 	f.StringVar(&o.logFormat, "log-format", a.env("KEYWARD_LOG_FORMAT", "json"), "log format on stderr: json or text (env KEYWARD_LOG_FORMAT)")
 	f.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 15*time.Second, "how long requests in flight may take to finish on shutdown")
+	flushInterval, err := a.envDuration("KEYWARD_FLUSH_INTERVAL", verify.DefaultFlushInterval)
+	o.flushIntervalEnv = err
+	f.DurationVar(&o.flushInterval, "flush-interval", flushInterval,
+		"how often the last-use times of keys are written to the database (env KEYWARD_FLUSH_INTERVAL)")
 	return c
+}
+
+// envDuration returns the duration in the environment variable name, or def
+// when it is unset or empty. When the value is not a duration, it returns
+// def and an error that names the variable.
+func (a *app) envDuration(name string, def time.Duration) (time.Duration, error) {
+	v := a.getenv(name)
+	if v == "" {
+		return def, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		return def, fmt.Errorf("%s: %q is not a duration; use a form such as 1s or 500ms", name, v)
+	}
+	return d, nil
 }
 
 // rootKeyNotice is printed on stderr when the first start prints the root
@@ -65,8 +95,9 @@ Store it now, in a password manager or secret store: it will not be shown again.
 
 // serve runs the server until ctx ends, then shuts it down in order: the
 // HTTP server stops taking requests and finishes those in flight, the
-// verifier writes the pending last-use times, and the store closes.
-func (a *app) serve(ctx context.Context, o serveOptions) (err error) {
+// verifier writes the pending last-use times, the store closes, and the
+// last log line, "stopped", tells whether all of that went well.
+func (a *app) serve(ctx context.Context, o serveOptions) error {
 	logger, err := newLogger(a.stderr, o.logFormat)
 	if err != nil {
 		return err
@@ -78,26 +109,52 @@ func (a *app) serve(ctx context.Context, o serveOptions) (err error) {
 	if o.shutdownTimeout <= 0 {
 		return usageError{errors.New("--shutdown-timeout: must be more than 0, such as 15s")}
 	}
+	if o.flushInterval <= 0 {
+		return usageError{fmt.Errorf("--flush-interval: must be more than 0, such as 1s, not %s (env KEYWARD_FLUSH_INTERVAL)", o.flushInterval)}
+	}
 	format, err := a.format()
 	if err != nil {
 		return err
 	}
-	store, err := a.openStore(ctx)
+	store, err := a.openStore(ctx, true)
 	if err != nil {
 		return err
 	}
-	defer func() { err = errors.Join(err, store.Close()) }()
+	verifier := verify.New(store, verify.Options{Format: format, Logger: logger, FlushInterval: o.flushInterval})
 
-	verifier := verify.New(store, verify.Options{Format: format, Logger: logger})
+	err = a.runServer(ctx, o, logger, store, verifier, format, trusted)
+
 	// The verifier closes on every way out, before the store: it writes
 	// the last-use times still pending.
-	defer func() {
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), o.shutdownTimeout)
-		defer cancel()
-		err = errors.Join(err, verifier.Close(cctx))
-	}()
-	svc := manage.New(manage.Config{Store: store, Format: format, AfterChange: verifier.Refresh})
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), o.shutdownTimeout)
+	defer cancel()
+	flushErr := verifier.Close(cctx)
+	closeErr := store.Close()
 
+	// The last line of the log: a clean stop, or what went wrong, the
+	// failure to write last-use times named apart since those are lost.
+	var attrs []any
+	if flushErr != nil {
+		attrs = append(attrs, "flush_err", flushErr)
+	}
+	if err := errors.Join(err, closeErr); err != nil {
+		attrs = append(attrs, "err", err)
+	}
+	if attrs == nil {
+		logger.Info("stopped")
+	} else {
+		logger.Error("stopped", attrs...)
+	}
+	return errors.Join(err, flushErr, closeErr)
+}
+
+// runServer sets up the system tenant, starts the verifier and serves the
+// HTTP API until ctx ends, then stops the HTTP server, letting requests in
+// flight finish. It leaves the verifier and the store open.
+func (a *app) runServer(ctx context.Context, o serveOptions, logger *slog.Logger, store *sqlite.Store,
+	verifier *verify.Verifier, format apikey.Format, trusted []netip.Prefix,
+) error {
+	svc := manage.New(manage.Config{Store: store, Format: format, AfterChange: verifier.Refresh})
 	rootKey, err := svc.Bootstrap(ctx)
 	if err != nil {
 		return err
@@ -130,7 +187,8 @@ func (a *app) serve(ctx context.Context, o serveOptions) (err error) {
 	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
-	logger.Info("listening", "addr", ln.Addr().String(), "db", store.Path(), "version", keyward.Version)
+	logger.Info("listening", "addr", ln.Addr().String(), "db", store.Path(), "version", keyward.Version,
+		"flush_interval", o.flushInterval.String())
 
 	select {
 	case err := <-served:

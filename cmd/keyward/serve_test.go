@@ -25,15 +25,22 @@ type server struct {
 	done   chan error
 }
 
-// startServer runs keyward serve on db, on a free port of 127.0.0.1, and
-// waits until it logs the address it listens on. The server is stopped at
-// the end of the test if the test has not stopped it.
-func startServer(t *testing.T, db string) *server {
+// startServer runs keyward serve on db, on a free port of 127.0.0.1, with
+// args added, and waits until it logs the address it listens on. The server
+// is stopped at the end of the test if the test has not stopped it.
+func startServer(t *testing.T, db string, args ...string) *server {
+	t.Helper()
+	return startServerEnv(t, db, env(), args...)
+}
+
+// startServerEnv is startServer with the environment getenv.
+func startServerEnv(t *testing.T, db string, getenv func(string) string, args ...string) *server {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &server{stdout: &syncBuffer{}, stderr: &syncBuffer{}, stop: cancel, done: make(chan error, 1)}
+	all := append([]string{"serve", "--addr", "127.0.0.1:0", "--db", db}, args...)
 	go func() {
-		s.done <- run(ctx, []string{"serve", "--addr", "127.0.0.1:0", "--db", db}, env(), strings.NewReader(""), s.stdout, s.stderr)
+		s.done <- run(ctx, all, getenv, strings.NewReader(""), s.stdout, s.stderr)
 	}()
 	t.Cleanup(func() {
 		cancel()
@@ -66,17 +73,35 @@ func startServer(t *testing.T, db string) *server {
 
 // listeningAddr finds the address in the "listening" line of JSON logs.
 func listeningAddr(logs string) string {
+	return logAttr(logs, "listening", "addr")
+}
+
+// logAttr returns the string attribute attr of the first line of JSON logs
+// whose message is msg, or "".
+func logAttr(logs, msg, attr string) string {
 	sc := bufio.NewScanner(strings.NewReader(logs))
 	for sc.Scan() {
-		var line struct {
-			Msg  string `json:"msg"`
-			Addr string `json:"addr"`
-		}
-		if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "listening" {
-			return line.Addr
+		var line map[string]any
+		if json.Unmarshal(sc.Bytes(), &line) == nil && line["msg"] == msg {
+			v, _ := line[attr].(string)
+			return v
 		}
 	}
 	return ""
+}
+
+// assertStopped fails the test unless the last line of JSON logs is a clean
+// "stopped": at level INFO, with no error.
+func assertStopped(t *testing.T, logs string) {
+	t.Helper()
+	lines := strings.Split(strings.TrimSpace(logs), "\n")
+	var last map[string]any
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &last); err != nil {
+		t.Fatalf("the last line of the logs is not JSON: %v\n%s", err, logs)
+	}
+	if last["msg"] != "stopped" || last["level"] != "INFO" || last["err"] != nil || last["flush_err"] != nil {
+		t.Errorf("the last line of the logs is %v, want a clean \"stopped\":\n%s", last, logs)
+	}
 }
 
 // shutdown stops the server as SIGTERM would and returns what run returned.
@@ -184,9 +209,14 @@ func assertNoKeys(t *testing.T, db, text string, keys ...string) {
 }
 
 func TestServe(t *testing.T) {
-	db := newDB(t)
-	s := startServer(t, db)
+	db := dbFile(t)
+	// Last-use times are written by the shutdown only: a test that passes
+	// through the periodic write proves nothing about it.
+	s := startServer(t, db, "--flush-interval", "1h")
 	s.waitHealthy(t)
+	if got := logAttr(s.stderr.String(), "listening", "flush_interval"); got != "1h0m0s" {
+		t.Errorf("the server logs flush_interval %q, want 1h0m0s", got)
+	}
 
 	// The first start prints the root key once, alone on stdout, and a
 	// notice on stderr.
@@ -209,6 +239,7 @@ func TestServe(t *testing.T) {
 	ok(t, db, "tenants", "create", "acme")
 	key1, id1 := newKey(t, db, "--name", "to-revoke")
 	key2, id2 := newKey(t, db, "--name", "in-use")
+	key4, id4 := newKey(t, db, "--name", "used-once")
 	a := s.call(t, "POST", "/v1/api-keys", root, map[string]any{"tenant_id": "acme", "name": "from-http"})
 	var created struct {
 		Data struct {
@@ -245,27 +276,43 @@ func TestServe(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 
-	// A use just before shutdown is written by the shutdown.
-	used := time.Now().Truncate(time.Microsecond)
-	if a := s.call(t, "GET", "/v1/whoami", key2, nil); a.status != http.StatusOK {
+	// The uses are not written while the server runs: with the default
+	// interval of 1s they would be by now.
+	used := time.Now()
+	if a := s.call(t, "GET", "/v1/whoami", key4, nil); a.status != http.StatusOK {
 		t.Fatalf("whoami: %d %s", a.status, a.body)
 	}
-	assertNoKeys(t, db, s.stderr.String(), root, key1, key2, key3)
+	time.Sleep(1500 * time.Millisecond)
+	for _, id := range []string{id2, id4} {
+		if k := showKey(t, db, id); k.LastUsedAt != nil {
+			t.Fatalf("key %s was used at %v, written before shutdown with --flush-interval 1h", id, k.LastUsedAt)
+		}
+	}
+	assertNoKeys(t, db, s.stderr.String(), root, key1, key2, key3, key4)
 
+	// The uses are written by the shutdown, and the last log line says
+	// it went well.
 	if err := s.shutdown(t); err != nil {
 		t.Fatalf("serve returned %v after SIGTERM\nstderr: %s", err, s.stderr)
 	}
 	http.DefaultClient.CloseIdleConnections()
-	k := showKey(t, db, id2)
-	if k.LastUsedAt == nil || k.LastUsedAt.Before(used) {
-		t.Errorf("last_used_at of the key used before shutdown is %v, want at or after %v", k.LastUsedAt, used)
+	for _, id := range []string{id2, id4} {
+		if k := showKey(t, db, id); k.LastUsedAt == nil {
+			t.Errorf("the use of key %s before shutdown was not written by the shutdown", id)
+		}
 	}
-	assertNoKeys(t, db, s.stderr.String(), root, key1, key2, key3)
+	// The key used once shows the time of that use, to the precision of
+	// the verifier's clock.
+	if k := showKey(t, db, id4); k.LastUsedAt != nil && k.LastUsedAt.Sub(used).Abs() > time.Second {
+		t.Errorf("last_used_at of the key used once is %v, want about %v", k.LastUsedAt, used)
+	}
+	assertNoKeys(t, db, s.stderr.String(), root, key1, key2, key3, key4)
 	for _, msg := range []string{`"msg":"listening"`, `"msg":"shutting down`} {
 		if !strings.Contains(s.stderr.String(), msg) {
 			t.Errorf("the logs lack %s:\n%s", msg, s.stderr)
 		}
 	}
+	assertStopped(t, s.stderr.String())
 
 	// A later start prints no root key, and the old one still works. The
 	// command line can make another root key, as the notice says.
@@ -288,15 +335,61 @@ func TestServe(t *testing.T) {
 	if strings.Contains(s2.stderr.String(), "root key") {
 		t.Errorf("the second start talks of a root key:\n%s", s2.stderr)
 	}
-	assertNoKeys(t, db, s2.stderr.String(), root, root2, key1, key2, key3)
+	if got := logAttr(s2.stderr.String(), "listening", "flush_interval"); got != "1s" {
+		t.Errorf("the server logs flush_interval %q, want the default 1s", got)
+	}
+	assertStopped(t, s2.stderr.String())
+	assertNoKeys(t, db, s2.stderr.String(), root, root2, key1, key2, key3, key4)
+}
+
+func TestServeFlushInterval(t *testing.T) {
+	db := newDB(t)
+	ok(t, db, "tenants", "create", "acme")
+	key, id := newKey(t, db, "--name", "bot")
+
+	// The flag takes its default from KEYWARD_FLUSH_INTERVAL, and wins
+	// over it.
+	s := startServerEnv(t, db, env("KEYWARD_FLUSH_INTERVAL", "20ms"))
+	if got := logAttr(s.stderr.String(), "listening", "flush_interval"); got != "20ms" {
+		t.Errorf("KEYWARD_FLUSH_INTERVAL=20ms: the server logs flush_interval %q", got)
+	}
+	// A use is written while the server runs, within a few intervals.
+	if a := s.call(t, "GET", "/v1/whoami", key, nil); a.status != http.StatusOK {
+		t.Fatalf("whoami: %d %s", a.status, a.body)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for showKey(t, db, id).LastUsedAt == nil {
+		if time.Now().After(deadline) {
+			t.Fatal("the use was not written within 10s with a flush interval of 20ms")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := s.shutdown(t); err != nil {
+		t.Fatal(err)
+	}
+	http.DefaultClient.CloseIdleConnections()
+	assertStopped(t, s.stderr.String())
+
+	s = startServerEnv(t, db, env("KEYWARD_FLUSH_INTERVAL", "20ms"), "--flush-interval", "2m")
+	if got := logAttr(s.stderr.String(), "listening", "flush_interval"); got != "2m0s" {
+		t.Errorf("--flush-interval 2m: the server logs flush_interval %q", got)
+	}
+	if err := s.shutdown(t); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func TestServeAddressInUse(t *testing.T) {
-	db := newDB(t)
+	db := dbFile(t)
 	s := startServer(t, db)
 	addr := strings.TrimPrefix(s.url, "http://")
-	o := fails(t, newDB(t), 1, []string{"serve", "--addr", addr}, "--addr", addr)
+	o := fails(t, dbFile(t), 1, []string{"serve", "--addr", addr}, "--addr", addr)
 	if o.stdout == "" {
 		t.Error("a first start on a new database printed no root key before failing to listen")
+	}
+	// The last log line says the server stopped, and why.
+	lines := strings.Split(strings.TrimSpace(o.stderr), "\n")
+	if last := lines[len(lines)-1]; !strings.Contains(last, `"level":"ERROR","msg":"stopped"`) || !strings.Contains(last, addr) {
+		t.Errorf("the last log line is %s", last)
 	}
 }

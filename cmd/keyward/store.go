@@ -4,6 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
+	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/keyward/keyward/apikey"
@@ -11,11 +15,16 @@ import (
 	"github.com/keyward/keyward/sqlite"
 )
 
-// openStore opens the database that --db names, creating the file if need
-// be and migrating its schema. It accepts sqlite:PATH, sqlite://PATH,
-// file:PATH and a bare path; a path that cannot hold a database gives an
-// error that names it and says what is wrong.
-func (a *app) openStore(ctx context.Context) (*sqlite.Store, error) {
+// openStore opens the database that --db names and migrates its schema. It
+// accepts sqlite:PATH, sqlite://PATH, file:PATH and a bare path; a path that
+// cannot hold a database gives an error that names it and says what is
+// wrong.
+//
+// Only create lets it make a new database file: serve and migrate pass
+// true. Every other command fails when the file does not exist, so that a
+// mistyped --db or a run from the wrong directory does not quietly start an
+// empty database and report that it holds nothing.
+func (a *app) openStore(ctx context.Context, create bool) (*sqlite.Store, error) {
 	dsn := strings.TrimSpace(a.db)
 	scheme, _, hasScheme := strings.Cut(dsn, "://")
 	switch {
@@ -26,7 +35,65 @@ func (a *app) openStore(ctx context.Context) (*sqlite.Store, error) {
 	case hasScheme && scheme != "sqlite" && scheme != "file" && !strings.ContainsAny(scheme, `/\`):
 		return nil, fmt.Errorf("--db: %q is not a database Keyward knows; use --db sqlite:PATH", scheme+"://")
 	}
+	if !create {
+		if err := checkExists(dsn); err != nil {
+			return nil, err
+		}
+	}
 	return sqlite.Open(ctx, dsn)
+}
+
+// checkExists returns an error saying how to create the database when the
+// file that dsn names does not exist but its directory does. Any other
+// problem with the path is left for sqlite.Open, which names it without
+// creating anything.
+func checkExists(dsn string) error {
+	path, ok := sqlitePath(dsn)
+	if !ok {
+		return nil
+	}
+	if _, err := os.Stat(path); !errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if fi, err := os.Stat(filepath.Dir(path)); err != nil || !fi.IsDir() {
+		return nil
+	}
+	return fmt.Errorf(`--db: database %s does not exist; run "keyward migrate" (or "keyward serve") to create it, or point --db / KEYWARD_DB at an existing one`, path)
+}
+
+// sqlitePath returns the absolute path of the file that dsn names, read as
+// sqlite.Open reads it: "sqlite:", "sqlite://" and "file:" forms, a query
+// string ignored. It reports false for a dsn that sqlite.Open refuses (no
+// path, an in-memory database, a malformed file: URI), whose error Open
+// gives.
+func sqlitePath(dsn string) (string, bool) {
+	path := strings.TrimSpace(dsn)
+	if p, ok := strings.CutPrefix(path, "sqlite:"); ok {
+		path = strings.TrimPrefix(p, "//")
+	}
+	if strings.HasPrefix(path, "file:") {
+		u, err := url.Parse(path)
+		if err != nil {
+			return "", false
+		}
+		path = u.Path
+		switch {
+		case u.Opaque != "":
+			path = u.Opaque // file:relative/path
+		case u.Host != "" && u.Host != "localhost":
+			path = u.Host + u.Path // file://relative/path
+		}
+	} else if i := strings.IndexByte(path, '?'); i >= 0 {
+		path = path[:i]
+	}
+	if path == "" || path == ":memory:" || strings.Contains(dsn, "mode=memory") {
+		return "", false
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return "", false
+	}
+	return abs, true
 }
 
 // format returns the key format of --key-prefix.
@@ -34,15 +101,15 @@ func (a *app) format() (apikey.Format, error) {
 	return apikey.NewFormat(a.keyPrefix)
 }
 
-// withService opens the store, calls fn with the management service on it,
-// and closes the store. The command line calls the service as manage.CLI,
-// recorded in the audit log as "cli".
+// withService opens the existing store, calls fn with the management
+// service on it, and closes the store. The command line calls the service
+// as manage.CLI, recorded in the audit log as "cli".
 func (a *app) withService(ctx context.Context, fn func(svc *manage.Service) error) (err error) {
 	f, err := a.format()
 	if err != nil {
 		return err
 	}
-	store, err := a.openStore(ctx)
+	store, err := a.openStore(ctx, false)
 	if err != nil {
 		return err
 	}

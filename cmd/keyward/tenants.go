@@ -60,7 +60,7 @@ func (a *app) tenantsListCommand() *cobra.Command {
 					return err
 				}
 				if a.json {
-					return a.printJSON(listJSON[*keyward.Tenant]{Data: ts, NextCursor: next})
+					return printList(a, ts, next)
 				}
 				tw := table(a.stdout)
 				fmt.Fprintln(tw, "ID\tSLUG\tPLAN\tSTATUS\tCREATED")

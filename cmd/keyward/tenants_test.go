@@ -38,11 +38,11 @@ func TestTenants(t *testing.T) {
 		if len(lines) != 3 || !strings.HasPrefix(lines[0], "ID") || !strings.Contains(lines[1], "acme") || !strings.Contains(lines[2], "beta") {
 			t.Errorf("tenants list printed\n%s", o.stdout)
 		}
-		page := decodeJSON[listJSON[keyward.Tenant]](t, ok(t, db, "tenants", "list", "--json", "--limit", "1").stdout)
+		page := decodeList[keyward.Tenant](t, ok(t, db, "tenants", "list", "--json", "--limit", "1").stdout)
 		if len(page.Data) != 1 || page.Data[0].Slug != "acme" || page.NextCursor == "" {
 			t.Fatalf("first page of 1: %+v", page)
 		}
-		rest := decodeJSON[listJSON[keyward.Tenant]](t, ok(t, db, "tenants", "list", "--json", "--cursor", page.NextCursor).stdout)
+		rest := decodeList[keyward.Tenant](t, ok(t, db, "tenants", "list", "--json", "--cursor", page.NextCursor).stdout)
 		if len(rest.Data) != 1 || rest.Data[0].Slug != "beta" {
 			t.Errorf("second page: %+v", rest)
 		}
@@ -79,9 +79,13 @@ func TestTenants(t *testing.T) {
 				t.Errorf("audit log lacks %s:\n%s", action, o.stdout)
 			}
 		}
-		entries := decodeJSON[listJSON[keyward.AuditEntry]](t, ok(t, db, "audit", "--json").stdout)
+		entries := decodeList[keyward.AuditEntry](t, ok(t, db, "audit", "--json").stdout)
 		if len(entries.Data) == 0 || entries.Data[0].Actor != "cli" {
 			t.Errorf("audit --json: %+v", entries)
+		}
+		// An empty page is an empty list, as over HTTP.
+		if none := decodeList[keyward.AuditEntry](t, ok(t, db, "audit", "--json", "--target", "key_nope").stdout); len(none.Data) != 0 || none.NextCursor != "" {
+			t.Errorf("audit --json of nothing: %+v", none)
 		}
 	})
 }

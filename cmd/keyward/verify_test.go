@@ -109,7 +109,7 @@ func TestVerify(t *testing.T) {
 	t.Run("records the use", func(t *testing.T) {
 		ok(t, db, "verify", ipOnly, "--ip", "203.0.113.77")
 		var k keyward.Key
-		for _, row := range decodeJSON[listJSON[keyward.Key]](t, ok(t, db, "keys", "list", "--tenant", "acme", "--json").stdout).Data {
+		for _, row := range decodeList[keyward.Key](t, ok(t, db, "keys", "list", "--tenant", "acme", "--json").stdout).Data {
 			if row.Name == "ip-only" {
 				k = row
 			}
