@@ -57,6 +57,7 @@ type Option func(*options)
 type options struct {
 	busyTimeout  time.Duration
 	maxReadConns int
+	mustExist    bool
 }
 
 // WithBusyTimeout sets how long a write waits for another connection or
@@ -66,10 +67,11 @@ func WithBusyTimeout(d time.Duration) Option {
 	return func(o *options) { o.busyTimeout = d }
 }
 
-// WithMaxReadConns sets how many read-only connections the Store keeps at
-// most. The default is the number of CPUs, at least 4.
-func WithMaxReadConns(n int) Option {
-	return func(o *options) { o.maxReadConns = n }
+// MustExist makes Open refuse, creating nothing, a database file that does
+// not exist yet, with a *keyward.Error of CodeNotFound: for tools that
+// should use a database made before, not start an empty one.
+func MustExist() Option {
+	return func(o *options) { o.mustExist = true }
 }
 
 // Open opens the SQLite database at dsn, creating the file if it does not
@@ -92,6 +94,11 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 	path, err := parseDSN(dsn)
 	if err != nil {
 		return nil, err
+	}
+	if o.mustExist {
+		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+			return nil, keyward.Errorf(keyward.CodeNotFound, "database %s does not exist", path)
+		}
 	}
 	if err := checkPath(path); err != nil {
 		return nil, err

@@ -1,7 +1,10 @@
 package sqlite_test
 
 import (
+	"context"
 	"crypto/sha256"
+	"errors"
+	"io/fs"
 	"database/sql"
 	"fmt"
 	"os"
@@ -315,4 +318,27 @@ func TestBusy(t *testing.T) {
 	if err := s.CreateKey(ctx, key("key_1", "ten_acme"), keyward.ActorCLI); err != nil {
 		t.Fatalf("CreateKey after the other process is done: %v", err)
 	}
+}
+
+// TestOpenMustExist: with MustExist, a missing file is refused and not
+// created; an existing one opens.
+func TestOpenMustExist(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "keyward.db")
+	_, err := sqlite.Open(context.Background(), "sqlite:"+path, sqlite.MustExist())
+	if keyward.ErrorCode(err) != keyward.CodeNotFound || !strings.Contains(err.Error(), path) {
+		t.Fatalf("Open of a missing file: %v; want not_found naming %s", err, path)
+	}
+	if _, err := os.Stat(path); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("Open with MustExist created %s", path)
+	}
+	s, err := sqlite.Open(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s, err = sqlite.Open(context.Background(), path, sqlite.MustExist())
+	if err != nil {
+		t.Fatalf("Open of an existing file with MustExist: %v", err)
+	}
+	s.Close()
 }
