@@ -3,10 +3,10 @@ package sqlite_test
 import (
 	"context"
 	"crypto/sha256"
-	"errors"
-	"io/fs"
 	"database/sql"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
