@@ -208,7 +208,7 @@ func TestDatabaseFlag(t *testing.T) {
 		{"parent is a file", filepath.Join(file, "keyward.db"), []string{"cannot open database", file}},
 		{"path is a directory", dir, []string{"cannot open database", "directory"}},
 		{"not a database", notADB, []string{"cannot open database", "not a SQLite database"}},
-		{"postgres", "postgres://localhost/keyward", []string{"PostgreSQL is not supported yet"}},
+		{"postgres unreachable", "postgres://keyward@127.0.0.1:1/keyward?connect_timeout=2", []string{"cannot connect to PostgreSQL at 127.0.0.1:1", "connection refused"}},
 		{"unknown scheme", "mysql://localhost/keyward", []string{"--db", "mysql://"}},
 		{"empty", "", []string{"--db"}},
 	} {

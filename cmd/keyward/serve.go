@@ -15,7 +15,6 @@ import (
 	"github.com/keyward/keyward/apikey"
 	"github.com/keyward/keyward/httpapi"
 	"github.com/keyward/keyward/manage"
-	"github.com/keyward/keyward/sqlite"
 	"github.com/keyward/keyward/verify"
 	"github.com/spf13/cobra"
 )
@@ -151,7 +150,7 @@ func (a *app) serve(ctx context.Context, o serveOptions) error {
 // runServer sets up the system tenant, starts the verifier and serves the
 // HTTP API until ctx ends, then stops the HTTP server, letting requests in
 // flight finish. It leaves the verifier and the store open.
-func (a *app) runServer(ctx context.Context, o serveOptions, logger *slog.Logger, store *sqlite.Store,
+func (a *app) runServer(ctx context.Context, o serveOptions, logger *slog.Logger, store database,
 	verifier *verify.Verifier, format apikey.Format, trusted []netip.Prefix,
 ) error {
 	svc := manage.New(manage.Config{Store: store, Format: format, AfterChange: verifier.Refresh})

@@ -10,37 +10,66 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/keyward/keyward"
 	"github.com/keyward/keyward/apikey"
 	"github.com/keyward/keyward/manage"
+	"github.com/keyward/keyward/postgres"
 	"github.com/keyward/keyward/sqlite"
 )
 
+// database is the storage the commands open: a keyward.Store that migrates
+// its schema and names itself, without a password, for messages and logs.
+// The SQLite and the PostgreSQL store both are one.
+type database interface {
+	keyward.Store
+	// Migrate brings the schema up to date; opening does it already.
+	Migrate(ctx context.Context) error
+	// Path names the database: the file's absolute path, or a postgres://
+	// URL without its password.
+	Path() string
+}
+
+var (
+	_ database = (*sqlite.Store)(nil)
+	_ database = (*postgres.Store)(nil)
+)
+
 // openStore opens the database that --db names and migrates its schema. It
-// accepts sqlite:PATH, sqlite://PATH, file:PATH and a bare path; a path that
-// cannot hold a database gives an error that names it and says what is
-// wrong.
+// accepts sqlite:PATH, sqlite://PATH, file:PATH and a bare path for SQLite,
+// and postgres:// or postgresql:// URLs for PostgreSQL; a path that cannot
+// hold a database, or a server that cannot be reached, gives an error that
+// names it and says what is wrong.
 //
-// Only create lets it make a new database file: serve and migrate pass
-// true. Every other command fails when the file does not exist, so that a
+// Only create lets it make a new SQLite file: serve and migrate pass true.
+// Every other command fails when the file does not exist, so that a
 // mistyped --db or a run from the wrong directory does not quietly start an
-// empty database and report that it holds nothing.
-func (a *app) openStore(ctx context.Context, create bool) (*sqlite.Store, error) {
+// empty database and report that it holds nothing. A PostgreSQL database is
+// never created, only migrated: it must exist, whatever create says.
+func (a *app) openStore(ctx context.Context, create bool) (database, error) {
 	dsn := strings.TrimSpace(a.db)
 	scheme, _, hasScheme := strings.Cut(dsn, "://")
 	switch {
 	case dsn == "":
-		return nil, errors.New("--db: no database given; use --db sqlite:PATH or set KEYWARD_DB")
+		return nil, errors.New("--db: no database given; use --db sqlite:PATH or postgres://USER:PASSWORD@HOST:PORT/DATABASE, or set KEYWARD_DB")
 	case scheme == "postgres" || scheme == "postgresql":
-		return nil, errors.New("--db: PostgreSQL is not supported yet; use --db sqlite:PATH")
+		store, err := postgres.Open(ctx, dsn)
+		if err != nil {
+			return nil, err
+		}
+		return store, nil
 	case hasScheme && scheme != "sqlite" && scheme != "file" && !strings.ContainsAny(scheme, `/\`):
-		return nil, fmt.Errorf("--db: %q is not a database Keyward knows; use --db sqlite:PATH", scheme+"://")
+		return nil, fmt.Errorf("--db: %q is not a database Keyward knows; use --db sqlite:PATH or postgres://…", scheme+"://")
 	}
 	if !create {
 		if err := checkExists(dsn); err != nil {
 			return nil, err
 		}
 	}
-	return sqlite.Open(ctx, dsn)
+	store, err := sqlite.Open(ctx, dsn)
+	if err != nil {
+		return nil, err
+	}
+	return store, nil
 }
 
 // checkExists returns an error saying how to create the database when the

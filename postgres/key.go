@@ -1,0 +1,371 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/keyward/keyward"
+)
+
+const keyColumns = `id, tenant_id, environment, name, prefix, start, last4, hash,
+	permissions, metadata, restrictions, expires_at, rotate_by, status,
+	created_at, created_by, updated_at, revoked_at, last_used_at, last_used_ip,
+	rotated_from, rotated_to`
+
+func scanKey(sc scanner) (*keyward.Key, error) {
+	var (
+		k                                  keyward.Key
+		hash                               []byte
+		perms, meta, restr                 string
+		expires, rotateBy, revoked, lastAt *int64
+		created, updated                   int64
+	)
+	err := sc.Scan(&k.ID, &k.TenantID, &k.Environment, &k.Name, &k.Prefix, &k.Start, &k.Last4, &hash,
+		&perms, &meta, &restr, &expires, &rotateBy, &k.Status,
+		&created, &k.CreatedBy, &updated, &revoked, &lastAt, &k.LastUsedIP,
+		&k.RotatedFrom, &k.RotatedTo)
+	if err != nil {
+		return nil, err
+	}
+	if len(hash) != len(k.Hash) {
+		return nil, fmt.Errorf("postgres: key %s: stored hash has %d bytes", k.ID, len(hash))
+	}
+	copy(k.Hash[:], hash)
+	if err := json.Unmarshal([]byte(perms), &k.Permissions); err != nil {
+		return nil, fmt.Errorf("postgres: key %s: permissions: %w", k.ID, err)
+	}
+	if err := json.Unmarshal([]byte(meta), &k.Metadata); err != nil {
+		return nil, fmt.Errorf("postgres: key %s: metadata: %w", k.ID, err)
+	}
+	if err := json.Unmarshal([]byte(restr), &k.Restrictions); err != nil {
+		return nil, fmt.Errorf("postgres: key %s: restrictions: %w", k.ID, err)
+	}
+	if k.Permissions == nil {
+		k.Permissions = []string{}
+	}
+	if k.Metadata == nil {
+		k.Metadata = map[string]string{}
+	}
+	k.ExpiresAt = fromNullMicros(expires)
+	k.RotateBy = fromNullMicros(rotateBy)
+	k.CreatedAt = fromMicros(created)
+	k.UpdatedAt = fromMicros(updated)
+	k.RevokedAt = fromNullMicros(revoked)
+	k.LastUsedAt = fromNullMicros(lastAt)
+	return &k, nil
+}
+
+// keyJSON returns the JSON columns of k: permissions, metadata and
+// restrictions. Nil lists and maps are stored empty.
+func keyJSON(perms []string, meta map[string]string, restr keyward.Restrictions) (p, m, r string, err error) {
+	if perms == nil {
+		perms = []string{}
+	}
+	if meta == nil {
+		meta = map[string]string{}
+	}
+	pb, err := json.Marshal(perms)
+	if err != nil {
+		return "", "", "", err
+	}
+	mb, err := json.Marshal(meta)
+	if err != nil {
+		return "", "", "", err
+	}
+	rb, err := json.Marshal(restr)
+	if err != nil {
+		return "", "", "", err
+	}
+	return string(pb), string(mb), string(rb), nil
+}
+
+// insertKey stores k in tx. A taken id or hash is a CodeConflict, an unknown
+// tenant a CodeNotFound.
+func insertKey(ctx context.Context, tx pgx.Tx, k *keyward.Key) error {
+	perms, meta, restr, err := keyJSON(k.Permissions, k.Metadata, k.Restrictions)
+	if err != nil {
+		return err
+	}
+	_, err = tx.Exec(ctx, `INSERT INTO keys (`+keyColumns+`)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)`,
+		k.ID, k.TenantID, string(k.Environment), k.Name, k.Prefix, k.Start, k.Last4, k.Hash[:],
+		perms, meta, restr, nullMicros(k.ExpiresAt), nullMicros(k.RotateBy), string(k.Status),
+		k.CreatedAt.UnixMicro(), k.CreatedBy, k.UpdatedAt.UnixMicro(), nullMicros(k.RevokedAt),
+		nullMicros(k.LastUsedAt), k.LastUsedIP, k.RotatedFrom, k.RotatedTo)
+	if c, ok := uniqueViolation(err); ok {
+		if c == "keys_hash_key" {
+			// The message names no hash: a hash is as good as a key to a
+			// brute-force search, and it helps nobody here.
+			return keyward.Errorf(keyward.CodeConflict, "A key with the same secret exists; generate a new key.")
+		}
+		return keyward.Errorf(keyward.CodeConflict, "A key with id %q exists.", k.ID)
+	}
+	if isForeignKeyViolation(err) {
+		return keyward.Errorf(keyward.CodeNotFound, "Tenant %q was not found.", k.TenantID)
+	}
+	return err
+}
+
+// CreateKey stores a new key, its audit entry (key.create) and its change.
+// ExpiresAt, RotateBy, RevokedAt and LastUsedAt that point to the zero time
+// are stored as unset.
+func (s *Store) CreateKey(ctx context.Context, k *keyward.Key, by keyward.Actor) error {
+	return s.write(ctx, func(tx pgx.Tx) error {
+		if err := insertKey(ctx, tx, k); err != nil {
+			return err
+		}
+		return record(ctx, tx, k.CreatedAt, by, keyward.ActionKeyCreate, k.TenantID, k.ID,
+			keyward.Change{Kind: keyward.ChangeKey, ID: k.ID})
+	})
+}
+
+func key(ctx context.Context, q queryer, id string) (*keyward.Key, error) {
+	k, err := scanKey(q.QueryRow(ctx, `SELECT `+keyColumns+` FROM keys WHERE id = $1`, id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, keyward.Errorf(keyward.CodeNotFound, "Key %q was not found.", id)
+	}
+	return k, err
+}
+
+// Key finds a key by id.
+func (s *Store) Key(ctx context.Context, id string) (*keyward.Key, error) {
+	k, err := key(ctx, s.pool, id)
+	return k, dbError(err)
+}
+
+// KeyByHash finds a key by the SHA-256 of its plaintext.
+func (s *Store) KeyByHash(ctx context.Context, hash [32]byte) (*keyward.Key, error) {
+	k, err := scanKey(s.pool.QueryRow(ctx, `SELECT `+keyColumns+` FROM keys WHERE hash = $1`, hash[:]))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, keyward.Errorf(keyward.CodeNotFound, "No key has this secret.")
+	}
+	return k, dbError(err)
+}
+
+// Keys lists the keys that match f, newest first (by creation time, then by
+// id).
+func (s *Store) Keys(ctx context.Context, f keyward.KeyFilter, p keyward.Page) ([]*keyward.Key, string, error) {
+	limit := pageLimit(p.Limit)
+	var where []string
+	var args []any
+	arg := func(v any) string {
+		args = append(args, v)
+		return placeholder(len(args))
+	}
+	if f.TenantID != "" {
+		where = append(where, `tenant_id = `+arg(f.TenantID))
+	}
+	if f.Environment != "" {
+		where = append(where, `environment = `+arg(string(f.Environment)))
+	}
+	if f.Status != "" {
+		where = append(where, `status = `+arg(string(f.Status)))
+	}
+	if p.Cursor != "" {
+		c, err := decodeCursor(cursorKeys, p.Cursor)
+		if err != nil {
+			return nil, "", err
+		}
+		where = append(where, `(created_at, id) < (`+arg(c.n)+`, `+arg(c.id)+`)`)
+	}
+	query := `SELECT ` + keyColumns + ` FROM keys`
+	if len(where) > 0 {
+		query += ` WHERE ` + strings.Join(where, ` AND `)
+	}
+	query += ` ORDER BY created_at DESC, id DESC LIMIT ` + arg(limit+1)
+
+	rows, err := s.pool.Query(ctx, query, args...)
+	if err != nil {
+		return nil, "", dbError(err)
+	}
+	defer rows.Close()
+	var keys []*keyward.Key
+	for rows.Next() {
+		k, err := scanKey(rows)
+		if err != nil {
+			return nil, "", dbError(err)
+		}
+		keys = append(keys, k)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, "", dbError(err)
+	}
+	var next string
+	if len(keys) > limit {
+		keys = keys[:limit]
+		last := keys[limit-1]
+		next = encodeCursor(cursorKeys, cursor{n: last.CreatedAt.UnixMicro(), id: last.ID})
+	}
+	return keys, next, nil
+}
+
+// UpdateKey applies the non-nil fields of u, sets UpdatedAt to at, writes
+// the audit entry (key.update) and the change, and returns the key as
+// stored. A revoked key is a CodeConflict; a Status other than active or
+// disabled a CodeInvalidRequest.
+func (s *Store) UpdateKey(ctx context.Context, id string, u keyward.KeyUpdate, at time.Time, by keyward.Actor) (*keyward.Key, error) {
+	if u.Status != nil && *u.Status != keyward.KeyActive && *u.Status != keyward.KeyDisabled {
+		return nil, keyward.FieldErrorf("status", "must be %q or %q; revoke a key to make it %q", keyward.KeyActive, keyward.KeyDisabled, keyward.KeyRevoked)
+	}
+	var out *keyward.Key
+	err := s.write(ctx, func(tx pgx.Tx) error {
+		k, err := key(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		if k.Status == keyward.KeyRevoked {
+			return keyward.Errorf(keyward.CodeConflict, "Key %q is revoked and cannot be changed; create a new key.", id)
+		}
+		if u.Name != nil {
+			k.Name = *u.Name
+		}
+		if u.Permissions != nil {
+			k.Permissions = *u.Permissions
+		}
+		if u.Metadata != nil {
+			k.Metadata = *u.Metadata
+		}
+		if u.ExpiresAt != nil {
+			k.ExpiresAt = u.ExpiresAt
+		}
+		if u.RotateBy != nil {
+			k.RotateBy = u.RotateBy
+		}
+		if u.Restrictions != nil {
+			k.Restrictions = *u.Restrictions
+		}
+		if u.Status != nil {
+			k.Status = *u.Status
+		}
+		perms, meta, restr, err := keyJSON(k.Permissions, k.Metadata, k.Restrictions)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `UPDATE keys SET name = $1, permissions = $2, metadata = $3,
+			restrictions = $4, expires_at = $5, rotate_by = $6, status = $7, updated_at = $8 WHERE id = $9`,
+			k.Name, perms, meta, restr, nullMicros(k.ExpiresAt), nullMicros(k.RotateBy),
+			string(k.Status), at.UnixMicro(), id); err != nil {
+			return err
+		}
+		if err := record(ctx, tx, at, by, keyward.ActionKeyUpdate, k.TenantID, id,
+			keyward.Change{Kind: keyward.ChangeKey, ID: id}); err != nil {
+			return err
+		}
+		out, err = key(ctx, tx, id)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// RevokeKey marks a key revoked at the given time, writes the audit entry
+// (key.revoke) and the change, and returns the key. Revoking a revoked key
+// writes nothing, keeps the first RevokedAt, and returns the key as stored.
+func (s *Store) RevokeKey(ctx context.Context, id string, at time.Time, by keyward.Actor) (*keyward.Key, error) {
+	var out *keyward.Key
+	err := s.write(ctx, func(tx pgx.Tx) error {
+		k, err := key(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		if k.Status == keyward.KeyRevoked {
+			out = k
+			return nil
+		}
+		if _, err := tx.Exec(ctx,
+			`UPDATE keys SET status = $1, revoked_at = $2, updated_at = $2 WHERE id = $3`,
+			string(keyward.KeyRevoked), at.UnixMicro(), id); err != nil {
+			return err
+		}
+		if err := record(ctx, tx, at, by, keyward.ActionKeyRevoke, k.TenantID, id,
+			keyward.Change{Kind: keyward.ChangeKey, ID: id}); err != nil {
+			return err
+		}
+		out, err = key(ctx, tx, id)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// RotateKey stores successor with RotatedFrom set to oldID, sets the old
+// key's RotatedTo to the successor's id, its ExpiresAt to oldExpiresAt and
+// its UpdatedAt to the successor's CreatedAt, writes one audit entry
+// (key.rotate, target the old key) and two changes (the old key, then the
+// successor), all in one transaction, and returns the old key as stored.
+//
+// A revoked key, or one rotated already, is a CodeConflict; a successor of
+// another tenant a CodeInvalidRequest; a successor whose id or hash is taken
+// a CodeConflict, and then nothing is changed.
+func (s *Store) RotateKey(ctx context.Context, oldID string, successor *keyward.Key, oldExpiresAt time.Time, by keyward.Actor) (*keyward.Key, error) {
+	var out *keyward.Key
+	err := s.write(ctx, func(tx pgx.Tx) error {
+		old, err := key(ctx, tx, oldID)
+		if err != nil {
+			return err
+		}
+		switch {
+		case old.Status == keyward.KeyRevoked:
+			return keyward.Errorf(keyward.CodeConflict, "Key %q is revoked and cannot be rotated; create a new key.", oldID)
+		case old.RotatedTo != "":
+			return keyward.Errorf(keyward.CodeConflict, "Key %q was rotated already, to %q; rotate that key instead.", oldID, old.RotatedTo)
+		case successor.TenantID != old.TenantID:
+			return keyward.FieldErrorf("tenant_id", "the successor of key %q must belong to tenant %q", oldID, old.TenantID)
+		}
+		next := *successor
+		next.RotatedFrom = oldID
+		if err := insertKey(ctx, tx, &next); err != nil {
+			return err
+		}
+		at := successor.CreatedAt
+		if _, err := tx.Exec(ctx,
+			`UPDATE keys SET rotated_to = $1, expires_at = $2, updated_at = $3 WHERE id = $4`,
+			successor.ID, oldExpiresAt.UnixMicro(), at.UnixMicro(), oldID); err != nil {
+			return err
+		}
+		if err := recordRelated(ctx, tx, at, by, keyward.ActionKeyRotate, old.TenantID, oldID, successor.ID,
+			keyward.Change{Kind: keyward.ChangeKey, ID: oldID},
+			keyward.Change{Kind: keyward.ChangeKey, ID: successor.ID}); err != nil {
+			return err
+		}
+		out, err = key(ctx, tx, oldID)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// RecordUsage writes the last-used time and address of each use in one
+// transaction. A use no newer than the stored one, or of a key that does not
+// exist, is skipped. It writes no audit entry, no change, and leaves
+// UpdatedAt as it is. It does not wait for the write lock: it only takes the
+// row locks of the keys it updates, in the order of their ids, so that two
+// batches never wait for each other in a circle.
+func (s *Store) RecordUsage(ctx context.Context, uses []keyward.Usage) error {
+	if len(uses) == 0 {
+		return nil
+	}
+	sorted := slices.Clone(uses)
+	slices.SortStableFunc(sorted, func(a, b keyward.Usage) int { return strings.Compare(a.KeyID, b.KeyID) })
+	return s.inTx(ctx, false, func(tx pgx.Tx) error {
+		var b pgx.Batch
+		for _, u := range sorted {
+			at := u.At.UnixMicro()
+			b.Queue(`UPDATE keys SET last_used_at = $1, last_used_ip = $2
+				WHERE id = $3 AND (last_used_at IS NULL OR last_used_at < $1)`, at, u.IP, u.KeyID)
+		}
+		return tx.SendBatch(ctx, &b).Close()
+	})
+}

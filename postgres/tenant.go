@@ -1,0 +1,141 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/keyward/keyward"
+)
+
+const tenantColumns = `id, slug, plan, status, created_at, updated_at`
+
+func scanTenant(sc scanner) (*keyward.Tenant, error) {
+	var t keyward.Tenant
+	var created, updated int64
+	if err := sc.Scan(&t.ID, &t.Slug, &t.Plan, &t.Status, &created, &updated); err != nil {
+		return nil, err
+	}
+	t.CreatedAt = fromMicros(created)
+	t.UpdatedAt = fromMicros(updated)
+	return &t, nil
+}
+
+// CreateTenant stores a new tenant, its audit entry and its change. A taken
+// id or slug is a CodeConflict.
+func (s *Store) CreateTenant(ctx context.Context, t *keyward.Tenant, by keyward.Actor) error {
+	return s.write(ctx, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx,
+			`INSERT INTO tenants (`+tenantColumns+`) VALUES ($1, $2, $3, $4, $5, $6)`,
+			t.ID, t.Slug, t.Plan, string(t.Status), t.CreatedAt.UnixMicro(), t.UpdatedAt.UnixMicro())
+		if c, ok := uniqueViolation(err); ok {
+			if c == "tenants_slug_key" {
+				return keyward.Errorf(keyward.CodeConflict, "The tenant slug %q is taken; choose another.", t.Slug)
+			}
+			return keyward.Errorf(keyward.CodeConflict, "A tenant with id %q exists.", t.ID)
+		}
+		if err != nil {
+			return err
+		}
+		return record(ctx, tx, t.CreatedAt, by, keyward.ActionTenantCreate, t.ID, t.ID,
+			keyward.Change{Kind: keyward.ChangeTenant, ID: t.ID})
+	})
+}
+
+// Tenant finds a tenant by id or, when no tenant has that id, by slug.
+func (s *Store) Tenant(ctx context.Context, idOrSlug string) (*keyward.Tenant, error) {
+	t, err := tenant(ctx, s.pool, idOrSlug)
+	return t, dbError(err)
+}
+
+func tenant(ctx context.Context, q queryer, idOrSlug string) (*keyward.Tenant, error) {
+	if idOrSlug == "" {
+		return nil, keyward.Errorf(keyward.CodeNotFound, "No tenant was named; give a tenant id or slug.")
+	}
+	t, err := scanTenant(q.QueryRow(ctx,
+		`SELECT `+tenantColumns+` FROM tenants WHERE id = $1 OR slug = $1 ORDER BY id = $1 DESC LIMIT 1`,
+		idOrSlug))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, keyward.Errorf(keyward.CodeNotFound, "Tenant %q was not found.", idOrSlug)
+	}
+	return t, err
+}
+
+// Tenants lists tenants, oldest first (by creation time, then by id).
+func (s *Store) Tenants(ctx context.Context, p keyward.Page) ([]*keyward.Tenant, string, error) {
+	limit := pageLimit(p.Limit)
+	query := `SELECT ` + tenantColumns + ` FROM tenants`
+	var args []any
+	if p.Cursor != "" {
+		c, err := decodeCursor(cursorTenants, p.Cursor)
+		if err != nil {
+			return nil, "", err
+		}
+		query += ` WHERE (created_at, id) > ($1, $2)`
+		args = append(args, c.n, c.id)
+	}
+	args = append(args, limit+1)
+	query += ` ORDER BY created_at, id LIMIT ` + placeholder(len(args))
+
+	rows, err := s.pool.Query(ctx, query, args...)
+	if err != nil {
+		return nil, "", dbError(err)
+	}
+	defer rows.Close()
+	var tenants []*keyward.Tenant
+	for rows.Next() {
+		t, err := scanTenant(rows)
+		if err != nil {
+			return nil, "", dbError(err)
+		}
+		tenants = append(tenants, t)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, "", dbError(err)
+	}
+	var next string
+	if len(tenants) > limit {
+		tenants = tenants[:limit]
+		last := tenants[limit-1]
+		next = encodeCursor(cursorTenants, cursor{n: last.CreatedAt.UnixMicro(), id: last.ID})
+	}
+	return tenants, next, nil
+}
+
+// SetTenantStatus suspends or resumes a tenant, writing its audit entry
+// (tenant.suspend or tenant.resume) and its change, and returns the tenant as
+// stored. A status other than active or suspended is a CodeInvalidRequest.
+func (s *Store) SetTenantStatus(ctx context.Context, id string, status keyward.TenantStatus, at time.Time, by keyward.Actor) (*keyward.Tenant, error) {
+	var action string
+	switch status {
+	case keyward.TenantActive:
+		action = keyward.ActionTenantResume
+	case keyward.TenantSuspended:
+		action = keyward.ActionTenantSuspend
+	default:
+		return nil, keyward.FieldErrorf("status", "must be %q or %q, not %q", keyward.TenantActive, keyward.TenantSuspended, status)
+	}
+	var out *keyward.Tenant
+	err := s.write(ctx, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx,
+			`UPDATE tenants SET status = $1, updated_at = $2 WHERE id = $3`,
+			string(status), at.UnixMicro(), id)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return keyward.Errorf(keyward.CodeNotFound, "Tenant %q was not found.", id)
+		}
+		if err := record(ctx, tx, at, by, action, id, id,
+			keyward.Change{Kind: keyward.ChangeTenant, ID: id}); err != nil {
+			return err
+		}
+		out, err = tenant(ctx, tx, id)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
