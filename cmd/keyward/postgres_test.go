@@ -1,9 +1,12 @@
 package main
 
 import (
+	"net/http"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/keyward/keyward"
 	"github.com/keyward/keyward/internal/pgtest"
 )
 
@@ -31,5 +34,42 @@ func TestPostgres(t *testing.T) {
 	o = cli(t, dsn, "verify", created.Plaintext)
 	if o.code() != 1 || !strings.HasPrefix(o.stdout, "refused: revoked_api_key: ") {
 		t.Fatalf("verify after revoke: exit status %d, stdout %q, err %v", o.code(), o.stdout, o.err)
+	}
+}
+
+// TestServePostgres runs keyward serve on a PostgreSQL database: it logs the
+// database without the password, answers the root key it made, and refuses
+// within 1 s a key revoked from the command line.
+func TestServePostgres(t *testing.T) {
+	dsn := strings.Replace(pgtest.Start(t), "postgres@", "postgres:pw-not-logged@", 1)
+	s := startServer(t, dsn)
+	s.waitHealthy(t)
+	if strings.Contains(s.stderr.String(), "pw-not-logged") {
+		t.Errorf("the server logged the password:\n%s", s.stderr)
+	}
+	if db := logAttr(s.stderr.String(), "listening", "db"); !strings.HasPrefix(db, "postgres://postgres@127.0.0.1:") {
+		t.Errorf("the server logs db %q", db)
+	}
+	root := strings.TrimSuffix(s.stdout.String(), "\n")
+	if a := s.call(t, "GET", "/v1/whoami", root, nil); a.status != http.StatusOK {
+		t.Fatalf("whoami with the root key: %d %s", a.status, a.body)
+	}
+
+	ok(t, dsn, "tenants", "create", "acme")
+	key, id := newKey(t, dsn, "--name", "to-revoke")
+	if a := s.call(t, "GET", "/v1/whoami", key, nil); a.status != http.StatusOK {
+		t.Fatalf("whoami: %d %s", a.status, a.body)
+	}
+	ok(t, dsn, "keys", "revoke", id)
+	revoked := time.Now()
+	for {
+		a := s.call(t, "GET", "/v1/whoami", key, nil)
+		if a.status == http.StatusUnauthorized && a.code() == keyward.CodeRevokedAPIKey {
+			break
+		}
+		if time.Since(revoked) > time.Second {
+			t.Fatalf("1 s after revoking, the server still answers %d %s", a.status, a.body)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
