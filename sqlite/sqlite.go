@@ -68,8 +68,9 @@ func WithBusyTimeout(d time.Duration) Option {
 }
 
 // MustExist makes Open refuse, creating nothing, a database file that does
-// not exist yet, with a *keyward.Error of CodeNotFound: for tools that
-// should use a database made before, not start an empty one.
+// not exist yet in a directory that does, with a *keyward.Error of
+// CodeNotFound: for tools that should use a database made before, not start
+// an empty one. Other problems with the path are reported as without it.
 func MustExist() Option {
 	return func(o *options) { o.mustExist = true }
 }
@@ -96,7 +97,8 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 		return nil, err
 	}
 	if o.mustExist {
-		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		_, err := os.Stat(path)
+		if dir, derr := os.Stat(filepath.Dir(path)); errors.Is(err, fs.ErrNotExist) && derr == nil && dir.IsDir() {
 			return nil, keyward.Errorf(keyward.CodeNotFound, "database %s does not exist", path)
 		}
 	}

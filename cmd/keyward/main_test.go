@@ -335,48 +335,6 @@ func TestMissingDatabase(t *testing.T) {
 	})
 }
 
-// TestDatabasePath checks that the command line reads --db as sqlite.Open
-// does, so that it looks for the very file Open would use.
-func TestDatabasePath(t *testing.T) {
-	dir := t.TempDir()
-	t.Chdir(dir)
-	if err := os.Mkdir("sub", 0o700); err != nil {
-		t.Fatal(err)
-	}
-	abs := filepath.Join(dir, "abs.db")
-	for _, dsn := range []string{
-		"k.db", "./sub/../k.db", " k.db ", "k.db?cache=shared", "sub/k.db",
-		"sqlite:k.db", "sqlite://k.db", "sqlite:sub/k.db", "sqlite:" + abs, "sqlite://" + abs,
-		"file:k.db", "file:k.db?_pragma=foreign_keys(1)", "file:sub/k.db", "file://" + abs, "file://localhost" + abs,
-		"file://sub/k.db", "sqlite:file:k.db", "k%20x.db", "file:k%20y.db", "file:%zz",
-	} {
-		t.Run(dsn, func(t *testing.T) {
-			path, found := sqlitePath(dsn)
-			store, err := sqlite.Open(t.Context(), dsn)
-			if err != nil {
-				t.Fatalf("sqlite.Open: %v", err)
-			}
-			if err := store.Close(); err != nil {
-				t.Fatal(err)
-			}
-			if !found || path != store.Path() {
-				t.Errorf("sqlitePath gives %q, %v; sqlite.Open uses %q", path, found, store.Path())
-			}
-		})
-	}
-	for _, dsn := range []string{"", ":memory:", "sqlite::memory:", "file::memory:", "file:k.db?mode=memory", "sqlite:", "file://%zz/k.db"} {
-		t.Run(dsn, func(t *testing.T) {
-			if path, found := sqlitePath(dsn); found {
-				t.Errorf("sqlitePath gives %q for a dsn sqlite.Open refuses", path)
-			}
-			if store, err := sqlite.Open(t.Context(), dsn); err == nil {
-				store.Close()
-				t.Errorf("sqlite.Open accepts %q", dsn)
-			}
-		})
-	}
-}
-
 func TestKeyPrefix(t *testing.T) {
 	db := newDB(t)
 	ok(t, db, "tenants", "create", "acme")

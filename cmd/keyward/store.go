@@ -4,10 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
-	"net/url"
-	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/keyward/keyward"
@@ -60,69 +56,18 @@ func (a *app) openStore(ctx context.Context, create bool) (database, error) {
 	case hasScheme && scheme != "sqlite" && scheme != "file" && !strings.ContainsAny(scheme, `/\`):
 		return nil, fmt.Errorf("--db: %q is not a database Keyward knows; use --db sqlite:PATH or postgres://…", scheme+"://")
 	}
+	var opts []sqlite.Option
 	if !create {
-		if err := checkExists(dsn); err != nil {
-			return nil, err
-		}
+		opts = append(opts, sqlite.MustExist())
 	}
-	store, err := sqlite.Open(ctx, dsn)
+	store, err := sqlite.Open(ctx, dsn, opts...)
+	if keyward.ErrorCode(err) == keyward.CodeNotFound {
+		return nil, fmt.Errorf(`--db: %s; run "keyward migrate" (or "keyward serve") to create it, or point --db / KEYWARD_DB at an existing one`, keyward.ErrorMessage(err))
+	}
 	if err != nil {
 		return nil, err
 	}
 	return store, nil
-}
-
-// checkExists returns an error saying how to create the database when the
-// file that dsn names does not exist but its directory does. Any other
-// problem with the path is left for sqlite.Open, which names it without
-// creating anything.
-func checkExists(dsn string) error {
-	path, ok := sqlitePath(dsn)
-	if !ok {
-		return nil
-	}
-	if _, err := os.Stat(path); !errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	if fi, err := os.Stat(filepath.Dir(path)); err != nil || !fi.IsDir() {
-		return nil
-	}
-	return fmt.Errorf(`--db: database %s does not exist; run "keyward migrate" (or "keyward serve") to create it, or point --db / KEYWARD_DB at an existing one`, path)
-}
-
-// sqlitePath returns the absolute path of the file that dsn names, read as
-// sqlite.Open reads it: "sqlite:", "sqlite://" and "file:" forms, a query
-// string ignored. It reports false for a dsn that sqlite.Open refuses (no
-// path, an in-memory database, a malformed file: URI), whose error Open
-// gives.
-func sqlitePath(dsn string) (string, bool) {
-	path := strings.TrimSpace(dsn)
-	if p, ok := strings.CutPrefix(path, "sqlite:"); ok {
-		path = strings.TrimPrefix(p, "//")
-	}
-	if strings.HasPrefix(path, "file:") {
-		u, err := url.Parse(path)
-		if err != nil {
-			return "", false
-		}
-		path = u.Path
-		switch {
-		case u.Opaque != "":
-			path = u.Opaque // file:relative/path
-		case u.Host != "" && u.Host != "localhost":
-			path = u.Host + u.Path // file://relative/path
-		}
-	} else if i := strings.IndexByte(path, '?'); i >= 0 {
-		path = path[:i]
-	}
-	if path == "" || path == ":memory:" || strings.Contains(dsn, "mode=memory") {
-		return "", false
-	}
-	abs, err := filepath.Abs(path)
-	if err != nil {
-		return "", false
-	}
-	return abs, true
 }
 
 // format returns the key format of --key-prefix.
