@@ -3,7 +3,9 @@
 // verification, and the Store interface every storage engine implements.
 //
 // Subpackages own one dependency or one concern each: apikey (the key format),
-// sqlite (the embedded store), storetest (the suite every store passes),
+// sqlite (the embedded store), postgres (the store for several nodes),
+// storetest (the suite every store passes), internal/pgtest (throwaway
+// PostgreSQL servers for tests),
 // verify (the verifier and its cache), manage (the management operations
 // shared by the HTTP API and the command line), httpapi (the HTTP surface)
 // and cmd/keyward (the binary).
@@ -57,8 +59,10 @@ const (
 //
 // Errors are *Error values with these codes: CodeNotFound when the tenant or
 // key does not exist, CodeConflict when a unique value (a tenant slug) is
-// taken, CodeInvalidRequest when a cursor cannot be read, CodeInternal for
-// anything else (the cause is wrapped).
+// taken, CodeInvalidRequest when a cursor or a value cannot be read or
+// stored (PostgreSQL refuses text with a NUL), CodeStorageUnavailable when
+// the storage does not answer or is busy beyond its timeout (a caller may
+// retry), CodeInternal for anything else (the cause is wrapped).
 type Store interface {
 	// CreateTenant stores a new tenant. The caller fills every field.
 	CreateTenant(ctx context.Context, t *Tenant, by Actor) error
