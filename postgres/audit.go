@@ -5,12 +5,13 @@ import (
 	"strings"
 
 	"github.com/keyward/keyward"
+	"github.com/keyward/keyward/internal/sqlrow"
 )
 
 // AuditLog lists the audit entries that match f, newest first: in the order
 // they were written, last first.
 func (s *Store) AuditLog(ctx context.Context, f keyward.AuditFilter, p keyward.Page) ([]*keyward.AuditEntry, string, error) {
-	limit := pageLimit(p.Limit)
+	limit := sqlrow.PageLimit(p.Limit)
 	var where []string
 	var args []any
 	arg := func(v any) string {
@@ -25,11 +26,11 @@ func (s *Store) AuditLog(ctx context.Context, f keyward.AuditFilter, p keyward.P
 		where = append(where, `(target = `+t+` OR related = `+t+`)`)
 	}
 	if p.Cursor != "" {
-		c, err := decodeCursor(cursorAudit, p.Cursor)
+		c, err := sqlrow.DecodeCursor(sqlrow.CursorAudit, p.Cursor)
 		if err != nil {
 			return nil, "", err
 		}
-		where = append(where, `id < `+arg(c.n))
+		where = append(where, `id < `+arg(c.N))
 	}
 	query := `SELECT id, at, actor, actor_ip, action, tenant_id, target, related FROM audit_log`
 	if len(where) > 0 {
@@ -49,7 +50,7 @@ func (s *Store) AuditLog(ctx context.Context, f keyward.AuditFilter, p keyward.P
 		if err := rows.Scan(&e.ID, &at, &e.Actor, &e.ActorIP, &e.Action, &e.TenantID, &e.Target, &e.Related); err != nil {
 			return nil, "", dbError(err)
 		}
-		e.At = fromMicros(at)
+		e.At = sqlrow.FromMicros(at)
 		entries = append(entries, &e)
 	}
 	if err := rows.Err(); err != nil {
@@ -58,7 +59,7 @@ func (s *Store) AuditLog(ctx context.Context, f keyward.AuditFilter, p keyward.P
 	var next string
 	if len(entries) > limit {
 		entries = entries[:limit]
-		next = encodeCursor(cursorAudit, cursor{n: entries[limit-1].ID})
+		next = sqlrow.EncodeCursor(sqlrow.CursorAudit, sqlrow.Cursor{N: entries[limit-1].ID})
 	}
 	return entries, next, nil
 }
@@ -86,7 +87,7 @@ func (s *Store) Changes(ctx context.Context, after int64, limit int) ([]keyward.
 		if err := rows.Scan(&c.Seq, &c.Kind, &c.ID, &at); err != nil {
 			return nil, dbError(err)
 		}
-		c.At = fromMicros(at)
+		c.At = sqlrow.FromMicros(at)
 		changes = append(changes, c)
 	}
 	if err := rows.Err(); err != nil {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/keyward/keyward"
+	"github.com/keyward/keyward/internal/sqlrow"
 )
 
 const tenantColumns = `id, slug, plan, status, created_at, updated_at`
@@ -17,8 +18,8 @@ func scanTenant(sc scanner) (*keyward.Tenant, error) {
 	if err := sc.Scan(&t.ID, &t.Slug, &t.Plan, &t.Status, &created, &updated); err != nil {
 		return nil, err
 	}
-	t.CreatedAt = fromMicros(created)
-	t.UpdatedAt = fromMicros(updated)
+	t.CreatedAt = sqlrow.FromMicros(created)
+	t.UpdatedAt = sqlrow.FromMicros(updated)
 	return &t, nil
 }
 
@@ -64,16 +65,16 @@ func tenant(ctx context.Context, q queryer, idOrSlug string) (*keyward.Tenant, e
 
 // Tenants lists tenants, oldest first (by creation time, then by id).
 func (s *Store) Tenants(ctx context.Context, p keyward.Page) ([]*keyward.Tenant, string, error) {
-	limit := pageLimit(p.Limit)
+	limit := sqlrow.PageLimit(p.Limit)
 	query := `SELECT ` + tenantColumns + ` FROM tenants`
 	var args []any
 	if p.Cursor != "" {
-		c, err := decodeCursor(cursorTenants, p.Cursor)
+		c, err := sqlrow.DecodeCursor(sqlrow.CursorTenants, p.Cursor)
 		if err != nil {
 			return nil, "", err
 		}
 		query += ` WHERE (created_at, id) > ($1, $2)`
-		args = append(args, c.n, c.id)
+		args = append(args, c.N, c.ID)
 	}
 	args = append(args, limit+1)
 	query += ` ORDER BY created_at, id LIMIT ` + placeholder(len(args))
@@ -98,7 +99,7 @@ func (s *Store) Tenants(ctx context.Context, p keyward.Page) ([]*keyward.Tenant,
 	if len(tenants) > limit {
 		tenants = tenants[:limit]
 		last := tenants[limit-1]
-		next = encodeCursor(cursorTenants, cursor{n: last.CreatedAt.UnixMicro(), id: last.ID})
+		next = sqlrow.EncodeCursor(sqlrow.CursorTenants, sqlrow.Cursor{N: last.CreatedAt.UnixMicro(), ID: last.ID})
 	}
 	return tenants, next, nil
 }

@@ -2,8 +2,6 @@ package postgres
 
 import (
 	"context"
-	"encoding/base64"
-	"encoding/binary"
 	"errors"
 	"io"
 	"net"
@@ -11,7 +9,6 @@ import (
 	"strings"
 	"syscall"
 	"time"
-	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -172,76 +169,6 @@ type queryer interface {
 // scanner is a pgx.Row or pgx.Rows.
 type scanner interface {
 	Scan(dest ...any) error
-}
-
-// nullMicros stores an optional time: NULL for nil or the zero time.
-func nullMicros(t *time.Time) *int64 {
-	if t == nil || t.IsZero() {
-		return nil
-	}
-	v := t.UnixMicro()
-	return &v
-}
-
-// fromMicros reads a stored time, in UTC.
-func fromMicros(v int64) time.Time {
-	return time.UnixMicro(v).UTC()
-}
-
-// fromNullMicros reads a stored optional time.
-func fromNullMicros(v *int64) *time.Time {
-	if v == nil {
-		return nil
-	}
-	t := fromMicros(*v)
-	return &t
-}
-
-// pageLimit returns the number of rows a page holds.
-func pageLimit(limit int) int {
-	switch {
-	case limit <= 0:
-		return keyward.DefaultPageLimit
-	case limit > keyward.MaxPageLimit:
-		return keyward.MaxPageLimit
-	}
-	return limit
-}
-
-// Cursor kinds: a cursor of one list is refused by another. They are the
-// SQLite store's.
-const (
-	cursorTenants byte = 't'
-	cursorKeys    byte = 'k'
-	cursorAudit   byte = 'a'
-)
-
-// cursor is the position after the last row of a page: a number (a time in
-// microseconds, or a row id) and a text id that breaks ties.
-type cursor struct {
-	n  int64
-	id string
-}
-
-// encodeCursor returns c as opaque URL-safe text, in the SQLite store's
-// format: the kind, the number (8 bytes, big-endian), the id.
-func encodeCursor(kind byte, c cursor) string {
-	b := make([]byte, 0, 9+len(c.id))
-	b = append(b, kind)
-	b = binary.BigEndian.AppendUint64(b, uint64(c.n))
-	b = append(b, c.id...)
-	return base64.RawURLEncoding.EncodeToString(b)
-}
-
-// decodeCursor reads a cursor that encodeCursor wrote for the same kind of
-// list. An id that PostgreSQL could not take as text (not UTF-8, or with a
-// NUL) is no cursor either.
-func decodeCursor(kind byte, s string) (cursor, error) {
-	b, err := base64.RawURLEncoding.DecodeString(s)
-	if err != nil || len(b) < 9 || b[0] != kind || !utf8.Valid(b[9:]) || strings.IndexByte(string(b[9:]), 0) >= 0 {
-		return cursor{}, keyward.FieldErrorf("cursor", "is not a cursor of this list; pass the next_cursor of the page before, or nothing for the first page")
-	}
-	return cursor{n: int64(binary.BigEndian.Uint64(b[1:9])), id: string(b[9:])}, nil
 }
 
 // placeholder returns the query parameter with number n ($1 for 1).

@@ -3,101 +3,28 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
-	"fmt"
 	"strings"
 	"time"
 
 	"github.com/keyward/keyward"
+	"github.com/keyward/keyward/internal/sqlrow"
 	sqlite3 "modernc.org/sqlite/lib"
 )
-
-const keyColumns = `id, tenant_id, environment, name, prefix, start, last4, hash,
-	permissions, metadata, restrictions, expires_at, rotate_by, status,
-	created_at, created_by, updated_at, revoked_at, last_used_at, last_used_ip,
-	rotated_from, rotated_to`
-
-func scanKey(sc scanner) (*keyward.Key, error) {
-	var (
-		k                                  keyward.Key
-		hash                               []byte
-		perms, meta, restr                 string
-		expires, rotateBy, revoked, lastAt sql.NullInt64
-		created, updated                   int64
-	)
-	err := sc.Scan(&k.ID, &k.TenantID, &k.Environment, &k.Name, &k.Prefix, &k.Start, &k.Last4, &hash,
-		&perms, &meta, &restr, &expires, &rotateBy, &k.Status,
-		&created, &k.CreatedBy, &updated, &revoked, &lastAt, &k.LastUsedIP,
-		&k.RotatedFrom, &k.RotatedTo)
-	if err != nil {
-		return nil, err
-	}
-	if len(hash) != len(k.Hash) {
-		return nil, fmt.Errorf("sqlite: key %s: stored hash has %d bytes", k.ID, len(hash))
-	}
-	copy(k.Hash[:], hash)
-	if err := json.Unmarshal([]byte(perms), &k.Permissions); err != nil {
-		return nil, fmt.Errorf("sqlite: key %s: permissions: %w", k.ID, err)
-	}
-	if err := json.Unmarshal([]byte(meta), &k.Metadata); err != nil {
-		return nil, fmt.Errorf("sqlite: key %s: metadata: %w", k.ID, err)
-	}
-	if err := json.Unmarshal([]byte(restr), &k.Restrictions); err != nil {
-		return nil, fmt.Errorf("sqlite: key %s: restrictions: %w", k.ID, err)
-	}
-	if k.Permissions == nil {
-		k.Permissions = []string{}
-	}
-	if k.Metadata == nil {
-		k.Metadata = map[string]string{}
-	}
-	k.ExpiresAt = fromNullMicros(expires)
-	k.RotateBy = fromNullMicros(rotateBy)
-	k.CreatedAt = fromMicros(created)
-	k.UpdatedAt = fromMicros(updated)
-	k.RevokedAt = fromNullMicros(revoked)
-	k.LastUsedAt = fromNullMicros(lastAt)
-	return &k, nil
-}
-
-// keyJSON returns the JSON columns of k: permissions, metadata and
-// restrictions. Nil lists and maps are stored empty.
-func keyJSON(perms []string, meta map[string]string, restr keyward.Restrictions) (p, m, r string, err error) {
-	if perms == nil {
-		perms = []string{}
-	}
-	if meta == nil {
-		meta = map[string]string{}
-	}
-	pb, err := json.Marshal(perms)
-	if err != nil {
-		return "", "", "", err
-	}
-	mb, err := json.Marshal(meta)
-	if err != nil {
-		return "", "", "", err
-	}
-	rb, err := json.Marshal(restr)
-	if err != nil {
-		return "", "", "", err
-	}
-	return string(pb), string(mb), string(rb), nil
-}
 
 // insertKey stores k in tx. A taken id or hash is a CodeConflict, an unknown
 // tenant a CodeNotFound.
 func insertKey(ctx context.Context, tx *sql.Tx, k *keyward.Key) error {
-	perms, meta, restr, err := keyJSON(k.Permissions, k.Metadata, k.Restrictions)
+	perms, meta, restr, err := sqlrow.KeyJSON(k.Permissions, k.Metadata, k.Restrictions)
 	if err != nil {
 		return err
 	}
-	_, err = tx.ExecContext(ctx, `INSERT INTO keys (`+keyColumns+`)
+	_, err = tx.ExecContext(ctx, `INSERT INTO keys (`+sqlrow.KeyColumns+`)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		k.ID, k.TenantID, string(k.Environment), k.Name, k.Prefix, k.Start, k.Last4, k.Hash[:],
-		perms, meta, restr, nullMicros(k.ExpiresAt), nullMicros(k.RotateBy), string(k.Status),
-		k.CreatedAt.UnixMicro(), k.CreatedBy, k.UpdatedAt.UnixMicro(), nullMicros(k.RevokedAt),
-		nullMicros(k.LastUsedAt), k.LastUsedIP, k.RotatedFrom, k.RotatedTo)
+		perms, meta, restr, sqlrow.NullMicros(k.ExpiresAt), sqlrow.NullMicros(k.RotateBy), string(k.Status),
+		k.CreatedAt.UnixMicro(), k.CreatedBy, k.UpdatedAt.UnixMicro(), sqlrow.NullMicros(k.RevokedAt),
+		sqlrow.NullMicros(k.LastUsedAt), k.LastUsedIP, k.RotatedFrom, k.RotatedTo)
 	switch {
 	case isUnique(err, "keys.id"):
 		return keyward.Errorf(keyward.CodeConflict, "A key with id %q exists.", k.ID)
@@ -125,7 +52,7 @@ func (s *Store) CreateKey(ctx context.Context, k *keyward.Key, by keyward.Actor)
 }
 
 func key(ctx context.Context, q queryer, id string) (*keyward.Key, error) {
-	k, err := scanKey(q.QueryRowContext(ctx, `SELECT `+keyColumns+` FROM keys WHERE id = ?`, id))
+	k, err := sqlrow.ScanKey("sqlite", q.QueryRowContext(ctx, `SELECT `+sqlrow.KeyColumns+` FROM keys WHERE id = ?`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, keyward.Errorf(keyward.CodeNotFound, "Key %q was not found.", id)
 	}
@@ -140,7 +67,7 @@ func (s *Store) Key(ctx context.Context, id string) (*keyward.Key, error) {
 
 // KeyByHash finds a key by the SHA-256 of its plaintext.
 func (s *Store) KeyByHash(ctx context.Context, hash [32]byte) (*keyward.Key, error) {
-	k, err := scanKey(s.r.QueryRowContext(ctx, `SELECT `+keyColumns+` FROM keys WHERE hash = ?`, hash[:]))
+	k, err := sqlrow.ScanKey("sqlite", s.r.QueryRowContext(ctx, `SELECT `+sqlrow.KeyColumns+` FROM keys WHERE hash = ?`, hash[:]))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, keyward.Errorf(keyward.CodeNotFound, "No key has this secret.")
 	}
@@ -150,7 +77,7 @@ func (s *Store) KeyByHash(ctx context.Context, hash [32]byte) (*keyward.Key, err
 // Keys lists the keys that match f, newest first (by creation time, then by
 // id).
 func (s *Store) Keys(ctx context.Context, f keyward.KeyFilter, p keyward.Page) ([]*keyward.Key, string, error) {
-	limit := pageLimit(p.Limit)
+	limit := sqlrow.PageLimit(p.Limit)
 	var where []string
 	var args []any
 	if f.TenantID != "" {
@@ -166,14 +93,14 @@ func (s *Store) Keys(ctx context.Context, f keyward.KeyFilter, p keyward.Page) (
 		args = append(args, string(f.Status))
 	}
 	if p.Cursor != "" {
-		c, err := decodeCursor(cursorKeys, p.Cursor)
+		c, err := sqlrow.DecodeCursor(sqlrow.CursorKeys, p.Cursor)
 		if err != nil {
 			return nil, "", err
 		}
 		where = append(where, `(created_at, id) < (?, ?)`)
-		args = append(args, c.n, c.id)
+		args = append(args, c.N, c.ID)
 	}
-	query := `SELECT ` + keyColumns + ` FROM keys`
+	query := `SELECT ` + sqlrow.KeyColumns + ` FROM keys`
 	if len(where) > 0 {
 		query += ` WHERE ` + strings.Join(where, ` AND `)
 	}
@@ -187,7 +114,7 @@ func (s *Store) Keys(ctx context.Context, f keyward.KeyFilter, p keyward.Page) (
 	defer rows.Close()
 	var keys []*keyward.Key
 	for rows.Next() {
-		k, err := scanKey(rows)
+		k, err := sqlrow.ScanKey("sqlite", rows)
 		if err != nil {
 			return nil, "", dbError(err)
 		}
@@ -200,7 +127,7 @@ func (s *Store) Keys(ctx context.Context, f keyward.KeyFilter, p keyward.Page) (
 	if len(keys) > limit {
 		keys = keys[:limit]
 		last := keys[limit-1]
-		next = encodeCursor(cursorKeys, cursor{n: last.CreatedAt.UnixMicro(), id: last.ID})
+		next = sqlrow.EncodeCursor(sqlrow.CursorKeys, sqlrow.Cursor{N: last.CreatedAt.UnixMicro(), ID: last.ID})
 	}
 	return keys, next, nil
 }
@@ -243,13 +170,13 @@ func (s *Store) UpdateKey(ctx context.Context, id string, u keyward.KeyUpdate, a
 		if u.Status != nil {
 			k.Status = *u.Status
 		}
-		perms, meta, restr, err := keyJSON(k.Permissions, k.Metadata, k.Restrictions)
+		perms, meta, restr, err := sqlrow.KeyJSON(k.Permissions, k.Metadata, k.Restrictions)
 		if err != nil {
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE keys SET name = ?, permissions = ?, metadata = ?,
 			restrictions = ?, expires_at = ?, rotate_by = ?, status = ?, updated_at = ? WHERE id = ?`,
-			k.Name, perms, meta, restr, nullMicros(k.ExpiresAt), nullMicros(k.RotateBy),
+			k.Name, perms, meta, restr, sqlrow.NullMicros(k.ExpiresAt), sqlrow.NullMicros(k.RotateBy),
 			string(k.Status), at.UnixMicro(), id); err != nil {
 			return err
 		}

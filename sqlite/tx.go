@@ -3,8 +3,6 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"encoding/base64"
-	"encoding/binary"
 	"errors"
 	"strings"
 	"time"
@@ -110,70 +108,4 @@ func isUnique(err error, column string) bool {
 // scanner is a *sql.Row or *sql.Rows.
 type scanner interface {
 	Scan(dest ...any) error
-}
-
-// nullMicros stores an optional time: NULL for nil or the zero time.
-func nullMicros(t *time.Time) sql.NullInt64 {
-	if t == nil || t.IsZero() {
-		return sql.NullInt64{}
-	}
-	return sql.NullInt64{Int64: t.UnixMicro(), Valid: true}
-}
-
-// fromMicros reads a stored time, in UTC.
-func fromMicros(v int64) time.Time {
-	return time.UnixMicro(v).UTC()
-}
-
-// fromNullMicros reads a stored optional time.
-func fromNullMicros(v sql.NullInt64) *time.Time {
-	if !v.Valid {
-		return nil
-	}
-	t := fromMicros(v.Int64)
-	return &t
-}
-
-// pageLimit returns the number of rows a page holds.
-func pageLimit(limit int) int {
-	switch {
-	case limit <= 0:
-		return keyward.DefaultPageLimit
-	case limit > keyward.MaxPageLimit:
-		return keyward.MaxPageLimit
-	}
-	return limit
-}
-
-// Cursor kinds: a cursor of one list is refused by another.
-const (
-	cursorTenants byte = 't'
-	cursorKeys    byte = 'k'
-	cursorAudit   byte = 'a'
-)
-
-// cursor is the position after the last row of a page: a number (a time in
-// microseconds, or a row id) and a text id that breaks ties.
-type cursor struct {
-	n  int64
-	id string
-}
-
-// encodeCursor returns c as opaque URL-safe text.
-func encodeCursor(kind byte, c cursor) string {
-	b := make([]byte, 0, 9+len(c.id))
-	b = append(b, kind)
-	b = binary.BigEndian.AppendUint64(b, uint64(c.n))
-	b = append(b, c.id...)
-	return base64.RawURLEncoding.EncodeToString(b)
-}
-
-// decodeCursor reads a cursor that encodeCursor wrote for the same kind of
-// list.
-func decodeCursor(kind byte, s string) (cursor, error) {
-	b, err := base64.RawURLEncoding.DecodeString(s)
-	if err != nil || len(b) < 9 || b[0] != kind {
-		return cursor{}, keyward.FieldErrorf("cursor", "is not a cursor of this list; pass the next_cursor of the page before, or nothing for the first page")
-	}
-	return cursor{n: int64(binary.BigEndian.Uint64(b[1:9])), id: string(b[9:])}, nil
 }

@@ -1,0 +1,167 @@
+// Package sqlrow holds what the SQL stores (sqlite, postgres) share: how a
+// key maps to its columns, how times are stored (microseconds since the
+// Unix epoch, NULL for none), page sizes, and the opaque cursors of lists.
+// Both stores read and write the same way, so their answers and cursors
+// are alike.
+package sqlrow
+
+import (
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/keyward/keyward"
+)
+
+// Scanner is a row of either driver: *sql.Row, *sql.Rows, pgx.Row, pgx.Rows.
+type Scanner interface {
+	Scan(dest ...any) error
+}
+
+// KeyColumns are the columns of the keys table, in the order ScanKey reads
+// them.
+const KeyColumns = `id, tenant_id, environment, name, prefix, start, last4, hash,
+	permissions, metadata, restrictions, expires_at, rotate_by, status,
+	created_at, created_by, updated_at, revoked_at, last_used_at, last_used_ip,
+	rotated_from, rotated_to`
+
+// ScanKey reads a key from a row of KeyColumns. store names the store in
+// errors about data it cannot read.
+func ScanKey(store string, sc Scanner) (*keyward.Key, error) {
+	var (
+		k                                  keyward.Key
+		hash                               []byte
+		perms, meta, restr                 string
+		expires, rotateBy, revoked, lastAt *int64
+		created, updated                   int64
+	)
+	err := sc.Scan(&k.ID, &k.TenantID, &k.Environment, &k.Name, &k.Prefix, &k.Start, &k.Last4, &hash,
+		&perms, &meta, &restr, &expires, &rotateBy, &k.Status,
+		&created, &k.CreatedBy, &updated, &revoked, &lastAt, &k.LastUsedIP,
+		&k.RotatedFrom, &k.RotatedTo)
+	if err != nil {
+		return nil, err
+	}
+	if len(hash) != len(k.Hash) {
+		return nil, fmt.Errorf("%s: key %s: stored hash has %d bytes", store, k.ID, len(hash))
+	}
+	copy(k.Hash[:], hash)
+	if err := json.Unmarshal([]byte(perms), &k.Permissions); err != nil {
+		return nil, fmt.Errorf("%s: key %s: permissions: %w", store, k.ID, err)
+	}
+	if err := json.Unmarshal([]byte(meta), &k.Metadata); err != nil {
+		return nil, fmt.Errorf("%s: key %s: metadata: %w", store, k.ID, err)
+	}
+	if err := json.Unmarshal([]byte(restr), &k.Restrictions); err != nil {
+		return nil, fmt.Errorf("%s: key %s: restrictions: %w", store, k.ID, err)
+	}
+	if k.Permissions == nil {
+		k.Permissions = []string{}
+	}
+	if k.Metadata == nil {
+		k.Metadata = map[string]string{}
+	}
+	k.ExpiresAt = FromNullMicros(expires)
+	k.RotateBy = FromNullMicros(rotateBy)
+	k.CreatedAt = FromMicros(created)
+	k.UpdatedAt = FromMicros(updated)
+	k.RevokedAt = FromNullMicros(revoked)
+	k.LastUsedAt = FromNullMicros(lastAt)
+	return &k, nil
+}
+
+// KeyJSON returns the JSON columns of a key: permissions, metadata and
+// restrictions. Nil lists and maps are stored empty.
+func KeyJSON(perms []string, meta map[string]string, restr keyward.Restrictions) (p, m, r string, err error) {
+	if perms == nil {
+		perms = []string{}
+	}
+	if meta == nil {
+		meta = map[string]string{}
+	}
+	pb, err := json.Marshal(perms)
+	if err != nil {
+		return "", "", "", err
+	}
+	mb, err := json.Marshal(meta)
+	if err != nil {
+		return "", "", "", err
+	}
+	rb, err := json.Marshal(restr)
+	if err != nil {
+		return "", "", "", err
+	}
+	return string(pb), string(mb), string(rb), nil
+}
+
+// NullMicros stores an optional time: nil (NULL) for nil or the zero time.
+func NullMicros(t *time.Time) *int64 {
+	if t == nil || t.IsZero() {
+		return nil
+	}
+	v := t.UnixMicro()
+	return &v
+}
+
+// FromMicros reads a stored time, in UTC.
+func FromMicros(v int64) time.Time {
+	return time.UnixMicro(v).UTC()
+}
+
+// FromNullMicros reads a stored optional time.
+func FromNullMicros(v *int64) *time.Time {
+	if v == nil {
+		return nil
+	}
+	t := FromMicros(*v)
+	return &t
+}
+
+// PageLimit returns the number of rows a page holds.
+func PageLimit(limit int) int {
+	switch {
+	case limit <= 0:
+		return keyward.DefaultPageLimit
+	case limit > keyward.MaxPageLimit:
+		return keyward.MaxPageLimit
+	}
+	return limit
+}
+
+// Cursor kinds: a cursor of one list is refused by another.
+const (
+	CursorTenants byte = 't'
+	CursorKeys    byte = 'k'
+	CursorAudit   byte = 'a'
+)
+
+// Cursor is the position after the last row of a page: a number (a time in
+// microseconds, or a row id) and a text id that breaks ties.
+type Cursor struct {
+	N  int64
+	ID string
+}
+
+// EncodeCursor returns c as opaque URL-safe text: the kind, the number
+// (8 bytes, big-endian), the id.
+func EncodeCursor(kind byte, c Cursor) string {
+	b := make([]byte, 0, 9+len(c.ID))
+	b = append(b, kind)
+	b = binary.BigEndian.AppendUint64(b, uint64(c.N))
+	b = append(b, c.ID...)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// DecodeCursor reads a cursor that EncodeCursor wrote for the same kind of
+// list. An id that is not UTF-8 or holds a NUL is no cursor: no id is.
+func DecodeCursor(kind byte, s string) (Cursor, error) {
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil || len(b) < 9 || b[0] != kind || !utf8.Valid(b[9:]) || strings.IndexByte(string(b[9:]), 0) >= 0 {
+		return Cursor{}, keyward.FieldErrorf("cursor", "is not a cursor of this list; pass the next_cursor of the page before, or nothing for the first page")
+	}
+	return Cursor{N: int64(binary.BigEndian.Uint64(b[1:9])), ID: string(b[9:])}, nil
+}
