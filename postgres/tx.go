@@ -75,6 +75,13 @@ func recordRelated(ctx context.Context, tx pgx.Tx, at time.Time, by keyward.Acto
 			return err
 		}
 	}
+	if len(changes) > 0 {
+		// Delivered to the listeners on commit only; one per transaction
+		// is enough, as listeners read the feed from where they are.
+		if _, err := tx.Exec(ctx, `SELECT pg_notify('`+notifyChannel+`', '')`); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 

@@ -16,8 +16,19 @@ const feedBatch = 500
 // that hangs does not stop the poller for good.
 const refreshTimeout = 10 * time.Second
 
+// Notifier is implemented by a store that can tell when the change feed may
+// have grown, such as the PostgreSQL store (LISTEN/NOTIFY). Notifications
+// returns a channel that receives a signal after changes are committed, and
+// once more whenever changes may have gone unsignalled (after a lost
+// connection, for instance); it is closed when ctx ends. A signal is only a
+// hint to read the feed now: the feed stays the source of truth.
+type Notifier interface {
+	Notifications(ctx context.Context) <-chan struct{}
+}
+
 // Start reads the position of the change feed and starts two goroutines: one
-// applies the feed every PollInterval, the other writes pending usage every
+// applies the feed every PollInterval, and at once on each signal when the
+// store is a Notifier; the other writes pending usage every
 // FlushInterval. ctx bounds only the first read; the goroutines run until
 // Close. Start fails if the feed cannot be read, or if the verifier was
 // started or closed before.
@@ -38,10 +49,14 @@ func (v *Verifier) Start(ctx context.Context) error {
 	v.started = true
 	v.stop = stop
 	v.done = make(chan struct{})
+	var wake <-chan struct{}
+	if n, ok := v.store.(Notifier); ok {
+		wake = n.Notifications(loop)
+	}
 	polled, flushed := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(polled)
-		v.pollLoop(loop)
+		v.pollLoop(loop, wake)
 	}()
 	go func() {
 		defer close(flushed)
@@ -188,11 +203,12 @@ func (v *Verifier) apply(ctx context.Context, c keyward.Change) error {
 	return nil
 }
 
-// pollLoop applies the feed every poll interval until ctx ends. A round that
-// fails is logged and retried at the next tick from the same position, so no
-// change is skipped.
-func (v *Verifier) pollLoop(ctx context.Context) {
-	v.every(ctx, v.pollInterval, "verify: could not apply the change feed; retrying", func(ctx context.Context) error {
+// pollLoop applies the feed every poll interval, and on every signal of
+// wake (nil when the store sends none), until ctx ends. A round that fails
+// is logged and retried at the next tick or signal from the same position,
+// so no change is skipped.
+func (v *Verifier) pollLoop(ctx context.Context, wake <-chan struct{}) {
+	v.every(ctx, v.pollInterval, wake, "verify: could not apply the change feed; retrying", func(ctx context.Context) error {
 		rctx, cancel := context.WithTimeout(ctx, refreshTimeout)
 		defer cancel()
 		return v.Refresh(rctx)
@@ -202,12 +218,14 @@ func (v *Verifier) pollLoop(ctx context.Context) {
 // flushLoop writes pending usage every flush interval until ctx ends. Close
 // writes what is left.
 func (v *Verifier) flushLoop(ctx context.Context) {
-	v.every(ctx, v.flushInterval, "verify: could not write last-used times; they are kept and retried", v.Flush)
+	v.every(ctx, v.flushInterval, nil, "verify: could not write last-used times; they are kept and retried", v.Flush)
 }
 
-// every runs fn every interval until ctx ends. A run of failures is logged
-// with failMsg once, then every 50th time, and its end is logged too.
-func (v *Verifier) every(ctx context.Context, interval time.Duration, failMsg string, fn func(context.Context) error) {
+// every runs fn every interval, and on every signal of wake (which may be
+// nil, and is no longer watched once closed), until ctx ends. A run of
+// failures is logged with failMsg once, then every 50th time, and its end is
+// logged too.
+func (v *Verifier) every(ctx context.Context, interval time.Duration, wake <-chan struct{}, failMsg string, fn func(context.Context) error) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	failures := 0
@@ -216,6 +234,11 @@ func (v *Verifier) every(ctx context.Context, interval time.Duration, failMsg st
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case _, ok := <-wake:
+			if !ok {
+				wake = nil
+				continue
+			}
 		}
 		err := fn(ctx)
 		switch {
