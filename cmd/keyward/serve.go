@@ -29,6 +29,10 @@ type serveOptions struct {
 	// flushIntervalEnv is why KEYWARD_FLUSH_INTERVAL could not be read, if
 	// it could not; it matters only when --flush-interval is not given.
 	flushIntervalEnv error
+	cacheTTL         time.Duration
+	// cacheTTLEnv is why KEYWARD_CACHE_TTL could not be read, if it could
+	// not; it matters only when --cache-ttl is not given.
+	cacheTTLEnv error
 }
 
 // serveCommand is `keyward serve`: the HTTP API on --addr.
@@ -49,11 +53,19 @@ for instance when it was lost (then revoke the old one):
 The last-use times of keys are written every --flush-interval. Logs go to
 stderr and never contain a key. On SIGINT or SIGTERM the server stops taking
 requests, finishes those in flight, writes the pending last-use times of
-keys, closes the database, logs "stopped", and exits.`,
+keys, closes the database, logs "stopped", and exits.
+
+A key the server has verified stays in its cache for up to --cache-ttl: the
+change feed keeps the cache up to date, and while the database cannot be
+reached the server goes on answering for cached keys, for that long at most.
+Keys it cannot check then are answered 503 storage_unavailable, never 401.`,
 		Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if o.flushIntervalEnv != nil && !cmd.Flags().Changed("flush-interval") {
 				return usageError{o.flushIntervalEnv}
+			}
+			if o.cacheTTLEnv != nil && !cmd.Flags().Changed("cache-ttl") {
+				return usageError{o.cacheTTLEnv}
 			}
 			return a.serve(cmd.Context(), o)
 		},
@@ -68,6 +80,10 @@ keys, closes the database, logs "stopped", and exits.`,
 	o.flushIntervalEnv = err
 	f.DurationVar(&o.flushInterval, "flush-interval", flushInterval,
 		"how often the last-use times of keys are written to the database (env KEYWARD_FLUSH_INTERVAL)")
+	cacheTTL, err := a.envDuration("KEYWARD_CACHE_TTL", verify.DefaultCacheTTL)
+	o.cacheTTLEnv = err
+	f.DurationVar(&o.cacheTTL, "cache-ttl", cacheTTL,
+		"how long a cached key is answered for without hearing from the database (env KEYWARD_CACHE_TTL)")
 	return c
 }
 
@@ -111,6 +127,9 @@ func (a *app) serve(ctx context.Context, o serveOptions) error {
 	if o.flushInterval <= 0 {
 		return usageError{fmt.Errorf("--flush-interval: must be more than 0, such as 1s, not %s (env KEYWARD_FLUSH_INTERVAL)", o.flushInterval)}
 	}
+	if o.cacheTTL <= 0 {
+		return usageError{fmt.Errorf("--cache-ttl: must be more than 0, such as 5m, not %s (env KEYWARD_CACHE_TTL)", o.cacheTTL)}
+	}
 	format, err := a.format()
 	if err != nil {
 		return err
@@ -119,7 +138,9 @@ func (a *app) serve(ctx context.Context, o serveOptions) error {
 	if err != nil {
 		return err
 	}
-	verifier := verify.New(store, verify.Options{Format: format, Logger: logger, FlushInterval: o.flushInterval})
+	verifier := verify.New(store, verify.Options{
+		Format: format, Logger: logger, FlushInterval: o.flushInterval, CacheTTL: o.cacheTTL,
+	})
 
 	err = a.runServer(ctx, o, logger, store, verifier, format, trusted)
 
@@ -187,7 +208,7 @@ func (a *app) runServer(ctx context.Context, o serveOptions, logger *slog.Logger
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	logger.Info("listening", "addr", ln.Addr().String(), "db", store.Path(), "version", keyward.Version,
-		"flush_interval", o.flushInterval.String())
+		"flush_interval", o.flushInterval.String(), "cache_ttl", o.cacheTTL.String())
 
 	select {
 	case err := <-served:

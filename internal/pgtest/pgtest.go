@@ -29,6 +29,10 @@
 //
 // A single test may instead call Start, which starts a server for that test
 // alone.
+//
+// A test of a storage outage stops a server of its own with Halt and starts
+// it again with Resume, on the same data directory and port: its databases
+// and the DSNs returned by Database stay valid.
 package pgtest
 
 import (
@@ -58,6 +62,8 @@ type Server struct {
 	started bool
 	err     error // why the server could not start
 	dir     string
+	bin     string              // directory of the PostgreSQL binaries
+	cred    *syscall.Credential // user the server runs as; nil: this one
 	port    int
 	cmd     *exec.Cmd
 	exited  chan struct{} // closed when the server process has exited
@@ -126,6 +132,45 @@ func (s *Server) Stop() {
 	s.kill()
 }
 
+// Halt stops the server, started by Database, as an outage would: with a
+// fast shutdown, which ends every connection. Its data directory and port
+// are kept for Resume. It fails the test when the server is not running.
+func (s *Server) Halt(t testing.TB) {
+	t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil || s.dir == "" {
+		t.Fatal("pgtest: Halt of a server that is not running")
+	}
+	if s.admin != nil {
+		s.admin.Close()
+		s.admin = nil
+	}
+	s.cmd.Process.Signal(syscall.SIGINT)
+	select {
+	case <-s.exited:
+	case <-time.After(10 * time.Second):
+		syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
+		<-s.exited
+	}
+	s.cmd = nil
+}
+
+// Resume starts a server stopped by Halt again, on the same data directory
+// and port, and waits until it accepts connections. It fails the test when
+// the server cannot start, for instance when its port was taken meanwhile.
+func (s *Server) Resume(t testing.TB) {
+	t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd != nil || s.dir == "" {
+		t.Fatal("pgtest: Resume of a server that is running or was never started")
+	}
+	if err := s.run(s.bin, filepath.Join(s.dir, "data"), s.cred, s.port); err != nil {
+		t.Fatalf("pgtest: start again on port %d: %v", s.port, err)
+	}
+}
+
 // dsn returns the URL of database name on the server.
 func (s *Server) dsn(name string) string {
 	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/%s?sslmode=disable", s.port, name)
@@ -142,6 +187,7 @@ func (s *Server) start() error {
 	if err != nil {
 		return err
 	}
+	s.bin, s.cred = bin, cred
 	s.dir, err = os.MkdirTemp("", "pgtest-")
 	if err != nil {
 		return fmt.Errorf("pgtest: %w", err)
@@ -163,7 +209,12 @@ func (s *Server) start() error {
 	}
 
 	for attempt := 0; ; attempt++ {
-		err := s.run(bin, data, cred)
+		port, err := freePort()
+		if err != nil {
+			s.kill()
+			return err
+		}
+		err = s.run(bin, data, cred, port)
 		if err == nil {
 			return nil
 		}
@@ -176,13 +227,8 @@ func (s *Server) start() error {
 
 var errPortTaken = errors.New("port taken")
 
-// run starts postgres on a free port and waits until it accepts
-// connections.
-func (s *Server) run(bin, data string, cred *syscall.Credential) error {
-	port, err := freePort()
-	if err != nil {
-		return err
-	}
+// run starts postgres on port and waits until it accepts connections.
+func (s *Server) run(bin, data string, cred *syscall.Credential, port int) error {
 	logPath := filepath.Join(s.dir, "postgres.log")
 	logFile, err := os.Create(logPath)
 	if err != nil {
