@@ -240,11 +240,12 @@ func waitLastUsed(t *testing.T, db, id string, since time.Time) *time.Time {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		if k := showKey(t, db, id); k.LastUsedAt != nil && k.LastUsedAt.After(since) {
+		k := showKey(t, db, id)
+		if k.LastUsedAt != nil && k.LastUsedAt.After(since) {
 			return k.LastUsedAt
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the last use of key %s was not written within 10 s", id)
+			t.Fatalf("the last use of key %s after %v was not written within 10 s: last_used_at is %v", id, since, k.LastUsedAt)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
