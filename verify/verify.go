@@ -36,11 +36,12 @@ const (
 // tenantCacheSize bounds the tenant cache. Tenants are far fewer than keys.
 const tenantCacheSize = 10_000
 
-// cacheClockResolution is how often the caches read the time to expire
-// entries. Reading a precise clock on every cache read would cost a large
-// part of a cached verification; a time to live of minutes needs no more
-// precision than this.
-const cacheClockResolution = 100 * time.Millisecond
+// cacheClockResolution is how often the coarse clock reads the time. The
+// caches expire entries by it and last-used times are stamped with it:
+// reading a precise clock on every verification would cost a large part of
+// it. Two uses closer than this may carry the same time, so a later use may
+// not move last_used_at forward; 10 ms keeps that out of sight.
+const cacheClockResolution = 10 * time.Millisecond
 
 // Options configure a Verifier. Zero values take the defaults.
 type Options struct {
