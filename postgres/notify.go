@@ -3,7 +3,6 @@ package postgres
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -56,7 +55,7 @@ func (s *Store) listen(ctx context.Context, ch chan<- struct{}) {
 		conn, err := s.connectListener(ctx)
 		if err == nil {
 			if failures > 0 {
-				slog.InfoContext(ctx, "postgres: listening for changes again", "db", s.where, "failed_attempts", failures)
+				s.log.InfoContext(ctx, "postgres: listening for changes again", "db", s.where, "failed_attempts", failures)
 			}
 			failures = 0
 			backoff = listenMinBackoff
@@ -78,7 +77,7 @@ func (s *Store) listen(ctx context.Context, ch chan<- struct{}) {
 		if failures%50 == 1 {
 			// The error comes from pgconn, which never includes the
 			// password; s.where has none either.
-			slog.WarnContext(ctx, "postgres: not listening for changes; reading the change feed by polling meanwhile",
+			s.log.WarnContext(ctx, "postgres: not listening for changes; reading the change feed by polling meanwhile",
 				"db", s.where, "err", err, "failed_attempts", failures)
 		}
 		t := time.NewTimer(backoff)

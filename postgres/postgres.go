@@ -26,6 +26,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"net"
 	"net/url"
 	"strconv"
@@ -59,6 +60,17 @@ type Store struct {
 	addr string
 	// database and user are the database's name and the user's.
 	database, user string
+	// log receives what the change listener has to say; never a password.
+	log *slog.Logger
+}
+
+// Option changes how Open opens the database.
+type Option func(*Store)
+
+// WithLogger sends the store's own log lines (the change listener's lost
+// and regained connection) to l instead of slog.Default().
+func WithLogger(l *slog.Logger) Option {
+	return func(s *Store) { s.log = l }
 }
 
 var _ keyward.Store = (*Store)(nil)
@@ -74,7 +86,7 @@ var _ keyward.Store = (*Store)(nil)
 // cannot be reached, or does not answer in time, one with
 // CodeStorageUnavailable. Both messages name the server's host:port and
 // never contain the password.
-func Open(ctx context.Context, dsn string) (*Store, error) {
+func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 	cfg, err := pgxpool.ParseConfig(strings.TrimSpace(dsn))
 	if err != nil {
 		// pgconn's error redacts the password it finds.
@@ -87,7 +99,10 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 	if cfg.ConnConfig.ConnectTimeout == 0 {
 		cfg.ConnConfig.ConnectTimeout = DefaultConnectTimeout
 	}
-	s := &Store{where: describe(cfg), addr: address(cfg), database: cfg.ConnConfig.Database, user: cfg.ConnConfig.User}
+	s := &Store{where: describe(cfg), addr: address(cfg), database: cfg.ConnConfig.Database, user: cfg.ConnConfig.User, log: slog.Default()}
+	for _, opt := range opts {
+		opt(s)
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, s.connectError(err, cfg.ConnConfig.ConnectTimeout)

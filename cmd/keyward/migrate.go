@@ -26,7 +26,7 @@ func (a *app) migrateCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			store, err := a.openStore(ctx, true)
+			store, err := a.openStore(ctx, true, nil)
 			if err != nil {
 				return err
 			}

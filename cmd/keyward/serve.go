@@ -134,7 +134,7 @@ func (a *app) serve(ctx context.Context, o serveOptions) error {
 	if err != nil {
 		return err
 	}
-	store, err := a.openStore(ctx, true)
+	store, err := a.openStore(ctx, true, logger)
 	if err != nil {
 		return err
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 
 	"github.com/keyward/keyward"
@@ -41,14 +42,21 @@ var (
 // mistyped --db or a run from the wrong directory does not quietly start an
 // empty database and report that it holds nothing. A PostgreSQL database is
 // never created, only migrated: it must exist, whatever create says.
-func (a *app) openStore(ctx context.Context, create bool) (database, error) {
+//
+// logger, if not nil, receives the store's own log lines (PostgreSQL's
+// change listener); serve passes its own.
+func (a *app) openStore(ctx context.Context, create bool, logger *slog.Logger) (database, error) {
 	dsn := strings.TrimSpace(a.db)
 	scheme, _, hasScheme := strings.Cut(dsn, "://")
 	switch {
 	case dsn == "":
 		return nil, errors.New("--db: no database given; use --db sqlite:PATH or postgres://USER:PASSWORD@HOST:PORT/DATABASE, or set KEYWARD_DB")
 	case scheme == "postgres" || scheme == "postgresql":
-		store, err := postgres.Open(ctx, dsn)
+		var opts []postgres.Option
+		if logger != nil {
+			opts = append(opts, postgres.WithLogger(logger))
+		}
+		store, err := postgres.Open(ctx, dsn, opts...)
 		if err != nil {
 			return nil, err
 		}
@@ -83,7 +91,7 @@ func (a *app) withService(ctx context.Context, fn func(svc *manage.Service) erro
 	if err != nil {
 		return err
 	}
-	store, err := a.openStore(ctx, false)
+	store, err := a.openStore(ctx, false, nil)
 	if err != nil {
 		return err
 	}

@@ -69,7 +69,7 @@ A valid check counts as a use of the key: it sets the key's last use, with
 			if err != nil {
 				return err
 			}
-			store, err := a.openStore(cmd.Context(), false)
+			store, err := a.openStore(cmd.Context(), false, nil)
 			if err != nil {
 				return err
 			}
