@@ -12,7 +12,7 @@ import (
 
 const tenantColumns = `id, slug, plan, status, created_at, updated_at`
 
-func scanTenant(sc scanner) (*keyward.Tenant, error) {
+func scanTenant(sc sqlrow.Scanner) (*keyward.Tenant, error) {
 	var t keyward.Tenant
 	var created, updated int64
 	if err := sc.Scan(&t.ID, &t.Slug, &t.Plan, &t.Status, &created, &updated); err != nil {
@@ -84,22 +84,10 @@ func (s *Store) Tenants(ctx context.Context, p keyward.Page) ([]*keyward.Tenant,
 		return nil, "", dbError(err)
 	}
 	defer rows.Close()
-	var tenants []*keyward.Tenant
-	for rows.Next() {
-		t, err := scanTenant(rows)
-		if err != nil {
-			return nil, "", dbError(err)
-		}
-		tenants = append(tenants, t)
-	}
-	if err := rows.Err(); err != nil {
+	tenants, next, err := sqlrow.ScanPage(rows, limit, sqlrow.CursorTenants, scanTenant,
+		func(x *keyward.Tenant) sqlrow.Cursor { return sqlrow.CreatedCursor(x.CreatedAt, x.ID) })
+	if err != nil {
 		return nil, "", dbError(err)
-	}
-	var next string
-	if len(tenants) > limit {
-		tenants = tenants[:limit]
-		last := tenants[limit-1]
-		next = sqlrow.EncodeCursor(sqlrow.CursorTenants, sqlrow.Cursor{N: last.CreatedAt.UnixMicro(), ID: last.ID})
 	}
 	return tenants, next, nil
 }

@@ -173,11 +173,6 @@ type queryer interface {
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 }
 
-// scanner is a pgx.Row or pgx.Rows.
-type scanner interface {
-	Scan(dest ...any) error
-}
-
 // placeholder returns the query parameter with number n ($1 for 1).
 func placeholder(n int) string {
 	return "$" + strconv.Itoa(n)

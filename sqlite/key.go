@@ -112,22 +112,10 @@ func (s *Store) Keys(ctx context.Context, f keyward.KeyFilter, p keyward.Page) (
 		return nil, "", dbError(err)
 	}
 	defer rows.Close()
-	var keys []*keyward.Key
-	for rows.Next() {
-		k, err := sqlrow.ScanKey("sqlite", rows)
-		if err != nil {
-			return nil, "", dbError(err)
-		}
-		keys = append(keys, k)
-	}
-	if err := rows.Err(); err != nil {
+	keys, next, err := sqlrow.ScanPage(rows, limit, sqlrow.CursorKeys, func(sc sqlrow.Scanner) (*keyward.Key, error) { return sqlrow.ScanKey("sqlite", sc) },
+		func(x *keyward.Key) sqlrow.Cursor { return sqlrow.CreatedCursor(x.CreatedAt, x.ID) })
+	if err != nil {
 		return nil, "", dbError(err)
-	}
-	var next string
-	if len(keys) > limit {
-		keys = keys[:limit]
-		last := keys[limit-1]
-		next = sqlrow.EncodeCursor(sqlrow.CursorKeys, sqlrow.Cursor{N: last.CreatedAt.UnixMicro(), ID: last.ID})
 	}
 	return keys, next, nil
 }

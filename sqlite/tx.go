@@ -104,8 +104,3 @@ func isUnique(err error, column string) bool {
 	return isConstraint(err, sqlite3.SQLITE_CONSTRAINT_UNIQUE, column) ||
 		isConstraint(err, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY, column)
 }
-
-// scanner is a *sql.Row or *sql.Rows.
-type scanner interface {
-	Scan(dest ...any) error
-}

@@ -165,3 +165,38 @@ func DecodeCursor(kind byte, s string) (Cursor, error) {
 	}
 	return Cursor{N: int64(binary.BigEndian.Uint64(b[1:9])), ID: string(b[9:])}, nil
 }
+
+// Rows is a result set of either driver: *sql.Rows or pgx.Rows.
+type Rows interface {
+	Scanner
+	Next() bool
+	Err() error
+}
+
+// ScanPage reads every row of a list query with scan and cuts the result
+// to one page of limit rows; the query asks for limit+1, so that one more
+// row tells that another page follows. It returns the page and the cursor
+// of the next one, "" on the last page. Errors are the driver's.
+func ScanPage[T any](rows Rows, limit int, kind byte, scan func(Scanner) (T, error), cursorOf func(T) Cursor) ([]T, string, error) {
+	var items []T
+	for rows.Next() {
+		item, err := scan(rows)
+		if err != nil {
+			return nil, "", err
+		}
+		items = append(items, item)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, "", err
+	}
+	if len(items) <= limit {
+		return items, "", nil
+	}
+	items = items[:limit]
+	return items, EncodeCursor(kind, cursorOf(items[limit-1])), nil
+}
+
+// CreatedCursor is the cursor after a row listed by creation time and id.
+func CreatedCursor(created time.Time, id string) Cursor {
+	return Cursor{N: created.UnixMicro(), ID: id}
+}
