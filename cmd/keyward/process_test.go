@@ -22,16 +22,70 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// command returns the test binary set up to run as keyward with args on db.
+// command returns the test binary set up to run as keyward with args on
+// the SQLite database file db.
 func command(t *testing.T, db string, args ...string) *exec.Cmd {
+	t.Helper()
+	return commandOn(t, "sqlite:"+db, args...)
+}
+
+// commandOn returns the test binary set up to run as keyward with args on
+// the database URL db.
+func commandOn(t *testing.T, db string, args ...string) *exec.Cmd {
 	t.Helper()
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(exe, args...)
-	cmd.Env = append(os.Environ(), "KEYWARD_TEST_MAIN=1", "KEYWARD_DB=sqlite:"+db, "KEYWARD_KEY_PREFIX=", "KEYWARD_ADDR=", "KEYWARD_FLUSH_INTERVAL=")
+	cmd.Env = append(os.Environ(), "KEYWARD_TEST_MAIN=1", "KEYWARD_DB="+db, "KEYWARD_KEY_PREFIX=", "KEYWARD_ADDR=", "KEYWARD_FLUSH_INTERVAL=")
 	return cmd
+}
+
+// process is a run of keyward serve as a process of its own, which a test
+// can signal or kill.
+type process struct {
+	*server
+	cmd *exec.Cmd
+	// exited receives what Wait returned, once.
+	exited chan error
+}
+
+// startProcess runs keyward serve on the database URL db, on a free port of
+// 127.0.0.1, with args added, and waits until it logs the address it
+// listens on. The process is killed at the end of the test if it still
+// runs.
+func startProcess(t *testing.T, db string, args ...string) *process {
+	t.Helper()
+	cmd := commandOn(t, db, append([]string{"serve", "--addr", "127.0.0.1:0"}, args...)...)
+	p := &process{server: &server{stdout: &syncBuffer{}, stderr: &syncBuffer{}}, cmd: cmd, exited: make(chan error, 1)}
+	cmd.Stdout, cmd.Stderr = p.stdout, p.stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-p.exited
+	})
+	// Under the race detector on a busy machine, a start can take seconds.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if addr := listeningAddr(p.stderr.String()); addr != "" {
+			p.url = "http://" + addr
+			return p
+		}
+		select {
+		case err := <-p.exited:
+			p.exited <- err
+			t.Fatalf("serve exited with %v before it listened\nstderr: %s", err, p.stderr)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("serve did not listen within 30s\nstderr: %s", p.stderr)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 func TestProcess(t *testing.T) {
@@ -74,44 +128,26 @@ func TestProcess(t *testing.T) {
 }
 
 func TestProcessServeSIGTERM(t *testing.T) {
-	db := dbFile(t)
-	cmd := command(t, db, "serve", "--addr", "127.0.0.1:0")
-	var stdout, stderr syncBuffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-exited
-	})
-	deadline := time.Now().Add(30 * time.Second)
-	for listeningAddr(stderr.String()) == "" {
-		if time.Now().After(deadline) {
-			t.Fatalf("serve did not listen within 30s\nstderr: %s", stderr.String())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	p := startProcess(t, "sqlite:"+dbFile(t))
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	select {
-	case err := <-exited:
-		exited <- err
+	case err := <-p.exited:
+		p.exited <- err
 		if err != nil {
-			t.Fatalf("serve exited with %v after SIGTERM\nstderr: %s", err, stderr.String())
+			t.Fatalf("serve exited with %v after SIGTERM\nstderr: %s", err, p.stderr)
 		}
 	case <-time.After(20 * time.Second):
 		t.Fatal("serve did not exit within 20s of SIGTERM")
 	}
-	if !strings.Contains(stderr.String(), "shutting down") {
-		t.Errorf("no shutdown in the logs:\n%s", stderr.String())
+	stderr := p.stderr.String()
+	if !strings.Contains(stderr, "shutting down") {
+		t.Errorf("no shutdown in the logs:\n%s", stderr)
 	}
-	assertStopped(t, stderr.String())
-	root := strings.TrimSpace(stdout.String())
-	if !strings.HasPrefix(root, "sk_live_") || strings.Contains(stderr.String(), root) {
-		t.Errorf("stdout %q should be the root key alone, and stderr should not contain it", stdout.String())
+	assertStopped(t, stderr)
+	root := strings.TrimSpace(p.stdout.String())
+	if !strings.HasPrefix(root, "sk_live_") || strings.Contains(stderr, root) {
+		t.Errorf("stdout %q should be the root key alone, and stderr should not contain it", p.stdout.String())
 	}
 }

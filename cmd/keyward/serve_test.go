@@ -133,20 +133,31 @@ func (a answer) code() keyward.Code {
 	return p.Code
 }
 
-// call makes an HTTP request to the server with key in X-API-Key.
+// call makes an HTTP request to the server with key in X-API-Key, and
+// fails the test if it gets no answer.
 func (s *server) call(t *testing.T, method, path, key string, body any) answer {
 	t.Helper()
+	a, err := s.try(t.Context(), method, path, key, body)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	return a
+}
+
+// try makes an HTTP request to the server with key in X-API-Key, and
+// returns the error of a request that got no answer.
+func (s *server) try(ctx context.Context, method, path, key string, body any) (answer, error) {
 	var r io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
 		if err != nil {
-			t.Fatal(err)
+			return answer{}, err
 		}
 		r = bytes.NewReader(b)
 	}
-	req, err := http.NewRequestWithContext(t.Context(), method, s.url+path, r)
+	req, err := http.NewRequestWithContext(ctx, method, s.url+path, r)
 	if err != nil {
-		t.Fatal(err)
+		return answer{}, err
 	}
 	if key != "" {
 		req.Header.Set("X-API-Key", key)
@@ -156,14 +167,14 @@ func (s *server) call(t *testing.T, method, path, key string, body any) answer {
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		t.Fatalf("%s %s: %v", method, path, err)
+		return answer{}, err
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
-		t.Fatal(err)
+		return answer{}, err
 	}
-	return answer{resp.StatusCode, b}
+	return answer{resp.StatusCode, b}, nil
 }
 
 // waitHealthy polls /healthz until it answers 200.
