@@ -127,6 +127,12 @@ func TestNodeKilledPostgres(t *testing.T) {
 		})
 	}
 
+	// If the test ends early, K is killed so that the clients end.
+	t.Cleanup(func() {
+		k.cmd.Process.Kill()
+		wg.Wait()
+	})
+
 	// K is killed once both writers have had answers, in the middle of
 	// their work.
 	deadline := time.Now().Add(30 * time.Second)

@@ -38,7 +38,15 @@ func commandOn(t *testing.T, db string, args ...string) *exec.Cmd {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(exe, args...)
-	cmd.Env = append(os.Environ(), "KEYWARD_TEST_MAIN=1", "KEYWARD_DB="+db, "KEYWARD_KEY_PREFIX=", "KEYWARD_ADDR=", "KEYWARD_FLUSH_INTERVAL=")
+	// No KEYWARD_ variable of the test's environment leaks in.
+	for _, v := range os.Environ() {
+		if !strings.HasPrefix(v, "KEYWARD_") {
+			cmd.Env = append(cmd.Env, v)
+		}
+	}
+	cmd.Env = append(cmd.Env, "KEYWARD_TEST_MAIN=1", "KEYWARD_DB="+db)
+	// The process dies with the test binary, even one killed by -timeout.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	return cmd
 }
 
