@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"net/http"
 	"net/netip"
 	"net/url"
@@ -28,12 +29,16 @@ func (s *server) authenticate(r *http.Request, perms []string) (verify.Result, n
 }
 
 // managed wraps a management handler: it authenticates the request's key
-// and hands the handler the caller it stands for; an error the handler
-// returns is answered as problem+json.
+// and hands the handler the caller it stands for, with the store's work
+// bounded by the storage timeout; an error the handler returns is answered
+// as problem+json.
 func (s *server) managed(h func(http.ResponseWriter, *http.Request, manage.Caller) error) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		res, ip, err := s.authenticate(r, nil)
 		if err == nil {
+			ctx, cancel := context.WithTimeout(r.Context(), s.storageTimeout)
+			defer cancel()
+			r = r.WithContext(ctx)
 			err = h(w, r, manage.CallerFromKey(res.Key, addrString(ip)))
 		}
 		if err != nil {

@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/keyward/keyward"
 	"github.com/keyward/keyward/manage"
@@ -31,6 +32,11 @@ type Config struct {
 	// TrustedProxies are the addresses whose X-Forwarded-For is believed.
 	// Empty: the client address is always the connection's peer.
 	TrustedProxies []netip.Prefix
+	// StorageTimeout bounds how long a management call waits for the
+	// store before it is answered 503 storage_unavailable;
+	// verify.DefaultStorageTimeout when zero. The verifier bounds its own
+	// lookups (verify.Options.StorageTimeout).
+	StorageTimeout time.Duration
 }
 
 type server struct {
@@ -39,7 +45,9 @@ type server struct {
 	store    keyward.Store
 	log      *slog.Logger
 	trusted  []netip.Prefix
-	openapi  []byte
+	// storageTimeout bounds each management call's work with the store.
+	storageTimeout time.Duration
+	openapi        []byte
 	// idPrefix and idCounter make request ids unique without a random read
 	// per request.
 	idPrefix  string
@@ -49,7 +57,10 @@ type server struct {
 // NewServer returns the HTTP handler of the API, every route and middleware
 // in place.
 func NewServer(c Config) (http.Handler, error) {
-	s := &server{svc: c.Service, verifier: c.Verifier, store: c.Store, log: c.Logger, trusted: c.TrustedProxies}
+	s := &server{svc: c.Service, verifier: c.Verifier, store: c.Store, log: c.Logger, trusted: c.TrustedProxies, storageTimeout: c.StorageTimeout}
+	if s.storageTimeout <= 0 {
+		s.storageTimeout = verify.DefaultStorageTimeout
+	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}

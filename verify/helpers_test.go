@@ -55,6 +55,25 @@ type spyStore struct {
 	failKey         atomic.Bool
 	failChanges     atomic.Bool
 	failRecordUsage atomic.Bool
+
+	// hang makes KeyByHash and Tenant wait for their context to end, as a
+	// database that does not answer would; deadline is how far ahead the
+	// last such context's deadline was when it was called, or -1 if it had
+	// none.
+	hang     atomic.Bool
+	deadline atomic.Int64
+}
+
+// hung records how far ahead ctx's deadline is, waits for ctx to end and
+// returns its error as a store would.
+func (s *spyStore) hung(ctx context.Context) error {
+	if d, ok := ctx.Deadline(); ok {
+		s.deadline.Store(int64(time.Until(d)))
+	} else {
+		s.deadline.Store(-1)
+	}
+	<-ctx.Done()
+	return &keyward.Error{Code: keyward.CodeStorageUnavailable, Message: "did not answer in time", Err: ctx.Err()}
 }
 
 // errDown is the cause of every failure a spyStore is told to make.
@@ -74,6 +93,9 @@ func (s *spyStore) KeyByHash(ctx context.Context, hash [32]byte) (*keyward.Key, 
 	if s.failKeyByHash.Load() {
 		return nil, down()
 	}
+	if s.hang.Load() {
+		return nil, s.hung(ctx)
+	}
 	return s.Store.KeyByHash(ctx, hash)
 }
 
@@ -89,6 +111,9 @@ func (s *spyStore) Tenant(ctx context.Context, idOrSlug string) (*keyward.Tenant
 	s.tenant.Add(1)
 	if s.failTenant.Load() {
 		return nil, down()
+	}
+	if s.hang.Load() {
+		return nil, s.hung(ctx)
 	}
 	return s.Store.Tenant(ctx, idOrSlug)
 }

@@ -27,10 +27,11 @@ import (
 
 // Defaults of Options.
 const (
-	DefaultCacheSize     = 100_000
-	DefaultCacheTTL      = 5 * time.Minute
-	DefaultPollInterval  = 200 * time.Millisecond
-	DefaultFlushInterval = time.Second
+	DefaultCacheSize      = 100_000
+	DefaultCacheTTL       = 5 * time.Minute
+	DefaultPollInterval   = 200 * time.Millisecond
+	DefaultFlushInterval  = time.Second
+	DefaultStorageTimeout = 2 * time.Second
 )
 
 // tenantCacheSize bounds the tenant cache. Tenants are far fewer than keys.
@@ -62,6 +63,11 @@ type Options struct {
 	// FlushInterval is how often pending last-used times are written
 	// (DefaultFlushInterval).
 	FlushInterval time.Duration
+	// StorageTimeout bounds how long a verification waits for the store to
+	// look up a key or tenant that is not cached (DefaultStorageTimeout):
+	// past it, the answer is storage_unavailable, not a request left
+	// hanging on a database that does not answer.
+	StorageTimeout time.Duration
 	// Logger receives warnings about the storage and the feed; nil discards
 	// them. It never receives a key, only key ids.
 	Logger *slog.Logger
@@ -121,6 +127,8 @@ type Verifier struct {
 	log           *slog.Logger
 	pollInterval  time.Duration
 	flushInterval time.Duration
+	// storageTimeout bounds each lookup of a key or tenant not cached.
+	storageTimeout time.Duration
 
 	cacheClock *otter.CoarseClock
 	keys       *otter.Cache[[32]byte, *entry]
@@ -172,21 +180,25 @@ func New(store keyward.Store, opts Options) *Verifier {
 	if opts.FlushInterval <= 0 {
 		opts.FlushInterval = DefaultFlushInterval
 	}
+	if opts.StorageTimeout <= 0 {
+		opts.StorageTimeout = DefaultStorageTimeout
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	cacheClock := otter.NewCoarseClock(cacheClockResolution)
 	v := &Verifier{
-		store:         store,
-		format:        opts.Format,
-		livePrefix:    opts.Format.Prefix() + "_" + string(keyward.Live) + "_",
-		testPrefix:    opts.Format.Prefix() + "_" + string(keyward.Test) + "_",
-		now:           opts.Clock,
-		usageNow:      opts.Clock,
-		log:           opts.Logger,
-		pollInterval:  opts.PollInterval,
-		flushInterval: opts.FlushInterval,
-		cacheClock:    cacheClock,
+		store:          store,
+		format:         opts.Format,
+		livePrefix:     opts.Format.Prefix() + "_" + string(keyward.Live) + "_",
+		testPrefix:     opts.Format.Prefix() + "_" + string(keyward.Test) + "_",
+		now:            opts.Clock,
+		usageNow:       opts.Clock,
+		log:            opts.Logger,
+		pollInterval:   opts.PollInterval,
+		flushInterval:  opts.FlushInterval,
+		storageTimeout: opts.StorageTimeout,
+		cacheClock:     cacheClock,
 		keys: otter.Must(&otter.Options[[32]byte, *entry]{
 			MaximumSize:      opts.CacheSize,
 			ExpiryCalculator: otter.ExpiryWriting[[32]byte, *entry](opts.CacheTTL),
@@ -452,6 +464,8 @@ func formatTime(t time.Time) string {
 // such key is an answer too, cached as an entry without a key. Verify loads
 // only the hash of a string that parsed.
 func (v *Verifier) loadKey(ctx context.Context, hash [32]byte) (*entry, error) {
+	ctx, cancel := context.WithTimeout(ctx, v.storageTimeout)
+	defer cancel()
 	k, err := v.store.KeyByHash(ctx, hash)
 	if keyward.ErrorCode(err) == keyward.CodeNotFound {
 		return &entry{parsed: true}, nil
@@ -471,5 +485,7 @@ func (v *Verifier) ofFormat(k *keyward.Key) bool {
 
 // loadTenant finds a tenant in the store for the cache.
 func (v *Verifier) loadTenant(ctx context.Context, id string) (*keyward.Tenant, error) {
+	ctx, cancel := context.WithTimeout(ctx, v.storageTimeout)
+	defer cancel()
 	return v.store.Tenant(ctx, id)
 }

@@ -559,6 +559,32 @@ func TestVerifyStorageUnavailable(t *testing.T) {
 		r := f.verify(key)
 		checkResult(t, r, key, keyward.CodeStorageUnavailable, false, false, "retry")
 	})
+	// A store that does not answer is given up on after StorageTimeout,
+	// for a key and for its tenant, though the caller's context has no
+	// deadline.
+	t.Run("store does not answer", func(t *testing.T) {
+		const timeout = 50 * time.Millisecond
+		f := newFixture(t, verify.Options{StorageTimeout: timeout})
+		key, _ := f.createKey(nil)
+		f.spy.hang.Store(true)
+		r := f.verify(key)
+		checkResult(t, r, key, keyward.CodeStorageUnavailable, false, false, "retry")
+		if d := time.Duration(f.spy.deadline.Load()); d <= 0 || d > timeout {
+			t.Errorf("the key lookup's context had a deadline %v ahead (-1ns: none), want at most StorageTimeout %v", d, timeout)
+		}
+		// The key is cached once the store answers; its tenant is not yet.
+		f.spy.hang.Store(false)
+		f.spy.failTenant.Store(true)
+		f.verify(key)
+		f.spy.failTenant.Store(false)
+		f.spy.hang.Store(true)
+		f.spy.deadline.Store(0)
+		r = f.verify(key)
+		checkResult(t, r, key, keyward.CodeStorageUnavailable, true, false, "retry")
+		if d := time.Duration(f.spy.deadline.Load()); d <= 0 || d > timeout {
+			t.Errorf("the tenant lookup's context had a deadline %v ahead (-1ns: none), want at most StorageTimeout %v", d, timeout)
+		}
+	})
 	t.Run("tenant lookup fails", func(t *testing.T) {
 		f := newFixture(t, verify.Options{})
 		key, _ := f.createKey(nil)

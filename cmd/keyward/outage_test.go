@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"io"
 	"net/http"
 	"os"
@@ -132,60 +133,63 @@ func TestStorageOutagePostgres(t *testing.T) {
 	waitRefused(t, time.Now(), revokedKey, http.StatusUnauthorized, keyward.CodeRevokedAPIKey, map[string]*server{"A": s}, "A")
 }
 
-func TestServeCacheTTL(t *testing.T) {
-	db := dbFile(t)
+// TestServeDurationFlags checks the duration flags that take their default
+// from the environment: bad values are usage errors that name the flag or
+// the variable and open no database; the flag takes its default from the
+// variable and wins over it.
+func TestServeDurationFlags(t *testing.T) {
 	for _, tc := range []struct {
-		args []string
-		want string
+		flag, env, attr, def string
 	}{
-		{[]string{"serve", "--cache-ttl", "0"}, "--cache-ttl: must be more than 0"},
-		{[]string{"serve", "--cache-ttl", "-1s"}, "--cache-ttl: must be more than 0"},
-		{[]string{"serve", "--cache-ttl", "long"}, "--cache-ttl"},
+		{"--flush-interval", "KEYWARD_FLUSH_INTERVAL", "flush_interval", "1s"},
+		{"--cache-ttl", "KEYWARD_CACHE_TTL", "cache_ttl", "5m0s"},
+		{"--storage-timeout", "KEYWARD_STORAGE_TIMEOUT", "storage_timeout", "2s"},
 	} {
-		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
-			fails(t, db, 2, tc.args, tc.want)
-		})
-	}
-	t.Run("KEYWARD_CACHE_TTL", func(t *testing.T) {
-		for _, v := range []string{"long", "0", "-5s"} {
-			var stdout, stderr bytes.Buffer
-			err := run(t.Context(), []string{"--db", db, "serve"}, env("KEYWARD_CACHE_TTL", v), strings.NewReader(""), &stdout, &stderr)
-			if exitCode(err) != 2 || !strings.Contains(errorMessage(err), "KEYWARD_CACHE_TTL") {
-				t.Errorf("KEYWARD_CACHE_TTL=%s: exit status %d, message %q", v, exitCode(err), errorMessage(err))
+		t.Run(tc.flag, func(t *testing.T) {
+			db := dbFile(t)
+			for _, v := range []string{"0", "-1s", "long"} {
+				fails(t, db, 2, []string{"serve", tc.flag, v}, tc.flag)
+				var stdout, stderr bytes.Buffer
+				err := run(t.Context(), []string{"--db", db, "serve"}, env(tc.env, v), strings.NewReader(""), &stdout, &stderr)
+				if exitCode(err) != 2 || !strings.Contains(errorMessage(err), tc.env) {
+					t.Errorf("%s=%s: exit status %d, message %q", tc.env, v, exitCode(err), errorMessage(err))
+				}
 			}
-		}
-	})
-	if _, err := os.Stat(db); err == nil {
-		t.Error("a usage error opened the database")
-	}
-
-	// The flag defaults to 5m, takes its default from KEYWARD_CACHE_TTL,
-	// and wins over it.
-	for _, tc := range []struct {
-		env  []string
-		args []string
-		want string
-	}{
-		{nil, nil, "5m0s"},
-		{[]string{"KEYWARD_CACHE_TTL", "90s"}, nil, "1m30s"},
-		{[]string{"KEYWARD_CACHE_TTL", "90s"}, []string{"--cache-ttl", "10m"}, "10m0s"},
-	} {
-		s := startServerEnv(t, db, env(tc.env...), tc.args...)
-		if got := logAttr(s.stderr.String(), "listening", "cache_ttl"); got != tc.want {
-			t.Errorf("env %v, args %v: the server logs cache_ttl %q, want %s", tc.env, tc.args, got, tc.want)
-		}
-		if err := s.shutdown(t); err != nil {
-			t.Fatal(err)
-		}
-		http.DefaultClient.CloseIdleConnections()
+			if _, err := os.Stat(db); err == nil {
+				t.Error("a usage error opened the database")
+			}
+			// A bad variable does not matter when the flag is given.
+			for _, c := range []struct {
+				env  []string
+				args []string
+				want string
+			}{
+				{nil, nil, tc.def},
+				{[]string{tc.env, "90s"}, nil, "1m30s"},
+				{[]string{tc.env, "90s"}, []string{tc.flag, "10m"}, "10m0s"},
+				{[]string{tc.env, "long"}, []string{tc.flag, "10m"}, "10m0s"},
+			} {
+				s := startServerEnv(t, db, env(c.env...), c.args...)
+				if got := logAttr(s.stderr.String(), "listening", tc.attr); got != c.want {
+					t.Errorf("env %v, args %v: the server logs %s %q, want %s", c.env, c.args, tc.attr, got, c.want)
+				}
+				if err := s.shutdown(t); err != nil {
+					t.Fatal(err)
+				}
+				http.DefaultClient.CloseIdleConnections()
+			}
+		})
 	}
 }
 
 // get makes a GET request to the server with key in X-API-Key, and returns
-// the status, the header and the body of the answer.
+// the status, the header and the body of the answer. It fails the test if
+// there is no answer within 30 s.
 func get(t *testing.T, s *server, path, key string) (int, http.Header, []byte) {
 	t.Helper()
-	req, err := http.NewRequestWithContext(t.Context(), "GET", s.url+path, nil)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, "GET", s.url+path, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -26,13 +26,23 @@ type serveOptions struct {
 	logFormat       string
 	shutdownTimeout time.Duration
 	flushInterval   time.Duration
-	// flushIntervalEnv is why KEYWARD_FLUSH_INTERVAL could not be read, if
-	// it could not; it matters only when --flush-interval is not given.
-	flushIntervalEnv error
-	cacheTTL         time.Duration
-	// cacheTTLEnv is why KEYWARD_CACHE_TTL could not be read, if it could
-	// not; it matters only when --cache-ttl is not given.
-	cacheTTLEnv error
+	cacheTTL        time.Duration
+	storageTimeout  time.Duration
+	// envDurations are the duration flags that take their default from the
+	// environment.
+	envDurations []envDuration
+}
+
+// envDuration is a duration flag whose default comes from an environment
+// variable.
+type envDuration struct {
+	flag, env, usage string
+	def              time.Duration
+	example          string // a valid value, for messages
+	value            *time.Duration
+	// err is why the variable could not be read, if it could not; it
+	// matters only when the flag is not given.
+	err error
 }
 
 // serveCommand is `keyward serve`: the HTTP API on --addr.
@@ -58,14 +68,15 @@ keys, closes the database, logs "stopped", and exits.
 A key the server has verified stays in its cache for up to --cache-ttl: the
 change feed keeps the cache up to date, and while the database cannot be
 reached the server goes on answering for cached keys, for that long at most.
-Keys it cannot check then are answered 503 storage_unavailable, never 401.`,
+Keys it cannot check then are answered 503 storage_unavailable, never 401,
+as soon as the database refuses, and after --storage-timeout at most when it
+does not answer at all; so are management calls.`,
 		Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if o.flushIntervalEnv != nil && !cmd.Flags().Changed("flush-interval") {
-				return usageError{o.flushIntervalEnv}
-			}
-			if o.cacheTTLEnv != nil && !cmd.Flags().Changed("cache-ttl") {
-				return usageError{o.cacheTTLEnv}
+			for _, d := range o.envDurations {
+				if d.err != nil && !cmd.Flags().Changed(d.flag) {
+					return usageError{d.err}
+				}
 			}
 			return a.serve(cmd.Context(), o)
 		},
@@ -76,30 +87,26 @@ Keys it cannot check then are answered 503 storage_unavailable, never 401.`,
 		"CIDRs of proxies whose X-Forwarded-For is believed, comma-separated (env KEYWARD_TRUSTED_PROXIES)")
 	f.StringVar(&o.logFormat, "log-format", a.env("KEYWARD_LOG_FORMAT", "json"), "log format on stderr: json or text (env KEYWARD_LOG_FORMAT)")
 	f.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 15*time.Second, "how long requests in flight may take to finish on shutdown")
-	flushInterval, err := a.envDuration("KEYWARD_FLUSH_INTERVAL", verify.DefaultFlushInterval)
-	o.flushIntervalEnv = err
-	f.DurationVar(&o.flushInterval, "flush-interval", flushInterval,
-		"how often the last-use times of keys are written to the database (env KEYWARD_FLUSH_INTERVAL)")
-	cacheTTL, err := a.envDuration("KEYWARD_CACHE_TTL", verify.DefaultCacheTTL)
-	o.cacheTTLEnv = err
-	f.DurationVar(&o.cacheTTL, "cache-ttl", cacheTTL,
-		"how long a cached key is answered for without hearing from the database (env KEYWARD_CACHE_TTL)")
+	o.envDurations = []envDuration{
+		{flag: "flush-interval", env: "KEYWARD_FLUSH_INTERVAL", def: verify.DefaultFlushInterval, example: "1s", value: &o.flushInterval,
+			usage: "how often the last-use times of keys are written to the database"},
+		{flag: "cache-ttl", env: "KEYWARD_CACHE_TTL", def: verify.DefaultCacheTTL, example: "5m", value: &o.cacheTTL,
+			usage: "how long a cached key is answered for without hearing from the database"},
+		{flag: "storage-timeout", env: "KEYWARD_STORAGE_TIMEOUT", def: verify.DefaultStorageTimeout, example: "2s", value: &o.storageTimeout,
+			usage: "how long a request waits for the database before it is answered 503 storage_unavailable"},
+	}
+	for i := range o.envDurations {
+		d := &o.envDurations[i]
+		v := d.def
+		if s := a.getenv(d.env); s != "" {
+			var err error
+			if v, err = time.ParseDuration(s); err != nil {
+				v, d.err = d.def, fmt.Errorf("%s: %q is not a duration; use a form such as %s", d.env, s, d.example)
+			}
+		}
+		f.DurationVar(d.value, d.flag, v, d.usage+" (env "+d.env+")")
+	}
 	return c
-}
-
-// envDuration returns the duration in the environment variable name, or def
-// when it is unset or empty. When the value is not a duration, it returns
-// def and an error that names the variable.
-func (a *app) envDuration(name string, def time.Duration) (time.Duration, error) {
-	v := a.getenv(name)
-	if v == "" {
-		return def, nil
-	}
-	d, err := time.ParseDuration(v)
-	if err != nil {
-		return def, fmt.Errorf("%s: %q is not a duration; use a form such as 1s or 500ms", name, v)
-	}
-	return d, nil
 }
 
 // rootKeyNotice is printed on stderr when the first start prints the root
@@ -124,11 +131,10 @@ func (a *app) serve(ctx context.Context, o serveOptions) error {
 	if o.shutdownTimeout <= 0 {
 		return usageError{errors.New("--shutdown-timeout: must be more than 0, such as 15s")}
 	}
-	if o.flushInterval <= 0 {
-		return usageError{fmt.Errorf("--flush-interval: must be more than 0, such as 1s, not %s (env KEYWARD_FLUSH_INTERVAL)", o.flushInterval)}
-	}
-	if o.cacheTTL <= 0 {
-		return usageError{fmt.Errorf("--cache-ttl: must be more than 0, such as 5m, not %s (env KEYWARD_CACHE_TTL)", o.cacheTTL)}
+	for _, d := range o.envDurations {
+		if *d.value <= 0 {
+			return usageError{fmt.Errorf("--%s: must be more than 0, such as %s, not %s (env %s)", d.flag, d.example, *d.value, d.env)}
+		}
 	}
 	format, err := a.format()
 	if err != nil {
@@ -140,6 +146,7 @@ func (a *app) serve(ctx context.Context, o serveOptions) error {
 	}
 	verifier := verify.New(store, verify.Options{
 		Format: format, Logger: logger, FlushInterval: o.flushInterval, CacheTTL: o.cacheTTL,
+		StorageTimeout: o.storageTimeout,
 	})
 
 	err = a.runServer(ctx, o, logger, store, verifier, format, trusted)
@@ -188,6 +195,7 @@ func (a *app) runServer(ctx context.Context, o serveOptions, logger *slog.Logger
 
 	handler, err := httpapi.NewServer(httpapi.Config{
 		Service: svc, Verifier: verifier, Store: store, Logger: logger, TrustedProxies: trusted,
+		StorageTimeout: o.storageTimeout,
 	})
 	if err != nil {
 		return err
@@ -208,7 +216,7 @@ func (a *app) runServer(ctx context.Context, o serveOptions, logger *slog.Logger
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	logger.Info("listening", "addr", ln.Addr().String(), "db", store.Path(), "version", keyward.Version,
-		"flush_interval", o.flushInterval.String(), "cache_ttl", o.cacheTTL.String())
+		"flush_interval", o.flushInterval.String(), "cache_ttl", o.cacheTTL.String(), "storage_timeout", o.storageTimeout.String())
 
 	select {
 	case err := <-served:
