@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -16,7 +17,9 @@ import (
 
 	"github.com/keyward/keyward"
 	"github.com/keyward/keyward/apikey"
+	"github.com/keyward/keyward/internal/pgtest"
 	"github.com/keyward/keyward/manage"
+	"github.com/keyward/keyward/postgres"
 	"github.com/keyward/keyward/sqlite"
 	"github.com/keyward/keyward/verify"
 )
@@ -39,13 +42,47 @@ func (c *clock) Advance(d time.Duration) {
 	c.t = c.t.Add(d)
 }
 
-// harness runs the whole API on a real SQLite file behind a real HTTP
-// listener on loopback.
+// pg is the PostgreSQL server of a run with KEYWARD_TEST_DB=postgres,
+// started on first use.
+var pg = pgtest.New()
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	pg.Stop()
+	os.Exit(code)
+}
+
+// newStore opens the store the tests run on: a SQLite file of the test's
+// own, or with KEYWARD_TEST_DB=postgres (which ./scripts/test runs too) a
+// database of its own on a throwaway PostgreSQL server.
+func newStore(t testing.TB) keyward.Store {
+	t.Helper()
+	var (
+		store keyward.Store
+		err   error
+	)
+	switch db := os.Getenv("KEYWARD_TEST_DB"); db {
+	case "", "sqlite":
+		store, err = sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "keyward.db"))
+	case "postgres":
+		store, err = postgres.Open(context.Background(), pg.Database(t))
+	default:
+		t.Fatalf("KEYWARD_TEST_DB=%q: use sqlite or postgres", db)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	return store
+}
+
+// harness runs the whole API on a real store (see newStore) behind a real
+// HTTP listener on loopback.
 type harness struct {
 	t        testing.TB
 	url      string
 	root     string
-	store    *sqlite.Store
+	store    keyward.Store
 	verifier *verify.Verifier
 	svc      *manage.Service
 	clock    *clock
@@ -66,11 +103,7 @@ func withTrustedProxies(list string) harnessOption {
 func newHarness(t testing.TB, opts ...harnessOption) *harness {
 	t.Helper()
 	ctx := context.Background()
-	store, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "keyward.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
+	store := newStore(t)
 	clk := &clock{t: time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)}
 	format, err := apikey.NewFormat(apikey.DefaultPrefix)
 	if err != nil {
