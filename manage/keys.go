@@ -47,6 +47,12 @@ type KeyListInput struct {
 // CreateKey issues a key. It returns the key as stored and its plaintext,
 // which is never kept and cannot be shown again.
 func (s *Service) CreateKey(ctx context.Context, c Caller, in CreateKeyInput) (*keyward.Key, string, error) {
+	return s.createKey(ctx, c, in, "")
+}
+
+// createKey is CreateKey, with the key's id given, or generated when id is
+// "".
+func (s *Service) createKey(ctx context.Context, c Caller, in CreateKeyInput, id string) (*keyward.Key, string, error) {
 	if err := authorize(c); err != nil {
 		return nil, "", err
 	}
@@ -80,6 +86,9 @@ func (s *Service) CreateKey(ctx context.Context, c Caller, in CreateKeyInput) (*
 	plaintext, err := s.issue(k)
 	if err != nil {
 		return nil, "", err
+	}
+	if id != "" {
+		k.ID = id
 	}
 	if err := s.store.CreateKey(ctx, k, c.Actor); err != nil {
 		return nil, "", err
@@ -352,8 +361,18 @@ func (s *Service) Bootstrap(ctx context.Context) (string, error) {
 	if err != nil || len(keys) > 0 {
 		return "", err
 	}
-	_, plaintext, err := s.CreateKey(ctx, CLI, CreateKeyInput{
+	_, plaintext, err := s.createKey(ctx, CLI, CreateKeyInput{
 		TenantID: keyward.SystemTenantID, Name: "root", Permissions: []string{keyward.PermAdmin},
-	})
+	}, FirstRootKeyID)
+	if keyward.ErrorCode(err) == keyward.CodeConflict {
+		// Another process starting on the same new database issued it
+		// first, and printed it.
+		return "", nil
+	}
 	return plaintext, err
 }
+
+// FirstRootKeyID is the id of the root key that Bootstrap issues. Being
+// fixed, it is issued once however many processes start on a new database
+// at the same moment: the others' inserts conflict.
+const FirstRootKeyID = "key_root"

@@ -4,6 +4,7 @@ import (
 	"context"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -95,6 +96,48 @@ func TestBootstrap(t *testing.T) {
 	}
 	if root, err := half.Bootstrap(ctx); root == "" || err != nil {
 		t.Errorf("bootstrap after a half-done start: %q, %v", root, err)
+	}
+}
+
+// TestBootstrapAtOnce: processes that start on a new database at the same
+// moment issue one root key between them.
+func TestBootstrapAtOnce(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "k.db")
+	f, _ := apikey.NewFormat("sk")
+	const starts = 4
+	var services [starts]*Service
+	for i := range services {
+		store, err := sqlite.Open(t.Context(), path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { store.Close() })
+		services[i] = New(Config{Store: store, Format: f})
+	}
+	var (
+		wg    sync.WaitGroup
+		roots [starts]string
+		errs  [starts]error
+	)
+	for i, svc := range services {
+		wg.Go(func() { roots[i], errs[i] = svc.Bootstrap(t.Context()) })
+	}
+	wg.Wait()
+	printed := 0
+	for i := range roots {
+		if errs[i] != nil {
+			t.Errorf("start %d: %v", i, errs[i])
+		}
+		if roots[i] != "" {
+			printed++
+		}
+	}
+	if printed != 1 {
+		t.Errorf("%d of %d simultaneous starts issued a root key, want 1", printed, starts)
+	}
+	keys, _, err := services[0].Keys(t.Context(), CLI, KeyListInput{TenantID: keyward.SystemTenantID}, keyward.Page{})
+	if err != nil || len(keys) != 1 || keys[0].ID != FirstRootKeyID {
+		t.Errorf("the system tenant's keys: %v, %v; want the one root key %s", keys, err, FirstRootKeyID)
 	}
 }
 
