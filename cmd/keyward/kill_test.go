@@ -18,9 +18,6 @@ import (
 	"github.com/keyward/keyward/postgres"
 )
 
-// madeKey is a key a test made: its plaintext and its id.
-type madeKey struct{ key, id string }
-
 // TestNodeKilledPostgres kills one of three nodes on one PostgreSQL
 // database with SIGKILL while it answers management writes and
 // verifications, and checks that no change it committed is lost:
@@ -76,18 +73,13 @@ func TestNodeKilledPostgres(t *testing.T) {
 			if err != nil {
 				return
 			}
-			var answer struct {
-				Data struct {
-					ID  string `json:"id"`
-					Key string `json:"key"`
-				} `json:"data"`
-			}
-			if err := json.Unmarshal(a.body, &answer); a.status != http.StatusCreated || err != nil {
+			m, ok := madeKeyOf(a)
+			if !ok {
 				t.Errorf("POST /v1/api-keys on K before the kill: %d %s", a.status, a.body)
 				return
 			}
 			mu.Lock()
-			created = append(created, madeKey{answer.Data.Key, answer.Data.ID})
+			created = append(created, m)
 			mu.Unlock()
 		}
 	})

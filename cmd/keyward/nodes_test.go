@@ -121,16 +121,29 @@ func createTenant(t *testing.T, s *server, root, slug string) string {
 func createKey(t *testing.T, s *server, root, tenant, name string) (key, id string) {
 	t.Helper()
 	ans := s.call(t, "POST", "/v1/api-keys", root, map[string]any{"tenant_id": tenant, "name": name})
+	m, ok := madeKeyOf(ans)
+	if !ok {
+		t.Fatalf("POST /v1/api-keys %s: %d %s", name, ans.status, ans.body)
+	}
+	return m.key, m.id
+}
+
+// madeKey is a key a test made: its plaintext and its id.
+type madeKey struct{ key, id string }
+
+// madeKeyOf reads the key that an answer to POST /v1/api-keys created; ok
+// is false unless the answer is a 201 with the key and its id.
+func madeKeyOf(a answer) (m madeKey, ok bool) {
 	var created struct {
 		Data struct {
 			ID  string `json:"id"`
 			Key string `json:"key"`
 		} `json:"data"`
 	}
-	if err := json.Unmarshal(ans.body, &created); ans.status != http.StatusCreated || err != nil || created.Data.Key == "" {
-		t.Fatalf("POST /v1/api-keys %s: %d %s", name, ans.status, ans.body)
+	if a.status != http.StatusCreated || json.Unmarshal(a.body, &created) != nil || created.Data.Key == "" || created.Data.ID == "" {
+		return madeKey{}, false
 	}
-	return created.Data.Key, created.Data.ID
+	return madeKey{created.Data.Key, created.Data.ID}, true
 }
 
 // waitRefused polls GET /v1/whoami with key on each of the nodes named

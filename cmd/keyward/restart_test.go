@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
@@ -109,16 +108,11 @@ func TestPostgresRestartUnderTraffic(t *testing.T) {
 				t.Errorf("POST /v1/api-keys on B: no answer: %v", err)
 				return
 			}
-			var made struct {
-				Data struct {
-					ID  string `json:"id"`
-					Key string `json:"key"`
-				} `json:"data"`
-			}
+			m, made := madeKeyOf(a)
 			switch {
-			case a.status == http.StatusCreated && json.Unmarshal(a.body, &made) == nil:
+			case made:
 				mu.Lock()
-				created = append(created, madeKey{made.Data.Key, made.Data.ID})
+				created = append(created, m)
 				counts["201"]++
 				mu.Unlock()
 			case a.status == http.StatusServiceUnavailable && a.code() == keyward.CodeStorageUnavailable:
