@@ -18,6 +18,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unique"
 
 	"github.com/maypok86/otter/v2"
 
@@ -36,10 +37,6 @@ const (
 
 // tenantCacheSize bounds the tenant cache. Tenants are far fewer than keys.
 const tenantCacheSize = 10_000
-
-// maxPermissionNames bounds the permission names that a verifier keeps one
-// copy of (see permissionNames).
-const maxPermissionNames = 10_000
 
 // cacheClockResolution is how often the coarse clock reads the time. The
 // caches expire entries by it and last-used times are stamped with it:
@@ -139,7 +136,6 @@ type Verifier struct {
 	keyLoader  otter.Loader[[32]byte, *entry]
 	tenants    *otter.Cache[string, *keyward.Tenant]
 	tenantLoad otter.Loader[string, *keyward.Tenant]
-	permNames  permissionNames
 	// tenantEpoch counts the tenant changes applied. A key's entry keeps
 	// the tenant it last read from the tenant cache with the epoch of that
 	// read, and reads the cache again once the epoch has moved on.
@@ -455,7 +451,11 @@ func (v *Verifier) newEntry(k *keyward.Key, parsed bool) *entry {
 		k.Permissions = make([]string, len(perms))
 	}
 	for i, p := range perms {
-		k.Permissions[i] = v.permNames.intern(p)
+		// One copy of each name, shared by every entry that holds it:
+		// a cached verification compares the request's permissions with
+		// the key's, and a shared string stays in the processor's cache
+		// where a copy per key would not.
+		k.Permissions[i] = unique.Make(p).Value()
 	}
 	for _, s := range k.Restrictions.IPs {
 		p, err := keyward.ParseCIDR(s)
@@ -483,34 +483,6 @@ func (v *Verifier) newEntry(k *keyward.Key, parsed bool) *entry {
 		}
 	}
 	return e
-}
-
-// permissionNames keeps one copy of each permission name, up to
-// maxPermissionNames of them, so that cached keys with the same permission
-// share its string: a cached verification compares the request's
-// permissions with the key's, and one shared string stays in the
-// processor's cache where a copy per key would not. Its methods are safe
-// for concurrent use.
-type permissionNames struct {
-	mu    sync.Mutex
-	names map[string]string
-}
-
-// intern returns the kept copy of name, keeping name as that copy if there
-// is none and room for it.
-func (p *permissionNames) intern(name string) string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if kept, ok := p.names[name]; ok {
-		return kept
-	}
-	if p.names == nil {
-		p.names = map[string]string{}
-	}
-	if len(p.names) < maxPermissionNames {
-		p.names[name] = name
-	}
-	return name
 }
 
 // allows reports whether ip, unmapped and without a zone, is in one of the
