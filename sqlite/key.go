@@ -67,7 +67,7 @@ func (s *Store) Key(ctx context.Context, id string) (*keyward.Key, error) {
 
 // KeyByHash finds a key by the SHA-256 of its plaintext.
 func (s *Store) KeyByHash(ctx context.Context, hash [32]byte) (*keyward.Key, error) {
-	k, err := sqlrow.ScanKey("sqlite", s.r.QueryRowContext(ctx, `SELECT `+sqlrow.KeyColumns+` FROM keys WHERE hash = ?`, hash[:]))
+	k, err := sqlrow.ScanKey("sqlite", s.keyByHash.QueryRowContext(ctx, hash[:]))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, keyward.Errorf(keyward.CodeNotFound, "No key has this secret.")
 	}

@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/keyward/keyward"
+	"github.com/keyward/keyward/internal/sqlrow"
 	"github.com/pressly/goose/v3"
 	msqlite "modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
@@ -47,6 +48,9 @@ type Store struct {
 	w *sql.DB
 	// r is the read pool: read-only connections.
 	r *sql.DB
+	// keyByHash is the query of a verification's cache miss, prepared
+	// once per read connection: compiling it took a third of a miss.
+	keyByHash *sql.Stmt
 }
 
 var _ keyward.Store = (*Store)(nil)
@@ -147,6 +151,10 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 		s.Close()
 		return nil, openError(path, err)
 	}
+	if s.keyByHash, err = r.PrepareContext(ctx, `SELECT `+sqlrow.KeyColumns+` FROM keys WHERE hash = ?`); err != nil {
+		s.Close()
+		return nil, openError(path, err)
+	}
 	return s, nil
 }
 
@@ -206,7 +214,11 @@ func (s *Store) Ping(ctx context.Context) error {
 // Close closes both connection pools. Once the last connection to the file
 // closes, SQLite checkpoints the write-ahead log into the database file.
 func (s *Store) Close() error {
-	return errors.Join(s.r.Close(), s.w.Close())
+	var errs []error
+	if s.keyByHash != nil {
+		errs = append(errs, s.keyByHash.Close())
+	}
+	return errors.Join(append(errs, s.r.Close(), s.w.Close())...)
 }
 
 // retryBusy calls fn until it returns nil or an error other than
