@@ -108,6 +108,10 @@ type Store interface {
 	// LastChange returns the highest sequence number in the change feed, or
 	// zero when it is empty.
 	LastChange(ctx context.Context) (int64, error)
+	// PruneChanges deletes the changes made before the given time and
+	// returns how many it deleted. Sequence numbers are never reused: a
+	// change made afterwards numbers above every deleted one.
+	PruneChanges(ctx context.Context, before time.Time) (int64, error)
 
 	// Ping checks that the storage answers.
 	Ping(ctx context.Context) error

@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"strings"
+	"time"
 
 	"github.com/keyward/keyward"
 	"github.com/keyward/keyward/internal/sqlrow"
@@ -104,4 +105,14 @@ func (s *Store) LastChange(ctx context.Context) (int64, error) {
 		return 0, dbError(err)
 	}
 	return seq, nil
+}
+
+// PruneChanges deletes the changes made before the given time. The
+// sequence is an identity column, whose numbers are never reused.
+func (s *Store) PruneChanges(ctx context.Context, before time.Time) (int64, error) {
+	tag, err := s.pool.Exec(ctx, `DELETE FROM changes WHERE at < $1`, before.UnixMicro())
+	if err != nil {
+		return 0, dbError(err)
+	}
+	return tag.RowsAffected(), nil
 }

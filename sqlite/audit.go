@@ -2,7 +2,9 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"strings"
+	"time"
 
 	"github.com/keyward/keyward"
 	"github.com/keyward/keyward/internal/sqlrow"
@@ -99,4 +101,20 @@ func (s *Store) LastChange(ctx context.Context) (int64, error) {
 		return 0, dbError(err)
 	}
 	return seq, nil
+}
+
+// PruneChanges deletes the changes made before the given time.
+// AUTOINCREMENT keeps the highest sequence number ever given, so numbers
+// are never reused.
+func (s *Store) PruneChanges(ctx context.Context, before time.Time) (int64, error) {
+	var n int64
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM changes WHERE at < ?`, before.UnixMicro())
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	return n, err
 }

@@ -169,6 +169,53 @@ var auditTests = []test{
 }
 
 var changeTests = []test{
+	{"Prune", func(f *fixture) {
+		entries, _ := f.history()
+		all := f.changesSince(0)
+		// Pruned: the changes made before the middle one's time.
+		cut := all[len(all)/2].At
+		var kept []int64
+		for _, c := range all {
+			if !c.At.Before(cut) {
+				kept = append(kept, c.Seq)
+			}
+		}
+		n, err := f.s.PruneChanges(f.ctx, cut)
+		if err != nil || n != int64(len(all)-len(kept)) {
+			f.t.Fatalf("PruneChanges(%v) = %d, %v; want %d of the %d changes", cut, n, err, len(all)-len(kept), len(all))
+		}
+		var got []int64
+		for _, c := range f.changesSince(0) {
+			got = append(got, c.Seq)
+		}
+		if !slices.Equal(got, kept) {
+			f.t.Fatalf("after PruneChanges, the feed holds %v, want %v", got, kept)
+		}
+		if last, err := f.s.LastChange(f.ctx); err != nil || last != all[len(all)-1].Seq {
+			f.t.Fatalf("LastChange after PruneChanges = %d, %v; want %d", last, err, all[len(all)-1].Seq)
+		}
+		if n, err := f.s.PruneChanges(f.ctx, cut); err != nil || n != 0 {
+			f.t.Fatalf("PruneChanges again = %d, %v; want 0", n, err)
+		}
+		// The audit log is not the feed: it keeps every entry.
+		if audit := f.allAudit(keyward.AuditFilter{}); len(audit) != len(entries) {
+			f.t.Fatalf("after PruneChanges, the audit log holds %d entries, want %d", len(audit), len(entries))
+		}
+
+		// With every change pruned, a new change still numbers above
+		// every deleted one: a reader's position stays valid.
+		if _, err := f.s.PruneChanges(f.ctx, f.tick()); err != nil {
+			f.t.Fatal(err)
+		}
+		if rest := f.changesSince(0); len(rest) != 0 {
+			f.t.Fatalf("after pruning everything, the feed holds %v", rest)
+		}
+		tn := f.createTenant("after-pruning")
+		after := f.changesSince(all[len(all)-1].Seq)
+		if len(after) != 1 || after[0].ID != tn.ID {
+			f.t.Fatalf("Changes after the last pruned one = %v, want the creation of %s", after, tn.ID)
+		}
+	}},
 	{"Empty", func(f *fixture) {
 		last, err := f.s.LastChange(f.ctx)
 		if err != nil || last != 0 {

@@ -26,10 +26,13 @@ type Notifier interface {
 	Notifications(ctx context.Context) <-chan struct{}
 }
 
-// Start reads the position of the change feed and starts two goroutines: one
-// applies the feed every PollInterval, and at once on each signal when the
-// store is a Notifier; the other writes pending usage every
-// FlushInterval. ctx bounds only the first read; the goroutines run until
+// pruneInterval is how often a started verifier prunes the change feed.
+const pruneInterval = time.Hour
+
+// Start reads the position of the change feed and starts three goroutines:
+// one applies the feed every PollInterval, and at once on each signal when
+// the store is a Notifier; one writes pending usage every FlushInterval; one
+// prunes the feed every hour (PruneChanges). ctx bounds only the first read; the goroutines run until
 // Close. Start fails if the feed cannot be read, or if the verifier was
 // started or closed before.
 func (v *Verifier) Start(ctx context.Context) error {
@@ -53,7 +56,7 @@ func (v *Verifier) Start(ctx context.Context) error {
 	if n, ok := v.store.(Notifier); ok {
 		wake = n.Notifications(loop)
 	}
-	polled, flushed := make(chan struct{}), make(chan struct{})
+	polled, flushed, pruned := make(chan struct{}), make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(polled)
 		v.pollLoop(loop, wake)
@@ -63,8 +66,13 @@ func (v *Verifier) Start(ctx context.Context) error {
 		v.flushLoop(loop)
 	}()
 	go func() {
+		defer close(pruned)
+		v.every(loop, pruneInterval, nil, "verify: could not prune the change feed; retrying", v.PruneChanges)
+	}()
+	go func() {
 		<-polled
 		<-flushed
+		<-pruned
 		close(v.done)
 	}()
 	return nil
@@ -213,6 +221,24 @@ func (v *Verifier) pollLoop(ctx context.Context, wake <-chan struct{}) {
 		defer cancel()
 		return v.Refresh(rctx)
 	})
+}
+
+// PruneChanges deletes the changes older than the change retention from the
+// feed; Start does it every hour. A node behind by more than the retention
+// misses nothing it needs: every entry it caches was loaded from the store
+// within the cache TTL, after those changes, which is why the retention is
+// many times the longest cache TTL (MaxCacheTTL).
+func (v *Verifier) PruneChanges(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, refreshTimeout)
+	defer cancel()
+	n, err := v.store.PruneChanges(ctx, v.now().Add(-ChangeRetention))
+	if err != nil {
+		return fmt.Errorf("verify: prune the change feed: %w", err)
+	}
+	if n > 0 {
+		v.log.InfoContext(ctx, "verify: pruned the change feed", "changes", n, "retention", ChangeRetention.String())
+	}
+	return nil
 }
 
 // flushLoop writes pending usage every flush interval until ctx ends. Close

@@ -453,3 +453,43 @@ func TestStartFailsWithoutStorage(t *testing.T) {
 		t.Error("Start succeeded although the feed cannot be read")
 	}
 }
+
+// TestPruneChanges: pruning deletes the changes older than ChangeRetention,
+// and a verifier goes on applying the changes made after.
+func TestPruneChanges(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, verify.Options{})
+	key, k := f.createKey(nil)
+	if r := f.verify(key); !r.Valid() {
+		t.Fatalf("verify: %s", r.Code)
+	}
+	if err := f.v.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	// Within the retention, nothing goes.
+	f.clock.Add(verify.ChangeRetention - time.Hour)
+	if err := f.v.PruneChanges(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if cs, err := f.store.Changes(ctx, 0, 10); err != nil || len(cs) != 2 {
+		t.Fatalf("the feed within the retention: %v, %v; want the tenant's and the key's creation", cs, err)
+	}
+	f.clock.Add(2 * time.Hour)
+	if err := f.v.PruneChanges(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if cs, err := f.store.Changes(ctx, 0, 10); err != nil || len(cs) != 0 {
+		t.Fatalf("the feed after the retention: %v, %v; want it empty", cs, err)
+	}
+
+	if _, err := f.store.RevokeKey(ctx, k.ID, f.clock.Now(), keyward.ActorCLI); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.v.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if r := f.verify(key); r.Code != keyward.CodeRevokedAPIKey {
+		t.Errorf("a key revoked after pruning: %s, want %s", r.Code, keyward.CodeRevokedAPIKey)
+	}
+}

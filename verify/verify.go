@@ -33,6 +33,12 @@ const (
 	DefaultPollInterval   = 200 * time.Millisecond
 	DefaultFlushInterval  = time.Second
 	DefaultStorageTimeout = 2 * time.Second
+	// MaxCacheTTL is the longest CacheTTL: the change feed keeps changes
+	// for ChangeRetention, many times longer, so that no cached entry can
+	// be older than a change that was pruned.
+	MaxCacheTTL = 24 * time.Hour
+	// ChangeRetention is how long the change feed keeps a change.
+	ChangeRetention = 7 * 24 * time.Hour
 )
 
 // tenantCacheSize bounds the tenant cache. Tenants are far fewer than keys.
@@ -56,7 +62,7 @@ type Options struct {
 	// CacheSize is the most keys the cache holds (DefaultCacheSize).
 	CacheSize int
 	// CacheTTL bounds how stale a cached key or tenant can be, even if the
-	// change feed cannot be read (DefaultCacheTTL).
+	// change feed cannot be read (DefaultCacheTTL); at most MaxCacheTTL.
 	CacheTTL time.Duration
 	// PollInterval is how often the change feed is read
 	// (DefaultPollInterval). Changes must reach every server within 1 s.
@@ -175,6 +181,7 @@ func New(store keyward.Store, opts Options) *Verifier {
 	if opts.CacheTTL <= 0 {
 		opts.CacheTTL = DefaultCacheTTL
 	}
+	opts.CacheTTL = min(opts.CacheTTL, MaxCacheTTL)
 	if opts.PollInterval <= 0 {
 		opts.PollInterval = DefaultPollInterval
 	}

@@ -155,6 +155,9 @@ func TestServeDurationFlags(t *testing.T) {
 					t.Errorf("%s=%s: exit status %d, message %q", tc.env, v, exitCode(err), errorMessage(err))
 				}
 			}
+			if tc.flag == "--cache-ttl" {
+				fails(t, db, 2, []string{"serve", tc.flag, "25h"}, "--cache-ttl: must be at most 24h")
+			}
 			if _, err := os.Stat(db); err == nil {
 				t.Error("a usage error opened the database")
 			}

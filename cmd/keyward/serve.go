@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/keyward/keyward"
@@ -91,7 +92,7 @@ does not answer at all; so are management calls.`,
 		{flag: "flush-interval", env: "KEYWARD_FLUSH_INTERVAL", def: verify.DefaultFlushInterval, example: "1s", value: &o.flushInterval,
 			usage: "how often the last-use times of keys are written to the database"},
 		{flag: "cache-ttl", env: "KEYWARD_CACHE_TTL", def: verify.DefaultCacheTTL, example: "5m", value: &o.cacheTTL,
-			usage: "how long a cached key is answered for without hearing from the database"},
+			usage: "how long a cached key is answered for without hearing from the database, at most 24h"},
 		{flag: "storage-timeout", env: "KEYWARD_STORAGE_TIMEOUT", def: verify.DefaultStorageTimeout, example: "2s", value: &o.storageTimeout,
 			usage: "how long a request waits for the database before it is answered 503 storage_unavailable"},
 	}
@@ -135,6 +136,10 @@ func (a *app) serve(ctx context.Context, o serveOptions) error {
 		if *d.value <= 0 {
 			return usageError{fmt.Errorf("--%s: must be more than 0, such as %s, not %s (env %s)", d.flag, d.example, *d.value, d.env)}
 		}
+	}
+	if o.cacheTTL > verify.MaxCacheTTL {
+		return usageError{fmt.Errorf("--cache-ttl: must be at most %s, not %s (env KEYWARD_CACHE_TTL): the change feed keeps changes for %d days, and no cached key may be older than a change it did not read",
+			strings.TrimSuffix(verify.MaxCacheTTL.String(), "0m0s"), o.cacheTTL, verify.ChangeRetention/(24*time.Hour))}
 	}
 	format, err := a.format()
 	if err != nil {
