@@ -356,3 +356,25 @@ func TestKeyPrefix(t *testing.T) {
 		t.Errorf("a key of another prefix: %q", o.stdout)
 	}
 }
+
+// TestHelpHidesPassword: the help shows the default of --db, which comes
+// from KEYWARD_DB, without the password it may hold.
+func TestHelpHidesPassword(t *testing.T) {
+	for _, dsn := range []string{
+		"postgres://keyward:s3cret-pw@db.internal:5432/keyward",
+		"postgres://db.internal/keyward?password=s3cret-pw",
+		"host=db.internal user=keyward password=s3cret-pw dbname=keyward",
+	} {
+		for _, args := range [][]string{{"--help"}, {"serve", "--help"}, {"keys", "revoke", "--help"}} {
+			var stdout, stderr bytes.Buffer
+			err := run(t.Context(), args, env("KEYWARD_DB", dsn), strings.NewReader(""), &stdout, &stderr)
+			out := stdout.String() + stderr.String()
+			if err != nil || !strings.Contains(out, "--db") {
+				t.Fatalf("keyward %s: %v\n%s", strings.Join(args, " "), err, out)
+			}
+			if strings.Contains(out, "s3cret-pw") {
+				t.Errorf("KEYWARD_DB=%s: keyward %s shows the password:\n%s", dsn, strings.Join(args, " "), out)
+			}
+		}
+	}
+}

@@ -26,6 +26,8 @@ works. Keyward stores only its SHA-256.`,
 	pf := root.PersistentFlags()
 	pf.StringVar(&a.db, "db", a.env("KEYWARD_DB", "sqlite:keyward.db"),
 		"database: sqlite:PATH, a file path, or postgres://USER:PASSWORD@HOST:PORT/DB; only migrate and serve create a SQLite file (env KEYWARD_DB)")
+	// The help shows the default without the password KEYWARD_DB may hold.
+	pf.Lookup("db").DefValue = redactDSN(a.db)
 	pf.BoolVar(&a.json, "json", false, "print machine-readable JSON on stdout")
 	pf.StringVar(&a.keyPrefix, "key-prefix", a.env("KEYWARD_KEY_PREFIX", "sk"),
 		"prefix of this instance's keys, [a-z][a-z0-9]{1,11} (env KEYWARD_KEY_PREFIX)")

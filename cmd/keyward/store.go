@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"strings"
 
 	"github.com/keyward/keyward"
@@ -97,4 +98,16 @@ func (a *app) withService(ctx context.Context, fn func(svc *manage.Service) erro
 	}
 	defer func() { err = errors.Join(err, store.Close()) }()
 	return fn(manage.New(manage.Config{Store: store, Format: f}))
+}
+
+// redactDSN returns dsn fit to show: a URL with its password replaced by
+// xxxxx, and a key=value string with a password in it replaced whole.
+func redactDSN(dsn string) string {
+	if u, err := url.Parse(dsn); err == nil && u.Scheme != "" && u.User != nil {
+		return u.Redacted()
+	}
+	if strings.Contains(strings.ToLower(dsn), "password") {
+		return "(the value of KEYWARD_DB, which holds a password)"
+	}
+	return dsn
 }
