@@ -141,6 +141,7 @@ func TestServeDurationFlags(t *testing.T) {
 	for _, tc := range []struct {
 		flag, env, attr, def string
 	}{
+		{"--shutdown-timeout", "KEYWARD_SHUTDOWN_TIMEOUT", "shutdown_timeout", "15s"},
 		{"--flush-interval", "KEYWARD_FLUSH_INTERVAL", "flush_interval", "1s"},
 		{"--cache-ttl", "KEYWARD_CACHE_TTL", "cache_ttl", "5m0s"},
 		{"--storage-timeout", "KEYWARD_STORAGE_TIMEOUT", "storage_timeout", "2s"},

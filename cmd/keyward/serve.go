@@ -87,12 +87,13 @@ does not answer at all; so are management calls.`,
 	f.StringVar(&o.trustedProxies, "trusted-proxies", a.env("KEYWARD_TRUSTED_PROXIES", ""),
 		"CIDRs of proxies whose X-Forwarded-For is believed, comma-separated (env KEYWARD_TRUSTED_PROXIES)")
 	f.StringVar(&o.logFormat, "log-format", a.env("KEYWARD_LOG_FORMAT", "json"), "log format on stderr: json or text (env KEYWARD_LOG_FORMAT)")
-	f.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 15*time.Second, "how long requests in flight may take to finish on shutdown")
 	o.envDurations = []envDuration{
+		{flag: "shutdown-timeout", env: "KEYWARD_SHUTDOWN_TIMEOUT", def: 15 * time.Second, example: "15s", value: &o.shutdownTimeout,
+			usage: "how long requests in flight may take to finish on shutdown"},
 		{flag: "flush-interval", env: "KEYWARD_FLUSH_INTERVAL", def: verify.DefaultFlushInterval, example: "1s", value: &o.flushInterval,
 			usage: "how often the last-use times of keys are written to the database"},
 		{flag: "cache-ttl", env: "KEYWARD_CACHE_TTL", def: verify.DefaultCacheTTL, example: "5m", value: &o.cacheTTL,
-			usage: "how long a cached key is answered for without hearing from the database, at most 24h"},
+			usage: "how long a key stays cached before it is read from the database again, and so, during a database outage, answered at most; at most 24h"},
 		{flag: "storage-timeout", env: "KEYWARD_STORAGE_TIMEOUT", def: verify.DefaultStorageTimeout, example: "2s", value: &o.storageTimeout,
 			usage: "how long a request waits for the database before it is answered 503 storage_unavailable"},
 	}
@@ -128,9 +129,6 @@ func (a *app) serve(ctx context.Context, o serveOptions) error {
 	trusted, err := httpapi.ParseCIDRs(o.trustedProxies)
 	if err != nil {
 		return usageError{fmt.Errorf("--trusted-proxies: %w; use a comma-separated list such as 10.0.0.0/8,192.0.2.7", err)}
-	}
-	if o.shutdownTimeout <= 0 {
-		return usageError{errors.New("--shutdown-timeout: must be more than 0, such as 15s")}
 	}
 	for _, d := range o.envDurations {
 		if *d.value <= 0 {
@@ -221,7 +219,8 @@ func (a *app) runServer(ctx context.Context, o serveOptions, logger *slog.Logger
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	logger.Info("listening", "addr", ln.Addr().String(), "db", store.Path(), "version", keyward.Version,
-		"flush_interval", o.flushInterval.String(), "cache_ttl", o.cacheTTL.String(), "storage_timeout", o.storageTimeout.String())
+		"flush_interval", o.flushInterval.String(), "cache_ttl", o.cacheTTL.String(), "storage_timeout", o.storageTimeout.String(),
+		"shutdown_timeout", o.shutdownTimeout.String())
 
 	select {
 	case err := <-served:
