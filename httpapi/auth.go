@@ -103,7 +103,7 @@ type verifyResponse struct {
 	KeyID       string              `json:"key_id,omitempty"`
 	TenantID    string              `json:"tenant_id,omitempty"`
 	Environment keyward.Environment `json:"environment,omitempty"`
-	Permissions []string            `json:"permissions,omitempty"`
+	Permissions []string            `json:"permissions,omitzero" description:"the key's permissions, [] when it has none; absent when the key is refused before they are known"`
 	ExpiresAt   *time.Time          `json:"expires_at,omitempty"`
 	RateLimit   *struct{}           `json:"ratelimit" description:"rate-limit state; null until rate limits are configured"`
 	RequestID   string              `json:"request_id"`
@@ -143,6 +143,9 @@ func (s *server) handleVerify(w http.ResponseWriter, r *http.Request) {
 	if res.Key != nil && res.Code.Status() != http.StatusUnauthorized {
 		out.KeyID, out.TenantID, out.Environment, out.Permissions, out.ExpiresAt =
 			res.Key.ID, res.Key.TenantID, res.Key.Environment, res.Key.Permissions, res.Key.ExpiresAt
+		if out.Permissions == nil {
+			out.Permissions = []string{}
+		}
 	}
 	respond(w, http.StatusOK, out)
 }

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -45,6 +46,17 @@ func TestVerifyEndpoint(t *testing.T) {
 	// The caller needs keyward:verify.
 	other, _ := h.key(h.root, map[string]any{"tenant_id": "acme", "name": "o"})
 	problemOf(t, h.call("POST", "/v1/verify", other, map[string]any{"key": customer}), 403, keyward.CodeInsufficientPermissions)
+	// A key without permissions shows [], as /v1/whoami does; a refused
+	// key none.
+	if got := h.must(200, "POST", "/v1/verify", service, map[string]any{"key": other}).body; got["valid"] != true || fmt.Sprint(got["permissions"]) != "[]" {
+		t.Errorf("verify a key without permissions: %v", got)
+	}
+	if got := h.must(200, "POST", "/v1/verify", service, map[string]any{"key": " " + customer}).body; got["permissions"] != nil {
+		t.Errorf("verify a malformed key: %v", got)
+	}
+	if perms, isList := ok["permissions"].([]any); !isList || len(perms) != 1 {
+		t.Errorf("a valid verify of a key with one permission: %v", ok)
+	}
 }
 
 func TestForwardAuth(t *testing.T) {
