@@ -117,8 +117,13 @@ func (v *Verifier) Close(ctx context.Context) error {
 func (v *Verifier) Refresh(ctx context.Context) error {
 	v.feedMu.Lock()
 	defer v.feedMu.Unlock()
+	began := v.cacheClock.NowNano()
 	if !v.feedInit {
-		return v.initFeedLocked(ctx)
+		if err := v.initFeedLocked(ctx); err != nil {
+			return err
+		}
+		v.synced(began)
+		return nil
 	}
 	for {
 		changes, err := v.store.Changes(ctx, v.seq, feedBatch)
@@ -134,9 +139,17 @@ func (v *Verifier) Refresh(ctx context.Context) error {
 			v.seq = c.Seq
 		}
 		if len(changes) < feedBatch {
+			v.synced(began)
 			return nil
 		}
 	}
+}
+
+// synced records that the feed was read, up to its end, by a read that
+// began at began on the cache clock: every cached entry was current then.
+// The caller holds feedMu, so began only grows.
+func (v *Verifier) synced(began int64) {
+	v.lastSync.Store(began)
 }
 
 // initFeed takes the end of the feed as the position to read from, unless a
@@ -147,7 +160,12 @@ func (v *Verifier) initFeed(ctx context.Context) error {
 	if v.feedInit {
 		return nil
 	}
-	return v.initFeedLocked(ctx)
+	began := v.cacheClock.NowNano()
+	if err := v.initFeedLocked(ctx); err != nil {
+		return err
+	}
+	v.synced(began)
+	return nil
 }
 
 // initFeedLocked reads the end of the feed, then empties the caches: what
@@ -225,9 +243,9 @@ func (v *Verifier) pollLoop(ctx context.Context, wake <-chan struct{}) {
 
 // PruneChanges deletes the changes older than the change retention from the
 // feed; Start does it every hour. A node behind by more than the retention
-// misses nothing it needs: every entry it caches was loaded from the store
-// within the cache TTL, after those changes, which is why the retention is
-// many times the longest cache TTL (MaxCacheTTL).
+// misses nothing it needs: every entry it caches was read from the store
+// within MaxCacheTTL, after those changes, which is why the retention is
+// many times MaxCacheTTL.
 func (v *Verifier) PruneChanges(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, refreshTimeout)
 	defer cancel()

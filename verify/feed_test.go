@@ -493,3 +493,73 @@ func TestPruneChanges(t *testing.T) {
 		t.Errorf("a key revoked after pruning: %s, want %s", r.Code, keyward.CodeRevokedAPIKey)
 	}
 }
+
+// TestCacheTTLFromLastFeedRead: a started verifier's cached keys stay
+// current past the cache TTL while it reads the change feed, and when the
+// store goes down they answer for the cache TTL after the last read of the
+// feed (not after they were cached), then are refused as
+// storage_unavailable. A verifier that is not started reads its keys again
+// after the TTL.
+func TestCacheTTLFromLastFeedRead(t *testing.T) {
+	const ttl = 400 * time.Millisecond
+	f := newFixture(t, verify.Options{CacheTTL: ttl, PollInterval: 20 * time.Millisecond})
+	key, _ := f.createKey(nil)
+	f.start()
+	if r := f.verify(key); !r.Valid() {
+		t.Fatalf("verify: %s", r.Code)
+	}
+	reads := f.spy.reads()
+	time.Sleep(ttl + 200*time.Millisecond)
+	if r := f.verify(key); !r.Valid() {
+		t.Fatalf("verify %v after caching, the feed read all along: %s", ttl+200*time.Millisecond, r.Code)
+	}
+	if got := f.spy.reads(); got != reads {
+		t.Errorf("the store was read %d times for a key cached past the TTL while the feed was read", got-reads)
+	}
+
+	f.spy.failChanges.Store(true)
+	f.spy.failKeyByHash.Store(true)
+	f.spy.failTenant.Store(true)
+	down := time.Now()
+	for {
+		r := f.verify(key)
+		elapsed := time.Since(down)
+		if r.Code == keyward.CodeStorageUnavailable {
+			t.Logf("the cached key was answered for %v after the store went down (TTL %v)", elapsed, ttl)
+			// The last read of the feed was at most a poll interval and a
+			// tick of the cache clock before the store went down.
+			if elapsed < ttl-100*time.Millisecond {
+				t.Errorf("the cached key was refused %v after the store went down, before the TTL of %v", elapsed, ttl)
+			}
+			break
+		}
+		if !r.Valid() {
+			t.Fatalf("verify while the store is down: %s, want valid then %s", r.Code, keyward.CodeStorageUnavailable)
+		}
+		if elapsed > ttl+5*time.Second {
+			t.Fatalf("the cached key is still answered %v after the store went down (TTL %v)", elapsed, ttl)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+
+	// Back: the feed is read again and the key answers.
+	f.spy.failChanges.Store(false)
+	f.spy.failKeyByHash.Store(false)
+	f.spy.failTenant.Store(false)
+	eventually(t, 5*time.Second, "the key answers again", func() bool { return f.verify(key).Valid() })
+
+	// Not started: the key is read again once the TTL has passed.
+	g := newFixture(t, verify.Options{CacheTTL: ttl})
+	key, _ = g.createKey(nil)
+	if r := g.verify(key); !r.Valid() {
+		t.Fatalf("verify: %s", r.Code)
+	}
+	reads = g.spy.keyByHash.Load()
+	time.Sleep(ttl + 100*time.Millisecond)
+	if r := g.verify(key); !r.Valid() {
+		t.Fatalf("verify after the TTL: %s", r.Code)
+	}
+	if got := g.spy.keyByHash.Load(); got != reads+1 {
+		t.Errorf("a verifier that is not started read the key %d times after the TTL, want once", got-reads)
+	}
+}

@@ -33,7 +33,9 @@ const (
 	DefaultPollInterval   = 200 * time.Millisecond
 	DefaultFlushInterval  = time.Second
 	DefaultStorageTimeout = 2 * time.Second
-	// MaxCacheTTL is the longest CacheTTL: the change feed keeps changes
+	// MaxCacheTTL is the longest CacheTTL, and how long an entry stays
+	// cached at most: even while the change feed keeps it current, it is
+	// read again from the store after that. The change feed keeps changes
 	// for ChangeRetention, many times longer, so that no cached entry can
 	// be older than a change that was pruned.
 	MaxCacheTTL = 24 * time.Hour
@@ -61,8 +63,14 @@ type Options struct {
 	Clock keyward.Clock
 	// CacheSize is the most keys the cache holds (DefaultCacheSize).
 	CacheSize int
-	// CacheTTL bounds how stale a cached key or tenant can be, even if the
-	// change feed cannot be read (DefaultCacheTTL); at most MaxCacheTTL.
+	// CacheTTL bounds how stale a cached key or tenant can be
+	// (DefaultCacheTTL; at most MaxCacheTTL). An entry is current while
+	// the change feed was read successfully within CacheTTL, or it was
+	// read from the store within CacheTTL: so when the store cannot be
+	// reached, cached keys are answered for CacheTTL after the feed was
+	// last read, then looked up again (and refused as
+	// storage_unavailable). A verifier that is not started reads no feed,
+	// so its entries are current for CacheTTL after they were read.
 	CacheTTL time.Duration
 	// PollInterval is how often the change feed is read
 	// (DefaultPollInterval). Changes must reach every server within 1 s.
@@ -136,6 +144,11 @@ type Verifier struct {
 	flushInterval time.Duration
 	// storageTimeout bounds each lookup of a key or tenant not cached.
 	storageTimeout time.Duration
+	// ttl is CacheTTL in nanoseconds, and lastSync the cache clock's time
+	// when the last successful read of the change feed began (zero
+	// before): see current.
+	ttl      int64
+	lastSync atomic.Int64
 
 	cacheClock *otter.CoarseClock
 	keys       *otter.Cache[[32]byte, *entry]
@@ -206,15 +219,16 @@ func New(store keyward.Store, opts Options) *Verifier {
 		pollInterval:   opts.PollInterval,
 		flushInterval:  opts.FlushInterval,
 		storageTimeout: opts.StorageTimeout,
+		ttl:            int64(opts.CacheTTL),
 		cacheClock:     cacheClock,
 		keys: otter.Must(&otter.Options[[32]byte, *entry]{
 			MaximumSize:      opts.CacheSize,
-			ExpiryCalculator: otter.ExpiryWriting[[32]byte, *entry](opts.CacheTTL),
+			ExpiryCalculator: otter.ExpiryWriting[[32]byte, *entry](MaxCacheTTL),
 			Clock:            cacheClock,
 		}),
 		tenants: otter.Must(&otter.Options[string, *keyward.Tenant]{
 			MaximumSize:      min(opts.CacheSize, tenantCacheSize),
-			ExpiryCalculator: otter.ExpiryWriting[string, *keyward.Tenant](opts.CacheTTL),
+			ExpiryCalculator: otter.ExpiryWriting[string, *keyward.Tenant](MaxCacheTTL),
 			Clock:            cacheClock,
 		}),
 	}
@@ -277,6 +291,11 @@ func (v *Verifier) Verify(ctx context.Context, req Request) Result {
 	if len(req.Key) == v.keyLen {
 		hash = apikey.Hash(req.Key)
 		e, cached = v.keys.GetIfPresent(hash)
+		if cached && !v.current(e.loaded, v.cacheClock.NowNano()) {
+			// Too stale to answer for: read again below.
+			v.keys.Invalidate(hash)
+			cached = false
+		}
 		cached = cached && e.parsed
 	}
 	if !cached {
@@ -386,6 +405,9 @@ type entry struct {
 	ips           []netip.Prefix
 	revokedDetail string
 	expiredDetail string
+	// loaded is when the entry was made from the store's copy of the key,
+	// on the cache clock (see current).
+	loaded int64
 	// tenant is the key's tenant as last read from the tenant cache, so
 	// that a verification need not look it up by id; nil until then.
 	tenant atomic.Pointer[tenantMemo]
@@ -394,13 +416,26 @@ type entry struct {
 }
 
 // tenantMemo is a tenant read from the tenant cache: valid while the
-// verifier's tenant epoch is still epoch and its cache entry has not
-// expired, at until on the cache clock.
+// verifier's tenant epoch is still epoch, and the cache entry, read from
+// the store at loaded on the cache clock, is current.
 type tenantMemo struct {
 	tenant *keyward.Tenant
 	active bool // whether tenant.Status is active, read without reading tenant
 	epoch  uint64
-	until  int64
+	loaded int64
+}
+
+// current reports whether an entry read from the store at loaded, on the
+// cache clock, may still be answered from at now: while the change feed,
+// which would have told of a change to it, was read within the cache TTL,
+// or it was read within the cache TTL itself.
+func (v *Verifier) current(loaded, now int64) bool {
+	return now-max(loaded, v.lastSync.Load()) < v.ttl
+}
+
+// loadedAt is when a cache entry that expires at expiresAt was written.
+func loadedAt(expiresAt int64) int64 {
+	return expiresAt - int64(MaxCacheTTL)
 }
 
 // tenantOf returns the tenant of the key of e, and whether it is active: the
@@ -412,11 +447,16 @@ func (v *Verifier) tenantOf(ctx context.Context, e *entry) (t *keyward.Tenant, a
 	// the changes counted by its epoch.
 	epoch := v.tenantEpoch.Load()
 	now := v.cacheClock.NowNano()
-	if m := e.tenant.Load(); m != nil && m.epoch == epoch && now < m.until {
+	if m := e.tenant.Load(); m != nil && m.epoch == epoch && v.current(m.loaded, now) {
 		return m.tenant, m.active, nil
 	}
 	id := e.key.TenantID
 	ce, ok := v.tenants.GetEntry(id)
+	if ok && !v.current(loadedAt(ce.ExpiresAtNano), now) {
+		// Too stale to answer for: read again.
+		v.tenants.Invalidate(id)
+		ok = false
+	}
 	if !ok {
 		if _, err := v.tenants.Get(ctx, id, v.tenantLoad); err != nil {
 			return nil, false, err
@@ -431,7 +471,7 @@ func (v *Verifier) tenantOf(ctx context.Context, e *entry) (t *keyward.Tenant, a
 	}
 	t = ce.Value
 	active = t.Status == keyward.TenantActive
-	e.tenant.Store(&tenantMemo{tenant: t, active: active, epoch: epoch, until: ce.ExpiresAtNano})
+	e.tenant.Store(&tenantMemo{tenant: t, active: active, epoch: epoch, loaded: loadedAt(ce.ExpiresAtNano)})
 	return t, active, nil
 }
 
@@ -440,7 +480,7 @@ func (v *Verifier) tenantOf(ctx context.Context, e *entry) (t *keyward.Tenant, a
 // that does not parse is logged and left out, so that a key with only bad
 // restrictions allows no address at all rather than every one.
 func (v *Verifier) newEntry(k *keyward.Key, parsed bool) *entry {
-	e := &entry{stored: *k, parsed: parsed, ipRestricted: len(k.Restrictions.IPs) > 0}
+	e := &entry{stored: *k, parsed: parsed, ipRestricted: len(k.Restrictions.IPs) > 0, loaded: v.cacheClock.NowNano()}
 	e.key = &e.stored
 	k = e.key
 	switch k.Status { // the constants' strings, shared by every entry
@@ -516,7 +556,7 @@ func (v *Verifier) loadKey(ctx context.Context, hash [32]byte) (*entry, error) {
 	defer cancel()
 	k, err := v.store.KeyByHash(ctx, hash)
 	if keyward.ErrorCode(err) == keyward.CodeNotFound {
-		return &entry{parsed: true}, nil
+		return &entry{parsed: true, loaded: v.cacheClock.NowNano()}, nil
 	}
 	if err != nil {
 		return nil, err

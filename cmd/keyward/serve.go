@@ -66,9 +66,9 @@ stderr and never contain a key. On SIGINT or SIGTERM the server stops taking
 requests, finishes those in flight, writes the pending last-use times of
 keys, closes the database, logs "stopped", and exits.
 
-A key the server has verified stays in its cache for up to --cache-ttl: the
-change feed keeps the cache up to date, and while the database cannot be
-reached the server goes on answering for cached keys, for that long at most.
+The change feed keeps the server's cache of keys up to date. While the
+database cannot be reached, the server goes on answering for the keys it has
+cached for --cache-ttl after it last read the feed, and no longer.
 Keys it cannot check then are answered 503 storage_unavailable, never 401,
 as soon as the database refuses, and after --storage-timeout at most when it
 does not answer at all; so are management calls.`,
@@ -93,7 +93,7 @@ does not answer at all; so are management calls.`,
 		{flag: "flush-interval", env: "KEYWARD_FLUSH_INTERVAL", def: verify.DefaultFlushInterval, example: "1s", value: &o.flushInterval,
 			usage: "how often the last-use times of keys are written to the database"},
 		{flag: "cache-ttl", env: "KEYWARD_CACHE_TTL", def: verify.DefaultCacheTTL, example: "5m", value: &o.cacheTTL,
-			usage: "how long a key stays cached before it is read from the database again, and so, during a database outage, answered at most; at most 24h"},
+			usage: "how long cached keys are answered for without hearing from the database (from the last read of its change feed); at most 24h"},
 		{flag: "storage-timeout", env: "KEYWARD_STORAGE_TIMEOUT", def: verify.DefaultStorageTimeout, example: "2s", value: &o.storageTimeout,
 			usage: "how long a request waits for the database before it is answered 503 storage_unavailable"},
 	}
@@ -136,8 +136,8 @@ func (a *app) serve(ctx context.Context, o serveOptions) error {
 		}
 	}
 	if o.cacheTTL > verify.MaxCacheTTL {
-		return usageError{fmt.Errorf("--cache-ttl: must be at most %s, not %s (env KEYWARD_CACHE_TTL): the change feed keeps changes for %d days, and no cached key may be older than a change it did not read",
-			strings.TrimSuffix(verify.MaxCacheTTL.String(), "0m0s"), o.cacheTTL, verify.ChangeRetention/(24*time.Hour))}
+		return usageError{fmt.Errorf("--cache-ttl: must be at most %s, not %s (env KEYWARD_CACHE_TTL): a node reads each cached key again from the database at least that often",
+			strings.TrimSuffix(verify.MaxCacheTTL.String(), "0m0s"), o.cacheTTL)}
 	}
 	format, err := a.format()
 	if err != nil {
