@@ -2,8 +2,8 @@ package httpapi
 
 import (
 	"context"
+	"fmt"
 	"net/http"
-	"time"
 
 	"github.com/keyward/keyward"
 )
@@ -16,12 +16,15 @@ func (s *server) handleHealthz(w http.ResponseWriter, r *http.Request) {
 	respond(w, http.StatusOK, statusResponse{Status: "ok"})
 }
 
-// handleReadyz answers 200 while the storage answers within a second.
+// handleReadyz answers 200 while the storage answers within the storage
+// timeout. The answer does not say why it does not: the store's message
+// names the database's host, which is not for an unauthenticated caller.
 func (s *server) handleReadyz(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), time.Second)
+	ctx, cancel := context.WithTimeout(r.Context(), s.storageTimeout)
 	defer cancel()
 	if err := s.store.Ping(ctx); err != nil {
-		s.writeError(w, r, &keyward.Error{Code: keyward.CodeStorageUnavailable, Message: "The storage does not answer; retry shortly.", Err: err})
+		s.writeError(w, r, &keyward.Error{Code: keyward.CodeStorageUnavailable,
+			Message: fmt.Sprintf("The storage cannot be reached, or did not answer within %s; retry shortly.", s.storageTimeout), Err: err})
 		return
 	}
 	respond(w, http.StatusOK, statusResponse{Status: "ok"})
