@@ -50,10 +50,13 @@ type spyStore struct {
 	tenant    atomic.Int64
 	changes   atomic.Int64
 
-	failKeyByHash   atomic.Bool
-	failTenant      atomic.Bool
-	failKey         atomic.Bool
-	failChanges     atomic.Bool
+	failKeyByHash atomic.Bool
+	failTenant    atomic.Bool
+	failKey       atomic.Bool
+	failChanges   atomic.Bool
+	// hideChanges makes Changes answer that there are none, as a feed
+	// that lost changes would.
+	hideChanges     atomic.Bool
 	failRecordUsage atomic.Bool
 
 	// hang makes KeyByHash and Tenant wait for their context to end, as a
@@ -122,6 +125,9 @@ func (s *spyStore) Changes(ctx context.Context, after int64, limit int) ([]keywa
 	s.changes.Add(1)
 	if s.failChanges.Load() {
 		return nil, down()
+	}
+	if s.hideChanges.Load() {
+		return []keyward.Change{}, nil
 	}
 	return s.Store.Changes(ctx, after, limit)
 }

@@ -221,15 +221,23 @@ func New(store keyward.Store, opts Options) *Verifier {
 		storageTimeout: opts.StorageTimeout,
 		ttl:            int64(opts.CacheTTL),
 		cacheClock:     cacheClock,
+		// Entries stay up to MaxCacheTTL; Verify refreshes those older
+		// than the cache TTL in the background (see fresh), and the
+		// refresh calculator is what lets it. A failed refresh keeps the
+		// entry, and the verifier logs storage failures itself.
 		keys: otter.Must(&otter.Options[[32]byte, *entry]{
-			MaximumSize:      opts.CacheSize,
-			ExpiryCalculator: otter.ExpiryWriting[[32]byte, *entry](MaxCacheTTL),
-			Clock:            cacheClock,
+			MaximumSize:       opts.CacheSize,
+			ExpiryCalculator:  otter.ExpiryWriting[[32]byte, *entry](MaxCacheTTL),
+			RefreshCalculator: otter.RefreshWriting[[32]byte, *entry](opts.CacheTTL),
+			Clock:             cacheClock,
+			Logger:            &otter.NoopLogger{},
 		}),
 		tenants: otter.Must(&otter.Options[string, *keyward.Tenant]{
-			MaximumSize:      min(opts.CacheSize, tenantCacheSize),
-			ExpiryCalculator: otter.ExpiryWriting[string, *keyward.Tenant](MaxCacheTTL),
-			Clock:            cacheClock,
+			MaximumSize:       min(opts.CacheSize, tenantCacheSize),
+			ExpiryCalculator:  otter.ExpiryWriting[string, *keyward.Tenant](MaxCacheTTL),
+			RefreshCalculator: otter.RefreshWriting[string, *keyward.Tenant](opts.CacheTTL),
+			Clock:             cacheClock,
+			Logger:            &otter.NoopLogger{},
 		}),
 	}
 	if !injectedClock {
@@ -291,10 +299,14 @@ func (v *Verifier) Verify(ctx context.Context, req Request) Result {
 	if len(req.Key) == v.keyLen {
 		hash = apikey.Hash(req.Key)
 		e, cached = v.keys.GetIfPresent(hash)
-		if cached && !v.current(e.loaded, v.cacheClock.NowNano()) {
-			// Too stale to answer for: read again below.
-			v.keys.Invalidate(hash)
-			cached = false
+		if cached {
+			switch v.freshness(e.loaded) {
+			case entryDue:
+				v.keys.Refresh(ctx, hash, v.keyLoader)
+			case entryStale:
+				v.keys.Invalidate(hash) // and read again below
+				cached = false
+			}
 		}
 		cached = cached && e.parsed
 	}
@@ -425,12 +437,31 @@ type tenantMemo struct {
 	loaded int64
 }
 
-// current reports whether an entry read from the store at loaded, on the
-// cache clock, may still be answered from at now: while the change feed,
-// which would have told of a change to it, was read within the cache TTL,
-// or it was read within the cache TTL itself.
-func (v *Verifier) current(loaded, now int64) bool {
-	return now-max(loaded, v.lastSync.Load()) < v.ttl
+// What may be done with a cache entry (see freshness).
+const (
+	entryFresh = iota // answer from it
+	entryDue          // answer from it, and read it again in the background
+	entryStale        // do not answer from it: read it again first
+)
+
+// freshness says what may be done with an entry read from the store at
+// loaded, on the cache clock. Within the cache TTL of loaded, it is fresh.
+// Past it, it is read again in the background, as a safety net for changes
+// the feed cannot tell of (a database restored from a backup, a row changed
+// by hand); meanwhile it may still be answered from if the change feed,
+// which would have told of a change to it, was read within the cache TTL.
+// So during an outage, cached keys answer for the cache TTL after the last
+// read of the feed, then are stale.
+func (v *Verifier) freshness(loaded int64) int {
+	now := v.cacheClock.NowNano()
+	switch {
+	case now-loaded < v.ttl:
+		return entryFresh
+	case now-v.lastSync.Load() < v.ttl:
+		return entryDue
+	default:
+		return entryStale
+	}
 }
 
 // loadedAt is when a cache entry that expires at expiresAt was written.
@@ -447,15 +478,19 @@ func (v *Verifier) tenantOf(ctx context.Context, e *entry) (t *keyward.Tenant, a
 	// the changes counted by its epoch.
 	epoch := v.tenantEpoch.Load()
 	now := v.cacheClock.NowNano()
-	if m := e.tenant.Load(); m != nil && m.epoch == epoch && v.current(m.loaded, now) {
+	if m := e.tenant.Load(); m != nil && m.epoch == epoch && now-m.loaded < v.ttl {
 		return m.tenant, m.active, nil
 	}
 	id := e.key.TenantID
 	ce, ok := v.tenants.GetEntry(id)
-	if ok && !v.current(loadedAt(ce.ExpiresAtNano), now) {
-		// Too stale to answer for: read again.
-		v.tenants.Invalidate(id)
-		ok = false
+	if ok {
+		switch v.freshness(loadedAt(ce.ExpiresAtNano)) {
+		case entryDue:
+			v.tenants.Refresh(ctx, id, v.tenantLoad)
+		case entryStale:
+			v.tenants.Invalidate(id) // and read again below
+			ok = false
+		}
 	}
 	if !ok {
 		if _, err := v.tenants.Get(ctx, id, v.tenantLoad); err != nil {
