@@ -107,12 +107,24 @@ func (s *Store) LastChange(ctx context.Context) (int64, error) {
 	return seq, nil
 }
 
-// PruneChanges deletes the changes made before the given time. The
+// PruneChanges deletes the changes made before the given time, in batches
+// of pruneBatch, so that a large backlog makes no long transaction. The
 // sequence is an identity column, whose numbers are never reused.
 func (s *Store) PruneChanges(ctx context.Context, before time.Time) (int64, error) {
-	tag, err := s.pool.Exec(ctx, `DELETE FROM changes WHERE at < $1`, before.UnixMicro())
-	if err != nil {
-		return 0, dbError(err)
+	var total int64
+	for {
+		tag, err := s.pool.Exec(ctx,
+			`DELETE FROM changes WHERE seq IN (SELECT seq FROM changes WHERE at < $1 ORDER BY seq LIMIT $2)`,
+			before.UnixMicro(), pruneBatch)
+		if err != nil {
+			return total, dbError(err)
+		}
+		total += tag.RowsAffected()
+		if tag.RowsAffected() < pruneBatch {
+			return total, nil
+		}
 	}
-	return tag.RowsAffected(), nil
 }
+
+// pruneBatch is the most changes PruneChanges deletes in one statement.
+const pruneBatch = 10_000

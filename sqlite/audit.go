@@ -103,18 +103,30 @@ func (s *Store) LastChange(ctx context.Context) (int64, error) {
 	return seq, nil
 }
 
-// PruneChanges deletes the changes made before the given time.
-// AUTOINCREMENT keeps the highest sequence number ever given, so numbers
-// are never reused.
+// PruneChanges deletes the changes made before the given time, in batches
+// of pruneBatch, each its own transaction, so that a large backlog does not
+// hold the write lock for long. AUTOINCREMENT keeps the highest sequence
+// number ever given, so numbers are never reused.
 func (s *Store) PruneChanges(ctx context.Context, before time.Time) (int64, error) {
-	var n int64
-	err := s.write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `DELETE FROM changes WHERE at < ?`, before.UnixMicro())
-		if err != nil {
+	var total int64
+	for {
+		var n int64
+		err := s.write(ctx, func(tx *sql.Tx) error {
+			res, err := tx.ExecContext(ctx,
+				`DELETE FROM changes WHERE seq IN (SELECT seq FROM changes WHERE at < ? ORDER BY seq LIMIT ?)`,
+				before.UnixMicro(), pruneBatch)
+			if err != nil {
+				return err
+			}
+			n, err = res.RowsAffected()
 			return err
+		})
+		total += n
+		if err != nil || n < pruneBatch {
+			return total, err
 		}
-		n, err = res.RowsAffected()
-		return err
-	})
-	return n, err
+	}
 }
+
+// pruneBatch is the most changes PruneChanges deletes in one transaction.
+const pruneBatch = 10_000

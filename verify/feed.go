@@ -32,7 +32,7 @@ const pruneInterval = time.Hour
 // Start reads the position of the change feed and starts three goroutines:
 // one applies the feed every PollInterval, and at once on each signal when
 // the store is a Notifier; one writes pending usage every FlushInterval; one
-// prunes the feed every hour (PruneChanges). ctx bounds only the first read; the goroutines run until
+// prunes the feed at once and then every hour (PruneChanges). ctx bounds only the first read; the goroutines run until
 // Close. Start fails if the feed cannot be read, or if the verifier was
 // started or closed before.
 func (v *Verifier) Start(ctx context.Context) error {
@@ -67,6 +67,11 @@ func (v *Verifier) Start(ctx context.Context) error {
 	}()
 	go func() {
 		defer close(pruned)
+		// Once at start, so that nodes restarted more often than hourly
+		// prune too, then every hour.
+		if err := v.PruneChanges(loop); err != nil && loop.Err() == nil {
+			v.log.WarnContext(loop, "verify: could not prune the change feed; retrying", "err", err)
+		}
 		v.every(loop, pruneInterval, nil, "verify: could not prune the change feed; retrying", v.PruneChanges)
 	}()
 	go func() {
