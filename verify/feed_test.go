@@ -607,3 +607,38 @@ func TestCacheTTLSafetyNet(t *testing.T) {
 		return f.verify(key).Code == keyward.CodeAccountSuspended
 	})
 }
+
+// TestCacheTTLTenant: a tenant read longer ago than the cache TTL is read
+// again, even for a key read since, when the feed has not vouched for it
+// (here: a verifier that is not started); and if the store is down then,
+// the key is refused as storage_unavailable, not answered with the old
+// tenant.
+func TestCacheTTLTenant(t *testing.T) {
+	const ttl = 300 * time.Millisecond
+	f := newFixture(t, verify.Options{CacheTTL: ttl})
+	first, _ := f.createKey(nil)
+	if r := f.verify(first); !r.Valid() {
+		t.Fatalf("verify: %s", r.Code)
+	}
+	tenantReads := f.spy.tenant.Load()
+	time.Sleep(ttl - 100*time.Millisecond)
+	second, _ := f.createKey(nil)
+	if r := f.verify(second); !r.Valid() {
+		t.Fatalf("verify: %s", r.Code)
+	}
+	time.Sleep(150 * time.Millisecond)
+	// The second key's entry is fresh; the tenant's is not.
+	if r := f.verify(second); !r.Valid() {
+		t.Fatalf("verify after the tenant's TTL: %s", r.Code)
+	}
+	if got := f.spy.tenant.Load() - tenantReads; got != 1 {
+		t.Errorf("the tenant was read %d times after its TTL, want once", got)
+	}
+
+	time.Sleep(ttl + 50*time.Millisecond)
+	third, _ := f.createKey(nil)
+	f.spy.failTenant.Store(true)
+	if r := f.verify(third); r.Code != keyward.CodeStorageUnavailable {
+		t.Errorf("verify with a stale tenant and the store down: %s, want %s", r.Code, keyward.CodeStorageUnavailable)
+	}
+}
