@@ -146,6 +146,12 @@ func (s *Server) Halt(t testing.TB) {
 		s.admin.Close()
 		s.admin = nil
 	}
+	s.stopProcess()
+}
+
+// stopProcess stops the server process with a fast shutdown (SIGINT), or
+// SIGKILL after 10 s, and waits for it. The caller holds mu.
+func (s *Server) stopProcess() {
 	s.cmd.Process.Signal(syscall.SIGINT)
 	select {
 	case <-s.exited:
@@ -286,14 +292,7 @@ func (s *Server) run(bin, data string, cred *syscall.Credential, port int) error
 // after 10 s), and removes the directory.
 func (s *Server) kill() {
 	if s.cmd != nil {
-		s.cmd.Process.Signal(syscall.SIGINT)
-		select {
-		case <-s.exited:
-		case <-time.After(10 * time.Second):
-			syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
-			<-s.exited
-		}
-		s.cmd = nil
+		s.stopProcess()
 	}
 	if s.dir != "" {
 		os.RemoveAll(s.dir)
