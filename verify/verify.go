@@ -64,13 +64,14 @@ type Options struct {
 	// CacheSize is the most keys the cache holds (DefaultCacheSize).
 	CacheSize int
 	// CacheTTL bounds how stale a cached key or tenant can be
-	// (DefaultCacheTTL; at most MaxCacheTTL). An entry is current while
-	// the change feed was read successfully within CacheTTL, or it was
-	// read from the store within CacheTTL: so when the store cannot be
-	// reached, cached keys are answered for CacheTTL after the feed was
-	// last read, then looked up again (and refused as
-	// storage_unavailable). A verifier that is not started reads no feed,
-	// so its entries are current for CacheTTL after they were read.
+	// (DefaultCacheTTL; at most MaxCacheTTL). An entry older than CacheTTL
+	// is read again from the store in the background, and answered from
+	// meanwhile only while the change feed was read within CacheTTL: so
+	// when the store cannot be reached, cached keys are answered for
+	// CacheTTL after the feed was last read, then looked up again (and
+	// refused as storage_unavailable). A verifier that is not started
+	// reads no feed, so its entries are answered from for CacheTTL after
+	// they were read (see freshness).
 	CacheTTL time.Duration
 	// PollInterval is how often the change feed is read
 	// (DefaultPollInterval). Changes must reach every server within 1 s.
