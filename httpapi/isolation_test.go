@@ -112,9 +112,9 @@ func TestManagePermissions(t *testing.T) {
 	problemOf(t, h.call("POST", "/v1/api-keys", h.root, map[string]any{"name": "x"}), 400, keyward.CodeInvalidRequest)
 }
 
-// TestManageStrongerKeys: a tenant's manager cannot change or rotate a key
-// that holds more than it does (a successor would hand it those
-// permissions), but may revoke it.
+// TestManageStrongerKeys: a tenant's manager cannot change, rotate or
+// revoke a key that holds more than it does (a successor would hand it
+// those permissions; a revocation would take away what it was never given).
 func TestManageStrongerKeys(t *testing.T) {
 	h := newHarness(t)
 	h.tenant("acme")
@@ -124,6 +124,7 @@ func TestManageStrongerKeys(t *testing.T) {
 	for _, c := range []struct{ method, path string }{
 		{"PATCH", "/v1/api-keys/" + strongID},
 		{"POST", "/v1/api-keys/" + strongID + "/rotate"},
+		{"DELETE", "/v1/api-keys/" + strongID},
 	} {
 		d := problemOf(t, h.call(c.method, c.path, manager, map[string]any{}), 403, keyward.CodeInsufficientPermissions)
 		if !strings.Contains(d, "billing:write") {
@@ -135,5 +136,6 @@ func TestManageStrongerKeys(t *testing.T) {
 	}
 	h.must(200, "PATCH", "/v1/api-keys/"+weakID, manager, map[string]any{"name": "w2"})
 	h.must(201, "POST", "/v1/api-keys/"+weakID+"/rotate", manager, nil)
-	h.must(200, "DELETE", "/v1/api-keys/"+strongID, manager, nil)
+	h.must(200, "DELETE", "/v1/api-keys/"+weakID, manager, nil)
+	h.must(200, "DELETE", "/v1/api-keys/"+strongID, h.root, nil)
 }

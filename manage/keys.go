@@ -83,6 +83,9 @@ func (s *Service) createKey(ctx context.Context, c Caller, in CreateKeyInput, id
 	if k.Restrictions, err = checkRestrictions(in.Restrictions); err != nil {
 		return nil, "", err
 	}
+	if err := checkBounds(c, k); err != nil {
+		return nil, "", err
+	}
 	plaintext, err := s.issue(k)
 	if err != nil {
 		return nil, "", err
@@ -176,6 +179,9 @@ func (s *Service) UpdateKey(ctx context.Context, c Caller, id string, in UpdateK
 		return nil, err
 	}
 	now := s.now().UTC().Truncate(time.Microsecond)
+	if err := changeable(k, now); err != nil {
+		return nil, err
+	}
 	var u keyward.KeyUpdate
 	if in.Name != nil {
 		n, err := checkName(*in.Name)
@@ -222,15 +228,53 @@ func (s *Service) UpdateKey(ctx context.Context, c Caller, id string, in UpdateK
 		}
 		u.Status = &st
 	}
+	if err := checkBounds(c, applied(k, u)); err != nil {
+		return nil, err
+	}
 	k, err = s.store.UpdateKey(ctx, id, u, now, c.Actor)
 	if keyward.ErrorCode(err) == keyward.CodeConflict {
-		return nil, &keyward.Error{Code: keyward.CodeConflict, Message: "This key is revoked and can no longer be changed; create a new key instead.", Err: err}
+		return nil, &keyward.Error{Code: keyward.CodeConflict, Message: revokedMessage, Err: err}
 	}
 	if err != nil {
 		return nil, err
 	}
 	s.changed(ctx)
 	return k, nil
+}
+
+// revokedMessage answers a change to a revoked key.
+const revokedMessage = "This key is revoked and can no longer be changed; create a new key instead."
+
+// changeable refuses a change to a key that is revoked or has expired at
+// now: a key that stopped working stays stopped (it can still be revoked),
+// so a new expiry cannot revive it.
+func changeable(k *keyward.Key, now time.Time) error {
+	switch {
+	case k.Status == keyward.KeyRevoked:
+		return keyward.Errorf(keyward.CodeConflict, revokedMessage)
+	case k.Expired(now):
+		return keyward.Errorf(keyward.CodeConflict,
+			"This key expired on %s; an expired key can no longer be changed, nor be given a new expiry: create a new key instead.", formatTime(*k.ExpiresAt))
+	}
+	return nil
+}
+
+// applied returns k as update u would leave it.
+func applied(k *keyward.Key, u keyward.KeyUpdate) *keyward.Key {
+	after := *k
+	if u.Permissions != nil {
+		after.Permissions = *u.Permissions
+	}
+	if u.ExpiresAt != nil {
+		after.ExpiresAt = u.ExpiresAt
+		if u.ExpiresAt.IsZero() {
+			after.ExpiresAt = nil
+		}
+	}
+	if u.Restrictions != nil {
+		after.Restrictions = *u.Restrictions
+	}
+	return &after
 }
 
 // parseChange reads an optional new time for an update: nil leaves it,
@@ -249,10 +293,14 @@ func parseChange(field string, s *string, now time.Time) (*time.Time, error) {
 // RevokeKey revokes a key of the caller's reach at once. Revoking a revoked
 // key changes nothing.
 func (s *Service) RevokeKey(ctx context.Context, c Caller, id string) (*keyward.Key, error) {
-	if _, err := s.Key(ctx, c, id); err != nil {
+	k, err := s.Key(ctx, c, id)
+	if err != nil {
 		return nil, err
 	}
-	k, err := s.store.RevokeKey(ctx, id, s.now().UTC().Truncate(time.Microsecond), c.Actor)
+	if err := authorizeKey(c, k); err != nil {
+		return nil, err
+	}
+	k, err = s.store.RevokeKey(ctx, id, s.now().UTC().Truncate(time.Microsecond), c.Actor)
 	if err != nil {
 		return nil, err
 	}
@@ -281,18 +329,31 @@ func (s *Service) RotateKey(ctx context.Context, c Caller, id string, in RotateK
 	if err := authorizeKey(c, old); err != nil {
 		return nil, "", nil, err
 	}
+	now := s.now().UTC().Truncate(time.Microsecond)
 	switch {
 	case old.Status == keyward.KeyRevoked:
 		return nil, "", nil, keyward.Errorf(keyward.CodeConflict, "This key is revoked; create a new key instead of rotating it.")
 	case old.RotatedTo != "":
 		return nil, "", nil, keyward.Errorf(keyward.CodeConflict, "This key was rotated already, to %s; rotate that key instead.", old.RotatedTo)
+	case old.Expired(now):
+		return nil, "", nil, keyward.Errorf(keyward.CodeConflict,
+			"This key expired on %s; an expired key cannot be rotated: create a new key instead.", formatTime(*old.ExpiresAt))
 	}
-	now := s.now().UTC().Truncate(time.Microsecond)
 	successor = &keyward.Key{
 		TenantID: old.TenantID, Environment: old.Environment, Name: old.Name,
 		Permissions: old.Permissions, Metadata: old.Metadata, Restrictions: old.Restrictions,
 		ExpiresAt: sameDistance(old.ExpiresAt, old.CreatedAt, now), RotateBy: sameDistance(old.RotateBy, old.CreatedAt, now),
 		Status: old.Status, CreatedAt: now, UpdatedAt: now, CreatedBy: c.Actor.ID, RotatedFrom: old.ID,
+	}
+	// The successor keeps its predecessor's lifetime, but not past the
+	// caller's own expiry: it is brought forward to it rather than refused,
+	// since a rotation has no expiry to ask the caller for.
+	if !c.Root() && c.ExpiresAt != nil && successor.ExpiresAt != nil && successor.ExpiresAt.After(*c.ExpiresAt) {
+		bound := *c.ExpiresAt
+		successor.ExpiresAt = &bound
+	}
+	if err := checkBounds(c, successor); err != nil {
+		return nil, "", nil, err
 	}
 	if plaintext, err = s.issue(successor); err != nil {
 		return nil, "", nil, err

@@ -151,3 +151,34 @@ func TestSystemTenantCannotBeSuspended(t *testing.T) {
 		t.Errorf("suspending the system tenant: %v", err)
 	}
 }
+
+// TestOutsideIPs: a key's ranges lie inside a restricted caller's when each
+// is contained in one of the caller's, whatever the address family or
+// notation; a key without ranges (every address) does not.
+func TestOutsideIPs(t *testing.T) {
+	c := Caller{IPs: []string{"10.0.0.0/8", "2001:db8::/32", "not a range"}}
+	for _, tc := range []struct {
+		ips     []string
+		i       int
+		outside bool
+	}{
+		{[]string{"10.0.0.0/8"}, 0, false},
+		{[]string{"10.1.2.3", "10.200.0.0/16", "2001:db8:1::/48", "::ffff:10.0.0.1", "2001:db8::1"}, 0, false},
+		{nil, -1, true},
+		{[]string{"10.0.0.0/7"}, 0, true},
+		{[]string{"10.0.0.1", "11.0.0.0/8"}, 1, true},
+		{[]string{"0.0.0.0/0"}, 0, true},
+		{[]string{"::/0"}, 0, true},
+		{[]string{"2001:db8::/31"}, 0, true},
+		{[]string{"::ffff:10.0.0.0/96"}, 0, true},
+		{[]string{"::a00:1"}, 0, true},
+		{[]string{"not a range"}, 0, true},
+	} {
+		if i, outside := c.outsideIPs(tc.ips); i != tc.i || outside != tc.outside {
+			t.Errorf("outsideIPs(%q) = %d, %v; want %d, %v", tc.ips, i, outside, tc.i, tc.outside)
+		}
+	}
+	if _, outside := (Caller{}).outsideIPs(nil); outside {
+		t.Error("a caller without ranges bounds nothing, yet refused a key without ranges")
+	}
+}

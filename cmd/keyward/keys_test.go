@@ -308,3 +308,36 @@ func TestKeysManage(t *testing.T) {
 		}
 	})
 }
+
+// TestKeysExpiredStaysExpired: the command line, root as it is, cannot
+// revive an expired key with a new expiry, nor change or rotate it; it can
+// still revoke it.
+func TestKeysExpiredStaysExpired(t *testing.T) {
+	db := newDB(t)
+	ok(t, db, "tenants", "create", "acme")
+	key, id := newKey(t, db, "--name", "short", "--expires", "1s")
+	expires := *showKey(t, db, id).ExpiresAt
+	// The key expires by itself: wait until the clock has passed its
+	// expiry, as an operator would find it the next day.
+	time.Sleep(time.Until(expires) + 10*time.Millisecond)
+	if o := fails(t, db, 1, []string{"verify", key}); !strings.Contains(o.stdout, "expired") {
+		t.Fatalf("verify of the expired key printed %q", o.stdout)
+	}
+	when := expires.UTC().Format(time.RFC3339)
+	for _, args := range [][]string{
+		{"keys", "update", id, "--expires", "90d"},
+		{"keys", "update", id, "--expires", "never"},
+		{"keys", "update", id, "--name", "renamed"},
+		{"keys", "update", id, "--enable"},
+		{"keys", "rotate", id},
+	} {
+		fails(t, db, 1, args, "expired on "+when, "create a new key")
+	}
+	if o := fails(t, db, 1, []string{"verify", key}); !strings.Contains(o.stdout, "expired") {
+		t.Errorf("verify of the expired key printed %q", o.stdout)
+	}
+	if k := showKey(t, db, id); !k.ExpiresAt.Equal(expires) || k.Name != "short" || k.RotatedTo != "" {
+		t.Errorf("the expired key changed: %+v", k)
+	}
+	ok(t, db, "keys", "revoke", id)
+}
