@@ -124,7 +124,7 @@ func authorizeKey(c Caller, k *keyward.Key) error {
 			what = "expires on " + formatTime(*k.ExpiresAt)
 		}
 		return keyward.Errorf(keyward.CodeInsufficientPermissions,
-			"This key %s, and yours on %s; only a key that expires no earlier than it, or a root key, %s.", what, formatTime(*c.ExpiresAt), act)
+			"This key %s, and yours expires on %s; only a key that expires no earlier, or a root key, %s.", what, formatTime(*c.ExpiresAt), act)
 	}
 	if i, outside := c.outsideIPs(k.Restrictions.IPs); outside {
 		what := "every address"
