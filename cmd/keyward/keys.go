@@ -49,7 +49,8 @@ and its id and details on stderr, so that KEY=$(keyward keys create …) works.
 Keyward keeps only its hash: store the key at once.
 
 --expires and --rotate-by take a date (2027-01-01, midnight UTC), an RFC 3339
-time, or a duration from now (90d, 2w, 12h, 30m).`,
+time, or a duration from now (90d, 2w, 12h, 30m), at most 100 years (36500d)
+ahead; "never", or no flag, for none.`,
 		Example: `  KEY=$(keyward keys create --tenant acme --name prod-order-bot \
       --permissions contacts:write,messages:send --expires 90d \
       --allow-ip 203.0.113.0/24 --metadata owner=billing)`,
@@ -173,7 +174,8 @@ func (a *app) keysUpdateCommand() *cobra.Command {
 		Long: `Change an API key. Only the flags given change anything.
 
 --expires and --rotate-by take a date, an RFC 3339 time, a duration from now
-(90d), or "never" to remove it. --permissions, --allow-ip and --metadata
+(90d), at most 100 years ahead, or "never" to remove it. An update that would
+change nothing is refused. --permissions, --allow-ip and --metadata
 replace the whole list; give an empty value (--allow-ip "") to clear it.`,
 		Args: args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, argv []string) error {
