@@ -19,8 +19,9 @@ const (
 // Valid reports whether e is live or test.
 func (e Environment) Valid() bool { return e == Live || e == Test }
 
-// KeyStatus is the stored state of a key. Expiry is not a status: it is
-// decided at verification time from ExpiresAt and the clock.
+// KeyStatus is the state of a key. A store keeps active, disabled or
+// revoked (Key.Status); expired is never stored but decided from ExpiresAt
+// and the clock, and Key.StatusAt says which of the four a key shows.
 type KeyStatus string
 
 // Key statuses.
@@ -28,6 +29,10 @@ const (
 	KeyActive   KeyStatus = "active"
 	KeyDisabled KeyStatus = "disabled"
 	KeyRevoked  KeyStatus = "revoked"
+	// KeyExpired is the status a key shows, and a list filters by, once its
+	// ExpiresAt has passed (the end of a rotation's grace period included).
+	// It is never stored.
+	KeyExpired KeyStatus = "expired"
 )
 
 // Permissions of Keyward's own API.
@@ -78,6 +83,22 @@ func (k *Key) Expired(now time.Time) bool {
 	return k.ExpiresAt != nil && !now.Before(*k.ExpiresAt)
 }
 
+// StatusAt is the status the key shows at time now, in the order
+// verification checks them (revoked, then expired, then disabled): a
+// revoked key is revoked whatever its expiry, a key past its expiry is
+// expired whether it was disabled or not, and otherwise the stored status
+// stands. Every answer and every list filter uses it, so that what a key
+// shows and what it is listed as agree.
+func (k *Key) StatusAt(now time.Time) KeyStatus {
+	switch {
+	case k.Status == KeyRevoked:
+		return KeyRevoked
+	case k.Expired(now):
+		return KeyExpired
+	}
+	return k.Status
+}
+
 // HasPermission reports whether the key holds permission p.
 func (k *Key) HasPermission(p string) bool {
 	for _, q := range k.Permissions {
@@ -92,7 +113,14 @@ func (k *Key) HasPermission(p string) bool {
 type KeyFilter struct {
 	TenantID    string
 	Environment Environment
-	Status      KeyStatus
+	// Status matches the status a key shows at Now (Key.StatusAt): active
+	// and disabled match keys of that stored status that have not expired,
+	// expired matches keys past their expiry that are not revoked, revoked
+	// matches every revoked key.
+	Status KeyStatus
+	// Now is the time that decides expiry for Status. Left zero, no key
+	// has expired yet, and the stored status alone decides.
+	Now time.Time
 }
 
 // KeyUpdate changes a key; nil fields are left as they are. ExpiresAt and

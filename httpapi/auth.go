@@ -80,10 +80,12 @@ func (s *server) handleWhoami(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	k := res.Key
-	respond(w, http.StatusOK, whoamiResponse{Success: true, Data: whoami{
+	if err := s.respond(w, http.StatusOK, whoamiResponse{Success: true, Data: whoami{
 		KeyID: k.ID, Name: k.Name, TenantID: k.TenantID, TenantSlug: res.Tenant.Slug,
 		Environment: k.Environment, Permissions: k.Permissions, ExpiresAt: k.ExpiresAt, RotateBy: k.RotateBy,
-	}})
+	}}); err != nil {
+		s.writeError(w, r, err)
+	}
 }
 
 type verifyRequest struct {
@@ -147,7 +149,9 @@ func (s *server) handleVerify(w http.ResponseWriter, r *http.Request) {
 			out.Permissions = []string{}
 		}
 	}
-	respond(w, http.StatusOK, out)
+	if err := s.respond(w, http.StatusOK, out); err != nil {
+		s.writeError(w, r, err)
+	}
 }
 
 type forwardAuthRequest struct {

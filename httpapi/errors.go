@@ -50,11 +50,22 @@ func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	h.Set("Content-Type", "application/problem+json")
 	h.Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	writeJSON(w, problem{
+	// The problem is encoded before the status is written. It holds only
+	// strings and numbers, which always encode; were it to fail, the body
+	// would still be a problem, without its detail.
+	buf, encErr := s.encode(problem{
 		Type: "urn:keyward:error:" + string(e.Code), Title: e.Code.Title(), Status: status,
 		Detail: e.Message, Code: e.Code, Field: e.Field, RequestID: requestID(w),
 	})
+	if encErr != nil {
+		s.log.ErrorContext(r.Context(), "encode a problem", "request_id", requestID(w), "err", encErr)
+		w.WriteHeader(http.StatusInternalServerError)
+		_, _ = w.Write([]byte(`{"type":"urn:keyward:error:internal_error","title":"Internal error","status":500,"code":"internal_error","success":false}` + "\n"))
+		return
+	}
+	defer s.release(buf)
+	w.WriteHeader(status)
+	_, _ = w.Write(buf.Bytes())
 }
 
 // headerSafe drops characters that may not stand in a quoted header value.

@@ -9,19 +9,24 @@ import (
 	"github.com/keyward/keyward/manage"
 )
 
-// keyView is a key as the API shows it; last_used repeats last_used_at in
-// the name the seeds' list answers use.
+// keyView is a key as the API shows it: its status as of now (expired
+// once its expiry has passed, keyward.Key.StatusAt), and last_used, which
+// repeats last_used_at in the name the seeds' list answers use.
 type keyView struct {
 	*keyward.Key
-	LastUsed *time.Time `json:"last_used"`
+	Status   keyward.KeyStatus `json:"status" enum:"active,disabled,expired,revoked"`
+	LastUsed *time.Time        `json:"last_used"`
 }
 
-func viewKey(k *keyward.Key) keyView { return keyView{Key: k, LastUsed: k.LastUsedAt} }
+func viewKey(k *keyward.Key, now time.Time) keyView {
+	return keyView{Key: k, Status: k.StatusAt(now), LastUsed: k.LastUsedAt}
+}
 
-func viewKeys(ks []*keyward.Key) []keyView {
+// viewKeys shows a page of keys; an empty page is [], never null.
+func viewKeys(ks []*keyward.Key, now time.Time) []keyView {
 	out := make([]keyView, len(ks))
 	for i, k := range ks {
-		out[i] = viewKey(k)
+		out[i] = viewKey(k, now)
 	}
 	return out
 }
@@ -52,7 +57,7 @@ type (
 	listKeysRequest struct {
 		TenantID    string `query:"tenant_id" description:"tenant id or slug; a tenant's key sees its own keys only"`
 		Environment string `query:"environment" enum:"live,test"`
-		Status      string `query:"status" enum:"active,disabled,revoked"`
+		Status      string `query:"status" enum:"active,disabled,expired,revoked" description:"the status a key shows now: expired keys are listed as expired, not as active or disabled"`
 		pageRequest
 	}
 	keyResponse struct {
@@ -93,8 +98,7 @@ func (s *server) handleCreateKey(w http.ResponseWriter, r *http.Request, c manag
 	if err != nil {
 		return err
 	}
-	respond(w, http.StatusCreated, createdKeyResponse{Success: true, Data: createdKey{viewKey(k), plaintext}, Message: storeNow})
-	return nil
+	return s.respond(w, http.StatusCreated, createdKeyResponse{Success: true, Data: createdKey{viewKey(k, s.now()), plaintext}, Message: storeNow})
 }
 
 func (s *server) handleListKeys(w http.ResponseWriter, r *http.Request, c manage.Caller) error {
@@ -109,8 +113,7 @@ func (s *server) handleListKeys(w http.ResponseWriter, r *http.Request, c manage
 	if err != nil {
 		return err
 	}
-	respond(w, http.StatusOK, keyListResponse{Success: true, Data: viewKeys(keys), NextCursor: next})
-	return nil
+	return s.respond(w, http.StatusOK, keyListResponse{Success: true, Data: viewKeys(keys, s.now()), NextCursor: next})
 }
 
 func (s *server) handleGetKey(w http.ResponseWriter, r *http.Request, c manage.Caller) error {
@@ -118,8 +121,7 @@ func (s *server) handleGetKey(w http.ResponseWriter, r *http.Request, c manage.C
 	if err != nil {
 		return err
 	}
-	respond(w, http.StatusOK, keyResponse{Success: true, Data: viewKey(k)})
-	return nil
+	return s.respond(w, http.StatusOK, keyResponse{Success: true, Data: viewKey(k, s.now())})
 }
 
 func (s *server) handleUpdateKey(w http.ResponseWriter, r *http.Request, c manage.Caller) error {
@@ -131,16 +133,14 @@ func (s *server) handleUpdateKey(w http.ResponseWriter, r *http.Request, c manag
 	if err != nil {
 		return err
 	}
-	respond(w, http.StatusOK, keyResponse{Success: true, Data: viewKey(k)})
-	return nil
+	return s.respond(w, http.StatusOK, keyResponse{Success: true, Data: viewKey(k, s.now())})
 }
 
 func (s *server) handleRevokeKey(w http.ResponseWriter, r *http.Request, c manage.Caller) error {
 	if _, err := s.svc.RevokeKey(r.Context(), c, r.PathValue("id")); err != nil {
 		return err
 	}
-	respond(w, http.StatusOK, messageResponse{Success: true, Message: "API key revoked successfully"})
-	return nil
+	return s.respond(w, http.StatusOK, messageResponse{Success: true, Message: "API key revoked successfully"})
 }
 
 func (s *server) handleRotateKey(w http.ResponseWriter, r *http.Request, c manage.Caller) error {
@@ -152,11 +152,11 @@ func (s *server) handleRotateKey(w http.ResponseWriter, r *http.Request, c manag
 	if err != nil {
 		return err
 	}
-	respond(w, http.StatusCreated, rotatedKeyResponse{
-		Success: true, Data: createdKey{viewKey(next), plaintext}, Previous: viewKey(old),
+	now := s.now()
+	return s.respond(w, http.StatusCreated, rotatedKeyResponse{
+		Success: true, Data: createdKey{viewKey(next, now), plaintext}, Previous: viewKey(old, now),
 		Message: storeNow + " The old key " + old.ID + " stops working at " + old.ExpiresAt.Format(time.RFC3339) + ".",
 	})
-	return nil
 }
 
 // readPage reads limit and cursor from the query.

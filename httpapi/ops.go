@@ -13,7 +13,9 @@ type statusResponse struct {
 }
 
 func (s *server) handleHealthz(w http.ResponseWriter, r *http.Request) {
-	respond(w, http.StatusOK, statusResponse{Status: "ok"})
+	if err := s.respond(w, http.StatusOK, statusResponse{Status: "ok"}); err != nil {
+		s.writeError(w, r, err)
+	}
 }
 
 // handleReadyz answers 200 while the storage answers within the storage
@@ -27,7 +29,9 @@ func (s *server) handleReadyz(w http.ResponseWriter, r *http.Request) {
 			Message: fmt.Sprintf("The storage cannot be reached, or did not answer within %s; retry shortly.", s.storageTimeout), Err: err})
 		return
 	}
-	respond(w, http.StatusOK, statusResponse{Status: "ok"})
+	if err := s.respond(w, http.StatusOK, statusResponse{Status: "ok"}); err != nil {
+		s.writeError(w, r, err)
+	}
 }
 
 func (s *server) handleOpenAPI(w http.ResponseWriter, r *http.Request) {

@@ -5,16 +5,19 @@
 package httpapi
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/netip"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -44,7 +47,10 @@ type server struct {
 	verifier *verify.Verifier
 	store    keyward.Store
 	log      *slog.Logger
-	trusted  []netip.Prefix
+	// now is the clock that decides which keys show as expired: the
+	// management service's, so that tests that move it see the same.
+	now     keyward.Clock
+	trusted []netip.Prefix
 	// storageTimeout bounds each management call's work with the store.
 	storageTimeout time.Duration
 	openapi        []byte
@@ -52,12 +58,20 @@ type server struct {
 	// per request.
 	idPrefix  string
 	idCounter atomic.Uint64
+	// bufs holds *bytes.Buffer values in which answers are encoded before
+	// they are sent, so that an answer that cannot be encoded is never
+	// half sent.
+	bufs sync.Pool
 }
 
 // NewServer returns the HTTP handler of the API, every route and middleware
 // in place.
 func NewServer(c Config) (http.Handler, error) {
-	s := &server{svc: c.Service, verifier: c.Verifier, store: c.Store, log: c.Logger, trusted: c.TrustedProxies, storageTimeout: c.StorageTimeout}
+	s := &server{svc: c.Service, verifier: c.Verifier, store: c.Store, log: c.Logger, trusted: c.TrustedProxies, storageTimeout: c.StorageTimeout, now: time.Now}
+	if c.Service != nil {
+		s.now = c.Service.Now
+	}
+	s.bufs.New = func() any { return new(bytes.Buffer) }
 	if s.storageTimeout <= 0 {
 		s.storageTimeout = verify.DefaultStorageTimeout
 	}
@@ -195,39 +209,74 @@ func ParseCIDRs(list string) ([]netip.Prefix, error) {
 const maxBody = 1 << 20
 
 // decode reads a JSON body into v strictly: unknown fields, trailing data, a
-// wrong type or a body over 1 MiB are errors that say what to fix.
+// wrong type or a body over 1 MiB are errors that say what to fix. A body
+// that could not be read (too slow, or a broken connection) is told apart
+// from one that is not JSON, and no error repeats the transport's own,
+// which names the connection's addresses.
 func decode(w http.ResponseWriter, r *http.Request, v any) error {
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
 	dec.DisallowUnknownFields()
 	err := dec.Decode(v)
 	if err == nil {
-		if dec.More() || dec.Decode(&struct{}{}) != io.EOF {
-			return keyward.Errorf(keyward.CodeInvalidRequest, "The body holds more than one JSON value; send a single JSON object.")
+		if !dec.More() {
+			err = dec.Decode(&struct{}{})
+			if err == io.EOF {
+				return nil
+			}
+			if rerr := readError(err); rerr != nil {
+				return rerr
+			}
 		}
-		return nil
+		return keyward.Errorf(keyward.CodeInvalidRequest, "The body holds more than one JSON value; send a single JSON object.")
+	}
+	if rerr := readError(err); rerr != nil {
+		return rerr
 	}
 	var (
 		syntax  *json.SyntaxError
 		typeErr *json.UnmarshalTypeError
-		tooBig  *http.MaxBytesError
 	)
 	switch {
 	case errors.Is(err, io.EOF):
 		return errEmptyBody
-	case errors.As(err, &syntax), errors.Is(err, io.ErrUnexpectedEOF):
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return keyward.Errorf(keyward.CodeInvalidRequest, "The body is not valid JSON: it ends before its JSON value does (cut short, or shorter than its Content-Length says); send a whole JSON object.")
+	case errors.As(err, &syntax):
 		return keyward.Errorf(keyward.CodeInvalidRequest, "The body is not valid JSON (%v); send a JSON object.", err)
 	case errors.As(err, &typeErr):
 		if typeErr.Field == "" {
 			return keyward.Errorf(keyward.CodeInvalidRequest, "The body must be a JSON object, not %s.", typeErr.Value)
 		}
 		return keyward.FieldErrorf(typeErr.Field, "must be %s, not %s", jsonType(typeErr.Type.Kind().String()), typeErr.Value)
-	case errors.As(err, &tooBig):
-		return keyward.Errorf(keyward.CodeInvalidRequest, "The body is larger than %d bytes.", maxBody)
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
 		field := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
 		return keyward.FieldErrorf(field, "is not a field of this request; check its spelling against /openapi.json")
 	}
-	return keyward.Errorf(keyward.CodeInvalidRequest, "The body could not be read: %v.", err)
+	return &keyward.Error{Code: keyward.CodeInvalidRequest, Err: err,
+		Message: "The body could not be read as JSON; send a single JSON object."}
+}
+
+// readError is the answer to a body that could not be read, or nil when
+// err is no such failure. It says why in words of its own: the transport's
+// errors name the connection's addresses (read tcp
+// 10.0.0.1:8080->203.0.113.7:51234: i/o timeout), which are not the
+// caller's to see; the cause stays in Err, for the log.
+func readError(err error) error {
+	var (
+		tooBig *http.MaxBytesError
+		netErr net.Error
+	)
+	switch {
+	case errors.As(err, &tooBig):
+		return keyward.Errorf(keyward.CodeInvalidRequest, "The body is larger than %d bytes.", maxBody)
+	case errors.As(err, &netErr) && netErr.Timeout():
+		return &keyward.Error{Code: keyward.CodeInvalidRequest, Err: err,
+			Message: "The body did not arrive in time; send it whole, with the request."}
+	case errors.As(err, &netErr), errors.Is(err, net.ErrClosed), errors.Is(err, http.ErrBodyReadAfterClose):
+		return &keyward.Error{Code: keyward.CodeInvalidRequest, Err: err,
+			Message: "The body could not be read: the connection failed while it was being sent; send the request again."}
+	}
+	return nil
 }
 
 // errEmptyBody is decode's answer to a request without a body.
@@ -255,17 +304,48 @@ func jsonType(kind string) string {
 	return "a number"
 }
 
-// writeJSON writes v as JSON; the status and headers are set before.
-func writeJSON(w io.Writer, v any) {
-	enc := json.NewEncoder(w)
+// maxPooledBuffer is the largest buffer kept for another answer: a rare
+// large one is left to the garbage collector.
+const maxPooledBuffer = 1 << 20
+
+// encode writes v as JSON, with a final newline, into a buffer of the pool;
+// the caller returns it with release. On error the buffer is released
+// already and nil.
+func (s *server) encode(v any) (*bytes.Buffer, error) {
+	buf := s.bufs.Get().(*bytes.Buffer)
+	buf.Reset()
+	enc := json.NewEncoder(buf)
 	enc.SetEscapeHTML(false)
-	_ = enc.Encode(v)
+	if err := enc.Encode(v); err != nil {
+		s.release(buf)
+		return nil, err
+	}
+	return buf, nil
 }
 
-// respond answers with status and v as JSON.
-func respond(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
+// release returns a buffer of encode to the pool.
+func (s *server) release(buf *bytes.Buffer) {
+	if buf.Cap() <= maxPooledBuffer {
+		s.bufs.Put(buf)
+	}
+}
+
+// respond answers with status and v as JSON. It encodes v before it
+// writes anything: when v cannot be encoded (a stored time after the year
+// 9999, say), it writes nothing and returns an internal error for the
+// caller to answer as a 500 problem, so that no success is ever answered
+// with an empty or truncated body.
+func (s *server) respond(w http.ResponseWriter, status int, v any) error {
+	buf, err := s.encode(v)
+	if err != nil {
+		return &keyward.Error{Code: keyward.CodeInternal, Err: fmt.Errorf("encode the answer: %w", err),
+			Message: "The answer could not be encoded as JSON: a stored value is out of range (such as a time after the year 9999). Nothing was sent but this error; report the request_id to the operator, whose log has the cause."}
+	}
+	defer s.release(buf)
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
-	writeJSON(w, v)
+	_, _ = w.Write(buf.Bytes())
+	return nil
 }

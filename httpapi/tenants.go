@@ -42,8 +42,7 @@ func (s *server) handleCreateTenant(w http.ResponseWriter, r *http.Request, c ma
 	if err != nil {
 		return err
 	}
-	respond(w, http.StatusCreated, tenantResponse{Success: true, Data: t})
-	return nil
+	return s.respond(w, http.StatusCreated, tenantResponse{Success: true, Data: t})
 }
 
 func (s *server) handleListTenants(w http.ResponseWriter, r *http.Request, c manage.Caller) error {
@@ -55,8 +54,10 @@ func (s *server) handleListTenants(w http.ResponseWriter, r *http.Request, c man
 	if err != nil {
 		return err
 	}
-	respond(w, http.StatusOK, tenantListResponse{Success: true, Data: ts, NextCursor: next})
-	return nil
+	if ts == nil {
+		ts = []*keyward.Tenant{}
+	}
+	return s.respond(w, http.StatusOK, tenantListResponse{Success: true, Data: ts, NextCursor: next})
 }
 
 func (s *server) handleGetTenant(w http.ResponseWriter, r *http.Request, c manage.Caller) error {
@@ -64,8 +65,7 @@ func (s *server) handleGetTenant(w http.ResponseWriter, r *http.Request, c manag
 	if err != nil {
 		return err
 	}
-	respond(w, http.StatusOK, tenantResponse{Success: true, Data: t})
-	return nil
+	return s.respond(w, http.StatusOK, tenantResponse{Success: true, Data: t})
 }
 
 func (s *server) handleSuspendTenant(w http.ResponseWriter, r *http.Request, c manage.Caller) error {
@@ -73,8 +73,7 @@ func (s *server) handleSuspendTenant(w http.ResponseWriter, r *http.Request, c m
 	if err != nil {
 		return err
 	}
-	respond(w, http.StatusOK, tenantResponse{Success: true, Data: t})
-	return nil
+	return s.respond(w, http.StatusOK, tenantResponse{Success: true, Data: t})
 }
 
 func (s *server) handleResumeTenant(w http.ResponseWriter, r *http.Request, c manage.Caller) error {
@@ -82,8 +81,7 @@ func (s *server) handleResumeTenant(w http.ResponseWriter, r *http.Request, c ma
 	if err != nil {
 		return err
 	}
-	respond(w, http.StatusOK, tenantResponse{Success: true, Data: t})
-	return nil
+	return s.respond(w, http.StatusOK, tenantResponse{Success: true, Data: t})
 }
 
 func (s *server) handleAuditLog(w http.ResponseWriter, r *http.Request, c manage.Caller) error {
@@ -96,6 +94,8 @@ func (s *server) handleAuditLog(w http.ResponseWriter, r *http.Request, c manage
 	if err != nil {
 		return err
 	}
-	respond(w, http.StatusOK, auditListResponse{Success: true, Data: es, NextCursor: next})
-	return nil
+	if es == nil {
+		es = []*keyward.AuditEntry{}
+	}
+	return s.respond(w, http.StatusOK, auditListResponse{Success: true, Data: es, NextCursor: next})
 }

@@ -1,6 +1,7 @@
 package manage
 
 import (
+	"errors"
 	"fmt"
 	"regexp"
 	"slices"
@@ -31,47 +32,111 @@ var (
 	durationPattern    = regexp.MustCompile(`^([0-9]+)([smhdw])$`)
 )
 
+// MaxDuration is the longest duration ParseDuration accepts, and how far
+// ahead parseWhen accepts a date: 36500 days, 100 years. A time further
+// ahead is a typo, not a plan ("never" says no expiry), and keeping every
+// stored time within a century of now keeps it far inside what every
+// surface can write: JSON and RFC 3339 end with year 9999, and a date such
+// as 9999-12-31T23:30:00-23:59 is already year 10000 in UTC.
+const MaxDuration = 36500 * 24 * time.Hour
+
+// maxDurationText is MaxDuration as errors name it.
+const maxDurationText = "36500d (100 years)"
+
+// goDurationPattern is the syntax of a Go duration without its sign, such
+// as 1h30m, 1.5h or 0: what time.ParseDuration reads.
+var goDurationPattern = regexp.MustCompile(`^0$|^(([0-9]+(\.[0-9]*)?|\.[0-9]+)(ns|us|µs|μs|ms|s|m|h))+$`)
+
+// DurationError is ParseDuration's error: the text it was given and,
+// when that is a duration, what is wrong with it.
+type DurationError struct {
+	Input    string
+	Negative bool // a duration below zero, such as -1h
+	TooLong  bool // a duration longer than MaxDuration
+}
+
+// Error says what is wrong with the input.
+func (e *DurationError) Error() string {
+	switch {
+	case e.Negative:
+		return fmt.Sprintf("%q is negative", e.Input)
+	case e.TooLong:
+		return fmt.Sprintf("%q is longer than the maximum of %s", e.Input, maxDurationText)
+	}
+	return fmt.Sprintf("%q is not a duration", e.Input)
+}
+
 // ParseDuration reads a duration such as 90d, 2w, 1h, 30m, 2s or any Go
-// duration (1h30m). It refuses negative durations.
+// duration (1h30m). It refuses negative durations ("-1h" is negative) and
+// durations longer than MaxDuration with a *DurationError that says which.
 func ParseDuration(s string) (time.Duration, error) {
-	if m := durationPattern.FindStringSubmatch(s); m != nil {
-		n, err := strconv.ParseInt(m[1], 10, 64)
-		unit := map[string]time.Duration{"s": time.Second, "m": time.Minute, "h": time.Hour, "d": 24 * time.Hour, "w": 7 * 24 * time.Hour}[m[2]]
-		if err != nil || n > int64(100*365*24*time.Hour/unit) {
-			return 0, fmt.Errorf("%q is too long", s)
-		}
-		return time.Duration(n) * unit, nil
+	rest, negative := strings.CutPrefix(s, "-")
+	if !negative {
+		rest = strings.TrimPrefix(rest, "+")
 	}
-	d, err := time.ParseDuration(s)
-	if err != nil {
-		return 0, fmt.Errorf("%q is not a duration", s)
-	}
-	if d < 0 {
-		return 0, fmt.Errorf("%q is negative", s)
+	d, tooLong, ok := parseLength(rest)
+	switch {
+	case !ok:
+		return 0, &DurationError{Input: s}
+	case negative && (d > 0 || tooLong):
+		return 0, &DurationError{Input: s, Negative: true}
+	case tooLong:
+		return 0, &DurationError{Input: s, TooLong: true}
 	}
 	return d, nil
 }
 
-// parseWhen reads a future time given as a date (2027-01-01, midnight UTC),
-// an RFC 3339 time, or a duration from now (90d). "" means no time.
-func parseWhen(field, s string, now time.Time) (*time.Time, error) {
-	if s == "" {
-		return nil, nil
-	}
-	var t time.Time
-	if d, err := ParseDuration(s); err == nil {
-		if d == 0 {
-			return nil, keyward.FieldErrorf(field, "%q is zero; give a future date (2027-01-01) or a duration such as 90d", s)
+// parseLength reads an unsigned duration: ok is false when s is not one,
+// and tooLong is true when it is one longer than MaxDuration.
+func parseLength(s string) (d time.Duration, tooLong, ok bool) {
+	if m := durationPattern.FindStringSubmatch(s); m != nil {
+		unit := map[string]time.Duration{"s": time.Second, "m": time.Minute, "h": time.Hour, "d": 24 * time.Hour, "w": 7 * 24 * time.Hour}[m[2]]
+		n, err := strconv.ParseInt(m[1], 10, 64)
+		if err != nil || n > int64(MaxDuration/unit) {
+			return 0, true, true
 		}
-		t = now.Add(d)
-	} else if t, err = time.Parse(time.DateOnly, s); err == nil {
-	} else if t, err = time.Parse(time.RFC3339Nano, s); err == nil {
-	} else {
-		return nil, keyward.FieldErrorf(field, "%q is not a date or a duration; use a date such as 2027-01-01, a time such as 2027-01-01T12:00:00Z, or a duration such as 90d, 12h or 30m", s)
+		return time.Duration(n) * unit, false, true
+	}
+	if !goDurationPattern.MatchString(s) {
+		return 0, false, false
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d > MaxDuration {
+		// The syntax is a duration's: only its size can fail it.
+		return 0, true, true
+	}
+	return d, false, true
+}
+
+// parseWhen reads a future time given as a date (2027-01-01, midnight UTC),
+// an RFC 3339 time, or a duration from now (90d), at most MaxDuration
+// ahead. "" and "never" are not times: the callers decide what they mean.
+func parseWhen(field, s string, now time.Time) (*time.Time, error) {
+	t, err := time.Parse(time.DateOnly, s)
+	if err != nil {
+		t, err = time.Parse(time.RFC3339Nano, s)
+	}
+	if err != nil {
+		d, derr := ParseDuration(s)
+		var de *DurationError
+		switch {
+		case derr == nil && d == 0:
+			return nil, keyward.FieldErrorf(field, "%q is zero; give a future date (2027-01-01) or a duration such as 90d", s)
+		case derr == nil:
+			t = now.Add(d)
+		case errors.As(derr, &de) && (de.Negative || de.TooLong):
+			return nil, keyward.FieldErrorf(field, "%v; give a future date (2027-01-01) or a duration such as 90d", derr)
+		default:
+			return nil, keyward.FieldErrorf(field, "%q is not a date or a duration; use a date such as 2027-01-01, a time such as 2027-01-01T12:00:00Z, or a duration such as 90d, 12h or 30m", s)
+		}
 	}
 	t = t.UTC().Truncate(time.Microsecond)
 	if !t.After(now) {
 		return nil, keyward.FieldErrorf(field, "%s is in the past; give a future date or a duration such as 90d", t.Format(time.RFC3339))
+	}
+	if latest := now.Add(MaxDuration); t.After(latest) {
+		return nil, keyward.FieldErrorf(field, "%q is more than %s ahead; give a time no later than %s, or \"never\" for none",
+			s, maxDurationText, latest.Format(time.RFC3339))
 	}
 	return &t, nil
 }

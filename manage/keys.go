@@ -2,7 +2,11 @@ package manage
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"maps"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/keyward/keyward"
@@ -15,8 +19,8 @@ type CreateKeyInput struct {
 	Name         string                `json:"name" description:"what the key is for, 1 to 100 characters" example:"prod-order-bot"`
 	Environment  string                `json:"environment,omitempty" enum:"live,test" description:"default live"`
 	Permissions  []string              `json:"permissions,omitempty" example:"[\"contacts:write\"]"`
-	Expires      string                `json:"expires,omitempty" description:"a date (2027-01-01), an RFC 3339 time, or a duration from now (90d, 12h, 30m); empty: never" example:"90d"`
-	RotateBy     string                `json:"rotate_by,omitempty" description:"when rotation is due: a date, a time or a duration" example:"90d"`
+	Expires      *string               `json:"expires,omitempty" description:"a date (2027-01-01), an RFC 3339 time, or a duration from now (90d, 12h, 30m), at most 100 years ahead; \"never\" or absent: no expiry" example:"90d"`
+	RotateBy     *string               `json:"rotate_by,omitempty" description:"when rotation is due: a date, a time or a duration, at most 100 years ahead; \"never\" or absent: none" example:"90d"`
 	Metadata     map[string]string     `json:"metadata,omitempty" description:"tags such as owner, service, environment"`
 	Restrictions *keyward.Restrictions `json:"restrictions,omitempty"`
 }
@@ -25,8 +29,8 @@ type CreateKeyInput struct {
 type UpdateKeyInput struct {
 	Name         *string               `json:"name,omitempty"`
 	Permissions  *[]string             `json:"permissions,omitempty"`
-	Expires      *string               `json:"expires,omitempty" description:"a date, a time or a duration from now; \"never\" removes the expiry"`
-	RotateBy     *string               `json:"rotate_by,omitempty" description:"a date, a time or a duration from now; \"never\" removes it"`
+	Expires      *string               `json:"expires,omitempty" description:"a date, a time or a duration from now, at most 100 years ahead; \"never\" removes the expiry"`
+	RotateBy     *string               `json:"rotate_by,omitempty" description:"a date, a time or a duration from now, at most 100 years ahead; \"never\" removes it"`
 	Metadata     *map[string]string    `json:"metadata,omitempty" description:"replaces all tags"`
 	Restrictions *keyward.Restrictions `json:"restrictions,omitempty" description:"replaces the restrictions"`
 	Enabled      *bool                 `json:"enabled,omitempty" description:"false disables the key until it is enabled again"`
@@ -71,10 +75,10 @@ func (s *Service) createKey(ctx context.Context, c Caller, in CreateKeyInput, id
 	if k.Permissions, err = checkPermissions(c, tenant.ID, in.Permissions); err != nil {
 		return nil, "", err
 	}
-	if k.ExpiresAt, err = parseWhen("expires", in.Expires, now); err != nil {
+	if k.ExpiresAt, err = parseOptionalWhen("expires", in.Expires, now); err != nil {
 		return nil, "", err
 	}
-	if k.RotateBy, err = parseWhen("rotate_by", in.RotateBy, now); err != nil {
+	if k.RotateBy, err = parseOptionalWhen("rotate_by", in.RotateBy, now); err != nil {
 		return nil, "", err
 	}
 	if k.Metadata, err = checkMetadata(in.Metadata); err != nil {
@@ -158,10 +162,10 @@ func (s *Service) Keys(ctx context.Context, c Caller, in KeyListInput, p keyward
 		f.Environment = e
 	}
 	switch st := keyward.KeyStatus(in.Status); st {
-	case "", keyward.KeyActive, keyward.KeyDisabled, keyward.KeyRevoked:
-		f.Status = st
+	case "", keyward.KeyActive, keyward.KeyDisabled, keyward.KeyExpired, keyward.KeyRevoked:
+		f.Status, f.Now = st, s.Now()
 	default:
-		return nil, "", keyward.FieldErrorf("status", "%q is not a status; use active, disabled or revoked", in.Status)
+		return nil, "", keyward.FieldErrorf("status", "%q is not a status; use active, disabled, expired or revoked", in.Status)
 	}
 	if err := checkPage(p); err != nil {
 		return nil, "", err
@@ -231,6 +235,11 @@ func (s *Service) UpdateKey(ctx context.Context, c Caller, id string, in UpdateK
 	if err := checkBounds(c, applied(k, u)); err != nil {
 		return nil, err
 	}
+	// A revoked key is refused by the store (409) whatever the request.
+	if k.Status != keyward.KeyRevoked && !dropUnchanged(&u, k) {
+		return nil, keyward.Errorf(keyward.CodeInvalidRequest,
+			"Nothing to change: the request gives no field, or only values the key has already. Send at least one of name, permissions, expires, rotate_by, metadata, restrictions or enabled with a new value.")
+	}
 	k, err = s.store.UpdateKey(ctx, id, u, now, c.Actor)
 	if keyward.ErrorCode(err) == keyward.CodeConflict {
 		return nil, &keyward.Error{Code: keyward.CodeConflict, Message: revokedMessage, Err: err}
@@ -277,15 +286,74 @@ func applied(k *keyward.Key, u keyward.KeyUpdate) *keyward.Key {
 	return &after
 }
 
+// dropUnchanged clears the fields of u that would leave k as it is, and
+// reports whether any change remains. Permissions and allowed IPs are
+// compared as sets; a time to clear (the zero time) is unchanged on a key
+// without one.
+func dropUnchanged(u *keyward.KeyUpdate, k *keyward.Key) bool {
+	if u.Name != nil && *u.Name == k.Name {
+		u.Name = nil
+	}
+	if u.Permissions != nil && sameSet(*u.Permissions, k.Permissions) {
+		u.Permissions = nil
+	}
+	if u.Metadata != nil && maps.Equal(*u.Metadata, k.Metadata) {
+		u.Metadata = nil
+	}
+	if u.ExpiresAt != nil && sameTime(u.ExpiresAt, k.ExpiresAt) {
+		u.ExpiresAt = nil
+	}
+	if u.RotateBy != nil && sameTime(u.RotateBy, k.RotateBy) {
+		u.RotateBy = nil
+	}
+	// Restrictions holds the allowed IPs alone so far: compare each field
+	// that is added.
+	if u.Restrictions != nil && sameSet(u.Restrictions.IPs, k.Restrictions.IPs) {
+		u.Restrictions = nil
+	}
+	if u.Status != nil && *u.Status == k.Status {
+		u.Status = nil
+	}
+	return *u != keyward.KeyUpdate{}
+}
+
+// sameSet reports whether a and b hold the same strings, in any order.
+func sameSet(a, b []string) bool {
+	return len(a) == len(b) && !slices.ContainsFunc(a, func(s string) bool { return !slices.Contains(b, s) }) &&
+		!slices.ContainsFunc(b, func(s string) bool { return !slices.Contains(a, s) })
+}
+
+// sameTime reports whether the new time of an update, the zero time for
+// none, is the one a key has, nil for none.
+func sameTime(next, cur *time.Time) bool {
+	if next.IsZero() || cur == nil {
+		return next.IsZero() && cur == nil
+	}
+	return next.Equal(*cur)
+}
+
+// parseOptionalWhen reads an optional time of a new key: nil and "never"
+// are none, "" is refused (say "never", or leave the field out), anything
+// else is a future time as parseWhen reads it.
+func parseOptionalWhen(field string, s *string, now time.Time) (*time.Time, error) {
+	t, err := parseChange(field, s, now)
+	if err != nil || t == nil || t.IsZero() {
+		return nil, err
+	}
+	return t, nil
+}
+
 // parseChange reads an optional new time for an update: nil leaves it,
-// "never" clears it (a pointer to the zero time), anything else is a future
-// time as parseWhen reads it.
+// "never" clears it (a pointer to the zero time), "" is refused rather than
+// taken for either, anything else is a future time as parseWhen reads it.
 func parseChange(field string, s *string, now time.Time) (*time.Time, error) {
 	switch {
 	case s == nil:
 		return nil, nil
-	case *s == "never" || *s == "":
+	case *s == "never":
 		return &time.Time{}, nil
+	case strings.TrimSpace(*s) == "":
+		return nil, keyward.FieldErrorf(field, "is empty; give a date (2027-01-01), a duration such as 90d, or \"never\" for none")
 	}
 	return parseWhen(field, *s, now)
 }
@@ -316,10 +384,12 @@ func (s *Service) RevokeKey(ctx context.Context, c Caller, id string) (*keyward.
 func (s *Service) RotateKey(ctx context.Context, c Caller, id string, in RotateKeyInput) (successor *keyward.Key, plaintext string, old *keyward.Key, err error) {
 	grace := DefaultGrace
 	if in.GracePeriod != nil {
-		if grace, err = ParseDuration(*in.GracePeriod); err != nil {
+		grace, err = ParseDuration(*in.GracePeriod)
+		var de *DurationError
+		if err != nil && !(errors.As(err, &de) && de.TooLong) {
 			return nil, "", nil, keyward.FieldErrorf("grace_period", "%v; use a duration such as 24h, 7d or 0 (the old key stops at once)", err)
 		}
-		if grace > MaxGrace {
+		if err != nil || grace > MaxGrace {
 			return nil, "", nil, keyward.FieldErrorf("grace_period", "%s is longer than 30 days; the old key may keep working for at most 30d", *in.GracePeriod)
 		}
 	}

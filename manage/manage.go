@@ -45,6 +45,10 @@ func New(c Config) *Service {
 	return &Service{store: c.Store, format: c.Format, now: now, afterChange: c.AfterChange}
 }
 
+// Now is the time on the service's clock: what decides whether a key has
+// expired, for the answers that show its status.
+func (s *Service) Now() time.Time { return s.now() }
+
 // Caller is who asks for an operation: the key that authenticated a request,
 // or the command line.
 type Caller struct {

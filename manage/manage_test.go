@@ -33,9 +33,27 @@ func TestParseDuration(t *testing.T) {
 			t.Errorf("ParseDuration(%q) = %v, %v; want %v", in, got, err, want)
 		}
 	}
-	for _, in := range []string{"", "-1h", "soon", "5y", "99999999999999d"} {
-		if _, err := ParseDuration(in); err == nil {
-			t.Errorf("ParseDuration(%q) succeeded", in)
+	for in, msg := range map[string]string{
+		"":                     `"" is not a duration`,
+		"soon":                 `"soon" is not a duration`,
+		"5y":                   `"5y" is not a duration`,
+		"-1h":                  `"-1h" is negative`,
+		"-90d":                 `"-90d" is negative`,
+		"-99999999999999d":     `"-99999999999999d" is negative`,
+		"36501d":               `"36501d" is longer than the maximum of 36500d (100 years)`,
+		"5215w":                `"5215w" is longer than the maximum of 36500d (100 years)`,
+		"876001h":              `"876001h" is longer than the maximum of 36500d (100 years)`,
+		"99999999999999d":      `"99999999999999d" is longer than the maximum of 36500d (100 years)`,
+		"9999999999999999999h": `"9999999999999999999h" is longer than the maximum of 36500d (100 years)`,
+	} {
+		if _, err := ParseDuration(in); err == nil || err.Error() != msg {
+			t.Errorf("ParseDuration(%q): %v; want %q", in, err, msg)
+		}
+	}
+	// The maximum itself, in each unit.
+	for _, in := range []string{"36500d", "5214w", "876000h", "52560000m", "3153600000s"} {
+		if d, err := ParseDuration(in); err != nil || d > MaxDuration {
+			t.Errorf("ParseDuration(%q) = %v, %v; want at most %v", in, d, err, MaxDuration)
 		}
 	}
 }
@@ -56,14 +74,49 @@ func TestParseWhen(t *testing.T) {
 	}
 	for in, msg := range map[string]string{
 		"2026-11-24": "in the past", "2020-01-01T00:00:00Z": "in the past", "0s": "zero", "tomorrow": "not a date",
+		"":       "not a date",
+		"-1h":    `"-1h" is negative`,
+		"36501d": `"36501d" is longer than the maximum of 36500d (100 years)`,
+		// Year 10000 in UTC, which JSON cannot encode; and the first
+		// microsecond past 100 years from now.
+		"9999-12-31T23:30:00-23:59":   "more than 36500d (100 years) ahead",
+		"9999-12-31":                  "more than 36500d (100 years) ahead",
+		"2126-10-31T12:00:00.000001Z": "no later than 2126-10-31T12:00:00Z",
 	} {
 		_, err := parseWhen("expires", in, now)
 		if e, ok := err.(*keyward.Error); !ok || e.Field != "expires" || !strings.Contains(e.Message, msg) {
 			t.Errorf("parseWhen(%q): %v; want a field error mentioning %q", in, err, msg)
 		}
 	}
-	if got, err := parseWhen("expires", "", now); got != nil || err != nil {
-		t.Errorf("empty: %v, %v", got, err)
+	if got, err := parseWhen("expires", "2126-10-31T12:00:00Z", now); err != nil || !got.Equal(now.Add(MaxDuration)) {
+		t.Errorf("100 years ahead: %v, %v", got, err)
+	}
+}
+
+// TestParseChange: an update's "never" clears a time, "" is refused, and
+// a new key's "never" or absent field is no time.
+func TestParseChange(t *testing.T) {
+	now := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
+	str := func(s string) *string { return &s }
+	if got, err := parseChange("expires", str("never"), now); err != nil || got == nil || !got.IsZero() {
+		t.Errorf("never: %v, %v; want the zero time", got, err)
+	}
+	if got, err := parseChange("expires", nil, now); err != nil || got != nil {
+		t.Errorf("absent: %v, %v; want nil", got, err)
+	}
+	for _, in := range []*string{nil, str("never")} {
+		if got, err := parseOptionalWhen("expires", in, now); err != nil || got != nil {
+			t.Errorf("a new key's %v: %v, %v; want no time", in, got, err)
+		}
+	}
+	for _, in := range []string{"", " "} {
+		_, err := parseChange("rotate_by", str(in), now)
+		if e, ok := err.(*keyward.Error); !ok || e.Field != "rotate_by" || !strings.Contains(e.Message, "is empty") {
+			t.Errorf("%q: %v; want a field error that says it is empty", in, err)
+		}
+		if _, err := parseOptionalWhen("expires", str(in), now); keyward.ErrorCode(err) != keyward.CodeInvalidRequest {
+			t.Errorf("a new key's %q: %v; want invalid_request", in, err)
+		}
 	}
 }
 

@@ -44,7 +44,7 @@ func (s *Store) AuditLog(ctx context.Context, f keyward.AuditFilter, p keyward.P
 		return nil, "", dbError(err)
 	}
 	defer rows.Close()
-	var entries []*keyward.AuditEntry
+	entries := []*keyward.AuditEntry{}
 	for rows.Next() {
 		var e keyward.AuditEntry
 		var at int64

@@ -92,7 +92,7 @@ func (s *Store) Keys(ctx context.Context, f keyward.KeyFilter, p keyward.Page) (
 		where = append(where, `environment = `+arg(string(f.Environment)))
 	}
 	if f.Status != "" {
-		where = append(where, `status = `+arg(string(f.Status)))
+		where = append(where, sqlrow.StatusCondition(f.Status, f.Now, arg))
 	}
 	if p.Cursor != "" {
 		c, err := sqlrow.DecodeCursor(sqlrow.CursorKeys, p.Cursor)

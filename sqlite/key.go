@@ -89,8 +89,10 @@ func (s *Store) Keys(ctx context.Context, f keyward.KeyFilter, p keyward.Page) (
 		args = append(args, string(f.Environment))
 	}
 	if f.Status != "" {
-		where = append(where, `status = ?`)
-		args = append(args, string(f.Status))
+		where = append(where, sqlrow.StatusCondition(f.Status, f.Now, func(v any) string {
+			args = append(args, v)
+			return "?"
+		}))
 	}
 	if p.Cursor != "" {
 		c, err := sqlrow.DecodeCursor(sqlrow.CursorKeys, p.Cursor)

@@ -180,6 +180,74 @@ var keyTests = []test{
 			}
 		}
 	}},
+	{"FilterByStatusAt", func(f *fixture) {
+		tn := f.createTenant("acme")
+		// Keys of each stored status, each with no expiry, one that has
+		// passed at the filter's time, one exactly at it (expired: an expiry
+		// is the first instant a key no longer works), and one after it.
+		at := f.now.Add(30 * 24 * time.Hour)
+		expiries := []*time.Time{nil, ptr(at.Add(-time.Microsecond)), ptr(at), ptr(at.Add(time.Microsecond))}
+		var all []*keyward.Key
+		for _, st := range []keyward.KeyStatus{keyward.KeyActive, keyward.KeyDisabled, keyward.KeyRevoked} {
+			for _, exp := range expiries {
+				k := f.newKey(tn.ID, keyward.Live)
+				k.ExpiresAt, k.Status = exp, st
+				if st == keyward.KeyRevoked {
+					k.RevokedAt = ptr(k.CreatedAt)
+				}
+				if err := f.s.CreateKey(f.ctx, k, admin); err != nil {
+					f.t.Fatalf("CreateKey: %v", err)
+				}
+				all = append(all, k)
+			}
+		}
+		for _, now := range []time.Time{at, {}} {
+			for _, st := range []keyward.KeyStatus{keyward.KeyActive, keyward.KeyDisabled, keyward.KeyExpired, keyward.KeyRevoked} {
+				var want []string
+				for _, k := range slices.Backward(all) {
+					if k.StatusAt(now) == st {
+						want = append(want, k.ID)
+					}
+				}
+				filter := keyward.KeyFilter{TenantID: tn.ID, Status: st, Now: now}
+				keys, _, err := f.s.Keys(f.ctx, filter, keyward.Page{})
+				if err != nil {
+					f.t.Fatalf("Keys(%+v): %v", filter, err)
+				}
+				if got := ids(keys); !slices.Equal(got, want) {
+					f.t.Fatalf("Keys(status %s at %s) = %v, want %v", st, now.Format(time.RFC3339Nano), got, want)
+				}
+			}
+		}
+		// Each key is listed under exactly one status.
+		n := 0
+		for _, st := range []keyward.KeyStatus{keyward.KeyActive, keyward.KeyDisabled, keyward.KeyExpired, keyward.KeyRevoked} {
+			keys, _, err := f.s.Keys(f.ctx, keyward.KeyFilter{Status: st, Now: at}, keyward.Page{})
+			if err != nil {
+				f.t.Fatalf("Keys: %v", err)
+			}
+			n += len(keys)
+		}
+		if n != len(all) {
+			f.t.Fatalf("the four statuses list %d keys, want each of the %d once", n, len(all))
+		}
+	}},
+	{"EmptyPage", func(f *fixture) {
+		// An empty page is an empty list, never nil, so that it is written
+		// as [] wherever it is shown.
+		keys, next, err := f.s.Keys(f.ctx, keyward.KeyFilter{TenantID: "ten_nope"}, keyward.Page{})
+		if err != nil || keys == nil || len(keys) != 0 || next != "" {
+			f.t.Fatalf("Keys of no tenant = %#v, %q, %v; want an empty, non-nil page", keys, next, err)
+		}
+		tenants, _, err := f.s.Tenants(f.ctx, keyward.Page{})
+		if err != nil || tenants == nil || len(tenants) != 0 {
+			f.t.Fatalf("Tenants of an empty store = %#v, %v; want an empty, non-nil page", tenants, err)
+		}
+		entries, _, err := f.s.AuditLog(f.ctx, keyward.AuditFilter{Target: "key_nope"}, keyward.Page{})
+		if err != nil || entries == nil || len(entries) != 0 {
+			f.t.Fatalf("AuditLog of no target = %#v, %v; want an empty, non-nil page", entries, err)
+		}
+	}},
 	{"Pagination", func(f *fixture) {
 		tn := f.createTenant("acme")
 		other := f.createTenant("other")

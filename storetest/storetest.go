@@ -23,6 +23,10 @@
 //   - Keys are listed newest first by CreatedAt, then by id descending;
 //     tenants oldest first by CreatedAt, then by id; the audit log newest
 //     first.
+//   - An empty page is an empty, non-nil slice.
+//   - A status filter on keys matches the status a key shows at the
+//     filter's Now (keyward.Key.StatusAt): expired keys are listed as
+//     expired, not as active or disabled.
 //   - Page.Limit zero means keyward.DefaultPageLimit; a larger limit than
 //     keyward.MaxPageLimit is no error.
 //   - RotateKey stores the successor with RotatedFrom set to the old key's

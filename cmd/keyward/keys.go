@@ -30,16 +30,16 @@ const storeNotice = "Store it now: it will not be shown again. Keyward keeps onl
 // createdKeyJSON is the --json output of keys create and keys rotate: the
 // key's fields and, once, its plaintext.
 type createdKeyJSON struct {
-	*keyward.Key
-	Plaintext string       `json:"key"`
-	OldKey    *keyward.Key `json:"previous,omitempty"`
+	*keyJSON
+	Plaintext string   `json:"key"`
+	OldKey    *keyJSON `json:"previous,omitempty"`
 }
 
 func (a *app) keysCreateCommand() *cobra.Command {
 	var (
-		in       manage.CreateKeyInput
-		ips      []string
-		metadata []string
+		in                manage.CreateKeyInput
+		expires, rotateBy string
+		ips, metadata     []string
 	)
 	c := &cobra.Command{
 		Use:   "create --tenant T --name N",
@@ -49,7 +49,8 @@ and its id and details on stderr, so that KEY=$(keyward keys create …) works.
 Keyward keeps only its hash: store the key at once.
 
 --expires and --rotate-by take a date (2027-01-01, midnight UTC), an RFC 3339
-time, or a duration from now (90d, 2w, 12h, 30m).`,
+time, or a duration from now (90d, 2w, 12h, 30m), at most 100 years (36500d)
+ahead; "never", or no flag, for none.`,
 		Example: `  KEY=$(keyward keys create --tenant acme --name prod-order-bot \
       --permissions contacts:write,messages:send --expires 90d \
       --allow-ip 203.0.113.0/24 --metadata owner=billing)`,
@@ -57,6 +58,12 @@ time, or a duration from now (90d, 2w, 12h, 30m).`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if strings.TrimSpace(in.TenantID) == "" {
 				return usageError{errors.New("--tenant is required: the id or slug of the tenant the key is for")}
+			}
+			if cmd.Flags().Changed("expires") {
+				in.Expires = &expires
+			}
+			if cmd.Flags().Changed("rotate-by") {
+				in.RotateBy = &rotateBy
 			}
 			if cmd.Flags().Changed("allow-ip") {
 				in.Restrictions = &keyward.Restrictions{IPs: nonEmpty(ips)}
@@ -72,13 +79,13 @@ time, or a duration from now (90d, 2w, 12h, 30m).`,
 					return err
 				}
 				if a.json {
-					return a.printJSON(createdKeyJSON{Key: k, Plaintext: plaintext})
+					return a.printJSON(createdKeyJSON{keyJSON: viewKey(k, svc.Now()), Plaintext: plaintext})
 				}
 				if _, err := fmt.Fprintln(a.stdout, plaintext); err != nil {
 					return err
 				}
 				fmt.Fprintf(a.stderr, "Created API key %s (%s). %s\n", k.ID, k.Name, storeNotice)
-				return a.printKey(a.stderr, k)
+				return a.printKey(a.stderr, k, svc.Now())
 			})
 		},
 	}
@@ -87,8 +94,8 @@ time, or a duration from now (90d, 2w, 12h, 30m).`,
 	f.StringVar(&in.Name, "name", "", `what the key is for, such as "prod-order-bot" (required)`)
 	f.StringVar(&in.Environment, "env", "live", "environment: live or test")
 	f.StringSliceVar(&in.Permissions, "permissions", nil, "permissions, comma-separated, such as contacts:write,messages:send")
-	f.StringVar(&in.Expires, "expires", "", "when the key stops working: 2027-01-01 or a duration such as 90d (default never)")
-	f.StringVar(&in.RotateBy, "rotate-by", "", "when the key is due for rotation: a date or a duration such as 90d")
+	f.StringVar(&expires, "expires", "", `when the key stops working: 2027-01-01 or a duration such as 90d, at most 100 years ahead, or "never" (the default)`)
+	f.StringVar(&rotateBy, "rotate-by", "", "when the key is due for rotation: a date or a duration such as 90d, at most 100 years ahead")
 	f.StringSliceVar(&ips, "allow-ip", nil, "an address or CIDR the key may be used from; repeat for more (default anywhere)")
 	f.StringArrayVar(&metadata, "metadata", nil, "a tag KEY=VALUE, such as owner=billing; repeat for more")
 	return c
@@ -110,14 +117,14 @@ func (a *app) keysListCommand() *cobra.Command {
 					return err
 				}
 				if a.json {
-					return printList(a, ks, next)
+					return printList(a, viewKeys(ks, svc.Now()), next)
 				}
-				now := time.Now()
+				now := svc.Now()
 				tw := table(a.stdout)
 				fmt.Fprintln(tw, "ID\tNAME\tKEY\tENV\tSTATUS\tCREATED\tLAST USED\tEXPIRES")
 				for _, k := range ks {
 					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", k.ID, k.Name, displayKey(k), k.Environment,
-						keyStatus(k, now), when(k.CreatedAt), whenOr(k.LastUsedAt, "never"), whenOr(k.ExpiresAt, "never"))
+						k.StatusAt(now), when(k.CreatedAt), whenOr(k.LastUsedAt, "never"), whenOr(k.ExpiresAt, "never"))
 				}
 				if err := tw.Flush(); err != nil {
 					return err
@@ -130,7 +137,7 @@ func (a *app) keysListCommand() *cobra.Command {
 	f := c.Flags()
 	f.StringVar(&in.TenantID, "tenant", "", "id or slug of the tenant whose keys to list (default every tenant)")
 	f.StringVar(&in.Environment, "env", "", "only keys of this environment: live or test")
-	f.StringVar(&in.Status, "status", "", "only keys with this status: active, disabled or revoked")
+	f.StringVar(&in.Status, "status", "", "only keys with this status now: active, disabled, expired or revoked")
 	pageFlags(c, &page)
 	return c
 }
@@ -147,9 +154,9 @@ func (a *app) keysShowCommand() *cobra.Command {
 					return err
 				}
 				if a.json {
-					return a.printJSON(k)
+					return a.printJSON(viewKey(k, svc.Now()))
 				}
-				return a.printKey(a.stdout, k)
+				return a.printKey(a.stdout, k, svc.Now())
 			})
 		},
 	}
@@ -167,7 +174,8 @@ func (a *app) keysUpdateCommand() *cobra.Command {
 		Long: `Change an API key. Only the flags given change anything.
 
 --expires and --rotate-by take a date, an RFC 3339 time, a duration from now
-(90d), or "never" to remove it. --permissions, --allow-ip and --metadata
+(90d), at most 100 years ahead, or "never" to remove it. An update that would
+change nothing is refused. --permissions, --allow-ip and --metadata
 replace the whole list; give an empty value (--allow-ip "") to clear it.`,
 		Args: args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, argv []string) error {
@@ -217,10 +225,10 @@ replace the whole list; give an empty value (--allow-ip "") to clear it.`,
 					return err
 				}
 				if a.json {
-					return a.printJSON(k)
+					return a.printJSON(viewKey(k, svc.Now()))
 				}
 				fmt.Fprintf(a.stderr, "Updated API key %s.\n", k.ID)
-				return a.printKey(a.stdout, k)
+				return a.printKey(a.stdout, k, svc.Now())
 			})
 		},
 	}
@@ -279,13 +287,14 @@ default 24h, at most 30d; 0 stops it at once).`,
 					return err
 				}
 				if a.json {
-					return a.printJSON(createdKeyJSON{Key: k, Plaintext: plaintext, OldKey: old})
+					now := svc.Now()
+					return a.printJSON(createdKeyJSON{keyJSON: viewKey(k, now), Plaintext: plaintext, OldKey: viewKey(old, now)})
 				}
 				if _, err := fmt.Fprintln(a.stdout, plaintext); err != nil {
 					return err
 				}
 				fmt.Fprintf(a.stderr, "Rotated API key %s to %s (%s). %s\n", old.ID, k.ID, k.Name, storeNotice)
-				if now := time.Now(); old.ExpiresAt != nil && old.ExpiresAt.After(now) {
+				if now := svc.Now(); old.ExpiresAt != nil && old.ExpiresAt.After(now) {
 					fmt.Fprintf(a.stderr, "The old key %s keeps working until %s (for %s).\n",
 						old.ID, when(*old.ExpiresAt), old.ExpiresAt.Sub(now).Round(time.Second))
 				} else {
@@ -301,7 +310,7 @@ default 24h, at most 30d; 0 stops it at once).`,
 
 // printKey writes a key's fields, one a line; never its plaintext, which
 // Keyward does not have.
-func (a *app) printKey(w io.Writer, k *keyward.Key) error {
+func (a *app) printKey(w io.Writer, k *keyward.Key, now time.Time) error {
 	lastUsed := whenOr(k.LastUsedAt, "never")
 	if k.LastUsedAt != nil && k.LastUsedIP != "" {
 		lastUsed += " from " + k.LastUsedIP
@@ -312,7 +321,7 @@ func (a *app) printKey(w io.Writer, k *keyward.Key) error {
 		"key", displayKey(k),
 		"tenant", k.TenantID,
 		"environment", string(k.Environment),
-		"status", keyStatus(k, time.Now()),
+		"status", string(k.StatusAt(now)),
 		"permissions", joinList(k.Permissions, "-"),
 		"allowed ips", joinList(k.Restrictions.IPs, "any"),
 		"metadata", joinMap(k.Metadata),

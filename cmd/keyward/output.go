@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -12,11 +13,19 @@ import (
 	"github.com/keyward/keyward"
 )
 
-// printJSON writes v to stdout as one indented JSON value.
+// printJSON writes v to stdout as one indented JSON value. It encodes v
+// whole before it writes anything: a value that cannot be encoded (a
+// stored time after the year 9999) is an error, never empty or partial
+// output.
 func (a *app) printJSON(v any) error {
-	enc := json.NewEncoder(a.stdout)
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
 	enc.SetIndent("", "  ")
-	return enc.Encode(v)
+	if err := enc.Encode(v); err != nil {
+		return fmt.Errorf("--json: the output cannot be encoded as JSON, so none is printed: %w", err)
+	}
+	_, err := a.stdout.Write(buf.Bytes())
+	return err
 }
 
 // listJSON is the --json output of a list, in the shape of the HTTP API's
@@ -86,13 +95,28 @@ func displayKey(k *keyward.Key) string {
 	return k.Start + "…" + k.Last4
 }
 
-// keyStatus is the status of a key as a person reads it: an active key past
-// its expiry shows as expired.
-func keyStatus(k *keyward.Key, now time.Time) string {
-	if k.Status == keyward.KeyActive && k.Expired(now) {
-		return "expired"
+// keyJSON is a key as --json prints it, as the HTTP API shows it: with
+// the status it has now (keyward.Key.StatusAt), expired included.
+type keyJSON struct {
+	*keyward.Key
+	Status keyward.KeyStatus `json:"status"`
+}
+
+// viewKey is k as --json prints it at time now; nil for nil.
+func viewKey(k *keyward.Key, now time.Time) *keyJSON {
+	if k == nil {
+		return nil
 	}
-	return string(k.Status)
+	return &keyJSON{Key: k, Status: k.StatusAt(now)}
+}
+
+// viewKeys is a page of keys as --json prints it at time now.
+func viewKeys(ks []*keyward.Key, now time.Time) []*keyJSON {
+	out := make([]*keyJSON, len(ks))
+	for i, k := range ks {
+		out[i] = viewKey(k, now)
+	}
+	return out
 }
 
 // joinMap writes a string map as k=v pairs in key order, or "-".

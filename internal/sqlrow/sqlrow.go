@@ -29,6 +29,21 @@ const KeyColumns = `id, tenant_id, environment, name, prefix, start, last4, hash
 	created_at, created_by, updated_at, revoked_at, last_used_at, last_used_ip,
 	rotated_from, rotated_to`
 
+// StatusCondition is the condition, for a WHERE clause, of the keys that
+// show status st at time now (keyward.Key.StatusAt): revoked keys for
+// revoked; keys past their expiry that are not revoked for expired; keys
+// of the stored status that have not expired for any other. arg adds a
+// parameter to the query and returns its placeholder.
+func StatusCondition(st keyward.KeyStatus, now time.Time, arg func(v any) string) string {
+	switch st {
+	case keyward.KeyRevoked:
+		return `status = ` + arg(string(keyward.KeyRevoked))
+	case keyward.KeyExpired:
+		return `(status <> ` + arg(string(keyward.KeyRevoked)) + ` AND expires_at <= ` + arg(now.UnixMicro()) + `)`
+	}
+	return `(status = ` + arg(string(st)) + ` AND (expires_at IS NULL OR expires_at > ` + arg(now.UnixMicro()) + `))`
+}
+
 // ScanKey reads a key from a row of KeyColumns. store names the store in
 // errors about data it cannot read.
 func ScanKey(store string, sc Scanner) (*keyward.Key, error) {
@@ -176,9 +191,10 @@ type Rows interface {
 // ScanPage reads every row of a list query with scan and cuts the result
 // to one page of limit rows; the query asks for limit+1, so that one more
 // row tells that another page follows. It returns the page and the cursor
-// of the next one, "" on the last page. Errors are the driver's.
+// of the next one, "" on the last page. An empty page is an empty slice,
+// never nil. Errors are the driver's.
 func ScanPage[T any](rows Rows, limit int, kind byte, scan func(Scanner) (T, error), cursorOf func(T) Cursor) ([]T, string, error) {
-	var items []T
+	items := []T{}
 	for rows.Next() {
 		item, err := scan(rows)
 		if err != nil {
