@@ -65,11 +65,7 @@ A valid check counts as a use of the key: it sets the key's last use, with
 				}
 				req.IP = addr
 			}
-			f, err := a.format()
-			if err != nil {
-				return err
-			}
-			store, err := a.openStore(cmd.Context(), false, nil)
+			store, f, err := a.open(cmd.Context(), false, nil)
 			if err != nil {
 				return err
 			}
