@@ -5,6 +5,7 @@
 package httpapi
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/json"
 	"errors"
@@ -17,6 +18,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/keyward/keyward"
 	"github.com/keyward/keyward/manage"
@@ -197,9 +199,22 @@ const maxBody = 1 << 20
 // decode reads a JSON body into v strictly: unknown fields, trailing data, a
 // wrong type or a body over 1 MiB are errors that say what to fix.
 func decode(w http.ResponseWriter, r *http.Request, v any) error {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return keyward.Errorf(keyward.CodeInvalidRequest, "The body is larger than %d bytes.", maxBody)
+		}
+		return keyward.Errorf(keyward.CodeInvalidRequest, "The body could not be read: %v.", err)
+	}
+	// encoding/json would read invalid UTF-8 in a string as U+FFFD without
+	// a word, and store text that is not what was sent.
+	if i := invalidUTF8(body); i >= 0 {
+		return keyward.Errorf(keyward.CodeInvalidRequest, "The body is not valid UTF-8 (byte 0x%02X at byte %d); send JSON encoded as UTF-8.", body[i], i+1)
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
-	err := dec.Decode(v)
+	err = dec.Decode(v)
 	if err == nil {
 		if dec.More() || dec.Decode(&struct{}{}) != io.EOF {
 			return keyward.Errorf(keyward.CodeInvalidRequest, "The body holds more than one JSON value; send a single JSON object.")
@@ -209,7 +224,6 @@ func decode(w http.ResponseWriter, r *http.Request, v any) error {
 	var (
 		syntax  *json.SyntaxError
 		typeErr *json.UnmarshalTypeError
-		tooBig  *http.MaxBytesError
 	)
 	switch {
 	case errors.Is(err, io.EOF):
@@ -221,13 +235,24 @@ func decode(w http.ResponseWriter, r *http.Request, v any) error {
 			return keyward.Errorf(keyward.CodeInvalidRequest, "The body must be a JSON object, not %s.", typeErr.Value)
 		}
 		return keyward.FieldErrorf(typeErr.Field, "must be %s, not %s", jsonType(typeErr.Type.Kind().String()), typeErr.Value)
-	case errors.As(err, &tooBig):
-		return keyward.Errorf(keyward.CodeInvalidRequest, "The body is larger than %d bytes.", maxBody)
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
 		field := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
 		return keyward.FieldErrorf(field, "is not a field of this request; check its spelling against /openapi.json")
 	}
 	return keyward.Errorf(keyward.CodeInvalidRequest, "The body could not be read: %v.", err)
+}
+
+// invalidUTF8 returns the index of the first byte of b that does not start
+// a valid UTF-8 sequence, or -1 when b is valid UTF-8.
+func invalidUTF8(b []byte) int {
+	for i := 0; i < len(b); {
+		r, size := utf8.DecodeRune(b[i:])
+		if r == utf8.RuneError && size == 1 {
+			return i
+		}
+		i += size
+	}
+	return -1
 }
 
 // errEmptyBody is decode's answer to a request without a body.

@@ -128,11 +128,18 @@ func exitCode(err error) int {
 // *keyward.Error it is the public message, with the field it names written
 // as the command-line flag that sets it; for an internal error, the cause
 // follows, since the operator at the command line is the one who fixes it.
+// What a message quotes of the input or the database is escaped: no
+// message drives the terminal.
 func errorMessage(err error) string {
 	var ee exitError
 	if errors.As(err, &ee) {
 		return ""
 	}
+	return escaped(rawErrorMessage(err))
+}
+
+// rawErrorMessage is errorMessage before escaping.
+func rawErrorMessage(err error) string {
 	var ke *keyward.Error
 	if !errors.As(err, &ke) {
 		return err.Error()

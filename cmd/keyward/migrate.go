@@ -51,7 +51,7 @@ given, when it is migrated, the prefix that most of its unrevoked keys have.`,
 				}
 				return a.printJSON(out)
 			}
-			fmt.Fprintf(a.stderr, "Database %s is migrated to the latest schema.\n", store.Path())
+			fmt.Fprintf(a.stderr, "Database %s is migrated to the latest schema.\n", shown(store.Path()))
 			return a.printRootKey(ctx, rootKey)
 		},
 	}

@@ -105,16 +105,16 @@ func (a *app) printOutcome(res verify.Result) error {
 			return err
 		}
 	} else if res.Valid() {
-		tenant := res.Key.TenantID
+		tenant := shown(res.Key.TenantID)
 		if res.Tenant != nil {
-			tenant = res.Tenant.Slug + " (" + res.Tenant.ID + ")"
+			tenant = shown(res.Tenant.Slug) + " (" + shown(res.Tenant.ID) + ")"
 		}
 		if _, err := fmt.Fprintf(a.stdout, "valid %s tenant %s env %s name %q permissions %s\n",
-			res.Key.ID, tenant, res.Key.Environment, res.Key.Name, joinList(res.Key.Permissions, "-")); err != nil {
+			shown(res.Key.ID), tenant, shown(string(res.Key.Environment)), res.Key.Name, joinList(res.Key.Permissions, "-")); err != nil {
 			return err
 		}
 	} else {
-		if _, err := fmt.Fprintf(a.stdout, "refused: %s: %s\n", res.Code, res.Detail); err != nil {
+		if _, err := fmt.Fprintf(a.stdout, "refused: %s: %s\n", res.Code, escaped(res.Detail)); err != nil {
 			return err
 		}
 	}
