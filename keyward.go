@@ -52,6 +52,23 @@ const (
 	MaxPageLimit     = 200
 )
 
+// Settings keeps what is chosen once for a database, when it is created:
+// the prefix of its keys. The first writer wins, so that processes that
+// create one database at once agree on it or learn that they do not.
+type Settings interface {
+	// KeyPrefix returns the prefix of the database's keys, without the
+	// underscore. It is CodeNotFound while none is stored: a database is
+	// given one when it is created (InitKeyPrefix), and one created before
+	// prefixes were stored gets, when it is migrated, the prefix that most
+	// of its unrevoked keys have (none if it has no key).
+	KeyPrefix(ctx context.Context) (string, error)
+	// InitKeyPrefix stores prefix as the prefix of the database's keys
+	// unless one is stored already, and returns the one stored: prefix, or
+	// the one that was there before, which it leaves unchanged. The caller
+	// checks that prefix is valid. It writes no audit entry and no change.
+	InitKeyPrefix(ctx context.Context, prefix string) (string, error)
+}
+
 // Store keeps tenants, keys, the audit log and the change feed. SQLite and
 // PostgreSQL implement it and pass the same suite (package storetest).
 //
@@ -112,6 +129,8 @@ type Store interface {
 	// returns how many it deleted. Sequence numbers are never reused: a
 	// change made afterwards numbers above every deleted one.
 	PruneChanges(ctx context.Context, before time.Time) (int64, error)
+
+	Settings
 
 	// Ping checks that the storage answers.
 	Ping(ctx context.Context) error

@@ -20,6 +20,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/keyward/keyward"
 	"github.com/keyward/keyward/manage"
@@ -214,9 +215,25 @@ const maxBody = 1 << 20
 // from one that is not JSON, and no error repeats the transport's own,
 // which names the connection's addresses.
 func decode(w http.ResponseWriter, r *http.Request, v any) error {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	if err != nil {
+		if rerr := readError(err); rerr != nil {
+			return rerr
+		}
+		if errors.Is(err, io.ErrUnexpectedEOF) {
+			return errCutShort
+		}
+		return &keyward.Error{Code: keyward.CodeInvalidRequest, Err: err,
+			Message: "The body could not be read; send the request again."}
+	}
+	// encoding/json would read invalid UTF-8 in a string as U+FFFD without
+	// a word, and store text that is not what was sent.
+	if i := invalidUTF8(body); i >= 0 {
+		return keyward.Errorf(keyward.CodeInvalidRequest, "The body is not valid UTF-8 (byte 0x%02X at byte %d); send JSON encoded as UTF-8.", body[i], i+1)
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
-	err := dec.Decode(v)
+	err = dec.Decode(v)
 	if err == nil {
 		if !dec.More() {
 			err = dec.Decode(&struct{}{})
@@ -240,7 +257,7 @@ func decode(w http.ResponseWriter, r *http.Request, v any) error {
 	case errors.Is(err, io.EOF):
 		return errEmptyBody
 	case errors.Is(err, io.ErrUnexpectedEOF):
-		return keyward.Errorf(keyward.CodeInvalidRequest, "The body is not valid JSON: it ends before its JSON value does (cut short, or shorter than its Content-Length says); send a whole JSON object.")
+		return errCutShort
 	case errors.As(err, &syntax):
 		return keyward.Errorf(keyward.CodeInvalidRequest, "The body is not valid JSON (%v); send a JSON object.", err)
 	case errors.As(err, &typeErr):
@@ -278,6 +295,23 @@ func readError(err error) error {
 	}
 	return nil
 }
+
+// invalidUTF8 returns the index of the first byte of b that does not start
+// a valid UTF-8 sequence, or -1 when b is valid UTF-8.
+func invalidUTF8(b []byte) int {
+	for i := 0; i < len(b); {
+		r, size := utf8.DecodeRune(b[i:])
+		if r == utf8.RuneError && size == 1 {
+			return i
+		}
+		i += size
+	}
+	return -1
+}
+
+// errCutShort is decode's answer to a body that ends before its JSON value
+// does, or before its Content-Length says.
+var errCutShort = keyward.Errorf(keyward.CodeInvalidRequest, "The body is not valid JSON: it ends before its JSON value does (cut short, or shorter than its Content-Length says); send a whole JSON object.")
 
 // errEmptyBody is decode's answer to a request without a body.
 var errEmptyBody = keyward.Errorf(keyward.CodeInvalidRequest, "The body is empty; send a JSON object.")

@@ -8,7 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode"
+	"unicode/utf8"
 
 	"github.com/keyward/keyward"
 )
@@ -20,6 +20,7 @@ const (
 	MaxPermissionLen  = 64
 	MaxMetadata       = 32
 	MaxMetadataKeyLen = 64
+	// MaxMetadataValLen counts the bytes of a tag's value in UTF-8.
 	MaxMetadataValLen = 256
 	MaxIPs            = 100
 	DefaultGrace      = 24 * time.Hour
@@ -143,16 +144,14 @@ func parseWhen(field, s string, now time.Time) (*time.Time, error) {
 
 func checkName(name string) (string, error) {
 	n := strings.TrimSpace(name)
-	switch {
-	case n == "":
+	if n == "" {
 		return "", keyward.FieldErrorf("name", "is required: a name that says what the key is for, such as \"prod-order-bot\"")
-	case len([]rune(n)) > MaxNameLen:
-		return "", keyward.FieldErrorf("name", "is %d characters long; use at most %d", len([]rune(n)), MaxNameLen)
 	}
-	for _, r := range n {
-		if unicode.IsControl(r) {
-			return "", keyward.FieldErrorf("name", "contains a control character; use printable characters only")
-		}
+	if err := checkText("name", "", n); err != nil {
+		return "", err
+	}
+	if l := utf8.RuneCountInString(n); l > MaxNameLen {
+		return "", keyward.FieldErrorf("name", "is %d characters long; use at most %d", l, MaxNameLen)
 	}
 	return n, nil
 }
@@ -179,8 +178,8 @@ func checkPermissions(c Caller, tenantID string, perms []string) ([]string, erro
 	for i, p := range perms {
 		field := fmt.Sprintf("permissions[%d]", i)
 		switch {
-		case len(p) > MaxPermissionLen:
-			return nil, keyward.FieldErrorf(field, "is %d characters long; use at most %d", len(p), MaxPermissionLen)
+		case utf8.RuneCountInString(p) > MaxPermissionLen:
+			return nil, keyward.FieldErrorf(field, "is %d characters long; use at most %d", utf8.RuneCountInString(p), MaxPermissionLen)
 		case !permissionPattern.MatchString(p):
 			return nil, keyward.FieldErrorf(field, "%q is not a permission: use lowercase names made of words joined by colons, such as contacts:write, messages:send or admin", p)
 		case strings.HasPrefix(p, "keyward:") && tenantID != keyward.SystemTenantID:
@@ -202,12 +201,18 @@ func checkMetadata(md map[string]string) (map[string]string, error) {
 	}
 	out := make(map[string]string, len(md))
 	for k, v := range md {
-		field := "metadata." + k
-		switch {
-		case len(k) > MaxMetadataKeyLen || !metadataKeyPattern.MatchString(k):
+		if err := checkText("metadata", "tag name", k); err != nil {
+			return nil, err
+		}
+		if len(k) > MaxMetadataKeyLen || !metadataKeyPattern.MatchString(k) {
 			return nil, keyward.FieldErrorf("metadata", "tag name %q is not valid: use 1 to %d letters, digits, dots, dashes and underscores", k, MaxMetadataKeyLen)
-		case len(v) > MaxMetadataValLen:
-			return nil, keyward.FieldErrorf(field, "is %d characters long; use at most %d", len(v), MaxMetadataValLen)
+		}
+		field := "metadata." + k
+		if err := checkText(field, "", v); err != nil {
+			return nil, err
+		}
+		if len(v) > MaxMetadataValLen {
+			return nil, keyward.FieldErrorf(field, "is %d bytes long in UTF-8 (%d characters); use at most %d bytes", len(v), utf8.RuneCountInString(v), MaxMetadataValLen)
 		}
 		out[k] = v
 	}

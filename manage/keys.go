@@ -16,12 +16,12 @@ import (
 // CreateKeyInput asks for a new key.
 type CreateKeyInput struct {
 	TenantID     string                `json:"tenant_id,omitempty" description:"tenant id or slug; a tenant's key may leave it out (its own tenant)"`
-	Name         string                `json:"name" description:"what the key is for, 1 to 100 characters" example:"prod-order-bot"`
+	Name         string                `json:"name" description:"what the key is for, 1 to 100 characters of visible text: no control, bidirectional or zero-width characters" example:"prod-order-bot"`
 	Environment  string                `json:"environment,omitempty" enum:"live,test" description:"default live"`
 	Permissions  []string              `json:"permissions,omitempty" example:"[\"contacts:write\"]"`
 	Expires      *string               `json:"expires,omitempty" description:"a date (2027-01-01), an RFC 3339 time, or a duration from now (90d, 12h, 30m), at most 100 years ahead; \"never\" or absent: no expiry" example:"90d"`
 	RotateBy     *string               `json:"rotate_by,omitempty" description:"when rotation is due: a date, a time or a duration, at most 100 years ahead; \"never\" or absent: none" example:"90d"`
-	Metadata     map[string]string     `json:"metadata,omitempty" description:"tags such as owner, service, environment"`
+	Metadata     map[string]string     `json:"metadata,omitempty" description:"tags such as owner, service, environment: names of 1 to 64 letters, digits, dots, dashes and underscores; values of visible text, at most 256 bytes in UTF-8"`
 	Restrictions *keyward.Restrictions `json:"restrictions,omitempty"`
 }
 

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/keyward/keyward"
 	"github.com/keyward/keyward/internal/pgtest"
 	"github.com/keyward/keyward/postgres"
@@ -233,5 +234,65 @@ func TestStorageUnavailable(t *testing.T) {
 	}
 	if err := s.CreateTenant(ctx, tenant("ten_acme"), keyward.ActorCLI); keyward.ErrorCode(err) != keyward.CodeStorageUnavailable {
 		t.Errorf("CreateTenant: %v, want %s", err, keyward.CodeStorageUnavailable)
+	}
+}
+
+// TestKeyPrefixOfOldDatabase: a database made before the key prefix was
+// stored gets, when it is migrated, the prefix that most of its unrevoked
+// keys have, then the first root key's; one without keys gets none.
+func TestKeyPrefixOfOldDatabase(t *testing.T) {
+	type k struct{ id, prefix, status string }
+	for _, tc := range []struct {
+		name string
+		keys []k
+		want string // "" for none
+	}{
+		{"no keys", nil, ""},
+		{"one prefix", []k{{"key_root", "kw_live_", "active"}, {"key_a", "kw_test_", "revoked"}}, "kw"},
+		{"most unrevoked keys", []k{{"key_root", "sk_live_", "active"}, {"key_a", "kw_live_", "active"}, {"key_b", "kw_test_", "disabled"}, {"key_c", "sk_live_", "revoked"}}, "kw"},
+		{"revoked keys do not count", []k{{"key_root", "sk_live_", "active"}, {"key_a", "kw_live_", "revoked"}, {"key_b", "kw_live_", "revoked"}}, "sk"},
+		{"a tie goes to the root key", []k{{"key_a", "kw_live_", "active"}, {"key_root", "ab_live_", "active"}}, "ab"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := t.Context()
+			dsn := pg.Database(t)
+			s, err := postgres.Open(ctx, dsn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := s.CreateTenant(ctx, tenant("ten_acme"), keyward.ActorCLI); err != nil {
+				t.Fatal(err)
+			}
+			for _, tk := range tc.keys {
+				kk := key(tk.id, "ten_acme")
+				kk.Prefix, kk.Status = tk.prefix, keyward.KeyStatus(tk.status)
+				if err := s.CreateKey(ctx, kk, keyward.ActorCLI); err != nil {
+					t.Fatal(err)
+				}
+			}
+			s.Close()
+			// Take the database back to its schema before settings.
+			raw, err := pgx.Connect(ctx, dsn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, q := range []string{`DROP TABLE settings`, `DELETE FROM goose_db_version WHERE version_id = 3`} {
+				if _, err := raw.Exec(ctx, q); err != nil {
+					t.Fatalf("%s: %v", q, err)
+				}
+			}
+			raw.Close(ctx)
+
+			got, err := open(t, dsn).KeyPrefix(ctx)
+			if tc.want == "" {
+				if keyward.ErrorCode(err) != keyward.CodeNotFound {
+					t.Fatalf("KeyPrefix = %q, %v; want none", got, err)
+				}
+				return
+			}
+			if err != nil || got != tc.want {
+				t.Fatalf("KeyPrefix = %q, %v; want %q", got, err, tc.want)
+			}
+		})
 	}
 }

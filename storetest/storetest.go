@@ -34,6 +34,9 @@
 //     (keyward.CodeConflict) without changing anything.
 //   - Concurrent writers all succeed, and a revocation or rotation that races
 //     with another of the same key takes effect once.
+//   - InitKeyPrefix stores a prefix once: the first call's prefix is the
+//     one every later or simultaneous call returns, and KeyPrefix is
+//     CodeNotFound before it. A new, empty store has none.
 //   - Change sequence numbers become visible in order: a follower that reads
 //     Changes from the last number it saw, while writers commit, misses
 //     none.
@@ -73,6 +76,7 @@ func Run(t *testing.T, newStore func(t *testing.T) keyward.Store) {
 		{"AuditLog", auditTests},
 		{"Changes", changeTests},
 		{"Concurrency", concurrencyTests},
+		{"Settings", settingsTests},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {

@@ -31,7 +31,7 @@ func (a *app) auditCommand() *cobra.Command {
 				tw := table(a.stdout)
 				fmt.Fprintln(tw, "AT\tACTOR\tFROM\tACTION\tTENANT\tTARGET")
 				for _, e := range es {
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", when(e.At), e.Actor, orDash(e.ActorIP), e.Action, e.TenantID, e.Target)
+					row(tw, when(e.At), e.Actor, orDash(e.ActorIP), e.Action, e.TenantID, e.Target)
 				}
 				if err := tw.Flush(); err != nil {
 					return err

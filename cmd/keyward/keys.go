@@ -84,7 +84,7 @@ ahead; "never", or no flag, for none.`,
 				if _, err := fmt.Fprintln(a.stdout, plaintext); err != nil {
 					return err
 				}
-				fmt.Fprintf(a.stderr, "Created API key %s (%s). %s\n", k.ID, k.Name, storeNotice)
+				fmt.Fprintf(a.stderr, "Created API key %s (%s). %s\n", shown(k.ID), shown(k.Name), storeNotice)
 				return a.printKey(a.stderr, k, svc.Now())
 			})
 		},
@@ -123,8 +123,8 @@ func (a *app) keysListCommand() *cobra.Command {
 				tw := table(a.stdout)
 				fmt.Fprintln(tw, "ID\tNAME\tKEY\tENV\tSTATUS\tCREATED\tLAST USED\tEXPIRES")
 				for _, k := range ks {
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", k.ID, k.Name, displayKey(k), k.Environment,
-						k.StatusAt(now), when(k.CreatedAt), whenOr(k.LastUsedAt, "never"), whenOr(k.ExpiresAt, "never"))
+					row(tw, k.ID, k.Name, displayKey(k), string(k.Environment),
+						string(k.StatusAt(now)), when(k.CreatedAt), whenOr(k.LastUsedAt, "never"), whenOr(k.ExpiresAt, "never"))
 				}
 				if err := tw.Flush(); err != nil {
 					return err
@@ -227,7 +227,7 @@ replace the whole list; give an empty value (--allow-ip "") to clear it.`,
 				if a.json {
 					return a.printJSON(viewKey(k, svc.Now()))
 				}
-				fmt.Fprintf(a.stderr, "Updated API key %s.\n", k.ID)
+				fmt.Fprintf(a.stderr, "Updated API key %s.\n", shown(k.ID))
 				return a.printKey(a.stdout, k, svc.Now())
 			})
 		},
@@ -259,7 +259,7 @@ func (a *app) keysRevokeCommand() *cobra.Command {
 				if a.json {
 					return a.printJSON(map[string]any{"success": true, "message": msg, "id": k.ID, "revoked_at": k.RevokedAt})
 				}
-				_, err = fmt.Fprintf(a.stdout, "%s: %s (%s)\n", msg, k.ID, k.Name)
+				_, err = fmt.Fprintf(a.stdout, "%s: %s (%s)\n", msg, shown(k.ID), shown(k.Name))
 				return err
 			})
 		},
@@ -293,12 +293,12 @@ default 24h, at most 30d; 0 stops it at once).`,
 				if _, err := fmt.Fprintln(a.stdout, plaintext); err != nil {
 					return err
 				}
-				fmt.Fprintf(a.stderr, "Rotated API key %s to %s (%s). %s\n", old.ID, k.ID, k.Name, storeNotice)
+				fmt.Fprintf(a.stderr, "Rotated API key %s to %s (%s). %s\n", shown(old.ID), shown(k.ID), shown(k.Name), storeNotice)
 				if now := svc.Now(); old.ExpiresAt != nil && old.ExpiresAt.After(now) {
 					fmt.Fprintf(a.stderr, "The old key %s keeps working until %s (for %s).\n",
-						old.ID, when(*old.ExpiresAt), old.ExpiresAt.Sub(now).Round(time.Second))
+						shown(old.ID), when(*old.ExpiresAt), old.ExpiresAt.Sub(now).Round(time.Second))
 				} else {
-					fmt.Fprintf(a.stderr, "The old key %s no longer works.\n", old.ID)
+					fmt.Fprintf(a.stderr, "The old key %s no longer works.\n", shown(old.ID))
 				}
 				return nil
 			})
@@ -308,12 +308,12 @@ default 24h, at most 30d; 0 stops it at once).`,
 	return c
 }
 
-// printKey writes a key's fields, one a line; never its plaintext, which
-// Keyward does not have.
+// printKey writes a key's fields, one a line, each as shown; never its
+// plaintext, which Keyward does not have.
 func (a *app) printKey(w io.Writer, k *keyward.Key, now time.Time) error {
 	lastUsed := whenOr(k.LastUsedAt, "never")
 	if k.LastUsedAt != nil && k.LastUsedIP != "" {
-		lastUsed += " from " + k.LastUsedIP
+		lastUsed += " from " + shown(k.LastUsedIP)
 	}
 	return fields(w,
 		"id", k.ID,
@@ -325,7 +325,7 @@ func (a *app) printKey(w io.Writer, k *keyward.Key, now time.Time) error {
 		"permissions", joinList(k.Permissions, "-"),
 		"allowed ips", joinList(k.Restrictions.IPs, "any"),
 		"metadata", joinMap(k.Metadata),
-		"created", when(k.CreatedAt)+" by "+k.CreatedBy,
+		"created", when(k.CreatedAt)+" by "+shown(k.CreatedBy),
 		"expires", whenOr(k.ExpiresAt, "never"),
 		"rotate by", whenOr(k.RotateBy, "-"),
 		"last used", lastUsed,

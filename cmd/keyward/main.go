@@ -4,8 +4,11 @@
 //
 // Every command takes --db (env KEYWARD_DB, default sqlite:keyward.db),
 // --json for machine-readable output on stdout, and --key-prefix (env
-// KEYWARD_KEY_PREFIX, default sk). Only migrate and serve create the
-// database; the other commands fail when it does not exist. The --json
+// KEYWARD_KEY_PREFIX). Only migrate and serve create the database; the
+// other commands fail when it does not exist. The prefix of keys belongs
+// to the database: the command that creates it stores --key-prefix there
+// (sk when it is not given), and every command and server reads it from
+// there; a --key-prefix that disagrees with it is an error. The --json
 // output of a list has the shape of the HTTP API's: success, data and
 // next_cursor. A plaintext key is printed only once, alone
 // on its own line of stdout, by the commands that make one (keys create,
@@ -73,8 +76,13 @@ type app struct {
 	db string
 	// json asks for machine-readable output (--json).
 	json bool
-	// keyPrefix is the prefix of this instance's keys (--key-prefix).
+	// keyPrefix is the prefix of keys that --key-prefix (or
+	// KEYWARD_KEY_PREFIX) asks for: the one a new database is given, and
+	// the one an existing database's must be; "" when not given.
 	keyPrefix string
+	// keyPrefixFlagged reports whether --key-prefix was given, rather than
+	// KEYWARD_KEY_PREFIX.
+	keyPrefixFlagged func() bool
 }
 
 // env returns the value of the environment variable name, or def when it is
@@ -120,11 +128,18 @@ func exitCode(err error) int {
 // *keyward.Error it is the public message, with the field it names written
 // as the command-line flag that sets it; for an internal error, the cause
 // follows, since the operator at the command line is the one who fixes it.
+// What a message quotes of the input or the database is escaped: no
+// message drives the terminal.
 func errorMessage(err error) string {
 	var ee exitError
 	if errors.As(err, &ee) {
 		return ""
 	}
+	return escaped(rawErrorMessage(err))
+}
+
+// rawErrorMessage is errorMessage before escaping.
+func rawErrorMessage(err error) string {
 	var ke *keyward.Error
 	if !errors.As(err, &ke) {
 		return err.Error()

@@ -335,28 +335,6 @@ func TestMissingDatabase(t *testing.T) {
 	})
 }
 
-func TestKeyPrefix(t *testing.T) {
-	db := newDB(t)
-	ok(t, db, "tenants", "create", "acme")
-	fails(t, db, 1, []string{"keys", "create", "--tenant", "acme", "--name", "x", "--key-prefix", "Bad!"}, "--key-prefix")
-
-	var stdout, stderr bytes.Buffer
-	err := run(t.Context(), []string{"--db", db, "keys", "create", "--tenant", "acme", "--name", "x"},
-		env("KEYWARD_KEY_PREFIX", "acme"), strings.NewReader(""), &stdout, &stderr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	key := strings.TrimSpace(stdout.String())
-	if !strings.HasPrefix(key, "acme_live_") {
-		t.Fatalf("KEYWARD_KEY_PREFIX=acme made key %q", key)
-	}
-	ok(t, db, "verify", key, "--key-prefix", "acme")
-	o := fails(t, db, 1, []string{"verify", key}) // default prefix sk
-	if !strings.HasPrefix(o.stdout, "refused: malformed_api_key: ") {
-		t.Errorf("a key of another prefix: %q", o.stdout)
-	}
-}
-
 // TestHelpHidesPassword: the help shows the default of --db, which comes
 // from KEYWARD_DB, without the password it may hold.
 func TestHelpHidesPassword(t *testing.T) {

@@ -11,22 +11,28 @@ import (
 )
 
 // migrateCommand is `keyward migrate`: it brings the database's schema to
-// the latest version, creating the database if it does not exist, and sets
-// up the system tenant. On a new database it prints the root key once, as
+// the latest version, creating the database if it does not exist, stores
+// the prefix of its keys if it has none, and sets up the system tenant. On a new database it prints the root key once, as
 // the first serve would, so a deployment can set up its database in a step
 // of its own and capture the key with ROOT=$(keyward migrate).
 func (a *app) migrateCommand() *cobra.Command {
 	return &cobra.Command{
 		Use:   "migrate",
 		Short: "Create the database or bring its schema up to date; on a new database, print the root key once",
-		Args:  args(cobra.NoArgs),
+		Long: `Create the database, or bring the schema of an existing one up to date.
+
+On a new database, migrate stores the prefix of its keys, --key-prefix (sk
+when it is not given), creates the system tenant and a root key, and prints
+that key once, alone on stdout: ROOT=$(keyward migrate --key-prefix kw).
+The prefix cannot change afterwards: every command and server reads it from
+the database, so they need no --key-prefix, and one that disagrees with the
+database's is refused. A database made before prefixes were stored is
+given, when it is migrated, the prefix that most of its unrevoked keys have.`,
+		Example: `  keyward migrate --db sqlite:/var/lib/keyward/keyward.db --key-prefix kw`,
+		Args:    args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) (err error) {
 			ctx := cmd.Context()
-			format, err := a.format()
-			if err != nil {
-				return err
-			}
-			store, err := a.openStore(ctx, true, nil)
+			store, format, err := a.open(ctx, true, nil)
 			if err != nil {
 				return err
 			}
@@ -45,7 +51,7 @@ func (a *app) migrateCommand() *cobra.Command {
 				}
 				return a.printJSON(out)
 			}
-			fmt.Fprintf(a.stderr, "Database %s is migrated to the latest schema.\n", store.Path())
+			fmt.Fprintf(a.stderr, "Database %s is migrated to the latest schema.\n", shown(store.Path()))
 			return a.printRootKey(ctx, rootKey)
 		},
 	}

@@ -38,11 +38,12 @@ func TestPostgres(t *testing.T) {
 }
 
 // TestServePostgres runs keyward serve on a PostgreSQL database: it logs the
-// database without the password, answers the root key it made, and refuses
-// within 1 s a key revoked from the command line.
+// database without the password, answers the root key it made, accepts a
+// key the command line made with the prefix serve gave the database, and
+// refuses within 1 s a key revoked from the command line.
 func TestServePostgres(t *testing.T) {
 	dsn := strings.Replace(pgtest.Start(t), "postgres@", "postgres:pw-not-logged@", 1)
-	s := startServer(t, dsn)
+	s := startServer(t, dsn, "--key-prefix", "kw")
 	s.waitHealthy(t)
 	if strings.Contains(s.stderr.String(), "pw-not-logged") {
 		t.Errorf("the server logged the password:\n%s", s.stderr)
@@ -51,15 +52,22 @@ func TestServePostgres(t *testing.T) {
 		t.Errorf("the server logs db %q", db)
 	}
 	root := strings.TrimSuffix(s.stdout.String(), "\n")
+	if !strings.HasPrefix(root, "kw_live_") {
+		t.Errorf("serve --key-prefix kw on a new database printed root key %q", root)
+	}
 	if a := s.call(t, "GET", "/v1/whoami", root, nil); a.status != http.StatusOK {
 		t.Fatalf("whoami with the root key: %d %s", a.status, a.body)
 	}
 
 	ok(t, dsn, "tenants", "create", "acme")
 	key, id := newKey(t, dsn, "--name", "to-revoke")
+	if !strings.HasPrefix(key, "kw_live_") {
+		t.Errorf("keys create without --key-prefix on a kw database made %q", key)
+	}
 	if a := s.call(t, "GET", "/v1/whoami", key, nil); a.status != http.StatusOK {
 		t.Fatalf("whoami: %d %s", a.status, a.body)
 	}
+	fails(t, dsn, 1, []string{"keys", "list", "--key-prefix", "sk"}, "--key-prefix sk, but this database's keys use kw")
 	ok(t, dsn, "keys", "revoke", id)
 	revoked := time.Now()
 	for {

@@ -29,8 +29,10 @@ works. Keyward stores only its SHA-256.`,
 	// The help shows the default without the password KEYWARD_DB may hold.
 	pf.Lookup("db").DefValue = redactDSN(a.db)
 	pf.BoolVar(&a.json, "json", false, "print machine-readable JSON on stdout")
-	pf.StringVar(&a.keyPrefix, "key-prefix", a.env("KEYWARD_KEY_PREFIX", "sk"),
-		"prefix of this instance's keys, [a-z][a-z0-9]{1,11} (env KEYWARD_KEY_PREFIX)")
+	pf.StringVar(&a.keyPrefix, "key-prefix", a.env("KEYWARD_KEY_PREFIX", ""),
+		"prefix of the keys, [a-z][a-z0-9]{1,11}, chosen once when migrate or serve creates the database (default sk) and kept there; "+
+			"leave it out afterwards to use the database's: one that disagrees with it is refused (env KEYWARD_KEY_PREFIX)")
+	a.keyPrefixFlagged = func() bool { return pf.Changed("key-prefix") }
 
 	root.AddCommand(
 		a.versionCommand(),

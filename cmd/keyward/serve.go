@@ -54,9 +54,10 @@ func (a *app) serveCommand() *cobra.Command {
 		Short: "Run the Keyward server: the HTTP API, verification and management",
 		Long: `Run the Keyward server on --addr.
 
-On its first start on a new database, serve creates the system tenant and a
-root key, and prints that key once, alone on stdout: store it then, for it
-is never shown again. Later starts print none. To make another root key,
+On its first start on a new database, serve stores the prefix of its keys
+(--key-prefix, sk when it is not given; see keyward migrate --help),
+creates the system tenant and a root key, and prints that key once, alone on
+stdout: store it then, for it is never shown again. Later starts print none. To make another root key,
 for instance when it was lost (then revoke the old one):
 
   keyward keys create --tenant system --name root --permissions keyward:admin
@@ -139,11 +140,7 @@ func (a *app) serve(ctx context.Context, o serveOptions) error {
 		return usageError{fmt.Errorf("--cache-ttl: must be at most %s, not %s (env KEYWARD_CACHE_TTL): a node reads each cached key again from the database at least that often",
 			strings.TrimSuffix(verify.MaxCacheTTL.String(), "0m0s"), o.cacheTTL)}
 	}
-	format, err := a.format()
-	if err != nil {
-		return err
-	}
-	store, err := a.openStore(ctx, true, logger)
+	store, format, err := a.open(ctx, true, logger)
 	if err != nil {
 		return err
 	}

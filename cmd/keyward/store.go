@@ -79,25 +79,70 @@ func (a *app) openStore(ctx context.Context, create bool, logger *slog.Logger) (
 	return store, nil
 }
 
-// format returns the key format of --key-prefix.
-func (a *app) format() (apikey.Format, error) {
-	return apikey.NewFormat(a.keyPrefix)
+// open opens the database as openStore does and returns it with the
+// format of its keys (keyFormat). A --key-prefix that is not a prefix is
+// refused before the database is opened, and so is never created.
+func (a *app) open(ctx context.Context, create bool, logger *slog.Logger) (database, apikey.Format, error) {
+	if a.keyPrefix != "" {
+		if _, err := apikey.NewFormat(a.keyPrefix); err != nil {
+			return nil, apikey.Format{}, err
+		}
+	}
+	store, err := a.openStore(ctx, create, logger)
+	if err != nil {
+		return nil, apikey.Format{}, err
+	}
+	format, err := a.keyFormat(ctx, store)
+	if err != nil {
+		return nil, apikey.Format{}, errors.Join(err, store.Close())
+	}
+	return store, format, nil
+}
+
+// keyFormat returns the format of the keys of the database: its prefix is
+// the one stored there. A database that has none yet (a new one) is given
+// --key-prefix, or apikey.DefaultPrefix when it is not given; of processes
+// that do so at once, the first one's is stored. A --key-prefix (or
+// KEYWARD_KEY_PREFIX) that disagrees with the database's is an error that
+// names both.
+func (a *app) keyFormat(ctx context.Context, store database) (apikey.Format, error) {
+	stored, err := store.KeyPrefix(ctx)
+	if keyward.ErrorCode(err) == keyward.CodeNotFound {
+		prefix := a.keyPrefix
+		if prefix == "" {
+			prefix = apikey.DefaultPrefix
+		}
+		stored, err = store.InitKeyPrefix(ctx, prefix)
+	}
+	if err != nil {
+		return apikey.Format{}, err
+	}
+	if a.keyPrefix != "" && a.keyPrefix != stored {
+		given := "--key-prefix " + a.keyPrefix
+		if !a.keyPrefixFlagged() {
+			given = "KEYWARD_KEY_PREFIX=" + a.keyPrefix
+		}
+		return apikey.Format{}, fmt.Errorf("%s, but this database's keys use %s: the prefix is chosen once, when the database is created (keyward migrate --key-prefix). "+
+			"Leave out --key-prefix and KEYWARD_KEY_PREFIX to use the database's, or give --key-prefix %s; check that --db (KEYWARD_DB) names the database you mean",
+			given, stored, stored)
+	}
+	format, err := apikey.NewFormat(stored)
+	if err != nil {
+		return apikey.Format{}, fmt.Errorf("the key prefix stored in database %s, %q, is not a valid prefix; was the database edited by hand?", store.Path(), stored)
+	}
+	return format, nil
 }
 
 // withService opens the existing store, calls fn with the management
 // service on it, and closes the store. The command line calls the service
 // as manage.CLI, recorded in the audit log as "cli".
 func (a *app) withService(ctx context.Context, fn func(svc *manage.Service) error) (err error) {
-	f, err := a.format()
-	if err != nil {
-		return err
-	}
-	store, err := a.openStore(ctx, false, nil)
+	store, format, err := a.open(ctx, false, nil)
 	if err != nil {
 		return err
 	}
 	defer func() { err = errors.Join(err, store.Close()) }()
-	return fn(manage.New(manage.Config{Store: store, Format: f}))
+	return fn(manage.New(manage.Config{Store: store, Format: format}))
 }
 
 // redactDSN returns dsn fit to show: a URL with its password replaced by

@@ -38,7 +38,7 @@ func (a *app) tenantsCreateCommand() *cobra.Command {
 				if a.json {
 					return a.printJSON(t)
 				}
-				fmt.Fprintf(a.stderr, "Created tenant %s.\n", t.Slug)
+				fmt.Fprintf(a.stderr, "Created tenant %s.\n", shown(t.Slug))
 				return a.printTenant(t)
 			})
 		},
@@ -65,7 +65,7 @@ func (a *app) tenantsListCommand() *cobra.Command {
 				tw := table(a.stdout)
 				fmt.Fprintln(tw, "ID\tSLUG\tPLAN\tSTATUS\tCREATED")
 				for _, t := range ts {
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", t.ID, t.Slug, t.Plan, t.Status, when(t.CreatedAt))
+					row(tw, t.ID, t.Slug, t.Plan, string(t.Status), when(t.CreatedAt))
 				}
 				if err := tw.Flush(); err != nil {
 					return err
@@ -115,14 +115,14 @@ func (a *app) tenantStatusCommand(name, short string, set func(*manage.Service, 
 				if a.json {
 					return a.printJSON(t)
 				}
-				_, err = fmt.Fprintf(a.stdout, done, t.Slug, t.ID)
+				_, err = fmt.Fprintf(a.stdout, done, shown(t.Slug), shown(t.ID))
 				return err
 			})
 		},
 	}
 }
 
-// printTenant writes a tenant's fields, one a line.
+// printTenant writes a tenant's fields, one a line, each as shown.
 func (a *app) printTenant(t *keyward.Tenant) error {
 	return fields(a.stdout,
 		"id", t.ID,

@@ -65,11 +65,7 @@ A valid check counts as a use of the key: it sets the key's last use, with
 				}
 				req.IP = addr
 			}
-			f, err := a.format()
-			if err != nil {
-				return err
-			}
-			store, err := a.openStore(cmd.Context(), false, nil)
+			store, f, err := a.open(cmd.Context(), false, nil)
 			if err != nil {
 				return err
 			}
@@ -109,16 +105,16 @@ func (a *app) printOutcome(res verify.Result) error {
 			return err
 		}
 	} else if res.Valid() {
-		tenant := res.Key.TenantID
+		tenant := shown(res.Key.TenantID)
 		if res.Tenant != nil {
-			tenant = res.Tenant.Slug + " (" + res.Tenant.ID + ")"
+			tenant = shown(res.Tenant.Slug) + " (" + shown(res.Tenant.ID) + ")"
 		}
 		if _, err := fmt.Fprintf(a.stdout, "valid %s tenant %s env %s name %q permissions %s\n",
-			res.Key.ID, tenant, res.Key.Environment, res.Key.Name, joinList(res.Key.Permissions, "-")); err != nil {
+			shown(res.Key.ID), tenant, shown(string(res.Key.Environment)), res.Key.Name, joinList(res.Key.Permissions, "-")); err != nil {
 			return err
 		}
 	} else {
-		if _, err := fmt.Fprintf(a.stdout, "refused: %s: %s\n", res.Code, res.Detail); err != nil {
+		if _, err := fmt.Fprintf(a.stdout, "refused: %s: %s\n", res.Code, escaped(res.Detail)); err != nil {
 			return err
 		}
 	}
