@@ -6,8 +6,10 @@
 // processes may use one file at once: a server reads and writes while the
 // command line changes a key, and every server sees the change through the
 // change feed. Within a process, writes go through a pool of one connection
-// whose transactions begin with BEGIN IMMEDIATE; reads go through a separate
-// pool of read-only connections and never wait for a writer.
+// whose transactions begin with BEGIN IMMEDIATE and are on disk when they
+// commit (synchronous=FULL: a change answered survives a power cut); reads
+// go through a separate pool of read-only connections and never wait for a
+// writer.
 //
 // Times are stored as INTEGER microseconds since the Unix epoch and read back
 // in UTC: a time is kept to the microsecond, and anything finer is dropped.
@@ -62,6 +64,8 @@ type options struct {
 	busyTimeout  time.Duration
 	maxReadConns int
 	mustExist    bool
+	// synchronous is the synchronous pragma of the write connection.
+	synchronous string
 }
 
 // WithBusyTimeout sets how long a write waits for another connection or
@@ -89,7 +93,7 @@ func MustExist() Option {
 // database) returns a *keyward.Error with CodeInvalidRequest whose message
 // names the path and what is wrong with it.
 func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
-	o := options{busyTimeout: 10 * time.Second, maxReadConns: max(4, runtime.NumCPU())}
+	o := options{busyTimeout: 10 * time.Second, maxReadConns: max(4, runtime.NumCPU()), synchronous: "FULL"}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -373,17 +377,25 @@ func unwrapPathError(err error) error {
 
 // connURI returns the driver's name for a connection to path: a file: URI,
 // so that SQLite reads the path escaped, with the pragmas every connection
-// needs. Write connections begin their transactions immediate; read
-// connections are query-only.
+// needs. Write connections begin their transactions immediate, and commit
+// with synchronous=FULL: SQLite syncs the write-ahead log to disk before a
+// commit returns, so that a change answered survives a crash of the
+// operating system or a power cut (with NORMAL, the last commits before one
+// could be lost). That costs an fsync per write transaction: per management
+// change, and per batch of last-use times (one a --flush-interval). Read
+// connections are query-only; synchronous does not matter to them, since
+// they commit nothing, and a checkpoint, which one may run when it closes
+// last, is synced at NORMAL too.
 func connURI(path string, o options, write bool) string {
 	q := url.Values{}
 	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", o.busyTimeout.Milliseconds()))
 	q.Add("_pragma", "foreign_keys(1)")
-	q.Add("_pragma", "synchronous(NORMAL)")
 	if write {
 		q.Add("_pragma", "journal_mode(WAL)")
+		q.Add("_pragma", "synchronous("+o.synchronous+")")
 		q.Set("_txlock", "immediate")
 	} else {
+		q.Add("_pragma", "synchronous(NORMAL)")
 		q.Add("_pragma", "query_only(1)")
 	}
 	u := url.URL{Scheme: "file", Path: filepath.ToSlash(path), RawQuery: q.Encode()}

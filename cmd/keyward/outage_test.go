@@ -151,6 +151,7 @@ func TestServeDurationFlags(t *testing.T) {
 		{"--flush-interval", "KEYWARD_FLUSH_INTERVAL", "flush_interval", "1s"},
 		{"--cache-ttl", "KEYWARD_CACHE_TTL", "cache_ttl", "5m0s"},
 		{"--storage-timeout", "KEYWARD_STORAGE_TIMEOUT", "storage_timeout", "2s"},
+		{"--idle-timeout", "KEYWARD_IDLE_TIMEOUT", "idle_timeout", "1m15s"},
 	} {
 		t.Run(tc.flag, func(t *testing.T) {
 			db := dbFile(t)

@@ -9,12 +9,14 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/keyward/keyward"
 	"github.com/keyward/keyward/apikey"
 	"github.com/keyward/keyward/httpapi"
+	"github.com/keyward/keyward/internal/connlimit"
 	"github.com/keyward/keyward/manage"
 	"github.com/keyward/keyward/verify"
 	"github.com/spf13/cobra"
@@ -29,9 +31,15 @@ type serveOptions struct {
 	flushInterval   time.Duration
 	cacheTTL        time.Duration
 	storageTimeout  time.Duration
+	idleTimeout     time.Duration
+	maxConns        int
+	maxConnsPerIP   int
 	// envDurations are the duration flags that take their default from the
 	// environment.
 	envDurations []envDuration
+	// envInts are the count flags that take their default from the
+	// environment.
+	envInts []envInt
 }
 
 // envDuration is a duration flag whose default comes from an environment
@@ -41,6 +49,16 @@ type envDuration struct {
 	def              time.Duration
 	example          string // a valid value, for messages
 	value            *time.Duration
+	// err is why the variable could not be read, if it could not; it
+	// matters only when the flag is not given.
+	err error
+}
+
+// envInt is a count flag whose default comes from an environment variable.
+type envInt struct {
+	flag, env, usage string
+	def              int
+	value            *int
 	// err is why the variable could not be read, if it could not; it
 	// matters only when the flag is not given.
 	err error
@@ -72,10 +90,25 @@ database cannot be reached, the server goes on answering for the keys it has
 cached for --cache-ttl after it last read the feed, and no longer.
 Keys it cannot check then are answered 503 storage_unavailable, never 401,
 as soon as the database refuses, and after --storage-timeout at most when it
-does not answer at all; so are management calls.`,
+does not answer at all; so are management calls.
+
+One client cannot hold every connection: a client address with
+--max-conns-per-ip connections open has any more closed as soon as they
+are accepted (its open connections go on working), and the refusals are
+logged, with the address, at most once a minute. Proxies in
+--trusted-proxies carry many clients and are not held to it. Once
+--max-conns connections are open in all, new clients wait in the kernel's
+queue until one closes. A kept-alive connection is closed after
+--idle-timeout without a request, and a new one that sends no request
+within 5s is closed. Either limit is off at 0.`,
 		Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			for _, d := range o.envDurations {
+				if d.err != nil && !cmd.Flags().Changed(d.flag) {
+					return usageError{d.err}
+				}
+			}
+			for _, d := range o.envInts {
 				if d.err != nil && !cmd.Flags().Changed(d.flag) {
 					return usageError{d.err}
 				}
@@ -97,6 +130,8 @@ does not answer at all; so are management calls.`,
 			usage: "how long cached keys are answered for without hearing from the database (from the last read of its change feed); at most 24h"},
 		{flag: "storage-timeout", env: "KEYWARD_STORAGE_TIMEOUT", def: verify.DefaultStorageTimeout, example: "2s", value: &o.storageTimeout,
 			usage: "how long a request waits for the database before it is answered 503 storage_unavailable"},
+		{flag: "idle-timeout", env: "KEYWARD_IDLE_TIMEOUT", def: defaultIdleTimeout, example: "75s", value: &o.idleTimeout,
+			usage: "how long a kept-alive connection may wait for its next request; behind a load balancer that keeps connections open, set it above the balancer's idle timeout"},
 	}
 	for i := range o.envDurations {
 		d := &o.envDurations[i]
@@ -109,8 +144,36 @@ does not answer at all; so are management calls.`,
 		}
 		f.DurationVar(d.value, d.flag, v, d.usage+" (env "+d.env+")")
 	}
+	o.envInts = []envInt{
+		{flag: "max-conns", env: "KEYWARD_MAX_CONNS", def: connlimit.DefaultTotal(connlimit.FileLimit()), value: &o.maxConns,
+			usage: "most connections open at once; past it, new clients wait until one closes; 0 for no limit; by default 3/4 of the open-file limit, at most 10000"},
+		{flag: "max-conns-per-ip", env: "KEYWARD_MAX_CONNS_PER_IP", def: connlimit.DefaultPerAddr, value: &o.maxConnsPerIP,
+			usage: "most connections open at once from one client address (an IPv6 /64), except --trusted-proxies; more are closed at once; 0 for no limit"},
+	}
+	for i := range o.envInts {
+		d := &o.envInts[i]
+		v := d.def
+		if s := a.getenv(d.env); s != "" {
+			var err error
+			if v, err = strconv.Atoi(s); err != nil {
+				v, d.err = d.def, fmt.Errorf("%s: %q is not a whole number; use a form such as %d", d.env, s, d.def)
+			}
+		}
+		f.IntVar(d.value, d.flag, v, d.usage+" (env "+d.env+")")
+	}
 	return c
 }
+
+// defaultIdleTimeout is how long a kept-alive connection may wait for its
+// next request by default: like nginx's keepalive_timeout, above the 60s
+// after which common load balancers (AWS ALB, nginx's upstream keepalive)
+// close their idle connections to a backend, so that they close first: a
+// request sent on a connection as the server closes it fails.
+const defaultIdleTimeout = 75 * time.Second
+
+// readHeaderTimeout is how long a connection may take to send the header
+// of a request: a new connection that sends nothing is closed after it.
+const readHeaderTimeout = 5 * time.Second
 
 // rootKeyNotice is printed on stderr when the first start prints the root
 // key on stdout.
@@ -134,6 +197,11 @@ func (a *app) serve(ctx context.Context, o serveOptions) error {
 	for _, d := range o.envDurations {
 		if *d.value <= 0 {
 			return usageError{fmt.Errorf("--%s: must be more than 0, such as %s, not %s (env %s)", d.flag, d.example, *d.value, d.env)}
+		}
+	}
+	for _, d := range o.envInts {
+		if *d.value < 0 {
+			return usageError{fmt.Errorf("--%s: must be 0 (no limit) or more, not %d (env %s)", d.flag, *d.value, d.env)}
 		}
 	}
 	if o.cacheTTL > verify.MaxCacheTTL {
@@ -200,16 +268,21 @@ func (a *app) runServer(ctx context.Context, o serveOptions, logger *slog.Logger
 	if err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", o.addr)
+	tcp, err := net.Listen("tcp", o.addr)
 	if err != nil {
 		return fmt.Errorf("--addr: cannot listen on %s: %w", o.addr, err)
 	}
+	ln := connlimit.NewListener(tcp, connlimit.Limits{Total: o.maxConns, PerAddr: o.maxConnsPerIP, Exempt: trusted}, logger)
+	if files := connlimit.FileLimit(); files > 0 && (o.maxConns == 0 || o.maxConns > files) {
+		logger.Warn("--max-conns allows more connections than the open-file limit: they could leave the server no file to open, for the database included",
+			"max_conns", o.maxConns, "open_file_limit", files)
+	}
 	srv := &http.Server{
 		Handler:           handler,
-		ReadHeaderTimeout: 10 * time.Second,
+		ReadHeaderTimeout: readHeaderTimeout,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      60 * time.Second,
-		IdleTimeout:       2 * time.Minute,
+		IdleTimeout:       o.idleTimeout,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
@@ -217,7 +290,8 @@ func (a *app) runServer(ctx context.Context, o serveOptions, logger *slog.Logger
 	go func() { served <- srv.Serve(ln) }()
 	logger.Info("listening", "addr", ln.Addr().String(), "db", store.Path(), "version", keyward.Version,
 		"flush_interval", o.flushInterval.String(), "cache_ttl", o.cacheTTL.String(), "storage_timeout", o.storageTimeout.String(),
-		"shutdown_timeout", o.shutdownTimeout.String())
+		"shutdown_timeout", o.shutdownTimeout.String(), "idle_timeout", o.idleTimeout.String(),
+		"max_conns", o.maxConns, "max_conns_per_ip", o.maxConnsPerIP, "open_file_limit", connlimit.FileLimit())
 
 	select {
 	case err := <-served:
