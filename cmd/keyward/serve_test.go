@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -402,5 +403,23 @@ func TestServeAddressInUse(t *testing.T) {
 	lines := strings.Split(strings.TrimSpace(o.stderr), "\n")
 	if last := lines[len(lines)-1]; !strings.Contains(last, `"level":"ERROR","msg":"stopped"`) || !strings.Contains(last, addr) {
 		t.Errorf("the last log line is %s", last)
+	}
+}
+
+// TestServeLogsAbsoluteDB: serve names the database it uses by its absolute
+// path, however --db named it, so that the command line can be pointed at
+// the same file from any directory.
+func TestServeLogsAbsoluteDB(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	s := startServer(t, "sqlite:keyward.db")
+	s.waitHealthy(t)
+	want, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := logAttr(s.stderr.String(), "listening", "db")
+	if real, err := filepath.EvalSymlinks(got); err != nil || real != filepath.Join(want, "keyward.db") || !filepath.IsAbs(got) {
+		t.Errorf("listening names db %q; want the absolute path %s", got, filepath.Join(want, "keyward.db"))
 	}
 }
