@@ -20,7 +20,7 @@ func (s *server) routes() []route {
 		{"POST /v1/api-keys", "Create an API key; its plaintext is in the answer once", true, createKeyRequest{}, createdKeyResponse{}, http.StatusCreated, s.managed(s.handleCreateKey)},
 		{"GET /v1/api-keys", "List API keys", true, listKeysRequest{}, keyListResponse{}, http.StatusOK, s.managed(s.handleListKeys)},
 		{"GET /v1/api-keys/{id}", "Show one API key", true, keyPath{}, keyResponse{}, http.StatusOK, s.managed(s.handleGetKey)},
-		{"PATCH /v1/api-keys/{id}", "Change an API key's name, permissions, expiry, restrictions, tags or enabled state", true, updateKeyRequest{}, keyResponse{}, http.StatusOK, s.managed(s.handleUpdateKey)},
+		{"PATCH /v1/api-keys/{id}", "Change an API key's name, permissions, expiry, restrictions, metadata or enabled state", true, updateKeyRequest{}, keyResponse{}, http.StatusOK, s.managed(s.handleUpdateKey)},
 		{"DELETE /v1/api-keys/{id}", "Revoke an API key at once", true, keyPath{}, messageResponse{}, http.StatusOK, s.managed(s.handleRevokeKey)},
 		{"POST /v1/api-keys/{id}/rotate", "Issue a successor key; the old one keeps working for the grace period", true, rotateKeyRequest{}, rotatedKeyResponse{}, http.StatusCreated, s.managed(s.handleRotateKey)},
 

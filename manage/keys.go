@@ -31,7 +31,7 @@ type UpdateKeyInput struct {
 	Permissions  *[]string             `json:"permissions,omitempty"`
 	Expires      *string               `json:"expires,omitempty" description:"a date, a time or a duration from now, at most 100 years ahead; \"never\" removes the expiry"`
 	RotateBy     *string               `json:"rotate_by,omitempty" description:"a date, a time or a duration from now, at most 100 years ahead; \"never\" removes it"`
-	Metadata     *map[string]string    `json:"metadata,omitempty" description:"replaces all tags"`
+	Metadata     *map[string]string    `json:"metadata,omitempty" description:"replaces all metadata (tags)"`
 	Restrictions *keyward.Restrictions `json:"restrictions,omitempty" description:"replaces the restrictions"`
 	Enabled      *bool                 `json:"enabled,omitempty" description:"false disables the key until it is enabled again"`
 }

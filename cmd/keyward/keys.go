@@ -272,7 +272,7 @@ func (a *app) keysRotateCommand() *cobra.Command {
 		Use:   "rotate ID",
 		Short: "Issue a successor key and print it, once, alone on stdout",
 		Long: `Issue a successor of an API key, with the same tenant, environment, name,
-permissions, tags and restrictions. The new key is printed once, alone on its
+permissions, metadata and restrictions. The new key is printed once, alone on its
 own line of stdout; the old key keeps working for the grace period (--grace,
 default 24h, at most 30d; 0 stops it at once).`,
 		Args: args(cobra.ExactArgs(1)),
