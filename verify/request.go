@@ -61,7 +61,8 @@ func KeyFromRequest(r *http.Request, f apikey.Format) (string, *keyward.Error) {
 //   - No key at all: missing_api_key.
 //
 // An empty header counts as absent. A request without a query string costs
-// one scan of its path, and no allocation.
+// one scan of its path, and no allocation unless the path holds a %XX
+// escape once decoded.
 func KeyFrom(h http.Header, u *url.URL, f apikey.Format) (string, *keyward.Error) {
 	if where, ok := keyInURL(u, f); ok {
 		return "", keyward.Errorf(keyward.CodeInvalidRequest, detailURLKey, where)

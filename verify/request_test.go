@@ -25,9 +25,6 @@ const (
 	realKeyOther = "acme2_test_ZYXWVUTSRQPONMLKJIHGFEDCBA9876542Z0CCK"
 )
 
-// defaultFormat is the key format of the presenting tests.
-var defaultFormat apikey.Format
-
 func TestKeyFromRequest(t *testing.T) {
 	tests := []struct {
 		name string
@@ -272,7 +269,7 @@ func TestKeyFromRequest(t *testing.T) {
 			if err != nil {
 				t.Fatalf("ReadRequest: %v", err)
 			}
-			got, kerr := verify.KeyFromRequest(r, defaultFormat)
+			got, kerr := verify.KeyFromRequest(r, apikey.Format{})
 			checkKeyFromRequest(t, got, kerr, tt.want, tt.code, tt.details...)
 		})
 	}
@@ -313,7 +310,7 @@ func TestKeyFromRequestUnparsed(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			r := httptest.NewRequest(http.MethodGet, "/", nil)
 			r.Header = tt.header
-			got, kerr := verify.KeyFromRequest(r, defaultFormat)
+			got, kerr := verify.KeyFromRequest(r, apikey.Format{})
 			checkKeyFromRequest(t, got, kerr, tt.want, tt.code)
 		})
 	}
@@ -367,7 +364,7 @@ func FuzzKeyInURL(f *testing.F) {
 	f.Fuzz(func(t *testing.T, path, query string, at uint8) {
 		check := func(u *url.URL, mustRefuse bool) {
 			t.Helper()
-			key, err := verify.KeyFrom(http.Header{"X-Api-Key": {testKey}}, u, defaultFormat)
+			key, err := verify.KeyFrom(http.Header{"X-Api-Key": {testKey}}, u, apikey.Format{})
 			if err != nil && strings.Contains(err.Message, realKey[8:]) {
 				t.Fatalf("%q: the error repeats the key: %s", u, err.Message)
 			}
