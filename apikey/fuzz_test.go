@@ -119,3 +119,35 @@ func assertRoundTrip(t *testing.T, prefix string, env keyward.Environment, key s
 		t.Fatal("Hash is not the SHA-256 of the key")
 	}
 }
+
+// FuzzContains checks that Contains finds a key exactly when some substring
+// of the key's length parses, and always finds a key put between the
+// fuzzer's strings.
+func FuzzContains(f *testing.F) {
+	key := goldenKeys[2].key
+	for _, s := range []string{
+		"", key, "api_key=" + key, "/api/" + key + "/x", key[:len(key)-1], "sk_live_sk_live_" + key[8:],
+		"sksk" + key, key + key, "sk_", "sk_live_" + strings.Repeat("a", apikey.BodyLen),
+	} {
+		f.Add(s, "", "")
+	}
+	f.Add("", "x", "y")
+	formats := []apikey.Format{{}, newFormat(f, "acme2")}
+	f.Fuzz(func(t *testing.T, s, before, after string) {
+		for _, format := range formats {
+			n := len(format.Prefix()) + len("_live_") + apikey.BodyLen
+			want := false
+			for i := 0; i+n <= len(s) && !want; i++ {
+				_, perr := format.Parse(s[i : i+n])
+				want = perr == nil
+			}
+			if got := format.Contains(s); got != want {
+				t.Fatalf("%s: Contains(%q) = %v, want %v", format.Prefix(), s, got, want)
+			}
+			k := generate(t, format, keyward.Live)
+			if !format.Contains(before + k + after) {
+				t.Fatalf("%s: Contains(%q) = false", format.Prefix(), before+k+after)
+			}
+		}
+	})
+}

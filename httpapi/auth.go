@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -16,8 +17,14 @@ import (
 // authenticate verifies the key the request presents, with the required
 // permissions, and returns the verification's result.
 func (s *server) authenticate(r *http.Request, perms []string) (verify.Result, netip.Addr, error) {
+	return s.authenticateURL(r, r.URL, perms)
+}
+
+// authenticateURL is authenticate for a request whose URL is u: the URL of
+// the original request that a proxy asks about, for forward-auth.
+func (s *server) authenticateURL(r *http.Request, u *url.URL, perms []string) (verify.Result, netip.Addr, error) {
 	ip := s.clientIP(r)
-	key, kerr := verify.KeyFromRequest(r)
+	key, kerr := verify.KeyFrom(r.Header, u, s.verifier.Format())
 	if kerr != nil {
 		return verify.Result{}, ip, kerr
 	}
@@ -155,30 +162,232 @@ func (s *server) handleVerify(w http.ResponseWriter, r *http.Request) {
 }
 
 type forwardAuthRequest struct {
-	Permissions string `query:"permissions" description:"comma-separated permissions the protected location needs"`
+	Permissions string `query:"permissions" description:"comma-separated permissions the protected location needs; at most once, and not empty (leave it out when the location needs none)"`
+	Nginx       string `query:"nginx" enum:"auth_request,error_page" description:"for nginx, which passes on only 401 and 403 from auth_request: auth_request answers every refusal with 401 and no body; error_page, for the location that error_page 401 leads to, answers the refusal with its own status, body and headers"`
 	APIKey      string `header:"X-API-Key"`
 	Auth        string `header:"Authorization" description:"Bearer <key>"`
-	Method      string `header:"X-Forwarded-Method" description:"the original request's method (or X-Original-Method)"`
-	URI         string `header:"X-Forwarded-Uri" description:"the original request's URI (or X-Original-URI)"`
+	Method      string `header:"X-Forwarded-Method" description:"the original request's method (or X-Original-Method); once"`
+	URI         string `header:"X-Forwarded-Uri" description:"the original request's URI as received, such as nginx's $request_uri (or X-Original-URI); once"`
+}
+
+// forwardMode is how forward-auth answers: see the nginx query parameter.
+type forwardMode int
+
+const (
+	// modePlain answers a refusal with its own status, body and headers.
+	modePlain forwardMode = iota
+	// modeAuthRequest answers every refusal with a bare 401, the only
+	// refusal status besides 403 that nginx's auth_request passes on: any
+	// other becomes a 500 and a line in nginx's error log that holds the
+	// request line.
+	modeAuthRequest
+	// modeErrorPage answers as modePlain, for nginx's second request
+	// after a refusal; a request that passes now is answered 409, since
+	// nginx would send a 200 to its client without passing the request on.
+	modeErrorPage
+)
+
+// Public details of forward-auth's own settings.
+const (
+	detailForwardParam = "The proxy asks /v1/forward-auth with %s, which it does not know: " +
+		"it takes only permissions and nginx. %sFix the address the proxy sends forward-auth requests to " +
+		"(nginx: proxy_pass in the auth_request location; Traefik: forwardAuth.address)."
+	detailForwardTwice = "The proxy asks /v1/forward-auth with the %s parameter more than once: " +
+		"give it once%s, in the address the proxy sends forward-auth requests to (nginx: proxy_pass)."
+	detailForwardEmptyPerms = "The proxy asks /v1/forward-auth with an empty permissions parameter: " +
+		"name the permissions the location needs (permissions=contacts:read,messages:send), " +
+		"or leave the parameter out if it needs none. In nginx, check the variable that sets it."
+	detailForwardNginx = "The proxy asks /v1/forward-auth with nginx=%s: use nginx=auth_request in the auth_request " +
+		"location and nginx=error_page in the location that error_page 401 403 leads to."
+	detailForwardQuery = "The proxy asks /v1/forward-auth with a query string that cannot be read: " +
+		"separate parameters with & (not ;) and percent-encode only with %XX. Fix the address the proxy " +
+		"sends forward-auth requests to (nginx: proxy_pass)."
+	detailForwardRepeated = "The proxy sends %s more than once: set it once " +
+		"(nginx: one proxy_set_header %s %s in the location that calls /v1/forward-auth; " +
+		"Traefik sets it itself), and let no client value through."
+	detailForwardDisagree = "The proxy sends %s and %s with different values: send one of them, " +
+		"set by the proxy itself (nginx: proxy_set_header %s %s), or give both the same value."
+	detailForwardBadURI = "The original request's URI, in %s, cannot be read: it must start with / " +
+		"and percent-encode with %%XX. Have the proxy send the URI exactly as received " +
+		"(nginx: proxy_set_header %s $request_uri; not $uri, which is decoded)."
+	detailForwardPassedNow = "This request was refused a moment ago and passes now: the key changed in between, " +
+		"or the proxy asks /v1/forward-auth with other settings from its auth_request location than from its " +
+		"error_page location (Keyward's log names the wrong one). Send the request again; if this answer " +
+		"repeats, give both locations the same settings."
+)
+
+// forwardSettings are the settings a proxy gives forward-auth in its query
+// string.
+type forwardSettings struct {
+	mode  forwardMode
+	perms []string
+}
+
+// forwardSettingsOf reads the query string q of a forward-auth request. It
+// fails closed: an unknown or repeated parameter, an empty permissions, an
+// unknown mode or a query that cannot be read is an error that says which
+// setting of the proxy is wrong, so that a typo cannot turn a check off.
+// The mode is read even then, from the first valid nginx parameter, so
+// that nginx gets a status it passes on.
+func forwardSettingsOf(q string) (forwardSettings, *keyward.Error) {
+	var fs forwardSettings
+	var first *keyward.Error
+	fail := func(e *keyward.Error) {
+		if first == nil {
+			first = e
+		}
+	}
+	var seenPerms, seenMode bool
+	for q != "" {
+		var pair string
+		pair, q, _ = strings.Cut(q, "&")
+		if pair == "" {
+			continue
+		}
+		if strings.IndexByte(pair, ';') >= 0 {
+			fail(&keyward.Error{Code: keyward.CodeInvalidRequest, Message: detailForwardQuery})
+			continue
+		}
+		rawName, rawValue, _ := strings.Cut(pair, "=")
+		name, err1 := url.QueryUnescape(rawName)
+		value, err2 := url.QueryUnescape(rawValue)
+		if err1 != nil || err2 != nil {
+			fail(&keyward.Error{Code: keyward.CodeInvalidRequest, Message: detailForwardQuery})
+			continue
+		}
+		switch name {
+		case "permissions":
+			if seenPerms {
+				fail(keyward.Errorf(keyward.CodeInvalidRequest, detailForwardTwice, name, ", with the permissions separated by commas (permissions=a,b)"))
+				continue
+			}
+			seenPerms = true
+			for _, p := range strings.Split(value, ",") {
+				if p = strings.TrimSpace(p); p != "" {
+					fs.perms = append(fs.perms, p)
+				}
+			}
+			if len(fs.perms) == 0 {
+				fail(&keyward.Error{Code: keyward.CodeInvalidRequest, Message: detailForwardEmptyPerms})
+			}
+		case "nginx":
+			if seenMode {
+				fail(keyward.Errorf(keyward.CodeInvalidRequest, detailForwardTwice, name, ""))
+				continue
+			}
+			seenMode = true
+			switch value {
+			case "auth_request":
+				fs.mode = modeAuthRequest
+			case "error_page":
+				fs.mode = modeErrorPage
+			default:
+				shown := "an unknown value"
+				if plain(value) {
+					shown = strconv.Quote(value)
+				}
+				fail(keyward.Errorf(keyward.CodeInvalidRequest, detailForwardNginx, shown))
+			}
+		default:
+			shown, hint := "an unknown parameter", ""
+			if plain(name) {
+				shown = "the parameter " + strconv.Quote(name)
+			}
+			if known := nearestSetting(name); known != "" {
+				hint = "Did you mean " + known + "? "
+			}
+			fail(keyward.Errorf(keyward.CodeInvalidRequest, detailForwardParam, shown, hint))
+		}
+	}
+	return fs, first
+}
+
+// plain reports whether a proxy's setting may be repeated in an error: short
+// (shorter than any key), and only letters, digits and . _ - :.
+func plain(s string) bool {
+	if s == "" || len(s) > 32 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("._-:", c) >= 0) {
+			return false
+		}
+	}
+	return true
+}
+
+// nearestSetting returns the forward-auth parameter that name is a likely
+// misspelling of, or "".
+func nearestSetting(name string) string {
+	n := strings.ToLower(name)
+	for _, known := range [...]string{"permissions", "nginx"} {
+		if n == known || len(n) <= 2*len(known) && editDistance(n, known) <= 3 ||
+			strings.HasPrefix(n, known[:4]) {
+			return known
+		}
+	}
+	switch n {
+	case "scope", "scopes", "perm", "perms", "permission", "required_permissions":
+		return "permissions"
+	}
+	return ""
+}
+
+// editDistance is the Levenshtein distance between a and b, in bytes.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
 }
 
 // handleForwardAuth verifies the key of a request that a proxy is about to
 // pass on. It answers 200 with the identity headers, or the outcome's status
-// and problem body, which the proxy returns to its client. The presenting
-// rules apply to the original request: a key in its query string
-// (X-Forwarded-Uri or X-Original-URI) is refused as it would be here.
+// and problem body, which the proxy returns to its client (with nginx, in
+// two steps: see forwardMode). The presenting rules apply to the original
+// request: a key anywhere in its URL (X-Forwarded-Uri or X-Original-URI) is
+// refused as it would be here. The proxy's own settings fail closed: one
+// that forward-auth cannot read is a 400 invalid_request that names it, and
+// is logged.
 func (s *server) handleForwardAuth(w http.ResponseWriter, r *http.Request) {
-	var perms []string
+	var fs forwardSettings
+	var kerr *keyward.Error
+	u := r.URL
 	if r.URL.RawQuery != "" {
-		for _, p := range strings.Split(r.URL.Query().Get("permissions"), ",") {
-			if p = strings.TrimSpace(p); p != "" {
-				perms = append(perms, p)
-			}
-		}
+		fs, kerr = forwardSettingsOf(r.URL.RawQuery)
 	}
-	res, _, err := s.authenticate(originalRequest(r), perms)
+	if kerr == nil {
+		u, kerr = originalURL(r)
+	}
+	if kerr == nil {
+		kerr = checkOriginalMethod(r.Header)
+	}
+	if kerr != nil {
+		s.log.WarnContext(r.Context(), "forward-auth: the proxy's settings are wrong", "request_id", requestID(w), "detail", kerr.Message)
+		s.refuseForward(w, r, fs.mode, kerr)
+		return
+	}
+	res, _, err := s.authenticateURL(r, u, fs.perms)
 	if err != nil {
-		s.writeError(w, r, err)
+		s.refuseForward(w, r, fs.mode, err)
+		return
+	}
+	if fs.mode == modeErrorPage {
+		s.writeError(w, r, &keyward.Error{Code: keyward.CodeConflict, Message: detailForwardPassedNow})
 		return
 	}
 	// One backing array for the four values: this path runs on every
@@ -192,21 +401,82 @@ func (s *server) handleForwardAuth(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusOK)
 }
 
-// originalRequest is r with the URL of the request a proxy asks about, when
-// the proxy names one with a query string; otherwise r itself.
-func originalRequest(r *http.Request) *http.Request {
-	uri := r.Header.Get("X-Forwarded-Uri")
-	if uri == "" {
-		uri = r.Header.Get("X-Original-Uri")
+// refuseForward answers a refused forward-auth request: as problem+json
+// with the refusal's status, or, for nginx's auth_request, with a bare 401
+// that leads nginx to its error_page location, which asks again with
+// nginx=error_page and passes that answer on.
+// The second request logs what needs logging.
+func (s *server) refuseForward(w http.ResponseWriter, r *http.Request, mode forwardMode, err error) {
+	if mode != modeAuthRequest {
+		s.writeError(w, r, err)
+		return
 	}
-	if !strings.Contains(uri, "?") {
-		return r
+	// No WWW-Authenticate: nginx would copy it into the answer of its
+	// error_page location, beside the one that answer has.
+	h := w.Header()
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusUnauthorized)
+}
+
+// originalURL returns the URL of the request a proxy asks about, from
+// X-Forwarded-Uri or X-Original-URI, or r's own URL when the proxy names
+// none. The headers fail closed: one sent twice, both with different
+// values, or a URI that cannot be read is an error that says which setting
+// of the proxy is wrong, and never repeats the URI.
+func originalURL(r *http.Request) (*url.URL, *keyward.Error) {
+	uri, kerr := forwardedValue(r.Header, "X-Forwarded-Uri", "X-Original-Uri", "X-Forwarded-Uri", "X-Original-URI", "$request_uri")
+	if kerr != nil || uri == "" {
+		return r.URL, kerr
+	}
+	shown := "X-Forwarded-Uri"
+	if len(r.Header["X-Forwarded-Uri"]) == 0 {
+		shown = "X-Original-URI"
+	}
+	if uri[0] != '/' && !strings.HasPrefix(uri, "http://") && !strings.HasPrefix(uri, "https://") {
+		return nil, keyward.Errorf(keyward.CodeInvalidRequest, detailForwardBadURI, shown, shown)
 	}
 	u, err := url.ParseRequestURI(uri)
 	if err != nil {
-		return r
+		return nil, keyward.Errorf(keyward.CodeInvalidRequest, detailForwardBadURI, shown, shown)
 	}
-	orig := r.Clone(r.Context())
-	orig.URL = u
-	return orig
+	return u, nil
+}
+
+// checkOriginalMethod applies the rules of originalURL to the headers that
+// name the original request's method.
+func checkOriginalMethod(h http.Header) *keyward.Error {
+	_, err := forwardedValue(h, "X-Forwarded-Method", "X-Original-Method", "X-Forwarded-Method", "X-Original-Method", "$request_method")
+	return err
+}
+
+// forwardedValue returns the value that a proxy sends in header a or b
+// (canonical names; shownA and shownB as documented), or "" when it sends
+// neither. Either header sent twice, or both with different values, is an
+// error; nginxValue is the nginx variable that sets them, for its detail.
+// Empty values count as absent.
+func forwardedValue(h http.Header, a, b, shownA, shownB, nginxValue string) (string, *keyward.Error) {
+	va, vb := h[a], h[b]
+	if len(va) == 0 && len(vb) == 0 {
+		return "", nil
+	}
+	if len(va) > 1 {
+		return "", keyward.Errorf(keyward.CodeInvalidRequest, detailForwardRepeated, shownA, shownA, nginxValue)
+	}
+	if len(vb) > 1 {
+		return "", keyward.Errorf(keyward.CodeInvalidRequest, detailForwardRepeated, shownB, shownB, nginxValue)
+	}
+	var x, y string
+	if len(va) == 1 {
+		x = va[0]
+	}
+	if len(vb) == 1 {
+		y = vb[0]
+	}
+	switch {
+	case x == "":
+		return y, nil
+	case y == "" || x == y:
+		return x, nil
+	}
+	return "", keyward.Errorf(keyward.CodeInvalidRequest, detailForwardDisagree, shownA, shownB, shownA, nginxValue)
 }

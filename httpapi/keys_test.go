@@ -195,7 +195,14 @@ func TestKeyNeverEchoed(t *testing.T) {
 			}
 		}
 	}
-	d := problemOf(t, h.call("GET", "/v1/api-keys/"+key, h.root, nil), 404, keyward.CodeNotFound)
+	// A key of this instance in a URL is refused before anything else
+	// (TestKeyAnywhereInURL); a key-shaped id that is not one (here, a bad
+	// checksum) is no such key.
+	d := problemOf(t, h.call("GET", "/v1/api-keys/"+key, h.root, nil), 400, keyward.CodeInvalidRequest)
+	if !strings.Contains(d, "the URL's path") {
+		t.Errorf("detail %q", d)
+	}
+	d = problemOf(t, h.call("GET", "/v1/api-keys/"+flip(key), h.root, nil), 404, keyward.CodeNotFound)
 	if !strings.Contains(d, "looks like an API key") {
 		t.Errorf("detail %q", d)
 	}

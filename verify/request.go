@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/keyward/keyward"
+	"github.com/keyward/keyward/apikey"
 )
 
 // Public details of the presenting rules.
@@ -22,11 +23,26 @@ const (
 	detailQueryKey = "API keys in the URL are refused: URLs leak into server logs, proxies and browser history. " +
 		"Remove the %s query parameter and send the key in the X-API-Key header or as " +
 		"\"Authorization: Bearer <key>\". Consider replacing the key, since it may have been logged."
+	detailURLKey = "API keys in the URL are refused: URLs leak into server logs, proxies and browser history. " +
+		"Remove the key from %s and send it in the X-API-Key header or as " +
+		"\"Authorization: Bearer <key>\". Replace the key, since it may have been logged."
 )
 
 // KeyFromRequest returns the key an HTTP request presents, following the
-// presenting rules of SPEC §4:
+// presenting rules of SPEC §4; f is the instance's key format. It is
+// KeyFrom with the request's header and URL.
+func KeyFromRequest(r *http.Request, f apikey.Format) (string, *keyward.Error) {
+	return KeyFrom(r.Header, r.URL, f)
+}
+
+// KeyFrom returns the key that a request with header h and URL u presents,
+// following the presenting rules of SPEC §4; f is the instance's key format.
 //
+//   - A well-formed key of f (valid checksum) anywhere in the URL is refused
+//     with invalid_request, whatever carries it: a query parameter of any
+//     name, its name, the path. Pairs separated by & or ;, and
+//     percent-encoding (even repeated) do not hide it. The error names the
+//     parameter, never its value.
 //   - The key is sent in X-API-Key (the header name in any case) or as
 //     "Authorization: Bearer <key>" (the scheme in any case, then one or more
 //     spaces). The key is returned as sent, so that Verify reports quotes or
@@ -39,22 +55,27 @@ const (
 //     scheme at all: malformed_api_key, naming the scheme only if it is a
 //     known one, so that a key sent without a scheme is never echoed.
 //   - The query parameters api_key, apikey and access_token are refused with
-//     invalid_request, since keys in URLs leak into logs; key and token too,
-//     but only when no header presents a key, because many APIs use those
-//     names for other things.
+//     invalid_request whatever their value, since keys in URLs leak into
+//     logs; key and token too, but only when no header presents a key,
+//     because many APIs use those names for other things.
 //   - No key at all: missing_api_key.
 //
-// An empty header counts as absent.
-func KeyFromRequest(r *http.Request) (string, *keyward.Error) {
-	if name, ok := queryKeyParam(r, false); ok {
+// An empty header counts as absent. A request without a query string costs
+// one scan of its path, and no allocation unless the path holds a %XX
+// escape once decoded.
+func KeyFrom(h http.Header, u *url.URL, f apikey.Format) (string, *keyward.Error) {
+	if where, ok := keyInURL(u, f); ok {
+		return "", keyward.Errorf(keyward.CodeInvalidRequest, detailURLKey, where)
+	}
+	if name, ok := queryKeyParam(u, false); ok {
 		return "", keyward.Errorf(keyward.CodeInvalidRequest, detailQueryKey, name)
 	}
 
-	xkey, err := singleValue(r.Header, "X-Api-Key", "X-API-Key")
+	xkey, err := singleValue(h, "X-Api-Key", "X-API-Key")
 	if err != nil {
 		return "", err
 	}
-	auth, err := singleValue(r.Header, "Authorization", "Authorization")
+	auth, err := singleValue(h, "Authorization", "Authorization")
 	if err != nil {
 		return "", err
 	}
@@ -82,7 +103,7 @@ func KeyFromRequest(r *http.Request) (string, *keyward.Error) {
 		return bkey, nil
 	}
 
-	if name, ok := queryKeyParam(r, true); ok {
+	if name, ok := queryKeyParam(u, true); ok {
 		return "", keyward.Errorf(keyward.CodeInvalidRequest, detailQueryKey, name)
 	}
 	return "", &keyward.Error{Code: keyward.CodeMissingAPIKey, Message: detailMissing}
@@ -141,18 +162,18 @@ func knownScheme(s string) (string, bool) {
 	return "", false
 }
 
-// queryKeyParam returns the name of a query parameter that seems to carry a
-// key: api_key, apikey or access_token, and with loose also key or token.
-// Names are compared in any case; a parameter with an empty value is
-// ignored.
-func queryKeyParam(r *http.Request, loose bool) (string, bool) {
-	if r.URL == nil {
+// queryKeyParam returns the name of a query parameter of u that seems to
+// carry a key: api_key, apikey or access_token, and with loose also key or
+// token. Pairs are separated by & or ;. Names are compared in any case; a
+// parameter with an empty value is ignored.
+func queryKeyParam(u *url.URL, loose bool) (string, bool) {
+	if u == nil {
 		return "", false
 	}
-	q := r.URL.RawQuery
+	q := u.RawQuery
 	for q != "" {
 		var pair string
-		pair, q, _ = strings.Cut(q, "&")
+		pair, q = nextPair(q)
 		name, value, _ := strings.Cut(pair, "=")
 		if value == "" {
 			continue
@@ -174,4 +195,143 @@ func queryKeyParam(r *http.Request, loose bool) (string, bool) {
 		}
 	}
 	return "", false
+}
+
+// nextPair splits the first name=value pair, up to a & or a ;, off the
+// query string q.
+func nextPair(q string) (pair, rest string) {
+	if i := strings.IndexAny(q, "&;"); i >= 0 {
+		return q[:i], q[i+1:]
+	}
+	return q, ""
+}
+
+// keyInURL reports whether u holds a well-formed key of f anywhere, and
+// says where for an error message: the path (or another part before the
+// query string), or the query parameter that holds it, named only when its
+// name is short and plain.
+func keyInURL(u *url.URL, f apikey.Format) (where string, found bool) {
+	if u == nil {
+		return "", false
+	}
+	if containsKey(u.Path, f) || containsKey(u.RawPath, f) || containsKey(u.Opaque, f) ||
+		containsKey(u.Host, f) || u.User != nil && containsKey(u.User.String(), f) {
+		return "the URL's path", true
+	}
+	if u.RawQuery == "" || !containsKey(u.RawQuery, f) {
+		return "", false
+	}
+	q := u.RawQuery
+	for q != "" {
+		var pair string
+		pair, q = nextPair(q)
+		name, value, _ := strings.Cut(pair, "=")
+		if containsKey(name, f) {
+			return "the name of a query parameter", true
+		}
+		if containsKey(value, f) {
+			if n, ok := plainName(name); ok {
+				return "the " + n + " query parameter", true
+			}
+			return "a query parameter", true
+		}
+	}
+	return "the query string", true
+}
+
+// maxURLDecodings is how many times containsKey decodes percent-escapes,
+// for keys that were encoded more than once.
+const maxURLDecodings = 3
+
+// containsKey reports whether s, or s with its percent-escapes decoded up
+// to maxURLDecodings times, contains a well-formed key of f. Escapes that
+// are not valid are left as they are, so that one cannot hide a key. It
+// allocates only when s has a valid escape.
+func containsKey(s string, f apikey.Format) bool {
+	for range maxURLDecodings {
+		if f.Contains(s) {
+			return true
+		}
+		d, changed := unescapeLenient(s)
+		if !changed {
+			return false
+		}
+		s = d
+	}
+	return f.Contains(s)
+}
+
+// unescapeLenient decodes every valid %XX escape of s and leaves the rest,
+// invalid escapes included, as it is; changed reports whether any escape
+// was decoded.
+func unescapeLenient(s string) (string, bool) {
+	i := strings.IndexByte(s, '%')
+	for i >= 0 && !escapeAt(s, i) {
+		j := strings.IndexByte(s[i+1:], '%')
+		if j < 0 {
+			return s, false
+		}
+		i += 1 + j
+	}
+	if i < 0 {
+		return s, false
+	}
+	var b strings.Builder
+	b.Grow(len(s))
+	b.WriteString(s[:i])
+	for ; i < len(s); i++ {
+		if escapeAt(s, i) {
+			b.WriteByte(unhex(s[i+1])<<4 | unhex(s[i+2]))
+			i += 2
+		} else {
+			b.WriteByte(s[i])
+		}
+	}
+	return b.String(), true
+}
+
+// escapeAt reports whether a valid %XX escape starts at s[i].
+func escapeAt(s string, i int) bool {
+	return s[i] == '%' && i+2 < len(s) && isHex(s[i+1]) && isHex(s[i+2])
+}
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
+func unhex(c byte) byte {
+	switch {
+	case c <= '9':
+		return c - '0'
+	case c <= 'F':
+		return c - 'A' + 10
+	}
+	return c - 'a' + 10
+}
+
+// maxShownName is the longest parameter name an error repeats: shorter
+// than any key.
+const maxShownName = 32
+
+// plainName returns the name of a query parameter, decoded, if it may be
+// repeated in an error: at most maxShownName letters, digits and . _ - [ ].
+func plainName(raw string) (string, bool) {
+	name := raw
+	if strings.ContainsAny(raw, "%+") {
+		n, err := url.QueryUnescape(raw)
+		if err != nil {
+			return "", false
+		}
+		name = n
+	}
+	if name == "" || len(name) > maxShownName {
+		return "", false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("._-[]", c) >= 0) {
+			return "", false
+		}
+	}
+	return name, true
 }

@@ -265,6 +265,9 @@ const (
 	detailMalformed = "The key is not a valid API key; check that you copied it whole."
 )
 
+// Format returns the key format of the verifier's instance.
+func (v *Verifier) Format() apikey.Format { return v.format }
+
 // Verify checks a presented key in the order of SPEC §5; the first check
 // that fails decides the result:
 //

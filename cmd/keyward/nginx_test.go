@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -13,28 +14,43 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/keyward/keyward"
+	"github.com/keyward/keyward/apikey"
 )
 
-// readmeNginx returns the nginx snippet of the README, so that the test
-// runs what users copy.
-func readmeNginx(t *testing.T) string {
+// readmeNginx returns the two nginx snippets of the README, the one for
+// the http block and the one for the server block, so that the test runs
+// what users copy.
+func readmeNginx(t *testing.T) (httpBlock, serverBlock string) {
 	t.Helper()
 	b, err := os.ReadFile("../../README.md")
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, rest, ok := strings.Cut(string(b), "```nginx\n")
-	snippet, _, ok2 := strings.Cut(rest, "```")
-	if !ok || !ok2 {
-		t.Fatal("README.md has no ```nginx block")
+	var blocks []string
+	rest := string(b)
+	for len(blocks) < 2 {
+		var ok bool
+		if _, rest, ok = strings.Cut(rest, "```nginx\n"); !ok {
+			t.Fatalf("README.md has %d ```nginx blocks, want 2: the http block's, then the server block's", len(blocks))
+		}
+		var block string
+		if block, rest, ok = strings.Cut(rest, "```"); !ok {
+			t.Fatal("README.md has an unterminated ```nginx block")
+		}
+		blocks = append(blocks, block)
 	}
-	return snippet
+	return blocks[0], blocks[1]
 }
 
-// startNginx runs a real nginx in the foreground with the README's snippet
-// in a server on a free loopback port, keyward and upstream put in place of
-// the snippet's addresses, and returns its base URL.
-func startNginx(t *testing.T, keyward, upstream string) string {
+// startNginx runs a real nginx in the foreground with the README's
+// snippets, the server one in a server on a free loopback port, keyward
+// (host:port) and upstream (a URL) put in place of the snippets'
+// addresses and the test's directory in place of /var/log/nginx. It
+// returns nginx's base URL and the directory, which holds access.log and
+// error.log.
+func startNginx(t *testing.T, keyward, upstream string) (base, dir string) {
 	t.Helper()
 	bin, err := exec.LookPath("nginx")
 	if err != nil {
@@ -46,22 +62,23 @@ func startNginx(t *testing.T, keyward, upstream string) string {
 	}
 	addr := ln.Addr().String()
 	ln.Close()
-	dir := t.TempDir()
-	snippet := strings.NewReplacer("http://127.0.0.1:9000", upstream, "http://127.0.0.1:8080", keyward).Replace(readmeNginx(t))
+	dir = t.TempDir()
+	replace := strings.NewReplacer("http://127.0.0.1:9000", upstream, "127.0.0.1:8080", keyward, "/var/log/nginx/", dir+"/").Replace
+	httpBlock, serverBlock := readmeNginx(t)
 	conf := fmt.Sprintf(`daemon off;
 master_process off;
 pid %[1]s/nginx.pid;
 error_log %[1]s/error.log;
 events {}
 http {
-    access_log off;
     client_body_temp_path %[1]s; proxy_temp_path %[1]s; fastcgi_temp_path %[1]s; uwsgi_temp_path %[1]s; scgi_temp_path %[1]s;
+%[3]s
     server {
         listen %[2]s;
-%[3]s
+%[4]s
     }
 }
-`, dir, addr, snippet)
+`, dir, addr, replace(httpBlock), replace(serverBlock))
 	path := filepath.Join(dir, "nginx.conf")
 	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
@@ -81,7 +98,7 @@ http {
 		c, err := net.Dial("tcp", addr)
 		if err == nil {
 			c.Close()
-			return "http://" + addr
+			return "http://" + addr, dir
 		}
 		if time.Now().After(deadline) {
 			logs, _ := os.ReadFile(filepath.Join(dir, "error.log"))
@@ -91,9 +108,18 @@ http {
 	}
 }
 
+// nginxAnswer is an answer through nginx, read whole.
+type nginxAnswer struct {
+	status int
+	header http.Header
+	body   string
+}
+
 // TestNginxForwardAuth puts a real nginx, configured with the README's
-// snippet, in front of an upstream, with Keyward's /v1/forward-auth deciding
-// every request.
+// snippets, in front of an upstream, with Keyward's /v1/forward-auth
+// deciding every request. Every refusal reaches the client with Keyward's
+// status, problem body and headers, Keyward stopped is a 503 problem from
+// nginx, and no part of a key is written to nginx's access or error log.
 func TestNginxForwardAuth(t *testing.T) {
 	db := dbFile(t)
 	kw := startServer(t, db, "--trusted-proxies", "127.0.0.1")
@@ -101,23 +127,38 @@ func TestNginxForwardAuth(t *testing.T) {
 
 	var mu sync.Mutex
 	var seen http.Header
+	var reached int
 	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		mu.Lock()
 		seen = r.Header.Clone()
+		reached++
 		mu.Unlock()
 		io.WriteString(w, "upstream ok")
 	}))
 	t.Cleanup(upstream.Close)
-	proxy := startNginx(t, kw.url, upstream.URL)
+	proxy, logDir := startNginx(t, strings.TrimPrefix(kw.url, "http://"), upstream.URL)
 
 	ok(t, db, "tenants", "create", "acme")
 	key := strings.TrimSpace(ok(t, db, "keys", "create", "--tenant", "acme", "--name", "n", "--env", "test", "--permissions", "contacts:read,messages:send").stdout)
 	noPerm := strings.TrimSpace(ok(t, db, "keys", "create", "--tenant", "acme", "--name", "p", "--permissions", "messages:send").stdout)
 	office := strings.TrimSpace(ok(t, db, "keys", "create", "--tenant", "acme", "--name", "o", "--permissions", "contacts:read", "--allow-ip", "10.0.0.0/8").stdout)
+	format, _ := apikey.NewFormat(apikey.DefaultPrefix)
+	unknown, err := format.Generate(keyward.Live)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := []string{key, noPerm, office, unknown}
 
-	get := func(header ...string) (*http.Response, string) {
+	send := func(method, path string, header ...string) nginxAnswer {
 		t.Helper()
-		req, _ := http.NewRequest("GET", proxy+"/api/orders", nil)
+		var body io.Reader
+		if method == "POST" {
+			body = strings.NewReader(strings.Repeat("x", 100_000))
+		}
+		req, err := http.NewRequest(method, proxy+path, body)
+		if err != nil {
+			t.Fatal(err)
+		}
 		for i := 0; i+1 < len(header); i += 2 {
 			req.Header.Set(header[i], header[i+1])
 		}
@@ -127,13 +168,13 @@ func TestNginxForwardAuth(t *testing.T) {
 		}
 		defer resp.Body.Close()
 		b, _ := io.ReadAll(resp.Body)
-		return resp, string(b)
+		return nginxAnswer{resp.StatusCode, resp.Header, string(b)}
 	}
 
 	for _, hdr := range [][]string{{"X-API-Key", key}, {"Authorization", "Bearer " + key}} {
-		resp, body := get(hdr...)
-		if resp.StatusCode != 200 || body != "upstream ok" {
-			t.Fatalf("%s: %d %q", hdr[0], resp.StatusCode, body)
+		a := send("GET", "/api/orders?page=2", hdr...)
+		if a.status != 200 || a.body != "upstream ok" || !strings.HasPrefix(a.header.Get("X-Request-Id"), "req_") {
+			t.Fatalf("%s: %d %v %q", hdr[0], a.status, a.header, a.body)
 		}
 		mu.Lock()
 		h := seen
@@ -147,44 +188,148 @@ func TestNginxForwardAuth(t *testing.T) {
 		}
 	}
 
-	refusals := []struct {
-		name      string
-		header    []string
-		status    int
-		challenge string
-	}{
-		{"missing", nil, 401, `Bearer realm="keyward"`},
-		{"malformed", []string{"X-API-Key", "sk_live_nonsense"}, 401, `error="invalid_token"`},
-		{"insufficient permissions", []string{"X-API-Key", noPerm}, 403, ""},
-		// The client's own X-Forwarded-For is replaced by nginx's.
-		{"ip not allowed", []string{"X-API-Key", office, "X-Forwarded-For", "10.1.2.3"}, 403, ""},
-	}
-	for _, c := range refusals {
-		resp, body := get(c.header...)
-		if resp.StatusCode != c.status || !strings.Contains(resp.Header.Get("WWW-Authenticate"), c.challenge) {
-			t.Errorf("%s: %d, WWW-Authenticate %q", c.name, resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
+	// refused checks that a is Keyward's refusal: status, problem body
+	// with code, the X-Request-Id of that body, challenge in
+	// WWW-Authenticate ("" for none), and that the upstream was not
+	// reached.
+	refused := func(name string, a nginxAnswer, status int, code keyward.Code, challenge string) {
+		t.Helper()
+		var p struct {
+			Code      keyward.Code `json:"code"`
+			Status    int          `json:"status"`
+			RequestID string       `json:"request_id"`
+			Detail    string       `json:"detail"`
 		}
-		if !strings.HasPrefix(resp.Header.Get("X-Request-Id"), "req_") {
-			t.Errorf("%s: no X-Request-Id from Keyward: %v", c.name, resp.Header)
+		if err := json.Unmarshal([]byte(a.body), &p); err != nil {
+			t.Errorf("%s: %d, the body is not JSON: %q", name, a.status, a.body)
+			return
 		}
-		if strings.Contains(body, "upstream ok") {
-			t.Errorf("%s: the request reached the upstream", c.name)
+		if a.status != status || p.Code != code || p.Status != status || p.Detail == "" {
+			t.Errorf("%s: %d %s, want %d %s: %s", name, a.status, p.Code, status, code, a.body)
+		}
+		if ct := a.header.Get("Content-Type"); ct != "application/problem+json" {
+			t.Errorf("%s: Content-Type %q", name, ct)
+		}
+		if ids := a.header.Values("X-Request-Id"); len(ids) != 1 || ids[0] != p.RequestID || p.RequestID == "" {
+			t.Errorf("%s: X-Request-Id %q, request_id %q", name, ids, p.RequestID)
+		}
+		got := a.header.Values("WWW-Authenticate")
+		switch {
+		case challenge == "" && len(got) != 0:
+			t.Errorf("%s: WWW-Authenticate %q, want none", name, got)
+		case challenge != "" && (len(got) != 1 || !strings.Contains(got[0], challenge)):
+			t.Errorf("%s: WWW-Authenticate %q, want one with %q", name, got, challenge)
+		}
+		for _, k := range keys {
+			if strings.Contains(a.body, k[8:]) {
+				t.Errorf("%s: the answer repeats a key: %s", name, a.body)
+			}
 		}
 	}
 
+	mu.Lock()
+	before := reached
+	mu.Unlock()
+	encoded := strings.NewReplacer("_", "%5F", "s", "%73").Replace(key)
+	refusals := []struct {
+		name      string
+		method    string
+		path      string
+		header    []string
+		status    int
+		code      keyward.Code
+		challenge string
+	}{
+		{"missing", "GET", "/api/orders", nil, 401, keyward.CodeMissingAPIKey, `Bearer realm="keyward"`},
+		{"malformed", "GET", "/api/orders", []string{"X-API-Key", "sk_live_nonsense"}, 401, keyward.CodeMalformedAPIKey, `error="invalid_token"`},
+		{"unknown", "GET", "/api/orders", []string{"Authorization", "Bearer " + unknown}, 401, keyward.CodeInvalidAPIKey, `error="invalid_token"`},
+		{"refused with a body", "POST", "/api/orders", []string{"X-API-Key", "sk_live_nonsense"}, 401, keyward.CodeMalformedAPIKey, `error="invalid_token"`},
+		{"insufficient permissions", "GET", "/api/orders", []string{"X-API-Key", noPerm}, 403, keyward.CodeInsufficientPermissions, `error="insufficient_scope"`},
+		// The client's own X-Forwarded-For is replaced by nginx's.
+		{"ip not allowed", "GET", "/api/orders", []string{"X-API-Key", office, "X-Forwarded-For", "10.1.2.3"}, 403, keyward.CodeIPNotAllowed, ""},
+		{"key in the query", "GET", "/api/orders?page=2&api_key=" + key, []string{"X-API-Key", key}, 400, keyward.CodeInvalidRequest, ""},
+		{"key in any parameter after a semicolon", "GET", "/api/orders?page=2;secret=" + noPerm, nil, 400, keyward.CodeInvalidRequest, ""},
+		{"key percent-encoded", "GET", "/api/orders?s=" + encoded, []string{"X-API-Key", key}, 400, keyward.CodeInvalidRequest, ""},
+		{"unknown key in the query", "GET", "/api/orders?token=" + unknown, nil, 400, keyward.CodeInvalidRequest, ""},
+		{"key in the path", "GET", "/api/" + key + "/orders", []string{"X-API-Key", key}, 400, keyward.CodeInvalidRequest, ""},
+		{"key in the path, percent-encoded", "GET", "/api/" + encoded + "/x", []string{"X-API-Key", key}, 400, keyward.CodeInvalidRequest, ""},
+	}
+	for _, c := range refusals {
+		refused(c.name, send(c.method, c.path, c.header...), c.status, c.code, c.challenge)
+	}
+	mu.Lock()
+	if reached != before {
+		t.Errorf("%d refused requests reached the upstream", reached-before)
+	}
+	mu.Unlock()
+
 	// Revoked from the command line, the key is refused through nginx
 	// within a second.
-	keys := decodeList[map[string]any](t, ok(t, db, "keys", "list", "--tenant", "acme", "--env", "test", "--json").stdout)
-	ok(t, db, "keys", "revoke", keys.Data[0]["id"].(string))
+	list := decodeList[map[string]any](t, ok(t, db, "keys", "list", "--tenant", "acme", "--env", "test", "--json").stdout)
+	ok(t, db, "keys", "revoke", list.Data[0]["id"].(string))
 	deadline := time.Now().Add(time.Second)
 	for {
-		resp, _ := get("X-API-Key", key)
-		if resp.StatusCode == 401 {
+		a := send("GET", "/api/orders", "X-API-Key", key)
+		if a.status == 401 {
+			refused("revoked", a, 401, keyward.CodeRevokedAPIKey, `error="invalid_token"`)
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the revoked key still passes nginx after 1s: %d", resp.StatusCode)
+			t.Fatalf("the revoked key still passes nginx after 1s: %d", a.status)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+
+	// Keyward stopped: nginx answers 503 itself, as problem+json with
+	// Retry-After, and writes no key to its logs either.
+	if err := kw.shutdown(t); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name, path string
+		header     []string
+	}{
+		{"stopped, a valid key", "/api/orders", []string{"X-API-Key", noPerm}},
+		{"stopped, no key", "/api/orders", nil},
+		{"stopped, key in the query", "/api/orders?api_key=" + noPerm, nil},
+		{"stopped, key in the path", "/api/x/" + office, []string{"Authorization", "Bearer " + office}},
+	} {
+		a := send("GET", c.path, c.header...)
+		refused(c.name, a, 503, keyward.CodeStorageUnavailable, "")
+		if a.header.Get("Retry-After") == "" {
+			t.Errorf("%s: no Retry-After: %v", c.name, a.header)
+		}
+	}
+
+	// nginx writes the access log line after the answer: wait for the
+	// last one.
+	var access, errorLog []byte
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		access, _ = os.ReadFile(filepath.Join(logDir, "access.log"))
+		if strings.Contains(string(access), `"GET /api/x/sk_[key]" 503`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the access log lacks the last request, with the key in the path replaced:\n%s", access)
+		}
+	}
+	errorLog, err = os.ReadFile(filepath.Join(logDir, "error.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(access), `"GET /api/orders" 400`) || !strings.Contains(string(access), `"GET /api/sk_[key]/orders" 400`) {
+		t.Errorf("the access log lacks the refusals:\n%s", access)
+	}
+	for name, log := range map[string]string{"access.log": string(access), "error.log": string(errorLog)} {
+		for _, k := range keys {
+			// No run of 8 characters of a key's body.
+			body := k[len(k)-apikey.BodyLen:]
+			for i := 0; i+8 <= len(body); i++ {
+				if strings.Contains(log, body[i:i+8]) {
+					t.Errorf("nginx's %s holds part of a key (%s…):\n%s", name, body[i:i+8], log)
+					break
+				}
+			}
+		}
 	}
 }
