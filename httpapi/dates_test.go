@@ -2,18 +2,15 @@ package httpapi
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,30 +18,6 @@ import (
 	"github.com/keyward/keyward/apikey"
 	"github.com/keyward/keyward/internal/sqlrow"
 )
-
-// lockedBuffer is a bytes.Buffer that the server's logger and the test may
-// use at once.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// withLog sends the server's log to buf, as JSON lines.
-func withLog(buf io.Writer) harnessOption {
-	return func(c *Config) { c.Logger = slog.New(slog.NewJSONHandler(buf, nil)) }
-}
 
 // storeKey puts a key straight into the store, past every check of
 // package manage, and returns its plaintext and id.

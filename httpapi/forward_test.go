@@ -1,45 +1,19 @@
 package httpapi
 
 import (
-	"bytes"
-	"log/slog"
 	"net/http/httptest"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/keyward/keyward"
 )
 
-// syncWriter is a log destination that tests read while the server writes.
-type syncWriter struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (w *syncWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.buf.Write(p)
-}
-
-func (w *syncWriter) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.buf.String()
-}
-
-// withLog sends the server's log to w.
-func withLog(w *syncWriter) harnessOption {
-	return func(c *Config) { c.Logger = slog.New(slog.NewTextHandler(w, nil)) }
-}
-
 // TestForwardAuthFailsClosed: a proxy setting that forward-auth cannot
 // read refuses the request (400 invalid_request, logged) with a detail
 // that names the setting, instead of checking less than the proxy meant.
 func TestForwardAuthFailsClosed(t *testing.T) {
-	var log syncWriter
+	var log lockedBuffer
 	h := newHarness(t, withTrustedProxies("127.0.0.1/32"), withLog(&log))
 	h.tenant("acme")
 	key, _ := h.key(h.root, map[string]any{"tenant_id": "acme", "name": "c", "permissions": []string{"contacts:read"}})

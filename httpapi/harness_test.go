@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -250,3 +251,27 @@ func problemOf(t *testing.T, a answer, status int, code keyward.Code) string {
 }
 
 var loopback = netip.MustParseAddr("127.0.0.1")
+
+// lockedBuffer is a bytes.Buffer that the server's logger and the test may
+// use at once.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// withLog sends the server's log to buf, as JSON lines.
+func withLog(buf io.Writer) harnessOption {
+	return func(c *Config) { c.Logger = slog.New(slog.NewJSONHandler(buf, nil)) }
+}
