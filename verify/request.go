@@ -1,6 +1,7 @@
 package verify
 
 import (
+	"iter"
 	"net/http"
 	"net/url"
 	"strings"
@@ -170,11 +171,7 @@ func queryKeyParam(u *url.URL, loose bool) (string, bool) {
 	if u == nil {
 		return "", false
 	}
-	q := u.RawQuery
-	for q != "" {
-		var pair string
-		pair, q = nextPair(q)
-		name, value, _ := strings.Cut(pair, "=")
+	for name, value := range queryPairs(u.RawQuery) {
 		if value == "" {
 			continue
 		}
@@ -197,13 +194,23 @@ func queryKeyParam(u *url.URL, loose bool) (string, bool) {
 	return "", false
 }
 
-// nextPair splits the first name=value pair, up to a & or a ;, off the
-// query string q.
-func nextPair(q string) (pair, rest string) {
-	if i := strings.IndexAny(q, "&;"); i >= 0 {
-		return q[:i], q[i+1:]
+// queryPairs yields the name and value of each pair of the query string q,
+// as written (not unescaped); pairs are separated by & or ;.
+func queryPairs(q string) iter.Seq2[string, string] {
+	return func(yield func(name, value string) bool) {
+		for q != "" {
+			pair := q
+			if i := strings.IndexAny(q, "&;"); i >= 0 {
+				pair, q = q[:i], q[i+1:]
+			} else {
+				q = ""
+			}
+			name, value, _ := strings.Cut(pair, "=")
+			if !yield(name, value) {
+				return
+			}
+		}
 	}
-	return q, ""
 }
 
 // keyInURL reports whether u holds a well-formed key of f anywhere, and
@@ -221,11 +228,7 @@ func keyInURL(u *url.URL, f apikey.Format) (where string, found bool) {
 	if u.RawQuery == "" || !containsKey(u.RawQuery, f) {
 		return "", false
 	}
-	q := u.RawQuery
-	for q != "" {
-		var pair string
-		pair, q = nextPair(q)
-		name, value, _ := strings.Cut(pair, "=")
+	for name, value := range queryPairs(u.RawQuery) {
 		if containsKey(name, f) {
 			return "the name of a query parameter", true
 		}
