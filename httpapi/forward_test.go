@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
@@ -181,24 +180,8 @@ func TestKeyAnywhereInURL(t *testing.T) {
 // request that the README's nginx snippet sends: its settings in the query
 // string, the original URI (with a query string) and method in headers.
 func BenchmarkForwardAuthHandlerNginx(b *testing.B) {
-	h := newHarness(b)
-	h.tenant("acme")
-	key, _ := h.key(h.root, map[string]any{"tenant_id": "acme", "name": "bench", "permissions": []string{"contacts:read"}})
-	srv, err := NewServer(Config{Service: h.svc, Verifier: h.verifier, Store: h.store})
-	if err != nil {
-		b.Fatal(err)
-	}
-	req := httptest.NewRequest("GET", "/v1/forward-auth?permissions=contacts:read&nginx=auth_request", nil)
-	req.Header.Set("X-API-Key", key)
-	req.Header.Set("X-Forwarded-Uri", "/api/orders/ord_4Xk9?page=2&sort=created_at")
-	req.Header.Set("X-Forwarded-Method", "GET")
-	req.RemoteAddr = "127.0.0.1:5555"
-	b.ReportAllocs()
-	for b.Loop() {
-		w := httptest.NewRecorder()
-		srv.ServeHTTP(w, req)
-		if w.Code != 200 {
-			b.Fatal(w.Code)
-		}
-	}
+	benchForwardAuth(b, "/v1/forward-auth?permissions=contacts:read&nginx=auth_request", []string{
+		"X-Forwarded-Uri", "/api/orders/ord_4Xk9?page=2&sort=created_at",
+		"X-Forwarded-Method", "GET",
+	})
 }
