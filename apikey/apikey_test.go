@@ -537,3 +537,33 @@ func BenchmarkNewID(b *testing.B) {
 		_ = apikey.NewID("key")
 	}
 }
+
+// TestRedact: every well-formed key of any prefix in a text is replaced by
+// start…last4, text around it kept; text without one is unchanged.
+func TestRedact(t *testing.T) {
+	sk, _ := apikey.NewFormat("sk")
+	kw, _ := apikey.NewFormat("kw2")
+	a, _ := sk.Generate(keyward.Live)
+	b, _ := kw.Generate(keyward.Test)
+	show := func(k string) string { s, l := apikey.Display(k); return s + "…" + l }
+	bad := a[:len(a)-1] + "A"
+	if a[len(a)-1] == 'A' {
+		bad = a[:len(a)-1] + "B"
+	}
+	for _, tc := range []struct{ in, want string }{
+		{"", ""},
+		{"no key here: sk_live_ and _test_", "no key here: sk_live_ and _test_"},
+		{a, show(a)},
+		{"permission \"" + a + "\" is unknown", "permission \"" + show(a) + "\" is unknown"},
+		{"x" + a + b + "y", "x" + show(a) + show(b) + "y"},
+		{"?k=" + b + "&j=" + a, "?k=" + show(b) + "&j=" + show(a)},
+		{"a bad checksum " + bad, "a bad checksum " + bad},
+	} {
+		if got := apikey.Redact(tc.in); got != tc.want {
+			t.Errorf("Redact(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+	if n := testing.AllocsPerRun(100, func() { apikey.Redact("This key lacks the permission \"contacts:read\".") }); n != 0 {
+		t.Errorf("Redact of a text without a key: %v allocations", n)
+	}
+}

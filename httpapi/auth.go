@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/keyward/keyward"
+	"github.com/keyward/keyward/apikey"
 	"github.com/keyward/keyward/manage"
 	"github.com/keyward/keyward/verify"
 )
@@ -145,7 +146,7 @@ func (s *server) handleVerify(w http.ResponseWriter, r *http.Request) {
 		req.IP = req.IP.Unmap()
 	}
 	res := s.verifier.Verify(r.Context(), req)
-	out := verifyResponse{Valid: res.Valid(), Code: res.Code, Status: http.StatusOK, Detail: res.Detail, RequestID: requestID(w)}
+	out := verifyResponse{Valid: res.Valid(), Code: res.Code, Status: http.StatusOK, Detail: apikey.Redact(res.Detail), RequestID: requestID(w)}
 	if !out.Valid {
 		out.Status = res.Code.Status()
 	}
@@ -369,6 +370,12 @@ func (s *server) handleForwardAuth(w http.ResponseWriter, r *http.Request) {
 	u := r.URL
 	if r.URL.RawQuery != "" {
 		fs, kerr = forwardSettingsOf(r.URL.RawQuery)
+		// Forward-auth's own query string is checked as well as the
+		// original request's URL: a key there would be repeated in the
+		// answer (as a permission it lacks) and in the proxy's logs.
+		if keyErr := verify.CheckURL(r.URL, s.verifier.Format()); keyErr != nil {
+			kerr = keyErr
+		}
 	}
 	if kerr == nil {
 		u, kerr = originalURL(r)

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/keyward/keyward"
+	"github.com/keyward/keyward/apikey"
 )
 
 // problem is an RFC 9457 problem+json body with Keyward's members.
@@ -27,7 +28,11 @@ const realm = "keyward"
 // writeError answers with err as problem+json: the status from the code's
 // table, the public message as detail, and the authentication challenge of
 // RFC 6750 where one applies. Internal causes go to the log, never to the
-// caller; the log never receives a key.
+// caller; the log never receives a key. A message that quotes what the
+// caller sent (a permission, a field's name) may hold a key sent in the
+// wrong place: every key in the detail, the field and the log line is
+// shown as start…last4 (apikey.Redact), the last safeguard behind the
+// messages' own care.
 func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	var e *keyward.Error
 	if !errors.As(err, &e) {
@@ -35,7 +40,7 @@ func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	status := e.Code.Status()
 	if status >= 500 {
-		s.log.ErrorContext(r.Context(), "request failed", "request_id", requestID(w), "method", r.Method, "route", r.Pattern, "code", e.Code, "err", err)
+		s.log.ErrorContext(r.Context(), "request failed", "request_id", requestID(w), "method", r.Method, "route", r.Pattern, "code", e.Code, "err", apikey.Redact(err.Error()))
 	}
 	h := w.Header()
 	switch {
@@ -55,7 +60,7 @@ func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	// would still be a problem, without its detail.
 	buf, encErr := s.encode(problem{
 		Type: "urn:keyward:error:" + string(e.Code), Title: e.Code.Title(), Status: status,
-		Detail: e.Message, Code: e.Code, Field: e.Field, RequestID: requestID(w),
+		Detail: apikey.Redact(e.Message), Code: e.Code, Field: apikey.Redact(e.Field), RequestID: requestID(w),
 	})
 	if encErr != nil {
 		s.log.ErrorContext(r.Context(), "encode a problem", "request_id", requestID(w), "err", encErr)

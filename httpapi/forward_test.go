@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/keyward/keyward"
+	"github.com/keyward/keyward/apikey"
 )
 
 // TestForwardAuthFailsClosed: a proxy setting that forward-auth cannot
@@ -26,8 +27,9 @@ func TestForwardAuthFailsClosed(t *testing.T) {
 	}{
 		{"misspelled permissions", "?permission=messages:send", nil, []string{`"permission"`, "Did you mean permissions?", "proxy_pass"}},
 		{"an unknown parameter", "?permissions=contacts:read&scope=admin", nil, []string{`"scope"`, "permissions and nginx"}},
-		{"an unknown parameter that holds a key", "?x=" + key, nil, []string{`"x"`}},
-		{"a key as a parameter's name", "?" + key + "=1", nil, []string{"an unknown parameter"}},
+		{"an unknown parameter that holds a key", "?x=" + key, nil, []string{"API keys in the URL are refused", "the x query parameter"}},
+		{"a key as a parameter's name", "?" + key + "=1", nil, []string{"API keys in the URL are refused", "the name of a query parameter"}},
+		{"a key as the permissions, beside an original URI", "?permissions=" + key, []string{"X-Forwarded-Uri", "/api/x"}, []string{"API keys in the URL are refused", "the permissions query parameter"}},
 		{"permissions twice", "?permissions=contacts:read&permissions=admin", nil, []string{"permissions parameter more than once", "permissions=a,b"}},
 		{"permissions empty", "?permissions=", nil, []string{"empty permissions", "leave the parameter out"}},
 		{"permissions blank", "?permissions=%20,%20", nil, []string{"empty permissions"}},
@@ -139,12 +141,16 @@ func TestKeyAnywhereInURL(t *testing.T) {
 		"encoded twice":        "?next=" + url.QueryEscape("/x?k="+encoded),
 		"inside a longer text": "?q=Bearer%20" + key + "%22",
 		"as a name":            "?" + key,
+		"encoded four times":   "?x=" + deepEscape(key, 4),
 	}
 	// Forward-auth's own query string holds only its settings: a key there
 	// is refused as an unknown setting (TestForwardAuthFailsClosed).
+	// The routes that take no key refuse one in the URL too, as does a
+	// path that has no route.
 	routes := []struct{ method, path string }{
 		{"GET", "/v1/whoami"}, {"POST", "/v1/verify"},
 		{"GET", "/v1/api-keys"}, {"GET", "/v1/api-keys/" + id}, {"GET", "/v1/tenants"}, {"GET", "/v1/audit-log"},
+		{"GET", "/healthz"}, {"GET", "/readyz"}, {"GET", "/openapi.json"}, {"GET", "/no/such/route"},
 	}
 	for name, q := range queries {
 		for _, rt := range routes {
@@ -165,15 +171,64 @@ func TestKeyAnywhereInURL(t *testing.T) {
 			t.Errorf("forward-auth, key in the path %q: %s", path, a.raw)
 		}
 	}
-	a := h.call("GET", "/v1/api-keys/"+key, key, nil)
-	if d := problemOf(t, a, 400, keyward.CodeInvalidRequest); !strings.Contains(d, "path") || strings.Contains(a.raw, body) {
-		t.Errorf("a key where the id belongs: %s", a.raw)
+	for _, path := range []string{"/v1/api-keys/" + key, "/healthz/" + key, "/" + key} {
+		a := h.call("GET", path, key, nil)
+		if d := problemOf(t, a, 400, keyward.CodeInvalidRequest); !strings.Contains(d, "path") || strings.Contains(a.raw, body) {
+			t.Errorf("a key in the path %s…: %s", path[:10], a.raw)
+		}
 	}
 
 	// A key-shaped value that is not one (a bad checksum, another
 	// instance's prefix) is no reason to refuse.
 	h.must(200, "GET", "/v1/whoami?secret="+flip(key), key, nil)
 	h.must(200, "GET", "/v1/forward-auth", key, nil, "X-Forwarded-Uri", "/api/orders?s=kw_live_"+body)
+}
+
+// deepEscape percent-encodes s n times over.
+func deepEscape(s string, n int) string {
+	s = strings.NewReplacer("_", "%5F").Replace(s)
+	for range n - 1 {
+		s = strings.ReplaceAll(s, "%", "%25")
+	}
+	return s
+}
+
+// TestKeyNeverRepeated: a key sent where a value belongs (a permission to
+// check, a field's name, an address) is never repeated whole in the
+// answer: every message goes out with keys shown as start…last4.
+func TestKeyNeverRepeated(t *testing.T) {
+	h := newHarness(t)
+	h.tenant("acme")
+	key, _ := h.key(h.root, map[string]any{"tenant_id": "acme", "name": "c", "permissions": []string{"contacts:read"}})
+	body := key[len("sk_live_"):]
+	verifier, _ := h.key(h.root, map[string]any{"tenant_id": "system", "name": "v", "permissions": []string{"keyward:verify"}})
+	start, last4 := apikey.Display(key)
+	for name, a := range map[string]answer{
+		"a permission to verify": h.call("POST", "/v1/verify", verifier, map[string]any{"key": key, "permissions": []string{key}}),
+		"an address to verify":   h.call("POST", "/v1/verify", verifier, map[string]any{"key": key, "ip": key}),
+		"a field's name":         h.call("POST", "/v1/api-keys", h.root, map[string]any{"tenant_id": "acme", "name": "n", key: 1}),
+		"a permission to grant":  h.call("POST", "/v1/api-keys", h.root, map[string]any{"tenant_id": "acme", "name": "n", "permissions": []string{key}}),
+	} {
+		if strings.Contains(a.raw, body) {
+			t.Errorf("%s: the answer repeats the key: %s", name, a.raw)
+		}
+		if !strings.Contains(a.raw, start+"…"+last4) {
+			t.Errorf("%s: the answer does not show the key as start…last4: %s", name, a.raw)
+		}
+	}
+	// A key is never stored in a name or metadata, where it would be shown
+	// in lists and logs.
+	for field, v := range map[string]any{
+		"name": "ci " + key, "metadata": map[string]string{key: "x"}, "metadata.owner": map[string]string{"owner": "see " + key},
+	} {
+		in := map[string]any{"tenant_id": "acme", "name": "n"}
+		base, _, _ := strings.Cut(field, ".")
+		in[base] = v
+		a := h.call("POST", "/v1/api-keys", h.root, in)
+		if d := problemOf(t, a, 400, keyward.CodeInvalidRequest); !strings.Contains(d, "holds an API key") || strings.Contains(a.raw, body) {
+			t.Errorf("a key in %s: %s", field, a.raw)
+		}
+	}
 }
 
 // BenchmarkForwardAuthHandlerNginx is BenchmarkForwardAuthHandler for the

@@ -14,7 +14,9 @@ type route struct {
 	handler http.Handler
 }
 
-// routes lists every route of the API, with its middleware.
+// routes lists every route of the API, with its middleware. Routes that
+// need a key refuse one in the URL as they read the key (see
+// verify.KeyFrom); keyless does the same for those that need none.
 func (s *server) routes() []route {
 	return []route{
 		{"POST /v1/api-keys", "Create an API key; its plaintext is in the answer once", true, createKeyRequest{}, createdKeyResponse{}, http.StatusCreated, s.managed(s.handleCreateKey)},
@@ -36,8 +38,8 @@ func (s *server) routes() []route {
 		{"POST /v1/verify", "Verify a key for another service (needs keyward:verify)", true, verifyRequest{}, verifyResponse{}, http.StatusOK, http.HandlerFunc(s.handleVerify)},
 		{"/v1/forward-auth", "Forward authentication for nginx auth_request, Traefik ForwardAuth and Envoy ext_authz (any method)", true, forwardAuthRequest{}, nil, http.StatusOK, http.HandlerFunc(s.handleForwardAuth)},
 
-		{"GET /healthz", "Liveness: the process answers", false, nil, statusResponse{}, http.StatusOK, http.HandlerFunc(s.handleHealthz)},
-		{"GET /readyz", "Readiness: the storage answers", false, nil, statusResponse{}, http.StatusOK, http.HandlerFunc(s.handleReadyz)},
-		{"GET /openapi.json", "This document", false, nil, nil, http.StatusOK, http.HandlerFunc(s.handleOpenAPI)},
+		{"GET /healthz", "Liveness: the process answers", false, nil, statusResponse{}, http.StatusOK, s.keyless(http.HandlerFunc(s.handleHealthz))},
+		{"GET /readyz", "Readiness: the storage answers", false, nil, statusResponse{}, http.StatusOK, s.keyless(http.HandlerFunc(s.handleReadyz))},
+		{"GET /openapi.json", "This document", false, nil, nil, http.StatusOK, s.keyless(http.HandlerFunc(s.handleOpenAPI))},
 	}
 }

@@ -90,11 +90,24 @@ func NewServer(c Config) (http.Handler, error) {
 		return nil, fmt.Errorf("build OpenAPI document: %w", err)
 	}
 	s.openapi = doc
-	mux.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	mux.Handle("/", s.keyless(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// The path is not repeated: it may hold a key pasted by mistake.
 		s.writeError(w, r, keyward.Errorf(keyward.CodeNotFound, "There is no route for this method and path; see /openapi.json for the API."))
-	}))
+	})))
 	return s.withRequestID(s.recoverPanics(mux)), nil
+}
+
+// keyless refuses, for a route that takes no key, a request with a key of
+// this instance anywhere in its URL (400), as the routes that take one do:
+// the URL has leaked it, and its owner must hear so to replace it.
+func (s *server) keyless(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := verify.CheckURL(r.URL, s.verifier.Format()); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // withRequestID gives every request an id and answers it in X-Request-Id,

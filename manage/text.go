@@ -5,6 +5,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/keyward/keyward"
+	"github.com/keyward/keyward/apikey"
 )
 
 // checkText refuses text that is not what it shows: invalid UTF-8, and any
@@ -32,6 +33,9 @@ func checkText(field, label, s string) error {
 	if !utf8.ValidString(s) {
 		i := invalidUTF8At(s)
 		return keyward.FieldErrorf(field, "%sis not valid UTF-8 text (byte 0x%02X at byte %d); send the text encoded as UTF-8", what, s[i], i+1)
+	}
+	if apikey.ContainsAny(s) {
+		return keyward.FieldErrorf(field, "%sholds an API key, and keys are never stored in names or metadata, which are shown in lists and logs; remove it, and replace that key, since it may have been exposed", what)
 	}
 	n := 0
 	for _, r := range s {

@@ -29,6 +29,16 @@ const (
 		"\"Authorization: Bearer <key>\". Replace the key, since it may have been logged."
 )
 
+// CheckURL refuses (invalid_request) a URL that holds a well-formed key of
+// f anywhere, as KeyFrom does, for the routes that take no key: a key
+// there leaks into logs just the same. It returns nil for any other URL.
+func CheckURL(u *url.URL, f apikey.Format) *keyward.Error {
+	if where, ok := keyInURL(u, f); ok {
+		return keyward.Errorf(keyward.CodeInvalidRequest, detailURLKey, where)
+	}
+	return nil
+}
+
 // KeyFromRequest returns the key an HTTP request presents, following the
 // presenting rules of SPEC §4; f is the instance's key format. It is
 // KeyFrom with the request's header and URL.
@@ -65,8 +75,8 @@ func KeyFromRequest(r *http.Request, f apikey.Format) (string, *keyward.Error) {
 // one scan of its path, and no allocation unless the path holds a %XX
 // escape once decoded.
 func KeyFrom(h http.Header, u *url.URL, f apikey.Format) (string, *keyward.Error) {
-	if where, ok := keyInURL(u, f); ok {
-		return "", keyward.Errorf(keyward.CodeInvalidRequest, detailURLKey, where)
+	if err := CheckURL(u, f); err != nil {
+		return "", err
 	}
 	if name, ok := queryKeyParam(u, false); ok {
 		return "", keyward.Errorf(keyward.CodeInvalidRequest, detailQueryKey, name)
@@ -242,9 +252,11 @@ func keyInURL(u *url.URL, f apikey.Format) (where string, found bool) {
 	return "the query string", true
 }
 
-// maxURLDecodings is how many times containsKey decodes percent-escapes,
-// for keys that were encoded more than once.
-const maxURLDecodings = 3
+// maxURLDecodings is how many times containsKey decodes percent-escapes at
+// most, for keys that were encoded more than once. Each decoding shortens
+// the text, so it ends by itself; the bound keeps a URL of nested escapes
+// (%252525…) from costing a decoding per escape.
+const maxURLDecodings = 16
 
 // containsKey reports whether s, or s with its percent-escapes decoded up
 // to maxURLDecodings times, contains a well-formed key of f. Escapes that

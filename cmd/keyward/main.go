@@ -27,6 +27,7 @@ import (
 	"syscall"
 
 	"github.com/keyward/keyward"
+	"github.com/keyward/keyward/apikey"
 )
 
 func main() {
@@ -135,7 +136,10 @@ func errorMessage(err error) string {
 	if errors.As(err, &ee) {
 		return ""
 	}
-	return escaped(rawErrorMessage(err))
+	// A message may quote what was typed, and a key may have been typed
+	// in the wrong place (--permissions sk_live_…): it is never printed
+	// back whole.
+	return escaped(apikey.Redact(rawErrorMessage(err)))
 }
 
 // rawErrorMessage is errorMessage before escaping.

@@ -156,3 +156,24 @@ func TestOutputIsInert(t *testing.T) {
 		t.Errorf("keys show does not show the name escaped:\n%s", o.stdout)
 	}
 }
+
+// TestKeyNeverPrintedBack: a key typed where a value belongs is never
+// printed back whole in an error, and is never stored in a name or a tag.
+func TestKeyNeverPrintedBack(t *testing.T) {
+	db := dbFile(t)
+	ok(t, db, "migrate")
+	ok(t, db, "tenants", "create", "acme")
+	key := strings.TrimSpace(ok(t, db, "keys", "create", "--tenant", "acme", "--name", "k").stdout)
+	body := key[len("sk_live_"):]
+	for _, args := range [][]string{
+		{"keys", "create", "--tenant", "acme", "--name", "n", "--permissions", key},
+		{"keys", "create", "--tenant", "acme", "--name", "ci " + key},
+		{"keys", "create", "--tenant", "acme", "--name", "n", "--metadata", "owner=" + key},
+		{"verify", key, "--permission", key},
+	} {
+		o := cli(t, db, args...)
+		if o.code() == 0 && args[0] != "verify" || strings.Contains(o.stdout+o.stderr+errorMessage(o.err), body) {
+			t.Errorf("%s %s: exit %d, stdout %q, stderr %q, error %q", args[0], args[1], o.code(), o.stdout, o.stderr, errorMessage(o.err))
+		}
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/keyward/keyward"
+	"github.com/keyward/keyward/apikey"
 	"github.com/keyward/keyward/verify"
 	"github.com/spf13/cobra"
 )
@@ -93,7 +94,7 @@ A valid check counts as a use of the key: it sets the key's last use, with
 // a refusal.
 func (a *app) printOutcome(res verify.Result) error {
 	if a.json {
-		out := verifyJSON{Valid: res.Valid(), Code: res.Code, Detail: res.Detail, Status: 200}
+		out := verifyJSON{Valid: res.Valid(), Code: res.Code, Detail: apikey.Redact(res.Detail), Status: 200}
 		if !res.Valid() {
 			out.Status = res.Code.Status()
 		}
@@ -114,7 +115,7 @@ func (a *app) printOutcome(res verify.Result) error {
 			return err
 		}
 	} else {
-		if _, err := fmt.Fprintf(a.stdout, "refused: %s: %s\n", res.Code, escaped(res.Detail)); err != nil {
+		if _, err := fmt.Fprintf(a.stdout, "refused: %s: %s\n", res.Code, escaped(apikey.Redact(res.Detail))); err != nil {
 			return err
 		}
 	}
