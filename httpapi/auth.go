@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -163,7 +164,7 @@ func (s *server) handleVerify(w http.ResponseWriter, r *http.Request) {
 }
 
 type forwardAuthRequest struct {
-	Permissions string `query:"permissions" description:"comma-separated permissions the protected location needs; at most once, and not empty (leave it out when the location needs none)"`
+	Permissions string `query:"permissions" description:"comma-separated permissions the protected location needs; at most once, and not empty: none (or no parameter) when the location needs none"`
 	Nginx       string `query:"nginx" enum:"auth_request,error_page" description:"for nginx, which passes on only 401 and 403 from auth_request: auth_request answers every refusal with 401 and no body; error_page, for the location that error_page 401 leads to, answers the refusal with its own status, body and headers"`
 	APIKey      string `header:"X-API-Key"`
 	Auth        string `header:"Authorization" description:"Bearer <key>"`
@@ -197,7 +198,9 @@ const (
 		"give it once%s, in the address the proxy sends forward-auth requests to (nginx: proxy_pass)."
 	detailForwardEmptyPerms = "The proxy asks /v1/forward-auth with an empty permissions parameter: " +
 		"name the permissions the location needs (permissions=contacts:read,messages:send), " +
-		"or leave the parameter out if it needs none. In nginx, check the variable that sets it."
+		"or say permissions=none (or leave the parameter out) if it needs none. In nginx, check the variable that sets it."
+	detailForwardNoneAmong = "The proxy asks /v1/forward-auth with permissions=none among other permissions: " +
+		"none stands alone, for a location that needs no permission; otherwise name only the permissions it needs."
 	detailForwardNginx = "The proxy asks /v1/forward-auth with nginx=%s: use nginx=auth_request in the auth_request " +
 		"location and nginx=error_page in the location that error_page 401 403 leads to."
 	detailForwardQuery = "The proxy asks /v1/forward-auth with a query string that cannot be read: " +
@@ -216,6 +219,12 @@ const (
 		"error_page location (Keyward's log names the wrong one). Send the request again; if this answer " +
 		"repeats, give both locations the same settings."
 )
+
+// noPermissions is the value of forward-auth's permissions parameter for a
+// location that needs none: said outright, since an empty value is more
+// often a proxy's variable that was never set. It cannot be a permission's
+// name by mistake: manage refuses it as one.
+const noPermissions = "none"
 
 // forwardSettings are the settings a proxy gives forward-auth in its query
 // string.
@@ -263,13 +272,19 @@ func forwardSettingsOf(q string) (forwardSettings, *keyward.Error) {
 				continue
 			}
 			seenPerms = true
+			if value == noPermissions {
+				continue
+			}
 			for _, p := range strings.Split(value, ",") {
 				if p = strings.TrimSpace(p); p != "" {
 					fs.perms = append(fs.perms, p)
 				}
 			}
-			if len(fs.perms) == 0 {
+			switch {
+			case len(fs.perms) == 0:
 				fail(&keyward.Error{Code: keyward.CodeInvalidRequest, Message: detailForwardEmptyPerms})
+			case slices.Contains(fs.perms, noPermissions):
+				fail(&keyward.Error{Code: keyward.CodeInvalidRequest, Message: detailForwardNoneAmong})
 			}
 		case "nginx":
 			if seenMode {

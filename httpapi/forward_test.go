@@ -31,7 +31,8 @@ func TestForwardAuthFailsClosed(t *testing.T) {
 		{"a key as a parameter's name", "?" + key + "=1", nil, []string{"API keys in the URL are refused", "the name of a query parameter"}},
 		{"a key as the permissions, beside an original URI", "?permissions=" + key, []string{"X-Forwarded-Uri", "/api/x"}, []string{"API keys in the URL are refused", "the permissions query parameter"}},
 		{"permissions twice", "?permissions=contacts:read&permissions=admin", nil, []string{"permissions parameter more than once", "permissions=a,b"}},
-		{"permissions empty", "?permissions=", nil, []string{"empty permissions", "leave the parameter out"}},
+		{"permissions empty", "?permissions=", nil, []string{"empty permissions", "permissions=none"}},
+		{"none among permissions", "?permissions=none,contacts:read", nil, []string{"none stands alone"}},
 		{"permissions blank", "?permissions=%20,%20", nil, []string{"empty permissions"}},
 		{"a semicolon", "?permissions=contacts:read;admin", nil, []string{"separate parameters with &"}},
 		{"a bad escape", "?permissions=contacts%zz", nil, []string{"cannot be read"}},
@@ -118,6 +119,9 @@ func TestForwardAuthNginxModes(t *testing.T) {
 		b := h.call("GET", "/v1/forward-auth?nginx=error_page"+c.query, "", nil, c.header...)
 		problemOf(t, b, c.status, c.code)
 	}
+	// A location that needs no permission says so: permissions=none.
+	noPerm, _ := h.key(h.root, map[string]any{"tenant_id": "acme", "name": "bare"})
+	h.must(200, "GET", "/v1/forward-auth?nginx=auth_request&permissions=none", noPerm, nil)
 	d := problemOf(t, h.call("GET", "/v1/forward-auth?nginx=error_page&permissions=contacts:read", key, nil), 409, keyward.CodeConflict)
 	if !strings.Contains(d, "Send the request again") {
 		t.Errorf("detail %q", d)

@@ -39,6 +39,11 @@ func TestTextFields(t *testing.T) {
 		{"name with word joiner", "POST", "/v1/api-keys", create("prod\u2060bot", nil), "name", []string{"U+2060"}, "\u2060"},
 		{"name with BOM", "POST", "/v1/api-keys", create("\ufeffprod", nil), "name", []string{"U+FEFF"}, "\ufeff"},
 		{"name with soft hyphen", "POST", "/v1/api-keys", create("pro\u00addbot", nil), "name", []string{"U+00AD"}, "\u00ad"},
+		{"name with a combining grapheme joiner", "POST", "/v1/api-keys", create("a\u034fb", nil), "name", []string{"U+034F", "not displayed"}, "\u034f"},
+		{"name of a Hangul filler", "POST", "/v1/api-keys", create("\u3164", nil), "name", []string{"U+3164", "not displayed"}, "\u3164"},
+		{"name with a variation selector", "POST", "/v1/api-keys", create("a\ufe00b", nil), "name", []string{"U+FE00", "variation selector"}, "\ufe00"},
+		{"metadata value with a Mongolian selector", "POST", "/v1/api-keys", create("x", map[string]string{"owner": "a\u180bb"}), "metadata.owner", []string{"U+180B"}, "\u180b"},
+		{"metadata value with a supplementary selector", "POST", "/v1/api-keys", create("x", map[string]string{"owner": "a\U000E0100b"}), "metadata.owner", []string{"U+E0100"}, "\U000E0100"},
 		{"name with line separator", "POST", "/v1/api-keys", create("a\u2028b", nil), "name", []string{"U+2028"}, "\u2028"},
 		{"name with lone surrogate", "POST", "/v1/api-keys", `{"tenant_id":"` + acme + `","name":"a\udc00b"}`, "name", []string{"U+FFFD", "UTF-8"}, "\ufffd"},
 		{"metadata value with ESC", "POST", "/v1/api-keys", create("x", map[string]string{"owner": "\x1b[2J"}), "metadata.owner", []string{"U+001B"}, "\x1b"},
@@ -84,7 +89,7 @@ func TestTextFields(t *testing.T) {
 		t.Errorf("a refused request changed something: %v", keys)
 	}
 	// Visible text of any script is welcome, as are spaces inside a name.
-	for _, name := range []string{"Zahlungsdienst für Bestellungen", "請求ボット", "בוט חיובים", "bot 🤖"} {
+	for _, name := range []string{"Zahlungsdienst für Bestellungen", "請求ボット", "בוט חיובים", "bot 🤖", "love \u2764\ufe0f"} {
 		h.must(201, "POST", "/v1/api-keys", h.root, create(name, map[string]string{"owner": name}))
 	}
 }

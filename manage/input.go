@@ -116,6 +116,11 @@ func parseWhen(field, s string, now time.Time) (*time.Time, error) {
 	t, err := time.Parse(time.DateOnly, s)
 	if err != nil {
 		t, err = time.Parse(time.RFC3339Nano, s)
+		// RFC 3339 offsets run from -23:59 to +23:59; Go reads +24:00
+		// and beyond as well.
+		if _, offset := t.Zone(); err == nil && (offset >= 24*3600 || offset <= -24*3600) {
+			return nil, keyward.FieldErrorf(field, "%q has a UTC offset of 24 hours or more; give an offset from -23:59 to +23:59, or a time in UTC (Z)", s)
+		}
 	}
 	if err != nil {
 		d, derr := ParseDuration(s)
@@ -182,6 +187,8 @@ func checkPermissions(c Caller, tenantID string, perms []string) ([]string, erro
 			return nil, keyward.FieldErrorf(field, "is %d characters long; use at most %d", utf8.RuneCountInString(p), MaxPermissionLen)
 		case !permissionPattern.MatchString(p):
 			return nil, keyward.FieldErrorf(field, "%q is not a permission: use lowercase names made of words joined by colons, such as contacts:write, messages:send or admin", p)
+		case p == "none":
+			return nil, keyward.FieldErrorf(field, "\"none\" cannot be a permission: forward-auth reads permissions=none as a location that needs none; choose another name")
 		case strings.HasPrefix(p, "keyward:") && tenantID != keyward.SystemTenantID:
 			return nil, keyward.FieldErrorf(field, "%q is one of Keyward's own permissions; only keys of the system tenant may hold it", p)
 		case !c.Root() && !slices.Contains(c.Permissions, p):
@@ -234,7 +241,12 @@ func checkRestrictions(r *keyward.Restrictions) (keyward.Restrictions, error) {
 		if err != nil {
 			return out, keyward.FieldErrorf(fmt.Sprintf("restrictions.ips[%d]", i), "%q is not an IP address or CIDR; use a form such as 203.0.113.0/24, 203.0.113.7 or 2001:db8::/32", s)
 		}
-		out.IPs = append(out.IPs, p.String())
+		// A range given twice (in any notation) is kept once, as a
+		// permission is: it allows nothing more, and a change that only
+		// repeats one changes nothing.
+		if !slices.Contains(out.IPs, p.String()) {
+			out.IPs = append(out.IPs, p.String())
+		}
 	}
 	return out, nil
 }

@@ -3,6 +3,7 @@ package manage
 import (
 	"context"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -64,6 +65,7 @@ func TestParseWhen(t *testing.T) {
 		"2027-01-01":                time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC),
 		"2027-01-01T10:00:00Z":      time.Date(2027, 1, 1, 10, 0, 0, 0, time.UTC),
 		"2026-11-24T14:00:00+01:00": time.Date(2026, 11, 24, 13, 0, 0, 0, time.UTC),
+		"2027-01-01T23:59:00+23:59": time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC),
 		"90d":                       now.Add(90 * 24 * time.Hour),
 		"2s":                        now.Add(2 * time.Second),
 	} {
@@ -82,6 +84,8 @@ func TestParseWhen(t *testing.T) {
 		"9999-12-31T23:30:00-23:59":   "more than 36500d (100 years) ahead",
 		"9999-12-31":                  "more than 36500d (100 years) ahead",
 		"2126-10-31T12:00:00.000001Z": "no later than 2126-10-31T12:00:00Z",
+		"2027-01-01T00:00:00+24:00":   "offset of 24 hours or more",
+		"2027-01-01T00:00:00-24:00":   "offset of 24 hours or more",
 	} {
 		_, err := parseWhen("expires", in, now)
 		if e, ok := err.(*keyward.Error); !ok || e.Field != "expires" || !strings.Contains(e.Message, msg) {
@@ -233,5 +237,13 @@ func TestOutsideIPs(t *testing.T) {
 	}
 	if _, outside := (Caller{}).outsideIPs(nil); outside {
 		t.Error("a caller without ranges bounds nothing, yet refused a key without ranges")
+	}
+}
+
+// TestRestrictionsOnce: a range given twice, in any notation, is kept once.
+func TestRestrictionsOnce(t *testing.T) {
+	r, err := checkRestrictions(&keyward.Restrictions{IPs: []string{"2001:db8::/32", "10.0.0.1", "10.0.0.1/32", "::ffff:10.0.0.1", "2001:db8::1/32"}})
+	if err != nil || !slices.Equal(r.IPs, []string{"2001:db8::/32", "10.0.0.1/32"}) {
+		t.Errorf("checkRestrictions: %v, %v", r.IPs, err)
 	}
 }

@@ -19,7 +19,11 @@ import (
 // Cf: the bidirectional marks, embeddings, overrides and isolates
 // U+200E, U+200F, U+061C, U+202A–U+202E, U+2066–U+2069, the zero-width
 // characters U+200B–U+200D, U+2060 and U+FEFF, the soft hyphen, invisible
-// operators and tags), the line and paragraph separators U+2028 and U+2029,
+// operators and tags), the other characters Unicode says are not displayed
+// (Default_Ignorable_Code_Point: variation selectors, the Hangul fillers,
+// the combining grapheme joiner…) except the emoji and text presentation
+// selectors U+FE0E and U+FE0F that emoji such as ❤️ carry, the line and
+// paragraph separators U+2028 and U+2029,
 // and U+FFFD, which stands for text that could not be decoded (a JSON
 // string with half a surrogate pair reads as it). Visible characters of
 // every script, spaces and emoji are welcome.
@@ -65,6 +69,10 @@ func unseen(r rune) string {
 		return "an invisible zero-width character, which can make two different texts look the same"
 	case unicode.Is(unicode.Cf, r):
 		return "an invisible formatting character"
+	case unicode.Is(unicode.Variation_Selector, r) && r != 0xFE0E && r != 0xFE0F:
+		return "an invisible variation selector"
+	case unicode.Is(unicode.Other_Default_Ignorable_Code_Point, r):
+		return "a character that is not displayed (such as a Hangul filler or a combining grapheme joiner)"
 	case r == 0x2028 || r == 0x2029:
 		return "a line or paragraph separator"
 	case r == utf8.RuneError:
