@@ -3,6 +3,7 @@ package postgres_test
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -276,7 +277,7 @@ func TestKeyPrefixOfOldDatabase(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			for _, q := range []string{`DROP TABLE settings`, `DELETE FROM goose_db_version WHERE version_id = 3`} {
+			for _, q := range []string{`DROP TABLE settings`, `DELETE FROM goose_db_version WHERE version_id >= 3`} {
 				if _, err := raw.Exec(ctx, q); err != nil {
 					t.Fatalf("%s: %v", q, err)
 				}
@@ -294,5 +295,122 @@ func TestKeyPrefixOfOldDatabase(t *testing.T) {
 				t.Fatalf("KeyPrefix = %q, %v; want %q", got, err, tc.want)
 			}
 		})
+	}
+}
+
+// TestKeyTimesBeyondYear9999OfOldDatabase: a database written by a release
+// that accepted an expiry or rotate-by time after the year 9999 in UTC
+// (9999-12-31T23:30:00-23:59) has those times brought down, when it is
+// migrated, to 9999-12-31T23:59:59.999999Z, revoked keys included, so that
+// every key encodes as JSON again. Each key changed gets a change in the
+// feed and no audit entry; other keys are left alone.
+func TestKeyTimesBeyondYear9999OfOldDatabase(t *testing.T) {
+	ctx := t.Context()
+	dsn := pg.Database(t)
+	s, err := postgres.Open(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateTenant(ctx, tenant("ten_acme"), keyward.ActorCLI); err != nil {
+		t.Fatal(err)
+	}
+	near := t0.AddDate(1, 0, 0)
+	for _, id := range []string{"key_far", "key_revoked", "key_rotate", "key_max", "key_near"} {
+		k := key(id, "ten_acme")
+		k.ExpiresAt, k.RotateBy = &near, &near
+		if id == "key_revoked" {
+			k.Status, k.RevokedAt = keyward.KeyRevoked, &t0
+		}
+		if err := s.CreateKey(ctx, k, keyward.ActorCLI); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.Close()
+
+	// Take the database back to schema version 3 and store what an older
+	// release stored for 9999-12-31T23:30:00-23:59.
+	year10000 := time.Date(9999, 12, 31, 23, 30, 0, 0, time.FixedZone("", -(23*3600+59*60))).UnixMicro()
+	maxTime := time.Date(9999, 12, 31, 23, 59, 59, 999999000, time.UTC)
+	raw, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close(context.WithoutCancel(ctx))
+	for _, q := range []struct {
+		sql  string
+		args []any
+	}{
+		{`DELETE FROM goose_db_version WHERE version_id = 4`, nil},
+		{`UPDATE keys SET expires_at = $1, rotate_by = $1 WHERE id IN ('key_far', 'key_revoked')`, []any{year10000}},
+		{`UPDATE keys SET rotate_by = $1 WHERE id = 'key_rotate'`, []any{year10000}},
+		{`UPDATE keys SET expires_at = $1, rotate_by = $1 WHERE id = 'key_max'`, []any{maxTime.UnixMicro()}},
+	} {
+		if _, err := raw.Exec(ctx, q.sql, q.args...); err != nil {
+			t.Fatalf("%s: %v", q.sql, err)
+		}
+	}
+	var lastSeq, audits int64
+	if err := raw.QueryRow(ctx, `SELECT (SELECT max(seq) FROM changes), (SELECT count(*) FROM audit_log)`).Scan(&lastSeq, &audits); err != nil {
+		t.Fatal(err)
+	}
+
+	migrated := time.Now()
+	s2 := open(t, dsn)
+	want := map[string][2]time.Time{
+		"key_far":     {maxTime, maxTime},
+		"key_revoked": {maxTime, maxTime},
+		"key_rotate":  {near, maxTime},
+		"key_max":     {maxTime, maxTime},
+		"key_near":    {near, near},
+	}
+	for id, w := range want {
+		k, err := s2.Key(ctx, id)
+		if err != nil {
+			t.Fatalf("Key(%s): %v", id, err)
+		}
+		if k.ExpiresAt == nil || !k.ExpiresAt.Equal(w[0]) || k.RotateBy == nil || !k.RotateBy.Equal(w[1]) {
+			t.Errorf("%s: expires_at %v, rotate_by %v; want %v, %v", id, k.ExpiresAt, k.RotateBy, w[0], w[1])
+		}
+		if _, err := json.Marshal(k); err != nil {
+			t.Errorf("%s: json.Marshal: %v", id, err)
+		}
+	}
+	if k, err := s2.Key(ctx, "key_revoked"); err != nil || k.Status != keyward.KeyRevoked {
+		t.Errorf("key_revoked: %+v, %v; want it still revoked", k, err)
+	}
+	keys, _, err := s2.Keys(ctx, keyward.KeyFilter{}, keyward.Page{})
+	if err != nil {
+		t.Fatalf("Keys: %v", err)
+	}
+	if _, err := json.Marshal(keys); err != nil {
+		t.Errorf("json.Marshal(Keys): %v", err)
+	}
+	// The migration stored the clamped times: the store does not only read
+	// them so.
+	var over int
+	if err := raw.QueryRow(ctx, `SELECT count(*) FROM keys WHERE expires_at > $1 OR rotate_by > $1`, maxTime.UnixMicro()).Scan(&over); err != nil || over != 0 {
+		t.Errorf("%d keys store a time after %v (%v); want none", over, maxTime, err)
+	}
+
+	changes, err := s2.Changes(ctx, lastSeq, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var changed []string
+	for _, c := range changes {
+		if c.Kind != keyward.ChangeKey {
+			t.Errorf("change %+v; want a key's", c)
+		}
+		if c.At.Before(migrated.Add(-time.Second)) || c.At.After(time.Now().Add(time.Second)) {
+			t.Errorf("change %+v made at %v; want the time of the migration, %v", c, c.At, migrated)
+		}
+		changed = append(changed, c.ID)
+	}
+	if got, want := strings.Join(changed, " "), "key_far key_revoked key_rotate"; got != want {
+		t.Errorf("changes of keys %q; want %q", got, want)
+	}
+	var audits2 int64
+	if err := raw.QueryRow(ctx, `SELECT count(*) FROM audit_log`).Scan(&audits2); err != nil || audits2 != audits {
+		t.Errorf("%d audit entries after migrating (%v); want %d as before", audits2, err, audits)
 	}
 }
