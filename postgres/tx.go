@@ -18,7 +18,8 @@ import (
 // writeLock is the id of the advisory lock that every transaction changing
 // a tenant or a key holds from its start to its end ("keyward\0" in ASCII).
 // Advisory locks belong to one database: stores on other databases never
-// wait for it.
+// wait for it. Migration 00004 takes it too, by its decimal number
+// (TestMigrationsTakeTheWriteLock).
 const writeLock int64 = 0x6b65797761726400
 
 // write runs fn in one transaction that holds the write lock, and commits it
