@@ -49,10 +49,53 @@ type envDuration struct {
 	def              time.Duration
 	example          string // a valid value, for messages
 	value            *time.Duration
+	// input is the flag's value, which reads the variable too.
+	input *durationValue
 	// err is why the variable could not be read, if it could not; it
 	// matters only when the flag is not given.
 	err error
 }
+
+// durationValue is the value of a duration flag, read as
+// manage.ParseDuration reads the durations of the API's bodies: 90d, 2w,
+// 12h, 30m or a Go duration such as 1h30m. One longer than
+// manage.MaxDuration, or not a duration, is refused with ParseDuration's
+// error. A negative one is kept in negative, with ParseDuration's error,
+// for serve to refuse as it refuses 0: it must be more than 0.
+type durationValue struct {
+	d        *time.Duration
+	negative error
+	text     string // the negative duration given
+}
+
+// Set reads s as the flag's value.
+func (v *durationValue) Set(s string) error {
+	d, err := manage.ParseDuration(s)
+	if de, ok := errors.AsType[*manage.DurationError](err); ok && de.Negative {
+		*v.d, v.negative, v.text = 0, err, s
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	*v.d, v.negative = d, nil
+	return nil
+}
+
+// String writes the value as a Go duration, as the help and the log show
+// it, or the negative duration given as it was given.
+func (v *durationValue) String() string {
+	switch {
+	case v.negative != nil:
+		return v.text
+	case v.d == nil:
+		return "0s"
+	}
+	return v.d.String()
+}
+
+// Type names the value in the help, as for a Go duration flag.
+func (v *durationValue) Type() string { return "duration" }
 
 // envInt is a count flag whose default comes from an environment variable.
 type envInt struct {
@@ -135,14 +178,14 @@ within 5s is closed. Either limit is off at 0.`,
 	}
 	for i := range o.envDurations {
 		d := &o.envDurations[i]
-		v := d.def
+		*d.value = d.def
+		d.input = &durationValue{d: d.value}
 		if s := a.getenv(d.env); s != "" {
-			var err error
-			if v, err = time.ParseDuration(s); err != nil {
-				v, d.err = d.def, fmt.Errorf("%s: %q is not a duration; use a form such as %s", d.env, s, d.example)
+			if err := d.input.Set(s); err != nil {
+				*d.value, d.err = d.def, fmt.Errorf("%s: %w; use a form such as %s", d.env, err, d.example)
 			}
 		}
-		f.DurationVar(d.value, d.flag, v, d.usage+" (env "+d.env+")")
+		f.Var(d.input, d.flag, d.usage+" (env "+d.env+")")
 	}
 	o.envInts = []envInt{
 		{flag: "max-conns", env: "KEYWARD_MAX_CONNS", def: connlimit.DefaultTotal(connlimit.FileLimit()), value: &o.maxConns,
@@ -195,6 +238,9 @@ func (a *app) serve(ctx context.Context, o serveOptions) error {
 		return usageError{fmt.Errorf("--trusted-proxies: %w; use a comma-separated list such as 10.0.0.0/8,192.0.2.7", err)}
 	}
 	for _, d := range o.envDurations {
+		if d.input.negative != nil {
+			return usageError{fmt.Errorf("--%s: must be more than 0, such as %s: %w (env %s)", d.flag, d.example, d.input.negative, d.env)}
+		}
 		if *d.value <= 0 {
 			return usageError{fmt.Errorf("--%s: must be more than 0, such as %s, not %s (env %s)", d.flag, d.example, *d.value, d.env)}
 		}

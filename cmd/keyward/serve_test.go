@@ -423,3 +423,77 @@ func TestServeLogsAbsoluteDB(t *testing.T) {
 		t.Errorf("listening names db %q; want the absolute path %s", got, filepath.Join(want, "keyward.db"))
 	}
 }
+
+// TestServeDurationGrammar checks that the duration flags of serve, and
+// the variables they take their defaults from, read durations as the API's
+// bodies do (manage.ParseDuration): days and weeks as well as Go
+// durations, with its errors for a negative or too long one.
+func TestServeDurationGrammar(t *testing.T) {
+	flags := []struct{ flag, env, attr string }{
+		{"--shutdown-timeout", "KEYWARD_SHUTDOWN_TIMEOUT", "shutdown_timeout"},
+		{"--flush-interval", "KEYWARD_FLUSH_INTERVAL", "flush_interval"},
+		{"--cache-ttl", "KEYWARD_CACHE_TTL", "cache_ttl"},
+		{"--storage-timeout", "KEYWARD_STORAGE_TIMEOUT", "storage_timeout"},
+		{"--idle-timeout", "KEYWARD_IDLE_TIMEOUT", "idle_timeout"},
+	}
+	db := dbFile(t)
+	for _, f := range flags {
+		t.Run(f.flag, func(t *testing.T) {
+			for v, want := range map[string]string{
+				"-1h":    `"-1h" is negative`,
+				"-2w":    `"-2w" is negative`,
+				"36501d": `"36501d" is longer than the maximum of 36500d (100 years)`,
+				"5y":     `"5y" is not a duration`,
+			} {
+				fails(t, db, 2, []string{"serve", f.flag, v}, f.flag, want)
+				var stdout, stderr bytes.Buffer
+				err := run(t.Context(), []string{"--db", db, "serve"}, env(f.env, v), strings.NewReader(""), &stdout, &stderr)
+				if msg := errorMessage(err); exitCode(err) != 2 || !strings.Contains(msg, f.env) || !strings.Contains(msg, want) {
+					t.Errorf("%s=%s: exit status %d, message %q; want 2 and %q", f.env, v, exitCode(err), msg, want)
+				}
+			}
+			// A week is read, and the cache's bound still applies to it.
+			if f.flag == "--cache-ttl" {
+				fails(t, db, 2, []string{"serve", f.flag, "2w"}, "--cache-ttl: must be at most 24h")
+			}
+		})
+	}
+	if _, err := os.Stat(db); err == nil {
+		t.Error("a usage error opened the database")
+	}
+	// Every flag takes a day, and every variable a day or a week (the
+	// cache's at most 24h).
+	var args, vars []string
+	for _, f := range flags {
+		args = append(args, f.flag, "1d")
+		week := "2w"
+		if f.env == "KEYWARD_CACHE_TTL" {
+			week = "1d"
+		}
+		vars = append(vars, f.env, week)
+	}
+	for _, c := range []struct {
+		name       string
+		vars, args []string
+		want       func(env string) string
+	}{
+		{"flags", nil, args, func(string) string { return "24h0m0s" }},
+		{"variables", vars, nil, func(env string) string {
+			if env == "KEYWARD_CACHE_TTL" {
+				return "24h0m0s"
+			}
+			return "336h0m0s"
+		}},
+	} {
+		s := startServerEnv(t, db, env(c.vars...), c.args...)
+		for _, f := range flags {
+			if got := logAttr(s.stderr.String(), "listening", f.attr); got != c.want(f.env) {
+				t.Errorf("%s: the server logs %s %q, want %s", c.name, f.attr, got, c.want(f.env))
+			}
+		}
+		if err := s.shutdown(t); err != nil {
+			t.Fatal(err)
+		}
+		http.DefaultClient.CloseIdleConnections()
+	}
+}
