@@ -10,7 +10,8 @@ import (
 // problem+json body and decides the HTTP status through one table.
 type Code string
 
-// Outcomes of a verification, in the order they are checked (SPEC §5).
+// Outcomes of a verification, in the order they are checked
+// (docs/outcomes.md).
 const (
 	CodeMissingAPIKey           Code = "missing_api_key"
 	CodeMalformedAPIKey         Code = "malformed_api_key"

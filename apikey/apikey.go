@@ -129,17 +129,18 @@ func Hash(key string) [32]byte {
 // that nothing of a malformed secret is shown. Display does not check the
 // checksum or the instance's prefix.
 func Display(key string) (start, last4 string) {
-	head := KeyPrefix(key)
+	head := Head(key)
 	if head == "" || len(key)-len(head) != BodyLen || !allBase62(key[len(head):]) {
 		return "", ""
 	}
 	return key[:len(head)+4], key[len(key)-4:]
 }
 
-// KeyPrefix returns the <prefix>_<env>_ part of a key, for example
-// "sk_live_", or "" when the key does not start with a valid prefix followed
-// by _live_ or _test_. It does not look at the body.
-func KeyPrefix(key string) string {
+// Head returns the head of a key: its <prefix>_<env>_ part, for example
+// "sk_live_" (the prefix is "sk"; see Format.Prefix), or "" when the key
+// does not start with a valid prefix followed by _live_ or _test_. It does
+// not look at the body. A stored key keeps its head in keyward.Key.Prefix.
+func Head(key string) string {
 	i := strings.IndexByte(key, '_')
 	if i < 0 || !validPrefix(key[:i]) {
 		return ""
@@ -150,6 +151,12 @@ func KeyPrefix(key string) string {
 	}
 	return key[:i+1+len(env)+1]
 }
+
+// KeyPrefix is Head, under the name it had before "prefix" came to mean
+// only the instance's prefix ("sk").
+//
+// Deprecated: use Head. It is kept while manage calls it (see docs/names.md).
+func KeyPrefix(key string) string { return Head(key) }
 
 // validPrefix reports whether p matches [a-z][a-z0-9]{1,11}.
 func validPrefix(p string) bool {

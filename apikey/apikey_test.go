@@ -443,7 +443,7 @@ func TestHash(t *testing.T) {
 func TestDisplay(t *testing.T) {
 	key := "sk_live_3Fj9aB7kQ2mN8pR4sT6uV1wX5yZ0cD3e3I4UjD"
 	tests := []struct {
-		name, key, start, last4, prefix string
+		name, key, start, last4, head string
 	}{
 		{"key", key, "sk_live_3Fj9", "4UjD", "sk_live_"},
 		{"test key of another instance", "acme2_test_ZYXWVUTSRQPONMLKJIHGFEDCBA9876542Z0CCK", "acme2_test_ZYXW", "0CCK", "acme2_test_"},
@@ -462,8 +462,8 @@ func TestDisplay(t *testing.T) {
 			if start != tt.start || last4 != tt.last4 {
 				t.Errorf("Display = %q, %q; want %q, %q", start, last4, tt.start, tt.last4)
 			}
-			if got := apikey.KeyPrefix(tt.key); got != tt.prefix {
-				t.Errorf("KeyPrefix = %q, want %q", got, tt.prefix)
+			if got := apikey.Head(tt.key); got != tt.head {
+				t.Errorf("Head = %q, want %q", got, tt.head)
 			}
 		})
 	}

@@ -108,8 +108,8 @@ func FuzzParse(f *testing.F) {
 func assertRoundTrip(t *testing.T, prefix string, env keyward.Environment, key string) {
 	t.Helper()
 	head := prefix + "_" + string(env) + "_"
-	if got := apikey.KeyPrefix(key); got != head {
-		t.Fatalf("KeyPrefix = %q, want %q", got, head)
+	if got := apikey.Head(key); got != head {
+		t.Fatalf("Head = %q, want %q", got, head)
 	}
 	start, last4 := apikey.Display(key)
 	if start != key[:len(head)+4] || last4 != key[len(key)-4:] {

@@ -19,8 +19,8 @@ func flip(key string) string {
 	return key[:len(key)-1] + string(c)
 }
 
-// TestOutcomes reaches every refusal of SPEC §5 that this version checks,
-// through GET /v1/whoami, with its status, code, body and headers.
+// TestOutcomes reaches every refusal of docs/outcomes.md that this version
+// checks, through GET /v1/whoami, with its status, code, body and headers.
 func TestOutcomes(t *testing.T) {
 	h := newHarness(t)
 	acme := h.tenant("acme")

@@ -223,7 +223,7 @@ func (v *Verifier) apply(ctx context.Context, c keyward.Change) error {
 		case err != nil:
 			return err
 		default:
-			v.tenants.Set(t.ID, t)
+			v.tenants.Set(t.ID, v.newCachedTenant(t))
 		}
 		// Only now, after the cache, so that a key's memo of the tenant
 		// taken meanwhile is read again (see tenantOf).

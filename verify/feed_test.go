@@ -10,7 +10,8 @@ import (
 	"github.com/keyward/keyward/verify"
 )
 
-// feedDeadline is how soon a change must reach a running verifier (SPEC §7).
+// feedDeadline is how soon a change must reach a running verifier: within
+// 1 s, as the README promises.
 const feedDeadline = time.Second
 
 // TestChangesFromAnotherStore writes changes through a second store on the

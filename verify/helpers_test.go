@@ -236,7 +236,7 @@ func (f *fixture) newKey(edit func(k *keyward.Key)) (string, *keyward.Key) {
 		TenantID:    f.tenant.ID,
 		Environment: keyward.Live,
 		Name:        "test key",
-		Prefix:      apikey.KeyPrefix(plain),
+		Prefix:      apikey.Head(plain),
 		Start:       startHint,
 		Last4:       last4,
 		Hash:        apikey.Hash(plain),

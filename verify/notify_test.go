@@ -70,7 +70,7 @@ func (f *pgFixture) createKey() (string, *keyward.Key) {
 	now := time.Now().UTC().Truncate(time.Microsecond)
 	k := &keyward.Key{
 		ID: apikey.NewID("key"), TenantID: f.tenant.ID, Environment: keyward.Live, Name: "test key",
-		Prefix: apikey.KeyPrefix(plain), Start: startHint, Last4: last4, Hash: apikey.Hash(plain),
+		Prefix: apikey.Head(plain), Start: startHint, Last4: last4, Hash: apikey.Hash(plain),
 		Permissions: []string{"messages:send"}, Metadata: map[string]string{},
 		Status: keyward.KeyActive, CreatedAt: now, CreatedBy: "cli", UpdatedAt: now,
 	}

@@ -40,14 +40,15 @@ func CheckURL(u *url.URL, f apikey.Format) *keyward.Error {
 }
 
 // KeyFromRequest returns the key an HTTP request presents, following the
-// presenting rules of SPEC §4; f is the instance's key format. It is
+// presenting rules of docs/outcomes.md; f is the instance's key format. It is
 // KeyFrom with the request's header and URL.
 func KeyFromRequest(r *http.Request, f apikey.Format) (string, *keyward.Error) {
 	return KeyFrom(r.Header, r.URL, f)
 }
 
 // KeyFrom returns the key that a request with header h and URL u presents,
-// following the presenting rules of SPEC §4; f is the instance's key format.
+// following the presenting rules of docs/outcomes.md; f is the instance's
+// key format.
 //
 //   - A well-formed key of f (valid checksum) anywhere in the URL is refused
 //     with invalid_request, whatever carries it: a query parameter of any

@@ -1,6 +1,6 @@
 // Package verify owns key verification: the presenting rules, the checks in
-// the order of SPEC §5, the in-memory cache kept fresh by the change feed, and
-// batched last-used writes.
+// the order of docs/outcomes.md, the in-memory cache kept fresh by the change
+// feed, and batched last-used writes.
 //
 // A Verifier answers from memory for every key it has seen: a cached key is
 // verified without storage I/O and without allocating. Every server runs one
@@ -143,7 +143,7 @@ type Store interface {
 type Verifier struct {
 	store      Store
 	format     apikey.Format
-	livePrefix string // <prefix>_live_
+	livePrefix string // <prefix>_live_, the head of live keys (apikey.Head)
 	testPrefix string // <prefix>_test_
 	keyLen     int    // the length of every key of the format
 	now        keyward.Clock
@@ -157,15 +157,15 @@ type Verifier struct {
 	storageTimeout time.Duration
 	// ttl is CacheTTL in nanoseconds, and lastSync the cache clock's time
 	// when the last successful read of the change feed began (zero
-	// before): see current.
+	// before): see freshness.
 	ttl      int64
 	lastSync atomic.Int64
 
 	cacheClock *otter.CoarseClock
 	keys       *otter.Cache[[32]byte, *entry]
 	keyLoader  otter.Loader[[32]byte, *entry]
-	tenants    *otter.Cache[string, *keyward.Tenant]
-	tenantLoad otter.Loader[string, *keyward.Tenant]
+	tenants    *otter.Cache[string, *cachedTenant]
+	tenantLoad otter.Loader[string, *cachedTenant]
 	// tenantEpoch counts the tenant changes applied. A key's entry keeps
 	// the tenant it last read from the tenant cache with the epoch of that
 	// read, and reads the cache again once the epoch has moved on.
@@ -233,7 +233,7 @@ func New(store Store, opts Options) *Verifier {
 		ttl:            int64(opts.CacheTTL),
 		cacheClock:     cacheClock,
 		// Entries stay up to MaxCacheTTL; Verify refreshes those older
-		// than the cache TTL in the background (see fresh), and the
+		// than the cache TTL in the background (see freshness), and the
 		// refresh calculator is what lets it. A failed refresh keeps the
 		// entry, and the verifier logs storage failures itself.
 		keys: otter.Must(&otter.Options[[32]byte, *entry]{
@@ -243,10 +243,10 @@ func New(store Store, opts Options) *Verifier {
 			Clock:             cacheClock,
 			Logger:            &otter.NoopLogger{},
 		}),
-		tenants: otter.Must(&otter.Options[string, *keyward.Tenant]{
+		tenants: otter.Must(&otter.Options[string, *cachedTenant]{
 			MaximumSize:       min(opts.CacheSize, tenantCacheSize),
-			ExpiryCalculator:  otter.ExpiryWriting[string, *keyward.Tenant](MaxCacheTTL),
-			RefreshCalculator: otter.RefreshWriting[string, *keyward.Tenant](opts.CacheTTL),
+			ExpiryCalculator:  otter.ExpiryWriting[string, *cachedTenant](MaxCacheTTL),
+			RefreshCalculator: otter.RefreshWriting[string, *cachedTenant](opts.CacheTTL),
 			Clock:             cacheClock,
 			Logger:            &otter.NoopLogger{},
 		}),
@@ -256,7 +256,7 @@ func New(store Store, opts Options) *Verifier {
 	}
 	v.keyLen = len(v.livePrefix) + apikey.BodyLen
 	v.keyLoader = otter.LoaderFunc[[32]byte, *entry](v.loadKey)
-	v.tenantLoad = otter.LoaderFunc[string, *keyward.Tenant](v.loadTenant)
+	v.tenantLoad = otter.LoaderFunc[string, *cachedTenant](v.loadTenant)
 	return v
 }
 
@@ -278,14 +278,14 @@ const (
 // Format returns the key format of the verifier's instance.
 func (v *Verifier) Format() apikey.Format { return v.format }
 
-// Verify checks a presented key in the order of SPEC §5; the first check
-// that fails decides the result:
+// Verify checks a presented key in the order of docs/outcomes.md; the first
+// check that fails decides the result. Each step below is one row of that
+// table:
 //
 //  1. an empty key: missing_api_key;
 //  2. a key that does not parse (whitespace, quotes, prefix, environment,
 //     length, alphabet, checksum): malformed_api_key, without a storage
-//     lookup (a string whose hash is cached parsed before and is not parsed
-//     again);
+//     lookup;
 //  3. no stored key with its hash: invalid_api_key (storage_unavailable when
 //     the store cannot answer);
 //  4. a revoked key: revoked_api_key;
@@ -295,104 +295,158 @@ func (v *Verifier) Format() apikey.Format { return v.format }
 //  10. a required permission the key does not hold:
 //     insufficient_permissions.
 //
-// A valid use is recorded in memory and written by the next Flush. A cached
-// key is verified without storage I/O and without allocating.
+// Steps 7, 9 and 11 are not checked yet. A valid use is recorded in memory
+// and written by the next Flush. A cached key is verified without storage
+// I/O and without allocating.
 func (v *Verifier) Verify(ctx context.Context, req Request) Result {
 	if req.Key == "" {
 		return Result{Code: keyward.CodeMissingAPIKey, Detail: detailMissing}
 	}
-	// A hash found in the cache is that of a string that parsed already: an
-	// entry is cached only after its key parsed, or, from the change feed,
-	// for a stored key with this format's prefix. Parse cannot fail for it
-	// and is skipped. Any other string is parsed before storage is asked.
-	var (
-		hash   [32]byte
-		e      *entry
-		cached bool
-	)
-	if len(req.Key) == v.keyLen {
-		hash = apikey.Hash(req.Key)
-		e, cached = v.keys.GetIfPresent(hash)
-		if cached {
-			switch v.freshness(e.loaded) {
-			case entryDue:
-				v.keys.Refresh(ctx, hash, v.keyLoader)
-			case entryStale:
-				v.keys.Invalidate(hash) // and read again below
-				cached = false
-			}
-		}
-		cached = cached && e.parsed
-	}
-	if !cached {
-		if _, perr := v.format.Parse(req.Key); perr != nil {
-			return Result{Code: keyward.CodeMalformedAPIKey, Detail: malformedDetail(perr, req.Key)}
-		}
-		if len(req.Key) != v.keyLen {
-			hash = apikey.Hash(req.Key) // not expected: a key that parses has keyLen bytes
-		}
-		var err error
-		e, err = v.keys.Get(ctx, hash, v.keyLoader)
-		if err != nil {
-			v.log.WarnContext(ctx, "verify: could not look up a key", "err", err)
-			return Result{Code: keyward.CodeStorageUnavailable, Detail: detailStorage}
-		}
+	e, code, detail := v.storedKey(ctx, req.Key)
+	if code != "" {
+		return Result{Code: code, Detail: detail}
 	}
 	k := e.key
-	if k == nil {
-		return Result{Code: keyward.CodeInvalidAPIKey, Detail: detailInvalid}
+	if code, detail := v.checkLifetime(e); code != "" {
+		return Result{Code: code, Detail: detail, Key: k}
 	}
+	t, code, detail := v.checkActive(ctx, e)
+	if code != "" {
+		return Result{Code: code, Detail: detail, Key: k, Tenant: t}
+	}
+	if code, detail := e.checkIP(req.IP); code != "" {
+		return Result{Code: code, Detail: detail, Key: k, Tenant: t}
+	}
+	if code, detail := checkPermissions(k, req.Permissions); code != "" {
+		return Result{Code: code, Detail: detail, Key: k, Tenant: t}
+	}
+	v.recordUse(e, v.usageNow(), req.IP)
+	return Result{Key: k, Tenant: t}
+}
+
+// storedKey is steps 2 and 3 of Verify: it returns the cache entry of the
+// stored key that key is, or the code and detail of its refusal
+// (malformed_api_key, invalid_api_key, or storage_unavailable when the key
+// is not cached and the store cannot answer). A key whose entry is cached
+// is not parsed again (see cachedEntry); any other is parsed before the
+// store is asked.
+func (v *Verifier) storedKey(ctx context.Context, key string) (*entry, keyward.Code, string) {
+	hash, e, ok := v.cachedEntry(ctx, key)
+	if !ok {
+		if _, perr := v.format.Parse(key); perr != nil {
+			return nil, keyward.CodeMalformedAPIKey, malformedDetail(perr, key)
+		}
+		if len(key) != v.keyLen {
+			hash = apikey.Hash(key) // not expected: a key that parses has keyLen bytes
+		}
+		var err error
+		if e, err = v.keys.Get(ctx, hash, v.keyLoader); err != nil {
+			v.log.WarnContext(ctx, "verify: could not look up a key", "err", err)
+			return nil, keyward.CodeStorageUnavailable, detailStorage
+		}
+	}
+	if e.key == nil {
+		return nil, keyward.CodeInvalidAPIKey, detailInvalid
+	}
+	return e, "", ""
+}
+
+// cachedEntry returns the cache entry of key when one may be answered from
+// without parsing key, with key's hash; ok is false otherwise, and hash is
+// then set if key has the length of a key of the format. An entry past the
+// cache TTL is read again in the background, or, when stale, dropped (see
+// freshness).
+//
+// A hash found in the cache is that of a string that parsed already: an
+// entry is cached only after its key parsed, or, from the change feed, for
+// a stored key with this format's prefix (parsed is then true). Parse
+// cannot fail for such a string, and is skipped.
+func (v *Verifier) cachedEntry(ctx context.Context, key string) (hash [32]byte, e *entry, ok bool) {
+	if len(key) != v.keyLen {
+		return hash, nil, false
+	}
+	hash = apikey.Hash(key)
+	if e, ok = v.keys.GetIfPresent(hash); !ok {
+		return hash, nil, false
+	}
+	switch v.freshness(e.loaded) {
+	case entryDue:
+		v.keys.Refresh(ctx, hash, v.keyLoader)
+	case entryStale:
+		v.keys.Invalidate(hash) // and read again by the caller
+		return hash, nil, false
+	}
+	return hash, e, e.parsed
+}
+
+// checkLifetime is steps 4 and 5 of Verify: the key of e is neither revoked
+// nor expired. It returns the code and detail of a refusal, or "" and "".
+func (v *Verifier) checkLifetime(e *entry) (keyward.Code, string) {
+	k := e.key
 	if k.Status == keyward.KeyRevoked {
-		return Result{Code: keyward.CodeRevokedAPIKey, Detail: e.revokedDetail, Key: k}
+		return keyward.CodeRevokedAPIKey, e.revokedDetail
 	}
 	// The precise clock is read only for a key that can expire: it costs a
 	// good part of a cached verification.
 	if k.ExpiresAt != nil && k.Expired(v.now()) {
-		return Result{Code: keyward.CodeExpiredAPIKey, Detail: e.expiredDetail, Key: k}
+		return keyward.CodeExpiredAPIKey, e.expiredDetail
 	}
+	return "", ""
+}
 
+// checkActive is step 6 of Verify: the tenant of the key of e is active, and
+// so is the key. It returns the tenant, once it was read, and the code and
+// detail of a refusal, or "" and "". A tenant that does not exist is an
+// internal error, and one that cannot be read is storage_unavailable.
+func (v *Verifier) checkActive(ctx context.Context, e *entry) (*keyward.Tenant, keyward.Code, string) {
+	k := e.key
 	t, active, err := v.tenantOf(ctx, e)
 	switch {
 	case keyward.ErrorCode(err) == keyward.CodeNotFound:
 		v.log.ErrorContext(ctx, "verify: a key's tenant does not exist", "key_id", k.ID, "tenant_id", k.TenantID)
-		return Result{Code: keyward.CodeInternal, Detail: detailNoAccount, Key: k}
+		return nil, keyward.CodeInternal, detailNoAccount
 	case err != nil:
 		v.log.WarnContext(ctx, "verify: could not look up a tenant", "key_id", k.ID, "tenant_id", k.TenantID, "err", err)
-		return Result{Code: keyward.CodeStorageUnavailable, Detail: detailStorage, Key: k}
+		return nil, keyward.CodeStorageUnavailable, detailStorage
+	case !active:
+		return t, keyward.CodeAccountSuspended, detailSuspended
+	case k.Status != keyward.KeyActive:
+		return t, keyward.CodeKeyDisabled, detailDisabled
 	}
-	if !active {
-		return Result{Code: keyward.CodeAccountSuspended, Detail: detailSuspended, Key: k, Tenant: t}
+	return t, "", ""
+}
+
+// checkIP is step 8 of Verify: a key with IP restrictions is used from an
+// allowed address, which must then be known. It returns the code and detail
+// of a refusal, or "" and "".
+func (e *entry) checkIP(addr netip.Addr) (keyward.Code, string) {
+	if !e.ipRestricted {
+		return "", ""
 	}
-	if k.Status != keyward.KeyActive {
-		return Result{Code: keyward.CodeKeyDisabled, Detail: detailDisabled, Key: k, Tenant: t}
+	ip := addr.Unmap().WithZone("")
+	if !ip.IsValid() {
+		return keyward.CodeIPNotAllowed, detailNoIP
 	}
-
-	// Step 7 (environment) is not checked yet.
-
-	if e.ipRestricted {
-		ip := req.IP.Unmap().WithZone("")
-		if !ip.IsValid() {
-			return Result{Code: keyward.CodeIPNotAllowed, Detail: detailNoIP, Key: k, Tenant: t}
-		}
-		if !e.allows(ip) {
-			return Result{Code: keyward.CodeIPNotAllowed, Key: k, Tenant: t, Detail: fmt.Sprintf(
-				"Requests with this key must come from an allowed IP address, and %s is not one. "+
-					"Call from an allowed address, or add this one to the key's IP restrictions.", ip)}
-		}
+	if !e.allows(ip) {
+		return keyward.CodeIPNotAllowed, fmt.Sprintf(
+			"Requests with this key must come from an allowed IP address, and %s is not one. "+
+				"Call from an allowed address, or add this one to the key's IP restrictions.", ip)
 	}
+	return "", ""
+}
 
-	// Step 9 (resources) is not checked yet.
-
-	for _, p := range req.Permissions {
+// checkPermissions is step 10 of Verify: k holds every permission in
+// needed. It returns the code and detail of a refusal that names the first
+// permission missing, or "" and "".
+func checkPermissions(k *keyward.Key, needed []string) (keyward.Code, string) {
+	for _, p := range needed {
 		if !k.HasPermission(p) {
-			return Result{Code: keyward.CodeInsufficientPermissions, Key: k, Tenant: t, Detail: fmt.Sprintf(
+			return keyward.CodeInsufficientPermissions, fmt.Sprintf(
 				"This key lacks the permission %q that this request needs. "+
-					"Use a key that has it, or ask an admin of the account to add it to this key.", p)}
+					"Use a key that has it, or ask an admin of the account to add it to this key.", p)
 		}
 	}
-
-	v.recordUse(e, v.usageNow(), req.IP)
-	return Result{Key: k, Tenant: t}
+	return "", ""
 }
 
 // malformedDetail is the public detail of a key that does not parse. It
@@ -432,7 +486,7 @@ type entry struct {
 	revokedDetail string
 	expiredDetail string
 	// loaded is when the entry was made from the store's copy of the key,
-	// on the cache clock (see current).
+	// on the cache clock (see freshness).
 	loaded int64
 	// tenant is the key's tenant as last read from the tenant cache, so
 	// that a verification need not look it up by id; nil until then.
@@ -441,14 +495,20 @@ type entry struct {
 	used lastUse
 }
 
-// tenantMemo is a tenant read from the tenant cache: valid while the
-// verifier's tenant epoch is still epoch, and the cache entry, read from
-// the store at loaded on the cache clock, is current.
-type tenantMemo struct {
+// cachedTenant is what the tenant cache holds: a tenant as read from the
+// store, and when.
+type cachedTenant struct {
 	tenant *keyward.Tenant
-	active bool // whether tenant.Status is active, read without reading tenant
-	epoch  uint64
-	loaded int64
+	active bool  // whether tenant.Status is active, read without reading tenant
+	loaded int64 // when it was read from the store, on the cache clock
+}
+
+// tenantMemo is a key entry's memo of its tenant, copied from the tenant
+// cache so that a verification reads one object: valid while the
+// verifier's tenant epoch is still epoch, and the tenant is fresh.
+type tenantMemo struct {
+	cachedTenant
+	epoch uint64
 }
 
 // What may be done with a cache entry (see freshness).
@@ -478,11 +538,6 @@ func (v *Verifier) freshness(loaded int64) int {
 	}
 }
 
-// loadedAt is when a cache entry that expires at expiresAt was written.
-func loadedAt(expiresAt int64) int64 {
-	return expiresAt - int64(MaxCacheTTL)
-}
-
 // tenantOf returns the tenant of the key of e, and whether it is active: the
 // one e remembers if it is still current, or else the one in the tenant
 // cache, loaded from the store if need be.
@@ -495,33 +550,35 @@ func (v *Verifier) tenantOf(ctx context.Context, e *entry) (t *keyward.Tenant, a
 	if m := e.tenant.Load(); m != nil && m.epoch == epoch && now-m.loaded < v.ttl {
 		return m.tenant, m.active, nil
 	}
-	id := e.key.TenantID
-	ce, ok := v.tenants.GetEntry(id)
-	if ok {
-		switch v.freshness(loadedAt(ce.ExpiresAtNano)) {
+	ct, err := v.cachedTenantOf(ctx, e.key.TenantID)
+	if err != nil {
+		return nil, false, err
+	}
+	e.tenant.Store(&tenantMemo{cachedTenant: *ct, epoch: epoch})
+	return ct.tenant, ct.active, nil
+}
+
+// cachedTenantOf returns the tenant with the given id from the tenant
+// cache, read from the store first when it is not cached or is stale, and
+// read again in the background when it is due (see freshness).
+func (v *Verifier) cachedTenantOf(ctx context.Context, id string) (*cachedTenant, error) {
+	if ct, ok := v.tenants.GetIfPresent(id); ok {
+		switch v.freshness(ct.loaded) {
+		case entryFresh:
+			return ct, nil
 		case entryDue:
 			v.tenants.Refresh(ctx, id, v.tenantLoad)
-		case entryStale:
-			v.tenants.Invalidate(id) // and read again below
-			ok = false
+			return ct, nil
 		}
+		v.tenants.Invalidate(id) // stale: read again below
 	}
-	if !ok {
-		if _, err := v.tenants.Get(ctx, id, v.tenantLoad); err != nil {
-			return nil, false, err
-		}
-		if ce, ok = v.tenants.GetEntryQuietly(id); !ok {
-			// Evicted already; answer from the store's copy without a memo.
-			if t, err = v.tenants.Get(ctx, id, v.tenantLoad); err != nil {
-				return nil, false, err
-			}
-			return t, t.Status == keyward.TenantActive, nil
-		}
-	}
-	t = ce.Value
-	active = t.Status == keyward.TenantActive
-	e.tenant.Store(&tenantMemo{tenant: t, active: active, epoch: epoch, loaded: loadedAt(ce.ExpiresAtNano)})
-	return t, active, nil
+	return v.tenants.Get(ctx, id, v.tenantLoad)
+}
+
+// newCachedTenant prepares t, just read from the store, for the tenant
+// cache.
+func (v *Verifier) newCachedTenant(t *keyward.Tenant) *cachedTenant {
+	return &cachedTenant{tenant: t, active: t.Status == keyward.TenantActive, loaded: v.cacheClock.NowNano()}
 }
 
 // newEntry prepares a copy of k for the cache; parsed says whether its
@@ -614,15 +671,19 @@ func (v *Verifier) loadKey(ctx context.Context, hash [32]byte) (*entry, error) {
 }
 
 // ofFormat reports whether a stored key was issued with the verifier's
-// format: its stored prefix is <prefix>_live_ or <prefix>_test_. The
+// format: its stored head (Key.Prefix) is <prefix>_live_ or <prefix>_test_. The
 // plaintext of such a key parses, since only generated keys are stored.
 func (v *Verifier) ofFormat(k *keyward.Key) bool {
 	return k.Prefix == v.livePrefix || k.Prefix == v.testPrefix
 }
 
 // loadTenant finds a tenant in the store for the cache.
-func (v *Verifier) loadTenant(ctx context.Context, id string) (*keyward.Tenant, error) {
+func (v *Verifier) loadTenant(ctx context.Context, id string) (*cachedTenant, error) {
 	ctx, cancel := context.WithTimeout(ctx, v.storageTimeout)
 	defer cancel()
-	return v.store.Tenant(ctx, id)
+	t, err := v.store.Tenant(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return v.newCachedTenant(t), nil
 }

@@ -522,7 +522,7 @@ func TestVerifyKeyOfAnotherFormatFromTheFeed(t *testing.T) {
 		t.Fatalf("a pk key is not as long as an sk key: %d", len(key))
 	}
 	_, k := f.newKey(func(k *keyward.Key) {
-		k.Prefix = apikey.KeyPrefix(key)
+		k.Prefix = apikey.Head(key)
 		k.Start, k.Last4 = apikey.Display(key)
 		k.Hash = apikey.Hash(key)
 	})
