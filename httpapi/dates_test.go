@@ -16,6 +16,7 @@ import (
 
 	"github.com/keyward/keyward"
 	"github.com/keyward/keyward/apikey"
+	"github.com/keyward/keyward/internal/lockedbuffer"
 	"github.com/keyward/keyward/internal/sqlrow"
 )
 
@@ -83,7 +84,7 @@ func TestFarDatesRefused(t *testing.T) {
 // the store past every check, makes each answer that shows it a logged 500
 // problem, never an empty 200; the key can still be revoked.
 func TestUnencodableAnswer(t *testing.T) {
-	var logs lockedBuffer
+	var logs lockedbuffer.Buffer
 	h := newHarness(t, withLog(&logs))
 	acme := h.tenant("acme")
 	year10000 := time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)

@@ -7,13 +7,14 @@ import (
 
 	"github.com/keyward/keyward"
 	"github.com/keyward/keyward/apikey"
+	"github.com/keyward/keyward/internal/lockedbuffer"
 )
 
 // TestForwardAuthFailsClosed: a proxy setting that forward-auth cannot
 // read refuses the request (400 invalid_request, logged) with a detail
 // that names the setting, instead of checking less than the proxy meant.
 func TestForwardAuthFailsClosed(t *testing.T) {
-	var log lockedBuffer
+	var log lockedbuffer.Buffer
 	h := newHarness(t, withTrustedProxies("127.0.0.1/32"), withLog(&log))
 	h.tenant("acme")
 	key, _ := h.key(h.root, map[string]any{"tenant_id": "acme", "name": "c", "permissions": []string{"contacts:read"}})

@@ -12,36 +12,18 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/keyward/keyward"
 	"github.com/keyward/keyward/apikey"
 	"github.com/keyward/keyward/internal/pgtest"
+	"github.com/keyward/keyward/internal/testclock"
 	"github.com/keyward/keyward/manage"
 	"github.com/keyward/keyward/postgres"
 	"github.com/keyward/keyward/sqlite"
 	"github.com/keyward/keyward/verify"
 )
-
-// clock is a time the test moves by hand.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 // pg is the PostgreSQL server of a run with KEYWARD_TEST_DB=postgres,
 // started on first use.
@@ -86,7 +68,7 @@ type harness struct {
 	store    keyward.Store
 	verifier *verify.Verifier
 	svc      *manage.Service
-	clock    *clock
+	clock    *testclock.Clock
 }
 
 type harnessOption func(*Config)
@@ -105,7 +87,7 @@ func newHarness(t testing.TB, opts ...harnessOption) *harness {
 	t.Helper()
 	ctx := context.Background()
 	store := newStore(t)
-	clk := &clock{t: time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)}
+	clk := testclock.New(time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC))
 	format, err := apikey.NewFormat(apikey.DefaultPrefix)
 	if err != nil {
 		t.Fatal(err)
@@ -251,25 +233,6 @@ func problemOf(t *testing.T, a answer, status int, code keyward.Code) string {
 }
 
 var loopback = netip.MustParseAddr("127.0.0.1")
-
-// lockedBuffer is a bytes.Buffer that the server's logger and the test may
-// use at once.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // withLog sends the server's log to buf, as JSON lines.
 func withLog(buf io.Writer) harnessOption {

@@ -286,7 +286,7 @@ func TestUsage(t *testing.T) {
 				t.Fatalf("Verify: %s: %s", r.Code, r.Detail)
 			}
 		}
-		f.clock.Add(time.Minute)
+		f.clock.Advance(time.Minute)
 		if r := f.v.Verify(ctx, verify.Request{Key: key, IP: ip}); !r.Valid() {
 			t.Fatalf("Verify: %s: %s", r.Code, r.Detail)
 		}
@@ -358,7 +358,7 @@ func TestUsage(t *testing.T) {
 		if err := f.v.Flush(ctx); err == nil {
 			t.Fatal("Flush succeeded although the store failed")
 		}
-		f.clock.Add(time.Second)
+		f.clock.Advance(time.Second)
 		if r := f.verify(key); !r.Valid() {
 			t.Fatalf("Verify: %s: %s", r.Code, r.Detail)
 		}
@@ -469,14 +469,14 @@ func TestPruneChanges(t *testing.T) {
 	}
 
 	// Within the retention, nothing goes.
-	f.clock.Add(verify.ChangeRetention - time.Hour)
+	f.clock.Advance(verify.ChangeRetention - time.Hour)
 	if err := f.v.PruneChanges(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if cs, err := f.store.Changes(ctx, 0, 10); err != nil || len(cs) != 2 {
 		t.Fatalf("the feed within the retention: %v, %v; want the tenant's and the key's creation", cs, err)
 	}
-	f.clock.Add(2 * time.Hour)
+	f.clock.Advance(2 * time.Hour)
 	if err := f.v.PruneChanges(ctx); err != nil {
 		t.Fatal(err)
 	}

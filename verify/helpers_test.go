@@ -5,13 +5,13 @@ import (
 	"errors"
 	"net/netip"
 	"path/filepath"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/keyward/keyward"
 	"github.com/keyward/keyward/apikey"
+	"github.com/keyward/keyward/internal/testclock"
 	"github.com/keyward/keyward/sqlite"
 	"github.com/keyward/keyward/verify"
 )
@@ -19,26 +19,6 @@ import (
 // t0 is the time every test clock starts at, a whole second so that
 // times survive the store's microsecond precision.
 var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
-
-// clock is a test clock moved by hand.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-// Now returns the clock's time.
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-// Add moves the clock forward by d.
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
 
 // spyStore wraps a real store: it counts the reads that verification makes
 // and fails chosen methods on demand.
@@ -147,7 +127,7 @@ type fixture struct {
 	store  *sqlite.Store
 	spy    *spyStore
 	format apikey.Format
-	clock  *clock
+	clock  *testclock.Clock
 	v      *verify.Verifier
 	tenant *keyward.Tenant
 }
@@ -170,7 +150,7 @@ func newFixture(t testing.TB, opts verify.Options) *fixture {
 		store:  store,
 		spy:    &spyStore{Store: store},
 		format: format,
-		clock:  &clock{now: t0},
+		clock:  testclock.New(t0),
 	}
 	opts.Format = format
 	if opts.Clock == nil {

@@ -146,7 +146,7 @@ func TestVerifyOutcomes(t *testing.T) {
 			name: "expired",
 			setup: func(t *testing.T, f *fixture) string {
 				key, _ := f.createKey(func(k *keyward.Key) { k.ExpiresAt = &expiresAt })
-				f.clock.Add(time.Hour) // exactly at ExpiresAt
+				f.clock.Advance(time.Hour) // exactly at ExpiresAt
 				return key
 			},
 			code:     keyward.CodeExpiredAPIKey,
@@ -161,7 +161,7 @@ func TestVerifyOutcomes(t *testing.T) {
 				if _, err := f.store.RotateKey(ctx, old.ID, succ, expiresAt, keyward.ActorCLI); err != nil {
 					t.Fatal(err)
 				}
-				f.clock.Add(2 * time.Hour)
+				f.clock.Advance(2 * time.Hour)
 				return key
 			},
 			code:     keyward.CodeExpiredAPIKey,
@@ -304,7 +304,7 @@ func TestVerifyOutcomes(t *testing.T) {
 			name: "valid before expiry",
 			setup: func(t *testing.T, f *fixture) string {
 				key, _ := f.createKey(func(k *keyward.Key) { k.ExpiresAt = &expiresAt })
-				f.clock.Add(time.Hour - time.Microsecond)
+				f.clock.Advance(time.Hour - time.Microsecond)
 				return key
 			},
 			keyFound:    true,
@@ -365,7 +365,7 @@ func TestVerifyPrecedence(t *testing.T) {
 				if _, err := f.store.RevokeKey(ctx, k.ID, f.clock.Now(), keyward.ActorCLI); err != nil {
 					t.Fatal(err)
 				}
-				f.clock.Add(time.Hour)
+				f.clock.Advance(time.Hour)
 				return key
 			},
 			want: keyward.CodeRevokedAPIKey,
@@ -378,7 +378,7 @@ func TestVerifyPrecedence(t *testing.T) {
 				if _, err := f.store.SetTenantStatus(ctx, f.tenant.ID, keyward.TenantSuspended, f.clock.Now(), keyward.ActorCLI); err != nil {
 					t.Fatal(err)
 				}
-				f.clock.Add(time.Hour)
+				f.clock.Advance(time.Hour)
 				return key
 			},
 			want: keyward.CodeExpiredAPIKey,

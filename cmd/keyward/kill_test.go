@@ -7,14 +7,12 @@ import (
 	"net/http"
 	"os/exec"
 	"slices"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/keyward/keyward"
-	"github.com/keyward/keyward/internal/pgtest"
 	"github.com/keyward/keyward/postgres"
 )
 
@@ -31,14 +29,13 @@ import (
 //     the feed, none half-written;
 //   - the node started again on the database answers the same.
 func TestNodeKilledPostgres(t *testing.T) {
-	dsn := pgtest.Start(t)
-	root := strings.TrimSpace(ok(t, dsn, "migrate").stdout)
-	b := startServer(t, dsn)
-	c := startServer(t, dsn)
+	d := newPGDeployment(t)
+	dsn := d.dsn
+	root := d.migrate(t)
+	b := d.startNode(t, "B")
+	c := d.startNode(t, "C")
 	k := startProcess(t, dsn)
-	for _, s := range []*server{b, c, k.server} {
-		s.waitHealthy(t)
-	}
+	k.waitHealthy(t)
 	nodes := map[string]*server{"B": b, "C": c}
 	tenant := createTenant(t, b, root, "acme")
 

@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/keyward/keyward"
@@ -130,25 +129,6 @@ func decodeJSON[T any](t *testing.T, s string) T {
 		t.Fatalf("output is not JSON: %v\n%s", err, s)
 	}
 	return v
-}
-
-// syncBuffer is a bytes.Buffer safe for one writer and concurrent readers:
-// a running server writes to it while the test reads it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 func TestVersion(t *testing.T) {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/keyward/keyward"
 	"github.com/keyward/keyward/apikey"
+	"github.com/keyward/keyward/internal/lockedbuffer"
 )
 
 // readmeNginx returns the two nginx snippets of the README, the one for
@@ -84,7 +85,7 @@ http {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(bin, "-c", path, "-e", filepath.Join(dir, "error.log"))
-	var out syncBuffer
+	var out lockedbuffer.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start nginx: %v", err)

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/keyward/keyward"
-	"github.com/keyward/keyward/internal/pgtest"
 )
 
 // TestThreeNodesPostgres runs three serve nodes on one PostgreSQL database,
@@ -16,16 +15,13 @@ import (
 // enforced by the others within 1 s of its answer, and a node stopped
 // gracefully leaves the others answering.
 func TestThreeNodesPostgres(t *testing.T) {
-	dsn := pgtest.Start(t)
+	d := newPGDeployment(t)
 	// The first node migrates the database and prints the root key; the
 	// others start on the database it made.
-	a := startServer(t, dsn)
-	a.waitHealthy(t)
+	a := d.startNode(t, "A")
 	root := strings.TrimSuffix(a.stdout.String(), "\n")
-	b := startServer(t, dsn)
-	c := startServer(t, dsn)
-	b.waitHealthy(t)
-	c.waitHealthy(t)
+	b := d.startNode(t, "B")
+	c := d.startNode(t, "C")
 	if out := b.stdout.String() + c.stdout.String(); out != "" {
 		t.Errorf("the nodes started after the first printed on stdout: %q", out)
 	}

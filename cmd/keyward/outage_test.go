@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/keyward/keyward"
-	"github.com/keyward/keyward/internal/pgtest"
 )
 
 // TestStorageOutagePostgres stops the PostgreSQL server under a serve node
@@ -25,28 +24,20 @@ import (
 // line within 1 s, and writes the last use that it could not write during
 // the outage.
 func TestStorageOutagePostgres(t *testing.T) {
-	pg := pgtest.New()
-	t.Cleanup(pg.Stop)
-	dsn := pg.Database(t)
+	d := newPGDeployment(t)
+	dsn := d.dsn
 
 	// The keys are made before the nodes start, so that a node has cached
 	// only those it verified.
-	ok(t, dsn, "migrate")
+	d.migrate(t)
 	ok(t, dsn, "tenants", "create", "acme")
 	cachedKey, cachedID := newKey(t, dsn, "--name", "cached")
 	revokedKey, revokedID := newKey(t, dsn, "--name", "to-revoke-after-the-outage")
 	uncachedKey, _ := newKey(t, dsn, "--name", "never-used-on-the-node")
 	shortKey, _ := newKey(t, dsn, "--name", "cached-on-the-short-ttl-node")
 
-	s := startServer(t, dsn, "--flush-interval", "200ms")
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("the node's logs:\n%s", s.stderr)
-		}
-	})
-	s.waitHealthy(t)
-	short := startServer(t, dsn, "--flush-interval", "200ms", "--cache-ttl", "3s")
-	short.waitHealthy(t)
+	s := d.startNode(t, "S", "--flush-interval", "200ms")
+	short := d.startNode(t, "short", "--flush-interval", "200ms", "--cache-ttl", "3s")
 	if got := logAttr(short.stderr.String(), "listening", "cache_ttl"); got != "3s" {
 		t.Errorf("--cache-ttl 3s: the node logs cache_ttl %q", got)
 	}
@@ -67,7 +58,7 @@ func TestStorageOutagePostgres(t *testing.T) {
 	time.Sleep(ttl + 500*time.Millisecond)
 
 	halting := time.Now()
-	pg.Halt(t)
+	d.pg.Halt(t)
 	halted := time.Now()
 	t.Logf("PostgreSQL stopped")
 
@@ -117,7 +108,7 @@ func TestStorageOutagePostgres(t *testing.T) {
 	// The write of the last use fails, and is kept.
 	waitLog(t, s, "could not write last-used times", 10*time.Second)
 
-	pg.Resume(t)
+	d.pg.Resume(t)
 	resumed := time.Now()
 	t.Logf("PostgreSQL started again %v after it stopped", resumed.Sub(halted))
 

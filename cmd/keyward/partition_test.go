@@ -2,7 +2,6 @@ package main
 
 import (
 	"net/http"
-	"strings"
 	"testing"
 	"time"
 
@@ -19,18 +18,11 @@ import (
 // ready. When the network heals, P is ready again without a restart, and
 // refuses within 1 s a key revoked through A while P was cut off.
 func TestPartitionedNodePostgres(t *testing.T) {
-	dsn := pgtest.Start(t)
-	root := strings.TrimSpace(ok(t, dsn, "migrate").stdout)
-	proxy, throughProxy := pgtest.NewProxy(t, dsn)
-	a := startServer(t, dsn)
-	p := startServer(t, throughProxy, "--storage-timeout", "1s")
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("node P's logs:\n%s", p.stderr)
-		}
-	})
-	a.waitHealthy(t)
-	p.waitHealthy(t)
+	d := newPGDeployment(t)
+	root := d.migrate(t)
+	proxy, throughProxy := pgtest.NewProxy(t, d.dsn)
+	a := d.startNode(t, "A")
+	p := startNodeOn(t, "P", throughProxy, "--storage-timeout", "1s")
 	tenant := createTenant(t, a, root, "acme")
 	cached, cachedID := createKey(t, a, root, tenant, "cached")
 	revoked, revokedID := createKey(t, a, root, tenant, "revoked-while-cut-off")

@@ -7,14 +7,13 @@ import (
 	"time"
 
 	"github.com/keyward/keyward"
-	"github.com/keyward/keyward/internal/pgtest"
 )
 
 // TestPostgres runs the command line against a PostgreSQL database of its
 // own: migrate, tenants create, keys create, verify, then a revocation that
 // the next verify sees.
 func TestPostgres(t *testing.T) {
-	dsn := pgtest.Start(t)
+	dsn := newPGDeployment(t).dsn
 	// The database exists but has no schema yet: any command migrates it.
 	o := ok(t, dsn, "migrate")
 	if !strings.Contains(o.stderr, "postgres://postgres@127.0.0.1:") {
@@ -42,9 +41,8 @@ func TestPostgres(t *testing.T) {
 // key the command line made with the prefix serve gave the database, and
 // refuses within 1 s a key revoked from the command line.
 func TestServePostgres(t *testing.T) {
-	dsn := strings.Replace(pgtest.Start(t), "postgres@", "postgres:pw-not-logged@", 1)
-	s := startServer(t, dsn, "--key-prefix", "kw")
-	s.waitHealthy(t)
+	dsn := strings.Replace(newPGDeployment(t).dsn, "postgres@", "postgres:pw-not-logged@", 1)
+	s := startNodeOn(t, "S", dsn, "--key-prefix", "kw")
 	if strings.Contains(s.stderr.String(), "pw-not-logged") {
 		t.Errorf("the server logged the password:\n%s", s.stderr)
 	}

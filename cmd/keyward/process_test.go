@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/keyward/keyward/internal/lockedbuffer"
 )
 
 // TestMain lets the test binary stand in for keyward: run with
@@ -66,7 +68,7 @@ type process struct {
 func startProcess(t *testing.T, db string, args ...string) *process {
 	t.Helper()
 	cmd := commandOn(t, db, append([]string{"serve", "--addr", "127.0.0.1:0"}, args...)...)
-	p := &process{server: &server{stdout: &syncBuffer{}, stderr: &syncBuffer{}}, cmd: cmd, exited: make(chan error, 1)}
+	p := &process{server: &server{stdout: &lockedbuffer.Buffer{}, stderr: &lockedbuffer.Buffer{}}, cmd: cmd, exited: make(chan error, 1)}
 	cmd.Stdout, cmd.Stderr = p.stdout, p.stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -4,13 +4,11 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/keyward/keyward"
-	"github.com/keyward/keyward/internal/pgtest"
 )
 
 // TestPostgresRestartUnderTraffic stops and starts PostgreSQL under three
@@ -28,20 +26,12 @@ import (
 // and through node C) are each refused by all three nodes within 1 s of
 // their answer, and refused from then on.
 func TestPostgresRestartUnderTraffic(t *testing.T) {
-	pg := pgtest.New()
-	t.Cleanup(pg.Stop)
-	dsn := pg.Database(t)
-	root := strings.TrimSpace(ok(t, dsn, "migrate").stdout)
+	d := newPGDeployment(t)
+	dsn := d.dsn
+	root := d.migrate(t)
 	nodes := map[string]*server{}
 	for _, name := range []string{"A", "B", "C"} {
-		s := startServer(t, dsn, "--flush-interval", "200ms")
-		s.waitHealthy(t)
-		nodes[name] = s
-		t.Cleanup(func() {
-			if t.Failed() {
-				t.Logf("node %s's logs:\n%s", name, s.stderr)
-			}
-		})
+		nodes[name] = d.startNode(t, name, "--flush-interval", "200ms")
 	}
 	tenant := createTenant(t, nodes["A"], root, "acme")
 	steady, _ := createKey(t, nodes["A"], root, tenant, "steady")
@@ -131,7 +121,7 @@ func TestPostgresRestartUnderTraffic(t *testing.T) {
 	})
 
 	time.Sleep(300 * time.Millisecond)
-	pg.Halt(t)
+	d.pg.Halt(t)
 	halted := time.Now()
 	for _, s := range nodes {
 		waitStatus(t, s, "/readyz", http.StatusServiceUnavailable, 10*time.Second)
@@ -143,7 +133,7 @@ func TestPostgresRestartUnderTraffic(t *testing.T) {
 	if refused == 0 {
 		t.Errorf("no creation was answered 503 during the outage")
 	}
-	pg.Resume(t)
+	d.pg.Resume(t)
 	resumed := time.Now()
 	t.Logf("PostgreSQL was down for %v", resumed.Sub(halted))
 

@@ -15,13 +15,14 @@ import (
 
 	"github.com/keyward/keyward"
 	"github.com/keyward/keyward/apikey"
+	"github.com/keyward/keyward/internal/lockedbuffer"
 )
 
 // server is a run of keyward serve in the background of a test.
 type server struct {
 	url    string
-	stdout *syncBuffer
-	stderr *syncBuffer
+	stdout *lockedbuffer.Buffer
+	stderr *lockedbuffer.Buffer
 	stop   context.CancelFunc
 	done   chan error
 }
@@ -38,7 +39,7 @@ func startServer(t *testing.T, db string, args ...string) *server {
 func startServerEnv(t *testing.T, db string, getenv func(string) string, args ...string) *server {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &server{stdout: &syncBuffer{}, stderr: &syncBuffer{}, stop: cancel, done: make(chan error, 1)}
+	s := &server{stdout: &lockedbuffer.Buffer{}, stderr: &lockedbuffer.Buffer{}, stop: cancel, done: make(chan error, 1)}
 	all := append([]string{"serve", "--addr", "127.0.0.1:0", "--db", db}, args...)
 	go func() {
 		s.done <- run(ctx, all, getenv, strings.NewReader(""), s.stdout, s.stderr)

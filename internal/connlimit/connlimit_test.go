@@ -1,39 +1,24 @@
 package connlimit
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"log/slog"
 	"net"
 	"net/netip"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/keyward/keyward/internal/lockedbuffer"
 )
 
-// logBuffer is a log destination that tests read while the listener
-// writes.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-// lines returns the JSON log lines whose message contains msg.
-func (b *logBuffer) lines(t *testing.T, msg string) []map[string]any {
+// logLines returns the JSON lines of logs whose message contains msg.
+func logLines(t *testing.T, logs *lockedbuffer.Buffer, msg string) []map[string]any {
 	t.Helper()
-	b.mu.Lock()
-	defer b.mu.Unlock()
 	var out []map[string]any
-	for _, l := range strings.Split(strings.TrimSpace(b.b.String()), "\n") {
+	for _, l := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
 		if l == "" {
 			continue
 		}
@@ -50,13 +35,13 @@ func (b *logBuffer) lines(t *testing.T, msg string) []map[string]any {
 
 // listen returns a Listener on a free port of 127.0.0.1 held to limits,
 // whose accepted connections arrive on the returned channel, and its logs.
-func listen(t *testing.T, limits Limits) (*Listener, <-chan net.Conn, *logBuffer) {
+func listen(t *testing.T, limits Limits) (*Listener, <-chan net.Conn, *lockedbuffer.Buffer) {
 	t.Helper()
 	tcp, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &logBuffer{}
+	logs := &lockedbuffer.Buffer{}
 	l := NewListener(tcp, limits, slog.New(slog.NewJSONHandler(logs, nil)))
 	accepted := make(chan net.Conn, 100)
 	done := make(chan struct{})
@@ -164,7 +149,7 @@ func TestPerAddr(t *testing.T) {
 		t.Errorf("an exempt address is counted: %d", got)
 	}
 
-	lines := logs.lines(t, "connections refused")
+	lines := logLines(t, logs, "connections refused")
 	if len(lines) != 1 || lines[0]["addr"] != "127.0.0.2" || lines[0]["refused"] != 1.0 || lines[0]["max_conns_per_ip"] != 2.0 {
 		t.Fatalf("the refusal is logged as %v; want one line with addr 127.0.0.2", lines)
 	}
@@ -195,10 +180,10 @@ func TestRefusalsLoggedOncePerInterval(t *testing.T) {
 		assertRefused(t, l, from)
 	}
 	deadline := time.Now().Add(10 * time.Second)
-	for len(logs.lines(t, "connections refused")) < 2 && time.Now().Before(deadline) {
+	for len(logLines(t, logs, "connections refused")) < 2 && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
 	}
-	lines := logs.lines(t, "connections refused")
+	lines := logLines(t, logs, "connections refused")
 	if len(lines) != 2 {
 		t.Fatalf("5 refusals logged in %d lines, want 2 (the first, then the rest together)", len(lines))
 	}
@@ -222,7 +207,7 @@ func TestTotal(t *testing.T) {
 	}
 	a.Close()
 	next(t, accepted)
-	if n := len(logs.lines(t, "connection limit reached")); n != 1 {
+	if n := len(logLines(t, logs, "connection limit reached")); n != 1 {
 		t.Errorf("that the limit was reached is logged %d times, want once", n)
 	}
 }
