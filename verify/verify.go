@@ -428,11 +428,15 @@ func (e *entry) checkIP(addr netip.Addr) (keyward.Code, string) {
 		return keyward.CodeIPNotAllowed, detailNoIP
 	}
 	if !e.allows(ip) {
-		return keyward.CodeIPNotAllowed, fmt.Sprintf(
-			"Requests with this key must come from an allowed IP address, and %s is not one. "+
-				"Call from an allowed address, or add this one to the key's IP restrictions.", ip)
+		return keyward.CodeIPNotAllowed, ipNotAllowedDetail(ip)
 	}
 	return "", ""
+}
+
+// ipNotAllowedDetail is the detail of a refusal of ip by checkIP.
+func ipNotAllowedDetail(ip netip.Addr) string {
+	return fmt.Sprintf("Requests with this key must come from an allowed IP address, and %s is not one. "+
+		"Call from an allowed address, or add this one to the key's IP restrictions.", ip)
 }
 
 // checkPermissions is step 10 of Verify: k holds every permission in
@@ -441,12 +445,17 @@ func (e *entry) checkIP(addr netip.Addr) (keyward.Code, string) {
 func checkPermissions(k *keyward.Key, needed []string) (keyward.Code, string) {
 	for _, p := range needed {
 		if !k.HasPermission(p) {
-			return keyward.CodeInsufficientPermissions, fmt.Sprintf(
-				"This key lacks the permission %q that this request needs. "+
-					"Use a key that has it, or ask an admin of the account to add it to this key.", p)
+			return keyward.CodeInsufficientPermissions, missingPermissionDetail(p)
 		}
 	}
 	return "", ""
+}
+
+// missingPermissionDetail is the detail of a refusal by checkPermissions
+// for the permission p.
+func missingPermissionDetail(p string) string {
+	return fmt.Sprintf("This key lacks the permission %q that this request needs. "+
+		"Use a key that has it, or ask an admin of the account to add it to this key.", p)
 }
 
 // malformedDetail is the public detail of a key that does not parse. It
@@ -546,8 +555,7 @@ func (v *Verifier) tenantOf(ctx context.Context, e *entry) (t *keyward.Tenant, a
 	// the cache before it moves the epoch on: a memo is never older than
 	// the changes counted by its epoch.
 	epoch := v.tenantEpoch.Load()
-	now := v.cacheClock.NowNano()
-	if m := e.tenant.Load(); m != nil && m.epoch == epoch && now-m.loaded < v.ttl {
+	if m := e.tenant.Load(); m != nil && m.epoch == epoch && v.cacheClock.NowNano()-m.loaded < v.ttl {
 		return m.tenant, m.active, nil
 	}
 	ct, err := v.cachedTenantOf(ctx, e.key.TenantID)
