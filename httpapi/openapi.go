@@ -9,6 +9,7 @@ import (
 	"github.com/swaggest/openapi-go/openapi31"
 
 	"github.com/keyward/keyward"
+	"github.com/keyward/keyward/manage"
 )
 
 // openAPI builds the OpenAPI 3.1 document from the route table and the
@@ -40,7 +41,7 @@ func openAPI(rts []route) ([]byte, error) {
 			oc.AddRespStructure(nil, openapi.WithHTTPStatus(rt.status))
 		}
 		statuses := []int{http.StatusInternalServerError}
-		if rt.auth {
+		if rt.need != manage.NoKey {
 			oc.AddSecurity("apiKey")
 			oc.AddSecurity("bearer")
 			statuses = append(statuses, http.StatusBadRequest, http.StatusUnauthorized, http.StatusForbidden, http.StatusNotFound, http.StatusServiceUnavailable)

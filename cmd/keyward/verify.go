@@ -10,6 +10,7 @@ import (
 
 	"github.com/keyward/keyward"
 	"github.com/keyward/keyward/apikey"
+	"github.com/keyward/keyward/manage"
 	"github.com/keyward/keyward/verify"
 	"github.com/spf13/cobra"
 )
@@ -72,9 +73,11 @@ A valid check counts as a use of the key: it sets the key's last use, with
 			}
 			defer func() { err = errors.Join(err, store.Close()) }()
 			v := verify.New(store, verify.Options{Format: f})
-			res := v.Verify(cmd.Context(), req)
+			// The command line verifies as root, by the rule of
+			// POST /v1/verify (manage.Verify).
+			res, verr := manage.Verify(cmd.Context(), manage.CLI, v, req)
 			// Close writes the use that a valid check recorded.
-			if err := v.Close(cmd.Context()); err != nil {
+			if err := errors.Join(verr, v.Close(cmd.Context())); err != nil {
 				return err
 			}
 			switch res.Code {
