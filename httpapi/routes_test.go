@@ -31,10 +31,7 @@ func TestRouteRequirements(t *testing.T) {
 		manage.Root:     {"root"},
 	}
 	for _, rt := range (&server{}).routes() {
-		method, path, ok := strings.Cut(rt.pattern, " ")
-		if !ok {
-			method, path = http.MethodGet, rt.pattern
-		}
+		method, path := methodPath(rt)
 		path = strings.ReplaceAll(path, "{id}", "doesnotexist")
 		t.Run(rt.pattern, func(t *testing.T) {
 			if rt.need == manage.NoKey {
@@ -83,10 +80,7 @@ func TestOpenAPISecurity(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, rt := range (&server{}).routes() {
-		method, path, ok := strings.Cut(rt.pattern, " ")
-		if !ok {
-			method, path = http.MethodGet, rt.pattern
-		}
+		method, path := methodPath(rt)
 		op, found := doc.Paths[path][strings.ToLower(method)]
 		if !found {
 			t.Errorf("%s: not in the document", rt.pattern)
@@ -100,4 +94,14 @@ func TestOpenAPISecurity(t *testing.T) {
 			t.Errorf("%s requires %s; the document asks for a key: %v", rt.pattern, rt.need, secured)
 		}
 	}
+}
+
+// methodPath splits a route's pattern into its method (GET for a pattern
+// without one, which serves every method) and its path.
+func methodPath(rt route) (method, path string) {
+	method, path, ok := strings.Cut(rt.pattern, " ")
+	if !ok {
+		return http.MethodGet, rt.pattern
+	}
+	return method, path
 }
