@@ -69,8 +69,90 @@ type Settings interface {
 	InitKeyPrefix(ctx context.Context, prefix string) (string, error)
 }
 
-// Store keeps tenants, keys, the audit log and the change feed. SQLite and
-// PostgreSQL implement it and pass the same suite (package storetest).
+// TenantLookup finds one tenant: what a verifier needs of the tenants.
+// Errors are those of Store.
+type TenantLookup interface {
+	// Tenant finds a tenant by id or by slug.
+	Tenant(ctx context.Context, idOrSlug string) (*Tenant, error)
+}
+
+// TenantStore keeps the tenants. Errors are those of Store.
+type TenantStore interface {
+	TenantLookup
+	// Tenants lists tenants, oldest first.
+	Tenants(ctx context.Context, p Page) (tenants []*Tenant, next string, err error)
+	// CreateTenant stores a new tenant. The caller fills every field.
+	CreateTenant(ctx context.Context, t *Tenant, by Actor) error
+	// SetTenantStatus suspends or resumes a tenant and returns it as stored.
+	SetTenantStatus(ctx context.Context, id string, status TenantStatus, at time.Time, by Actor) (*Tenant, error)
+}
+
+// KeyLookup finds one key: what a verifier needs of the keys. Errors are
+// those of Store.
+type KeyLookup interface {
+	// Key finds a key by id.
+	Key(ctx context.Context, id string) (*Key, error)
+	// KeyByHash finds a key by the SHA-256 of its plaintext.
+	KeyByHash(ctx context.Context, hash [32]byte) (*Key, error)
+}
+
+// UsageRecorder writes when keys were last used. Errors are those of Store.
+type UsageRecorder interface {
+	// RecordUsage writes last-used times and addresses in one batch. A use
+	// older than the stored one does not overwrite it. It writes no audit
+	// entry and no change.
+	RecordUsage(ctx context.Context, uses []Usage) error
+}
+
+// KeyStore keeps the keys. Errors are those of Store.
+type KeyStore interface {
+	KeyLookup
+	UsageRecorder
+	// Keys lists keys that match the filter, newest first.
+	Keys(ctx context.Context, f KeyFilter, p Page) (keys []*Key, next string, err error)
+	// CreateKey stores a new key. The caller fills every field.
+	CreateKey(ctx context.Context, k *Key, by Actor) error
+	// UpdateKey applies the non-nil fields of u to the key and returns it as
+	// stored. It refuses (CodeConflict) to change a revoked key.
+	UpdateKey(ctx context.Context, id string, u KeyUpdate, at time.Time, by Actor) (*Key, error)
+	// RevokeKey marks a key revoked at the given time and returns it. Revoking
+	// a revoked key changes nothing and is no error.
+	RevokeKey(ctx context.Context, id string, at time.Time, by Actor) (*Key, error)
+	// RotateKey stores successor, sets the old key's RotatedTo to the
+	// successor's id and its ExpiresAt to oldExpiresAt, in one transaction,
+	// and returns the old key as stored. It refuses (CodeConflict) to rotate
+	// a revoked key or one that was rotated already.
+	RotateKey(ctx context.Context, oldID string, successor *Key, oldExpiresAt time.Time, by Actor) (*Key, error)
+}
+
+// AuditStore reads the audit log, which the writes of TenantStore and
+// KeyStore fill. Errors are those of Store.
+type AuditStore interface {
+	// AuditLog lists audit entries that match the filter, newest first.
+	AuditLog(ctx context.Context, f AuditFilter, p Page) (entries []*AuditEntry, next string, err error)
+}
+
+// ChangeFeed reads the change feed, which the writes of TenantStore and
+// KeyStore append to, and prunes it. Errors are those of Store.
+type ChangeFeed interface {
+	// Changes returns up to limit changes with a sequence number above after,
+	// in order.
+	Changes(ctx context.Context, after int64, limit int) ([]Change, error)
+	// LastChange returns the highest sequence number in the change feed, or
+	// zero when it is empty.
+	LastChange(ctx context.Context) (int64, error)
+	// PruneChanges deletes the changes made before the given time and
+	// returns how many it deleted. Sequence numbers are never reused: a
+	// change made afterwards numbers above every deleted one.
+	PruneChanges(ctx context.Context, before time.Time) (int64, error)
+}
+
+// Store keeps tenants, keys, the audit log, the change feed and the
+// settings: every interface above, which a consumer asks for one by one
+// (the verifier needs KeyLookup, TenantLookup, UsageRecorder and
+// ChangeFeed; the management service TenantStore, KeyStore and
+// AuditStore). SQLite and PostgreSQL implement it and pass the same suite
+// (package storetest).
 //
 // Every method that changes a tenant or a key writes, in one transaction, the
 // change itself, an entry in the audit log and an entry in the change feed:
@@ -83,53 +165,10 @@ type Settings interface {
 // the storage does not answer or is busy beyond its timeout (a caller may
 // retry), CodeInternal for anything else (the cause is wrapped).
 type Store interface {
-	// CreateTenant stores a new tenant. The caller fills every field.
-	CreateTenant(ctx context.Context, t *Tenant, by Actor) error
-	// Tenant finds a tenant by id or by slug.
-	Tenant(ctx context.Context, idOrSlug string) (*Tenant, error)
-	// Tenants lists tenants, oldest first.
-	Tenants(ctx context.Context, p Page) (tenants []*Tenant, next string, err error)
-	// SetTenantStatus suspends or resumes a tenant and returns it as stored.
-	SetTenantStatus(ctx context.Context, id string, status TenantStatus, at time.Time, by Actor) (*Tenant, error)
-
-	// CreateKey stores a new key. The caller fills every field.
-	CreateKey(ctx context.Context, k *Key, by Actor) error
-	// Key finds a key by id.
-	Key(ctx context.Context, id string) (*Key, error)
-	// KeyByHash finds a key by the SHA-256 of its plaintext.
-	KeyByHash(ctx context.Context, hash [32]byte) (*Key, error)
-	// Keys lists keys that match the filter, newest first.
-	Keys(ctx context.Context, f KeyFilter, p Page) (keys []*Key, next string, err error)
-	// UpdateKey applies the non-nil fields of u to the key and returns it as
-	// stored. It refuses (CodeConflict) to change a revoked key.
-	UpdateKey(ctx context.Context, id string, u KeyUpdate, at time.Time, by Actor) (*Key, error)
-	// RevokeKey marks a key revoked at the given time and returns it. Revoking
-	// a revoked key changes nothing and is no error.
-	RevokeKey(ctx context.Context, id string, at time.Time, by Actor) (*Key, error)
-	// RotateKey stores successor, sets the old key's RotatedTo to the
-	// successor's id and its ExpiresAt to oldExpiresAt, in one transaction,
-	// and returns the old key as stored. It refuses (CodeConflict) to rotate
-	// a revoked key or one that was rotated already.
-	RotateKey(ctx context.Context, oldID string, successor *Key, oldExpiresAt time.Time, by Actor) (*Key, error)
-	// RecordUsage writes last-used times and addresses in one batch. A use
-	// older than the stored one does not overwrite it. It writes no audit
-	// entry and no change.
-	RecordUsage(ctx context.Context, uses []Usage) error
-
-	// AuditLog lists audit entries that match the filter, newest first.
-	AuditLog(ctx context.Context, f AuditFilter, p Page) (entries []*AuditEntry, next string, err error)
-
-	// Changes returns up to limit changes with a sequence number above after,
-	// in order.
-	Changes(ctx context.Context, after int64, limit int) ([]Change, error)
-	// LastChange returns the highest sequence number in the change feed, or
-	// zero when it is empty.
-	LastChange(ctx context.Context) (int64, error)
-	// PruneChanges deletes the changes made before the given time and
-	// returns how many it deleted. Sequence numbers are never reused: a
-	// change made afterwards numbers above every deleted one.
-	PruneChanges(ctx context.Context, before time.Time) (int64, error)
-
+	TenantStore
+	KeyStore
+	AuditStore
+	ChangeFeed
 	Settings
 
 	// Ping checks that the storage answers.

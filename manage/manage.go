@@ -14,9 +14,17 @@ import (
 	"github.com/keyward/keyward/apikey"
 )
 
+// Store is what a Service asks of the storage: the tenants, the keys and
+// the audit log. Every keyward.Store is one.
+type Store interface {
+	keyward.TenantStore
+	keyward.KeyStore
+	keyward.AuditStore
+}
+
 // Config holds what a Service needs.
 type Config struct {
-	Store  keyward.Store
+	Store  Store
 	Format apikey.Format
 	// Clock tells the time; nil means time.Now.
 	Clock keyward.Clock
@@ -27,7 +35,7 @@ type Config struct {
 
 // Service performs management operations on behalf of a Caller.
 type Service struct {
-	store       keyward.Store
+	store       Store
 	format      apikey.Format
 	now         keyward.Clock
 	afterChange func(ctx context.Context) error

@@ -68,44 +68,8 @@ func key(id, tenantID string) *keyward.Key {
 // TestTwoStoresOneDatabase: what one store (a node, or the command line)
 // writes, another store on the same database sees through the change feed.
 func TestTwoStoresOneDatabase(t *testing.T) {
-	ctx := t.Context()
 	dsn := pg.Database(t)
-	server := open(t, dsn)
-	cli := open(t, dsn)
-
-	seq, err := server.LastChange(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cli.CreateTenant(ctx, tenant("ten_acme"), keyward.ActorCLI); err != nil {
-		t.Fatal(err)
-	}
-	if err := cli.CreateKey(ctx, key("key_1", "ten_acme"), keyward.ActorCLI); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := cli.RevokeKey(ctx, "key_1", t0.Add(time.Minute), keyward.ActorCLI); err != nil {
-		t.Fatal(err)
-	}
-	changes, err := server.Changes(ctx, seq, 100)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got []string
-	for _, c := range changes {
-		got = append(got, c.Kind+" "+c.ID)
-	}
-	if want := "tenant ten_acme,key key_1,key key_1"; strings.Join(got, ",") != want {
-		t.Fatalf("the server saw changes %q, want %q", got, want)
-	}
-	k, err := server.Key(ctx, "key_1")
-	if err != nil || k.Status != keyward.KeyRevoked {
-		t.Fatalf("the server reads key_1 as %+v, %v; want revoked", k, err)
-	}
-	// Opening the migrated database again changes nothing.
-	again := open(t, dsn)
-	if last, err := again.LastChange(ctx); err != nil || last != changes[len(changes)-1].Seq {
-		t.Fatalf("LastChange after a second Open = %d, %v", last, err)
-	}
+	storetest.TwoStores(t, func(t *testing.T) keyward.Store { return open(t, dsn) })
 }
 
 // TestOpenConcurrently: nodes that start at once on a new database migrate

@@ -56,43 +56,16 @@ func key(id, tenantID string) *keyward.Key {
 	}
 }
 
+// TestTwoStoresOneFile: stores on one file, named in the ways a DSN may
+// name it, see each other's changes.
 func TestTwoStoresOneFile(t *testing.T) {
-	ctx := t.Context()
 	path := filepath.Join(t.TempDir(), "keyward.db")
-	server := open(t, path)
-	cli := open(t, "sqlite:"+path)
-
-	seq, err := server.LastChange(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cli.CreateTenant(ctx, tenant("ten_acme"), keyward.ActorCLI); err != nil {
-		t.Fatal(err)
-	}
-	if err := cli.CreateKey(ctx, key("key_1", "ten_acme"), keyward.ActorCLI); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := cli.RevokeKey(ctx, "key_1", t0.Add(time.Minute), keyward.ActorCLI); err != nil {
-		t.Fatal(err)
-	}
-	changes, err := server.Changes(ctx, seq, 100)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got []string
-	for _, c := range changes {
-		got = append(got, c.Kind+":"+c.ID)
-	}
-	if want := "[tenant:ten_acme key:key_1 key:key_1]"; fmt.Sprint(got) != want {
-		t.Fatalf("the server sees changes %v, want %v", got, want)
-	}
-	k, err := server.Key(ctx, "key_1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if k.Status != keyward.KeyRevoked {
-		t.Fatalf("the server sees status %q, want revoked", k.Status)
-	}
+	dsns := []string{path, "sqlite:" + path, "file:" + path}
+	n := 0
+	storetest.TwoStores(t, func(t *testing.T) keyward.Store {
+		n++
+		return open(t, dsns[(n-1)%len(dsns)])
+	})
 }
 
 func TestTwoStoresWriteAtOnce(t *testing.T) {

@@ -127,11 +127,21 @@ func (r Result) Err() *keyward.Error {
 	return &keyward.Error{Code: r.Code, Message: r.Detail}
 }
 
+// Store is what a Verifier asks of the storage: key and tenant lookups on a
+// cache miss, the change feed that keeps the cache fresh, and the writing of
+// last-used times. Every keyward.Store is one.
+type Store interface {
+	keyward.KeyLookup
+	keyward.TenantLookup
+	keyward.UsageRecorder
+	keyward.ChangeFeed
+}
+
 // Verifier verifies keys against a store through a cache that the change
 // feed keeps fresh, and records when each key was last used. Its methods are
 // safe for concurrent use.
 type Verifier struct {
-	store      keyward.Store
+	store      Store
 	format     apikey.Format
 	livePrefix string // <prefix>_live_
 	testPrefix string // <prefix>_test_
@@ -177,7 +187,7 @@ type Verifier struct {
 
 // New returns a Verifier that reads store. Verify works at once; Start begins
 // reading the change feed and writing usage in the background.
-func New(store keyward.Store, opts Options) *Verifier {
+func New(store Store, opts Options) *Verifier {
 	if opts.Format.Prefix() == "" {
 		f, err := apikey.NewFormat(apikey.DefaultPrefix)
 		if err != nil {

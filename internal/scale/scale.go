@@ -249,7 +249,7 @@ func (o Options) withDefaults() Options {
 
 // createTenants creates, through the store, one active tenant for every
 // opts.KeysPerTenant keys (at least one), with its audit entry and change.
-func createTenants(ctx context.Context, s keyward.Store, opts Options) (*Loaded, error) {
+func createTenants(ctx context.Context, s keyward.TenantStore, opts Options) (*Loaded, error) {
 	n := max(1, (opts.Keys+opts.KeysPerTenant-1)/opts.KeysPerTenant)
 	l := &Loaded{Tenants: make([]string, n), Kept: make([]Kept, 0, opts.Keep)}
 	for i := range n {
