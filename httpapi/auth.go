@@ -11,9 +11,9 @@ import (
 	"time"
 
 	"github.com/keyward/keyward"
-	"github.com/keyward/keyward/apikey"
 	"github.com/keyward/keyward/manage"
 	"github.com/keyward/keyward/verify"
+	"github.com/keyward/keyward/view"
 )
 
 // authenticate verifies the key the request presents, with the required
@@ -152,19 +152,9 @@ type verifyRequest struct {
 	Referrer    string   `json:"referrer,omitempty"`
 }
 
-type verifyResponse struct {
-	Valid       bool                `json:"valid"`
-	Code        keyward.Code        `json:"code,omitempty" description:"the outcome when not valid"`
-	Status      int                 `json:"status" description:"the HTTP status to answer the client with"`
-	Detail      string              `json:"detail,omitempty"`
-	KeyID       string              `json:"key_id,omitempty"`
-	TenantID    string              `json:"tenant_id,omitempty"`
-	Environment keyward.Environment `json:"environment,omitempty"`
-	Permissions []string            `json:"permissions,omitzero" description:"the key's permissions, [] when it has none; absent when the key is refused before they are known"`
-	ExpiresAt   *time.Time          `json:"expires_at,omitempty"`
-	RateLimit   *struct{}           `json:"ratelimit" description:"rate-limit state; null until rate limits are configured"`
-	RequestID   string              `json:"request_id"`
-}
+// verifyResponse is the answer of POST /v1/verify, which keyward verify
+// --json prints too.
+type verifyResponse = view.Verification
 
 // handleVerify checks a key for another service, through manage.Verify,
 // as keyward verify does: the caller must be admitted as a
@@ -189,18 +179,7 @@ func (s *server) handleVerify(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	out := verifyResponse{Valid: res.Valid(), Code: res.Code, Status: http.StatusOK, Detail: apikey.Redact(res.Detail), RequestID: requestID(w)}
-	if !out.Valid {
-		out.Status = res.Code.Status()
-	}
-	if res.Key != nil && res.Code.Status() != http.StatusUnauthorized {
-		out.KeyID, out.TenantID, out.Environment, out.Permissions, out.ExpiresAt =
-			res.Key.ID, res.Key.TenantID, res.Key.Environment, res.Key.Permissions, res.Key.ExpiresAt
-		if out.Permissions == nil {
-			out.Permissions = []string{}
-		}
-	}
-	if err := s.respond(w, http.StatusOK, out); err != nil {
+	if err := s.respond(w, http.StatusOK, view.VerificationOf(res, requestID(w))); err != nil {
 		s.writeError(w, r, err)
 	}
 }
