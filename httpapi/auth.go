@@ -11,9 +11,9 @@ import (
 	"time"
 
 	"github.com/keyward/keyward"
-	"github.com/keyward/keyward/apikey"
 	"github.com/keyward/keyward/manage"
 	"github.com/keyward/keyward/verify"
+	"github.com/keyward/keyward/view"
 )
 
 // authenticate verifies the key the request presents, with the required
@@ -37,20 +37,70 @@ func (s *server) authenticateURL(r *http.Request, u *url.URL, perms []string) (v
 	return res, ip, nil
 }
 
-// managed wraps a management handler: it authenticates the request's key
-// and hands the handler the caller it stands for, with the store's work
-// bounded by the storage timeout; an error the handler returns is answered
-// as problem+json.
-func (s *server) managed(h func(http.ResponseWriter, *http.Request, manage.Caller) error) http.Handler {
+// require is the one middleware that enforces what a route requires, need
+// (declared in routes): a route that needs no key refuses one in its URL
+// (keyless); any other authenticates the request's key, has manage.Authorize
+// decide whether the caller it stands for meets need, and hands the
+// handler what it learned (admissionOf). A refusal is answered as
+// problem+json before the handler runs. Forward-auth's key is the one of
+// the request a proxy asks about, and its refusals follow the proxy's
+// mode: its handler reads and checks that key itself (checksOwnKey).
+func (s *server) require(need manage.Requirement, h http.Handler) http.Handler {
+	if need == manage.NoKey {
+		return s.keyless(h)
+	}
+	if own, ok := h.(checksOwnKey); ok {
+		return own
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		res, ip, err := s.authenticate(r, nil)
-		if err == nil {
-			ctx, cancel := context.WithTimeout(r.Context(), s.storageTimeout)
-			defer cancel()
-			r = r.WithContext(ctx)
-			err = h(w, r, manage.CallerFromKey(res.Key, addrString(ip)))
-		}
 		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		c := manage.CallerFromKey(res.Key, addrString(ip))
+		if err := manage.Authorize(c, need); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), admissionKey{}, &admission{key: res, caller: c})))
+	})
+}
+
+// checksOwnKey is the handler of a route that reads and checks its key
+// itself, which require serves as it is: forward-auth.
+type checksOwnKey http.HandlerFunc
+
+// ServeHTTP calls h.
+func (h checksOwnKey) ServeHTTP(w http.ResponseWriter, r *http.Request) { h(w, r) }
+
+// admission is what require learned of a request it let through: the
+// verification of the key the request presents, and the caller that key
+// stands for.
+type admission struct {
+	key    verify.Result
+	caller manage.Caller
+}
+
+// admissionKey is the context key of the request's admission.
+type admissionKey struct{}
+
+// admissionOf returns what require learned of the request r, for the
+// handler of a route that needs a key; nil for any other, which has none.
+func admissionOf(r *http.Request) *admission {
+	a, _ := r.Context().Value(admissionKey{}).(*admission)
+	return a
+}
+
+// managed wraps a management handler: it hands the handler the caller that
+// require admitted, with the store's work bounded by the storage timeout;
+// an error the handler returns is answered as problem+json.
+func (s *server) managed(h func(http.ResponseWriter, *http.Request, manage.Caller) error) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), s.storageTimeout)
+		defer cancel()
+		r = r.WithContext(ctx)
+		if err := h(w, r, admissionOf(r).caller); err != nil {
 			s.writeError(w, r, err)
 		}
 	})
@@ -83,11 +133,7 @@ type whoamiResponse struct {
 // handleWhoami answers any valid key with what it is: the connectivity check
 // of the seeds.
 func (s *server) handleWhoami(w http.ResponseWriter, r *http.Request) {
-	res, _, err := s.authenticate(r, nil)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
+	res := admissionOf(r).key
 	k := res.Key
 	if err := s.respond(w, http.StatusOK, whoamiResponse{Success: true, Data: whoami{
 		KeyID: k.ID, Name: k.Name, TenantID: k.TenantID, TenantSlug: res.Tenant.Slug,
@@ -106,33 +152,14 @@ type verifyRequest struct {
 	Referrer    string   `json:"referrer,omitempty"`
 }
 
-type verifyResponse struct {
-	Valid       bool                `json:"valid"`
-	Code        keyward.Code        `json:"code,omitempty" description:"the outcome when not valid"`
-	Status      int                 `json:"status" description:"the HTTP status to answer the client with"`
-	Detail      string              `json:"detail,omitempty"`
-	KeyID       string              `json:"key_id,omitempty"`
-	TenantID    string              `json:"tenant_id,omitempty"`
-	Environment keyward.Environment `json:"environment,omitempty"`
-	Permissions []string            `json:"permissions,omitzero" description:"the key's permissions, [] when it has none; absent when the key is refused before they are known"`
-	ExpiresAt   *time.Time          `json:"expires_at,omitempty"`
-	RateLimit   *struct{}           `json:"ratelimit" description:"rate-limit state; null until rate limits are configured"`
-	RequestID   string              `json:"request_id"`
-}
+// verifyResponse is the answer of POST /v1/verify, which keyward verify
+// --json prints too.
+type verifyResponse = view.Verification
 
-// handleVerify checks a key for another service. The caller needs
-// keyward:verify, or to be a root key; only keys of the system tenant may
-// hold either, so no tenant's key can probe another tenant's keys.
+// handleVerify checks a key for another service, through manage.Verify,
+// as keyward verify does: the caller must be admitted as a
+// manage.Verifier (keyward:verify, or a root key).
 func (s *server) handleVerify(w http.ResponseWriter, r *http.Request) {
-	caller, ip, err := s.authenticate(r, nil)
-	if err == nil && !caller.Key.HasPermission(keyward.PermVerify) && !manage.CallerFromKey(caller.Key, addrString(ip)).Root() {
-		err = keyward.Errorf(keyward.CodeInsufficientPermissions,
-			"This key cannot verify other keys: it needs the %q permission, or to be a root key.", keyward.PermVerify)
-	}
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
 	var in verifyRequest
 	if err := decode(w, r, &in); err != nil {
 		s.writeError(w, r, err)
@@ -140,25 +167,19 @@ func (s *server) handleVerify(w http.ResponseWriter, r *http.Request) {
 	}
 	req := verify.Request{Key: in.Key, Permissions: in.Permissions}
 	if in.IP != "" {
+		var err error
 		if req.IP, err = netip.ParseAddr(in.IP); err != nil {
 			s.writeError(w, r, keyward.FieldErrorf("ip", "%q is not an IP address", in.IP))
 			return
 		}
 		req.IP = req.IP.Unmap()
 	}
-	res := s.verifier.Verify(r.Context(), req)
-	out := verifyResponse{Valid: res.Valid(), Code: res.Code, Status: http.StatusOK, Detail: apikey.Redact(res.Detail), RequestID: requestID(w)}
-	if !out.Valid {
-		out.Status = res.Code.Status()
+	res, err := manage.Verify(r.Context(), admissionOf(r).caller, s.verifier, req)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
 	}
-	if res.Key != nil && res.Code.Status() != http.StatusUnauthorized {
-		out.KeyID, out.TenantID, out.Environment, out.Permissions, out.ExpiresAt =
-			res.Key.ID, res.Key.TenantID, res.Key.Environment, res.Key.Permissions, res.Key.ExpiresAt
-		if out.Permissions == nil {
-			out.Permissions = []string{}
-		}
-	}
-	if err := s.respond(w, http.StatusOK, out); err != nil {
+	if err := s.respond(w, http.StatusOK, view.VerificationOf(res, requestID(w))); err != nil {
 		s.writeError(w, r, err)
 	}
 }

@@ -7,35 +7,8 @@ import (
 
 	"github.com/keyward/keyward"
 	"github.com/keyward/keyward/manage"
+	"github.com/keyward/keyward/view"
 )
-
-// keyView is a key as the API shows it: its status as of now (expired
-// once its expiry has passed, keyward.Key.StatusAt), and last_used, which
-// repeats last_used_at in the name the seeds' list answers use.
-type keyView struct {
-	*keyward.Key
-	Status   keyward.KeyStatus `json:"status" enum:"active,disabled,expired,revoked"`
-	LastUsed *time.Time        `json:"last_used"`
-}
-
-func viewKey(k *keyward.Key, now time.Time) keyView {
-	return keyView{Key: k, Status: k.StatusAt(now), LastUsed: k.LastUsedAt}
-}
-
-// viewKeys shows a page of keys; an empty page is [], never null.
-func viewKeys(ks []*keyward.Key, now time.Time) []keyView {
-	out := make([]keyView, len(ks))
-	for i, k := range ks {
-		out[i] = viewKey(k, now)
-	}
-	return out
-}
-
-// createdKey is a new key with its plaintext, shown this once.
-type createdKey struct {
-	keyView
-	Key string `json:"key" description:"the plaintext key: store it now, it is never shown again" example:"sk_live_…"`
-}
 
 type (
 	keyPath struct {
@@ -61,33 +34,26 @@ type (
 		pageRequest
 	}
 	keyResponse struct {
-		Success bool    `json:"success"`
-		Data    keyView `json:"data"`
+		Success bool     `json:"success"`
+		Data    view.Key `json:"data"`
 	}
 	createdKeyResponse struct {
-		Success bool       `json:"success"`
-		Data    createdKey `json:"data"`
-		Message string     `json:"message"`
+		Success bool            `json:"success"`
+		Data    view.CreatedKey `json:"data"`
+		Message string          `json:"message"`
 	}
 	rotatedKeyResponse struct {
-		Success  bool       `json:"success"`
-		Data     createdKey `json:"data" description:"the successor key, with its plaintext"`
-		Previous keyView    `json:"previous" description:"the old key: rotated_to names the successor, expires_at says when it stops working"`
-		Message  string     `json:"message"`
+		Success  bool            `json:"success"`
+		Data     view.CreatedKey `json:"data" description:"the successor key, with its plaintext"`
+		Previous view.Key        `json:"previous" description:"the old key: rotated_to names the successor, expires_at says when it stops working"`
+		Message  string          `json:"message"`
 	}
-	keyListResponse struct {
-		Success    bool      `json:"success"`
-		Data       []keyView `json:"data"`
-		NextCursor string    `json:"next_cursor" description:"empty on the last page"`
-	}
-	messageResponse struct {
-		Success bool   `json:"success"`
-		Message string `json:"message" example:"API key revoked successfully"`
-	}
+	// messageResponse is the answer of a revocation.
+	messageResponse = view.Message
+	// keyListResponse is view.List of keys, named for the OpenAPI
+	// document.
+	keyListResponse view.List[view.Key]
 )
-
-// storeNow is the notice that comes with every plaintext key.
-const storeNow = "Store this key now: it is shown only once and cannot be recovered."
 
 func (s *server) handleCreateKey(w http.ResponseWriter, r *http.Request, c manage.Caller) error {
 	var in manage.CreateKeyInput
@@ -98,7 +64,7 @@ func (s *server) handleCreateKey(w http.ResponseWriter, r *http.Request, c manag
 	if err != nil {
 		return err
 	}
-	return s.respond(w, http.StatusCreated, createdKeyResponse{Success: true, Data: createdKey{viewKey(k, s.now()), plaintext}, Message: storeNow})
+	return s.respond(w, http.StatusCreated, createdKeyResponse{Success: true, Data: view.CreatedKey{Key: view.KeyOf(k, s.now()), Plaintext: plaintext}, Message: view.StoreNow})
 }
 
 func (s *server) handleListKeys(w http.ResponseWriter, r *http.Request, c manage.Caller) error {
@@ -113,7 +79,7 @@ func (s *server) handleListKeys(w http.ResponseWriter, r *http.Request, c manage
 	if err != nil {
 		return err
 	}
-	return s.respond(w, http.StatusOK, keyListResponse{Success: true, Data: viewKeys(keys, s.now()), NextCursor: next})
+	return s.respond(w, http.StatusOK, keyListResponse(view.ListOf(view.KeysOf(keys, s.now()), next)))
 }
 
 func (s *server) handleGetKey(w http.ResponseWriter, r *http.Request, c manage.Caller) error {
@@ -121,7 +87,7 @@ func (s *server) handleGetKey(w http.ResponseWriter, r *http.Request, c manage.C
 	if err != nil {
 		return err
 	}
-	return s.respond(w, http.StatusOK, keyResponse{Success: true, Data: viewKey(k, s.now())})
+	return s.respond(w, http.StatusOK, keyResponse{Success: true, Data: view.KeyOf(k, s.now())})
 }
 
 func (s *server) handleUpdateKey(w http.ResponseWriter, r *http.Request, c manage.Caller) error {
@@ -133,14 +99,14 @@ func (s *server) handleUpdateKey(w http.ResponseWriter, r *http.Request, c manag
 	if err != nil {
 		return err
 	}
-	return s.respond(w, http.StatusOK, keyResponse{Success: true, Data: viewKey(k, s.now())})
+	return s.respond(w, http.StatusOK, keyResponse{Success: true, Data: view.KeyOf(k, s.now())})
 }
 
 func (s *server) handleRevokeKey(w http.ResponseWriter, r *http.Request, c manage.Caller) error {
 	if _, err := s.svc.RevokeKey(r.Context(), c, r.PathValue("id")); err != nil {
 		return err
 	}
-	return s.respond(w, http.StatusOK, messageResponse{Success: true, Message: "API key revoked successfully"})
+	return s.respond(w, http.StatusOK, view.Message{Success: true, Message: view.KeyRevoked})
 }
 
 func (s *server) handleRotateKey(w http.ResponseWriter, r *http.Request, c manage.Caller) error {
@@ -154,8 +120,8 @@ func (s *server) handleRotateKey(w http.ResponseWriter, r *http.Request, c manag
 	}
 	now := s.now()
 	return s.respond(w, http.StatusCreated, rotatedKeyResponse{
-		Success: true, Data: createdKey{viewKey(next, now), plaintext}, Previous: viewKey(old, now),
-		Message: storeNow + " The old key " + old.ID + " stops working at " + old.ExpiresAt.Format(time.RFC3339) + ".",
+		Success: true, Data: view.CreatedKey{Key: view.KeyOf(next, now), Plaintext: plaintext}, Previous: view.KeyOf(old, now),
+		Message: view.StoreNow + " The old key " + old.ID + " stops working at " + old.ExpiresAt.Format(time.RFC3339) + ".",
 	})
 }
 

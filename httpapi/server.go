@@ -83,7 +83,7 @@ func NewServer(c Config) (http.Handler, error) {
 	mux := http.NewServeMux()
 	rts := s.routes()
 	for _, rt := range rts {
-		mux.Handle(rt.pattern, rt.handler)
+		mux.Handle(rt.pattern, s.require(rt.need, rt.handler))
 	}
 	doc, err := openAPI(rts)
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 
 	"github.com/keyward/keyward"
 	"github.com/keyward/keyward/manage"
+	"github.com/keyward/keyward/view"
 )
 
 type (
@@ -16,21 +17,17 @@ type (
 		Success bool            `json:"success"`
 		Data    *keyward.Tenant `json:"data"`
 	}
-	tenantListResponse struct {
-		Success    bool              `json:"success"`
-		Data       []*keyward.Tenant `json:"data"`
-		NextCursor string            `json:"next_cursor"`
-	}
-	auditRequest struct {
+	// tenantListResponse is view.List of tenants, named for the OpenAPI
+	// document.
+	tenantListResponse view.List[*keyward.Tenant]
+	auditRequest       struct {
 		TenantID string `query:"tenant_id" description:"tenant id or slug; a tenant's key sees its own entries only"`
 		Target   string `query:"target" description:"id of a key or tenant"`
 		pageRequest
 	}
-	auditListResponse struct {
-		Success    bool                  `json:"success"`
-		Data       []*keyward.AuditEntry `json:"data"`
-		NextCursor string                `json:"next_cursor"`
-	}
+	// auditListResponse is view.List of audit entries, named for the
+	// OpenAPI document.
+	auditListResponse view.List[*keyward.AuditEntry]
 )
 
 func (s *server) handleCreateTenant(w http.ResponseWriter, r *http.Request, c manage.Caller) error {
@@ -54,10 +51,7 @@ func (s *server) handleListTenants(w http.ResponseWriter, r *http.Request, c man
 	if err != nil {
 		return err
 	}
-	if ts == nil {
-		ts = []*keyward.Tenant{}
-	}
-	return s.respond(w, http.StatusOK, tenantListResponse{Success: true, Data: ts, NextCursor: next})
+	return s.respond(w, http.StatusOK, tenantListResponse(view.ListOf(ts, next)))
 }
 
 func (s *server) handleGetTenant(w http.ResponseWriter, r *http.Request, c manage.Caller) error {
@@ -94,8 +88,5 @@ func (s *server) handleAuditLog(w http.ResponseWriter, r *http.Request, c manage
 	if err != nil {
 		return err
 	}
-	if es == nil {
-		es = []*keyward.AuditEntry{}
-	}
-	return s.respond(w, http.StatusOK, auditListResponse{Success: true, Data: es, NextCursor: next})
+	return s.respond(w, http.StatusOK, auditListResponse(view.ListOf(es, next)))
 }

@@ -57,7 +57,7 @@ func (s *Service) CreateKey(ctx context.Context, c Caller, in CreateKeyInput) (*
 // createKey is CreateKey, with the key's id given, or generated when id is
 // "".
 func (s *Service) createKey(ctx context.Context, c Caller, in CreateKeyInput, id string) (*keyward.Key, string, error) {
-	if err := authorize(c); err != nil {
+	if err := Authorize(c, Manager); err != nil {
 		return nil, "", err
 	}
 	tenant, err := s.tenantFor(ctx, c, in.TenantID)
@@ -131,7 +131,7 @@ func (s *Service) tenantFor(ctx context.Context, c Caller, idOrSlug string) (*ke
 
 // Key returns one key of the caller's reach.
 func (s *Service) Key(ctx context.Context, c Caller, id string) (*keyward.Key, error) {
-	if err := authorize(c); err != nil {
+	if err := Authorize(c, Manager); err != nil {
 		return nil, err
 	}
 	k, err := s.store.Key(ctx, id)
@@ -143,7 +143,7 @@ func (s *Service) Key(ctx context.Context, c Caller, id string) (*keyward.Key, e
 
 // Keys lists the keys of the caller's reach that match in.
 func (s *Service) Keys(ctx context.Context, c Caller, in KeyListInput, p keyward.Page) ([]*keyward.Key, string, error) {
-	if err := authorize(c); err != nil {
+	if err := Authorize(c, Manager); err != nil {
 		return nil, "", err
 	}
 	f := keyward.KeyFilter{TenantID: in.TenantID}
@@ -454,7 +454,7 @@ func sameDistance(t *time.Time, created, now time.Time) *time.Time {
 
 // AuditLog lists audit entries of the caller's reach.
 func (s *Service) AuditLog(ctx context.Context, c Caller, f keyward.AuditFilter, p keyward.Page) ([]*keyward.AuditEntry, string, error) {
-	if err := authorize(c); err != nil {
+	if err := Authorize(c, Manager); err != nil {
 		return nil, "", err
 	}
 	if f.TenantID != "" || !c.Root() {

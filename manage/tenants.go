@@ -26,7 +26,7 @@ const DefaultPlan = "default"
 
 // CreateTenant creates a tenant; only a root key may.
 func (s *Service) CreateTenant(ctx context.Context, c Caller, in CreateTenantInput) (*keyward.Tenant, error) {
-	if err := authorizeRoot(c); err != nil {
+	if err := Authorize(c, Root); err != nil {
 		return nil, err
 	}
 	slug := in.Slug
@@ -59,7 +59,7 @@ func (s *Service) CreateTenant(ctx context.Context, c Caller, in CreateTenantInp
 
 // Tenant returns a tenant by id or slug. A tenant's key sees its own only.
 func (s *Service) Tenant(ctx context.Context, c Caller, idOrSlug string) (*keyward.Tenant, error) {
-	if err := authorize(c); err != nil {
+	if err := Authorize(c, Manager); err != nil {
 		return nil, err
 	}
 	t, err := s.store.Tenant(ctx, idOrSlug)
@@ -71,7 +71,7 @@ func (s *Service) Tenant(ctx context.Context, c Caller, idOrSlug string) (*keywa
 
 // Tenants lists tenants: all of them for a root key, its own for a tenant's.
 func (s *Service) Tenants(ctx context.Context, c Caller, p keyward.Page) ([]*keyward.Tenant, string, error) {
-	if err := authorize(c); err != nil {
+	if err := Authorize(c, Manager); err != nil {
 		return nil, "", err
 	}
 	if !c.Root() {
@@ -98,11 +98,14 @@ func (s *Service) ResumeTenant(ctx context.Context, c Caller, idOrSlug string) (
 }
 
 func (s *Service) setTenantStatus(ctx context.Context, c Caller, idOrSlug string, status keyward.TenantStatus) (*keyward.Tenant, error) {
+	// Root is required once the tenant is found within the caller's
+	// reach: a manager asking about another tenant is answered 404, as
+	// for a tenant that does not exist, so ids cannot be probed.
 	t, err := s.Tenant(ctx, c, idOrSlug)
 	if err != nil {
 		return nil, err
 	}
-	if err := authorizeRoot(c); err != nil {
+	if err := Authorize(c, Root); err != nil {
 		return nil, err
 	}
 	if t.ID == keyward.SystemTenantID && status == keyward.TenantSuspended {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/keyward/keyward"
 	"github.com/keyward/keyward/manage"
+	"github.com/keyward/keyward/view"
 	"github.com/spf13/cobra"
 )
 
@@ -24,15 +25,19 @@ func (a *app) keysCommand() *cobra.Command {
 	)
 }
 
-// storeNotice is printed on stderr with every new plaintext key.
-const storeNotice = "Store it now: it will not be shown again. Keyward keeps only its hash."
+// rotatedKeyJSON is the --json output of keys rotate: the successor as the
+// API's data shows it, and the old key as the API's previous.
+type rotatedKeyJSON struct {
+	view.CreatedKey
+	Previous view.Key `json:"previous"`
+}
 
-// createdKeyJSON is the --json output of keys create and keys rotate: the
-// key's fields and, once, its plaintext.
-type createdKeyJSON struct {
-	*keyJSON
-	Plaintext string   `json:"key"`
-	OldKey    *keyJSON `json:"previous,omitempty"`
+// revokedKeyJSON is the --json output of keys revoke: the API's answer,
+// with the key's id and revocation time.
+type revokedKeyJSON struct {
+	view.Message
+	ID        string     `json:"id"`
+	RevokedAt *time.Time `json:"revoked_at"`
 }
 
 func (a *app) keysCreateCommand() *cobra.Command {
@@ -79,12 +84,12 @@ ahead; "never", or no flag, for none.`,
 					return err
 				}
 				if a.json {
-					return a.printJSON(createdKeyJSON{keyJSON: viewKey(k, svc.Now()), Plaintext: plaintext})
+					return a.printJSON(view.CreatedKey{Key: view.KeyOf(k, svc.Now()), Plaintext: plaintext})
 				}
 				if _, err := fmt.Fprintln(a.stdout, plaintext); err != nil {
 					return err
 				}
-				fmt.Fprintf(a.stderr, "Created API key %s (%s). %s\n", shown(k.ID), shown(k.Name), storeNotice)
+				fmt.Fprintf(a.stderr, "Created API key %s (%s). %s\n", shown(k.ID), shown(k.Name), view.StoreNow)
 				return a.printKey(a.stderr, k, svc.Now())
 			})
 		},
@@ -117,7 +122,7 @@ func (a *app) keysListCommand() *cobra.Command {
 					return err
 				}
 				if a.json {
-					return printList(a, viewKeys(ks, svc.Now()), next)
+					return printList(a, view.KeysOf(ks, svc.Now()), next)
 				}
 				now := svc.Now()
 				tw := table(a.stdout)
@@ -154,7 +159,7 @@ func (a *app) keysShowCommand() *cobra.Command {
 					return err
 				}
 				if a.json {
-					return a.printJSON(viewKey(k, svc.Now()))
+					return a.printJSON(view.KeyOf(k, svc.Now()))
 				}
 				return a.printKey(a.stdout, k, svc.Now())
 			})
@@ -225,7 +230,7 @@ replace the whole list; give an empty value (--allow-ip "") to clear it.`,
 					return err
 				}
 				if a.json {
-					return a.printJSON(viewKey(k, svc.Now()))
+					return a.printJSON(view.KeyOf(k, svc.Now()))
 				}
 				fmt.Fprintf(a.stderr, "Updated API key %s.\n", shown(k.ID))
 				return a.printKey(a.stdout, k, svc.Now())
@@ -255,11 +260,10 @@ func (a *app) keysRevokeCommand() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				const msg = "API key revoked successfully"
 				if a.json {
-					return a.printJSON(map[string]any{"success": true, "message": msg, "id": k.ID, "revoked_at": k.RevokedAt})
+					return a.printJSON(revokedKeyJSON{Message: view.Message{Success: true, Message: view.KeyRevoked}, ID: k.ID, RevokedAt: k.RevokedAt})
 				}
-				_, err = fmt.Fprintf(a.stdout, "%s: %s (%s)\n", msg, shown(k.ID), shown(k.Name))
+				_, err = fmt.Fprintf(a.stdout, "%s: %s (%s)\n", view.KeyRevoked, shown(k.ID), shown(k.Name))
 				return err
 			})
 		},
@@ -288,12 +292,12 @@ default 24h, at most 30d; 0 stops it at once).`,
 				}
 				if a.json {
 					now := svc.Now()
-					return a.printJSON(createdKeyJSON{keyJSON: viewKey(k, now), Plaintext: plaintext, OldKey: viewKey(old, now)})
+					return a.printJSON(rotatedKeyJSON{CreatedKey: view.CreatedKey{Key: view.KeyOf(k, now), Plaintext: plaintext}, Previous: view.KeyOf(old, now)})
 				}
 				if _, err := fmt.Fprintln(a.stdout, plaintext); err != nil {
 					return err
 				}
-				fmt.Fprintf(a.stderr, "Rotated API key %s to %s (%s). %s\n", shown(old.ID), shown(k.ID), shown(k.Name), storeNotice)
+				fmt.Fprintf(a.stderr, "Rotated API key %s to %s (%s). %s\n", shown(old.ID), shown(k.ID), shown(k.Name), view.StoreNow)
 				if now := svc.Now(); old.ExpiresAt != nil && old.ExpiresAt.After(now) {
 					fmt.Fprintf(a.stderr, "The old key %s keeps working until %s (for %s).\n",
 						shown(old.ID), when(*old.ExpiresAt), old.ExpiresAt.Sub(now).Round(time.Second))

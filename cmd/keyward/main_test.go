@@ -11,6 +11,7 @@ import (
 
 	"github.com/keyward/keyward"
 	"github.com/keyward/keyward/sqlite"
+	"github.com/keyward/keyward/view"
 )
 
 // output is what one run of the program printed and returned.
@@ -112,13 +113,13 @@ func newDB(t *testing.T) string {
 // decodeList decodes the --json output of a list, failing the test unless
 // it has the shape of the HTTP API's list answers: success true, data a
 // list (never null), and next_cursor, and nothing else.
-func decodeList[T any](t *testing.T, s string) listJSON[T] {
+func decodeList[T any](t *testing.T, s string) view.List[T] {
 	t.Helper()
 	raw := decodeJSON[map[string]json.RawMessage](t, s)
 	if len(raw) != 3 || string(raw["success"]) != "true" || !bytes.HasPrefix(raw["data"], []byte("[")) || raw["next_cursor"] == nil {
 		t.Fatalf("the list is not {\"success\": true, \"data\": [...], \"next_cursor\": ...}:\n%s", s)
 	}
-	return decodeJSON[listJSON[T]](t, s)
+	return decodeJSON[view.List[T]](t, s)
 }
 
 // decodeJSON decodes s into a T, failing the test if it is not JSON.

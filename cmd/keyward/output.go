@@ -13,6 +13,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/keyward/keyward"
+	"github.com/keyward/keyward/view"
 )
 
 // printJSON writes v to stdout as one indented JSON value. It encodes v
@@ -30,22 +31,10 @@ func (a *app) printJSON(v any) error {
 	return err
 }
 
-// listJSON is the --json output of a list, in the shape of the HTTP API's
-// list answers: success, one page of data (an empty list, never null), and
-// the cursor of the next page, empty on the last.
-type listJSON[T any] struct {
-	Success    bool   `json:"success"`
-	Data       []T    `json:"data"`
-	NextCursor string `json:"next_cursor"`
-}
-
 // printList writes one page of a list and the cursor of the next to a's
-// stdout as listJSON.
+// stdout, as the HTTP API's list answers show it (view.List).
 func printList[T any](a *app, data []T, next string) error {
-	if data == nil {
-		data = []T{}
-	}
-	return a.printJSON(listJSON[T]{Success: true, Data: data, NextCursor: next})
+	return a.printJSON(view.ListOf(data, next))
 }
 
 // printNext tells, on stderr, how to ask for the next page of a list.
@@ -159,30 +148,6 @@ func orDash(s string) string {
 // reveals it: its start and last four characters, such as sk_live_3Fj9…x7Qa.
 func displayKey(k *keyward.Key) string {
 	return shown(k.Start) + "…" + shown(k.Last4)
-}
-
-// keyJSON is a key as --json prints it, as the HTTP API shows it: with
-// the status it has now (keyward.Key.StatusAt), expired included.
-type keyJSON struct {
-	*keyward.Key
-	Status keyward.KeyStatus `json:"status"`
-}
-
-// viewKey is k as --json prints it at time now; nil for nil.
-func viewKey(k *keyward.Key, now time.Time) *keyJSON {
-	if k == nil {
-		return nil
-	}
-	return &keyJSON{Key: k, Status: k.StatusAt(now)}
-}
-
-// viewKeys is a page of keys as --json prints it at time now.
-func viewKeys(ks []*keyward.Key, now time.Time) []*keyJSON {
-	out := make([]*keyJSON, len(ks))
-	for i, k := range ks {
-		out[i] = viewKey(k, now)
-	}
-	return out
 }
 
 // joinMap writes a string map as k=v pairs in key order, each side as

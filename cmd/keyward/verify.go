@@ -10,22 +10,11 @@ import (
 
 	"github.com/keyward/keyward"
 	"github.com/keyward/keyward/apikey"
+	"github.com/keyward/keyward/manage"
 	"github.com/keyward/keyward/verify"
+	"github.com/keyward/keyward/view"
 	"github.com/spf13/cobra"
 )
-
-// verifyJSON is the --json output of keyward verify.
-type verifyJSON struct {
-	Valid       bool                `json:"valid"`
-	Code        keyward.Code        `json:"code,omitempty"`
-	Status      int                 `json:"status"`
-	Detail      string              `json:"detail,omitempty"`
-	KeyID       string              `json:"key_id,omitempty"`
-	Name        string              `json:"name,omitempty"`
-	TenantID    string              `json:"tenant_id,omitempty"`
-	Environment keyward.Environment `json:"environment,omitempty"`
-	Permissions []string            `json:"permissions,omitempty"`
-}
 
 // verifyCommand is `keyward verify KEY`: it checks a key as a server would
 // and prints the outcome. It exits 0 when the key is valid and 1 when it is
@@ -72,9 +61,11 @@ A valid check counts as a use of the key: it sets the key's last use, with
 			}
 			defer func() { err = errors.Join(err, store.Close()) }()
 			v := verify.New(store, verify.Options{Format: f})
-			res := v.Verify(cmd.Context(), req)
+			// The command line verifies as root, by the rule of
+			// POST /v1/verify (manage.Verify).
+			res, verr := manage.Verify(cmd.Context(), manage.CLI, v, req)
 			// Close writes the use that a valid check recorded.
-			if err := v.Close(cmd.Context()); err != nil {
+			if err := errors.Join(verr, v.Close(cmd.Context())); err != nil {
 				return err
 			}
 			switch res.Code {
@@ -94,15 +85,8 @@ A valid check counts as a use of the key: it sets the key's last use, with
 // a refusal.
 func (a *app) printOutcome(res verify.Result) error {
 	if a.json {
-		out := verifyJSON{Valid: res.Valid(), Code: res.Code, Detail: apikey.Redact(res.Detail), Status: 200}
-		if !res.Valid() {
-			out.Status = res.Code.Status()
-		}
-		if res.Key != nil {
-			out.KeyID, out.Name, out.TenantID = res.Key.ID, res.Key.Name, res.Key.TenantID
-			out.Environment, out.Permissions = res.Key.Environment, res.Key.Permissions
-		}
-		if err := a.printJSON(out); err != nil {
+		// The answer of POST /v1/verify, with no request id.
+		if err := a.printJSON(view.VerificationOf(res, "")); err != nil {
 			return err
 		}
 	} else if res.Valid() {

@@ -6,6 +6,7 @@ import (
 
 	"github.com/keyward/keyward"
 	"github.com/keyward/keyward/apikey"
+	"github.com/keyward/keyward/view"
 )
 
 func TestVerify(t *testing.T) {
@@ -72,7 +73,7 @@ func TestVerify(t *testing.T) {
 			}
 
 			j := cli(t, db, append([]string{"verify", "--json"}, tc.args...)...)
-			v := decodeJSON[verifyJSON](t, j.stdout)
+			v := decodeJSON[view.Verification](t, j.stdout)
 			if v.Valid != (tc.code == "") || v.Code != tc.code || j.code() != o.code() {
 				t.Errorf("--json: %+v, exit status %d", v, j.code())
 			}
@@ -89,7 +90,7 @@ func TestVerify(t *testing.T) {
 				t.Errorf("verify printed %q, lacks %q", o.stdout, want)
 			}
 		}
-		v := decodeJSON[verifyJSON](t, ok(t, db, "verify", "--json", valid).stdout)
+		v := decodeJSON[view.Verification](t, ok(t, db, "verify", "--json", valid).stdout)
 		if v.KeyID != validID || v.Environment != keyward.Live || len(v.Permissions) != 2 || v.Status != 200 {
 			t.Errorf("verify --json: %+v", v)
 		}
