@@ -155,7 +155,8 @@ func Head(key string) string {
 // KeyPrefix is Head, under the name it had before "prefix" came to mean
 // only the instance's prefix ("sk").
 //
-// Deprecated: use Head. It is kept while manage calls it (see docs/names.md).
+// Deprecated: use Head. It is kept while manage and internal/scale call it
+// (see docs/names.md).
 func KeyPrefix(key string) string { return Head(key) }
 
 // validPrefix reports whether p matches [a-z][a-z0-9]{1,11}.

@@ -32,7 +32,7 @@ func (h *harness) storeKey(tenantID string, perms []string, expires *time.Time) 
 	now := h.clock.Now()
 	k := &keyward.Key{
 		ID: apikey.NewID("key"), TenantID: tenantID, Environment: keyward.Live, Name: "stored by hand",
-		Hash: apikey.Hash(plaintext), Prefix: apikey.KeyPrefix(plaintext), Permissions: perms,
+		Hash: apikey.Hash(plaintext), Prefix: apikey.Head(plaintext), Permissions: perms,
 		ExpiresAt: expires, Status: keyward.KeyActive, CreatedAt: now, UpdatedAt: now, CreatedBy: "test",
 	}
 	k.Start, k.Last4 = apikey.Display(plaintext)
