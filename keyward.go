@@ -3,10 +3,11 @@
 // verification, and the Store interface every storage engine implements.
 //
 // Subpackages own one dependency or one concern each: apikey (the key format),
-// sqlite (the embedded store), postgres (the store for several nodes),
-// storetest (the suite every store passes), internal/pgtest (throwaway
+// sqlstore (the queries and transactions of both SQL stores), sqlite (the
+// embedded store), postgres (the store for several nodes), storetest (the
+// suite every store passes), internal/pgtest (throwaway
 // PostgreSQL servers, and a proxy that can go silent, for tests),
-// internal/sqlrow (the row, time and cursor code both stores share),
+// internal/sqlrow (how keys, times and cursors are stored),
 // internal/scale (a bulk loader of a million keys for the scale
 // benchmarks), verify (the verifier and its cache), manage (the management operations
 // shared by the HTTP API and the command line), httpapi (the HTTP surface)

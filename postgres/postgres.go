@@ -1,7 +1,11 @@
 // Package postgres is the PostgreSQL store of Keyward: a keyward.Store on
 // one PostgreSQL database, opened with github.com/jackc/pgx/v5 (a pgxpool),
 // and the schema migrations of that database (embedded, run with goose, as
-// the SQLite store runs its own).
+// the SQLite store runs its own). The store's queries and transactions are
+// package sqlstore's, which the SQLite store shares, run through database/sql
+// on the pool (pgx's stdlib driver); this package connects, says how
+// PostgreSQL differs (dialect.go), and listens for changes on a connection
+// of its own (notify.go).
 //
 // Several servers and the command line may use one database at once; each
 // sees the others' changes through the change feed. It behaves as the
@@ -36,6 +40,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/keyward/keyward"
+	"github.com/keyward/keyward/sqlstore"
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/lock"
 )
@@ -53,6 +58,7 @@ const DefaultConnectTimeout = 10 * time.Second
 // concurrent use, and other Stores, in this process or another, may use the
 // same database at the same time.
 type Store struct {
+	*sqlstore.Store
 	pool *pgxpool.Pool
 	// where names the database without a password.
 	where string
@@ -116,6 +122,12 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 		pool.Close()
 		return nil, err
 	}
+	db := stdlib.OpenDBFromPool(pool)
+	if s.Store, err = sqlstore.New(ctx, sqlstore.Config{Write: db, Read: db, Name: s.where, Dialect: dialect(pool)}); err != nil {
+		db.Close()
+		pool.Close()
+		return nil, dbError(err)
+	}
 	return s, nil
 }
 
@@ -177,8 +189,9 @@ func (s *Store) Ping(ctx context.Context) error {
 // Close closes the connection pool, waiting for connections in use to be
 // given back.
 func (s *Store) Close() error {
+	err := s.Store.Close()
 	s.pool.Close()
-	return nil
+	return err
 }
 
 // connectError describes why Open could not reach the database.

@@ -8,6 +8,7 @@ import (
 
 	"github.com/keyward/keyward"
 	"github.com/keyward/keyward/sqlite"
+	"github.com/keyward/keyward/storetest"
 )
 
 // pragma returns the value of PRAGMA name on a connection of pool.
@@ -32,7 +33,7 @@ func TestDurableWrites(t *testing.T) {
 	if got := pragma(t, w, "synchronous"); got != full {
 		t.Fatalf("the write connection runs with synchronous = %d, want %d (FULL)", got, full)
 	}
-	if err := s.CreateTenant(t.Context(), tenant("ten_acme"), keyward.ActorCLI); err != nil {
+	if err := s.CreateTenant(t.Context(), storetest.Tenant("ten_acme"), keyward.ActorCLI); err != nil {
 		t.Fatal(err)
 	}
 	if got := pragma(t, w, "synchronous"); got != full {
@@ -63,12 +64,12 @@ func BenchmarkCreateKey(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer s.Close()
-			if err := s.CreateTenant(b.Context(), tenant("ten_acme"), keyward.ActorCLI); err != nil {
+			if err := s.CreateTenant(b.Context(), storetest.Tenant("ten_acme"), keyward.ActorCLI); err != nil {
 				b.Fatal(err)
 			}
 			b.ResetTimer()
 			for i := 0; b.Loop(); i++ {
-				if err := s.CreateKey(b.Context(), key(fmt.Sprintf("key_%d", i), "ten_acme"), keyward.ActorCLI); err != nil {
+				if err := s.CreateKey(b.Context(), storetest.Key(fmt.Sprintf("key_%d", i), "ten_acme"), keyward.ActorCLI); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -1,6 +1,9 @@
 // Package sqlite owns Keyward's embedded storage: a keyward.Store on one
 // SQLite database file, opened with the pure Go driver modernc.org/sqlite,
-// and the schema migrations of that file (embedded, run with goose).
+// and the schema migrations of that file (embedded, run with goose). The
+// store's queries and transactions are package sqlstore's, which the
+// PostgreSQL store shares; this package opens the file, sets up its
+// connections, and says how SQLite differs (dialect.go).
 //
 // The database runs in WAL mode with a busy timeout, so that several
 // processes may use one file at once: a server reads and writes while the
@@ -30,7 +33,7 @@ import (
 	"time"
 
 	"github.com/keyward/keyward"
-	"github.com/keyward/keyward/internal/sqlrow"
+	"github.com/keyward/keyward/sqlstore"
 	"github.com/pressly/goose/v3"
 	msqlite "modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
@@ -41,18 +44,18 @@ import (
 //go:embed migrations/*.sql
 var migrations embed.FS
 
-// Store is a keyward.Store on one SQLite database file. It is safe for
-// concurrent use, and other Stores, in this process or another, may use the
-// same file at the same time.
+// Store is a keyward.Store on one SQLite database file: sqlstore's queries
+// on a write pool and a read pool. It is safe for concurrent use, and other
+// Stores, in this process or another, may use the same file at the same
+// time. Close closes both pools; once the last connection to the file
+// closes, SQLite checkpoints the write-ahead log into the database file.
 type Store struct {
+	*sqlstore.Store
 	path string
 	// w is the write pool: one connection, transactions begin immediate.
 	w *sql.DB
 	// r is the read pool: read-only connections.
 	r *sql.DB
-	// keyByHash is the query of a verification's cache miss, prepared
-	// once per read connection: compiling it took a third of a miss.
-	keyByHash *sql.Stmt
 }
 
 var _ keyward.Store = (*Store)(nil)
@@ -147,16 +150,17 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 	r.SetConnMaxIdleTime(0)
 
 	s := &Store{path: path, w: w, r: r}
+	closePools := func() { r.Close(); w.Close() }
 	if err := s.Migrate(ctx); err != nil {
-		s.Close()
+		closePools()
 		return nil, err
 	}
 	if err := retryBusy(ctx, o.busyTimeout, func() error { return r.PingContext(ctx) }); err != nil {
-		s.Close()
+		closePools()
 		return nil, openError(path, err)
 	}
-	if s.keyByHash, err = r.PrepareContext(ctx, `SELECT `+sqlrow.KeyColumns+` FROM keys WHERE hash = ?`); err != nil {
-		s.Close()
+	if s.Store, err = sqlstore.New(ctx, sqlstore.Config{Write: w, Read: r, Name: path, Dialect: dialect()}); err != nil {
+		closePools()
 		return nil, openError(path, err)
 	}
 	return s, nil
@@ -213,16 +217,6 @@ func (s *Store) Ping(ctx context.Context) error {
 		}
 	}
 	return nil
-}
-
-// Close closes both connection pools. Once the last connection to the file
-// closes, SQLite checkpoints the write-ahead log into the database file.
-func (s *Store) Close() error {
-	var errs []error
-	if s.keyByHash != nil {
-		errs = append(errs, s.keyByHash.Close())
-	}
-	return errors.Join(append(errs, s.r.Close(), s.w.Close())...)
 }
 
 // retryBusy calls fn until it returns nil or an error other than

@@ -1,8 +1,7 @@
-// Package sqlrow holds what the SQL stores (sqlite, postgres) share: how a
-// key maps to its columns, how times are stored (microseconds since the
-// Unix epoch, NULL for none), page sizes, and the opaque cursors of lists.
-// Both stores read and write the same way, so their answers and cursors
-// are alike.
+// Package sqlrow holds how the SQL stores (package sqlstore, and the bulk
+// loader of internal/scale) lay out rows: how a key maps to its columns,
+// how times are stored (microseconds since the Unix epoch, NULL for none),
+// page sizes, and the opaque cursors of lists.
 package sqlrow
 
 import (

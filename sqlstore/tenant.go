@@ -1,11 +1,11 @@
-package postgres
+package sqlstore
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/keyward/keyward"
 	"github.com/keyward/keyward/internal/sqlrow"
 )
@@ -26,38 +26,39 @@ func scanTenant(sc sqlrow.Scanner) (*keyward.Tenant, error) {
 // CreateTenant stores a new tenant, its audit entry and its change. A taken
 // id or slug is a CodeConflict.
 func (s *Store) CreateTenant(ctx context.Context, t *keyward.Tenant, by keyward.Actor) error {
-	return s.write(ctx, func(tx pgx.Tx) error {
-		_, err := tx.Exec(ctx,
-			`INSERT INTO tenants (`+tenantColumns+`) VALUES ($1, $2, $3, $4, $5, $6)`,
+	return s.write(ctx, func(tx *sql.Tx) error {
+		_, err := s.exec(ctx, tx,
+			`INSERT INTO tenants (`+tenantColumns+`) VALUES (?, ?, ?, ?, ?, ?)`,
 			t.ID, t.Slug, t.Plan, string(t.Status), t.CreatedAt.UnixMicro(), t.UpdatedAt.UnixMicro())
-		if c, ok := uniqueViolation(err); ok {
-			if c == "tenants_slug_key" {
-				return keyward.Errorf(keyward.CodeConflict, "The tenant slug %q is taken; choose another.", t.Slug)
-			}
+		switch {
+		case s.d.Unique(err, "tenants.slug"):
+			return keyward.Errorf(keyward.CodeConflict, "The tenant slug %q is taken; choose another.", t.Slug)
+		case s.d.Unique(err, "tenants.id"):
 			return keyward.Errorf(keyward.CodeConflict, "A tenant with id %q exists.", t.ID)
-		}
-		if err != nil {
+		case err != nil:
 			return err
 		}
-		return record(ctx, tx, t.CreatedAt, by, keyward.ActionTenantCreate, t.ID, t.ID,
+		return s.record(ctx, tx, t.CreatedAt, by, keyward.ActionTenantCreate, t.ID, t.ID,
 			keyward.Change{Kind: keyward.ChangeTenant, ID: t.ID})
 	})
 }
 
 // Tenant finds a tenant by id or, when no tenant has that id, by slug.
 func (s *Store) Tenant(ctx context.Context, idOrSlug string) (*keyward.Tenant, error) {
-	t, err := tenant(ctx, s.pool, idOrSlug)
-	return t, dbError(err)
+	t, err := s.tenant(ctx, s.r, idOrSlug)
+	return t, s.err(err)
 }
 
-func tenant(ctx context.Context, q queryer, idOrSlug string) (*keyward.Tenant, error) {
+// tenant reads a tenant by id or slug, from the read pool or in a
+// transaction.
+func (s *Store) tenant(ctx context.Context, q querier, idOrSlug string) (*keyward.Tenant, error) {
 	if idOrSlug == "" {
 		return nil, keyward.Errorf(keyward.CodeNotFound, "No tenant was named; give a tenant id or slug.")
 	}
-	t, err := scanTenant(q.QueryRow(ctx,
-		`SELECT `+tenantColumns+` FROM tenants WHERE id = $1 OR slug = $1 ORDER BY id = $1 DESC LIMIT 1`,
-		idOrSlug))
-	if errors.Is(err, pgx.ErrNoRows) {
+	t, err := scanTenant(s.row(ctx, q,
+		`SELECT `+tenantColumns+` FROM tenants WHERE id = ? OR slug = ? ORDER BY id = ? DESC LIMIT 1`,
+		idOrSlug, idOrSlug, idOrSlug))
+	if errors.Is(err, sql.ErrNoRows) {
 		return nil, keyward.Errorf(keyward.CodeNotFound, "Tenant %q was not found.", idOrSlug)
 	}
 	return t, err
@@ -73,21 +74,21 @@ func (s *Store) Tenants(ctx context.Context, p keyward.Page) ([]*keyward.Tenant,
 		if err != nil {
 			return nil, "", err
 		}
-		query += ` WHERE (created_at, id) > ($1, $2)`
+		query += ` WHERE (created_at, id) > (?, ?)`
 		args = append(args, c.N, c.ID)
 	}
+	query += ` ORDER BY created_at, id LIMIT ?`
 	args = append(args, limit+1)
-	query += ` ORDER BY created_at, id LIMIT ` + placeholder(len(args))
 
-	rows, err := s.pool.Query(ctx, query, args...)
+	rows, err := s.query(ctx, s.r, query, args...)
 	if err != nil {
-		return nil, "", dbError(err)
+		return nil, "", s.err(err)
 	}
 	defer rows.Close()
 	tenants, next, err := sqlrow.ScanPage(rows, limit, sqlrow.CursorTenants, scanTenant,
 		func(x *keyward.Tenant) sqlrow.Cursor { return sqlrow.CreatedCursor(x.CreatedAt, x.ID) })
 	if err != nil {
-		return nil, "", dbError(err)
+		return nil, "", s.err(err)
 	}
 	return tenants, next, nil
 }
@@ -106,21 +107,23 @@ func (s *Store) SetTenantStatus(ctx context.Context, id string, status keyward.T
 		return nil, keyward.FieldErrorf("status", "must be %q or %q, not %q", keyward.TenantActive, keyward.TenantSuspended, status)
 	}
 	var out *keyward.Tenant
-	err := s.write(ctx, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx,
-			`UPDATE tenants SET status = $1, updated_at = $2 WHERE id = $3`,
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		res, err := s.exec(ctx, tx,
+			`UPDATE tenants SET status = ?, updated_at = ? WHERE id = ?`,
 			string(status), at.UnixMicro(), id)
 		if err != nil {
 			return err
 		}
-		if tag.RowsAffected() == 0 {
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
 			return keyward.Errorf(keyward.CodeNotFound, "Tenant %q was not found.", id)
 		}
-		if err := record(ctx, tx, at, by, action, id, id,
+		if err := s.record(ctx, tx, at, by, action, id, id,
 			keyward.Change{Kind: keyward.ChangeTenant, ID: id}); err != nil {
 			return err
 		}
-		out, err = tenant(ctx, tx, id)
+		out, err = s.tenant(ctx, tx, id)
 		return err
 	})
 	if err != nil {

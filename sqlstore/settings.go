@@ -1,4 +1,4 @@
-package sqlite
+package sqlstore
 
 import (
 	"context"
@@ -14,18 +14,18 @@ func (s *Store) KeyPrefix(ctx context.Context) (string, error) {
 	var prefix string
 	err := s.r.QueryRowContext(ctx, `SELECT value FROM settings WHERE name = 'key_prefix'`).Scan(&prefix)
 	if errors.Is(err, sql.ErrNoRows) {
-		return "", keyward.Errorf(keyward.CodeNotFound, "The database %s has no key prefix yet.", s.path)
+		return "", keyward.Errorf(keyward.CodeNotFound, "The database %s has no key prefix yet.", s.name)
 	}
-	return prefix, dbError(err)
+	return prefix, s.err(err)
 }
 
 // InitKeyPrefix stores prefix unless the database has a key prefix
-// already, and returns the one it has. Writes take turns (BEGIN
-// IMMEDIATE), so the first writer's prefix is the one every other finds.
+// already, and returns the one it has. It holds the write lock, so the
+// first writer's prefix is the one every other finds.
 func (s *Store) InitKeyPrefix(ctx context.Context, prefix string) (string, error) {
 	var stored string
 	err := s.write(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx,
+		if _, err := s.exec(ctx, tx,
 			`INSERT INTO settings (name, value) VALUES ('key_prefix', ?) ON CONFLICT (name) DO NOTHING`, prefix); err != nil {
 			return err
 		}

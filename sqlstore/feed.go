@@ -1,4 +1,4 @@
-package sqlite
+package sqlstore
 
 import (
 	"context"
@@ -39,9 +39,9 @@ func (s *Store) AuditLog(ctx context.Context, f keyward.AuditFilter, p keyward.P
 	query += ` ORDER BY id DESC LIMIT ?`
 	args = append(args, limit+1)
 
-	rows, err := s.r.QueryContext(ctx, query, args...)
+	rows, err := s.query(ctx, s.r, query, args...)
 	if err != nil {
-		return nil, "", dbError(err)
+		return nil, "", s.err(err)
 	}
 	defer rows.Close()
 	entries := []*keyward.AuditEntry{}
@@ -49,13 +49,13 @@ func (s *Store) AuditLog(ctx context.Context, f keyward.AuditFilter, p keyward.P
 		var e keyward.AuditEntry
 		var at int64
 		if err := rows.Scan(&e.ID, &at, &e.Actor, &e.ActorIP, &e.Action, &e.TenantID, &e.Target, &e.Related); err != nil {
-			return nil, "", dbError(err)
+			return nil, "", s.err(err)
 		}
 		e.At = sqlrow.FromMicros(at)
 		entries = append(entries, &e)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, "", dbError(err)
+		return nil, "", s.err(err)
 	}
 	var next string
 	if len(entries) > limit {
@@ -67,14 +67,18 @@ func (s *Store) AuditLog(ctx context.Context, f keyward.AuditFilter, p keyward.P
 
 // Changes returns up to limit changes with a sequence number above after, in
 // order. A limit of zero or less means keyward.DefaultPageLimit.
+//
+// A change is visible once the transaction that wrote it has committed, and
+// writers commit in sequence order (see write): a follower that asks for the
+// changes after the last number it saw misses none.
 func (s *Store) Changes(ctx context.Context, after int64, limit int) ([]keyward.Change, error) {
 	if limit <= 0 {
 		limit = keyward.DefaultPageLimit
 	}
-	rows, err := s.r.QueryContext(ctx,
+	rows, err := s.query(ctx, s.r,
 		`SELECT seq, kind, id, at FROM changes WHERE seq > ? ORDER BY seq LIMIT ?`, after, limit)
 	if err != nil {
-		return nil, dbError(err)
+		return nil, s.err(err)
 	}
 	defer rows.Close()
 	changes := []keyward.Change{}
@@ -82,13 +86,13 @@ func (s *Store) Changes(ctx context.Context, after int64, limit int) ([]keyward.
 		var c keyward.Change
 		var at int64
 		if err := rows.Scan(&c.Seq, &c.Kind, &c.ID, &at); err != nil {
-			return nil, dbError(err)
+			return nil, s.err(err)
 		}
 		c.At = sqlrow.FromMicros(at)
 		changes = append(changes, c)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, dbError(err)
+		return nil, s.err(err)
 	}
 	return changes, nil
 }
@@ -98,21 +102,23 @@ func (s *Store) Changes(ctx context.Context, after int64, limit int) ([]keyward.
 func (s *Store) LastChange(ctx context.Context) (int64, error) {
 	var seq int64
 	if err := s.r.QueryRowContext(ctx, `SELECT coalesce(max(seq), 0) FROM changes`).Scan(&seq); err != nil {
-		return 0, dbError(err)
+		return 0, s.err(err)
 	}
 	return seq, nil
 }
 
 // PruneChanges deletes the changes made before the given time, in batches
-// of pruneBatch, each its own transaction, so that a large backlog does not
-// hold the write lock for long. AUTOINCREMENT keeps the highest sequence
-// number ever given, so numbers are never reused.
+// of pruneBatch, each its own transaction, which does not take the write
+// lock (on SQLite it waits for the single writer all the same), so that a
+// large backlog makes no long transaction. Sequence numbers are never
+// reused: SQLite's AUTOINCREMENT keeps the highest one ever given, and
+// PostgreSQL's identity column never goes back.
 func (s *Store) PruneChanges(ctx context.Context, before time.Time) (int64, error) {
 	var total int64
 	for {
 		var n int64
-		err := s.write(ctx, func(tx *sql.Tx) error {
-			res, err := tx.ExecContext(ctx,
+		err := s.inTx(ctx, false, func(tx *sql.Tx) error {
+			res, err := s.exec(ctx, tx,
 				`DELETE FROM changes WHERE seq IN (SELECT seq FROM changes WHERE at < ? ORDER BY seq LIMIT ?)`,
 				before.UnixMicro(), pruneBatch)
 			if err != nil {

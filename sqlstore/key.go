@@ -1,39 +1,38 @@
-package postgres
+package sqlstore
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"slices"
 	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/keyward/keyward"
 	"github.com/keyward/keyward/internal/sqlrow"
 )
 
 // insertKey stores k in tx. A taken id or hash is a CodeConflict, an unknown
 // tenant a CodeNotFound.
-func insertKey(ctx context.Context, tx pgx.Tx, k *keyward.Key) error {
+func (s *Store) insertKey(ctx context.Context, tx *sql.Tx, k *keyward.Key) error {
 	perms, meta, restr, err := sqlrow.KeyJSON(k.Permissions, k.Metadata, k.Restrictions)
 	if err != nil {
 		return err
 	}
-	_, err = tx.Exec(ctx, `INSERT INTO keys (`+sqlrow.KeyColumns+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)`,
+	_, err = s.exec(ctx, tx, `INSERT INTO keys (`+sqlrow.KeyColumns+`)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		k.ID, k.TenantID, string(k.Environment), k.Name, k.Prefix, k.Start, k.Last4, k.Hash[:],
 		perms, meta, restr, sqlrow.NullMicros(k.ExpiresAt), sqlrow.NullMicros(k.RotateBy), string(k.Status),
 		k.CreatedAt.UnixMicro(), k.CreatedBy, k.UpdatedAt.UnixMicro(), sqlrow.NullMicros(k.RevokedAt),
 		sqlrow.NullMicros(k.LastUsedAt), k.LastUsedIP, k.RotatedFrom, k.RotatedTo)
-	if c, ok := uniqueViolation(err); ok {
-		if c == "keys_hash_key" {
-			// The message names no hash: a hash is as good as a key to a
-			// brute-force search, and it helps nobody here.
-			return keyward.Errorf(keyward.CodeConflict, "A key with the same secret exists; generate a new key.")
-		}
+	switch {
+	case s.d.Unique(err, "keys.id"):
 		return keyward.Errorf(keyward.CodeConflict, "A key with id %q exists.", k.ID)
-	}
-	if isForeignKeyViolation(err) {
+	case s.d.Unique(err, "keys.hash"):
+		// The message names no hash: a hash is as good as a key to a
+		// brute-force search, and it helps nobody here.
+		return keyward.Errorf(keyward.CodeConflict, "A key with the same secret exists; generate a new key.")
+	case s.d.ForeignKey(err):
 		return keyward.Errorf(keyward.CodeNotFound, "Tenant %q was not found.", k.TenantID)
 	}
 	return err
@@ -43,18 +42,19 @@ func insertKey(ctx context.Context, tx pgx.Tx, k *keyward.Key) error {
 // ExpiresAt, RotateBy, RevokedAt and LastUsedAt that point to the zero time
 // are stored as unset.
 func (s *Store) CreateKey(ctx context.Context, k *keyward.Key, by keyward.Actor) error {
-	return s.write(ctx, func(tx pgx.Tx) error {
-		if err := insertKey(ctx, tx, k); err != nil {
+	return s.write(ctx, func(tx *sql.Tx) error {
+		if err := s.insertKey(ctx, tx, k); err != nil {
 			return err
 		}
-		return record(ctx, tx, k.CreatedAt, by, keyward.ActionKeyCreate, k.TenantID, k.ID,
+		return s.record(ctx, tx, k.CreatedAt, by, keyward.ActionKeyCreate, k.TenantID, k.ID,
 			keyward.Change{Kind: keyward.ChangeKey, ID: k.ID})
 	})
 }
 
-func key(ctx context.Context, q queryer, id string) (*keyward.Key, error) {
-	k, err := sqlrow.ScanKey("postgres", q.QueryRow(ctx, `SELECT `+sqlrow.KeyColumns+` FROM keys WHERE id = $1`, id))
-	if errors.Is(err, pgx.ErrNoRows) {
+// key reads a key by id, from the read pool or in a transaction.
+func (s *Store) key(ctx context.Context, q querier, id string) (*keyward.Key, error) {
+	k, err := sqlrow.ScanKey(s.d.Name, s.row(ctx, q, `SELECT `+sqlrow.KeyColumns+` FROM keys WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
 		return nil, keyward.Errorf(keyward.CodeNotFound, "Key %q was not found.", id)
 	}
 	return k, err
@@ -62,17 +62,23 @@ func key(ctx context.Context, q queryer, id string) (*keyward.Key, error) {
 
 // Key finds a key by id.
 func (s *Store) Key(ctx context.Context, id string) (*keyward.Key, error) {
-	k, err := key(ctx, s.pool, id)
-	return k, dbError(err)
+	k, err := s.key(ctx, s.r, id)
+	return k, s.err(err)
 }
 
 // KeyByHash finds a key by the SHA-256 of its plaintext.
 func (s *Store) KeyByHash(ctx context.Context, hash [32]byte) (*keyward.Key, error) {
-	k, err := sqlrow.ScanKey("postgres", s.pool.QueryRow(ctx, `SELECT `+sqlrow.KeyColumns+` FROM keys WHERE hash = $1`, hash[:]))
-	if errors.Is(err, pgx.ErrNoRows) {
+	var row *sql.Row
+	if s.keyByHash != nil {
+		row = s.keyByHash.QueryRowContext(ctx, hash[:])
+	} else {
+		row = s.r.QueryRowContext(ctx, s.keyByHashQuery, hash[:])
+	}
+	k, err := sqlrow.ScanKey(s.d.Name, row)
+	if errors.Is(err, sql.ErrNoRows) {
 		return nil, keyward.Errorf(keyward.CodeNotFound, "No key has this secret.")
 	}
-	return k, dbError(err)
+	return k, s.err(err)
 }
 
 // Keys lists the keys that match f, newest first (by creation time, then by
@@ -81,41 +87,44 @@ func (s *Store) Keys(ctx context.Context, f keyward.KeyFilter, p keyward.Page) (
 	limit := sqlrow.PageLimit(p.Limit)
 	var where []string
 	var args []any
-	arg := func(v any) string {
-		args = append(args, v)
-		return placeholder(len(args))
-	}
 	if f.TenantID != "" {
-		where = append(where, `tenant_id = `+arg(f.TenantID))
+		where = append(where, `tenant_id = ?`)
+		args = append(args, f.TenantID)
 	}
 	if f.Environment != "" {
-		where = append(where, `environment = `+arg(string(f.Environment)))
+		where = append(where, `environment = ?`)
+		args = append(args, string(f.Environment))
 	}
 	if f.Status != "" {
-		where = append(where, sqlrow.StatusCondition(f.Status, f.Now, arg))
+		where = append(where, sqlrow.StatusCondition(f.Status, f.Now, func(v any) string {
+			args = append(args, v)
+			return "?"
+		}))
 	}
 	if p.Cursor != "" {
 		c, err := sqlrow.DecodeCursor(sqlrow.CursorKeys, p.Cursor)
 		if err != nil {
 			return nil, "", err
 		}
-		where = append(where, `(created_at, id) < (`+arg(c.N)+`, `+arg(c.ID)+`)`)
+		where = append(where, `(created_at, id) < (?, ?)`)
+		args = append(args, c.N, c.ID)
 	}
 	query := `SELECT ` + sqlrow.KeyColumns + ` FROM keys`
 	if len(where) > 0 {
 		query += ` WHERE ` + strings.Join(where, ` AND `)
 	}
-	query += ` ORDER BY created_at DESC, id DESC LIMIT ` + arg(limit+1)
+	query += ` ORDER BY created_at DESC, id DESC LIMIT ?`
+	args = append(args, limit+1)
 
-	rows, err := s.pool.Query(ctx, query, args...)
+	rows, err := s.query(ctx, s.r, query, args...)
 	if err != nil {
-		return nil, "", dbError(err)
+		return nil, "", s.err(err)
 	}
 	defer rows.Close()
-	keys, next, err := sqlrow.ScanPage(rows, limit, sqlrow.CursorKeys, func(sc sqlrow.Scanner) (*keyward.Key, error) { return sqlrow.ScanKey("postgres", sc) },
+	keys, next, err := sqlrow.ScanPage(rows, limit, sqlrow.CursorKeys, func(sc sqlrow.Scanner) (*keyward.Key, error) { return sqlrow.ScanKey(s.d.Name, sc) },
 		func(x *keyward.Key) sqlrow.Cursor { return sqlrow.CreatedCursor(x.CreatedAt, x.ID) })
 	if err != nil {
-		return nil, "", dbError(err)
+		return nil, "", s.err(err)
 	}
 	return keys, next, nil
 }
@@ -129,8 +138,8 @@ func (s *Store) UpdateKey(ctx context.Context, id string, u keyward.KeyUpdate, a
 		return nil, keyward.FieldErrorf("status", "must be %q or %q; revoke a key to make it %q", keyward.KeyActive, keyward.KeyDisabled, keyward.KeyRevoked)
 	}
 	var out *keyward.Key
-	err := s.write(ctx, func(tx pgx.Tx) error {
-		k, err := key(ctx, tx, id)
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		k, err := s.key(ctx, tx, id)
 		if err != nil {
 			return err
 		}
@@ -162,17 +171,17 @@ func (s *Store) UpdateKey(ctx context.Context, id string, u keyward.KeyUpdate, a
 		if err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `UPDATE keys SET name = $1, permissions = $2, metadata = $3,
-			restrictions = $4, expires_at = $5, rotate_by = $6, status = $7, updated_at = $8 WHERE id = $9`,
+		if _, err := s.exec(ctx, tx, `UPDATE keys SET name = ?, permissions = ?, metadata = ?,
+			restrictions = ?, expires_at = ?, rotate_by = ?, status = ?, updated_at = ? WHERE id = ?`,
 			k.Name, perms, meta, restr, sqlrow.NullMicros(k.ExpiresAt), sqlrow.NullMicros(k.RotateBy),
 			string(k.Status), at.UnixMicro(), id); err != nil {
 			return err
 		}
-		if err := record(ctx, tx, at, by, keyward.ActionKeyUpdate, k.TenantID, id,
+		if err := s.record(ctx, tx, at, by, keyward.ActionKeyUpdate, k.TenantID, id,
 			keyward.Change{Kind: keyward.ChangeKey, ID: id}); err != nil {
 			return err
 		}
-		out, err = key(ctx, tx, id)
+		out, err = s.key(ctx, tx, id)
 		return err
 	})
 	if err != nil {
@@ -186,8 +195,8 @@ func (s *Store) UpdateKey(ctx context.Context, id string, u keyward.KeyUpdate, a
 // writes nothing, keeps the first RevokedAt, and returns the key as stored.
 func (s *Store) RevokeKey(ctx context.Context, id string, at time.Time, by keyward.Actor) (*keyward.Key, error) {
 	var out *keyward.Key
-	err := s.write(ctx, func(tx pgx.Tx) error {
-		k, err := key(ctx, tx, id)
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		k, err := s.key(ctx, tx, id)
 		if err != nil {
 			return err
 		}
@@ -195,16 +204,16 @@ func (s *Store) RevokeKey(ctx context.Context, id string, at time.Time, by keywa
 			out = k
 			return nil
 		}
-		if _, err := tx.Exec(ctx,
-			`UPDATE keys SET status = $1, revoked_at = $2, updated_at = $2 WHERE id = $3`,
-			string(keyward.KeyRevoked), at.UnixMicro(), id); err != nil {
+		if _, err := s.exec(ctx, tx,
+			`UPDATE keys SET status = ?, revoked_at = ?, updated_at = ? WHERE id = ?`,
+			string(keyward.KeyRevoked), at.UnixMicro(), at.UnixMicro(), id); err != nil {
 			return err
 		}
-		if err := record(ctx, tx, at, by, keyward.ActionKeyRevoke, k.TenantID, id,
+		if err := s.record(ctx, tx, at, by, keyward.ActionKeyRevoke, k.TenantID, id,
 			keyward.Change{Kind: keyward.ChangeKey, ID: id}); err != nil {
 			return err
 		}
-		out, err = key(ctx, tx, id)
+		out, err = s.key(ctx, tx, id)
 		return err
 	})
 	if err != nil {
@@ -224,8 +233,8 @@ func (s *Store) RevokeKey(ctx context.Context, id string, at time.Time, by keywa
 // a CodeConflict, and then nothing is changed.
 func (s *Store) RotateKey(ctx context.Context, oldID string, successor *keyward.Key, oldExpiresAt time.Time, by keyward.Actor) (*keyward.Key, error) {
 	var out *keyward.Key
-	err := s.write(ctx, func(tx pgx.Tx) error {
-		old, err := key(ctx, tx, oldID)
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		old, err := s.key(ctx, tx, oldID)
 		if err != nil {
 			return err
 		}
@@ -239,21 +248,21 @@ func (s *Store) RotateKey(ctx context.Context, oldID string, successor *keyward.
 		}
 		next := *successor
 		next.RotatedFrom = oldID
-		if err := insertKey(ctx, tx, &next); err != nil {
+		if err := s.insertKey(ctx, tx, &next); err != nil {
 			return err
 		}
 		at := successor.CreatedAt
-		if _, err := tx.Exec(ctx,
-			`UPDATE keys SET rotated_to = $1, expires_at = $2, updated_at = $3 WHERE id = $4`,
+		if _, err := s.exec(ctx, tx,
+			`UPDATE keys SET rotated_to = ?, expires_at = ?, updated_at = ? WHERE id = ?`,
 			successor.ID, oldExpiresAt.UnixMicro(), at.UnixMicro(), oldID); err != nil {
 			return err
 		}
-		if err := recordRelated(ctx, tx, at, by, keyward.ActionKeyRotate, old.TenantID, oldID, successor.ID,
+		if err := s.recordRelated(ctx, tx, at, by, keyward.ActionKeyRotate, old.TenantID, oldID, successor.ID,
 			keyward.Change{Kind: keyward.ChangeKey, ID: oldID},
 			keyward.Change{Kind: keyward.ChangeKey, ID: successor.ID}); err != nil {
 			return err
 		}
-		out, err = key(ctx, tx, oldID)
+		out, err = s.key(ctx, tx, oldID)
 		return err
 	})
 	if err != nil {
@@ -265,7 +274,8 @@ func (s *Store) RotateKey(ctx context.Context, oldID string, successor *keyward.
 // RecordUsage writes the last-used time and address of each use in one
 // transaction. A use no newer than the stored one, or of a key that does not
 // exist, is skipped. It writes no audit entry, no change, and leaves
-// UpdatedAt as it is. It does not wait for the write lock: it only takes the
+// UpdatedAt as it is. It does not take the write lock (on SQLite, its
+// transaction waits for the single writer all the same): it only takes the
 // row locks of the keys it updates, in the order of their ids, so that two
 // batches never wait for each other in a circle.
 func (s *Store) RecordUsage(ctx context.Context, uses []keyward.Usage) error {
@@ -274,13 +284,27 @@ func (s *Store) RecordUsage(ctx context.Context, uses []keyward.Usage) error {
 	}
 	sorted := slices.Clone(uses)
 	slices.SortStableFunc(sorted, func(a, b keyward.Usage) int { return strings.Compare(a.KeyID, b.KeyID) })
-	return s.inTx(ctx, false, func(tx pgx.Tx) error {
-		var b pgx.Batch
-		for _, u := range sorted {
-			at := u.At.UnixMicro()
-			b.Queue(`UPDATE keys SET last_used_at = $1, last_used_ip = $2
-				WHERE id = $3 AND (last_used_at IS NULL OR last_used_at < $1)`, at, u.IP, u.KeyID)
+	query := s.rebind(`UPDATE keys SET last_used_at = ?, last_used_ip = ?
+		WHERE id = ? AND (last_used_at IS NULL OR last_used_at < ?)`)
+	args := make([][]any, len(sorted))
+	for i, u := range sorted {
+		at := u.At.UnixMicro()
+		args[i] = []any{at, u.IP, u.KeyID, at}
+	}
+	if s.d.ExecBatch != nil {
+		return s.err(s.d.ExecBatch(ctx, query, args))
+	}
+	return s.inTx(ctx, false, func(tx *sql.Tx) error {
+		stmt, err := tx.PrepareContext(ctx, query)
+		if err != nil {
+			return err
 		}
-		return tx.SendBatch(ctx, &b).Close()
+		defer stmt.Close()
+		for _, a := range args {
+			if _, err := stmt.ExecContext(ctx, a...); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 }

@@ -1,0 +1,238 @@
+package storetest
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/keyward/keyward"
+)
+
+// Database is one new, empty database of an engine, for the tests of the
+// migrations that upgrade a database made by an earlier release.
+type Database struct {
+	// Open opens a store on the database, migrating its schema.
+	Open func(ctx context.Context) (keyward.Store, error)
+	// Driver and DSN are the database/sql driver's name and the database's
+	// address for it, for the test's own SQL, written with $1, $2…
+	// placeholders (SQLite's driver takes them too).
+	Driver, DSN string
+}
+
+// OldDatabases checks the migrations on databases taken back to an earlier
+// schema. newDatabase returns a new database for one subtest.
+func OldDatabases(t *testing.T, newDatabase func(t *testing.T) Database) {
+	t.Run("KeyPrefix", func(t *testing.T) { oldKeyPrefix(t, newDatabase) })
+	t.Run("KeyTimesBeyondYear9999", func(t *testing.T) { oldKeyTimesBeyondYear9999(t, newOld(t, newDatabase(t))) })
+}
+
+// old is a Database opened for a test: its stores, and its own connection.
+type old struct {
+	Database
+	raw *sql.DB
+}
+
+// newOld connects to db for the test's own SQL, until the test ends.
+func newOld(t *testing.T, db Database) old {
+	t.Helper()
+	raw, err := sql.Open(db.Driver, db.DSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { raw.Close() })
+	return old{Database: db, raw: raw}
+}
+
+// open opens a store on the database; the test closes it.
+func (db old) open(t *testing.T) keyward.Store {
+	t.Helper()
+	s, err := db.Open(t.Context())
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	return s
+}
+
+// openOld opens a store on db that is closed when the test ends.
+func openOld(t *testing.T, db old) keyward.Store {
+	t.Helper()
+	return Opened(t, db.open(t), nil)
+}
+
+// rawExec runs the test's own statements on db.
+func rawExec(t *testing.T, db old, stmts ...string) {
+	t.Helper()
+	for _, q := range stmts {
+		if _, err := db.raw.ExecContext(t.Context(), q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+}
+
+// oldKeyPrefix: a database made before the key prefix was stored gets, when
+// it is migrated, the prefix that most of its unrevoked keys have, then the
+// first root key's; one without keys gets none.
+func oldKeyPrefix(t *testing.T, newDatabase func(t *testing.T) Database) {
+	type k struct{ id, prefix, status string }
+	for _, tc := range []struct {
+		name string
+		keys []k
+		want string // "" for none
+	}{
+		{"no keys", nil, ""},
+		{"one prefix", []k{{"key_root", "kw_live_", "active"}, {"key_a", "kw_test_", "revoked"}}, "kw"},
+		{"most unrevoked keys", []k{{"key_root", "sk_live_", "active"}, {"key_a", "kw_live_", "active"}, {"key_b", "kw_test_", "disabled"}, {"key_c", "sk_live_", "revoked"}}, "kw"},
+		{"revoked keys do not count", []k{{"key_root", "sk_live_", "active"}, {"key_a", "kw_live_", "revoked"}, {"key_b", "kw_live_", "revoked"}}, "sk"},
+		{"a tie goes to the root key", []k{{"key_a", "kw_live_", "active"}, {"key_root", "ab_live_", "active"}}, "ab"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := t.Context()
+			db := newOld(t, newDatabase(t))
+			s := db.open(t)
+			f := newFixture(t, s)
+			ten := f.newTenant("acme")
+			if err := s.CreateTenant(ctx, ten, keyward.ActorCLI); err != nil {
+				t.Fatal(err)
+			}
+			for _, tk := range tc.keys {
+				kk := f.newKey(ten.ID, keyward.Live)
+				kk.ID, kk.Prefix, kk.Status = tk.id, tk.prefix, keyward.KeyStatus(tk.status)
+				if err := s.CreateKey(ctx, kk, keyward.ActorCLI); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			// Take the database back to its schema before settings.
+			rawExec(t, db, `DROP TABLE settings`, `DELETE FROM goose_db_version WHERE version_id >= 3`)
+
+			got, err := openOld(t, db).KeyPrefix(ctx)
+			if tc.want == "" {
+				if keyward.ErrorCode(err) != keyward.CodeNotFound {
+					t.Fatalf("KeyPrefix = %q, %v; want none", got, err)
+				}
+				return
+			}
+			if err != nil || got != tc.want {
+				t.Fatalf("KeyPrefix = %q, %v; want %q", got, err, tc.want)
+			}
+		})
+	}
+}
+
+// oldKeyTimesBeyondYear9999: a database written by a release that accepted
+// an expiry or rotate-by time after the year 9999 in UTC
+// (9999-12-31T23:30:00-23:59) has those times brought down, when it is
+// migrated, to 9999-12-31T23:59:59.999999Z, revoked keys included, so that
+// every key encodes as JSON again. Each key changed gets a change in the
+// feed and no audit entry; other keys are left alone.
+func oldKeyTimesBeyondYear9999(t *testing.T, db old) {
+	ctx := t.Context()
+	s := db.open(t)
+	f := newFixture(t, s)
+	ten := f.newTenant("acme")
+	if err := s.CreateTenant(ctx, ten, keyward.ActorCLI); err != nil {
+		t.Fatal(err)
+	}
+	t0 := f.now
+	near := t0.AddDate(1, 0, 0)
+	for _, id := range []string{"key_far", "key_revoked", "key_rotate", "key_max", "key_near"} {
+		k := f.newKey(ten.ID, keyward.Live)
+		k.ID, k.ExpiresAt, k.RotateBy = id, &near, &near
+		if id == "key_revoked" {
+			k.Status, k.RevokedAt = keyward.KeyRevoked, &t0
+		}
+		if err := s.CreateKey(ctx, k, keyward.ActorCLI); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// Take the database back to schema version 3 and store what an older
+	// release stored for 9999-12-31T23:30:00-23:59.
+	year10000 := time.Date(9999, 12, 31, 23, 30, 0, 0, time.FixedZone("", -(23*3600+59*60))).UnixMicro()
+	maxTime := time.Date(9999, 12, 31, 23, 59, 59, 999999000, time.UTC)
+	for _, q := range []struct {
+		sql  string
+		args []any
+	}{
+		{`DELETE FROM goose_db_version WHERE version_id = 4`, nil},
+		{`UPDATE keys SET expires_at = $1, rotate_by = $1 WHERE id IN ('key_far', 'key_revoked')`, []any{year10000}},
+		{`UPDATE keys SET rotate_by = $1 WHERE id = 'key_rotate'`, []any{year10000}},
+		{`UPDATE keys SET expires_at = $1, rotate_by = $1 WHERE id = 'key_max'`, []any{maxTime.UnixMicro()}},
+	} {
+		if _, err := db.raw.ExecContext(ctx, q.sql, q.args...); err != nil {
+			t.Fatalf("%s: %v", q.sql, err)
+		}
+	}
+	var lastSeq, audits int64
+	if err := db.raw.QueryRowContext(ctx, `SELECT (SELECT max(seq) FROM changes), (SELECT count(*) FROM audit_log)`).Scan(&lastSeq, &audits); err != nil {
+		t.Fatal(err)
+	}
+
+	migrated := time.Now()
+	s2 := openOld(t, db)
+	want := map[string][2]time.Time{
+		"key_far":     {maxTime, maxTime},
+		"key_revoked": {maxTime, maxTime},
+		"key_rotate":  {near, maxTime},
+		"key_max":     {maxTime, maxTime},
+		"key_near":    {near, near},
+	}
+	for id, w := range want {
+		k, err := s2.Key(ctx, id)
+		if err != nil {
+			t.Fatalf("Key(%s): %v", id, err)
+		}
+		if k.ExpiresAt == nil || !k.ExpiresAt.Equal(w[0]) || k.RotateBy == nil || !k.RotateBy.Equal(w[1]) {
+			t.Errorf("%s: expires_at %v, rotate_by %v; want %v, %v", id, k.ExpiresAt, k.RotateBy, w[0], w[1])
+		}
+		if _, err := json.Marshal(k); err != nil {
+			t.Errorf("%s: json.Marshal: %v", id, err)
+		}
+	}
+	if k, err := s2.Key(ctx, "key_revoked"); err != nil || k.Status != keyward.KeyRevoked {
+		t.Errorf("key_revoked: %+v, %v; want it still revoked", k, err)
+	}
+	keys, _, err := s2.Keys(ctx, keyward.KeyFilter{}, keyward.Page{})
+	if err != nil {
+		t.Fatalf("Keys: %v", err)
+	}
+	if _, err := json.Marshal(keys); err != nil {
+		t.Errorf("json.Marshal(Keys): %v", err)
+	}
+	// The migration stored the clamped times: the store does not only read
+	// them so.
+	var over int
+	if err := db.raw.QueryRowContext(ctx, `SELECT count(*) FROM keys WHERE expires_at > $1 OR rotate_by > $1`, maxTime.UnixMicro()).Scan(&over); err != nil || over != 0 {
+		t.Errorf("%d keys store a time after %v (%v); want none", over, maxTime, err)
+	}
+
+	changes, err := s2.Changes(ctx, lastSeq, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var changed []string
+	for _, c := range changes {
+		if c.Kind != keyward.ChangeKey {
+			t.Errorf("change %+v; want a key's", c)
+		}
+		if c.At.Before(migrated.Add(-time.Second)) || c.At.After(time.Now().Add(time.Second)) {
+			t.Errorf("change %+v made at %v; want the time of the migration, %v", c, c.At, migrated)
+		}
+		changed = append(changed, c.ID)
+	}
+	if got, want := strings.Join(changed, " "), "key_far key_revoked key_rotate"; got != want {
+		t.Errorf("changes of keys %q; want %q", got, want)
+	}
+	var audits2 int64
+	if err := db.raw.QueryRowContext(ctx, `SELECT count(*) FROM audit_log`).Scan(&audits2); err != nil || audits2 != audits {
+		t.Errorf("%d audit entries after migrating (%v); want %d as before", audits2, err, audits)
+	}
+}
