@@ -58,8 +58,8 @@ type Key struct {
 	TenantID     string            `json:"tenant_id"`
 	Environment  Environment       `json:"environment"`
 	Name         string            `json:"name"`
-	Prefix       string            `json:"prefix"` // e.g. "sk_live_"
-	Start        string            `json:"start"`  // prefix and the first 4 characters of the body
+	Head         string            `json:"prefix" description:"the key's head, <prefix>_<env>_, such as sk_live_"` // JSON: prefix, as the API has always named it
+	Start        string            `json:"start"`                                                                  // the head and the first 4 characters of the body
 	Last4        string            `json:"last4"`
 	Hash         [32]byte          `json:"-"`
 	Permissions  []string          `json:"permissions"`

@@ -36,8 +36,10 @@ type Actor struct {
 	IP string
 }
 
-// ActorCLI is the actor of every change made from the command line.
-var ActorCLI = Actor{ID: "cli"}
+// CommandLineActor returns the actor of every change made from the command
+// line: "cli" in the audit log. A function, not a variable, so that no one
+// can change who the command line is.
+func CommandLineActor() Actor { return Actor{ID: "cli"} }
 
 // Page asks for one page of a list. Cursor is the NextCursor of the page
 // before, or empty for the first page. Limit is at most MaxPageLimit; zero

@@ -152,13 +152,6 @@ func Head(key string) string {
 	return key[:i+1+len(env)+1]
 }
 
-// KeyPrefix is Head, under the name it had before "prefix" came to mean
-// only the instance's prefix ("sk").
-//
-// Deprecated: use Head. It is kept while manage and internal/scale call it
-// (see docs/names.md).
-func KeyPrefix(key string) string { return Head(key) }
-
 // validPrefix reports whether p matches [a-z][a-z0-9]{1,11}.
 func validPrefix(p string) bool {
 	if len(p) < minPrefixLen || len(p) > maxPrefixLen || p[0] < 'a' || p[0] > 'z' {

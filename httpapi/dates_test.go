@@ -32,11 +32,11 @@ func (h *harness) storeKey(tenantID string, perms []string, expires *time.Time) 
 	now := h.clock.Now()
 	k := &keyward.Key{
 		ID: apikey.NewID("key"), TenantID: tenantID, Environment: keyward.Live, Name: "stored by hand",
-		Hash: apikey.Hash(plaintext), Prefix: apikey.Head(plaintext), Permissions: perms,
+		Hash: apikey.Hash(plaintext), Head: apikey.Head(plaintext), Permissions: perms,
 		ExpiresAt: expires, Status: keyward.KeyActive, CreatedAt: now, UpdatedAt: now, CreatedBy: "test",
 	}
 	k.Start, k.Last4 = apikey.Display(plaintext)
-	if err := h.store.CreateKey(context.Background(), k, keyward.ActorCLI); err != nil {
+	if err := h.store.CreateKey(context.Background(), k, keyward.CommandLineActor()); err != nil {
 		h.t.Fatal(err)
 	}
 	return plaintext, k.ID

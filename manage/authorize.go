@@ -56,7 +56,7 @@ func (r Requirement) String() string {
 // Authorize decides whether caller c meets requirement r: nil when it does,
 // or an insufficient_permissions error that says what c lacks. It is the
 // one rule of who may do what, which the HTTP API, the command line (as
-// CLI, a root caller) and the dashboard all meet; what a caller may do to
+// CommandLine, a root caller) and the dashboard all meet; what a caller may do to
 // one key is then decided by authorizeKey and checkBounds. An unknown
 // requirement admits no one.
 func Authorize(c Caller, r Requirement) error {

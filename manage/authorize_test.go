@@ -39,7 +39,7 @@ func TestAuthorize(t *testing.T) {
 		{"verifier", verifier, []Requirement{NoKey, AnyKey, Verifier}},
 		{"pretender", pretender, []Requirement{NoKey, AnyKey, Manager}},
 		{"root", root, []Requirement{NoKey, AnyKey, Manager, Verifier, Root}},
-		{"command line", CLI, []Requirement{NoKey, AnyKey, Manager, Verifier, Root}},
+		{"command line", CommandLine(), []Requirement{NoKey, AnyKey, Manager, Verifier, Root}},
 	} {
 		for _, r := range []Requirement{NoKey, AnyKey, Manager, Verifier, Root} {
 			err := Authorize(tc.c, r)
@@ -79,7 +79,7 @@ func TestVerifyRule(t *testing.T) {
 	t.Cleanup(func() { _ = v.Close(ctx) })
 	req := verify.Request{Key: rootKey}
 	for name, c := range map[string]Caller{
-		"command line": CLI,
+		"command line": CommandLine(),
 		"verifier":     {TenantID: keyward.SystemTenantID, Permissions: []string{keyward.PermVerify}},
 	} {
 		if res, err := Verify(ctx, c, v, req); err != nil || !res.Valid() {

@@ -112,7 +112,7 @@ func (s *Service) issue(k *keyward.Key) (string, error) {
 	}
 	k.ID = apikey.NewID("key")
 	k.Hash = apikey.Hash(plaintext)
-	k.Prefix = apikey.KeyPrefix(plaintext)
+	k.Head = apikey.Head(plaintext)
 	k.Start, k.Last4 = apikey.Display(plaintext)
 	return plaintext, nil
 }
@@ -483,7 +483,7 @@ func (s *Service) AuditLog(ctx context.Context, c Caller, f keyward.AuditFilter,
 func (s *Service) Bootstrap(ctx context.Context) (string, error) {
 	now := s.now().UTC().Truncate(time.Microsecond)
 	sys := &keyward.Tenant{ID: keyward.SystemTenantID, Slug: keyward.SystemTenantSlug, Plan: DefaultPlan, Status: keyward.TenantActive, CreatedAt: now, UpdatedAt: now}
-	if err := s.store.CreateTenant(ctx, sys, keyward.ActorCLI); err != nil && keyward.ErrorCode(err) != keyward.CodeConflict {
+	if err := s.store.CreateTenant(ctx, sys, keyward.CommandLineActor()); err != nil && keyward.ErrorCode(err) != keyward.CodeConflict {
 		return "", err
 	}
 	// A root key is issued while the system tenant has never had a key, so
@@ -492,7 +492,7 @@ func (s *Service) Bootstrap(ctx context.Context) (string, error) {
 	if err != nil || len(keys) > 0 {
 		return "", err
 	}
-	_, plaintext, err := s.createKey(ctx, CLI, CreateKeyInput{
+	_, plaintext, err := s.createKey(ctx, CommandLine(), CreateKeyInput{
 		TenantID: keyward.SystemTenantID, Name: "root", Permissions: []string{keyward.PermAdmin},
 	}, FirstRootKeyID)
 	if keyward.ErrorCode(err) == keyward.CodeConflict {

@@ -68,8 +68,12 @@ type Caller struct {
 	IPs         []string
 }
 
-// CLI is the caller of every command-line operation: it may do everything.
-var CLI = Caller{Actor: keyward.ActorCLI, TenantID: keyward.SystemTenantID, Permissions: []string{keyward.PermAdmin}}
+// CommandLine returns the caller of every command-line operation: a root
+// caller, which may do everything, acting as keyward.CommandLineActor. A
+// function, not a variable, so that no one can change what it may do.
+func CommandLine() Caller {
+	return Caller{Actor: keyward.CommandLineActor(), TenantID: keyward.SystemTenantID, Permissions: []string{keyward.PermAdmin}}
+}
 
 // CallerFromKey returns the caller that a verified key stands for; ip is the
 // client address of the request.
@@ -85,7 +89,7 @@ func CallerFromKey(k *keyward.Key, ip string) Caller {
 // An id that looks like a key is not repeated: a key pasted where its id
 // belongs must not reach an answer or a log.
 func errNotFound(what, id string) *keyward.Error {
-	if apikey.KeyPrefix(id) != "" {
+	if apikey.Head(id) != "" {
 		return keyward.Errorf(keyward.CodeNotFound, "No %s has that id: it looks like an API key, not an id. Ids start with key_; never put a key in a URL, and replace this one if it may have been logged.", what)
 	}
 	return keyward.Errorf(keyward.CodeNotFound, "No %s with id %q exists in your account.", what, id)

@@ -148,7 +148,7 @@ func TestBootstrap(t *testing.T) {
 
 	half, store2 := newService(t, now)
 	sys := &keyward.Tenant{ID: keyward.SystemTenantID, Slug: keyward.SystemTenantSlug, Plan: DefaultPlan, Status: keyward.TenantActive, CreatedAt: now, UpdatedAt: now}
-	if err := store2.CreateTenant(ctx, sys, keyward.ActorCLI); err != nil {
+	if err := store2.CreateTenant(ctx, sys, keyward.CommandLineActor()); err != nil {
 		t.Fatal(err)
 	}
 	if root, err := half.Bootstrap(ctx); root == "" || err != nil {
@@ -192,7 +192,7 @@ func TestBootstrapAtOnce(t *testing.T) {
 	if printed != 1 {
 		t.Errorf("%d of %d simultaneous starts issued a root key, want 1", printed, starts)
 	}
-	keys, _, err := services[0].Keys(t.Context(), CLI, KeyListInput{TenantID: keyward.SystemTenantID}, keyward.Page{})
+	keys, _, err := services[0].Keys(t.Context(), CommandLine(), KeyListInput{TenantID: keyward.SystemTenantID}, keyward.Page{})
 	if err != nil || len(keys) != 1 || keys[0].ID != FirstRootKeyID {
 		t.Errorf("the system tenant's keys: %v, %v; want the one root key %s", keys, err, FirstRootKeyID)
 	}
@@ -203,7 +203,7 @@ func TestSystemTenantCannotBeSuspended(t *testing.T) {
 	if _, err := svc.Bootstrap(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	_, err := svc.SuspendTenant(context.Background(), CLI, keyward.SystemTenantSlug)
+	_, err := svc.SuspendTenant(context.Background(), CommandLine(), keyward.SystemTenantSlug)
 	if keyward.ErrorCode(err) != keyward.CodeInvalidRequest {
 		t.Errorf("suspending the system tenant: %v", err)
 	}

@@ -34,13 +34,13 @@ func TestNotifications(t *testing.T) {
 	receive(t, ch, 5*time.Second, "signal on connecting")
 
 	// A change committed through another store is signalled.
-	if err := a.CreateTenant(t.Context(), storetest.Tenant("ten_notify"), keyward.ActorCLI); err != nil {
+	if err := a.CreateTenant(t.Context(), storetest.Tenant("ten_notify"), keyward.CommandLineActor()); err != nil {
 		t.Fatalf("CreateTenant: %v", err)
 	}
 	receive(t, ch, time.Second, "signal of a committed change")
 
 	// A transaction that fails sends nothing: creating the same tenant again.
-	if err := a.CreateTenant(t.Context(), storetest.Tenant("ten_notify"), keyward.ActorCLI); err == nil {
+	if err := a.CreateTenant(t.Context(), storetest.Tenant("ten_notify"), keyward.CommandLineActor()); err == nil {
 		t.Fatal("CreateTenant of an existing tenant succeeded")
 	}
 	select {
@@ -52,7 +52,7 @@ func TestNotifications(t *testing.T) {
 	// Signals never block the listener: many changes, at least one signal.
 	for i := range 5 {
 		k := storetest.Key("key_notify_"+string(rune('a'+i)), "ten_notify")
-		if err := a.CreateKey(t.Context(), k, keyward.ActorCLI); err != nil {
+		if err := a.CreateKey(t.Context(), k, keyward.CommandLineActor()); err != nil {
 			t.Fatalf("CreateKey: %v", err)
 		}
 	}

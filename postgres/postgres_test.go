@@ -171,7 +171,7 @@ func TestStorageUnavailable(t *testing.T) {
 	if _, err := s.Key(ctx, "key_1"); keyward.ErrorCode(err) != keyward.CodeStorageUnavailable {
 		t.Errorf("Key: %v, want %s", err, keyward.CodeStorageUnavailable)
 	}
-	if err := s.CreateTenant(ctx, storetest.Tenant("ten_acme"), keyward.ActorCLI); keyward.ErrorCode(err) != keyward.CodeStorageUnavailable {
+	if err := s.CreateTenant(ctx, storetest.Tenant("ten_acme"), keyward.CommandLineActor()); keyward.ErrorCode(err) != keyward.CodeStorageUnavailable {
 		t.Errorf("CreateTenant: %v, want %s", err, keyward.CodeStorageUnavailable)
 	}
 }

@@ -33,7 +33,7 @@ func TestDurableWrites(t *testing.T) {
 	if got := pragma(t, w, "synchronous"); got != full {
 		t.Fatalf("the write connection runs with synchronous = %d, want %d (FULL)", got, full)
 	}
-	if err := s.CreateTenant(t.Context(), storetest.Tenant("ten_acme"), keyward.ActorCLI); err != nil {
+	if err := s.CreateTenant(t.Context(), storetest.Tenant("ten_acme"), keyward.CommandLineActor()); err != nil {
 		t.Fatal(err)
 	}
 	if got := pragma(t, w, "synchronous"); got != full {
@@ -64,12 +64,12 @@ func BenchmarkCreateKey(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer s.Close()
-			if err := s.CreateTenant(b.Context(), storetest.Tenant("ten_acme"), keyward.ActorCLI); err != nil {
+			if err := s.CreateTenant(b.Context(), storetest.Tenant("ten_acme"), keyward.CommandLineActor()); err != nil {
 				b.Fatal(err)
 			}
 			b.ResetTimer()
 			for i := 0; b.Loop(); i++ {
-				if err := s.CreateKey(b.Context(), storetest.Key(fmt.Sprintf("key_%d", i), "ten_acme"), keyward.ActorCLI); err != nil {
+				if err := s.CreateKey(b.Context(), storetest.Key(fmt.Sprintf("key_%d", i), "ten_acme"), keyward.CommandLineActor()); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -47,7 +47,7 @@ func TestTwoStoresWriteAtOnce(t *testing.T) {
 	ctx := t.Context()
 	path := filepath.Join(t.TempDir(), "keyward.db")
 	stores := []*sqlite.Store{open(t, path), open(t, path), open(t, path)}
-	if err := stores[0].CreateTenant(ctx, storetest.Tenant("ten_acme"), keyward.ActorCLI); err != nil {
+	if err := stores[0].CreateTenant(ctx, storetest.Tenant("ten_acme"), keyward.CommandLineActor()); err != nil {
 		t.Fatal(err)
 	}
 	const perStore = 30
@@ -58,7 +58,7 @@ func TestTwoStoresWriteAtOnce(t *testing.T) {
 			wg.Go(func() {
 				for j := range perStore / 2 {
 					k := storetest.Key(fmt.Sprintf("key_%d_%d_%d", i, g, j), "ten_acme")
-					if err := s.CreateKey(ctx, k, keyward.ActorCLI); err != nil {
+					if err := s.CreateKey(ctx, k, keyward.CommandLineActor()); err != nil {
 						errs <- err
 					}
 					if err := s.RecordUsage(ctx, []keyward.Usage{{KeyID: k.ID, At: storetest.T0, IP: "192.0.2.1"}}); err != nil {
@@ -88,7 +88,7 @@ func TestOpenMigratesOnce(t *testing.T) {
 	if err := s.Migrate(t.Context()); err != nil {
 		t.Fatalf("Migrate again: %v", err)
 	}
-	if err := s.CreateTenant(t.Context(), storetest.Tenant("ten_acme"), keyward.ActorCLI); err != nil {
+	if err := s.CreateTenant(t.Context(), storetest.Tenant("ten_acme"), keyward.CommandLineActor()); err != nil {
 		t.Fatal(err)
 	}
 	s.Close()
@@ -125,7 +125,7 @@ func TestOpenConcurrently(t *testing.T) {
 func TestWAL(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "keyward.db")
 	s := open(t, path)
-	if err := s.CreateTenant(t.Context(), storetest.Tenant("ten_acme"), keyward.ActorCLI); err != nil {
+	if err := s.CreateTenant(t.Context(), storetest.Tenant("ten_acme"), keyward.CommandLineActor()); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(path + "-wal"); err != nil {
@@ -230,7 +230,7 @@ func TestBusy(t *testing.T) {
 	ctx := t.Context()
 	path := filepath.Join(t.TempDir(), "keyward.db")
 	s := open(t, path, sqlite.WithBusyTimeout(100*time.Millisecond))
-	if err := s.CreateTenant(ctx, storetest.Tenant("ten_acme"), keyward.ActorCLI); err != nil {
+	if err := s.CreateTenant(ctx, storetest.Tenant("ten_acme"), keyward.CommandLineActor()); err != nil {
 		t.Fatal(err)
 	}
 
@@ -249,7 +249,7 @@ func TestBusy(t *testing.T) {
 	}
 
 	start := time.Now()
-	err = s.CreateKey(ctx, storetest.Key("key_1", "ten_acme"), keyward.ActorCLI)
+	err = s.CreateKey(ctx, storetest.Key("key_1", "ten_acme"), keyward.CommandLineActor())
 	if code := keyward.ErrorCode(err); code != keyward.CodeStorageUnavailable {
 		t.Fatalf("CreateKey while another process writes: %v, want code %q", err, keyward.CodeStorageUnavailable)
 	}
@@ -264,7 +264,7 @@ func TestBusy(t *testing.T) {
 	if _, err := conn.ExecContext(ctx, "ROLLBACK"); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.CreateKey(ctx, storetest.Key("key_1", "ten_acme"), keyward.ActorCLI); err != nil {
+	if err := s.CreateKey(ctx, storetest.Key("key_1", "ten_acme"), keyward.CommandLineActor()); err != nil {
 		t.Fatalf("CreateKey after the other process is done: %v", err)
 	}
 }

@@ -21,7 +21,7 @@ func (s *Store) insertKey(ctx context.Context, tx *sql.Tx, k *keyward.Key) error
 	}
 	_, err = s.exec(ctx, tx, `INSERT INTO keys (`+sqlrow.KeyColumns+`)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		k.ID, k.TenantID, string(k.Environment), k.Name, k.Prefix, k.Start, k.Last4, k.Hash[:],
+		k.ID, k.TenantID, string(k.Environment), k.Name, k.Head, k.Start, k.Last4, k.Hash[:],
 		perms, meta, restr, sqlrow.NullMicros(k.ExpiresAt), sqlrow.NullMicros(k.RotateBy), string(k.Status),
 		k.CreatedAt.UnixMicro(), k.CreatedBy, k.UpdatedAt.UnixMicro(), sqlrow.NullMicros(k.RevokedAt),
 		sqlrow.NullMicros(k.LastUsedAt), k.LastUsedIP, k.RotatedFrom, k.RotatedTo)

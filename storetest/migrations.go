@@ -94,13 +94,13 @@ func oldKeyPrefix(t *testing.T, newDatabase func(t *testing.T) Database) {
 			s := db.open(t)
 			f := newFixture(t, s)
 			ten := f.newTenant("acme")
-			if err := s.CreateTenant(ctx, ten, keyward.ActorCLI); err != nil {
+			if err := s.CreateTenant(ctx, ten, keyward.CommandLineActor()); err != nil {
 				t.Fatal(err)
 			}
 			for _, tk := range tc.keys {
 				kk := f.newKey(ten.ID, keyward.Live)
-				kk.ID, kk.Prefix, kk.Status = tk.id, tk.prefix, keyward.KeyStatus(tk.status)
-				if err := s.CreateKey(ctx, kk, keyward.ActorCLI); err != nil {
+				kk.ID, kk.Head, kk.Status = tk.id, tk.prefix, keyward.KeyStatus(tk.status)
+				if err := s.CreateKey(ctx, kk, keyward.CommandLineActor()); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -135,7 +135,7 @@ func oldKeyTimesBeyondYear9999(t *testing.T, db old) {
 	s := db.open(t)
 	f := newFixture(t, s)
 	ten := f.newTenant("acme")
-	if err := s.CreateTenant(ctx, ten, keyward.ActorCLI); err != nil {
+	if err := s.CreateTenant(ctx, ten, keyward.CommandLineActor()); err != nil {
 		t.Fatal(err)
 	}
 	t0 := f.now
@@ -146,7 +146,7 @@ func oldKeyTimesBeyondYear9999(t *testing.T, db old) {
 		if id == "key_revoked" {
 			k.Status, k.RevokedAt = keyward.KeyRevoked, &t0
 		}
-		if err := s.CreateKey(ctx, k, keyward.ActorCLI); err != nil {
+		if err := s.CreateKey(ctx, k, keyward.CommandLineActor()); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -24,7 +24,7 @@ func Tenant(id string) *keyward.Tenant {
 func Key(id, tenantID string) *keyward.Key {
 	return &keyward.Key{
 		ID: id, TenantID: tenantID, Environment: keyward.Live, Name: id,
-		Prefix: "sk_live_", Start: "sk_live_abcd", Last4: "wxyz",
+		Head: "sk_live_", Start: "sk_live_abcd", Last4: "wxyz",
 		Hash:   sha256.Sum256([]byte("sk_live_" + id)),
 		Status: keyward.KeyActive, CreatedAt: T0, UpdatedAt: T0,
 	}

@@ -118,7 +118,7 @@ type test struct {
 // Actors of the changes the suite makes.
 var (
 	admin = keyward.Actor{ID: "key_root", IP: "203.0.113.7"}
-	cli   = keyward.ActorCLI
+	cli   = keyward.CommandLineActor()
 )
 
 // zone is the time zone the suite gives its times in, to check that a store
@@ -198,7 +198,7 @@ func (f *fixture) newKey(tenantID string, env keyward.Environment) *keyward.Key 
 		TenantID:    tenantID,
 		Environment: env,
 		Name:        fmt.Sprintf("service %d", n),
-		Prefix:      "sk_" + string(env) + "_",
+		Head:        "sk_" + string(env) + "_",
 		Start:       secret[:len("sk_"+string(env)+"_")+4],
 		Last4:       secret[len(secret)-4:],
 		Hash:        sha256.Sum256([]byte(secret)),
@@ -295,7 +295,7 @@ func keyDiff(got, want *keyward.Key) []string {
 	str("TenantID", got.TenantID, want.TenantID)
 	str("Environment", string(got.Environment), string(want.Environment))
 	str("Name", got.Name, want.Name)
-	str("Prefix", got.Prefix, want.Prefix)
+	str("Prefix", got.Head, want.Head)
 	str("Start", got.Start, want.Start)
 	str("Last4", got.Last4, want.Last4)
 	if got.Hash != want.Hash {

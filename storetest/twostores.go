@@ -23,14 +23,14 @@ func TwoStores(t *testing.T, open func(t *testing.T) keyward.Store) {
 		t.Fatal(err)
 	}
 	ten := f.newTenant("acme")
-	if err := cli.CreateTenant(ctx, ten, keyward.ActorCLI); err != nil {
+	if err := cli.CreateTenant(ctx, ten, keyward.CommandLineActor()); err != nil {
 		t.Fatal(err)
 	}
 	k := f.newKey(ten.ID, keyward.Live)
-	if err := cli.CreateKey(ctx, k, keyward.ActorCLI); err != nil {
+	if err := cli.CreateKey(ctx, k, keyward.CommandLineActor()); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := cli.RevokeKey(ctx, k.ID, f.tick(), keyward.ActorCLI); err != nil {
+	if _, err := cli.RevokeKey(ctx, k.ID, f.tick(), keyward.CommandLineActor()); err != nil {
 		t.Fatal(err)
 	}
 	changes, err := server.Changes(ctx, seq, 100)

@@ -72,7 +72,7 @@ func TestVerifyTenantSuspendedWhileCached(t *testing.T) {
 		{keyward.TenantSuspended, keyward.CodeAccountSuspended},
 		{keyward.TenantActive, ""},
 	} {
-		if _, err := f.store.SetTenantStatus(ctx, f.tenant.ID, step.status, f.clock.Now(), keyward.ActorCLI); err != nil {
+		if _, err := f.store.SetTenantStatus(ctx, f.tenant.ID, step.status, f.clock.Now(), keyward.CommandLineActor()); err != nil {
 			t.Fatal(err)
 		}
 		if err := f.v.Refresh(ctx); err != nil {

@@ -27,7 +27,7 @@ func TestChangesFromAnotherStore(t *testing.T) {
 		{
 			name: "revoke",
 			change: func(t *testing.T, f *fixture, other keyward.Store, k *keyward.Key) keyward.Code {
-				if _, err := other.RevokeKey(ctx, k.ID, f.clock.Now(), keyward.ActorCLI); err != nil {
+				if _, err := other.RevokeKey(ctx, k.ID, f.clock.Now(), keyward.CommandLineActor()); err != nil {
 					t.Fatal(err)
 				}
 				return keyward.CodeRevokedAPIKey
@@ -37,7 +37,7 @@ func TestChangesFromAnotherStore(t *testing.T) {
 			name: "disable",
 			change: func(t *testing.T, f *fixture, other keyward.Store, k *keyward.Key) keyward.Code {
 				disabled := keyward.KeyDisabled
-				if _, err := other.UpdateKey(ctx, k.ID, keyward.KeyUpdate{Status: &disabled}, f.clock.Now(), keyward.ActorCLI); err != nil {
+				if _, err := other.UpdateKey(ctx, k.ID, keyward.KeyUpdate{Status: &disabled}, f.clock.Now(), keyward.CommandLineActor()); err != nil {
 					t.Fatal(err)
 				}
 				return keyward.CodeKeyDisabled
@@ -47,7 +47,7 @@ func TestChangesFromAnotherStore(t *testing.T) {
 			name: "remove a permission",
 			change: func(t *testing.T, f *fixture, other keyward.Store, k *keyward.Key) keyward.Code {
 				perms := []string{"contacts:read"}
-				if _, err := other.UpdateKey(ctx, k.ID, keyward.KeyUpdate{Permissions: &perms}, f.clock.Now(), keyward.ActorCLI); err != nil {
+				if _, err := other.UpdateKey(ctx, k.ID, keyward.KeyUpdate{Permissions: &perms}, f.clock.Now(), keyward.CommandLineActor()); err != nil {
 					t.Fatal(err)
 				}
 				return keyward.CodeInsufficientPermissions
@@ -57,7 +57,7 @@ func TestChangesFromAnotherStore(t *testing.T) {
 			name: "restrict IPs",
 			change: func(t *testing.T, f *fixture, other keyward.Store, k *keyward.Key) keyward.Code {
 				r := keyward.Restrictions{IPs: []string{"10.0.0.0/8"}}
-				if _, err := other.UpdateKey(ctx, k.ID, keyward.KeyUpdate{Restrictions: &r}, f.clock.Now(), keyward.ActorCLI); err != nil {
+				if _, err := other.UpdateKey(ctx, k.ID, keyward.KeyUpdate{Restrictions: &r}, f.clock.Now(), keyward.CommandLineActor()); err != nil {
 					t.Fatal(err)
 				}
 				return keyward.CodeIPNotAllowed
@@ -67,7 +67,7 @@ func TestChangesFromAnotherStore(t *testing.T) {
 			name: "expire",
 			change: func(t *testing.T, f *fixture, other keyward.Store, k *keyward.Key) keyward.Code {
 				now := f.clock.Now()
-				if _, err := other.UpdateKey(ctx, k.ID, keyward.KeyUpdate{ExpiresAt: &now}, now, keyward.ActorCLI); err != nil {
+				if _, err := other.UpdateKey(ctx, k.ID, keyward.KeyUpdate{ExpiresAt: &now}, now, keyward.CommandLineActor()); err != nil {
 					t.Fatal(err)
 				}
 				return keyward.CodeExpiredAPIKey
@@ -76,7 +76,7 @@ func TestChangesFromAnotherStore(t *testing.T) {
 		{
 			name: "suspend the tenant",
 			change: func(t *testing.T, f *fixture, other keyward.Store, k *keyward.Key) keyward.Code {
-				if _, err := other.SetTenantStatus(ctx, k.TenantID, keyward.TenantSuspended, f.clock.Now(), keyward.ActorCLI); err != nil {
+				if _, err := other.SetTenantStatus(ctx, k.TenantID, keyward.TenantSuspended, f.clock.Now(), keyward.CommandLineActor()); err != nil {
 					t.Fatal(err)
 				}
 				return keyward.CodeAccountSuspended
@@ -102,7 +102,7 @@ func TestChangesFromAnotherStore(t *testing.T) {
 	t.Run("resume the tenant", func(t *testing.T) {
 		f := newFixture(t, verify.Options{})
 		key, k := f.createKey(nil)
-		if _, err := f.store.SetTenantStatus(ctx, k.TenantID, keyward.TenantSuspended, f.clock.Now(), keyward.ActorCLI); err != nil {
+		if _, err := f.store.SetTenantStatus(ctx, k.TenantID, keyward.TenantSuspended, f.clock.Now(), keyward.CommandLineActor()); err != nil {
 			t.Fatal(err)
 		}
 		f.start()
@@ -110,7 +110,7 @@ func TestChangesFromAnotherStore(t *testing.T) {
 			t.Fatalf("before the change: %s: %s", r.Code, r.Detail)
 		}
 		other := openStore(t, f.path)
-		if _, err := other.SetTenantStatus(ctx, k.TenantID, keyward.TenantActive, f.clock.Now(), keyward.ActorCLI); err != nil {
+		if _, err := other.SetTenantStatus(ctx, k.TenantID, keyward.TenantActive, f.clock.Now(), keyward.CommandLineActor()); err != nil {
 			t.Fatal(err)
 		}
 		eventually(t, feedDeadline, "valid again", func() bool { return f.verify(key).Valid() })
@@ -134,7 +134,7 @@ func TestNegativeCacheClearedWhenKeyCreated(t *testing.T) {
 			t.Errorf("an unknown key was looked up again %d times; want its absence cached", n)
 		}
 		other := openStore(t, f.path)
-		if err := other.CreateKey(context.Background(), k, keyward.ActorCLI); err != nil {
+		if err := other.CreateKey(context.Background(), k, keyward.CommandLineActor()); err != nil {
 			t.Fatal(err)
 		}
 		eventually(t, feedDeadline, "created key valid", func() bool { return f.verify(key).Valid() })
@@ -146,7 +146,7 @@ func TestNegativeCacheClearedWhenKeyCreated(t *testing.T) {
 		if r := f.verify(key); r.Code != keyward.CodeInvalidAPIKey {
 			t.Fatalf("before creation: %s: %s", r.Code, r.Detail)
 		}
-		if err := f.store.CreateKey(context.Background(), k, keyward.ActorCLI); err != nil {
+		if err := f.store.CreateKey(context.Background(), k, keyward.CommandLineActor()); err != nil {
 			t.Fatal(err)
 		}
 		if err := f.v.Refresh(context.Background()); err != nil {
@@ -166,7 +166,7 @@ func TestRefreshAppliesOwnWriteAtOnce(t *testing.T) {
 	if r := f.verify(key); !r.Valid() {
 		t.Fatalf("before revocation: %s: %s", r.Code, r.Detail)
 	}
-	if _, err := f.store.RevokeKey(ctx, k.ID, f.clock.Now(), keyward.ActorCLI); err != nil {
+	if _, err := f.store.RevokeKey(ctx, k.ID, f.clock.Now(), keyward.CommandLineActor()); err != nil {
 		t.Fatal(err)
 	}
 	if r := f.verify(key); !r.Valid() {
@@ -187,7 +187,7 @@ func TestRefreshBeforeStart(t *testing.T) {
 	if r := f.verify(key); !r.Valid() {
 		t.Fatalf("before revocation: %s: %s", r.Code, r.Detail)
 	}
-	if _, err := f.store.RevokeKey(ctx, k.ID, f.clock.Now(), keyward.ActorCLI); err != nil {
+	if _, err := f.store.RevokeKey(ctx, k.ID, f.clock.Now(), keyward.CommandLineActor()); err != nil {
 		t.Fatal(err)
 	}
 	if err := f.v.Refresh(ctx); err != nil {
@@ -213,11 +213,11 @@ func TestFeedFailureSkipsNoChange(t *testing.T) {
 		}
 	}
 	// Two changes: the first revokes key, the second only renames other.
-	if _, err := f.store.RevokeKey(ctx, k.ID, f.clock.Now(), keyward.ActorCLI); err != nil {
+	if _, err := f.store.RevokeKey(ctx, k.ID, f.clock.Now(), keyward.CommandLineActor()); err != nil {
 		t.Fatal(err)
 	}
 	name := "renamed"
-	if _, err := f.store.UpdateKey(ctx, ok.ID, keyward.KeyUpdate{Name: &name}, f.clock.Now(), keyward.ActorCLI); err != nil {
+	if _, err := f.store.UpdateKey(ctx, ok.ID, keyward.KeyUpdate{Name: &name}, f.clock.Now(), keyward.CommandLineActor()); err != nil {
 		t.Fatal(err)
 	}
 
@@ -259,7 +259,7 @@ func TestPollerRetriesAfterFailure(t *testing.T) {
 		t.Fatalf("before revocation: %s: %s", r.Code, r.Detail)
 	}
 	f.spy.failKey.Store(true)
-	if _, err := f.store.RevokeKey(ctx, k.ID, f.clock.Now(), keyward.ActorCLI); err != nil {
+	if _, err := f.store.RevokeKey(ctx, k.ID, f.clock.Now(), keyward.CommandLineActor()); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, feedDeadline, "feed polled", func() bool { return f.spy.keyByID.Load() >= 3 })
@@ -484,7 +484,7 @@ func TestPruneChanges(t *testing.T) {
 		t.Fatalf("the feed after the retention: %v, %v; want it empty", cs, err)
 	}
 
-	if _, err := f.store.RevokeKey(ctx, k.ID, f.clock.Now(), keyward.ActorCLI); err != nil {
+	if _, err := f.store.RevokeKey(ctx, k.ID, f.clock.Now(), keyward.CommandLineActor()); err != nil {
 		t.Fatal(err)
 	}
 	if err := f.v.Refresh(ctx); err != nil {
@@ -584,7 +584,7 @@ func TestCacheTTLSafetyNet(t *testing.T) {
 		t.Fatalf("verify: %s", r.Code)
 	}
 	f.spy.hideChanges.Store(true)
-	if _, err := f.store.RevokeKey(ctx, k.ID, f.clock.Now(), keyward.ActorCLI); err != nil {
+	if _, err := f.store.RevokeKey(ctx, k.ID, f.clock.Now(), keyward.CommandLineActor()); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, ttl+5*time.Second, "the revocation the feed hid is enforced", func() bool {
@@ -601,7 +601,7 @@ func TestCacheTTLSafetyNet(t *testing.T) {
 		t.Fatalf("verify: %s", r.Code)
 	}
 	f.spy.hideChanges.Store(true)
-	if _, err := f.store.SetTenantStatus(ctx, other.ID, keyward.TenantSuspended, f.clock.Now(), keyward.ActorCLI); err != nil {
+	if _, err := f.store.SetTenantStatus(ctx, other.ID, keyward.TenantSuspended, f.clock.Now(), keyward.CommandLineActor()); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, ttl+5*time.Second, "the suspension the feed hid is enforced", func() bool {

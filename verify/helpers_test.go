@@ -195,7 +195,7 @@ func (f *fixture) createTenant(slug string) *keyward.Tenant {
 func createTenant(t testing.TB, s keyward.Store, id, slug string, now time.Time) *keyward.Tenant {
 	t.Helper()
 	ten := &keyward.Tenant{ID: id, Slug: slug, Plan: "free", Status: keyward.TenantActive, CreatedAt: now, UpdatedAt: now}
-	if err := s.CreateTenant(context.Background(), ten, keyward.ActorCLI); err != nil {
+	if err := s.CreateTenant(context.Background(), ten, keyward.CommandLineActor()); err != nil {
 		t.Fatalf("CreateTenant: %v", err)
 	}
 	return ten
@@ -216,7 +216,7 @@ func (f *fixture) newKey(edit func(k *keyward.Key)) (string, *keyward.Key) {
 		TenantID:    f.tenant.ID,
 		Environment: keyward.Live,
 		Name:        "test key",
-		Prefix:      apikey.Head(plain),
+		Head:        apikey.Head(plain),
 		Start:       startHint,
 		Last4:       last4,
 		Hash:        apikey.Hash(plain),
@@ -237,7 +237,7 @@ func (f *fixture) newKey(edit func(k *keyward.Key)) (string, *keyward.Key) {
 func (f *fixture) createKey(edit func(k *keyward.Key)) (string, *keyward.Key) {
 	f.t.Helper()
 	plain, k := f.newKey(edit)
-	if err := f.store.CreateKey(context.Background(), k, keyward.ActorCLI); err != nil {
+	if err := f.store.CreateKey(context.Background(), k, keyward.CommandLineActor()); err != nil {
 		f.t.Fatalf("CreateKey: %v", err)
 	}
 	return plain, k

@@ -70,11 +70,11 @@ func (f *pgFixture) createKey() (string, *keyward.Key) {
 	now := time.Now().UTC().Truncate(time.Microsecond)
 	k := &keyward.Key{
 		ID: apikey.NewID("key"), TenantID: f.tenant.ID, Environment: keyward.Live, Name: "test key",
-		Prefix: apikey.Head(plain), Start: startHint, Last4: last4, Hash: apikey.Hash(plain),
+		Head: apikey.Head(plain), Start: startHint, Last4: last4, Hash: apikey.Hash(plain),
 		Permissions: []string{"messages:send"}, Metadata: map[string]string{},
 		Status: keyward.KeyActive, CreatedAt: now, CreatedBy: "cli", UpdatedAt: now,
 	}
-	if err := f.a.CreateKey(context.Background(), k, keyward.ActorCLI); err != nil {
+	if err := f.a.CreateKey(context.Background(), k, keyward.CommandLineActor()); err != nil {
 		f.t.Fatalf("CreateKey: %v", err)
 	}
 	return plain, k
@@ -96,7 +96,7 @@ func (f *pgFixture) cachedKey() (string, *keyward.Key) {
 
 func (f *pgFixture) revoke(k *keyward.Key) {
 	f.t.Helper()
-	if _, err := f.a.RevokeKey(context.Background(), k.ID, time.Now(), keyward.ActorCLI); err != nil {
+	if _, err := f.a.RevokeKey(context.Background(), k.ID, time.Now(), keyward.CommandLineActor()); err != nil {
 		f.t.Fatalf("RevokeKey: %v", err)
 	}
 }

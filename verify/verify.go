@@ -141,12 +141,12 @@ type Store interface {
 // feed keeps fresh, and records when each key was last used. Its methods are
 // safe for concurrent use.
 type Verifier struct {
-	store      Store
-	format     apikey.Format
-	livePrefix string // <prefix>_live_, the head of live keys (apikey.Head)
-	testPrefix string // <prefix>_test_
-	keyLen     int    // the length of every key of the format
-	now        keyward.Clock
+	store    Store
+	format   apikey.Format
+	liveHead string // <prefix>_live_, the head of live keys (apikey.Head)
+	testHead string // <prefix>_test_
+	keyLen   int    // the length of every key of the format
+	now      keyward.Clock
 	// usageNow stamps last-used times: the coarse cache clock, unless a
 	// clock was injected, which then serves for both.
 	usageNow      keyward.Clock
@@ -222,8 +222,8 @@ func New(store Store, opts Options) *Verifier {
 	v := &Verifier{
 		store:          store,
 		format:         opts.Format,
-		livePrefix:     opts.Format.Prefix() + "_" + string(keyward.Live) + "_",
-		testPrefix:     opts.Format.Prefix() + "_" + string(keyward.Test) + "_",
+		liveHead:       opts.Format.Prefix() + "_" + string(keyward.Live) + "_",
+		testHead:       opts.Format.Prefix() + "_" + string(keyward.Test) + "_",
 		now:            opts.Clock,
 		usageNow:       opts.Clock,
 		log:            opts.Logger,
@@ -254,7 +254,7 @@ func New(store Store, opts Options) *Verifier {
 	if !injectedClock {
 		v.usageNow = func() time.Time { return time.Unix(0, cacheClock.NowNano()).UTC() }
 	}
-	v.keyLen = len(v.livePrefix) + apikey.BodyLen
+	v.keyLen = len(v.liveHead) + apikey.BodyLen
 	v.keyLoader = otter.LoaderFunc[[32]byte, *entry](v.loadKey)
 	v.tenantLoad = otter.LoaderFunc[string, *cachedTenant](v.loadTenant)
 	return v
@@ -682,7 +682,7 @@ func (v *Verifier) loadKey(ctx context.Context, hash [32]byte) (*entry, error) {
 // format: its stored head (Key.Prefix) is <prefix>_live_ or <prefix>_test_. The
 // plaintext of such a key parses, since only generated keys are stored.
 func (v *Verifier) ofFormat(k *keyward.Key) bool {
-	return k.Prefix == v.livePrefix || k.Prefix == v.testPrefix
+	return k.Head == v.liveHead || k.Head == v.testHead
 }
 
 // loadTenant finds a tenant in the store for the cache.

@@ -133,7 +133,7 @@ func TestVerifyOutcomes(t *testing.T) {
 			name: "revoked",
 			setup: func(t *testing.T, f *fixture) string {
 				key, k := f.createKey(nil)
-				if _, err := f.store.RevokeKey(ctx, k.ID, f.clock.Now(), keyward.ActorCLI); err != nil {
+				if _, err := f.store.RevokeKey(ctx, k.ID, f.clock.Now(), keyward.CommandLineActor()); err != nil {
 					t.Fatal(err)
 				}
 				return key
@@ -158,7 +158,7 @@ func TestVerifyOutcomes(t *testing.T) {
 			setup: func(t *testing.T, f *fixture) string {
 				key, old := f.createKey(nil)
 				_, succ := f.newKey(func(k *keyward.Key) { k.ID = "key_successor"; k.RotatedFrom = old.ID })
-				if _, err := f.store.RotateKey(ctx, old.ID, succ, expiresAt, keyward.ActorCLI); err != nil {
+				if _, err := f.store.RotateKey(ctx, old.ID, succ, expiresAt, keyward.CommandLineActor()); err != nil {
 					t.Fatal(err)
 				}
 				f.clock.Advance(2 * time.Hour)
@@ -172,7 +172,7 @@ func TestVerifyOutcomes(t *testing.T) {
 			name: "account suspended",
 			setup: func(t *testing.T, f *fixture) string {
 				key, _ := f.createKey(nil)
-				if _, err := f.store.SetTenantStatus(ctx, f.tenant.ID, keyward.TenantSuspended, f.clock.Now(), keyward.ActorCLI); err != nil {
+				if _, err := f.store.SetTenantStatus(ctx, f.tenant.ID, keyward.TenantSuspended, f.clock.Now(), keyward.CommandLineActor()); err != nil {
 					t.Fatal(err)
 				}
 				return key
@@ -187,7 +187,7 @@ func TestVerifyOutcomes(t *testing.T) {
 			setup: func(t *testing.T, f *fixture) string {
 				key, k := f.createKey(nil)
 				disabled := keyward.KeyDisabled
-				if _, err := f.store.UpdateKey(ctx, k.ID, keyward.KeyUpdate{Status: &disabled}, f.clock.Now(), keyward.ActorCLI); err != nil {
+				if _, err := f.store.UpdateKey(ctx, k.ID, keyward.KeyUpdate{Status: &disabled}, f.clock.Now(), keyward.CommandLineActor()); err != nil {
 					t.Fatal(err)
 				}
 				return key
@@ -362,7 +362,7 @@ func TestVerifyPrecedence(t *testing.T) {
 			setup: func(t *testing.T, f *fixture) string {
 				exp := f.clock.Now().Add(time.Minute)
 				key, k := f.createKey(func(k *keyward.Key) { k.ExpiresAt = &exp })
-				if _, err := f.store.RevokeKey(ctx, k.ID, f.clock.Now(), keyward.ActorCLI); err != nil {
+				if _, err := f.store.RevokeKey(ctx, k.ID, f.clock.Now(), keyward.CommandLineActor()); err != nil {
 					t.Fatal(err)
 				}
 				f.clock.Advance(time.Hour)
@@ -375,7 +375,7 @@ func TestVerifyPrecedence(t *testing.T) {
 			setup: func(t *testing.T, f *fixture) string {
 				exp := f.clock.Now().Add(time.Minute)
 				key, _ := f.createKey(func(k *keyward.Key) { k.ExpiresAt = &exp })
-				if _, err := f.store.SetTenantStatus(ctx, f.tenant.ID, keyward.TenantSuspended, f.clock.Now(), keyward.ActorCLI); err != nil {
+				if _, err := f.store.SetTenantStatus(ctx, f.tenant.ID, keyward.TenantSuspended, f.clock.Now(), keyward.CommandLineActor()); err != nil {
 					t.Fatal(err)
 				}
 				f.clock.Advance(time.Hour)
@@ -388,10 +388,10 @@ func TestVerifyPrecedence(t *testing.T) {
 			setup: func(t *testing.T, f *fixture) string {
 				key, k := f.createKey(nil)
 				disabled := keyward.KeyDisabled
-				if _, err := f.store.UpdateKey(ctx, k.ID, keyward.KeyUpdate{Status: &disabled}, f.clock.Now(), keyward.ActorCLI); err != nil {
+				if _, err := f.store.UpdateKey(ctx, k.ID, keyward.KeyUpdate{Status: &disabled}, f.clock.Now(), keyward.CommandLineActor()); err != nil {
 					t.Fatal(err)
 				}
-				if _, err := f.store.SetTenantStatus(ctx, f.tenant.ID, keyward.TenantSuspended, f.clock.Now(), keyward.ActorCLI); err != nil {
+				if _, err := f.store.SetTenantStatus(ctx, f.tenant.ID, keyward.TenantSuspended, f.clock.Now(), keyward.CommandLineActor()); err != nil {
 					t.Fatal(err)
 				}
 				return key
@@ -403,7 +403,7 @@ func TestVerifyPrecedence(t *testing.T) {
 			setup: func(t *testing.T, f *fixture) string {
 				key, k := f.createKey(func(k *keyward.Key) { k.Restrictions.IPs = []string{"10.0.0.0/8"} })
 				disabled := keyward.KeyDisabled
-				if _, err := f.store.UpdateKey(ctx, k.ID, keyward.KeyUpdate{Status: &disabled}, f.clock.Now(), keyward.ActorCLI); err != nil {
+				if _, err := f.store.UpdateKey(ctx, k.ID, keyward.KeyUpdate{Status: &disabled}, f.clock.Now(), keyward.CommandLineActor()); err != nil {
 					t.Fatal(err)
 				}
 				return key
@@ -522,11 +522,11 @@ func TestVerifyKeyOfAnotherFormatFromTheFeed(t *testing.T) {
 		t.Fatalf("a pk key is not as long as an sk key: %d", len(key))
 	}
 	_, k := f.newKey(func(k *keyward.Key) {
-		k.Prefix = apikey.Head(key)
+		k.Head = apikey.Head(key)
 		k.Start, k.Last4 = apikey.Display(key)
 		k.Hash = apikey.Hash(key)
 	})
-	if err := f.store.CreateKey(ctx, k, keyward.ActorCLI); err != nil {
+	if err := f.store.CreateKey(ctx, k, keyward.CommandLineActor()); err != nil {
 		t.Fatal(err)
 	}
 	if err := f.v.Refresh(ctx); err != nil {

@@ -21,7 +21,7 @@ func (a *app) auditCommand() *cobra.Command {
 		Args:  args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return a.withService(cmd.Context(), func(svc *manage.Service) error {
-				es, next, err := svc.AuditLog(cmd.Context(), manage.CLI, f, page)
+				es, next, err := svc.AuditLog(cmd.Context(), manage.CommandLine(), f, page)
 				if err != nil {
 					return err
 				}

@@ -144,10 +144,10 @@ func TestKeysJSONUnencodable(t *testing.T) {
 	now := time.Now().UTC().Truncate(time.Microsecond)
 	year10000 := time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)
 	k := &keyward.Key{ID: apikey.NewID("key"), TenantID: tenant.ID, Environment: keyward.Live, Name: "far",
-		Hash: apikey.Hash(plaintext), Prefix: apikey.Head(plaintext), ExpiresAt: &year10000,
+		Hash: apikey.Hash(plaintext), Head: apikey.Head(plaintext), ExpiresAt: &year10000,
 		Status: keyward.KeyActive, CreatedAt: now, UpdatedAt: now}
 	k.Start, k.Last4 = apikey.Display(plaintext)
-	if err := store.CreateKey(t.Context(), k, keyward.ActorCLI); err != nil {
+	if err := store.CreateKey(t.Context(), k, keyward.CommandLineActor()); err != nil {
 		t.Fatal(err)
 	}
 	if err := store.Close(); err != nil {

@@ -79,7 +79,7 @@ ahead; "never", or no flag, for none.`,
 			}
 			in.Metadata = md
 			return a.withService(cmd.Context(), func(svc *manage.Service) error {
-				k, plaintext, err := svc.CreateKey(cmd.Context(), manage.CLI, in)
+				k, plaintext, err := svc.CreateKey(cmd.Context(), manage.CommandLine(), in)
 				if err != nil {
 					return err
 				}
@@ -117,7 +117,7 @@ func (a *app) keysListCommand() *cobra.Command {
 		Args:  args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return a.withService(cmd.Context(), func(svc *manage.Service) error {
-				ks, next, err := svc.Keys(cmd.Context(), manage.CLI, in, page)
+				ks, next, err := svc.Keys(cmd.Context(), manage.CommandLine(), in, page)
 				if err != nil {
 					return err
 				}
@@ -154,7 +154,7 @@ func (a *app) keysShowCommand() *cobra.Command {
 		Args:  args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, argv []string) error {
 			return a.withService(cmd.Context(), func(svc *manage.Service) error {
-				k, err := svc.Key(cmd.Context(), manage.CLI, argv[0])
+				k, err := svc.Key(cmd.Context(), manage.CommandLine(), argv[0])
 				if err != nil {
 					return err
 				}
@@ -225,7 +225,7 @@ replace the whole list; give an empty value (--allow-ip "") to clear it.`,
 				return usageError{errors.New("nothing to change: give at least one of --name, --permissions, --expires, --rotate-by, --allow-ip, --metadata, --enable, --disable")}
 			}
 			return a.withService(cmd.Context(), func(svc *manage.Service) error {
-				k, err := svc.UpdateKey(cmd.Context(), manage.CLI, argv[0], in)
+				k, err := svc.UpdateKey(cmd.Context(), manage.CommandLine(), argv[0], in)
 				if err != nil {
 					return err
 				}
@@ -256,7 +256,7 @@ func (a *app) keysRevokeCommand() *cobra.Command {
 		Args:  args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, argv []string) error {
 			return a.withService(cmd.Context(), func(svc *manage.Service) error {
-				k, err := svc.RevokeKey(cmd.Context(), manage.CLI, argv[0])
+				k, err := svc.RevokeKey(cmd.Context(), manage.CommandLine(), argv[0])
 				if err != nil {
 					return err
 				}
@@ -286,7 +286,7 @@ default 24h, at most 30d; 0 stops it at once).`,
 				in.GracePeriod = &grace
 			}
 			return a.withService(cmd.Context(), func(svc *manage.Service) error {
-				k, plaintext, old, err := svc.RotateKey(cmd.Context(), manage.CLI, argv[0], in)
+				k, plaintext, old, err := svc.RotateKey(cmd.Context(), manage.CommandLine(), argv[0], in)
 				if err != nil {
 					return err
 				}

@@ -135,7 +135,7 @@ func (a *app) keyFormat(ctx context.Context, store database) (apikey.Format, err
 
 // withService opens the existing store, calls fn with the management
 // service on it, and closes the store. The command line calls the service
-// as manage.CLI, recorded in the audit log as "cli".
+// as manage.CommandLine(), recorded in the audit log as "cli".
 func (a *app) withService(ctx context.Context, fn func(svc *manage.Service) error) (err error) {
 	store, format, err := a.open(ctx, false, nil)
 	if err != nil {

@@ -31,7 +31,7 @@ func (a *app) tenantsCreateCommand() *cobra.Command {
 		Args:  args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, argv []string) error {
 			return a.withService(cmd.Context(), func(svc *manage.Service) error {
-				t, err := svc.CreateTenant(cmd.Context(), manage.CLI, manage.CreateTenantInput{Slug: argv[0], Plan: plan})
+				t, err := svc.CreateTenant(cmd.Context(), manage.CommandLine(), manage.CreateTenantInput{Slug: argv[0], Plan: plan})
 				if err != nil {
 					return err
 				}
@@ -55,7 +55,7 @@ func (a *app) tenantsListCommand() *cobra.Command {
 		Args:  args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return a.withService(cmd.Context(), func(svc *manage.Service) error {
-				ts, next, err := svc.Tenants(cmd.Context(), manage.CLI, page)
+				ts, next, err := svc.Tenants(cmd.Context(), manage.CommandLine(), page)
 				if err != nil {
 					return err
 				}
@@ -86,7 +86,7 @@ func (a *app) tenantsShowCommand() *cobra.Command {
 		Args:  args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, argv []string) error {
 			return a.withService(cmd.Context(), func(svc *manage.Service) error {
-				t, err := svc.Tenant(cmd.Context(), manage.CLI, argv[0])
+				t, err := svc.Tenant(cmd.Context(), manage.CommandLine(), argv[0])
 				if err != nil {
 					return err
 				}
@@ -108,7 +108,7 @@ func (a *app) tenantStatusCommand(name, short string, set func(*manage.Service, 
 		Args:  args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, argv []string) error {
 			return a.withService(cmd.Context(), func(svc *manage.Service) error {
-				t, err := set(svc, cmd.Context(), manage.CLI, argv[0])
+				t, err := set(svc, cmd.Context(), manage.CommandLine(), argv[0])
 				if err != nil {
 					return err
 				}

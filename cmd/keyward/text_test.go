@@ -95,7 +95,7 @@ func TestOutputIsInert(t *testing.T) {
 	start, last4 := apikey.Display(plaintext)
 	k := &keyward.Key{
 		ID: "key_evil" + hostile, TenantID: tn.ID, Environment: keyward.Live, Name: "ci" + hostile,
-		Prefix: apikey.Head(plaintext), Start: start, Last4: last4, Hash: apikey.Hash(plaintext),
+		Head: apikey.Head(plaintext), Start: start, Last4: last4, Hash: apikey.Hash(plaintext),
 		Permissions:  []string{"contacts:read" + hostile},
 		Metadata:     map[string]string{"owner" + hostile: "billing" + hostile},
 		Restrictions: keyward.Restrictions{IPs: []string{}},

@@ -63,7 +63,7 @@ A valid check counts as a use of the key: it sets the key's last use, with
 			v := verify.New(store, verify.Options{Format: f})
 			// The command line verifies as root, by the rule of
 			// POST /v1/verify (manage.Verify).
-			res, verr := manage.Verify(cmd.Context(), manage.CLI, v, req)
+			res, verr := manage.Verify(cmd.Context(), manage.CommandLine(), v, req)
 			// Close writes the use that a valid check recorded.
 			if err := errors.Join(verr, v.Close(cmd.Context())); err != nil {
 				return err

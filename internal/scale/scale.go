@@ -261,7 +261,7 @@ func createTenants(ctx context.Context, s keyward.TenantStore, opts Options) (*L
 			CreatedAt: opts.Now,
 			UpdatedAt: opts.Now,
 		}
-		if err := s.CreateTenant(ctx, t, keyward.ActorCLI); err != nil {
+		if err := s.CreateTenant(ctx, t, keyward.CommandLineActor()); err != nil {
 			return nil, fmt.Errorf("scale: create tenant %s: %w", t.Slug, err)
 		}
 		l.Tenants[i] = t.ID
@@ -331,11 +331,11 @@ func (l *Loaded) generate(opts Options, write func(row []any) error) error {
 			TenantID:    l.Tenants[i/opts.KeysPerTenant],
 			Environment: keyward.Live,
 			Name:        fmt.Sprintf("scale key %d", i),
-			Prefix:      apikey.KeyPrefix(plain),
+			Head:        apikey.Head(plain),
 			Hash:        apikey.Hash(plain),
 			Status:      keyward.KeyActive,
 			CreatedAt:   opts.Now.Add(time.Duration(i) * time.Microsecond),
-			CreatedBy:   keyward.ActorCLI.ID,
+			CreatedBy:   keyward.CommandLineActor().ID,
 		}
 		k.Start, k.Last4 = apikey.Display(plain)
 		k.UpdatedAt = k.CreatedAt
@@ -343,7 +343,7 @@ func (l *Loaded) generate(opts Options, write func(row []any) error) error {
 			l.Kept = append(l.Kept, Kept{Key: plain, ID: k.ID, TenantID: k.TenantID})
 		}
 		// The values of keyColumns, as the stores' insertKey writes them.
-		row := []any{k.ID, k.TenantID, string(k.Environment), k.Name, k.Prefix, k.Start, k.Last4, k.Hash[:],
+		row := []any{k.ID, k.TenantID, string(k.Environment), k.Name, k.Head, k.Start, k.Last4, k.Hash[:],
 			perms, meta, restr, sqlrow.NullMicros(k.ExpiresAt), sqlrow.NullMicros(k.RotateBy), string(k.Status),
 			k.CreatedAt.UnixMicro(), k.CreatedBy, k.UpdatedAt.UnixMicro(), sqlrow.NullMicros(k.RevokedAt),
 			sqlrow.NullMicros(k.LastUsedAt), k.LastUsedIP, k.RotatedFrom, k.RotatedTo}

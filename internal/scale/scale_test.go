@@ -125,7 +125,7 @@ func checkLoaded(t *testing.T, s keyward.Store, loaded *scale.Loaded, opts scale
 		}
 		start, last4 := apikey.Display(kept.Key)
 		if byHash.ID != kept.ID || byHash.TenantID != kept.TenantID || byID.Hash != apikey.Hash(kept.Key) ||
-			byID.Start != start || byID.Last4 != last4 || byID.Prefix != apikey.KeyPrefix(kept.Key) ||
+			byID.Start != start || byID.Last4 != last4 || byID.Head != apikey.Head(kept.Key) ||
 			byID.Status != keyward.KeyActive || byID.Environment != keyward.Live ||
 			!slices.Equal(byID.Permissions, scale.Permissions) || byID.ExpiresAt != nil {
 			t.Fatalf("key %s of tenant %s is stored as %+v (by hash: %s of %s)", kept.ID, kept.TenantID, byID, byHash.ID, byHash.TenantID)

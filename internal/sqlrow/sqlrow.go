@@ -53,7 +53,7 @@ func ScanKey(store string, sc Scanner) (*keyward.Key, error) {
 		expires, rotateBy, revoked, lastAt *int64
 		created, updated                   int64
 	)
-	err := sc.Scan(&k.ID, &k.TenantID, &k.Environment, &k.Name, &k.Prefix, &k.Start, &k.Last4, &hash,
+	err := sc.Scan(&k.ID, &k.TenantID, &k.Environment, &k.Name, &k.Head, &k.Start, &k.Last4, &hash,
 		&perms, &meta, &restr, &expires, &rotateBy, &k.Status,
 		&created, &k.CreatedBy, &updated, &revoked, &lastAt, &k.LastUsedIP,
 		&k.RotatedFrom, &k.RotatedTo)
