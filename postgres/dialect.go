@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/keyward/keyward"
+	"github.com/keyward/keyward/internal/sqlrow"
 	"github.com/keyward/keyward/sqlstore"
 )
 
@@ -29,19 +30,21 @@ const writeLock int64 = 0x6b65797761726400
 // placeholders numbered $1, $2…; the write lock, an advisory lock that
 // every transaction changing a tenant or a key takes first (writeLock); a
 // notification on notifyChannel from every transaction that appends to the
-// change feed (see Notifications); pgx's errors; statements that pgx
-// prepares and caches by itself; and batches of statements sent on pool,
-// in one round trip, for the last-used times.
+// change feed (see Notifications); pgx's errors; and, on pool, natively,
+// the read of a verification's cache miss (which pgx prepares and caches)
+// and the batches of last-used times, sent in one round trip.
 func dialect(pool *pgxpool.Pool) sqlstore.Dialect {
 	return sqlstore.Dialect{
-		Name:             "postgres",
-		Numbered:         true,
-		CachesStatements: true,
-		LockWrites:       `SELECT pg_advisory_xact_lock(` + strconv.FormatInt(writeLock, 10) + `)`,
-		NotifyChanges:    `SELECT pg_notify('` + notifyChannel + `', '')`,
-		Error:            classify,
-		Unique:           isUnique,
-		ForeignKey:       isForeignKeyViolation,
+		Name:          "postgres",
+		Numbered:      true,
+		LockWrites:    `SELECT pg_advisory_xact_lock(` + strconv.FormatInt(writeLock, 10) + `)`,
+		NotifyChanges: `SELECT pg_notify('` + notifyChannel + `', '')`,
+		Error:         classify,
+		Unique:        isUnique,
+		ForeignKey:    isForeignKeyViolation,
+		QueryRow: func(ctx context.Context, query string, args ...any) sqlrow.Scanner {
+			return pool.QueryRow(ctx, query, args...)
+		},
 		ExecBatch: func(ctx context.Context, query string, args [][]any) error {
 			return pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
 				var b pgx.Batch

@@ -14,7 +14,8 @@ import (
 // are ?, as the store's queries are written; the write lock is taken by
 // BEGIN IMMEDIATE (the write pool's _txlock), and the single write
 // connection makes writers take turns; no one listens for changes, as
-// followers poll the feed; the driver caches no prepared statements.
+// followers poll the feed; the driver caches no prepared statements, so
+// the store prepares the read of a verification's cache miss itself.
 func dialect() sqlstore.Dialect {
 	return sqlstore.Dialect{
 		Name:       "sqlite",

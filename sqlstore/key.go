@@ -68,11 +68,11 @@ func (s *Store) Key(ctx context.Context, id string) (*keyward.Key, error) {
 
 // KeyByHash finds a key by the SHA-256 of its plaintext.
 func (s *Store) KeyByHash(ctx context.Context, hash [32]byte) (*keyward.Key, error) {
-	var row *sql.Row
+	var row sqlrow.Scanner
 	if s.keyByHash != nil {
 		row = s.keyByHash.QueryRowContext(ctx, hash[:])
 	} else {
-		row = s.r.QueryRowContext(ctx, s.keyByHashQuery, hash[:])
+		row = s.d.QueryRow(ctx, s.keyByHashQuery, hash[:])
 	}
 	k, err := sqlrow.ScanKey(s.d.Name, row)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -137,14 +137,9 @@ func (s *Store) UpdateKey(ctx context.Context, id string, u keyward.KeyUpdate, a
 	if u.Status != nil && *u.Status != keyward.KeyActive && *u.Status != keyward.KeyDisabled {
 		return nil, keyward.FieldErrorf("status", "must be %q or %q; revoke a key to make it %q", keyward.KeyActive, keyward.KeyDisabled, keyward.KeyRevoked)
 	}
-	var out *keyward.Key
-	err := s.write(ctx, func(tx *sql.Tx) error {
-		k, err := s.key(ctx, tx, id)
-		if err != nil {
-			return err
-		}
+	return s.changeKey(ctx, id, func(tx *sql.Tx, k *keyward.Key) (bool, error) {
 		if k.Status == keyward.KeyRevoked {
-			return keyward.Errorf(keyward.CodeConflict, "Key %q is revoked and cannot be changed; create a new key.", id)
+			return false, keyward.Errorf(keyward.CodeConflict, "Key %q is revoked and cannot be changed; create a new key.", id)
 		}
 		if u.Name != nil {
 			k.Name = *u.Name
@@ -169,16 +164,32 @@ func (s *Store) UpdateKey(ctx context.Context, id string, u keyward.KeyUpdate, a
 		}
 		perms, meta, restr, err := sqlrow.KeyJSON(k.Permissions, k.Metadata, k.Restrictions)
 		if err != nil {
-			return err
+			return false, err
 		}
 		if _, err := s.exec(ctx, tx, `UPDATE keys SET name = ?, permissions = ?, metadata = ?,
 			restrictions = ?, expires_at = ?, rotate_by = ?, status = ?, updated_at = ? WHERE id = ?`,
 			k.Name, perms, meta, restr, sqlrow.NullMicros(k.ExpiresAt), sqlrow.NullMicros(k.RotateBy),
 			string(k.Status), at.UnixMicro(), id); err != nil {
+			return false, err
+		}
+		return true, s.record(ctx, tx, at, by, keyward.ActionKeyUpdate, k.TenantID, id,
+			keyward.Change{Kind: keyward.ChangeKey, ID: id})
+	})
+}
+
+// changeKey reads the key id in a write transaction and calls change with
+// it, which changes it in tx and reports whether it did; it then returns
+// the key as stored, read again in tx if it changed, as read if not.
+func (s *Store) changeKey(ctx context.Context, id string, change func(tx *sql.Tx, k *keyward.Key) (changed bool, err error)) (*keyward.Key, error) {
+	var out *keyward.Key
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		k, err := s.key(ctx, tx, id)
+		if err != nil {
 			return err
 		}
-		if err := s.record(ctx, tx, at, by, keyward.ActionKeyUpdate, k.TenantID, id,
-			keyward.Change{Kind: keyward.ChangeKey, ID: id}); err != nil {
+		changed, err := change(tx, k)
+		if err != nil || !changed {
+			out = k
 			return err
 		}
 		out, err = s.key(ctx, tx, id)
@@ -194,32 +205,18 @@ func (s *Store) UpdateKey(ctx context.Context, id string, u keyward.KeyUpdate, a
 // (key.revoke) and the change, and returns the key. Revoking a revoked key
 // writes nothing, keeps the first RevokedAt, and returns the key as stored.
 func (s *Store) RevokeKey(ctx context.Context, id string, at time.Time, by keyward.Actor) (*keyward.Key, error) {
-	var out *keyward.Key
-	err := s.write(ctx, func(tx *sql.Tx) error {
-		k, err := s.key(ctx, tx, id)
-		if err != nil {
-			return err
-		}
+	return s.changeKey(ctx, id, func(tx *sql.Tx, k *keyward.Key) (bool, error) {
 		if k.Status == keyward.KeyRevoked {
-			out = k
-			return nil
+			return false, nil
 		}
 		if _, err := s.exec(ctx, tx,
 			`UPDATE keys SET status = ?, revoked_at = ?, updated_at = ? WHERE id = ?`,
 			string(keyward.KeyRevoked), at.UnixMicro(), at.UnixMicro(), id); err != nil {
-			return err
+			return false, err
 		}
-		if err := s.record(ctx, tx, at, by, keyward.ActionKeyRevoke, k.TenantID, id,
-			keyward.Change{Kind: keyward.ChangeKey, ID: id}); err != nil {
-			return err
-		}
-		out, err = s.key(ctx, tx, id)
-		return err
+		return true, s.record(ctx, tx, at, by, keyward.ActionKeyRevoke, k.TenantID, id,
+			keyward.Change{Kind: keyward.ChangeKey, ID: id})
 	})
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
 }
 
 // RotateKey stores successor with RotatedFrom set to oldID, sets the old
@@ -232,43 +229,30 @@ func (s *Store) RevokeKey(ctx context.Context, id string, at time.Time, by keywa
 // another tenant a CodeInvalidRequest; a successor whose id or hash is taken
 // a CodeConflict, and then nothing is changed.
 func (s *Store) RotateKey(ctx context.Context, oldID string, successor *keyward.Key, oldExpiresAt time.Time, by keyward.Actor) (*keyward.Key, error) {
-	var out *keyward.Key
-	err := s.write(ctx, func(tx *sql.Tx) error {
-		old, err := s.key(ctx, tx, oldID)
-		if err != nil {
-			return err
-		}
+	return s.changeKey(ctx, oldID, func(tx *sql.Tx, old *keyward.Key) (bool, error) {
 		switch {
 		case old.Status == keyward.KeyRevoked:
-			return keyward.Errorf(keyward.CodeConflict, "Key %q is revoked and cannot be rotated; create a new key.", oldID)
+			return false, keyward.Errorf(keyward.CodeConflict, "Key %q is revoked and cannot be rotated; create a new key.", oldID)
 		case old.RotatedTo != "":
-			return keyward.Errorf(keyward.CodeConflict, "Key %q was rotated already, to %q; rotate that key instead.", oldID, old.RotatedTo)
+			return false, keyward.Errorf(keyward.CodeConflict, "Key %q was rotated already, to %q; rotate that key instead.", oldID, old.RotatedTo)
 		case successor.TenantID != old.TenantID:
-			return keyward.FieldErrorf("tenant_id", "the successor of key %q must belong to tenant %q", oldID, old.TenantID)
+			return false, keyward.FieldErrorf("tenant_id", "the successor of key %q must belong to tenant %q", oldID, old.TenantID)
 		}
 		next := *successor
 		next.RotatedFrom = oldID
 		if err := s.insertKey(ctx, tx, &next); err != nil {
-			return err
+			return false, err
 		}
 		at := successor.CreatedAt
 		if _, err := s.exec(ctx, tx,
 			`UPDATE keys SET rotated_to = ?, expires_at = ?, updated_at = ? WHERE id = ?`,
 			successor.ID, oldExpiresAt.UnixMicro(), at.UnixMicro(), oldID); err != nil {
-			return err
+			return false, err
 		}
-		if err := s.recordRelated(ctx, tx, at, by, keyward.ActionKeyRotate, old.TenantID, oldID, successor.ID,
+		return true, s.recordRelated(ctx, tx, at, by, keyward.ActionKeyRotate, old.TenantID, oldID, successor.ID,
 			keyward.Change{Kind: keyward.ChangeKey, ID: oldID},
-			keyward.Change{Kind: keyward.ChangeKey, ID: successor.ID}); err != nil {
-			return err
-		}
-		out, err = s.key(ctx, tx, oldID)
-		return err
+			keyward.Change{Kind: keyward.ChangeKey, ID: successor.ID})
 	})
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
 }
 
 // RecordUsage writes the last-used time and address of each use in one
