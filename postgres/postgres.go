@@ -154,6 +154,7 @@ func (s *Store) Migrate(ctx context.Context) error {
 	defer db.Close()
 	p, err := goose.NewProvider(goose.DialectPostgres, db, fsys,
 		goose.WithDisableGlobalRegistry(true),
+		goose.WithGoMigrations(sqlstore.Migrations()...),
 		goose.WithLogger(goose.NopLogger()),
 		goose.WithSessionLocker(locker),
 	)

@@ -183,6 +183,7 @@ func (s *Store) Migrate(ctx context.Context) error {
 		// creating it failed; each attempt therefore takes a new one.
 		p, err := goose.NewProvider(goose.DialectSQLite3, s.w, fsys,
 			goose.WithDisableGlobalRegistry(true),
+			goose.WithGoMigrations(sqlstore.Migrations()...),
 			goose.WithLogger(goose.NopLogger()),
 		)
 		if err != nil {

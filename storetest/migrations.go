@@ -87,6 +87,7 @@ func oldKeyPrefix(t *testing.T, newDatabase func(t *testing.T) Database) {
 		{"most unrevoked keys", []k{{"key_root", "sk_live_", "active"}, {"key_a", "kw_live_", "active"}, {"key_b", "kw_test_", "disabled"}, {"key_c", "sk_live_", "revoked"}}, "kw"},
 		{"revoked keys do not count", []k{{"key_root", "sk_live_", "active"}, {"key_a", "kw_live_", "revoked"}, {"key_b", "kw_live_", "revoked"}}, "sk"},
 		{"a tie goes to the root key", []k{{"key_a", "kw_live_", "active"}, {"key_root", "ab_live_", "active"}}, "ab"},
+		{"a stored prefix is kept", []k{{"key_root", "sk_live_", "active"}, {"key_a", "sk_test_", "active"}}, "kw"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := t.Context()
@@ -107,8 +108,18 @@ func oldKeyPrefix(t *testing.T, newDatabase func(t *testing.T) Database) {
 			if err := s.Close(); err != nil {
 				t.Fatal(err)
 			}
-			// Take the database back to its schema before settings.
-			rawExec(t, db, `DROP TABLE settings`, `DELETE FROM goose_db_version WHERE version_id >= 3`)
+			// Take the database back to its schema before settings; or,
+			// for a database that a release with the old migration 00003
+			// gave its prefix, back to before migration 5, which must keep
+			// the prefix stored.
+			if tc.name == "a stored prefix is kept" {
+				if _, err := openOld(t, db).InitKeyPrefix(ctx, "kw"); err != nil {
+					t.Fatal(err)
+				}
+				rawExec(t, db, `DELETE FROM goose_db_version WHERE version_id >= 5`)
+			} else {
+				rawExec(t, db, `DROP TABLE settings`, `DELETE FROM goose_db_version WHERE version_id >= 3`)
+			}
 
 			got, err := openOld(t, db).KeyPrefix(ctx)
 			if tc.want == "" {
@@ -162,7 +173,7 @@ func oldKeyTimesBeyondYear9999(t *testing.T, db old) {
 		sql  string
 		args []any
 	}{
-		{`DELETE FROM goose_db_version WHERE version_id = 4`, nil},
+		{`DELETE FROM goose_db_version WHERE version_id >= 4`, nil},
 		{`UPDATE keys SET expires_at = $1, rotate_by = $1 WHERE id IN ('key_far', 'key_revoked')`, []any{year10000}},
 		{`UPDATE keys SET rotate_by = $1 WHERE id = 'key_rotate'`, []any{year10000}},
 		{`UPDATE keys SET expires_at = $1, rotate_by = $1 WHERE id = 'key_max'`, []any{maxTime.UnixMicro()}},

@@ -6,21 +6,10 @@ CREATE TABLE settings (
     value TEXT NOT NULL
 ) STRICT;
 
--- A database made before prefixes were stored was used with the prefix of
--- its keys (the column prefix holds it with the environment: sk_live_): the
--- one most of its unrevoked keys have, then the first root key's, then the
--- oldest. A database without keys gets none here; the first command or
--- server that needs one stores it.
-INSERT INTO settings (name, value)
-SELECT 'key_prefix', p FROM (
-    SELECT substr(prefix, 1, instr(prefix, '_') - 1) AS p, id, status, created_at
-    FROM keys WHERE instr(prefix, '_') > 1
-) AS k
-GROUP BY p
-ORDER BY sum(CASE WHEN status <> 'revoked' THEN 1 ELSE 0 END) DESC,
-         max(CASE WHEN id = 'key_root' THEN 1 ELSE 0 END) DESC,
-         min(created_at), p
-LIMIT 1;
+-- A database made before prefixes were stored is given the prefix of its
+-- keys by migration 5, written once for both engines in Go
+-- (sqlstore.Migrations). Releases before that did it here, with the same
+-- result.
 
 -- +goose Down
 DROP TABLE settings;
