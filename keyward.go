@@ -5,13 +5,14 @@
 // Subpackages own one dependency or one concern each: apikey (the key format),
 // sqlstore (the queries and transactions of both SQL stores), sqlite (the
 // embedded store), postgres (the store for several nodes), storetest (the
-// suite every store passes), internal/pgtest (throwaway
-// PostgreSQL servers, and a proxy that can go silent, for tests),
-// internal/sqlrow (how keys, times and cursors are stored),
-// internal/scale (a bulk loader of a million keys for the scale
-// benchmarks), verify (the verifier and its cache), manage (the management operations
-// shared by the HTTP API and the command line), httpapi (the HTTP surface)
-// and cmd/keyward (the binary).
+// suite every store passes), verify (the verifier and its cache), manage
+// (who may do what, and the management operations shared by the HTTP API and
+// the command line), view (the answers both show), httpapi (the HTTP
+// surface) and cmd/keyward (the binary). Internal packages: sqlrow (how keys,
+// times and cursors are stored), connlimit (connection caps per client
+// address), scale (a bulk loader of a million keys for the scale
+// benchmarks), and, for tests, pgtest (throwaway PostgreSQL servers, and a
+// proxy that can go silent), testclock and lockedbuffer.
 package keyward
 
 import (
