@@ -3,7 +3,6 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
-	"strings"
 	"time"
 
 	"github.com/keyward/keyward"
@@ -14,32 +13,22 @@ import (
 // they were written, last first.
 func (s *Store) AuditLog(ctx context.Context, f keyward.AuditFilter, p keyward.Page) ([]*keyward.AuditEntry, string, error) {
 	limit := sqlrow.PageLimit(p.Limit)
-	var where []string
-	var args []any
+	var w conditions
 	if f.TenantID != "" {
-		where = append(where, `tenant_id = ?`)
-		args = append(args, f.TenantID)
+		w.add(`tenant_id = ?`, f.TenantID)
 	}
 	if f.Target != "" {
-		where = append(where, `(target = ? OR related = ?)`)
-		args = append(args, f.Target, f.Target)
+		w.add(`(target = ? OR related = ?)`, f.Target, f.Target)
 	}
 	if p.Cursor != "" {
 		c, err := sqlrow.DecodeCursor(sqlrow.CursorAudit, p.Cursor)
 		if err != nil {
 			return nil, "", err
 		}
-		where = append(where, `id < ?`)
-		args = append(args, c.N)
+		w.add(`id < ?`, c.N)
 	}
-	query := `SELECT id, at, actor, actor_ip, action, tenant_id, target, related FROM audit_log`
-	if len(where) > 0 {
-		query += ` WHERE ` + strings.Join(where, ` AND `)
-	}
-	query += ` ORDER BY id DESC LIMIT ?`
-	args = append(args, limit+1)
-
-	rows, err := s.query(ctx, s.r, query, args...)
+	w.args = append(w.args, limit+1)
+	rows, err := s.query(ctx, s.r, `SELECT id, at, actor, actor_ip, action, tenant_id, target, related FROM audit_log`+w.where()+` ORDER BY id DESC LIMIT ?`, w.args...)
 	if err != nil {
 		return nil, "", s.err(err)
 	}

@@ -85,38 +85,25 @@ func (s *Store) KeyByHash(ctx context.Context, hash [32]byte) (*keyward.Key, err
 // id).
 func (s *Store) Keys(ctx context.Context, f keyward.KeyFilter, p keyward.Page) ([]*keyward.Key, string, error) {
 	limit := sqlrow.PageLimit(p.Limit)
-	var where []string
-	var args []any
+	var w conditions
 	if f.TenantID != "" {
-		where = append(where, `tenant_id = ?`)
-		args = append(args, f.TenantID)
+		w.add(`tenant_id = ?`, f.TenantID)
 	}
 	if f.Environment != "" {
-		where = append(where, `environment = ?`)
-		args = append(args, string(f.Environment))
+		w.add(`environment = ?`, string(f.Environment))
 	}
 	if f.Status != "" {
-		where = append(where, sqlrow.StatusCondition(f.Status, f.Now, func(v any) string {
-			args = append(args, v)
-			return "?"
-		}))
+		w.add(sqlrow.StatusCondition(f.Status, f.Now, w.arg))
 	}
 	if p.Cursor != "" {
 		c, err := sqlrow.DecodeCursor(sqlrow.CursorKeys, p.Cursor)
 		if err != nil {
 			return nil, "", err
 		}
-		where = append(where, `(created_at, id) < (?, ?)`)
-		args = append(args, c.N, c.ID)
+		w.add(`(created_at, id) < (?, ?)`, c.N, c.ID)
 	}
-	query := `SELECT ` + sqlrow.KeyColumns + ` FROM keys`
-	if len(where) > 0 {
-		query += ` WHERE ` + strings.Join(where, ` AND `)
-	}
-	query += ` ORDER BY created_at DESC, id DESC LIMIT ?`
-	args = append(args, limit+1)
-
-	rows, err := s.query(ctx, s.r, query, args...)
+	w.args = append(w.args, limit+1)
+	rows, err := s.query(ctx, s.r, `SELECT `+sqlrow.KeyColumns+` FROM keys`+w.where()+` ORDER BY created_at DESC, id DESC LIMIT ?`, w.args...)
 	if err != nil {
 		return nil, "", s.err(err)
 	}

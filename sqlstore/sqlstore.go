@@ -261,3 +261,31 @@ func (s *Store) recordRelated(ctx context.Context, tx *sql.Tx, at time.Time, by 
 	}
 	return nil
 }
+
+// conditions gathers the conditions of a list's WHERE clause and their
+// arguments, in the order the placeholders stand.
+type conditions struct {
+	conds []string
+	args  []any
+}
+
+// add appends a condition and the arguments of its placeholders.
+func (c *conditions) add(cond string, args ...any) {
+	c.conds = append(c.conds, cond)
+	c.args = append(c.args, args...)
+}
+
+// arg appends one argument and returns its placeholder, for a condition
+// built elsewhere (sqlrow.StatusCondition).
+func (c *conditions) arg(v any) string {
+	c.args = append(c.args, v)
+	return "?"
+}
+
+// where is the WHERE clause, or "" when there is no condition.
+func (c *conditions) where() string {
+	if len(c.conds) == 0 {
+		return ""
+	}
+	return ` WHERE ` + strings.Join(c.conds, ` AND `)
+}
