@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/keyward/keyward"
+	"github.com/keyward/keyward/apikey"
 	"github.com/keyward/keyward/manage"
 	"github.com/keyward/keyward/verify"
 	"github.com/keyward/keyward/view"
@@ -420,7 +421,7 @@ func (s *server) handleForwardAuth(w http.ResponseWriter, r *http.Request) {
 		kerr = checkOriginalMethod(r.Header)
 	}
 	if kerr != nil {
-		s.log.WarnContext(r.Context(), "forward-auth: the proxy's settings are wrong", "request_id", requestID(w), "detail", kerr.Message)
+		s.log.WarnContext(r.Context(), "forward-auth: the proxy's settings are wrong", "request_id", requestID(w), "detail", apikey.Redact(kerr.Message))
 		s.refuseForward(w, r, fs.mode, kerr)
 		return
 	}
