@@ -45,10 +45,21 @@ const (
 	PermManageKeys = "keys:manage"
 )
 
-// Restrictions limit where a key may be used from.
+// Restrictions limit where a key may be used from and what it may reach
+// (docs/access.md). Every one that is set must pass.
 type Restrictions struct {
 	// IPs are the CIDRs a request may come from; empty allows every address.
 	IPs []string `json:"ips"`
+	// Referrers are URL patterns that the request's Referer, else its
+	// Origin, must match (docs/policy.md); empty allows any.
+	Referrers []string `json:"referrers"`
+	// Endpoints are METHOD /path/pattern entries that the original request
+	// must match (docs/policy.md); empty allows any.
+	Endpoints []string `json:"endpoints"`
+	// Resources are the allowed values of named path parameters, such as
+	// {"site": ["site_1"]}, checked where the route policy marks a
+	// parameter as a resource; a parameter not named allows every value.
+	Resources map[string][]string `json:"resources"`
 }
 
 // Key is an API key as stored: everything but the plaintext, of which only
@@ -69,13 +80,16 @@ type Key struct {
 	Restrictions Restrictions      `json:"restrictions"`
 	Status       KeyStatus         `json:"status"`
 	CreatedAt    time.Time         `json:"created_at"`
-	CreatedBy    string            `json:"created_by"`
-	UpdatedAt    time.Time         `json:"updated_at"`
-	RevokedAt    *time.Time        `json:"revoked_at"`
-	LastUsedAt   *time.Time        `json:"last_used_at"`
-	LastUsedIP   string            `json:"last_used_ip"`
-	RotatedFrom  string            `json:"rotated_from"`
-	RotatedTo    string            `json:"rotated_to"`
+	CreatedBy    string            `json:"created_by"` // the id of the key that made it, or "cli"
+	// MemberID is the member the key belongs to, whose current permissions
+	// bound it; "" for a key of the tenant as a whole.
+	MemberID    string     `json:"member_id"`
+	UpdatedAt   time.Time  `json:"updated_at"`
+	RevokedAt   *time.Time `json:"revoked_at"`
+	LastUsedAt  *time.Time `json:"last_used_at"`
+	LastUsedIP  string     `json:"last_used_ip"`
+	RotatedFrom string     `json:"rotated_from"`
+	RotatedTo   string     `json:"rotated_to"`
 }
 
 // Expired reports whether the key has expired at time now.
@@ -112,6 +126,7 @@ func (k *Key) HasPermission(p string) bool {
 // KeyFilter selects keys in a list. Empty fields match everything.
 type KeyFilter struct {
 	TenantID    string
+	MemberID    string
 	Environment Environment
 	// Status matches the status a key shows at Now (Key.StatusAt): active
 	// and disabled match keys of that stored status that have not expired,

@@ -35,6 +35,9 @@ type Actor struct {
 	ID string
 	// IP is the client address of the request; empty for the command line.
 	IP string
+	// MemberID is the member the key acts for, when it belongs to one: the
+	// audit log names the person as well as the key.
+	MemberID string
 }
 
 // CommandLineActor returns the actor of every change made from the command
@@ -151,16 +154,17 @@ type ChangeFeed interface {
 	PruneChanges(ctx context.Context, before time.Time) (int64, error)
 }
 
-// Store keeps tenants, keys, the audit log, the change feed and the
-// settings: every interface above, which a consumer asks for one by one
-// (the verifier needs KeyLookup, TenantLookup, UsageRecorder and
-// ChangeFeed; the management service TenantStore, KeyStore and
-// AuditStore). SQLite and PostgreSQL implement it and pass the same suite
+// Store keeps tenants, keys, members, plans, the permission catalogue, the
+// audit log, the change feed and the settings: every interface above and in
+// member.go and plan.go, which a consumer asks for one by one (the verifier
+// needs KeyLookup, TenantLookup, MemberLookup, PlanLookup, UsageRecorder
+// and ChangeFeed; the management service the stores and AuditStore). SQLite and PostgreSQL implement it and pass the same suite
 // (package storetest).
 //
-// Every method that changes a tenant or a key writes, in one transaction, the
-// change itself, an entry in the audit log and an entry in the change feed:
-// either all three are stored or none is.
+// Every method that changes a tenant, a key, a member, a plan or the
+// catalogue writes, in one transaction, the change itself, an entry in the
+// audit log and (for all but the catalogue, which no verification reads)
+// an entry in the change feed: either all are stored or none is.
 //
 // Errors are *Error values with these codes: CodeNotFound when the tenant or
 // key does not exist, CodeConflict when a unique value (a tenant slug) is
@@ -171,6 +175,9 @@ type ChangeFeed interface {
 type Store interface {
 	TenantStore
 	KeyStore
+	MemberStore
+	PlanStore
+	Catalogue
 	AuditStore
 	ChangeFeed
 	Settings

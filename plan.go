@@ -1,0 +1,121 @@
+package keyward
+
+import (
+	"context"
+	"time"
+)
+
+// DefaultPlan is the name of the built-in plan, which includes everything:
+// API access, no key limit, every permission. Every database has it, and
+// the system tenant is always on it.
+const DefaultPlan = "default"
+
+// Plan is what a tenant's subscription allows its keys.
+type Plan struct {
+	Name string `json:"name"`
+	// Capabilities are the features the plan includes, such as m2m_api; a
+	// route of the route policy may need some.
+	Capabilities []string `json:"capabilities"`
+	// Permissions are those its tenants' keys may use; empty: every one.
+	Permissions []string `json:"permissions"`
+	// APIAccess says whether its tenants may use keys at all.
+	APIAccess bool `json:"api_access"`
+	// MaxKeys is the most unrevoked keys a tenant may hold; 0: no limit.
+	MaxKeys   int       `json:"max_keys"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// HasCapability reports whether the plan includes capability c.
+func (p *Plan) HasCapability(c string) bool {
+	for _, q := range p.Capabilities {
+		if q == c {
+			return true
+		}
+	}
+	return false
+}
+
+// Allows reports whether the plan lets its tenants' keys use permission q:
+// every permission when it lists none.
+func (p *Plan) Allows(q string) bool {
+	if len(p.Permissions) == 0 {
+		return true
+	}
+	for _, x := range p.Permissions {
+		if x == q {
+			return true
+		}
+	}
+	return false
+}
+
+// PlanUpdate changes a plan; nil fields are left as they are.
+type PlanUpdate struct {
+	Capabilities *[]string
+	Permissions  *[]string
+	APIAccess    *bool
+	MaxKeys      *int
+}
+
+// PlanLookup finds one plan: what a verifier needs of the plans. Errors are
+// those of Store.
+type PlanLookup interface {
+	// Plan finds a plan by name.
+	Plan(ctx context.Context, name string) (*Plan, error)
+}
+
+// PlanStore keeps the plans, and which plan each tenant is on. Errors are
+// those of Store.
+type PlanStore interface {
+	PlanLookup
+	// Plans lists every plan, by name.
+	Plans(ctx context.Context) ([]*Plan, error)
+	// CreatePlan stores a new plan; a taken name is a CodeConflict.
+	CreatePlan(ctx context.Context, p *Plan, by Actor) error
+	// UpdatePlan applies the non-nil fields of u and returns the plan as
+	// stored.
+	UpdatePlan(ctx context.Context, name string, u PlanUpdate, at time.Time, by Actor) (*Plan, error)
+	// SetTenantPlan moves a tenant to a plan, which must exist
+	// (CodeInvalidRequest naming plan otherwise), and returns the tenant as
+	// stored. The system tenant stays on the default plan
+	// (CodeInvalidRequest).
+	SetTenantPlan(ctx context.Context, tenantID, plan string, at time.Time, by Actor) (*Tenant, error)
+	// CountKeys counts a tenant's unrevoked keys, for the plan's key
+	// limit.
+	CountKeys(ctx context.Context, tenantID string) (int, error)
+}
+
+// Permission is an entry of the permission catalogue: a permission the
+// operator's API defines.
+type Permission struct {
+	Name        string    `json:"name"`
+	Description string    `json:"description"`
+	CreatedAt   time.Time `json:"created_at"`
+}
+
+// PermissionUse says where a permission is held, when it cannot be
+// removed from the catalogue.
+type PermissionUse struct {
+	Keys    int      `json:"keys"`    // unrevoked keys that hold it
+	Members []string `json:"members"` // ids of members who hold it
+	Plans   []string `json:"plans"`   // names of plans that list it
+}
+
+// InUse reports whether the permission is held anywhere.
+func (u PermissionUse) InUse() bool { return u.Keys > 0 || len(u.Members) > 0 || len(u.Plans) > 0 }
+
+// Catalogue keeps the permission catalogue. While it is empty, any
+// well-formed permission is accepted; once it has an entry, only catalogued
+// ones (Keyward's own are built in and never stored). Errors are those of
+// Store.
+type Catalogue interface {
+	// Permissions lists the catalogue, by name.
+	Permissions(ctx context.Context) ([]*Permission, error)
+	// CreatePermission adds an entry; a taken name is a CodeConflict.
+	CreatePermission(ctx context.Context, p *Permission, by Actor) error
+	// DeletePermission removes an entry. A permission held by an unrevoked
+	// key, a member or a plan is not removed: the error is a CodeConflict
+	// whose message says where it is used (the use is returned too).
+	DeletePermission(ctx context.Context, name string, at time.Time, by Actor) (PermissionUse, error)
+}
