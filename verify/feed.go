@@ -110,7 +110,9 @@ func (v *Verifier) Close(ctx context.Context) error {
 		errs = append(errs, err)
 	}
 	v.keys.StopAllGoroutines()
-	v.tenants.StopAllGoroutines()
+	v.tenants.cache.StopAllGoroutines()
+	v.members.cache.StopAllGoroutines()
+	v.plans.cache.StopAllGoroutines()
 	v.cacheClock.Stop()
 	return errors.Join(errs...)
 }
@@ -184,8 +186,10 @@ func (v *Verifier) initFeedLocked(ctx context.Context) error {
 	v.seq = seq
 	v.feedInit = true
 	v.keys.InvalidateAll()
-	v.tenants.InvalidateAll()
-	v.tenantEpoch.Add(1)
+	v.tenants.cache.InvalidateAll()
+	v.members.cache.InvalidateAll()
+	v.plans.cache.InvalidateAll()
+	v.accessEpoch.Add(1)
 	return nil
 }
 
@@ -216,21 +220,38 @@ func (v *Verifier) apply(ctx context.Context, c keyward.Change) error {
 		}
 		v.keys.Set(k.Hash, v.newEntry(k, v.ofFormat(k)))
 	case keyward.ChangeTenant:
-		t, err := v.store.Tenant(ctx, c.ID)
-		switch {
-		case keyward.ErrorCode(err) == keyward.CodeNotFound:
-			v.tenants.Invalidate(c.ID)
-		case err != nil:
+		if err := reload(ctx, v, v.tenants, c.ID, v.store.Tenant); err != nil {
 			return err
-		default:
-			v.tenants.Set(t.ID, v.newCachedTenant(t))
 		}
-		// Only now, after the cache, so that a key's memo of the tenant
-		// taken meanwhile is read again (see tenantOf).
-		v.tenantEpoch.Add(1)
+	case keyward.ChangeMember:
+		if err := reload(ctx, v, v.members, c.ID, v.store.Member); err != nil {
+			return err
+		}
+	case keyward.ChangePlan:
+		if err := reload(ctx, v, v.plans, c.ID, v.store.Plan); err != nil {
+			return err
+		}
 	default:
 		v.log.DebugContext(ctx, "verify: skipping a change of unknown kind", "kind", c.Kind, "seq", c.Seq)
 	}
+	return nil
+}
+
+// reload reads the tenant, member or plan with the given id again for the
+// records cache r, or drops it from r when it no longer exists, then moves
+// the access epoch on: only after the cache is written, so that an Access
+// worked out meanwhile is worked out again (see accessOf).
+func reload[T any](ctx context.Context, v *Verifier, r records[T], id string, lookup func(context.Context, string) (*T, error)) error {
+	x, err := lookup(ctx, id)
+	switch {
+	case keyward.ErrorCode(err) == keyward.CodeNotFound:
+		r.cache.Invalidate(id)
+	case err != nil:
+		return err
+	default:
+		r.set(v, id, x)
+	}
+	v.accessEpoch.Add(1)
 	return nil
 }
 

@@ -43,8 +43,9 @@ const (
 	ChangeRetention = 7 * 24 * time.Hour
 )
 
-// tenantCacheSize bounds the tenant cache. Tenants are far fewer than keys.
-const tenantCacheSize = 10_000
+// recordCacheSize bounds the tenant, member and plan caches each. They are
+// far fewer than keys.
+const recordCacheSize = 10_000
 
 // cacheClockResolution is how often the coarse clock reads the time. The
 // caches expire entries by it and last-used times are stamped with it:
@@ -114,6 +115,10 @@ type Result struct {
 	// Tenant is the key's tenant, set once its status was checked. It is
 	// shared with the cache: treat it as read-only.
 	Tenant *keyward.Tenant
+	// Access is what the key may do (its member, plan and effective
+	// permissions), set with Tenant. It is shared with the cache: treat it
+	// as read-only.
+	Access *Access
 }
 
 // Valid reports whether the key was accepted.
@@ -127,12 +132,14 @@ func (r Result) Err() *keyward.Error {
 	return &keyward.Error{Code: r.Code, Message: r.Detail}
 }
 
-// Store is what a Verifier asks of the storage: key and tenant lookups on a
-// cache miss, the change feed that keeps the cache fresh, and the writing of
-// last-used times. Every keyward.Store is one.
+// Store is what a Verifier asks of the storage: key, tenant, member and
+// plan lookups on a cache miss, the change feed that keeps the cache fresh,
+// and the writing of last-used times. Every keyward.Store is one.
 type Store interface {
 	keyward.KeyLookup
 	keyward.TenantLookup
+	keyward.MemberLookup
+	keyward.PlanLookup
 	keyward.UsageRecorder
 	keyward.ChangeFeed
 }
@@ -164,12 +171,13 @@ type Verifier struct {
 	cacheClock *otter.CoarseClock
 	keys       *otter.Cache[[32]byte, *entry]
 	keyLoader  otter.Loader[[32]byte, *entry]
-	tenants    *otter.Cache[string, *cachedTenant]
-	tenantLoad otter.Loader[string, *cachedTenant]
-	// tenantEpoch counts the tenant changes applied. A key's entry keeps
-	// the tenant it last read from the tenant cache with the epoch of that
-	// read, and reads the cache again once the epoch has moved on.
-	tenantEpoch atomic.Uint64
+	tenants    records[keyward.Tenant]
+	members    records[keyward.Member]
+	plans      records[keyward.Plan]
+	// accessEpoch counts the tenant, member and plan changes applied. A
+	// key's entry keeps its Access with the epoch it was worked out at,
+	// and works it out again once the epoch has moved on.
+	accessEpoch atomic.Uint64
 
 	usage   usageLog
 	flushMu sync.Mutex // serializes Flush
@@ -243,20 +251,16 @@ func New(store Store, opts Options) *Verifier {
 			Clock:             cacheClock,
 			Logger:            &otter.NoopLogger{},
 		}),
-		tenants: otter.Must(&otter.Options[string, *cachedTenant]{
-			MaximumSize:       min(opts.CacheSize, tenantCacheSize),
-			ExpiryCalculator:  otter.ExpiryWriting[string, *cachedTenant](MaxCacheTTL),
-			RefreshCalculator: otter.RefreshWriting[string, *cachedTenant](opts.CacheTTL),
-			Clock:             cacheClock,
-			Logger:            &otter.NoopLogger{},
-		}),
 	}
+	size := min(opts.CacheSize, recordCacheSize)
+	v.tenants = newRecords(v, size, store.Tenant)
+	v.members = newRecords(v, size, store.Member)
+	v.plans = newRecords(v, size, store.Plan)
 	if !injectedClock {
 		v.usageNow = func() time.Time { return time.Unix(0, cacheClock.NowNano()).UTC() }
 	}
 	v.keyLen = len(v.liveHead) + apikey.BodyLen
 	v.keyLoader = otter.LoaderFunc[[32]byte, *entry](v.loadKey)
-	v.tenantLoad = otter.LoaderFunc[string, *cachedTenant](v.loadTenant)
 	return v
 }
 
@@ -267,6 +271,9 @@ const (
 		"or create a new key where you manage your API keys."
 	detailStorage   = "Could not check the key because the key store is unavailable; retry shortly."
 	detailNoAccount = "The account of this key could not be found; contact support."
+	detailNoPlan    = "The plan of this key's account could not be found; contact support."
+	detailNoAPI     = "The plan of this account does not include API access, so its keys are refused. " +
+		"Upgrade the plan to one with API access, or contact support."
 	detailSuspended = "The account this key belongs to is suspended, so its keys are refused. " +
 		"Contact support to resume it."
 	detailDisabled = "This key is disabled. Enable it again where you manage your API keys, or use another key."
@@ -292,10 +299,11 @@ func (v *Verifier) Format() apikey.Format { return v.format }
 //  5. an expired key: expired_api_key;
 //  6. a suspended tenant: account_suspended; a disabled key: key_disabled;
 //  8. an address outside the key's IP restrictions: ip_not_allowed;
-//  10. a required permission the key does not hold:
-//     insufficient_permissions.
+//  10. a plan without API access: plan_not_entitled; a required permission
+//     the key may not use: insufficient_permissions.
 //
-// Steps 7, 9 and 11 are not checked yet. A valid use is recorded in memory
+// Steps 7, 9 and 11 are not checked yet. Step 10 checks that the plan
+// includes API access, then the key's effective permissions (Access). A valid use is recorded in memory
 // and written by the next Flush. A cached key is verified without storage
 // I/O and without allocating.
 func (v *Verifier) Verify(ctx context.Context, req Request) Result {
@@ -310,18 +318,18 @@ func (v *Verifier) Verify(ctx context.Context, req Request) Result {
 	if code, detail := v.checkLifetime(e); code != "" {
 		return Result{Code: code, Detail: detail, Key: k}
 	}
-	t, code, detail := v.checkActive(ctx, e)
+	a, code, detail := v.checkActive(ctx, e)
 	if code != "" {
-		return Result{Code: code, Detail: detail, Key: k, Tenant: t}
+		return refused(code, detail, k, a)
 	}
 	if code, detail := e.checkIP(req.IP); code != "" {
-		return Result{Code: code, Detail: detail, Key: k, Tenant: t}
+		return refused(code, detail, k, a)
 	}
-	if code, detail := checkPermissions(k, req.Permissions); code != "" {
-		return Result{Code: code, Detail: detail, Key: k, Tenant: t}
+	if code, detail := checkEntitled(a, req.Permissions); code != "" {
+		return refused(code, detail, k, a)
 	}
 	v.recordUse(e, v.usageNow(), req.IP)
-	return Result{Key: k, Tenant: t}
+	return Result{Key: k, Tenant: a.Tenant, Access: a}
 }
 
 // storedKey is steps 2 and 3 of Verify: it returns the cache entry of the
@@ -394,26 +402,41 @@ func (v *Verifier) checkLifetime(e *entry) (keyward.Code, string) {
 	return "", ""
 }
 
+// refused is the result of a refusal of key k, whose access a was worked
+// out (or is nil).
+func refused(code keyward.Code, detail string, k *keyward.Key, a *Access) Result {
+	r := Result{Code: code, Detail: detail, Key: k, Access: a}
+	if a != nil {
+		r.Tenant = a.Tenant
+	}
+	return r
+}
+
 // checkActive is step 6 of Verify: the tenant of the key of e is active, and
-// so is the key. It returns the tenant, once it was read, and the code and
-// detail of a refusal, or "" and "". A tenant that does not exist is an
-// internal error, and one that cannot be read is storage_unavailable.
-func (v *Verifier) checkActive(ctx context.Context, e *entry) (*keyward.Tenant, keyward.Code, string) {
+// so is the key. It returns what the key may do, once it was worked out,
+// and the code and detail of a refusal, or "" and "". A tenant or plan that
+// does not exist is an internal error, and one that cannot be read is
+// storage_unavailable.
+func (v *Verifier) checkActive(ctx context.Context, e *entry) (*Access, keyward.Code, string) {
 	k := e.key
-	t, active, err := v.tenantOf(ctx, e)
+	a, err := v.accessOf(ctx, e)
 	switch {
 	case keyward.ErrorCode(err) == keyward.CodeNotFound:
-		v.log.ErrorContext(ctx, "verify: a key's tenant does not exist", "key_id", k.ID, "tenant_id", k.TenantID)
-		return nil, keyward.CodeInternal, detailNoAccount
+		detail := detailNoAccount
+		if _, terr := v.tenants.get(ctx, v, k.TenantID); terr == nil {
+			detail = detailNoPlan
+		}
+		v.log.ErrorContext(ctx, "verify: a key's tenant or plan does not exist", "key_id", k.ID, "tenant_id", k.TenantID, "err", err)
+		return nil, keyward.CodeInternal, detail
 	case err != nil:
-		v.log.WarnContext(ctx, "verify: could not look up a tenant", "key_id", k.ID, "tenant_id", k.TenantID, "err", err)
+		v.log.WarnContext(ctx, "verify: could not look up a key's tenant, member or plan", "key_id", k.ID, "tenant_id", k.TenantID, "err", err)
 		return nil, keyward.CodeStorageUnavailable, detailStorage
-	case !active:
-		return t, keyward.CodeAccountSuspended, detailSuspended
+	case !a.tenantActive:
+		return a, keyward.CodeAccountSuspended, detailSuspended
 	case k.Status != keyward.KeyActive:
-		return t, keyward.CodeKeyDisabled, detailDisabled
+		return a, keyward.CodeKeyDisabled, detailDisabled
 	}
-	return t, "", ""
+	return a, "", ""
 }
 
 // checkIP is step 8 of Verify: a key with IP restrictions is used from an
@@ -439,14 +462,22 @@ func ipNotAllowedDetail(ip netip.Addr) string {
 		"Call from an allowed address, or add this one to the key's IP restrictions.", ip)
 }
 
-// checkPermissions is step 10 of Verify: k holds every permission in
-// needed. It returns the code and detail of a refusal that names the first
-// permission missing, or "" and "".
-func checkPermissions(k *keyward.Key, needed []string) (keyward.Code, string) {
+// checkEntitled is step 10 of Verify: the key's plan includes API access,
+// and the key may use every permission in needed (Access.Permissions). It
+// returns the code and detail of a refusal that names the first permission
+// missing, and why the key may not use it when it holds it, or "" and "".
+func checkEntitled(a *Access, needed []string) (keyward.Code, string) {
+	if !a.apiAccess {
+		return keyward.CodePlanNotEntitled, detailNoAPI
+	}
 	for _, p := range needed {
-		if !k.HasPermission(p) {
-			return keyward.CodeInsufficientPermissions, missingPermissionDetail(p)
+		if a.holds(p) {
+			continue
 		}
+		if w := a.withheld(p); w != nil {
+			return keyward.CodeInsufficientPermissions, a.withheldDetail(w)
+		}
+		return keyward.CodeInsufficientPermissions, missingPermissionDetail(p)
 	}
 	return "", ""
 }
@@ -497,27 +528,12 @@ type entry struct {
 	// loaded is when the entry was made from the store's copy of the key,
 	// on the cache clock (see freshness).
 	loaded int64
-	// tenant is the key's tenant as last read from the tenant cache, so
-	// that a verification need not look it up by id; nil until then.
-	tenant atomic.Pointer[tenantMemo]
+	// access is what the key may do as last worked out (see accessOf), so
+	// that a verification need not look up its tenant, member and plan;
+	// nil until then.
+	access atomic.Pointer[Access]
 	// used is the key's last use not yet written.
 	used lastUse
-}
-
-// cachedTenant is what the tenant cache holds: a tenant as read from the
-// store, and when.
-type cachedTenant struct {
-	tenant *keyward.Tenant
-	active bool  // whether tenant.Status is active, read without reading tenant
-	loaded int64 // when it was read from the store, on the cache clock
-}
-
-// tenantMemo is a key entry's memo of its tenant, copied from the tenant
-// cache so that a verification reads one object: valid while the
-// verifier's tenant epoch is still epoch, and the tenant is fresh.
-type tenantMemo struct {
-	cachedTenant
-	epoch uint64
 }
 
 // What may be done with a cache entry (see freshness).
@@ -545,48 +561,6 @@ func (v *Verifier) freshness(loaded int64) int {
 	default:
 		return entryStale
 	}
-}
-
-// tenantOf returns the tenant of the key of e, and whether it is active: the
-// one e remembers if it is still current, or else the one in the tenant
-// cache, loaded from the store if need be.
-func (v *Verifier) tenantOf(ctx context.Context, e *entry) (t *keyward.Tenant, active bool, err error) {
-	// The epoch is read before the tenant cache, and the change feed writes
-	// the cache before it moves the epoch on: a memo is never older than
-	// the changes counted by its epoch.
-	epoch := v.tenantEpoch.Load()
-	if m := e.tenant.Load(); m != nil && m.epoch == epoch && v.cacheClock.NowNano()-m.loaded < v.ttl {
-		return m.tenant, m.active, nil
-	}
-	ct, err := v.cachedTenantOf(ctx, e.key.TenantID)
-	if err != nil {
-		return nil, false, err
-	}
-	e.tenant.Store(&tenantMemo{cachedTenant: *ct, epoch: epoch})
-	return ct.tenant, ct.active, nil
-}
-
-// cachedTenantOf returns the tenant with the given id from the tenant
-// cache, read from the store first when it is not cached or is stale, and
-// read again in the background when it is due (see freshness).
-func (v *Verifier) cachedTenantOf(ctx context.Context, id string) (*cachedTenant, error) {
-	if ct, ok := v.tenants.GetIfPresent(id); ok {
-		switch v.freshness(ct.loaded) {
-		case entryFresh:
-			return ct, nil
-		case entryDue:
-			v.tenants.Refresh(ctx, id, v.tenantLoad)
-			return ct, nil
-		}
-		v.tenants.Invalidate(id) // stale: read again below
-	}
-	return v.tenants.Get(ctx, id, v.tenantLoad)
-}
-
-// newCachedTenant prepares t, just read from the store, for the tenant
-// cache.
-func (v *Verifier) newCachedTenant(t *keyward.Tenant) *cachedTenant {
-	return &cachedTenant{tenant: t, active: t.Status == keyward.TenantActive, loaded: v.cacheClock.NowNano()}
 }
 
 // newEntry prepares a copy of k for the cache; parsed says whether its
@@ -683,15 +657,4 @@ func (v *Verifier) loadKey(ctx context.Context, hash [32]byte) (*entry, error) {
 // plaintext of such a key parses, since only generated keys are stored.
 func (v *Verifier) ofFormat(k *keyward.Key) bool {
 	return k.Head == v.liveHead || k.Head == v.testHead
-}
-
-// loadTenant finds a tenant in the store for the cache.
-func (v *Verifier) loadTenant(ctx context.Context, id string) (*cachedTenant, error) {
-	ctx, cancel := context.WithTimeout(ctx, v.storageTimeout)
-	defer cancel()
-	t, err := v.store.Tenant(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	return v.newCachedTenant(t), nil
 }
