@@ -8,7 +8,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/keyward/keyward"
 	"github.com/keyward/keyward/apikey"
@@ -59,7 +58,7 @@ func (s *server) require(need manage.Requirement, h http.Handler) http.Handler {
 			s.writeError(w, r, err)
 			return
 		}
-		c := manage.CallerFromKey(res.Key, addrString(ip))
+		c := manage.CallerOf(res, addrString(ip))
 		if err := manage.Authorize(c, need); err != nil {
 			s.writeError(w, r, err)
 			return
@@ -115,31 +114,15 @@ func addrString(ip netip.Addr) string {
 	return ip.String()
 }
 
-type whoami struct {
-	KeyID       string              `json:"key_id"`
-	Name        string              `json:"name"`
-	TenantID    string              `json:"tenant_id"`
-	TenantSlug  string              `json:"tenant_slug"`
-	Environment keyward.Environment `json:"environment"`
-	Permissions []string            `json:"permissions"`
-	ExpiresAt   *time.Time          `json:"expires_at"`
-	RotateBy    *time.Time          `json:"rotate_by"`
-}
-
 type whoamiResponse struct {
-	Success bool   `json:"success"`
-	Data    whoami `json:"data"`
+	Success bool        `json:"success"`
+	Data    view.Whoami `json:"data"`
 }
 
-// handleWhoami answers any valid key with what it is: the connectivity check
-// of the seeds.
+// handleWhoami answers any valid key with what it is and what it may do
+// now: the connectivity check of the seeds.
 func (s *server) handleWhoami(w http.ResponseWriter, r *http.Request) {
-	res := admissionOf(r).key
-	k := res.Key
-	if err := s.respond(w, http.StatusOK, whoamiResponse{Success: true, Data: whoami{
-		KeyID: k.ID, Name: k.Name, TenantID: k.TenantID, TenantSlug: res.Tenant.Slug,
-		Environment: k.Environment, Permissions: k.Permissions, ExpiresAt: k.ExpiresAt, RotateBy: k.RotateBy,
-	}}); err != nil {
+	if err := s.respond(w, http.StatusOK, whoamiResponse{Success: true, Data: view.WhoamiOf(admissionOf(r).key)}); err != nil {
 		s.writeError(w, r, err)
 	}
 }

@@ -29,6 +29,7 @@ type (
 	}
 	listKeysRequest struct {
 		TenantID    string `query:"tenant_id" description:"tenant id or slug; a tenant's key sees its own keys only"`
+		MemberID    string `query:"member_id" description:"only the keys that belong to this member"`
 		Environment string `query:"environment" enum:"live,test"`
 		Status      string `query:"status" enum:"active,disabled,expired,revoked" description:"the status a key shows now: expired keys are listed as expired, not as active or disabled"`
 		pageRequest
@@ -74,7 +75,7 @@ func (s *server) handleListKeys(w http.ResponseWriter, r *http.Request, c manage
 		return err
 	}
 	keys, next, err := s.svc.Keys(r.Context(), c, manage.KeyListInput{
-		TenantID: q.Get("tenant_id"), Environment: q.Get("environment"), Status: q.Get("status"),
+		TenantID: q.Get("tenant_id"), MemberID: q.Get("member_id"), Environment: q.Get("environment"), Status: q.Get("status"),
 	}, p)
 	if err != nil {
 		return err

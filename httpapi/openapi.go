@@ -132,6 +132,32 @@ func operationID(method, path string) string {
 		return "suspendTenant"
 	case "POST /v1/tenants/{id}/resume":
 		return "resumeTenant"
+	case "PATCH /v1/tenants/{id}":
+		return "updateTenant"
+	case "POST /v1/members":
+		return "createMember"
+	case "GET /v1/members":
+		return "listMembers"
+	case "GET /v1/members/{id}":
+		return "getMember"
+	case "PATCH /v1/members/{id}":
+		return "updateMember"
+	case "DELETE /v1/members/{id}":
+		return "removeMember"
+	case "POST /v1/plans":
+		return "createPlan"
+	case "GET /v1/plans":
+		return "listPlans"
+	case "GET /v1/plans/{name}":
+		return "getPlan"
+	case "PATCH /v1/plans/{name}":
+		return "updatePlan"
+	case "POST /v1/permissions":
+		return "addPermission"
+	case "GET /v1/permissions":
+		return "listPermissions"
+	case "DELETE /v1/permissions/{name}":
+		return "removePermission"
 	case "GET /v1/audit-log":
 		return "listAuditEntries"
 	case "GET /v1/whoami":

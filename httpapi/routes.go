@@ -40,12 +40,28 @@ func (s *server) routes() []route {
 		{"POST /v1/tenants", "Create a tenant (root key)", manage.Root, createTenantRequest{}, tenantResponse{}, http.StatusCreated, s.managed(s.handleCreateTenant)},
 		{"GET /v1/tenants", "List tenants", manage.Manager, pageRequest{}, tenantListResponse{}, http.StatusOK, s.managed(s.handleListTenants)},
 		{"GET /v1/tenants/{id}", "Show a tenant by id or slug", manage.Manager, tenantPath{}, tenantResponse{}, http.StatusOK, s.managed(s.handleGetTenant)},
+		{"PATCH /v1/tenants/{id}", "Move a tenant to another plan (root key)", manage.Root, updateTenantRequest{}, tenantResponse{}, http.StatusOK, s.managed(s.handleUpdateTenant)},
 		{"POST /v1/tenants/{id}/suspend", "Suspend a tenant: its keys stop working (root key)", manage.Manager, tenantPath{}, tenantResponse{}, http.StatusOK, s.managed(s.handleSuspendTenant)},
 		{"POST /v1/tenants/{id}/resume", "Resume a suspended tenant (root key)", manage.Manager, tenantPath{}, tenantResponse{}, http.StatusOK, s.managed(s.handleResumeTenant)},
 
+		{"POST /v1/members", "Add a member to a tenant (admin or owner)", manage.Manager, createMemberRequest{}, memberResponse{}, http.StatusCreated, s.managed(s.handleCreateMember)},
+		{"GET /v1/members", "List a tenant's members, oldest first", manage.Manager, listMembersRequest{}, memberListResponse{}, http.StatusOK, s.managed(s.handleListMembers)},
+		{"GET /v1/members/{id}", "Show a member", manage.Manager, memberPath{}, memberResponse{}, http.StatusOK, s.managed(s.handleGetMember)},
+		{"PATCH /v1/members/{id}", "Change a member's email, name, role, permissions, external id or status (admin or owner)", manage.Manager, updateMemberRequest{}, memberResponse{}, http.StatusOK, s.managed(s.handleUpdateMember)},
+		{"DELETE /v1/members/{id}", "Remove a member, and revoke their keys or move them to another member (admin or owner)", manage.Manager, removeMemberRequest{}, removalResponse{}, http.StatusOK, s.managed(s.handleRemoveMember)},
+
+		{"POST /v1/plans", "Create a plan (root key)", manage.Root, createPlanRequest{}, planResponse{}, http.StatusCreated, s.managed(s.handleCreatePlan)},
+		{"GET /v1/plans", "List the plans, by name (root key)", manage.Root, nil, planListResponse{}, http.StatusOK, s.managed(s.handleListPlans)},
+		{"GET /v1/plans/{name}", "Show a plan (root key)", manage.Root, planPath{}, planResponse{}, http.StatusOK, s.managed(s.handleGetPlan)},
+		{"PATCH /v1/plans/{name}", "Change a plan's capabilities, permissions, API access or key limit (root key)", manage.Root, updatePlanRequest{}, planResponse{}, http.StatusOK, s.managed(s.handleUpdatePlan)},
+
+		{"POST /v1/permissions", "Add a permission to the catalogue (root key)", manage.Root, createPermissionRequest{}, permissionResponse{}, http.StatusCreated, s.managed(s.handleAddPermission)},
+		{"GET /v1/permissions", "List the permission catalogue, by name (root key)", manage.Root, nil, permissionListResponse{}, http.StatusOK, s.managed(s.handleListPermissions)},
+		{"DELETE /v1/permissions/{name}", "Remove a permission from the catalogue; one in use is a 409 that says where (root key)", manage.Root, permissionPath{}, messageResponse{}, http.StatusOK, s.managed(s.handleRemovePermission)},
+
 		{"GET /v1/audit-log", "List management actions, newest first", manage.Manager, auditRequest{}, auditListResponse{}, http.StatusOK, s.managed(s.handleAuditLog)},
 
-		{"GET /v1/whoami", "Connectivity check: which key, tenant and permissions the request carries", manage.AnyKey, nil, whoamiResponse{}, http.StatusOK, http.HandlerFunc(s.handleWhoami)},
+		{"GET /v1/whoami", "Connectivity check: which key, tenant, member and plan the request carries, and what it may use now", manage.AnyKey, nil, whoamiResponse{}, http.StatusOK, http.HandlerFunc(s.handleWhoami)},
 		{"POST /v1/verify", "Verify a key for another service (needs keyward:verify)", manage.Verifier, verifyRequest{}, verifyResponse{}, http.StatusOK, http.HandlerFunc(s.handleVerify)},
 		{"/v1/forward-auth", "Forward authentication for nginx auth_request, Traefik ForwardAuth and Envoy ext_authz (any method)", manage.AnyKey, forwardAuthRequest{}, nil, http.StatusOK, checksOwnKey(s.handleForwardAuth)},
 

@@ -13,7 +13,11 @@ type (
 		ID string `path:"id" description:"tenant id or slug" example:"acme"`
 	}
 	createTenantRequest struct{ manage.CreateTenantInput }
-	tenantResponse      struct {
+	updateTenantRequest struct {
+		tenantPath
+		manage.UpdateTenantInput
+	}
+	tenantResponse struct {
 		Success bool            `json:"success"`
 		Data    *keyward.Tenant `json:"data"`
 	}
@@ -22,7 +26,7 @@ type (
 	tenantListResponse view.List[*keyward.Tenant]
 	auditRequest       struct {
 		TenantID string `query:"tenant_id" description:"tenant id or slug; a tenant's key sees its own entries only"`
-		Target   string `query:"target" description:"id of a key or tenant"`
+		Target   string `query:"target" description:"id of a key, member or tenant, or name of a plan or permission"`
 		pageRequest
 	}
 	// auditListResponse is view.List of audit entries, named for the
@@ -56,6 +60,18 @@ func (s *server) handleListTenants(w http.ResponseWriter, r *http.Request, c man
 
 func (s *server) handleGetTenant(w http.ResponseWriter, r *http.Request, c manage.Caller) error {
 	t, err := s.svc.Tenant(r.Context(), c, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	return s.respond(w, http.StatusOK, tenantResponse{Success: true, Data: t})
+}
+
+func (s *server) handleUpdateTenant(w http.ResponseWriter, r *http.Request, c manage.Caller) error {
+	var in manage.UpdateTenantInput
+	if err := decode(w, r, &in); err != nil {
+		return err
+	}
+	t, err := s.svc.UpdateTenant(r.Context(), c, r.PathValue("id"), in)
 	if err != nil {
 		return err
 	}

@@ -3,6 +3,7 @@ package manage
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"strings"
@@ -24,15 +25,18 @@ const (
 	NoKey Requirement = iota
 	// AnyKey admits any valid key: it may ask what it is, or be checked.
 	AnyKey
-	// Manager admits a key with keys:manage, or a root key: the
-	// management of the caller's own tenant (of every tenant, for root).
+	// Manager admits a key with keys:manage whose member (if it has one)
+	// is active, or a root key: the management of the caller's own tenant
+	// (of every tenant, for root). What it may do there is then its role's
+	// (authorizeKey, authorizeMember).
 	Manager
 	// Verifier admits a key with keyward:verify, or a root key: the
 	// verification of other keys, for another service. Only keys of the
 	// system tenant may hold either, so no tenant's key can probe another
 	// tenant's keys.
 	Verifier
-	// Root admits a root key only: the administration of tenants.
+	// Root admits a root key only: the administration of tenants, plans
+	// and the permission catalogue.
 	Root
 )
 
@@ -64,11 +68,20 @@ func Authorize(c Caller, r Requirement) error {
 	case NoKey, AnyKey:
 		return nil
 	case Manager:
-		if c.Root() || slices.Contains(c.Permissions, keyward.PermManageKeys) {
+		switch {
+		case c.Root():
 			return nil
+		case !slices.Contains(c.Permissions, keyward.PermManageKeys):
+			return keyward.Errorf(keyward.CodeInsufficientPermissions,
+				"This key cannot manage keys: it needs the %q permission (or be a root key).", keyward.PermManageKeys)
+		case c.MemberState == MemberSuspended:
+			return keyward.Errorf(keyward.CodeInsufficientPermissions,
+				"This key belongs to member %s, who is suspended: a suspended member's keys manage nothing until an admin or owner of the account resumes the member.", c.MemberID)
+		case c.MemberState != "":
+			return keyward.Errorf(keyward.CodeInsufficientPermissions,
+				"This key belonged to member %s, who was removed from the account: it manages nothing. Use a key of a current member.", c.MemberID)
 		}
-		return keyward.Errorf(keyward.CodeInsufficientPermissions,
-			"This key cannot manage keys: it needs the %q permission (or be a root key).", keyward.PermManageKeys)
+		return nil
 	case Verifier:
 		if c.Root() || slices.Contains(c.Permissions, keyward.PermVerify) {
 			return nil
@@ -103,17 +116,32 @@ func (c Caller) Root() bool {
 
 // authorizeKey is the one rule for every action on an existing key:
 // change (enable and disable included), rotation and revocation. A caller
-// that is not root may act only on a key that is no more than itself: one
-// that holds no permission the caller lacks, is a test key if the caller is
-// one (a test key never touches live data), expires no later than the
-// caller when the caller expires, and may be used only from inside the
-// caller's ranges when the caller has some. A weaker key can thus neither
-// obtain a stronger one (a successor's plaintext goes to the caller) nor
-// disable or revoke what it could not have made. What a change or a
-// rotation makes of the key is then held to the same bounds by checkBounds.
+// that is not root acts first by its role: an admin or owner on every key
+// of its tenant, a developer on the keys that belong to its own member, a
+// viewer on none. It may then act only on a key that is no more than
+// itself: one that holds no permission the caller lacks, is a test key if
+// the caller is one (a test key never touches live data), expires no later
+// than the caller when the caller expires, and may be used only from inside
+// the caller's ranges, referrers, endpoints and resources when the caller
+// has some. A weaker key can thus neither obtain a stronger one (a
+// successor's plaintext goes to the caller) nor disable or revoke what it
+// could not have made. What a change or a rotation makes of the key is
+// then held to the same bounds by checkBounds.
 func authorizeKey(c Caller, k *keyward.Key) error {
 	if c.Root() {
 		return nil
+	}
+	switch {
+	case c.Role.Rank() >= keyward.RoleAdmin.Rank():
+	case c.Role == keyward.RoleDeveloper && c.MemberID != "" && k.MemberID == c.MemberID:
+	case c.Role == keyward.RoleDeveloper:
+		whose := "to the account as a whole"
+		if k.MemberID != "" {
+			whose = "to another member (" + k.MemberID + ")"
+		}
+		return roleRefusal(c, "change, rotate and revoke the keys that belong to you", "this one, which belongs "+whose)
+	default:
+		return roleRefusal(c, "read keys", "change, rotate or revoke them")
 	}
 	const act = "can change, rotate or revoke it"
 	for _, p := range k.Permissions {
@@ -140,7 +168,99 @@ func authorizeKey(c Caller, k *keyward.Key) error {
 			what = k.Restrictions.IPs[i]
 		}
 		return keyward.Errorf(keyward.CodeInsufficientPermissions,
-			"This key may be used from %s, and yours only from %s; only a key that may be used from every address it may, or a root key, %s.", what, strings.Join(c.IPs, ", "), act)
+			"This key may be used from %s, and yours only from %s; only a key that may be used from every address it may, or a root key, %s.", what, strings.Join(c.Restrictions.IPs, ", "), act)
+	}
+	if b := c.outsideRestrictions(k.Restrictions); b != nil {
+		return keyward.Errorf(keyward.CodeInsufficientPermissions,
+			"This key may reach %s, and yours only %s; only a key that may reach all it may, or a root key, %s.", b.what, b.bound, act)
+	}
+	return nil
+}
+
+// roleRefusal is the 403 for a caller whose role does not allow an action:
+// it names the role, what the role can do and what it cannot.
+func roleRefusal(c Caller, can, cannot string) *keyward.Error {
+	return keyward.Errorf(keyward.CodeInsufficientPermissions,
+		"Your role in this tenant is %s, which can %s but not %s; ask %s of the account.", roleName(c), can, cannot, whomToAsk(c))
+}
+
+// fieldRefusal is refusal e made to name the request field at fault, as
+// every error about a field does: "role: your role in this tenant is…".
+func fieldRefusal(field string, e *keyward.Error) *keyward.Error {
+	msg := e.Message
+	if msg != "" {
+		msg = strings.ToLower(msg[:1]) + msg[1:]
+	}
+	return &keyward.Error{Code: e.Code, Field: field, Message: field + ": " + msg}
+}
+
+// roleName is the caller's role as refusals name it.
+func roleName(c Caller) string {
+	switch {
+	case c.Role == "":
+		return "none"
+	case c.MemberID == "" && c.Role == keyward.RoleAdmin:
+		return "admin (a key that belongs to no member acts as an admin)"
+	}
+	return string(c.Role)
+}
+
+// whomToAsk is who can do what the caller's role cannot.
+func whomToAsk(c Caller) string {
+	if c.Role == keyward.RoleAdmin {
+		return "an owner"
+	}
+	return "an admin or owner"
+}
+
+// authorizeCreateKey is the rule for making a key: a caller that is not
+// root needs the role of a developer or more, and only an admin or owner
+// makes a key that belongs to another member than its own (memberID,
+// given in the request; "" when none was).
+func authorizeCreateKey(c Caller, memberID string) error {
+	switch {
+	case c.Root():
+		return nil
+	case c.Role.Rank() < keyward.RoleDeveloper.Rank():
+		return roleRefusal(c, "read keys", "create them")
+	case memberID != "" && memberID != c.MemberID && c.Role.Rank() < keyward.RoleAdmin.Rank():
+		e := fieldRefusal("member_id", roleRefusal(c, "make keys for yourself", "for another member"))
+		e.Message += " Leave member_id out to make a key of your own."
+		return e
+	}
+	return nil
+}
+
+// memberAction is what is done to a member, for authorizeMember.
+type memberAction int
+
+const (
+	memberAdd memberAction = iota
+	memberChange
+	memberRemove
+)
+
+// authorizeMember is the one rule for adding, changing and removing a
+// member (reading them takes Manager alone): root and owners may do
+// everything; an admin (and a key of the tenant without a member) adds,
+// changes and removes members who are not owners and makes no one an
+// owner; developers and viewers only read. target is the member as it is
+// (nil for one being added), and role the role it is given ("" when the
+// role does not change). That a tenant keeps an active owner is the
+// store's rule (a 409).
+func authorizeMember(c Caller, act memberAction, target *keyward.Member, role keyward.Role) error {
+	if c.Root() || c.Role == keyward.RoleOwner {
+		return nil
+	}
+	if c.Role.Rank() < keyward.RoleAdmin.Rank() {
+		return roleRefusal(c, "read members", "add, change or remove them")
+	}
+	if target != nil && target.Role == keyward.RoleOwner {
+		verb := map[memberAction]string{memberChange: "change", memberRemove: "remove"}[act]
+		return roleRefusal(c, "manage members who are not owners", verb+" "+target.ID+", who is an owner")
+	}
+	if role == keyward.RoleOwner {
+		return fieldRefusal("role", roleRefusal(c, "manage members who are not owners", "make anyone an owner"))
 	}
 	return nil
 }
@@ -148,9 +268,10 @@ func authorizeKey(c Caller, k *keyward.Key) error {
 // checkBounds refuses a key that a caller that is not root makes, or makes
 // of a key by changing it, when the key would be more than the caller's
 // own: live from a test key, expiring later (or never) than a key that
-// expires, usable from an address outside a restricted key's ranges. Its
-// permissions are held to the caller's by checkPermissions. The error names
-// the field at fault and says what to give instead.
+// expires, usable from an address outside a restricted key's ranges, or
+// reaching referrers, endpoints or resources that the caller may not. Its
+// permissions are held to the caller's by checkPermissions. The error
+// names the field at fault and says what to give instead.
 func checkBounds(c Caller, k *keyward.Key) error {
 	if c.Root() {
 		return nil
@@ -169,7 +290,7 @@ func checkBounds(c Caller, k *keyward.Key) error {
 			Message: msg + ": give an expiry no later than " + when}
 	}
 	if i, outside := c.outsideIPs(k.Restrictions.IPs); outside {
-		ranges := strings.Join(c.IPs, ", ")
+		ranges := strings.Join(c.Restrictions.IPs, ", ")
 		field := "restrictions.ips"
 		msg := fmt.Sprintf("%s: your key may only be used from %s, so a key it makes or changes cannot be usable from every address", field, ranges)
 		if i >= 0 {
@@ -178,6 +299,10 @@ func checkBounds(c Caller, k *keyward.Key) error {
 		}
 		return &keyward.Error{Code: keyward.CodeInsufficientPermissions, Field: field,
 			Message: msg + ": give ranges inside " + ranges}
+	}
+	if b := c.outsideRestrictions(k.Restrictions); b != nil {
+		return &keyward.Error{Code: keyward.CodeInsufficientPermissions, Field: b.field,
+			Message: fmt.Sprintf("%s: your key may only reach %s, so a key it makes or changes cannot reach %s: give only entries your key has", b.field, b.bound, b.what)}
 	}
 	return nil
 }
@@ -202,14 +327,14 @@ func (c Caller) allowsExpiry(t *time.Time) bool {
 // another when the other contains its address and is no narrower. A range
 // of the caller that cannot be read holds nothing, as for the verifier.
 func (c Caller) outsideIPs(ips []string) (i int, outside bool) {
-	if len(c.IPs) == 0 {
+	if len(c.Restrictions.IPs) == 0 {
 		return 0, false
 	}
 	if len(ips) == 0 {
 		return -1, true
 	}
 	var bounds []netip.Prefix
-	for _, s := range c.IPs {
+	for _, s := range c.Restrictions.IPs {
 		if p, err := keyward.ParseCIDR(s); err == nil {
 			bounds = append(bounds, p)
 		}
@@ -223,6 +348,60 @@ func (c Caller) outsideIPs(ips []string) (i int, outside bool) {
 		}
 	}
 	return 0, false
+}
+
+// overreach is a restriction of a key that reaches further than the
+// caller's (outsideRestrictions): the request field at fault, what the key
+// reaches and what the caller's own reaches, as refusals name them.
+type overreach struct {
+	field, what, bound string
+}
+
+// outsideRestrictions reports whether a key with restrictions r may reach
+// a referrer, an endpoint or a resource that the caller may not, and if so
+// which; nil when it may not. Where the caller has referrers or endpoints,
+// each of the key's must equal one of them, and the key must have some;
+// for each path parameter whose resources the caller restricts, the key's
+// values must be some of the caller's.
+//
+// Patterns are compared as text: a pattern that is narrower than one of
+// the caller's but written differently is refused (docs/access.md).
+func (c Caller) outsideRestrictions(r keyward.Restrictions) *overreach {
+	lists := []struct {
+		field, plural string
+		bound, list   []string
+	}{
+		{"restrictions.referrers", "every referrer", c.Restrictions.Referrers, r.Referrers},
+		{"restrictions.endpoints", "every endpoint", c.Restrictions.Endpoints, r.Endpoints},
+	}
+	for _, l := range lists {
+		if len(l.bound) == 0 {
+			continue
+		}
+		bound := strings.Join(l.bound, ", ")
+		if len(l.list) == 0 {
+			return &overreach{l.field, l.plural, bound}
+		}
+		for i, e := range l.list {
+			if !slices.Contains(l.bound, e) {
+				return &overreach{fmt.Sprintf("%s[%d]", l.field, i), e, bound}
+			}
+		}
+	}
+	for _, param := range slices.Sorted(maps.Keys(c.Restrictions.Resources)) {
+		bound := c.Restrictions.Resources[param]
+		shown := param + " " + strings.Join(bound, ", ")
+		values, restricted := r.Resources[param]
+		if !restricted {
+			return &overreach{"restrictions.resources", "every " + param, shown}
+		}
+		for i, v := range values {
+			if !slices.Contains(bound, v) {
+				return &overreach{fmt.Sprintf("restrictions.resources.%s[%d]", param, i), param + " " + v, shown}
+			}
+		}
+	}
+	return nil
 }
 
 // inScope reports whether the caller may see tenant id.

@@ -3,6 +3,7 @@ package manage
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"regexp"
 	"slices"
 	"strconv"
@@ -23,14 +24,25 @@ const (
 	// MaxMetadataValLen counts the bytes of a tag's value in UTF-8.
 	MaxMetadataValLen = 256
 	MaxIPs            = 100
-	DefaultGrace      = 24 * time.Hour
-	MaxGrace          = 30 * 24 * time.Hour
+	// MaxPatterns is the most referrers, and the most endpoints, a key may
+	// be restricted to; MaxPatternLen the longest of either, in bytes.
+	MaxPatterns   = 100
+	MaxPatternLen = 512
+	// MaxResourceParams is the most path parameters a key's resources
+	// may name, MaxResourceValues the most values of each, and
+	// MaxResourceValueLen the longest value, in bytes.
+	MaxResourceParams   = 32
+	MaxResourceValues   = 100
+	MaxResourceValueLen = 256
+	DefaultGrace        = 24 * time.Hour
+	MaxGrace            = 30 * 24 * time.Hour
 )
 
 var (
-	permissionPattern  = regexp.MustCompile(`^[a-z][a-z0-9_-]*(:[a-z0-9_*-]+)*$`)
-	metadataKeyPattern = regexp.MustCompile(`^[A-Za-z0-9_.-]+$`)
-	durationPattern    = regexp.MustCompile(`^([0-9]+)([smhdw])$`)
+	permissionPattern    = regexp.MustCompile(`^[a-z][a-z0-9_-]*(:[a-z0-9_*-]+)*$`)
+	resourceParamPattern = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,63}$`)
+	metadataKeyPattern   = regexp.MustCompile(`^[A-Za-z0-9_.-]+$`)
+	durationPattern      = regexp.MustCompile(`^([0-9]+)([smhdw])$`)
 )
 
 // MaxDuration is the longest duration ParseDuration accepts, and how far
@@ -147,16 +159,24 @@ func parseWhen(field, s string, now time.Time) (*time.Time, error) {
 	return &t, nil
 }
 
+// checkName validates a key's name.
 func checkName(name string) (string, error) {
+	return checkLabel("name", name, `a name that says what the key is for, such as "prod-order-bot"`)
+}
+
+// checkLabel validates a name shown in lists, a key's or a member's:
+// visible text of 1 to MaxNameLen characters, trimmed. example says what
+// to give when it is empty.
+func checkLabel(field, name, example string) (string, error) {
 	n := strings.TrimSpace(name)
 	if n == "" {
-		return "", keyward.FieldErrorf("name", "is required: a name that says what the key is for, such as \"prod-order-bot\"")
+		return "", keyward.FieldErrorf(field, "is required: %s", example)
 	}
-	if err := checkText("name", "", n); err != nil {
+	if err := checkText(field, "", n); err != nil {
 		return "", err
 	}
 	if l := utf8.RuneCountInString(n); l > MaxNameLen {
-		return "", keyward.FieldErrorf("name", "is %d characters long; use at most %d", l, MaxNameLen)
+		return "", keyward.FieldErrorf(field, "is %d characters long; use at most %d", l, MaxNameLen)
 	}
 	return n, nil
 }
@@ -176,30 +196,74 @@ func checkEnvironment(env string) (keyward.Environment, error) {
 // tenant tenantID: well-formed, not repeated, held by the caller itself
 // unless it is root, and keyward:* only for the system tenant.
 func checkPermissions(c Caller, tenantID string, perms []string) ([]string, error) {
-	if len(perms) > MaxPermissions {
-		return nil, keyward.FieldErrorf("permissions", "has %d entries; a key may hold at most %d", len(perms), MaxPermissions)
+	out, err := checkPermissionNames("permissions", perms, "a key")
+	if err != nil {
+		return nil, err
 	}
-	out := make([]string, 0, len(perms))
 	for i, p := range perms {
 		field := fmt.Sprintf("permissions[%d]", i)
 		switch {
-		case utf8.RuneCountInString(p) > MaxPermissionLen:
-			return nil, keyward.FieldErrorf(field, "is %d characters long; use at most %d", utf8.RuneCountInString(p), MaxPermissionLen)
-		case !permissionPattern.MatchString(p):
-			return nil, keyward.FieldErrorf(field, "%q is not a permission: use lowercase names made of words joined by colons, such as contacts:write, messages:send or admin", p)
-		case p == "none":
-			return nil, keyward.FieldErrorf(field, "\"none\" cannot be a permission: forward-auth reads permissions=none as a location that needs none; choose another name")
 		case strings.HasPrefix(p, "keyward:") && tenantID != keyward.SystemTenantID:
 			return nil, keyward.FieldErrorf(field, "%q is one of Keyward's own permissions; only keys of the system tenant may hold it", p)
 		case !c.Root() && !slices.Contains(c.Permissions, p):
 			return nil, &keyward.Error{Code: keyward.CodeInsufficientPermissions, Field: field,
 				Message: fmt.Sprintf("%s: you cannot grant %q: a key can only be given permissions that the key creating it holds", field, p)}
 		}
+	}
+	return out, nil
+}
+
+// checkPermissionNames validates a list of permissions of field, held by
+// holder ("a key", "a member", "a plan"): at most MaxPermissions, each
+// well-formed, and returns them without repeats.
+func checkPermissionNames(field string, perms []string, holder string) ([]string, error) {
+	if len(perms) > MaxPermissions {
+		return nil, keyward.FieldErrorf(field, "has %d entries; %s may hold at most %d", len(perms), holder, MaxPermissions)
+	}
+	out := make([]string, 0, len(perms))
+	for i, p := range perms {
+		if err := checkPermissionName(fmt.Sprintf("%s[%d]", field, i), p); err != nil {
+			return nil, err
+		}
 		if !slices.Contains(out, p) {
 			out = append(out, p)
 		}
 	}
 	return out, nil
+}
+
+// checkPermissionName validates the name of one permission.
+func checkPermissionName(field, p string) error {
+	switch {
+	case utf8.RuneCountInString(p) > MaxPermissionLen:
+		return keyward.FieldErrorf(field, "is %d characters long; use at most %d", utf8.RuneCountInString(p), MaxPermissionLen)
+	case !permissionPattern.MatchString(p):
+		return keyward.FieldErrorf(field, "%q is not a permission: use lowercase names made of words joined by colons, such as contacts:write, messages:send or admin", p)
+	case p == "none":
+		return keyward.FieldErrorf(field, "\"none\" cannot be a permission: forward-auth reads permissions=none as a location that needs none; choose another name")
+	}
+	return nil
+}
+
+// checkOwnPermissionsAbsent refuses Keyward's own permissions in the
+// permissions of a member or a plan (holder): those bound what keys may do
+// with the operator's API, and roles, not members or plans, bound what a
+// key may do with Keyward's.
+func checkOwnPermissionsAbsent(field string, perms []string, holder string) error {
+	for i, p := range perms {
+		if builtIn(p) {
+			return keyward.FieldErrorf(fmt.Sprintf("%s[%d]", field, i),
+				"%q is one of Keyward's own permissions, which %s does not hold: what a key may manage is decided by its member's role", p, holder)
+		}
+	}
+	return nil
+}
+
+// builtIn reports whether p is one of Keyward's own permissions
+// (keys:manage, keyward:*), which are never in the catalogue and never
+// bounded by a member or a plan.
+func builtIn(p string) bool {
+	return p == keyward.PermManageKeys || strings.HasPrefix(p, "keyward:")
 }
 
 func checkMetadata(md map[string]string) (map[string]string, error) {
@@ -226,10 +290,14 @@ func checkMetadata(md map[string]string) (map[string]string, error) {
 	return out, nil
 }
 
-// checkRestrictions validates the allowed CIDRs; a bare address stands for
-// itself (/32 or /128).
+// checkRestrictions validates a key's restrictions: the allowed CIDRs (a
+// bare address stands for itself, /32 or /128), the referrer and endpoint
+// patterns and the allowed resources, each within its limits and given
+// once. Whether they lie inside the caller's own is checkBounds's rule.
+//
+// The syntax of each referrer and endpoint pattern is checkPattern's.
 func checkRestrictions(r *keyward.Restrictions) (keyward.Restrictions, error) {
-	out := keyward.Restrictions{IPs: []string{}}
+	out := keyward.Restrictions{IPs: []string{}, Referrers: []string{}, Endpoints: []string{}, Resources: map[string][]string{}}
 	if r == nil {
 		return out, nil
 	}
@@ -247,6 +315,120 @@ func checkRestrictions(r *keyward.Restrictions) (keyward.Restrictions, error) {
 		if !slices.Contains(out.IPs, p.String()) {
 			out.IPs = append(out.IPs, p.String())
 		}
+	}
+	var err error
+	if out.Referrers, err = checkPatterns("restrictions.referrers", referrerPattern, r.Referrers); err != nil {
+		return out, err
+	}
+	if out.Endpoints, err = checkPatterns("restrictions.endpoints", endpointPattern, r.Endpoints); err != nil {
+		return out, err
+	}
+	if out.Resources, err = checkResources(r.Resources); err != nil {
+		return out, err
+	}
+	return out, nil
+}
+
+// patternKind is what a restriction's pattern is: a referrer or an
+// endpoint.
+type patternKind int
+
+const (
+	referrerPattern patternKind = iota
+	endpointPattern
+)
+
+// checkPatterns validates the referrer or endpoint patterns of field: at
+// most MaxPatterns, each checked by checkPattern, and returns them without
+// repeats.
+func checkPatterns(field string, kind patternKind, patterns []string) ([]string, error) {
+	out := []string{}
+	if len(patterns) > MaxPatterns {
+		return out, keyward.FieldErrorf(field, "has %d entries; use at most %d", len(patterns), MaxPatterns)
+	}
+	for i, p := range patterns {
+		p = strings.TrimSpace(p)
+		if err := checkPattern(fmt.Sprintf("%s[%d]", field, i), kind, p); err != nil {
+			return out, err
+		}
+		if !slices.Contains(out, p) {
+			out = append(out, p)
+		}
+	}
+	return out, nil
+}
+
+// checkPattern validates one referrer pattern (https://app.example.com,
+// https://*.example.com/*) or endpoint pattern (GET /v1/contacts/**,
+// * /v1/reports/*): visible text of at most MaxPatternLen bytes, without
+// spaces inside a referrer, and an endpoint made of a method (or *), one
+// space and a path that starts with /. The full grammar of both
+// (docs/policy.md) is package policy's, which this check is to call.
+func checkPattern(field string, kind patternKind, p string) error {
+	if p == "" {
+		return keyward.FieldErrorf(field, "is empty; give a pattern or leave the entry out")
+	}
+	if err := checkText(field, "", p); err != nil {
+		return err
+	}
+	if len(p) > MaxPatternLen {
+		return keyward.FieldErrorf(field, "is %d bytes long; use at most %d", len(p), MaxPatternLen)
+	}
+	switch kind {
+	case referrerPattern:
+		if strings.ContainsAny(p, " \t") {
+			return keyward.FieldErrorf(field, "%q has a space; give a URL pattern such as https://app.example.com or https://*.example.com/*", p)
+		}
+	case endpointPattern:
+		method, path, ok := strings.Cut(p, " ")
+		if !ok || method == "" || !strings.HasPrefix(path, "/") || strings.Contains(path, " ") {
+			return keyward.FieldErrorf(field, "%q is not METHOD /path: give a method (or *), one space and a path pattern, such as GET /v1/contacts/** or * /v1/reports/*", p)
+		}
+	}
+	return nil
+}
+
+// checkResources validates a key's allowed resources: at most
+// MaxResourceParams path parameters, each named as a route policy names
+// one, with 1 to MaxResourceValues values of visible text; a value given
+// twice is kept once.
+func checkResources(res map[string][]string) (map[string][]string, error) {
+	out := map[string][]string{}
+	if len(res) > MaxResourceParams {
+		return out, keyward.FieldErrorf("restrictions.resources", "names %d path parameters; use at most %d", len(res), MaxResourceParams)
+	}
+	for _, param := range slices.Sorted(maps.Keys(res)) {
+		field := "restrictions.resources." + param
+		if !resourceParamPattern.MatchString(param) {
+			if err := checkText("restrictions.resources", "parameter name", param); err != nil {
+				return out, err
+			}
+			return out, keyward.FieldErrorf("restrictions.resources", "%q is not a path parameter's name: use 1 to 64 letters, digits and underscores, not starting with a digit, as in the route policy's {site}", param)
+		}
+		values := res[param]
+		switch {
+		case len(values) == 0:
+			return out, keyward.FieldErrorf(field, "is empty, which would allow no value at all; give the values the key may reach, or leave the parameter out to allow every value")
+		case len(values) > MaxResourceValues:
+			return out, keyward.FieldErrorf(field, "has %d values; use at most %d", len(values), MaxResourceValues)
+		}
+		kept := []string{}
+		for i, v := range values {
+			vf := fmt.Sprintf("%s[%d]", field, i)
+			switch {
+			case v == "":
+				return out, keyward.FieldErrorf(vf, "is empty; give the value of the path parameter, such as site_1")
+			case len(v) > MaxResourceValueLen:
+				return out, keyward.FieldErrorf(vf, "is %d bytes long; use at most %d", len(v), MaxResourceValueLen)
+			}
+			if err := checkText(vf, "", v); err != nil {
+				return out, err
+			}
+			if !slices.Contains(kept, v) {
+				kept = append(kept, v)
+			}
+		}
+		out[param] = kept
 	}
 	return out, nil
 }

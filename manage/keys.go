@@ -23,6 +23,7 @@ type CreateKeyInput struct {
 	RotateBy     *string               `json:"rotate_by,omitempty" description:"when rotation is due: a date, a time or a duration, at most 100 years ahead; \"never\" or absent: none" example:"90d"`
 	Metadata     map[string]string     `json:"metadata,omitempty" description:"tags such as owner, service, environment: names of 1 to 64 letters, digits, dots, dashes and underscores; values of visible text, at most 256 bytes in UTF-8"`
 	Restrictions *keyward.Restrictions `json:"restrictions,omitempty"`
+	MemberID     string                `json:"member_id,omitempty" description:"the member the key belongs to, whose permissions bound it: a root key, or an admin or owner, may make a key for a member of the tenant; a member's key makes keys for its own member when this is left out"`
 }
 
 // UpdateKeyInput changes a key; absent fields stay as they are.
@@ -44,6 +45,7 @@ type RotateKeyInput struct {
 // KeyListInput selects keys to list.
 type KeyListInput struct {
 	TenantID    string
+	MemberID    string
 	Environment string
 	Status      string
 }
@@ -64,15 +66,28 @@ func (s *Service) createKey(ctx context.Context, c Caller, in CreateKeyInput, id
 	if err != nil {
 		return nil, "", err
 	}
+	if err := authorizeCreateKey(c, in.MemberID); err != nil {
+		return nil, "", err
+	}
+	if err := s.entitled(ctx, tenant, false); err != nil {
+		return nil, "", err
+	}
 	now := s.now().UTC().Truncate(time.Microsecond)
 	k := &keyward.Key{TenantID: tenant.ID, Status: keyward.KeyActive, CreatedAt: now, UpdatedAt: now, CreatedBy: c.Actor.ID}
+	member, err := s.keyMember(ctx, c, tenant.ID, in.MemberID)
+	if err != nil {
+		return nil, "", err
+	}
+	if member != nil {
+		k.MemberID = member.ID
+	}
 	if k.Name, err = checkName(in.Name); err != nil {
 		return nil, "", err
 	}
 	if k.Environment, err = checkEnvironment(in.Environment); err != nil {
 		return nil, "", err
 	}
-	if k.Permissions, err = checkPermissions(c, tenant.ID, in.Permissions); err != nil {
+	if k.Permissions, err = s.checkKeyPermissions(ctx, c, tenant.ID, member, in.Permissions); err != nil {
 		return nil, "", err
 	}
 	if k.ExpiresAt, err = parseOptionalWhen("expires", in.Expires, now); err != nil {
@@ -90,6 +105,9 @@ func (s *Service) createKey(ctx context.Context, c Caller, in CreateKeyInput, id
 	if err := checkBounds(c, k); err != nil {
 		return nil, "", err
 	}
+	if err := s.entitled(ctx, tenant, true); err != nil {
+		return nil, "", err
+	}
 	plaintext, err := s.issue(k)
 	if err != nil {
 		return nil, "", err
@@ -102,6 +120,58 @@ func (s *Service) createKey(ctx context.Context, c Caller, in CreateKeyInput, id
 	}
 	s.changed(ctx)
 	return k, plaintext, nil
+}
+
+// keyMember returns the member a new key in tenant tenantID belongs to:
+// the one the request names (id), else the caller's own member, else none
+// (nil), for a key of the tenant as a whole. A member named but not in the
+// tenant is a 404 that names member_id, as for one that does not exist; a
+// suspended one is a 409.
+func (s *Service) keyMember(ctx context.Context, c Caller, tenantID, id string) (*keyward.Member, error) {
+	if id == "" && !c.Root() {
+		id = c.MemberID
+	}
+	if id == "" {
+		return nil, nil
+	}
+	m, err := s.store.Member(ctx, id)
+	switch {
+	case keyward.ErrorCode(err) == keyward.CodeNotFound || (err == nil && m.TenantID != tenantID):
+		return nil, &keyward.Error{Code: keyward.CodeNotFound, Field: "member_id",
+			Message: fmt.Sprintf("member_id: no member with id %q is in the key's tenant; list them with GET /v1/members", id)}
+	case err != nil:
+		return nil, err
+	case m.Status != keyward.MemberActive:
+		return nil, &keyward.Error{Code: keyward.CodeConflict, Field: "member_id",
+			Message: fmt.Sprintf("member_id: member %s is suspended, and a suspended member's keys may use nothing; resume the member first", m.ID)}
+	}
+	return m, nil
+}
+
+// checkKeyPermissions validates the permissions of a key in tenant
+// tenantID that belongs to member m (nil for none): checkPermissions's
+// rules, catalogued once the catalogue has entries, and each held by m,
+// whose current permissions bound the key's (Keyward's own are bounded by
+// roles instead).
+func (s *Service) checkKeyPermissions(ctx context.Context, c Caller, tenantID string, m *keyward.Member, perms []string) ([]string, error) {
+	out, err := checkPermissions(c, tenantID, perms)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.checkCatalogued(ctx, "permissions", perms); err != nil {
+		return nil, err
+	}
+	if m == nil {
+		return out, nil
+	}
+	for i, p := range perms {
+		if !builtIn(p) && !m.HasPermission(p) {
+			field := fmt.Sprintf("permissions[%d]", i)
+			return nil, &keyward.Error{Code: keyward.CodeInsufficientPermissions, Field: field,
+				Message: fmt.Sprintf("%s: member %s, whom the key belongs to, does not hold %q, and a key may hold only permissions its member holds: give the member %q first, or leave it out", field, m.ID, p, p)}
+		}
+	}
+	return out, nil
 }
 
 // issue gives k a fresh id and secret, and returns the secret.
@@ -154,6 +224,16 @@ func (s *Service) Keys(ctx context.Context, c Caller, in KeyListInput, p keyward
 		}
 		f.TenantID = t.ID
 	}
+	if in.MemberID != "" {
+		m, err := s.Member(ctx, c, in.MemberID)
+		if err != nil {
+			return nil, "", err
+		}
+		if f.TenantID != "" && m.TenantID != f.TenantID {
+			return nil, "", errNotFound("member", in.MemberID)
+		}
+		f.MemberID = m.ID
+	}
 	if in.Environment != "" {
 		e, err := checkEnvironment(in.Environment)
 		if err != nil {
@@ -195,7 +275,13 @@ func (s *Service) UpdateKey(ctx context.Context, c Caller, id string, in UpdateK
 		u.Name = &n
 	}
 	if in.Permissions != nil {
-		p, err := checkPermissions(c, k.TenantID, *in.Permissions)
+		var member *keyward.Member
+		if k.MemberID != "" {
+			if member, err = s.store.Member(ctx, k.MemberID); err != nil {
+				return nil, err
+			}
+		}
+		p, err := s.checkKeyPermissions(ctx, c, k.TenantID, member, *in.Permissions)
 		if err != nil {
 			return nil, err
 		}
@@ -306,15 +392,23 @@ func dropUnchanged(u *keyward.KeyUpdate, k *keyward.Key) bool {
 	if u.RotateBy != nil && sameTime(u.RotateBy, k.RotateBy) {
 		u.RotateBy = nil
 	}
-	// Restrictions holds the allowed IPs alone so far: compare each field
-	// that is added.
-	if u.Restrictions != nil && sameSet(u.Restrictions.IPs, k.Restrictions.IPs) {
+	if u.Restrictions != nil && sameRestrictions(*u.Restrictions, k.Restrictions) {
 		u.Restrictions = nil
 	}
 	if u.Status != nil && *u.Status == k.Status {
 		u.Status = nil
 	}
 	return *u != keyward.KeyUpdate{}
+}
+
+// sameRestrictions reports whether a and b allow the same: each list
+// compared as a set.
+func sameRestrictions(a, b keyward.Restrictions) bool {
+	return sameSet(a.IPs, b.IPs) && sameSet(a.Referrers, b.Referrers) && sameSet(a.Endpoints, b.Endpoints) &&
+		len(a.Resources) == len(b.Resources) && !slices.ContainsFunc(slices.Collect(maps.Keys(a.Resources)), func(p string) bool {
+		v, ok := b.Resources[p]
+		return !ok || !sameSet(a.Resources[p], v)
+	})
 }
 
 // sameSet reports whether a and b hold the same strings, in any order.
@@ -399,6 +493,11 @@ func (s *Service) RotateKey(ctx context.Context, c Caller, id string, in RotateK
 	if err := authorizeKey(c, old); err != nil {
 		return nil, "", nil, err
 	}
+	// A successor replaces its predecessor, so the plan's key limit does
+	// not refuse it; a plan without API access does.
+	if err := s.entitledByID(ctx, old.TenantID); err != nil {
+		return nil, "", nil, err
+	}
 	now := s.now().UTC().Truncate(time.Microsecond)
 	switch {
 	case old.Status == keyward.KeyRevoked:
@@ -413,7 +512,7 @@ func (s *Service) RotateKey(ctx context.Context, c Caller, id string, in RotateK
 		TenantID: old.TenantID, Environment: old.Environment, Name: old.Name,
 		Permissions: old.Permissions, Metadata: old.Metadata, Restrictions: old.Restrictions,
 		ExpiresAt: sameDistance(old.ExpiresAt, old.CreatedAt, now), RotateBy: sameDistance(old.RotateBy, old.CreatedAt, now),
-		Status: old.Status, CreatedAt: now, UpdatedAt: now, CreatedBy: c.Actor.ID, RotatedFrom: old.ID,
+		Status: old.Status, CreatedAt: now, UpdatedAt: now, CreatedBy: c.Actor.ID, RotatedFrom: old.ID, MemberID: old.MemberID,
 	}
 	// The successor keeps its predecessor's lifetime, but not past the
 	// caller's own expiry: it is brought forward to it rather than refused,
@@ -443,6 +542,16 @@ func (s *Service) RotateKey(ctx context.Context, c Caller, id string, in RotateK
 	return successor, plaintext, old, nil
 }
 
+// entitledByID is entitled, without counting, for the tenant with id
+// tenantID.
+func (s *Service) entitledByID(ctx context.Context, tenantID string) error {
+	t, err := s.store.Tenant(ctx, tenantID)
+	if err != nil {
+		return err
+	}
+	return s.entitled(ctx, t, false)
+}
+
 // sameDistance returns now plus the time from created to t, or nil.
 func sameDistance(t *time.Time, created, now time.Time) *time.Time {
 	if t == nil {
@@ -467,7 +576,13 @@ func (s *Service) AuditLog(ctx context.Context, c Caller, f keyward.AuditFilter,
 	// A target outside the caller's reach is answered as one that does not
 	// exist, as on every other route.
 	if f.Target != "" && !c.Root() && f.Target != c.TenantID {
-		if _, err := s.Key(ctx, c, f.Target); err != nil {
+		var err error
+		if strings.HasPrefix(f.Target, "mem_") {
+			_, err = s.Member(ctx, c, f.Target)
+		} else {
+			_, err = s.Key(ctx, c, f.Target)
+		}
+		if err != nil {
 			return nil, "", err
 		}
 	}

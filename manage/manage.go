@@ -1,9 +1,11 @@
 // Package manage owns the management operations of Keyward: who may do what
-// (a root key for every tenant, a tenant's key with keys:manage for its own;
-// Authorize and the rules of authorize.go, which the HTTP API's routes
-// declare and enforce), validation of what they ask with errors that name the field at fault, and
-// the issuing, rotation and revocation of keys. The HTTP API and the command
-// line both call it, so the two behave the same.
+// (a root key for every tenant, a tenant's key with keys:manage for its own,
+// with its member's role; Authorize and the rules of authorize.go, which the
+// HTTP API's routes declare and enforce), validation of what they ask with
+// errors that name the field at fault, the issuing, rotation and revocation
+// of keys, and the members, plans, permission catalogue and tenants they
+// belong to (docs/access.md). The HTTP API and the command line both call
+// it, so the two behave the same.
 package manage
 
 import (
@@ -12,13 +14,18 @@ import (
 
 	"github.com/keyward/keyward"
 	"github.com/keyward/keyward/apikey"
+	"github.com/keyward/keyward/verify"
 )
 
-// Store is what a Service asks of the storage: the tenants, the keys and
-// the audit log. Every keyward.Store is one.
+// Store is what a Service asks of the storage: the tenants, the keys, the
+// members, the plans, the permission catalogue and the audit log. Every
+// keyward.Store is one.
 type Store interface {
 	keyward.TenantStore
 	keyward.KeyStore
+	keyward.MemberStore
+	keyward.PlanStore
+	keyward.Catalogue
 	keyward.AuditStore
 }
 
@@ -55,18 +62,37 @@ func New(c Config) *Service {
 func (s *Service) Now() time.Time { return s.now() }
 
 // Caller is who asks for an operation: the key that authenticated a request,
-// or the command line.
+// with the member it belongs to, or the command line.
 type Caller struct {
-	Actor       keyward.Actor
-	TenantID    string
+	// Actor is written to the audit log: the key's id and the client's
+	// address, and the member the key belongs to.
+	Actor    keyward.Actor
+	TenantID string
+	// Permissions are what the caller's key may use now: its effective
+	// permissions (verify.Access), which bound what it makes and changes.
 	Permissions []string
-	// Environment, ExpiresAt and IPs are those of the caller's key. They
-	// bound what a caller that is not root makes and changes (see
-	// authorizeKey and checkBounds); empty, they bound nothing.
-	Environment keyward.Environment
-	ExpiresAt   *time.Time
-	IPs         []string
+	// Role is what the caller may manage in its tenant (docs/access.md):
+	// its member's current role, or RoleAdmin for a tenant's key without a
+	// member. Root and the command line act as the operator and have none.
+	Role keyward.Role
+	// MemberID is the member the caller's key belongs to, or "".
+	MemberID string
+	// MemberState says why the caller's member may not act, or "" when it
+	// may (or the key has no member): MemberSuspended or MemberRemoved.
+	MemberState string
+	// Environment, ExpiresAt and Restrictions are those of the caller's
+	// key. They bound what a caller that is not root makes and changes
+	// (see authorizeKey and checkBounds); empty, they bound nothing.
+	Environment  keyward.Environment
+	ExpiresAt    *time.Time
+	Restrictions keyward.Restrictions
 }
+
+// Why a caller's member may not act (Caller.MemberState).
+const (
+	MemberSuspended = "suspended"
+	MemberRemoved   = "removed"
+)
 
 // CommandLine returns the caller of every command-line operation: a root
 // caller, which may do everything, acting as keyward.CommandLineActor. A
@@ -75,13 +101,37 @@ func CommandLine() Caller {
 	return Caller{Actor: keyward.CommandLineActor(), TenantID: keyward.SystemTenantID, Permissions: []string{keyward.PermAdmin}}
 }
 
-// CallerFromKey returns the caller that a verified key stands for; ip is the
-// client address of the request.
-func CallerFromKey(k *keyward.Key, ip string) Caller {
-	return Caller{
-		Actor: keyward.Actor{ID: k.ID, IP: ip}, TenantID: k.TenantID, Permissions: k.Permissions,
-		Environment: k.Environment, ExpiresAt: k.ExpiresAt, IPs: k.Restrictions.IPs,
+// CallerOf returns the caller that a verified key stands for, from the
+// verification's result res; ip is the client address of the request. The
+// key acts with its effective permissions and, when it belongs to a member,
+// with that member's current role, while the member is active; a tenant's
+// key without a member acts as an admin (docs/access.md).
+func CallerOf(res verify.Result, ip string) Caller {
+	k := res.Key
+	c := Caller{
+		Actor: keyward.Actor{ID: k.ID, IP: ip, MemberID: k.MemberID}, TenantID: k.TenantID, Permissions: k.Permissions,
+		MemberID: k.MemberID, Environment: k.Environment, ExpiresAt: k.ExpiresAt, Restrictions: k.Restrictions,
 	}
+	a := res.Access
+	if a != nil {
+		c.Permissions = a.Permissions
+	}
+	switch {
+	case c.Root():
+	case k.MemberID == "":
+		c.Role = keyward.RoleAdmin
+	case a == nil:
+		// Without its member the key cannot say whom it acts for.
+		c.MemberState = MemberRemoved
+	case a.Member == nil:
+		c.MemberState = MemberRemoved
+	default:
+		c.Role = a.Member.Role
+		if a.Member.Status != keyward.MemberActive {
+			c.MemberState = MemberSuspended
+		}
+	}
+	return c
 }
 
 // errNotFound is the answer for anything outside the caller's reach: the
@@ -90,7 +140,7 @@ func CallerFromKey(k *keyward.Key, ip string) Caller {
 // belongs must not reach an answer or a log.
 func errNotFound(what, id string) *keyward.Error {
 	if apikey.Head(id) != "" {
-		return keyward.Errorf(keyward.CodeNotFound, "No %s has that id: it looks like an API key, not an id. Ids start with key_; never put a key in a URL, and replace this one if it may have been logged.", what)
+		return keyward.Errorf(keyward.CodeNotFound, "No %s has that id: it looks like an API key, not an id. Ids start with key_, mem_ or ten_; never put a key in a URL, and replace this one if it may have been logged.", what)
 	}
 	return keyward.Errorf(keyward.CodeNotFound, "No %s with id %q exists in your account.", what, id)
 }

@@ -13,7 +13,12 @@ import (
 // CreateTenantInput asks for a new tenant.
 type CreateTenantInput struct {
 	Slug string `json:"slug" description:"lowercase letters, digits and dashes; unique" example:"acme"`
-	Plan string `json:"plan,omitempty" description:"plan name; default \"default\"" example:"pro"`
+	Plan string `json:"plan,omitempty" description:"the name of an existing plan; default \"default\"" example:"pro"`
+}
+
+// UpdateTenantInput changes a tenant; absent fields stay as they are.
+type UpdateTenantInput struct {
+	Plan *string `json:"plan,omitempty" description:"move the tenant to this plan, which must exist; its keys are bound by it on every node within a second" example:"pro"`
 }
 
 var (
@@ -22,7 +27,7 @@ var (
 )
 
 // DefaultPlan is the plan of a tenant created without one.
-const DefaultPlan = "default"
+const DefaultPlan = keyward.DefaultPlan
 
 // CreateTenant creates a tenant; only a root key may.
 func (s *Service) CreateTenant(ctx context.Context, c Caller, in CreateTenantInput) (*keyward.Tenant, error) {
@@ -44,6 +49,11 @@ func (s *Service) CreateTenant(ctx context.Context, c Caller, in CreateTenantInp
 	}
 	if !planPattern.MatchString(plan) {
 		return nil, keyward.FieldErrorf("plan", "%q is not valid: use up to 64 lowercase letters, digits, dashes and underscores", plan)
+	}
+	if _, err := s.store.Plan(ctx, plan); keyward.ErrorCode(err) == keyward.CodeNotFound {
+		return nil, s.noPlan(ctx, "plan", plan)
+	} else if err != nil {
+		return nil, err
 	}
 	now := s.now().UTC().Truncate(time.Microsecond)
 	t := &keyward.Tenant{ID: apikey.NewID("ten"), Slug: slug, Plan: plan, Status: keyward.TenantActive, CreatedAt: now, UpdatedAt: now}
@@ -85,6 +95,43 @@ func (s *Service) Tenants(ctx context.Context, c Caller, p keyward.Page) ([]*key
 		return nil, "", err
 	}
 	return s.store.Tenants(ctx, p)
+}
+
+// UpdateTenant changes a tenant: it moves it to another plan. Only root
+// may; the system tenant stays on the default plan.
+func (s *Service) UpdateTenant(ctx context.Context, c Caller, idOrSlug string, in UpdateTenantInput) (*keyward.Tenant, error) {
+	if err := Authorize(c, Root); err != nil {
+		return nil, err
+	}
+	t, err := s.Tenant(ctx, c, idOrSlug)
+	if err != nil {
+		return nil, err
+	}
+	if in.Plan == nil {
+		return nil, keyward.Errorf(keyward.CodeInvalidRequest, "Nothing to change: send the plan to move the tenant to, such as {\"plan\": \"pro\"}.")
+	}
+	plan := *in.Plan
+	switch {
+	case plan == "":
+		return nil, keyward.FieldErrorf("plan", "is empty; give the name of the plan to move the tenant to")
+	case !planPattern.MatchString(plan):
+		return nil, keyward.FieldErrorf("plan", "%q is not valid: use up to 64 lowercase letters, digits, dashes and underscores", plan)
+	case t.ID == keyward.SystemTenantID:
+		return nil, keyward.FieldErrorf("plan", "the system tenant holds the root keys and stays on the %q plan, so that no plan can lock the operator out", keyward.DefaultPlan)
+	case plan == t.Plan:
+		return nil, keyward.FieldErrorf("plan", "the tenant is on %s already", quote(plan))
+	}
+	if _, err := s.store.Plan(ctx, plan); keyward.ErrorCode(err) == keyward.CodeNotFound {
+		return nil, s.noPlan(ctx, "plan", plan)
+	} else if err != nil {
+		return nil, err
+	}
+	t, err = s.store.SetTenantPlan(ctx, t.ID, plan, s.now().UTC().Truncate(time.Microsecond), c.Actor)
+	if err != nil {
+		return nil, err
+	}
+	s.changed(ctx)
+	return t, nil
 }
 
 // SuspendTenant stops every key of a tenant from working until it is resumed.

@@ -10,6 +10,7 @@
 package view
 
 import (
+	"fmt"
 	"net/http"
 	"time"
 
@@ -90,7 +91,10 @@ type Verification struct {
 	Name        string              `json:"name,omitempty"`
 	TenantID    string              `json:"tenant_id,omitempty"`
 	Environment keyward.Environment `json:"environment,omitempty"`
-	Permissions []string            `json:"permissions,omitzero" description:"the key's permissions, [] when it has none; absent when the key is refused before they are known"`
+	Permissions []string            `json:"permissions,omitzero" description:"the key's effective permissions: those it holds and may use now, [] when none; absent when the key is refused before they are known"`
+	Withheld    []verify.Withheld   `json:"withheld,omitzero" description:"the permissions the key holds but may not use now, and what withholds each (its member, or its tenant's plan); [] when none, absent with permissions"`
+	Member      *KeyMember          `json:"member,omitempty" description:"the member the key belongs to; absent for a key of the tenant as a whole"`
+	Plan        string              `json:"plan,omitempty" description:"the plan of the key's tenant"`
 	ExpiresAt   *time.Time          `json:"expires_at,omitempty"`
 	RateLimit   *struct{}           `json:"ratelimit" description:"rate-limit state; null until rate limits are configured"`
 	RequestID   string              `json:"request_id,omitempty" description:"the X-Request-Id of the answer; absent from the command line's"`
@@ -106,9 +110,109 @@ func VerificationOf(res verify.Result, requestID string) Verification {
 	if k := res.Key; k != nil && out.Status != http.StatusUnauthorized {
 		out.KeyID, out.Name, out.TenantID, out.Environment, out.Permissions, out.ExpiresAt =
 			k.ID, k.Name, k.TenantID, k.Environment, k.Permissions, k.ExpiresAt
+		if a := res.Access; a != nil {
+			out.Permissions, out.Withheld, out.Member, out.Plan = a.Permissions, withheldOf(a), KeyMemberOf(k, a), a.Plan.Name
+		}
 		if out.Permissions == nil {
 			out.Permissions = []string{}
 		}
 	}
 	return out
+}
+
+// KeyMember is the member a key belongs to, as a verification and
+// /v1/whoami show it.
+type KeyMember struct {
+	ID     string       `json:"id"`
+	Role   keyward.Role `json:"role,omitempty" enum:"owner,admin,developer,viewer" description:"the member's role; absent once the member was removed"`
+	Status string       `json:"status" enum:"active,suspended,removed" description:"suspended or removed: the key may use none of its permissions"`
+}
+
+// KeyMemberOf is the member that key k, whose access is a, belongs to, or
+// nil when it belongs to none.
+func KeyMemberOf(k *keyward.Key, a *verify.Access) *KeyMember {
+	switch {
+	case k.MemberID == "":
+		return nil
+	case a.Member == nil:
+		return &KeyMember{ID: k.MemberID, Status: "removed"}
+	}
+	return &KeyMember{ID: a.Member.ID, Role: a.Member.Role, Status: string(a.Member.Status)}
+}
+
+// withheldOf is what a withholds, [] when nothing.
+func withheldOf(a *verify.Access) []verify.Withheld {
+	if a.Withheld == nil {
+		return []verify.Withheld{}
+	}
+	return a.Withheld
+}
+
+// Whoami is the answer of GET /v1/whoami: the key that asks, and what it
+// may do now.
+type Whoami struct {
+	KeyID       string              `json:"key_id"`
+	Name        string              `json:"name"`
+	TenantID    string              `json:"tenant_id"`
+	TenantSlug  string              `json:"tenant_slug"`
+	Environment keyward.Environment `json:"environment"`
+	Member      *KeyMember          `json:"member" description:"the member the key belongs to; null for a key of the tenant as a whole"`
+	Plan        string              `json:"plan" description:"the plan of the key's tenant"`
+	Permissions []string            `json:"permissions" description:"the key's effective permissions: those it holds and may use now"`
+	Withheld    []verify.Withheld   `json:"withheld" description:"the permissions the key holds but may not use now, and what withholds each: its member (who no longer holds it, is suspended or was removed) or its tenant's plan"`
+	ExpiresAt   *time.Time          `json:"expires_at"`
+	RotateBy    *time.Time          `json:"rotate_by"`
+}
+
+// WhoamiOf is the answer for res, the verification of a valid key.
+func WhoamiOf(res verify.Result) Whoami {
+	k, a := res.Key, res.Access
+	w := Whoami{
+		KeyID: k.ID, Name: k.Name, TenantID: k.TenantID, TenantSlug: a.Tenant.Slug, Environment: k.Environment,
+		Member: KeyMemberOf(k, a), Plan: a.Plan.Name, Permissions: a.Permissions, Withheld: withheldOf(a),
+		ExpiresAt: k.ExpiresAt, RotateBy: k.RotateBy,
+	}
+	if w.Permissions == nil {
+		w.Permissions = []string{}
+	}
+	return w
+}
+
+// MemberRemoved is the message of a member's removal, which says what
+// became of their keys.
+func MemberRemoved(r *keyward.MemberRemoval) string {
+	switch {
+	case r.TransferredTo != "":
+		return fmt.Sprintf("Member %s removed; %s moved to member %s.", r.Member.ID, plural(r.Moved, "key"), r.TransferredTo)
+	case r.Revoked > 0:
+		return fmt.Sprintf("Member %s removed; %s revoked.", r.Member.ID, plural(r.Revoked, "key"))
+	}
+	return fmt.Sprintf("Member %s removed; they had no unrevoked key.", r.Member.ID)
+}
+
+// Removal is the answer of a member's removal: the member as it was, how
+// many of their keys were revoked or moved, and a message that says so.
+type Removal struct {
+	Success bool `json:"success"`
+	keyward.MemberRemoval
+	Message string `json:"message" example:"Member mem_… removed; 2 keys revoked."`
+}
+
+// RemovalOf is the answer for r.
+func RemovalOf(r *keyward.MemberRemoval) Removal {
+	return Removal{Success: true, MemberRemoval: *r, Message: MemberRemoved(r)}
+}
+
+// PermissionRemoved is the message of a permission's removal from the
+// catalogue.
+func PermissionRemoved(name string) string {
+	return fmt.Sprintf("Permission %s removed from the catalogue.", name)
+}
+
+// plural is n things, such as "1 key" or "2 keys".
+func plural(n int, thing string) string {
+	if n == 1 {
+		return "1 " + thing
+	}
+	return fmt.Sprintf("%d %ss", n, thing)
 }
