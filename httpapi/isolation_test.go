@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/keyward/keyward"
+	"github.com/keyward/keyward/manage"
 )
 
 // TestTenantIsolation sends a tenant's key at another tenant's resources on
@@ -19,6 +20,9 @@ func TestTenantIsolation(t *testing.T) {
 	alpha, _ := h.key(h.root, map[string]any{"tenant_id": a, "name": "alpha admin", "permissions": perms})
 	beta, betaID := h.key(h.root, map[string]any{"tenant_id": b, "name": "beta admin", "permissions": perms})
 	rootID := h.must(200, "GET", "/v1/whoami", h.root, nil).data()["key_id"].(string)
+	betaMember := h.member(b, "owner@beta.example", "owner", "contacts:read")
+	alphaMember := h.member(a, "owner@alpha.example", "owner", "contacts:read")
+	alphaDev := h.member(a, "dev@alpha.example", "developer", "contacts:read")
 
 	cases := []struct {
 		pattern string // the route under test, as in routes.go
@@ -42,6 +46,14 @@ func TestTenantIsolation(t *testing.T) {
 		{"GET /v1/audit-log", "GET", "/v1/audit-log?target=" + b, nil},
 		{"GET /v1/api-keys/{id}", "GET", "/v1/api-keys/" + rootID, nil},
 		{"GET /v1/tenants/{id}", "GET", "/v1/tenants/" + keyward.SystemTenantID, nil},
+		{"GET /v1/api-keys", "GET", "/v1/api-keys?member_id=" + betaMember, nil},
+		{"POST /v1/api-keys", "POST", "/v1/api-keys", map[string]any{"member_id": betaMember, "name": "intruder"}},
+		{"GET /v1/members/{id}", "GET", "/v1/members/" + betaMember, nil},
+		{"PATCH /v1/members/{id}", "PATCH", "/v1/members/" + betaMember, map[string]any{"name": "pwned"}},
+		{"DELETE /v1/members/{id}", "DELETE", "/v1/members/" + betaMember, nil},
+		{"GET /v1/members", "GET", "/v1/members?tenant_id=" + b, nil},
+		{"GET /v1/members", "GET", "/v1/members?tenant_id=beta", nil},
+		{"POST /v1/members", "POST", "/v1/members", map[string]any{"tenant_id": b, "email": "x@example.com", "name": "X", "role": "owner"}},
 	}
 	covered := map[string]bool{}
 	for _, tc := range cases {
@@ -50,20 +62,70 @@ func TestTenantIsolation(t *testing.T) {
 			got := h.call(tc.method, tc.path, alpha, tc.body)
 			problemOf(t, got, 404, keyward.CodeNotFound)
 			// The same request for an id that does not exist answers alike.
-			missing := strings.NewReplacer(betaID, "key_doesnotexist", b, "ten_doesnotexist", "beta", "nosuchslug", rootID, "key_doesnotexist", keyward.SystemTenantID, "ten_doesnotexist").Replace(tc.path)
-			if body, ok := tc.body.(map[string]any); ok && body["tenant_id"] != nil {
-				tc.body = map[string]any{"tenant_id": "ten_doesnotexist", "name": "intruder"}
+			missing := strings.NewReplacer(betaID, "key_doesnotexist", b, "ten_doesnotexist", "beta", "nosuchslug", rootID, "key_doesnotexist",
+				keyward.SystemTenantID, "ten_doesnotexist", betaMember, "mem_doesnotexist").Replace(tc.path)
+			if body, ok := tc.body.(map[string]any); ok {
+				other := map[string]any{}
+				for k, v := range body {
+					other[k] = v
+				}
+				if body["tenant_id"] != nil {
+					other["tenant_id"] = "ten_doesnotexist"
+				}
+				if body["member_id"] != nil {
+					other["member_id"] = "mem_doesnotexist"
+				}
+				tc.body = other
 			}
 			problemOf(t, h.call(tc.method, missing, alpha, tc.body), 404, keyward.CodeNotFound)
 		})
 	}
-	// Every route that takes a tenant's resource is in the table.
+	// The routes that only root may use refuse a tenant's key whatever it
+	// names: 403, the same for every id.
+	rootOnly := []struct{ pattern, method, path string }{
+		{"PATCH /v1/tenants/{id}", "PATCH", "/v1/tenants/" + b},
+		{"PATCH /v1/tenants/{id}", "PATCH", "/v1/tenants/" + a},
+		{"POST /v1/tenants", "POST", "/v1/tenants"},
+		{"POST /v1/plans", "POST", "/v1/plans"},
+		{"GET /v1/plans", "GET", "/v1/plans"},
+		{"GET /v1/plans/{name}", "GET", "/v1/plans/default"},
+		{"PATCH /v1/plans/{name}", "PATCH", "/v1/plans/default"},
+		{"POST /v1/permissions", "POST", "/v1/permissions"},
+		{"GET /v1/permissions", "GET", "/v1/permissions"},
+		{"DELETE /v1/permissions/{name}", "DELETE", "/v1/permissions/contacts:read"},
+	}
+	refused := map[string]bool{}
+	for _, c := range rootOnly {
+		refused[c.pattern] = true
+		problemOf(t, h.call(c.method, c.path, alpha, map[string]any{}), 403, keyward.CodeInsufficientPermissions)
+	}
+	// Every route that takes a tenant's resource is in the table, and every
+	// route only root may use is refused.
 	for _, rt := range (&server{}).routes() {
-		if strings.Contains(rt.pattern, "{id}") || strings.HasPrefix(rt.pattern, "GET /v1/api-keys") || rt.pattern == "POST /v1/api-keys" || rt.pattern == "GET /v1/audit-log" {
+		switch {
+		case rt.need == manage.Root:
+			if !refused[rt.pattern] {
+				t.Errorf("route %s, root only, is not tested with a tenant's key", rt.pattern)
+			}
+		case strings.Contains(rt.pattern, "{id}") || strings.HasPrefix(rt.pattern, "GET /v1/api-keys") || rt.pattern == "POST /v1/api-keys" ||
+			rt.pattern == "GET /v1/audit-log" || strings.Contains(rt.pattern, "/v1/members"):
 			if !covered[rt.pattern] {
 				t.Errorf("route %s is not tested for tenant isolation", rt.pattern)
 			}
 		}
+	}
+	// A removal cannot move keys to another tenant's member; an audit
+	// search for another tenant's member finds nothing, as for one that
+	// never was.
+	problemOf(t, h.call("DELETE", "/v1/members/"+alphaDev+"?transfer_keys_to="+betaMember, alpha, nil), 400, keyward.CodeInvalidRequest)
+	if l := h.must(200, "GET", "/v1/audit-log?target="+betaMember, alpha, nil).list(); len(l) != 0 {
+		t.Errorf("alpha sees beta's member's entries: %v", l)
+	}
+	if ms := h.must(200, "GET", "/v1/members", alpha, nil).list(); len(ms) != 2 || ms[0]["id"] != alphaMember {
+		t.Errorf("alpha lists members %v", ms)
+	}
+	if m := h.must(200, "GET", "/v1/members/"+betaMember, beta, nil).data(); m["name"] != "owner@beta.example" {
+		t.Errorf("beta's member changed: %v", m)
 	}
 
 	// Beta's key is untouched and works; alpha sees only its own.

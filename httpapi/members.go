@@ -22,7 +22,7 @@ type (
 		TransferKeysTo string `query:"transfer_keys_to" description:"the id of an active member of the same tenant to move the member's keys to; absent: the keys are revoked" example:"mem_9Qa…"`
 	}
 	listMembersRequest struct {
-		TenantID string `query:"tenant_id" description:"tenant id or slug; required with a root key, and a tenant's key sees its own members only"`
+		TenantID string `query:"tenant_id" description:"tenant id or slug; a root key without it lists every tenant's members, and a tenant's key sees its own members only"`
 		pageRequest
 	}
 	memberResponse struct {

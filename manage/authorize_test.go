@@ -2,6 +2,8 @@ package manage
 
 import (
 	"context"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -90,5 +92,158 @@ func TestVerifyRule(t *testing.T) {
 	res, err := Verify(ctx, manager, v, req)
 	if want := Authorize(manager, Verifier); err == nil || err.Error() != want.Error() || res.Key != nil || res.Code != "" {
 		t.Errorf("a manager: %+v, %v; want no result and %v", res, err, want)
+	}
+}
+
+// TestCallerOf: a verified key acts with its effective permissions, as the
+// operator when it is a root key, as an admin when it is a tenant's key
+// without a member, and with its member's current role otherwise; a
+// suspended or removed member's key is no manager.
+func TestCallerOf(t *testing.T) {
+	key := func(tenant, member string, perms ...string) *keyward.Key {
+		return &keyward.Key{ID: "key_x", TenantID: tenant, MemberID: member, Permissions: perms}
+	}
+	manage := []string{keyward.PermManageKeys, "contacts:write"}
+	dev := &keyward.Member{ID: "mem_dev", Role: keyward.RoleDeveloper, Status: keyward.MemberActive}
+	suspended := &keyward.Member{ID: "mem_dev", Role: keyward.RoleOwner, Status: keyward.MemberSuspended}
+	for _, tc := range []struct {
+		name    string
+		res     verify.Result
+		role    keyward.Role
+		state   string
+		manager bool
+	}{
+		{"root", verify.Result{Key: key(keyward.SystemTenantID, "", keyward.PermAdmin), Access: &verify.Access{Permissions: []string{keyward.PermAdmin}}}, "", "", true},
+		{"memberless", verify.Result{Key: key("ten_a", "", manage...), Access: &verify.Access{Permissions: manage}}, keyward.RoleAdmin, "", true},
+		{"developer", verify.Result{Key: key("ten_a", "mem_dev", manage...), Access: &verify.Access{Member: dev, Permissions: manage[:1]}}, keyward.RoleDeveloper, "", true},
+		{"suspended", verify.Result{Key: key("ten_a", "mem_dev", manage...), Access: &verify.Access{Member: suspended, Permissions: manage[:1]}}, keyward.RoleOwner, MemberSuspended, false},
+		{"removed", verify.Result{Key: key("ten_a", "mem_gone", manage...), Access: &verify.Access{MemberRemoved: true, Permissions: manage[:1]}}, "", MemberRemoved, false},
+	} {
+		c := CallerOf(tc.res, "203.0.113.7")
+		if c.Role != tc.role || c.MemberState != tc.state || c.Actor.MemberID != tc.res.Key.MemberID || c.Actor.IP != "203.0.113.7" {
+			t.Errorf("%s: %+v", tc.name, c)
+		}
+		if !slices.Equal(c.Permissions, tc.res.Access.Permissions) {
+			t.Errorf("%s: permissions %v, want the effective %v", tc.name, c.Permissions, tc.res.Access.Permissions)
+		}
+		if err := Authorize(c, Manager); (err == nil) != tc.manager {
+			t.Errorf("%s: Authorize(Manager) = %v", tc.name, err)
+		}
+	}
+}
+
+// TestAuthorizeMember is the table of who may add, change and remove which
+// member: owners and root everyone, admins no owner and no one into an
+// owner, developers and viewers no one; each refusal names the role.
+func TestAuthorizeMember(t *testing.T) {
+	owner := &keyward.Member{ID: "mem_o", Role: keyward.RoleOwner}
+	dev := &keyward.Member{ID: "mem_d", Role: keyward.RoleDeveloper}
+	caller := func(r keyward.Role) Caller {
+		return Caller{TenantID: "ten_a", Role: r, MemberID: "mem_" + string(r), Permissions: []string{keyward.PermManageKeys}}
+	}
+	type action struct {
+		name   string
+		act    memberAction
+		target *keyward.Member
+		role   keyward.Role
+	}
+	actions := []action{
+		{"add a developer", memberAdd, nil, keyward.RoleDeveloper},
+		{"add an owner", memberAdd, nil, keyward.RoleOwner},
+		{"change a developer", memberChange, dev, ""},
+		{"make a developer an owner", memberChange, dev, keyward.RoleOwner},
+		{"change an owner", memberChange, owner, ""},
+		{"remove a developer", memberRemove, dev, ""},
+		{"remove an owner", memberRemove, owner, ""},
+	}
+	allowed := map[string][]string{
+		"root":      {"add a developer", "add an owner", "change a developer", "make a developer an owner", "change an owner", "remove a developer", "remove an owner"},
+		"owner":     {"add a developer", "add an owner", "change a developer", "make a developer an owner", "change an owner", "remove a developer", "remove an owner"},
+		"admin":     {"add a developer", "change a developer", "remove a developer"},
+		"developer": {},
+		"viewer":    {},
+	}
+	for who, ok := range allowed {
+		c := CommandLine()
+		if who != "root" {
+			c = caller(keyward.Role(who))
+		}
+		for _, a := range actions {
+			err := authorizeMember(c, a.act, a.target, a.role)
+			switch {
+			case slices.Contains(ok, a.name) && err != nil:
+				t.Errorf("%s may %s: %v", who, a.name, err)
+			case !slices.Contains(ok, a.name) && (keyward.ErrorCode(err) != keyward.CodeInsufficientPermissions ||
+				!strings.Contains(strings.ToLower(err.(*keyward.Error).Message), "role in this tenant is "+who)):
+				t.Errorf("%s may not %s: %v", who, a.name, err)
+			}
+		}
+	}
+}
+
+// TestAuthorizeKeyRoles: on an existing key, a developer acts on its own
+// member's keys only and a viewer on none, before any bound is looked at.
+func TestAuthorizeKeyRoles(t *testing.T) {
+	perms := []string{keyward.PermManageKeys}
+	mine := &keyward.Key{MemberID: "mem_dev"}
+	theirs := &keyward.Key{MemberID: "mem_other"}
+	tenants := &keyward.Key{}
+	dev := Caller{TenantID: "ten_a", Role: keyward.RoleDeveloper, MemberID: "mem_dev", Permissions: perms}
+	viewer := Caller{TenantID: "ten_a", Role: keyward.RoleViewer, MemberID: "mem_v", Permissions: perms}
+	admin := Caller{TenantID: "ten_a", Role: keyward.RoleAdmin, Permissions: perms}
+	for _, tc := range []struct {
+		c    Caller
+		k    *keyward.Key
+		want string // "" when allowed, else what the refusal says
+	}{
+		{dev, mine, ""},
+		{dev, theirs, "belongs to another member (mem_other)"},
+		{dev, tenants, "belongs to the account as a whole"},
+		{viewer, mine, "viewer, which can read keys but not change, rotate or revoke them"},
+		{admin, theirs, ""},
+		{admin, tenants, ""},
+		{Caller{TenantID: "ten_a", Permissions: perms}, mine, "Your role in this tenant is none"},
+	} {
+		err := authorizeKey(tc.c, tc.k)
+		if (tc.want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tc.want)) {
+			t.Errorf("%s on a key of %q: %v, want %q", tc.c.Role, tc.k.MemberID, err, tc.want)
+		}
+	}
+}
+
+// TestOutsideRestrictions: a caller with referrers, endpoints or resources
+// makes and touches only keys whose own lie inside them, entry by entry.
+func TestOutsideRestrictions(t *testing.T) {
+	c := Caller{Restrictions: keyward.Restrictions{
+		Referrers: []string{"https://app.example.com", "https://*.example.com/*"},
+		Endpoints: []string{"GET /v1/contacts/**"},
+		Resources: map[string][]string{"site": {"site_1", "site_2"}},
+	}}
+	inside := keyward.Restrictions{
+		Referrers: []string{"https://app.example.com"},
+		Endpoints: []string{"GET /v1/contacts/**"},
+		Resources: map[string][]string{"site": {"site_2"}, "team": {"t1"}},
+	}
+	if b := c.outsideRestrictions(inside); b != nil {
+		t.Errorf("inside: %+v", b)
+	}
+	for field, r := range map[string]keyward.Restrictions{
+		"restrictions.referrers":         {Endpoints: inside.Endpoints, Resources: inside.Resources},
+		"restrictions.referrers[1]":      {Referrers: []string{"https://app.example.com", "https://evil.example"}, Endpoints: inside.Endpoints, Resources: inside.Resources},
+		"restrictions.endpoints":         {Referrers: inside.Referrers, Resources: inside.Resources},
+		"restrictions.endpoints[0]":      {Referrers: inside.Referrers, Endpoints: []string{"* /v1/**"}, Resources: inside.Resources},
+		"restrictions.resources":         {Referrers: inside.Referrers, Endpoints: inside.Endpoints, Resources: map[string][]string{"team": {"t1"}}},
+		"restrictions.resources.site[1]": {Referrers: inside.Referrers, Endpoints: inside.Endpoints, Resources: map[string][]string{"site": {"site_1", "site_3"}}},
+	} {
+		if b := c.outsideRestrictions(r); b == nil || b.field != field {
+			t.Errorf("%s: %+v", field, b)
+		}
+	}
+	if b := (Caller{}).outsideRestrictions(inside); b != nil {
+		t.Errorf("a caller without restrictions bounds nothing, yet: %+v", b)
+	}
+	err := checkBounds(c, &keyward.Key{Restrictions: keyward.Restrictions{Referrers: []string{"https://evil.example"}}})
+	if e, ok := err.(*keyward.Error); !ok || e.Code != keyward.CodeInsufficientPermissions || e.Field != "restrictions.referrers[0]" || !strings.Contains(e.Message, "https://evil.example") {
+		t.Errorf("checkBounds: %v", err)
 	}
 }

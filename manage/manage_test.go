@@ -2,6 +2,7 @@ package manage
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"github.com/keyward/keyward"
 	"github.com/keyward/keyward/apikey"
 	"github.com/keyward/keyward/sqlite"
+	"github.com/keyward/keyward/verify"
 )
 
 func newService(t *testing.T, now time.Time) (*Service, *sqlite.Store) {
@@ -139,7 +141,7 @@ func TestBootstrap(t *testing.T) {
 	if err != nil || k.TenantID != keyward.SystemTenantID || !k.HasPermission(keyward.PermAdmin) || k.CreatedBy != "cli" {
 		t.Fatalf("root key: %+v, %v", k, err)
 	}
-	if !CallerFromKey(k, "").Root() {
+	if !CallerOf(verify.Result{Key: k}, "").Root() {
 		t.Error("the root key's caller is not root")
 	}
 	if again, err := svc.Bootstrap(ctx); again != "" || err != nil {
@@ -213,7 +215,7 @@ func TestSystemTenantCannotBeSuspended(t *testing.T) {
 // is contained in one of the caller's, whatever the address family or
 // notation; a key without ranges (every address) does not.
 func TestOutsideIPs(t *testing.T) {
-	c := Caller{IPs: []string{"10.0.0.0/8", "2001:db8::/32", "not a range"}}
+	c := Caller{Restrictions: keyward.Restrictions{IPs: []string{"10.0.0.0/8", "2001:db8::/32", "not a range"}}}
 	for _, tc := range []struct {
 		ips     []string
 		i       int
@@ -245,5 +247,69 @@ func TestRestrictionsOnce(t *testing.T) {
 	r, err := checkRestrictions(&keyward.Restrictions{IPs: []string{"2001:db8::/32", "10.0.0.1", "10.0.0.1/32", "::ffff:10.0.0.1", "2001:db8::1/32"}})
 	if err != nil || !slices.Equal(r.IPs, []string{"2001:db8::/32", "10.0.0.1/32"}) {
 		t.Errorf("checkRestrictions: %v, %v", r.IPs, err)
+	}
+}
+
+// TestCheckRestrictions: referrers, endpoints and resources are held to
+// their limits and shapes, each error naming the entry at fault; repeats
+// are kept once.
+func TestCheckRestrictions(t *testing.T) {
+	r, err := checkRestrictions(&keyward.Restrictions{
+		Referrers: []string{"https://app.example.com", " https://app.example.com "},
+		Endpoints: []string{"GET /v1/contacts/**", "* /v1/reports/*"},
+		Resources: map[string][]string{"site": {"site_1", "site_1", "site_2"}},
+	})
+	if err != nil || !slices.Equal(r.Referrers, []string{"https://app.example.com"}) || len(r.Endpoints) != 2 || !slices.Equal(r.Resources["site"], []string{"site_1", "site_2"}) {
+		t.Errorf("checkRestrictions: %+v, %v", r, err)
+	}
+	many := make([]string, MaxPatterns+1)
+	for i := range many {
+		many[i] = fmt.Sprintf("https://%d.example.com", i)
+	}
+	for field, in := range map[string]keyward.Restrictions{
+		"restrictions.referrers":             {Referrers: many},
+		"restrictions.referrers[0]":          {Referrers: []string{""}},
+		"restrictions.referrers[1]":          {Referrers: []string{"https://a.example", "https://a.example/ x"}},
+		"restrictions.endpoints[0]":          {Endpoints: []string{"/v1/contacts"}},
+		"restrictions.endpoints[1]":          {Endpoints: []string{"GET /", "GET v1"}},
+		"restrictions.resources":             {Resources: map[string][]string{"1site": {"a"}}},
+		"restrictions.resources.site":        {Resources: map[string][]string{"site": {}}},
+		"restrictions.resources.site[0]":     {Resources: map[string][]string{"site": {"a\u200bb"}}},
+		"restrictions.resources.site[1]":     {Resources: map[string][]string{"site": {"a", strings.Repeat("x", MaxResourceValueLen+1)}}},
+		"restrictions.referrers[0] (length)": {Referrers: []string{"https://" + strings.Repeat("x", MaxPatternLen)}},
+	} {
+		_, err := checkRestrictions(&in)
+		want, _, _ := strings.Cut(field, " ")
+		if e, ok := err.(*keyward.Error); !ok || e.Code != keyward.CodeInvalidRequest || e.Field != want {
+			t.Errorf("%s: %v", field, err)
+		}
+	}
+}
+
+// TestMemberFields: emails, external ids and roles are checked as a
+// person's details are expected to look.
+func TestMemberFields(t *testing.T) {
+	for _, ok := range []string{"ada@example.com", "Ada.Lovelace+keys@mail.example.co.uk", " ada@example.com "} {
+		if _, err := checkEmail(ok); err != nil {
+			t.Errorf("checkEmail(%q): %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"", "ada", "ada@", "@example.com", "ada@localhost", "Ada <ada@example.com>", "a@b@example.com",
+		"ada@example..com", "ada@.example.com", "a b@example.com", "ada@example.com,bob@example.com", strings.Repeat("a", 65) + "@example.com",
+		"ada@" + strings.Repeat("x", 250) + ".com", "ada\u202e@example.com"} {
+		if _, err := checkEmail(bad); keyward.ErrorCode(err) != keyward.CodeInvalidRequest {
+			t.Errorf("checkEmail(%q): %v", bad, err)
+		}
+	}
+	for id, ok := range map[string]bool{"": true, "user_1": true, "auth0|5f7c8ec7c33c6c004bbafe82": true, strings.Repeat("é", 128): true,
+		strings.Repeat("x", 129): false, "user 1": false, "user\t1": false, "user\u200b1": false} {
+		if _, err := checkExternalID(id); (err == nil) != ok {
+			t.Errorf("checkExternalID(%q): %v", id, err)
+		}
+	}
+	for role, ok := range map[string]bool{"owner": true, "viewer": true, "": false, "Owner": false, "root": false} {
+		if _, err := checkRole(role); (err == nil) != ok {
+			t.Errorf("checkRole(%q): %v", role, err)
+		}
 	}
 }

@@ -106,20 +106,23 @@ func (s *Service) Member(ctx context.Context, c Caller, id string) (*keyward.Mem
 	return m, err
 }
 
-// Members lists the members of a tenant, oldest first: the given one for
-// root (required), the caller's own for a tenant's key.
+// Members lists members, oldest first: those of the given tenant, or, for
+// root without one, of every tenant; a tenant's key sees its own tenant's.
 func (s *Service) Members(ctx context.Context, c Caller, tenantID string, p keyward.Page) ([]*keyward.Member, string, error) {
 	if err := Authorize(c, Manager); err != nil {
 		return nil, "", err
 	}
-	t, err := s.memberTenant(ctx, c, tenantID)
-	if err != nil {
-		return nil, "", err
+	if tenantID != "" || !c.Root() {
+		t, err := s.tenantFor(ctx, c, tenantID)
+		if err != nil {
+			return nil, "", err
+		}
+		tenantID = t.ID
 	}
 	if err := checkPage(p); err != nil {
 		return nil, "", err
 	}
-	return s.store.Members(ctx, t.ID, p)
+	return s.store.Members(ctx, tenantID, p)
 }
 
 // UpdateMember changes a member of the caller's reach. What the member

@@ -29,9 +29,9 @@ func (a *app) auditCommand() *cobra.Command {
 					return printList(a, es, next)
 				}
 				tw := table(a.stdout)
-				fmt.Fprintln(tw, "AT\tACTOR\tFROM\tACTION\tTENANT\tTARGET")
+				fmt.Fprintln(tw, "AT\tACTOR\tMEMBER\tFROM\tACTION\tTENANT\tTARGET")
 				for _, e := range es {
-					row(tw, when(e.At), e.Actor, orDash(e.ActorIP), e.Action, e.TenantID, e.Target)
+					row(tw, when(e.At), e.Actor, orDash(e.ActorMember), orDash(e.ActorIP), e.Action, orDash(e.TenantID), e.Target)
 				}
 				if err := tw.Flush(); err != nil {
 					return err
@@ -42,7 +42,7 @@ func (a *app) auditCommand() *cobra.Command {
 		},
 	}
 	c.Flags().StringVar(&f.TenantID, "tenant", "", "only actions on this tenant (id or slug)")
-	c.Flags().StringVar(&f.Target, "target", "", "only actions on this key or tenant id")
+	c.Flags().StringVar(&f.Target, "target", "", "only actions on this key, member or tenant id, or plan or permission name")
 	pageFlags(c, &page)
 	return c
 }

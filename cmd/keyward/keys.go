@@ -103,6 +103,7 @@ ahead; "never", or no flag, for none.`,
 	f.StringVar(&rotateBy, "rotate-by", "", "when the key is due for rotation: a date or a duration such as 90d, at most 100 years ahead")
 	f.StringSliceVar(&ips, "allow-ip", nil, "an address or CIDR the key may be used from; repeat for more (default anywhere)")
 	f.StringArrayVar(&metadata, "metadata", nil, "a tag KEY=VALUE, such as owner=billing; repeat for more")
+	f.StringVar(&in.MemberID, "member", "", "the id of the member the key belongs to, whose permissions bound it (default none: a key of the tenant as a whole)")
 	return c
 }
 
@@ -141,6 +142,7 @@ func (a *app) keysListCommand() *cobra.Command {
 	}
 	f := c.Flags()
 	f.StringVar(&in.TenantID, "tenant", "", "id or slug of the tenant whose keys to list (default every tenant)")
+	f.StringVar(&in.MemberID, "member", "", "only the keys that belong to this member")
 	f.StringVar(&in.Environment, "env", "", "only keys of this environment: live or test")
 	f.StringVar(&in.Status, "status", "", "only keys with this status now: active, disabled, expired or revoked")
 	pageFlags(c, &page)
@@ -324,6 +326,7 @@ func (a *app) printKey(w io.Writer, k *keyward.Key, now time.Time) error {
 		"name", k.Name,
 		"key", displayKey(k),
 		"tenant", k.TenantID,
+		"member", orDash(k.MemberID),
 		"environment", string(k.Environment),
 		"status", string(k.StatusAt(now)),
 		"permissions", joinList(k.Permissions, "-"),

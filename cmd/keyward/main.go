@@ -1,6 +1,7 @@
 // Command keyward runs Keyward, the self-hosted API key service: the server
-// (serve), and the command line that manages tenants and keys on the same
-// database (tenants, keys, verify, audit, migrate, version).
+// (serve), and the command line that manages tenants, their members, plans,
+// the permission catalogue and keys on the same database (tenants, members,
+// plans, permissions, keys, verify, audit, migrate, version).
 //
 // Every command takes --db (env KEYWARD_DB, default sqlite:keyward.db),
 // --json for machine-readable output on stdout, and --key-prefix (env
@@ -174,8 +175,12 @@ func flagForField(field string) string {
 		base = base[:i]
 	}
 	switch base {
-	case "name", "permissions", "expires", "metadata", "plan", "status", "limit", "cursor":
+	case "name", "permissions", "expires", "metadata", "plan", "status", "limit", "cursor", "email", "role", "capabilities", "description":
 		return "--" + base
+	case "external_id", "max_keys", "api_access", "transfer_keys_to":
+		return "--" + strings.ReplaceAll(base, "_", "-")
+	case "member_id":
+		return "--member"
 	case "environment":
 		return "--env"
 	case "rotate_by":

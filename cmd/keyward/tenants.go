@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/keyward/keyward"
@@ -11,10 +12,11 @@ import (
 
 // tenantsCommand is `keyward tenants`: the customer accounts of the API.
 func (a *app) tenantsCommand() *cobra.Command {
-	return group("tenants", "Create, list, show, suspend and resume tenants (customer accounts)",
+	return group("tenants", "Create, list, show, update, suspend and resume tenants (customer accounts)",
 		a.tenantsCreateCommand(),
 		a.tenantsListCommand(),
 		a.tenantsShowCommand(),
+		a.tenantsUpdateCommand(),
 		a.tenantStatusCommand("suspend", "Suspend a tenant: every one of its keys is refused until it is resumed", (*manage.Service).SuspendTenant,
 			"Tenant %s (%s) suspended: its keys are refused until it is resumed.\n"),
 		a.tenantStatusCommand("resume", "Resume a suspended tenant: its keys work again", (*manage.Service).ResumeTenant,
@@ -43,7 +45,35 @@ func (a *app) tenantsCreateCommand() *cobra.Command {
 			})
 		},
 	}
-	c.Flags().StringVar(&plan, "plan", "", `the tenant's plan (default "`+manage.DefaultPlan+`")`)
+	c.Flags().StringVar(&plan, "plan", "", `the tenant's plan, which must exist (default "`+manage.DefaultPlan+`")`)
+	return c
+}
+
+func (a *app) tenantsUpdateCommand() *cobra.Command {
+	var plan string
+	c := &cobra.Command{
+		Use:   "update ID|SLUG --plan P",
+		Short: "Move a tenant to another plan",
+		Long:  "Move a tenant to another plan, which must exist. Its keys are bound by the new plan at once, on every node.",
+		Args:  args(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, argv []string) error {
+			if !cmd.Flags().Changed("plan") {
+				return usageError{errors.New("nothing to change: give --plan, the plan to move the tenant to")}
+			}
+			return a.withService(cmd.Context(), func(svc *manage.Service) error {
+				t, err := svc.UpdateTenant(cmd.Context(), manage.CommandLine(), argv[0], manage.UpdateTenantInput{Plan: &plan})
+				if err != nil {
+					return err
+				}
+				if a.json {
+					return a.printJSON(t)
+				}
+				fmt.Fprintf(a.stderr, "Moved tenant %s to plan %s.\n", shown(t.Slug), shown(t.Plan))
+				return a.printTenant(t)
+			})
+		},
+	}
+	c.Flags().StringVar(&plan, "plan", "", "the plan to move the tenant to")
 	return c
 }
 

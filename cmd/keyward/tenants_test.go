@@ -9,6 +9,8 @@ import (
 
 func TestTenants(t *testing.T) {
 	db := newDB(t)
+	fails(t, db, 1, []string{"tenants", "create", "acme", "--plan", "pro"}, "--plan", `no plan is named "pro"`, "default")
+	ok(t, db, "plans", "create", "pro")
 
 	o := ok(t, db, "tenants", "create", "acme", "--plan", "pro")
 	if !strings.Contains(o.stdout, "slug:") || !strings.Contains(o.stdout, "acme") || !strings.Contains(o.stdout, "pro") {
@@ -48,6 +50,20 @@ func TestTenants(t *testing.T) {
 		}
 	})
 
+	t.Run("update", func(t *testing.T) {
+		o := ok(t, db, "tenants", "update", "acme", "--plan", "default")
+		if !strings.Contains(o.stderr, "Moved tenant acme to plan default") || !strings.Contains(o.stdout, "default") {
+			t.Errorf("tenants update printed %q and %q", o.stdout, o.stderr)
+		}
+		if got := decodeJSON[keyward.Tenant](t, ok(t, db, "tenants", "update", acme.ID, "--plan", "pro", "--json").stdout); got.Plan != "pro" {
+			t.Errorf("after update --plan pro: %+v", got)
+		}
+		fails(t, db, 1, []string{"tenants", "update", "acme", "--plan", "gold"}, "--plan", `no plan is named "gold"`)
+		fails(t, db, 1, []string{"tenants", "update", "acme", "--plan", "pro"}, "--plan", "already")
+		fails(t, db, 2, []string{"tenants", "update", "acme"}, "--plan")
+		fails(t, db, 1, []string{"tenants", "update", "nobody", "--plan", "pro"}, "No tenant")
+	})
+
 	t.Run("suspend and resume", func(t *testing.T) {
 		o := ok(t, db, "tenants", "suspend", "acme")
 		if !strings.Contains(o.stdout, "suspended") {
@@ -74,7 +90,7 @@ func TestTenants(t *testing.T) {
 
 	t.Run("audit", func(t *testing.T) {
 		o := ok(t, db, "audit", "--tenant", "acme")
-		for _, action := range []string{keyward.ActionTenantCreate, keyward.ActionTenantSuspend, keyward.ActionTenantResume} {
+		for _, action := range []string{keyward.ActionTenantCreate, keyward.ActionTenantSuspend, keyward.ActionTenantResume, keyward.ActionTenantSetPlan} {
 			if !strings.Contains(o.stdout, action) {
 				t.Errorf("audit log lacks %s:\n%s", action, o.stdout)
 			}

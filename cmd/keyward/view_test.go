@@ -18,7 +18,8 @@ import (
 // request_id), keys show --json and the data of GET /v1/api-keys/{id},
 // keys list --json and GET /v1/api-keys, tenants show --json and the data
 // of GET /v1/tenants/{id}, tenants list --json and GET /v1/tenants, audit
-// --json and GET /v1/audit-log.
+// --json and GET /v1/audit-log, and so for members, plans and the
+// permission catalogue.
 func TestOneShape(t *testing.T) {
 	db := dbFile(t)
 	s := startServer(t, db)
@@ -31,6 +32,11 @@ func TestOneShape(t *testing.T) {
 	revoked, revokedID := newKey(t, db, "--name", "revoked")
 	ok(t, db, "keys", "revoke", revokedID)
 	ipOnly, _ := newKey(t, db, "--name", "ip-only", "--allow-ip", "203.0.113.0/24")
+	owner := decodeJSON[keyward.Member](t, ok(t, db, "members", "add", "--tenant", "acme", "--email", "ada@example.com", "--name", "Ada",
+		"--role", "owner", "--permissions", "reports:read", "--json").stdout)
+	memberKey, _ := newKey(t, db, "--name", "member's", "--member", owner.ID, "--permissions", "reports:read")
+	ok(t, db, "plans", "create", "pro", "--capabilities", "m2m_api", "--max-keys", "5")
+	ok(t, db, "permissions", "add", "reports:read", "--description", "Read reports")
 
 	// apiJSON is the body of an API answer, or its data, as generic JSON.
 	apiJSON := func(method, path string, body any, field string) any {
@@ -72,6 +78,24 @@ func TestOneShape(t *testing.T) {
 			apiJSON("GET", "/v1/audit-log?tenant_id=acme", nil, ""))
 	})
 
+	t.Run("members, plans and permissions", func(t *testing.T) {
+		same("members show --json and GET /v1/members/{id}",
+			decodeJSON[any](t, ok(t, db, "members", "show", owner.ID, "--json").stdout),
+			apiJSON("GET", "/v1/members/"+owner.ID, nil, "data"))
+		same("members list --json and GET /v1/members",
+			decodeJSON[any](t, ok(t, db, "members", "list", "--tenant", "acme", "--json").stdout),
+			apiJSON("GET", "/v1/members?tenant_id=acme", nil, ""))
+		same("plans show --json and GET /v1/plans/{name}",
+			decodeJSON[any](t, ok(t, db, "plans", "show", "pro", "--json").stdout),
+			apiJSON("GET", "/v1/plans/pro", nil, "data"))
+		same("plans list --json and GET /v1/plans",
+			decodeJSON[any](t, ok(t, db, "plans", "list", "--json").stdout),
+			apiJSON("GET", "/v1/plans", nil, ""))
+		same("permissions list --json and GET /v1/permissions",
+			decodeJSON[any](t, ok(t, db, "permissions", "list", "--json").stdout),
+			apiJSON("GET", "/v1/permissions", nil, ""))
+	})
+
 	for _, tc := range []struct {
 		name  string
 		key   string
@@ -80,6 +104,7 @@ func TestOneShape(t *testing.T) {
 		code  keyward.Code
 	}{
 		{"valid", valid, []string{"reports:read"}, "", ""},
+		{"of a member", memberKey, []string{"reports:read"}, "", ""},
 		{"without permissions", bare, nil, "", ""},
 		{"from an allowed address", ipOnly, nil, "203.0.113.9", ""},
 		{"ip not allowed", ipOnly, nil, "198.51.100.1", keyward.CodeIPNotAllowed},
@@ -110,7 +135,7 @@ func TestOneShape(t *testing.T) {
 			}
 			// Every field of the answer is there once the key is known to
 			// authenticate.
-			want := []string{"detail", "code", "environment", "key_id", "name", "permissions", "ratelimit", "status", "tenant_id", "valid"}
+			want := []string{"detail", "code", "environment", "key_id", "name", "permissions", "plan", "ratelimit", "status", "tenant_id", "valid", "withheld"}
 			switch {
 			case tc.code == "":
 				want = slices.DeleteFunc(want, func(f string) bool { return f == "detail" || f == "code" })
@@ -119,6 +144,9 @@ func TestOneShape(t *testing.T) {
 			}
 			if tc.key == valid {
 				want = append(want, "expires_at")
+			}
+			if tc.key == memberKey {
+				want = append(want, "member")
 			}
 			if got := slices.Sorted(maps.Keys(cliOut)); !reflect.DeepEqual(got, slices.Sorted(slices.Values(want))) {
 				t.Errorf("verify --json has the fields %v, want %v", got, slices.Sorted(slices.Values(want)))

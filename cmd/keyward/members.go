@@ -1,0 +1,252 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/keyward/keyward"
+	"github.com/keyward/keyward/manage"
+	"github.com/keyward/keyward/view"
+	"github.com/spf13/cobra"
+)
+
+// membersCommand is `keyward members`: the people of a tenant, their roles
+// and the permissions their keys may use.
+func (a *app) membersCommand() *cobra.Command {
+	return group("members", "Add, list, show, update and remove the members of a tenant",
+		a.membersAddCommand(),
+		a.membersListCommand(),
+		a.membersShowCommand(),
+		a.membersUpdateCommand(),
+		a.membersSetRoleCommand(),
+		a.membersSetPermissionsCommand(),
+		a.membersRemoveCommand(),
+	)
+}
+
+func (a *app) membersAddCommand() *cobra.Command {
+	var in manage.CreateMemberInput
+	c := &cobra.Command{
+		Use:   "add --tenant T --email E --name N --role R",
+		Short: "Add a member to a tenant",
+		Long: `Add a member to a tenant. The role says what the member may manage: owner,
+admin, developer or viewer; the first member of a tenant must be an owner.
+--permissions are what the member's keys may use, from the catalogue.`,
+		Example: `  keyward members add --tenant acme --email ada@example.com --name "Ada Lovelace" \
+      --role owner --permissions contacts:read,contacts:write`,
+		Args: args(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if strings.TrimSpace(in.TenantID) == "" {
+				return usageError{errors.New("--tenant is required: the id or slug of the member's tenant")}
+			}
+			in.Permissions = nonEmpty(in.Permissions)
+			return a.withService(cmd.Context(), func(svc *manage.Service) error {
+				m, err := svc.CreateMember(cmd.Context(), manage.CommandLine(), in)
+				if err != nil {
+					return err
+				}
+				if a.json {
+					return a.printJSON(m)
+				}
+				fmt.Fprintf(a.stderr, "Added member %s (%s).\n", shown(m.ID), shown(m.Email))
+				return printMember(a.stdout, m)
+			})
+		},
+	}
+	f := c.Flags()
+	f.StringVar(&in.TenantID, "tenant", "", "id or slug of the member's tenant (required)")
+	f.StringVar(&in.Email, "email", "", "the member's email address, unique in the tenant (required)")
+	f.StringVar(&in.Name, "name", "", "the member's name (required)")
+	f.StringVar(&in.Role, "role", "", "owner, admin, developer or viewer (required)")
+	f.StringSliceVar(&in.Permissions, "permissions", nil, "what the member's keys may use, comma-separated")
+	f.StringVar(&in.ExternalID, "external-id", "", "the member's id in your own user system")
+	return c
+}
+
+func (a *app) membersListCommand() *cobra.Command {
+	var (
+		tenant string
+		page   keyward.Page
+	)
+	c := &cobra.Command{
+		Use:   "list [--tenant T]",
+		Short: "List members, oldest first",
+		Args:  args(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return a.withService(cmd.Context(), func(svc *manage.Service) error {
+				ms, next, err := svc.Members(cmd.Context(), manage.CommandLine(), tenant, page)
+				if err != nil {
+					return err
+				}
+				if a.json {
+					return printList(a, ms, next)
+				}
+				tw := table(a.stdout)
+				fmt.Fprintln(tw, "ID\tEMAIL\tNAME\tROLE\tSTATUS\tTENANT\tCREATED")
+				for _, m := range ms {
+					row(tw, m.ID, m.Email, m.Name, string(m.Role), string(m.Status), m.TenantID, when(m.CreatedAt))
+				}
+				if err := tw.Flush(); err != nil {
+					return err
+				}
+				a.printNext(cmd.CommandPath(), next)
+				return nil
+			})
+		},
+	}
+	c.Flags().StringVar(&tenant, "tenant", "", "id or slug of the tenant whose members to list (default every tenant)")
+	pageFlags(c, &page)
+	return c
+}
+
+func (a *app) membersShowCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "show ID",
+		Short: "Show a member",
+		Args:  args(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, argv []string) error {
+			return a.withService(cmd.Context(), func(svc *manage.Service) error {
+				m, err := svc.Member(cmd.Context(), manage.CommandLine(), argv[0])
+				if err != nil {
+					return err
+				}
+				if a.json {
+					return a.printJSON(m)
+				}
+				return printMember(a.stdout, m)
+			})
+		},
+	}
+}
+
+func (a *app) membersUpdateCommand() *cobra.Command {
+	var (
+		email, name, role, externalID, status string
+		perms                                 []string
+	)
+	c := &cobra.Command{
+		Use:   "update ID",
+		Short: "Change a member; only the flags given change anything",
+		Long: `Change a member. Only the flags given change anything; an update that would
+change nothing is refused. --permissions replaces the whole list (give "" to
+clear it): every key of the member loses at once what the member loses.
+--status suspended stops the member's keys from using anything until
+--status active. --external-id "" removes the external id.`,
+		Args: args(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, argv []string) error {
+			changed := cmd.Flags().Changed
+			var in manage.UpdateMemberInput
+			for flag, set := range map[string]func(){
+				"email":       func() { in.Email = &email },
+				"name":        func() { in.Name = &name },
+				"role":        func() { in.Role = &role },
+				"external-id": func() { in.ExternalID = &externalID },
+				"status":      func() { in.Status = &status },
+				"permissions": func() { p := nonEmpty(perms); in.Permissions = &p },
+			} {
+				if changed(flag) {
+					set()
+				}
+			}
+			if in == (manage.UpdateMemberInput{}) {
+				return usageError{errors.New("nothing to change: give at least one of --email, --name, --role, --permissions, --external-id, --status")}
+			}
+			return a.updateMember(cmd, argv[0], in)
+		},
+	}
+	f := c.Flags()
+	f.StringVar(&email, "email", "", "a new email address")
+	f.StringVar(&name, "name", "", "a new name")
+	f.StringVar(&role, "role", "", "a new role: owner, admin, developer or viewer")
+	f.StringSliceVar(&perms, "permissions", nil, "the new permissions, comma-separated (replaces them all)")
+	f.StringVar(&externalID, "external-id", "", `a new external id, or "" to remove it`)
+	f.StringVar(&status, "status", "", "active, or suspended: the member's keys may use nothing")
+	return c
+}
+
+// membersSetRoleCommand is `members set-role ID ROLE`, the command SPEC
+// names: members update ID --role ROLE.
+func (a *app) membersSetRoleCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "set-role ID ROLE",
+		Short: "Change a member's role (members update --role)",
+		Args:  args(cobra.ExactArgs(2)),
+		RunE: func(cmd *cobra.Command, argv []string) error {
+			return a.updateMember(cmd, argv[0], manage.UpdateMemberInput{Role: &argv[1]})
+		},
+	}
+}
+
+// membersSetPermissionsCommand is `members set-permissions ID P,Q`, the
+// command SPEC names: members update ID --permissions P,Q.
+func (a *app) membersSetPermissionsCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "set-permissions ID PERMISSIONS",
+		Short: `Replace a member's permissions, comma-separated, "" for none (members update --permissions)`,
+		Args:  args(cobra.ExactArgs(2)),
+		RunE: func(cmd *cobra.Command, argv []string) error {
+			p := nonEmpty(strings.Split(argv[1], ","))
+			return a.updateMember(cmd, argv[0], manage.UpdateMemberInput{Permissions: &p})
+		},
+	}
+}
+
+// updateMember applies in to member id and prints the member.
+func (a *app) updateMember(cmd *cobra.Command, id string, in manage.UpdateMemberInput) error {
+	return a.withService(cmd.Context(), func(svc *manage.Service) error {
+		m, err := svc.UpdateMember(cmd.Context(), manage.CommandLine(), id, in)
+		if err != nil {
+			return err
+		}
+		if a.json {
+			return a.printJSON(m)
+		}
+		fmt.Fprintf(a.stderr, "Updated member %s.\n", shown(m.ID))
+		return printMember(a.stdout, m)
+	})
+}
+
+func (a *app) membersRemoveCommand() *cobra.Command {
+	var transferTo string
+	c := &cobra.Command{
+		Use:   "remove ID",
+		Short: "Remove a member, and revoke their keys or move them to another member",
+		Long: `Remove a member. Every key that belongs to them is revoked at once, everywhere,
+unless --transfer-keys-to names an active member of the same tenant to move
+the keys to; the keys are then bound by that member's permissions.`,
+		Args: args(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, argv []string) error {
+			return a.withService(cmd.Context(), func(svc *manage.Service) error {
+				r, err := svc.RemoveMember(cmd.Context(), manage.CommandLine(), argv[0], transferTo)
+				if err != nil {
+					return err
+				}
+				if a.json {
+					return a.printJSON(view.RemovalOf(r))
+				}
+				_, err = fmt.Fprintln(a.stdout, escaped(view.MemberRemoved(r)))
+				return err
+			})
+		},
+	}
+	c.Flags().StringVar(&transferTo, "transfer-keys-to", "", "the id of the member to move the keys to, instead of revoking them")
+	return c
+}
+
+// printMember writes a member's fields, one a line, each as shown.
+func printMember(w io.Writer, m *keyward.Member) error {
+	return fields(w,
+		"id", m.ID,
+		"email", m.Email,
+		"name", m.Name,
+		"role", string(m.Role),
+		"status", string(m.Status),
+		"tenant", m.TenantID,
+		"permissions", joinList(m.Permissions, "-"),
+		"external id", orDash(m.ExternalID),
+		"created", when(m.CreatedAt),
+		"updated", when(m.UpdatedAt),
+	)
+}
