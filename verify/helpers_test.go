@@ -194,7 +194,7 @@ func (f *fixture) createTenant(slug string) *keyward.Tenant {
 
 func createTenant(t testing.TB, s keyward.Store, id, slug string, now time.Time) *keyward.Tenant {
 	t.Helper()
-	ten := &keyward.Tenant{ID: id, Slug: slug, Plan: "free", Status: keyward.TenantActive, CreatedAt: now, UpdatedAt: now}
+	ten := &keyward.Tenant{ID: id, Slug: slug, Plan: keyward.DefaultPlan, Status: keyward.TenantActive, CreatedAt: now, UpdatedAt: now}
 	if err := s.CreateTenant(context.Background(), ten, keyward.CommandLineActor()); err != nil {
 		t.Fatalf("CreateTenant: %v", err)
 	}
