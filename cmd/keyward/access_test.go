@@ -91,7 +91,7 @@ func TestMembers(t *testing.T) {
 		fails(t, db, 1, add("--permissions", "keys:manage"), "--permissions", "Keyward's own")
 		fails(t, db, 2, []string{"members", "add", "--email", "x@example.com"}, "--tenant")
 		fails(t, db, 2, []string{"members", "update", dev.ID}, "nothing to change")
-		fails(t, db, 1, []string{"members", "update", dev.ID, "--name", "Dev"}, "Nothing to change")
+		fails(t, db, 1, []string{"members", "update", dev.ID, "--name", "Developer"}, "Nothing to change")
 		fails(t, db, 1, []string{"members", "show", "mem_nobody"}, "No member", "mem_nobody")
 		fails(t, db, 2, []string{"members", "set-role", dev.ID}, "set-role")
 	})
