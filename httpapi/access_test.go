@@ -185,6 +185,12 @@ func TestKeyBoundByMember(t *testing.T) {
 	if a.str("field") != "permissions[1]" || !strings.Contains(d, `"billing:write"`) || !strings.Contains(d, owner) {
 		t.Errorf("a key beyond its member: field %q, detail %q", a.str("field"), d)
 	}
+	// So does a change of its permissions.
+	_, keyID := h.memberKey("acme", owner, "contacts:read")
+	a = h.call("PATCH", "/v1/api-keys/"+keyID, h.root, map[string]any{"permissions": []string{"billing:write"}})
+	if problemOf(t, a, 403, keyward.CodeInsufficientPermissions); a.str("field") != "permissions[0]" {
+		t.Errorf("a change beyond its member: field %q", a.str("field"))
+	}
 	// A member of another tenant, or none, is not found; a suspended one
 	// is a conflict.
 	h.tenant("beta")
@@ -576,5 +582,37 @@ func TestKinboxPromise(t *testing.T) {
 	problemOf(t, h.call("GET", "/v1/whoami", key, nil), 401, keyward.CodeRevokedAPIKey)
 	if v := h.must(200, "POST", "/v1/verify", service, map[string]any{"key": key}).body; v["code"] != string(keyward.CodeRevokedAPIKey) {
 		t.Errorf("verify after the removal: %v", v)
+	}
+}
+
+// TestRestrictionBounds: a key with referrer, endpoint or resource
+// restrictions makes and changes only keys whose own lie inside them.
+func TestRestrictionBounds(t *testing.T) {
+	h := newHarness(t)
+	h.tenant("acme")
+	inside := map[string]any{
+		"referrers": []string{"https://app.example.com"},
+		"endpoints": []string{"GET /v1/contacts/**"},
+		"resources": map[string][]string{"site": {"site_1"}},
+	}
+	manager, _ := h.key(h.root, map[string]any{"tenant_id": "acme", "name": "m", "permissions": []string{"keys:manage"}, "restrictions": inside})
+	k := h.must(201, "POST", "/v1/api-keys", manager, map[string]any{"name": "inside", "restrictions": inside}).data()
+	if r := k["restrictions"].(map[string]any); fmt.Sprint(r["referrers"], r["endpoints"], r["resources"]) != "[https://app.example.com] [GET /v1/contacts/**] map[site:[site_1]]" {
+		t.Errorf("restrictions as stored: %v", r)
+	}
+	for field, r := range map[string]map[string]any{
+		"restrictions.referrers":         {"endpoints": inside["endpoints"], "resources": inside["resources"]},
+		"restrictions.endpoints[0]":      {"referrers": inside["referrers"], "endpoints": []string{"* /v1/**"}, "resources": inside["resources"]},
+		"restrictions.resources.site[0]": {"referrers": inside["referrers"], "endpoints": inside["endpoints"], "resources": map[string][]string{"site": {"site_2"}}},
+	} {
+		a := h.call("POST", "/v1/api-keys", manager, map[string]any{"name": "outside", "restrictions": r})
+		if problemOf(t, a, 403, keyward.CodeInsufficientPermissions); a.str("field") != field {
+			t.Errorf("a key outside its maker's %s: field %q", field, a.str("field"))
+		}
+	}
+	_, broad := h.key(h.root, map[string]any{"tenant_id": "acme", "name": "broad"})
+	problemOf(t, h.call("DELETE", "/v1/api-keys/"+broad, manager, nil), 403, keyward.CodeInsufficientPermissions)
+	if a := h.call("POST", "/v1/api-keys", h.root, map[string]any{"tenant_id": "acme", "name": "x", "restrictions": map[string]any{"endpoints": []string{"/v1"}}}); a.str("field") != "restrictions.endpoints[0]" {
+		t.Errorf("an endpoint without a method: %s", a.raw)
 	}
 }
