@@ -177,10 +177,12 @@ type ChangeFeed interface {
 // audit log and (for all but the catalogue, which no verification reads)
 // an entry in the change feed: either all are stored or none is.
 //
-// The rules that span rows are kept by the store, in the transaction of the
-// write, so that writers at once cannot break them together: a tenant with
-// members keeps an active owner, a plan's key limit holds, a permission in
-// use stays in the catalogue, a key belongs to a member of its tenant.
+// The rules that span rows are checked by the store in the transaction of
+// the write, so that writers at once cannot break them together: a tenant
+// with members keeps an active owner, a plan's key limit holds, a key
+// belongs to a member of its tenant, and a permission leaves the catalogue
+// only while nothing holds it. (That a key, member or plan holds only
+// catalogued permissions is the caller's check, made before the write.)
 //
 // Errors are *Error values with these codes: CodeNotFound when the tenant,
 // key, member, plan or permission does not exist; CodeConflict when a

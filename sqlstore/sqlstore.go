@@ -11,11 +11,15 @@
 //
 // Every transaction that changes a tenant, a key, a member, a plan or the
 // permission catalogue holds the engine's write lock from its start to its
-// end (SQLite's BEGIN IMMEDIATE on its single
-// write connection, PostgreSQL's advisory lock), so that writes happen one
-// at a time: change sequence numbers and audit ids are handed out in commit
-// order, and a follower that reads the feed from the last number it saw
-// misses no change that commits later.
+// end (SQLite's BEGIN IMMEDIATE on its single write connection,
+// PostgreSQL's advisory lock), so that writes happen one at a time: change
+// sequence numbers and audit ids are handed out in commit order, and a
+// follower that reads the feed from the last number it saw misses no
+// change that commits later. The rules that span rows (a tenant keeps an
+// active owner, a plan's key limit, a key's member, a permission removed
+// only while nothing holds it) are checked in the transaction that makes
+// the change, and hold for the same reason: no other write comes between
+// the check and the change.
 //
 // Times are stored as integer microseconds since the Unix epoch and read
 // back in UTC (see internal/sqlrow).
