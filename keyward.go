@@ -88,7 +88,9 @@ type TenantStore interface {
 	TenantLookup
 	// Tenants lists tenants, oldest first.
 	Tenants(ctx context.Context, p Page) (tenants []*Tenant, next string, err error)
-	// CreateTenant stores a new tenant. The caller fills every field.
+	// CreateTenant stores a new tenant. The caller fills every field. A
+	// plan that does not exist, or any plan but DefaultPlan for the system
+	// tenant, is a CodeInvalidRequest naming plan.
 	CreateTenant(ctx context.Context, t *Tenant, by Actor) error
 	// SetTenantStatus suspends or resumes a tenant and returns it as stored.
 	SetTenantStatus(ctx context.Context, id string, status TenantStatus, at time.Time, by Actor) (*Tenant, error)
@@ -117,7 +119,11 @@ type KeyStore interface {
 	UsageRecorder
 	// Keys lists keys that match the filter, newest first.
 	Keys(ctx context.Context, f KeyFilter, p Page) (keys []*Key, next string, err error)
-	// CreateKey stores a new key. The caller fills every field.
+	// CreateKey stores a new key. The caller fills every field. A MemberID
+	// that is not one of the tenant's members is a CodeInvalidRequest
+	// naming member_id; an unrevoked key past the key limit of the
+	// tenant's plan (Plan.MaxKeys, counted in the same transaction) a
+	// CodePlanNotEntitled that says the limit.
 	CreateKey(ctx context.Context, k *Key, by Actor) error
 	// UpdateKey applies the non-nil fields of u to the key and returns it as
 	// stored. It refuses (CodeConflict) to change a revoked key.
@@ -127,20 +133,24 @@ type KeyStore interface {
 	RevokeKey(ctx context.Context, id string, at time.Time, by Actor) (*Key, error)
 	// RotateKey stores successor, sets the old key's RotatedTo to the
 	// successor's id and its ExpiresAt to oldExpiresAt, in one transaction,
-	// and returns the old key as stored. It refuses (CodeConflict) to rotate
-	// a revoked key or one that was rotated already.
+	// and returns the old key as stored. The successor belongs to the old
+	// key's member, whatever its MemberID says, and does not count against
+	// the plan's key limit. It refuses (CodeConflict) to rotate a revoked
+	// key or one that was rotated already.
 	RotateKey(ctx context.Context, oldID string, successor *Key, oldExpiresAt time.Time, by Actor) (*Key, error)
 }
 
-// AuditStore reads the audit log, which the writes of TenantStore and
-// KeyStore fill. Errors are those of Store.
+// AuditStore reads the audit log, which the writes of TenantStore,
+// KeyStore, MemberStore, PlanStore and Catalogue fill. Errors are those of
+// Store.
 type AuditStore interface {
 	// AuditLog lists audit entries that match the filter, newest first.
 	AuditLog(ctx context.Context, f AuditFilter, p Page) (entries []*AuditEntry, next string, err error)
 }
 
-// ChangeFeed reads the change feed, which the writes of TenantStore and
-// KeyStore append to, and prunes it. Errors are those of Store.
+// ChangeFeed reads the change feed, which the writes of TenantStore,
+// KeyStore, MemberStore and PlanStore append to, and prunes it. Errors are
+// those of Store.
 type ChangeFeed interface {
 	// Changes returns up to limit changes with a sequence number above after,
 	// in order.
@@ -158,20 +168,31 @@ type ChangeFeed interface {
 // audit log, the change feed and the settings: every interface above and in
 // member.go and plan.go, which a consumer asks for one by one (the verifier
 // needs KeyLookup, TenantLookup, MemberLookup, PlanLookup, UsageRecorder
-// and ChangeFeed; the management service the stores and AuditStore). SQLite and PostgreSQL implement it and pass the same suite
-// (package storetest).
+// and ChangeFeed; the management service the stores and AuditStore).
+// SQLite and PostgreSQL implement it and pass the same suite (package
+// storetest).
 //
 // Every method that changes a tenant, a key, a member, a plan or the
 // catalogue writes, in one transaction, the change itself, an entry in the
 // audit log and (for all but the catalogue, which no verification reads)
 // an entry in the change feed: either all are stored or none is.
 //
-// Errors are *Error values with these codes: CodeNotFound when the tenant or
-// key does not exist, CodeConflict when a unique value (a tenant slug) is
-// taken, CodeInvalidRequest when a cursor or a value cannot be read or
-// stored (PostgreSQL refuses text with a NUL), CodeStorageUnavailable when
-// the storage does not answer or is busy beyond its timeout (a caller may
-// retry), CodeInternal for anything else (the cause is wrapped).
+// The rules that span rows are kept by the store, in the transaction of the
+// write, so that writers at once cannot break them together: a tenant with
+// members keeps an active owner, a plan's key limit holds, a permission in
+// use stays in the catalogue, a key belongs to a member of its tenant.
+//
+// Errors are *Error values with these codes: CodeNotFound when the tenant,
+// key, member, plan or permission does not exist; CodeConflict when a
+// unique value (a tenant slug, a member's email or external id, a plan's
+// or permission's name) is taken, or when a write would leave a tenant
+// without an active owner or remove a permission in use;
+// CodePlanNotEntitled for a key past its plan's limit; CodeInvalidRequest
+// when a cursor or a value cannot be read or stored (PostgreSQL refuses
+// text with a NUL) or names what is not there (a tenant's plan, a key's
+// member); CodeStorageUnavailable when the storage does not answer or is
+// busy beyond its timeout (a caller may retry); CodeInternal for anything
+// else (the cause is wrapped).
 type Store interface {
 	TenantStore
 	KeyStore

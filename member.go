@@ -107,20 +107,26 @@ type MemberLookup interface {
 // active owner: a change that would leave none is a CodeConflict.
 type MemberStore interface {
 	MemberLookup
-	// Members lists a tenant's members, oldest first.
+	// Members lists a tenant's members, or every tenant's when tenantID is
+	// "", oldest first.
 	Members(ctx context.Context, tenantID string, p Page) (members []*Member, next string, err error)
 	// CreateMember stores a new member. The caller fills every field. A
 	// taken email (compared case-insensitively) or external id in the
-	// tenant is a CodeConflict, as is a first member who is not an active
-	// owner.
+	// tenant is a CodeConflict whose Field names it, as is a first member
+	// who is not an active owner. An unknown tenant is a CodeNotFound; a
+	// role or status that is not one of the constants a CodeInvalidRequest.
 	CreateMember(ctx context.Context, m *Member, by Actor) error
 	// UpdateMember applies the non-nil fields of u and returns the member as
-	// stored.
+	// stored. Demoting or suspending the last active owner is a
+	// CodeConflict, as is a taken email or external id.
 	UpdateMember(ctx context.Context, id string, u MemberUpdate, at time.Time, by Actor) (*Member, error)
 	// RemoveMember deletes a member and, in the same transaction, revokes
 	// every unrevoked key that belongs to them, or, when transferTo is not
 	// "", moves those keys to that member (an active member of the same
 	// tenant, else CodeInvalidRequest naming transfer_keys_to). Each key
-	// revoked or moved gets its own audit entry and change.
+	// revoked or moved gets its own audit entry (key.revoke, or
+	// key.transfer whose Related is transferTo) and change, beside the
+	// member's (member.remove). Removing the last active owner is a
+	// CodeConflict.
 	RemoveMember(ctx context.Context, id, transferTo string, at time.Time, by Actor) (*MemberRemoval, error)
 }

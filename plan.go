@@ -71,18 +71,21 @@ type PlanStore interface {
 	PlanLookup
 	// Plans lists every plan, by name.
 	Plans(ctx context.Context) ([]*Plan, error)
-	// CreatePlan stores a new plan; a taken name is a CodeConflict.
+	// CreatePlan stores a new plan; a taken name is a CodeConflict. Its
+	// audit entries, and those of UpdatePlan, belong to no tenant
+	// (TenantID "").
 	CreatePlan(ctx context.Context, p *Plan, by Actor) error
 	// UpdatePlan applies the non-nil fields of u and returns the plan as
-	// stored.
+	// stored. Lowering MaxKeys below what a tenant holds revokes nothing.
 	UpdatePlan(ctx context.Context, name string, u PlanUpdate, at time.Time, by Actor) (*Plan, error)
 	// SetTenantPlan moves a tenant to a plan, which must exist
 	// (CodeInvalidRequest naming plan otherwise), and returns the tenant as
 	// stored. The system tenant stays on the default plan
-	// (CodeInvalidRequest).
+	// (CodeInvalidRequest). Its audit entry (tenant.set_plan) has the
+	// plan's name as Related.
 	SetTenantPlan(ctx context.Context, tenantID, plan string, at time.Time, by Actor) (*Tenant, error)
-	// CountKeys counts a tenant's unrevoked keys, for the plan's key
-	// limit.
+	// CountKeys counts a tenant's unrevoked keys, expired ones included:
+	// what the plan's key limit counts.
 	CountKeys(ctx context.Context, tenantID string) (int, error)
 }
 
@@ -112,10 +115,12 @@ func (u PermissionUse) InUse() bool { return u.Keys > 0 || len(u.Members) > 0 ||
 type Catalogue interface {
 	// Permissions lists the catalogue, by name.
 	Permissions(ctx context.Context) ([]*Permission, error)
-	// CreatePermission adds an entry; a taken name is a CodeConflict.
+	// CreatePermission adds an entry; a taken name is a CodeConflict. Its
+	// audit entries, and those of DeletePermission, belong to no tenant.
 	CreatePermission(ctx context.Context, p *Permission, by Actor) error
-	// DeletePermission removes an entry. A permission held by an unrevoked
-	// key, a member or a plan is not removed: the error is a CodeConflict
-	// whose message says where it is used (the use is returned too).
+	// DeletePermission removes an entry; one not in the catalogue is a
+	// CodeNotFound. A permission held by an unrevoked key, a member or a
+	// plan is not removed: the error is a CodeConflict whose message says
+	// where it is used (the use is returned too).
 	DeletePermission(ctx context.Context, name string, at time.Time, by Actor) (PermissionUse, error)
 }

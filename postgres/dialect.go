@@ -20,7 +20,8 @@ import (
 )
 
 // writeLock is the id of the advisory lock that every transaction changing
-// a tenant or a key holds from its start to its end ("keyward\0" in ASCII).
+// the database (but for last-used times and pruning) holds from its start
+// to its end ("keyward\0" in ASCII).
 // Advisory locks belong to one database: stores on other databases never
 // wait for it. Migration 00004 takes it too, by its decimal number
 // (TestMigrationsTakeTheWriteLock).
@@ -28,7 +29,7 @@ const writeLock int64 = 0x6b65797761726400
 
 // dialect returns what PostgreSQL does differently from SQLite:
 // placeholders numbered $1, $2…; the write lock, an advisory lock that
-// every transaction changing a tenant or a key takes first (writeLock); a
+// every transaction changing the database takes first (writeLock); a
 // notification on notifyChannel from every transaction that appends to the
 // change feed (see Notifications); pgx's errors; and, on pool, natively,
 // the read of a verification's cache miss (which pgx prepares and caches)
@@ -129,18 +130,28 @@ func isConnError(err error) bool {
 
 // isUnique reports whether err violates the primary key or the unique
 // constraint on column ("table.column"), by the names PostgreSQL gives
-// them: table_pkey for the primary key (id, in every table),
-// table_column_key for a unique column.
+// them: table_pkey for the primary key (primaryKey), table_column_key for a unique column (and the unique indexes of
+// migration 00006, named so).
 func isUnique(err error, column string) bool {
 	var pe *pgconn.PgError
 	if !errors.As(err, &pe) || pe.Code != "23505" {
 		return false
 	}
 	table, col, _ := strings.Cut(column, ".")
-	if col == "id" {
+	if col == primaryKey(table) {
 		return pe.ConstraintName == table+"_pkey"
 	}
 	return pe.ConstraintName == table+"_"+col+"_key"
+}
+
+// primaryKey names the primary key column of a table: id, but for the
+// tables keyed by a name.
+func primaryKey(table string) string {
+	switch table {
+	case "plans", "permissions", "settings":
+		return "name"
+	}
+	return "id"
 }
 
 // isForeignKeyViolation reports whether err violates a foreign key.

@@ -11,9 +11,10 @@
 // sees the others' changes through the change feed. It behaves as the
 // SQLite store does, and passes the same suite (package storetest):
 //
-//   - Every transaction that changes a tenant or a key takes the store's
-//     write lock first (a transaction-level advisory lock, held until commit
-//     or rollback), so that writes happen one at a time, as SQLite's do.
+//   - Every transaction that changes a tenant, a key, a member, a plan or
+//     the permission catalogue takes the store's write lock first (a
+//     transaction-level advisory lock, held until commit or rollback), so
+//     that writes happen one at a time, as SQLite's do.
 //     Change sequence numbers and audit ids, drawn from identity columns,
 //     are therefore handed out in commit order: a follower that reads the
 //     feed from the last number it saw misses no change that commits later.

@@ -28,7 +28,7 @@ func (s *Store) AuditLog(ctx context.Context, f keyward.AuditFilter, p keyward.P
 		w.add(`id < ?`, c.N)
 	}
 	w.args = append(w.args, limit+1)
-	rows, err := s.query(ctx, s.r, `SELECT id, at, actor, actor_ip, action, tenant_id, target, related FROM audit_log`+w.where()+` ORDER BY id DESC LIMIT ?`, w.args...)
+	rows, err := s.query(ctx, s.r, `SELECT id, at, actor, actor_ip, actor_member, action, tenant_id, target, related FROM audit_log`+w.where()+` ORDER BY id DESC LIMIT ?`, w.args...)
 	if err != nil {
 		return nil, "", s.err(err)
 	}
@@ -37,7 +37,7 @@ func (s *Store) AuditLog(ctx context.Context, f keyward.AuditFilter, p keyward.P
 	for rows.Next() {
 		var e keyward.AuditEntry
 		var at int64
-		if err := rows.Scan(&e.ID, &at, &e.Actor, &e.ActorIP, &e.Action, &e.TenantID, &e.Target, &e.Related); err != nil {
+		if err := rows.Scan(&e.ID, &at, &e.Actor, &e.ActorIP, &e.ActorMember, &e.Action, &e.TenantID, &e.Target, &e.Related); err != nil {
 			return nil, "", s.err(err)
 		}
 		e.At = sqlrow.FromMicros(at)

@@ -13,18 +13,30 @@ import (
 )
 
 // insertKey stores k in tx. A taken id or hash is a CodeConflict, an unknown
-// tenant a CodeNotFound.
+// tenant a CodeNotFound, a member that is not one of the tenant's a
+// CodeInvalidRequest naming member_id: checked here, under the write lock,
+// so that no key is made for a member that a removal has just taken away.
 func (s *Store) insertKey(ctx context.Context, tx *sql.Tx, k *keyward.Key) error {
+	if k.MemberID != "" {
+		var tenantID string
+		err := s.row(ctx, tx, `SELECT tenant_id FROM members WHERE id = ?`, k.MemberID).Scan(&tenantID)
+		switch {
+		case errors.Is(err, sql.ErrNoRows), err == nil && tenantID != k.TenantID:
+			return keyward.FieldErrorf("member_id", "tenant %q has no member %q; give the id of one of its members, or none for a key of the tenant as a whole", k.TenantID, k.MemberID)
+		case err != nil:
+			return err
+		}
+	}
 	perms, meta, restr, err := sqlrow.KeyJSON(k.Permissions, k.Metadata, k.Restrictions)
 	if err != nil {
 		return err
 	}
 	_, err = s.exec(ctx, tx, `INSERT INTO keys (`+sqlrow.KeyColumns+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		k.ID, k.TenantID, string(k.Environment), k.Name, k.Head, k.Start, k.Last4, k.Hash[:],
 		perms, meta, restr, sqlrow.NullMicros(k.ExpiresAt), sqlrow.NullMicros(k.RotateBy), string(k.Status),
 		k.CreatedAt.UnixMicro(), k.CreatedBy, k.UpdatedAt.UnixMicro(), sqlrow.NullMicros(k.RevokedAt),
-		sqlrow.NullMicros(k.LastUsedAt), k.LastUsedIP, k.RotatedFrom, k.RotatedTo)
+		sqlrow.NullMicros(k.LastUsedAt), k.LastUsedIP, k.RotatedFrom, k.RotatedTo, k.MemberID)
 	switch {
 	case s.d.Unique(err, "keys.id"):
 		return keyward.Errorf(keyward.CodeConflict, "A key with id %q exists.", k.ID)
@@ -40,15 +52,61 @@ func (s *Store) insertKey(ctx context.Context, tx *sql.Tx, k *keyward.Key) error
 
 // CreateKey stores a new key, its audit entry (key.create) and its change.
 // ExpiresAt, RotateBy, RevokedAt and LastUsedAt that point to the zero time
-// are stored as unset.
+// are stored as unset. A key past the key limit of the tenant's plan (its
+// unrevoked keys, counted in the same transaction, so that keys created at
+// once cannot pass the limit together) is a CodePlanNotEntitled.
 func (s *Store) CreateKey(ctx context.Context, k *keyward.Key, by keyward.Actor) error {
 	return s.write(ctx, func(tx *sql.Tx) error {
+		if k.Status != keyward.KeyRevoked {
+			if err := s.checkKeyLimit(ctx, tx, k.TenantID); err != nil {
+				return err
+			}
+		}
 		if err := s.insertKey(ctx, tx, k); err != nil {
 			return err
 		}
 		return s.record(ctx, tx, k.CreatedAt, by, keyward.ActionKeyCreate, k.TenantID, k.ID,
 			keyward.Change{Kind: keyward.ChangeKey, ID: k.ID})
 	})
+}
+
+// checkKeyLimit refuses, with CodePlanNotEntitled, one more unrevoked key
+// for a tenant that holds as many as its plan's MaxKeys. A tenant that does
+// not exist has no limit here: inserting its key fails.
+func (s *Store) checkKeyLimit(ctx context.Context, tx *sql.Tx, tenantID string) error {
+	var plan string
+	var limit int
+	err := s.row(ctx, tx, `SELECT p.name, p.max_keys FROM tenants t JOIN plans p ON p.name = t.plan WHERE t.id = ?`, tenantID).Scan(&plan, &limit)
+	if errors.Is(err, sql.ErrNoRows) || (err == nil && limit <= 0) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	n, err := s.countKeys(ctx, tx, tenantID)
+	if err != nil {
+		return err
+	}
+	if n >= limit {
+		return keyward.Errorf(keyward.CodePlanNotEntitled,
+			"The plan %q allows a tenant at most %d keys, and tenant %q holds %d; revoke a key first, or move the tenant to a plan that allows more.",
+			plan, limit, tenantID, n)
+	}
+	return nil
+}
+
+// countKeys counts a tenant's unrevoked keys, from the read pool or in a
+// transaction.
+func (s *Store) countKeys(ctx context.Context, q querier, tenantID string) (int, error) {
+	var n int
+	err := s.row(ctx, q, `SELECT count(*) FROM keys WHERE tenant_id = ? AND status <> ?`, tenantID, string(keyward.KeyRevoked)).Scan(&n)
+	return n, err
+}
+
+// CountKeys counts a tenant's unrevoked keys, expired ones included.
+func (s *Store) CountKeys(ctx context.Context, tenantID string) (int, error) {
+	n, err := s.countKeys(ctx, s.r, tenantID)
+	return n, s.err(err)
 }
 
 // key reads a key by id, from the read pool or in a transaction.
@@ -88,6 +146,11 @@ func (s *Store) Keys(ctx context.Context, f keyward.KeyFilter, p keyward.Page) (
 	var w conditions
 	if f.TenantID != "" {
 		w.add(`tenant_id = ?`, f.TenantID)
+	}
+	if f.MemberID != "" {
+		// The second condition lets the store use the index of the keys
+		// that belong to a member, which holds no other.
+		w.add(`member_id = ? AND member_id <> ''`, f.MemberID)
 	}
 	if f.Environment != "" {
 		w.add(`environment = ?`, string(f.Environment))
@@ -206,7 +269,9 @@ func (s *Store) RevokeKey(ctx context.Context, id string, at time.Time, by keywa
 	})
 }
 
-// RotateKey stores successor with RotatedFrom set to oldID, sets the old
+// RotateKey stores successor with RotatedFrom set to oldID and MemberID to
+// the old key's (a successor belongs to the member the old key does), sets
+// the old
 // key's RotatedTo to the successor's id, its ExpiresAt to oldExpiresAt and
 // its UpdatedAt to the successor's CreatedAt, writes one audit entry
 // (key.rotate, target the old key) and two changes (the old key, then the
@@ -227,6 +292,7 @@ func (s *Store) RotateKey(ctx context.Context, oldID string, successor *keyward.
 		}
 		next := *successor
 		next.RotatedFrom = oldID
+		next.MemberID = old.MemberID
 		if err := s.insertKey(ctx, tx, &next); err != nil {
 			return false, err
 		}

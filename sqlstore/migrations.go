@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"time"
 
 	"github.com/pressly/goose/v3"
 )
@@ -14,6 +15,7 @@ import (
 func Migrations() []*goose.Migration {
 	return []*goose.Migration{
 		goose.NewGoMigration(5, &goose.GoFunc{RunTx: storeKeyPrefixOfKeys}, &goose.GoFunc{Mode: goose.TransactionEnabled}),
+		goose.NewGoMigration(7, &goose.GoFunc{RunTx: seedPlans}, &goose.GoFunc{Mode: goose.TransactionEnabled}),
 	}
 }
 
@@ -37,5 +39,30 @@ ORDER BY sum(CASE WHEN status <> 'revoked' THEN 1 ELSE 0 END) DESC,
          max(CASE WHEN id = 'key_root' THEN 1 ELSE 0 END) DESC,
          min(created_at), p
 LIMIT 1`)
+	return err
+}
+
+// seedPlans stores the built-in default plan, and, for a database made
+// before plans existed (migration 00006 made the plans table), one plan per
+// plan name its tenants are on, so that every tenant's plan exists. Each
+// includes everything, as the default plan does: API access, no key limit,
+// every permission, no capability named; nothing that worked stops working.
+// Plans that exist are left as they are. No audit entry and no change:
+// nobody acted, and no key may do less than before.
+//
+// Both engines read the same SQL: $1 placeholders (SQLite's driver takes
+// them too), the time cast to an integer, TRUE, which SQLite stores as 1,
+// and ON CONFLICT.
+func seedPlans(ctx context.Context, tx *sql.Tx) error {
+	_, err := tx.ExecContext(ctx, `
+INSERT INTO plans (name, capabilities, permissions, api_access, max_keys, created_at, updated_at)
+SELECT name, '[]', '[]', TRUE, 0, CAST($1 AS BIGINT), CAST($1 AS BIGINT) FROM (
+    SELECT 'default' AS name
+    UNION
+    SELECT DISTINCT plan FROM tenants
+) AS used
+WHERE TRUE -- SQLite reads ON CONFLICT after a FROM clause as a join
+ORDER BY name
+ON CONFLICT (name) DO NOTHING`, time.Now().UnixMicro())
 	return err
 }

@@ -9,8 +9,9 @@
 // an engine that numbers them ($1, $2…) rewrites them before it runs them.
 // No query holds a ? in a string literal.
 //
-// Every transaction that changes a tenant or a key holds the engine's write
-// lock from its start to its end (SQLite's BEGIN IMMEDIATE on its single
+// Every transaction that changes a tenant, a key, a member, a plan or the
+// permission catalogue holds the engine's write lock from its start to its
+// end (SQLite's BEGIN IMMEDIATE on its single
 // write connection, PostgreSQL's advisory lock), so that writes happen one
 // at a time: change sequence numbers and audit ids are handed out in commit
 // order, and a follower that reads the feed from the last number it saw
@@ -23,6 +24,7 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"strconv"
 	"strings"
@@ -48,8 +50,9 @@ type Dialect struct {
 	// pool (SQLite: compiling it again on every miss took a third of the
 	// miss). Its errors, and its lack of a row, are as database/sql's.
 	QueryRow func(ctx context.Context, query string, args ...any) sqlrow.Scanner
-	// LockWrites is the statement that a transaction that changes a tenant
-	// or a key runs first, to take the write lock; empty when beginning a
+	// LockWrites is the statement that a transaction that changes the
+	// database (but for RecordUsage and PruneChanges) runs first, to take
+	// the write lock; empty when beginning a
 	// transaction on the write pool takes it already (SQLite's BEGIN
 	// IMMEDIATE).
 	LockWrites string
@@ -103,6 +106,9 @@ type Store struct {
 var _ interface {
 	keyward.TenantStore
 	keyward.KeyStore
+	keyward.MemberStore
+	keyward.PlanStore
+	keyward.Catalogue
 	keyward.AuditStore
 	keyward.ChangeFeed
 	keyward.Settings
@@ -233,7 +239,8 @@ func (s *Store) inTx(ctx context.Context, locked bool, fn func(tx *sql.Tx) error
 }
 
 // record writes the audit entry of a change and its entries in the change
-// feed, in the transaction that makes the change.
+// feed, in the transaction that makes the change. The entry names the
+// actor's key, address and member.
 func (s *Store) record(ctx context.Context, tx *sql.Tx, at time.Time, by keyward.Actor, action, tenantID, target string, changes ...keyward.Change) error {
 	return s.recordRelated(ctx, tx, at, by, action, tenantID, target, "", changes...)
 }
@@ -241,8 +248,8 @@ func (s *Store) record(ctx context.Context, tx *sql.Tx, at time.Time, by keyward
 // recordRelated is record for an action that concerns a second id too.
 func (s *Store) recordRelated(ctx context.Context, tx *sql.Tx, at time.Time, by keyward.Actor, action, tenantID, target, related string, changes ...keyward.Change) error {
 	if _, err := s.exec(ctx, tx,
-		`INSERT INTO audit_log (at, actor, actor_ip, action, tenant_id, target, related) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-		at.UnixMicro(), by.ID, by.IP, action, tenantID, target, related); err != nil {
+		`INSERT INTO audit_log (at, actor, actor_ip, actor_member, action, tenant_id, target, related) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+		at.UnixMicro(), by.ID, by.IP, by.MemberID, action, tenantID, target, related); err != nil {
 		return err
 	}
 	for _, c := range changes {
@@ -288,4 +295,25 @@ func (c *conditions) where() string {
 		return ""
 	}
 	return ` WHERE ` + strings.Join(c.conds, ` AND `)
+}
+
+// writeList is the JSON text of a list of names, as stored: [] for nil.
+func writeList(names []string) (string, error) {
+	if names == nil {
+		names = []string{}
+	}
+	b, err := json.Marshal(names)
+	return string(b), err
+}
+
+// readList reads a stored list of names: never nil.
+func readList(text string) ([]string, error) {
+	var names []string
+	if err := json.Unmarshal([]byte(text), &names); err != nil {
+		return nil, err
+	}
+	if names == nil {
+		names = []string{}
+	}
+	return names, nil
 }

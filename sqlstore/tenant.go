@@ -24,9 +24,13 @@ func scanTenant(sc sqlrow.Scanner) (*keyward.Tenant, error) {
 }
 
 // CreateTenant stores a new tenant, its audit entry and its change. A taken
-// id or slug is a CodeConflict.
+// id or slug is a CodeConflict; a plan that does not exist, or any plan but
+// the default one for the system tenant, a CodeInvalidRequest naming plan.
 func (s *Store) CreateTenant(ctx context.Context, t *keyward.Tenant, by keyward.Actor) error {
 	return s.write(ctx, func(tx *sql.Tx) error {
+		if err := s.checkTenantPlan(ctx, tx, t.ID, t.Plan); err != nil {
+			return err
+		}
 		_, err := s.exec(ctx, tx,
 			`INSERT INTO tenants (`+tenantColumns+`) VALUES (?, ?, ?, ?, ?, ?)`,
 			t.ID, t.Slug, t.Plan, string(t.Status), t.CreatedAt.UnixMicro(), t.UpdatedAt.UnixMicro())

@@ -233,3 +233,180 @@ var concurrencyTests = []test{
 		f.wantRecorded(m, keyward.ActionKeyRotate, tn.ID, old.ID, admin, succ[winner].CreatedAt, keyChange(old.ID), keyChange(succ[winner].ID))
 	}},
 }
+
+// concurrentAccessTests race the writers of the access model: the rules
+// that span rows hold however the writes interleave.
+var concurrentAccessTests = []test{
+	{"LastTwoOwners", func(f *fixture) {
+		// Two owners removed at once: one removal is made, the other is
+		// refused, whichever comes second. Several rounds, so that the two
+		// meet in the store more than once.
+		for round := range 5 {
+			tn, a := f.createTeam(fmt.Sprintf("round-%d", round))
+			b := f.createMember(tn.ID, keyward.RoleOwner)
+			m := f.mark()
+			errs := make([]error, 2)
+			var wg sync.WaitGroup
+			for i, id := range []string{a.ID, b.ID} {
+				at := f.tick()
+				wg.Go(func() { _, errs[i] = f.s.RemoveMember(f.ctx, id, "", at, admin) })
+			}
+			wg.Wait()
+			if (errs[0] == nil) == (errs[1] == nil) {
+				f.t.Fatalf("round %d: removing the last two owners at once: %v and %v; want one removal made and one refused", round, errs[0], errs[1])
+			}
+			for _, err := range errs {
+				if err != nil {
+					wantCode(f.t, err, keyward.CodeConflict)
+				}
+			}
+			members, _, err := f.s.Members(f.ctx, tn.ID, keyward.Page{})
+			if err != nil || len(members) != 1 || members[0].Role != keyward.RoleOwner {
+				f.t.Fatalf("round %d: Members = %v, %v; want the owner left", round, members, err)
+			}
+			if n := len(f.allAudit(keyward.AuditFilter{})) - m.audit; n != 1 {
+				f.t.Fatalf("round %d: %d audit entries, want 1", round, n)
+			}
+		}
+	}},
+	{"EveryOwnerAtOnce", func(f *fixture) {
+		// As many owners as workers, each removed, demoted or suspended at
+		// once: all but one change is made, and one active owner is left.
+		tn, first := f.createTeam("acme")
+		owners := []*keyward.Member{first}
+		for range workers - 1 {
+			owners = append(owners, f.createMember(tn.ID, keyward.RoleOwner))
+		}
+		times := make([]time.Time, workers)
+		for i := range times {
+			times[i] = f.tick()
+		}
+		errs := make([]error, workers)
+		var wg sync.WaitGroup
+		for i, o := range owners {
+			wg.Go(func() {
+				switch i % 3 {
+				case 0:
+					_, errs[i] = f.s.RemoveMember(f.ctx, o.ID, "", times[i], admin)
+				case 1:
+					_, errs[i] = f.s.UpdateMember(f.ctx, o.ID, keyward.MemberUpdate{Role: ptr(keyward.RoleAdmin)}, times[i], admin)
+				default:
+					_, errs[i] = f.s.UpdateMember(f.ctx, o.ID, keyward.MemberUpdate{Status: ptr(keyward.MemberSuspended)}, times[i], admin)
+				}
+			})
+		}
+		wg.Wait()
+		refused := 0
+		for _, err := range errs {
+			if err != nil {
+				wantCode(f.t, err, keyward.CodeConflict)
+				refused++
+			}
+		}
+		if refused != 1 {
+			f.t.Fatalf("%d of %d changes to every owner at once were refused, want 1: %v", refused, workers, errs)
+		}
+		members, _, err := f.s.Members(f.ctx, tn.ID, keyward.Page{})
+		if err != nil {
+			f.t.Fatalf("Members: %v", err)
+		}
+		active := 0
+		for _, m := range members {
+			if m.Role == keyward.RoleOwner && m.Status == keyward.MemberActive {
+				active++
+			}
+		}
+		if active != 1 {
+			f.t.Fatalf("%d active owners left, want 1: %v", active, members)
+		}
+	}},
+	{"KeyLimit", func(f *fixture) {
+		p := f.newPlan("small")
+		p.MaxKeys = 3
+		if err := f.s.CreatePlan(f.ctx, p, admin); err != nil {
+			f.t.Fatalf("CreatePlan: %v", err)
+		}
+		tn := f.onPlan("acme", "small")
+		keys := make([]*keyward.Key, workers)
+		for i := range keys {
+			keys[i] = f.newKey(tn.ID, keyward.Live)
+		}
+		errs := make([]error, workers)
+		var wg sync.WaitGroup
+		for i, k := range keys {
+			wg.Go(func() { errs[i] = f.s.CreateKey(f.ctx, k, admin) })
+		}
+		wg.Wait()
+		made := 0
+		for _, err := range errs {
+			if err == nil {
+				made++
+			} else {
+				wantCode(f.t, err, keyward.CodePlanNotEntitled)
+			}
+		}
+		if made != 3 || f.countKeys(tn.ID) != 3 {
+			f.t.Fatalf("%d keys created at once on a plan of 3 keys: %d made, %d stored; want 3", workers, made, f.countKeys(tn.ID))
+		}
+	}},
+	{"RemoveWhileKeysAreMade", func(f *fixture) {
+		// Keys made for a member while the member is removed: each is
+		// made before the removal, and revoked by it, or refused after.
+		// No unrevoked key is left to a member who is gone.
+		tn, _ := f.createTeam("acme")
+		dev := f.createMember(tn.ID, keyward.RoleDeveloper)
+		const perWorker = 5
+		batches := make([][]*keyward.Key, workers)
+		for w := range batches {
+			for range perWorker {
+				k := f.newKey(tn.ID, keyward.Live)
+				k.MemberID = dev.ID
+				batches[w] = append(batches[w], k)
+			}
+		}
+		at := f.tick()
+		var removal *keyward.MemberRemoval
+		var removeErr error
+		made := make([]int, workers)
+		errs := make(chan error, workers*perWorker)
+		var wg sync.WaitGroup
+		for w, batch := range batches {
+			wg.Go(func() {
+				for _, k := range batch {
+					err := f.s.CreateKey(f.ctx, k, admin)
+					switch {
+					case err == nil:
+						made[w]++
+					case keyward.ErrorCode(err) != keyward.CodeInvalidRequest:
+						errs <- fmt.Errorf("CreateKey(%s): %w", k.ID, err)
+					}
+				}
+			})
+		}
+		wg.Go(func() { removal, removeErr = f.s.RemoveMember(f.ctx, dev.ID, "", at, admin) })
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			f.t.Error(err)
+		}
+		if removeErr != nil {
+			f.t.Fatalf("RemoveMember: %v", removeErr)
+		}
+		total := 0
+		for _, n := range made {
+			total += n
+		}
+		if removal.Revoked != total {
+			f.t.Fatalf("RemoveMember revoked %d keys; %d were made before it", removal.Revoked, total)
+		}
+		keys, _, err := f.s.Keys(f.ctx, keyward.KeyFilter{MemberID: dev.ID}, keyward.Page{Limit: keyward.MaxPageLimit})
+		if err != nil || len(keys) != total {
+			f.t.Fatalf("Keys of the member removed = %d, %v; want %d", len(keys), err, total)
+		}
+		for _, k := range keys {
+			if k.Status != keyward.KeyRevoked {
+				f.t.Fatalf("key %s of a member removed is %s", k.ID, k.Status)
+			}
+		}
+	}},
+}

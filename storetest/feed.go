@@ -15,9 +15,10 @@ type entry struct {
 	at                       time.Time
 }
 
-// history makes one of every mutation, by two actors and over two tenants,
-// and returns the audit entries and the changes of each mutation it
-// expects, oldest first.
+// history makes one of every mutation, by three actors (one of whom acts
+// for a member) and over two tenants, and returns the audit entries it
+// expects and the changes of each mutation (none for the catalogue's),
+// oldest first.
 func (f *fixture) history() ([]entry, [][]keyward.Change) {
 	f.t.Helper()
 	var entries []entry
@@ -82,6 +83,88 @@ func (f *fixture) history() ([]entry, [][]keyward.Change) {
 	}
 	entries = append(entries, entry{keyward.ActionTenantResume, b.ID, b.ID, cli, at})
 	changes = append(changes, []keyward.Change{tenantChange(b.ID)})
+
+	// The access model's writes, some by a key that acts for a member.
+	pro := f.newPlan("pro")
+	if err := f.s.CreatePlan(f.ctx, pro, cli); err != nil {
+		f.t.Fatalf("CreatePlan: %v", err)
+	}
+	entries = append(entries, entry{keyward.ActionPlanCreate, "", pro.Name, cli, pro.CreatedAt})
+	changes = append(changes, []keyward.Change{planChange(pro.Name)})
+
+	at = f.tick()
+	if _, err := f.s.SetTenantPlan(f.ctx, a.ID, pro.Name, at, byOwner); err != nil {
+		f.t.Fatalf("SetTenantPlan: %v", err)
+	}
+	entries = append(entries, entry{keyward.ActionTenantSetPlan, a.ID, a.ID, byOwner, at})
+	changes = append(changes, []keyward.Change{tenantChange(a.ID)})
+
+	owner := f.newMember(a.ID, keyward.RoleOwner)
+	if err := f.s.CreateMember(f.ctx, owner, admin); err != nil {
+		f.t.Fatalf("CreateMember: %v", err)
+	}
+	entries = append(entries, entry{keyward.ActionMemberAdd, a.ID, owner.ID, admin, owner.CreatedAt})
+	changes = append(changes, []keyward.Change{memberChange(owner.ID)})
+
+	ko := f.newKey(a.ID, keyward.Live)
+	ko.MemberID = owner.ID
+	if err := f.s.CreateKey(f.ctx, ko, byOwner); err != nil {
+		f.t.Fatalf("CreateKey: %v", err)
+	}
+	entries = append(entries, entry{keyward.ActionKeyCreate, a.ID, ko.ID, byOwner, ko.CreatedAt})
+	changes = append(changes, []keyward.Change{keyChange(ko.ID)})
+
+	at = f.tick()
+	if _, err := f.s.UpdateMember(f.ctx, owner.ID, keyward.MemberUpdate{Name: ptr("Owner")}, at, byOwner); err != nil {
+		f.t.Fatalf("UpdateMember: %v", err)
+	}
+	entries = append(entries, entry{keyward.ActionMemberUpdate, a.ID, owner.ID, byOwner, at})
+	changes = append(changes, []keyward.Change{memberChange(owner.ID)})
+
+	at = f.tick()
+	if _, err := f.s.UpdatePlan(f.ctx, pro.Name, keyward.PlanUpdate{MaxKeys: ptr(100)}, at, admin); err != nil {
+		f.t.Fatalf("UpdatePlan: %v", err)
+	}
+	entries = append(entries, entry{keyward.ActionPlanUpdate, "", pro.Name, admin, at})
+	changes = append(changes, []keyward.Change{planChange(pro.Name)})
+
+	perm := &keyward.Permission{Name: "reports:export", Description: "Export reports.", CreatedAt: f.tick()}
+	if err := f.s.CreatePermission(f.ctx, perm, cli); err != nil {
+		f.t.Fatalf("CreatePermission: %v", err)
+	}
+	entries = append(entries, entry{keyward.ActionPermissionAdd, "", perm.Name, cli, perm.CreatedAt})
+	changes = append(changes, nil)
+
+	dev := f.newMember(a.ID, keyward.RoleDeveloper)
+	if err := f.s.CreateMember(f.ctx, dev, byOwner); err != nil {
+		f.t.Fatalf("CreateMember: %v", err)
+	}
+	entries = append(entries, entry{keyward.ActionMemberAdd, a.ID, dev.ID, byOwner, dev.CreatedAt})
+	changes = append(changes, []keyward.Change{memberChange(dev.ID)})
+
+	kd := f.newKey(a.ID, keyward.Test)
+	kd.MemberID = dev.ID
+	if err := f.s.CreateKey(f.ctx, kd, admin); err != nil {
+		f.t.Fatalf("CreateKey: %v", err)
+	}
+	entries = append(entries, entry{keyward.ActionKeyCreate, a.ID, kd.ID, admin, kd.CreatedAt})
+	changes = append(changes, []keyward.Change{keyChange(kd.ID)})
+
+	at = f.tick()
+	if _, err := f.s.RemoveMember(f.ctx, dev.ID, "", at, byOwner); err != nil {
+		f.t.Fatalf("RemoveMember: %v", err)
+	}
+	entries = append(entries,
+		entry{keyward.ActionKeyRevoke, a.ID, kd.ID, byOwner, at},
+		entry{keyward.ActionMemberRemove, a.ID, dev.ID, byOwner, at})
+	changes = append(changes, []keyward.Change{keyChange(kd.ID), memberChange(dev.ID)})
+
+	at = f.tick()
+	if _, err := f.s.DeletePermission(f.ctx, perm.Name, at, byOwner); err != nil {
+		f.t.Fatalf("DeletePermission: %v", err)
+	}
+	entries = append(entries, entry{keyward.ActionPermissionRemove, "", perm.Name, byOwner, at})
+	changes = append(changes, nil)
 	return entries, changes
 }
 
@@ -127,6 +210,8 @@ var auditTests = []test{
 			{Target: "key_0001"},
 			{TenantID: "ten_a", Target: "key_0001"},
 			{TenantID: "ten_b", Target: "key_0001"},
+			{Target: "reports:export"},
+			{Target: "mem_0006"},
 		} {
 			entries, next, err := f.s.AuditLog(f.ctx, filter, keyward.Page{})
 			if err != nil || next != "" {

@@ -60,8 +60,9 @@ var keyTests = []test{
 		}
 		got := f.key(k.ID)
 		wantKey(f.t, "Key", got, k)
-		if len(got.Permissions) != 0 || len(got.Metadata) != 0 || len(got.Restrictions.IPs) != 0 {
-			f.t.Fatalf("empty lists came back as %v %v %v", got.Permissions, got.Metadata, got.Restrictions.IPs)
+		r := got.Restrictions
+		if len(got.Permissions) != 0 || len(got.Metadata) != 0 || len(r.IPs) != 0 || len(r.Referrers) != 0 || len(r.Endpoints) != 0 || len(r.Resources) != 0 {
+			f.t.Fatalf("empty lists came back as %v %v %+v", got.Permissions, got.Metadata, r)
 		}
 	}},
 	{"Precision", func(f *fixture) {

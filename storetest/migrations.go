@@ -27,6 +27,7 @@ type Database struct {
 func OldDatabases(t *testing.T, newDatabase func(t *testing.T) Database) {
 	t.Run("KeyPrefix", func(t *testing.T) { oldKeyPrefix(t, newDatabase) })
 	t.Run("KeyTimesBeyondYear9999", func(t *testing.T) { oldKeyTimesBeyondYear9999(t, newOld(t, newDatabase(t))) })
+	t.Run("BeforeAccess", func(t *testing.T) { oldBeforeAccess(t, newOld(t, newDatabase(t))) })
 }
 
 // old is a Database opened for a test: its stores, and its own connection.
@@ -70,6 +71,21 @@ func rawExec(t *testing.T, db old, stmts ...string) {
 			t.Fatalf("%s: %v", q, err)
 		}
 	}
+}
+
+// undoAccess takes db back to its schema before the access model
+// (migrations 6 and 7), as their Down sections would: a test that takes it
+// further back runs the later migrations again.
+func undoAccess(t *testing.T, db old) {
+	t.Helper()
+	rawExec(t, db,
+		`DROP INDEX keys_member_created`,
+		`ALTER TABLE audit_log DROP COLUMN actor_member`,
+		`ALTER TABLE keys DROP COLUMN member_id`,
+		`DROP TABLE permissions`,
+		`DROP TABLE plans`,
+		`DROP TABLE members`,
+		`DELETE FROM goose_db_version WHERE version_id >= 6`)
 }
 
 // oldKeyPrefix: a database made before the key prefix was stored gets, when
@@ -116,8 +132,10 @@ func oldKeyPrefix(t *testing.T, newDatabase func(t *testing.T) Database) {
 				if _, err := openOld(t, db).InitKeyPrefix(ctx, "kw"); err != nil {
 					t.Fatal(err)
 				}
+				undoAccess(t, db)
 				rawExec(t, db, `DELETE FROM goose_db_version WHERE version_id >= 5`)
 			} else {
+				undoAccess(t, db)
 				rawExec(t, db, `DROP TABLE settings`, `DELETE FROM goose_db_version WHERE version_id >= 3`)
 			}
 
@@ -167,6 +185,7 @@ func oldKeyTimesBeyondYear9999(t *testing.T, db old) {
 
 	// Take the database back to schema version 3 and store what an older
 	// release stored for 9999-12-31T23:30:00-23:59.
+	undoAccess(t, db)
 	year10000 := time.Date(9999, 12, 31, 23, 30, 0, 0, time.FixedZone("", -(23*3600+59*60))).UnixMicro()
 	maxTime := time.Date(9999, 12, 31, 23, 59, 59, 999999000, time.UTC)
 	for _, q := range []struct {
@@ -245,5 +264,132 @@ func oldKeyTimesBeyondYear9999(t *testing.T, db old) {
 	var audits2 int64
 	if err := db.raw.QueryRowContext(ctx, `SELECT count(*) FROM audit_log`).Scan(&audits2); err != nil || audits2 != audits {
 		t.Errorf("%d audit entries after migrating (%v); want %d as before", audits2, err, audits)
+	}
+}
+
+// oldBeforeAccess: a database made before the access model, whose tenants
+// are on plans that were only names ("pro", "free"), gets when it is
+// migrated one plan per name in use and the default plan, each including
+// everything, so that every key verifies as before: it is found by its
+// hash, belongs to no member, keeps its restrictions as stored then
+// ({"ips":[...]} alone), and its tenant's plan exists and allows API access
+// without a limit. Migrating writes no audit entry and no change, and
+// opening the database again changes nothing.
+func oldBeforeAccess(t *testing.T, db old) {
+	ctx := t.Context()
+	s := db.open(t)
+	f := newFixture(t, s)
+	plans := map[string]string{"ten_acme": "pro", "ten_beta": "pro", "ten_gamma": "free", "ten_delta": keyward.DefaultPlan}
+	var keys []*keyward.Key
+	for _, id := range []string{"ten_acme", "ten_beta", "ten_gamma", "ten_delta"} {
+		ten := f.newTenant(id[len("ten_"):])
+		if err := s.CreateTenant(ctx, ten, keyward.CommandLineActor()); err != nil {
+			t.Fatal(err)
+		}
+		k := f.newKey(ten.ID, keyward.Live)
+		if err := s.CreateKey(ctx, k, admin); err != nil {
+			t.Fatal(err)
+		}
+		keys = append(keys, k)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// What a release before the access model stored: plans as names only,
+	// and restrictions with IPs alone.
+	undoAccess(t, db)
+	for id, plan := range plans {
+		if _, err := db.raw.ExecContext(ctx, `UPDATE tenants SET plan = $1 WHERE id = $2`, plan, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rawExec(t, db,
+		`UPDATE keys SET restrictions = '{"ips":[]}' WHERE tenant_id = 'ten_acme'`,
+		`UPDATE keys SET restrictions = '{"ips":["10.0.0.0/8"]}' WHERE tenant_id <> 'ten_acme'`)
+	keys[0].Restrictions = keyward.Restrictions{}
+	for _, k := range keys[1:] {
+		k.Restrictions = keyward.Restrictions{IPs: []string{"10.0.0.0/8"}}
+	}
+	var lastSeq, audits int64
+	if err := db.raw.QueryRowContext(ctx, `SELECT (SELECT max(seq) FROM changes), (SELECT count(*) FROM audit_log)`).Scan(&lastSeq, &audits); err != nil {
+		t.Fatal(err)
+	}
+
+	before := time.Now().Add(-time.Second)
+	s2 := openOld(t, db)
+	f2 := newFixture(t, s2)
+	f2.n = 100 // new keys' ids and secrets after those above
+	got, err := s2.Plans(ctx)
+	if err != nil {
+		t.Fatalf("Plans: %v", err)
+	}
+	var names []string
+	for _, p := range got {
+		names = append(names, p.Name)
+		if !p.APIAccess || p.MaxKeys != 0 || len(p.Permissions) != 0 || len(p.Capabilities) != 0 {
+			t.Errorf("plan %+v; want one that includes everything", p)
+		}
+		if p.CreatedAt.Before(before) || p.CreatedAt.After(time.Now().Add(time.Second)) || !p.UpdatedAt.Equal(p.CreatedAt) {
+			t.Errorf("plan %s created at %v, updated at %v; want the time of the migration", p.Name, p.CreatedAt, p.UpdatedAt)
+		}
+	}
+	if got, want := strings.Join(names, " "), "default free pro"; got != want {
+		t.Fatalf("Plans after migrating = %q; want %q", got, want)
+	}
+	for _, k := range keys {
+		stored, err := s2.KeyByHash(ctx, k.Hash)
+		if err != nil {
+			t.Fatalf("KeyByHash(%s): %v", k.ID, err)
+		}
+		wantKey(t, "a key of a database before the access model", stored, k)
+		if stored.MemberID != "" {
+			t.Errorf("%s belongs to member %q; want none", k.ID, stored.MemberID)
+		}
+		ten, err := s2.Tenant(ctx, k.TenantID)
+		if err != nil || ten.Plan != plans[k.TenantID] {
+			t.Fatalf("Tenant(%s) = %+v, %v; want it on plan %q", k.TenantID, ten, err, plans[k.TenantID])
+		}
+		if p, err := s2.Plan(ctx, ten.Plan); err != nil || !p.APIAccess || !p.Allows("contacts:write") {
+			t.Fatalf("Plan(%s) of tenant %s = %+v, %v; want one that allows every key", ten.Plan, ten.ID, p, err)
+		}
+	}
+	for _, e := range f2.allAudit(keyward.AuditFilter{}) {
+		if e.ActorMember != "" {
+			t.Errorf("audit entry %+v names a member; an entry made before members names none", e)
+		}
+	}
+	var lastSeq2, audits2 int64
+	if err := db.raw.QueryRowContext(ctx, `SELECT (SELECT max(seq) FROM changes), (SELECT count(*) FROM audit_log)`).Scan(&lastSeq2, &audits2); err != nil {
+		t.Fatal(err)
+	}
+	if lastSeq2 != lastSeq || audits2 != audits {
+		t.Errorf("migrating wrote changes up to %d and %d audit entries; want none, as before (%d, %d)", lastSeq2, audits2, lastSeq, audits)
+	}
+
+	// The plans work as any other: a tenant may be created on one, moved
+	// between them, and given keys.
+	ten := f2.newTenant("epsilon")
+	ten.Plan = "free"
+	if err := s2.CreateTenant(ctx, ten, cli); err != nil {
+		t.Fatalf("CreateTenant on a migrated plan: %v", err)
+	}
+	if _, err := s2.SetTenantPlan(ctx, "ten_gamma", "pro", f2.tick(), cli); err != nil {
+		t.Fatalf("SetTenantPlan between migrated plans: %v", err)
+	}
+	if err := s2.CreateKey(ctx, f2.newKey("ten_gamma", keyward.Live), cli); err != nil {
+		t.Fatalf("CreateKey after migrating: %v", err)
+	}
+
+	// Opening the database again changes nothing: the plans keep the time
+	// they were made.
+	again, err := openOld(t, db).Plans(ctx)
+	if err != nil || len(again) != len(got) {
+		t.Fatalf("Plans after another Open = %d plans, %v; want %d", len(again), err, len(got))
+	}
+	for i, p := range again {
+		if !p.CreatedAt.Equal(got[i].CreatedAt) {
+			t.Errorf("plan %s made again at another Open: %v, was %v", p.Name, p.CreatedAt, got[i].CreatedAt)
+		}
 	}
 }

@@ -28,9 +28,22 @@ var updateKeyTests = []test{
 			{"RotateBy", keyward.KeyUpdate{RotateBy: ptr(later)}, func(k *keyward.Key) { k.RotateBy = ptr(later) }},
 			{"ClearRotateBy", keyward.KeyUpdate{RotateBy: ptr(time.Time{})}, func(k *keyward.Key) { k.RotateBy = nil }},
 			{"Restrictions", keyward.KeyUpdate{Restrictions: &keyward.Restrictions{IPs: []string{"192.0.2.0/24"}}},
-				func(k *keyward.Key) { k.Restrictions.IPs = []string{"192.0.2.0/24"} }},
+				func(k *keyward.Key) { k.Restrictions = keyward.Restrictions{IPs: []string{"192.0.2.0/24"}} }},
+			{"EveryRestriction", keyward.KeyUpdate{Restrictions: &keyward.Restrictions{
+				IPs:       []string{"192.0.2.0/24"},
+				Referrers: []string{"https://*.example.org/*"},
+				Endpoints: []string{"POST /v1/contacts"},
+				Resources: map[string][]string{"site": {"site_9"}},
+			}}, func(k *keyward.Key) {
+				k.Restrictions = keyward.Restrictions{
+					IPs:       []string{"192.0.2.0/24"},
+					Referrers: []string{"https://*.example.org/*"},
+					Endpoints: []string{"POST /v1/contacts"},
+					Resources: map[string][]string{"site": {"site_9"}},
+				}
+			}},
 			{"NoRestrictions", keyward.KeyUpdate{Restrictions: &keyward.Restrictions{}},
-				func(k *keyward.Key) { k.Restrictions.IPs = nil }},
+				func(k *keyward.Key) { k.Restrictions = keyward.Restrictions{} }},
 			{"Disable", keyward.KeyUpdate{Status: ptr(keyward.KeyDisabled)}, func(k *keyward.Key) { k.Status = keyward.KeyDisabled }},
 			{"Nothing", keyward.KeyUpdate{}, func(k *keyward.Key) {}},
 			{"Everything", keyward.KeyUpdate{
@@ -44,7 +57,7 @@ var updateKeyTests = []test{
 			}, func(k *keyward.Key) {
 				k.Name, k.Permissions, k.Metadata = "all", []string{"admin"}, map[string]string{"team": "ops"}
 				k.ExpiresAt, k.RotateBy = ptr(later), nil
-				k.Restrictions.IPs, k.Status = []string{"198.51.100.7/32"}, keyward.KeyDisabled
+				k.Restrictions, k.Status = keyward.Restrictions{IPs: []string{"198.51.100.7/32"}}, keyward.KeyDisabled
 			}},
 		}
 		tn := f.createTenant("acme")

@@ -16,7 +16,7 @@ var T0 = time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
 // Tenant returns an active tenant, not stored, with the given id and the id
 // without "ten_" as its slug, created at T0: for an engine's own tests.
 func Tenant(id string) *keyward.Tenant {
-	return &keyward.Tenant{ID: id, Slug: strings.TrimPrefix(id, "ten_"), Plan: "free", Status: keyward.TenantActive, CreatedAt: T0, UpdatedAt: T0}
+	return &keyward.Tenant{ID: id, Slug: strings.TrimPrefix(id, "ten_"), Plan: keyward.DefaultPlan, Status: keyward.TenantActive, CreatedAt: T0, UpdatedAt: T0}
 }
 
 // Key returns an active live key of the tenant, not stored, with the given

@@ -12,17 +12,20 @@
 //   - Every successful mutation writes exactly one audit entry, whose At is
 //     the time of the change (CreatedAt for a create, the at argument for an
 //     update, the successor's CreatedAt for a rotation), and appends one
-//     change per tenant or key it changed, with the same At: RotateKey
-//     appends two, for the old key and for the successor. A failed mutation,
-//     and a revocation of a revoked key, write neither.
+//     change per tenant, key, member or plan it changed, with the same At:
+//     RotateKey appends two, for the old key and for the successor. The
+//     exception is RemoveMember, which writes one entry and one change for
+//     each key it revokes or moves besides the member's own. The catalogue's
+//     writes append no change. A failed mutation, and a revocation of a
+//     revoked key, write neither. Every entry names the actor's member.
 //   - RecordUsage writes neither, and leaves UpdatedAt as it is.
 //   - Lists hand out opaque cursors; a cursor that is not one is
 //     keyward.CodeInvalidRequest. A list with no further page returns an
 //     empty next cursor, also when the last page is full. A cursor stays
 //     valid when rows are added before it.
 //   - Keys are listed newest first by CreatedAt, then by id descending;
-//     tenants oldest first by CreatedAt, then by id; the audit log newest
-//     first.
+//     tenants and members oldest first by CreatedAt, then by id; plans and
+//     the catalogue by name; the audit log newest first.
 //   - An empty page is an empty, non-nil slice.
 //   - A status filter on keys matches the status a key shows at the
 //     filter's Now (keyward.Key.StatusAt): expired keys are listed as
@@ -33,7 +36,11 @@
 //     id, and refuses a successor whose id or hash is taken
 //     (keyward.CodeConflict) without changing anything.
 //   - Concurrent writers all succeed, and a revocation or rotation that races
-//     with another of the same key takes effect once.
+//     with another of the same key takes effect once. The rules that span
+//     rows hold against writers at once: a tenant keeps an active owner, a
+//     plan's key limit is not passed, no key is made for a member removed.
+//   - A new store has the default plan, which includes everything, and an
+//     empty catalogue.
 //   - InitKeyPrefix stores a prefix once: the first call's prefix is the
 //     one every later or simultaneous call returns, and KeyPrefix is
 //     CodeNotFound before it. A new, empty store has none.
@@ -63,9 +70,10 @@ import (
 // stored; Run never closes a store itself.
 //
 // The suite is split as the Store interface is: one subtest per interface
-// (TenantStore, KeyStore, AuditStore, ChangeFeed, Settings), holding the
-// groups of tests of its methods (KeyStore has one per write); Store holds
-// Ping and Close, and Concurrency the writers that race.
+// (TenantStore, KeyStore, MemberStore, PlanStore, Catalogue, AuditStore,
+// ChangeFeed, Settings), holding the groups of tests of its methods
+// (KeyStore has one per write); Store holds Ping and Close, and
+// Concurrency the writers that race.
 func Run(t *testing.T, newStore func(t *testing.T) keyward.Store) {
 	type group struct {
 		name  string
@@ -84,10 +92,18 @@ func Run(t *testing.T, newStore func(t *testing.T) keyward.Store) {
 			{"RotateKey", rotateKeyTests},
 			{"RecordUsage", usageTests},
 		}},
+		{"MemberStore", []group{
+			{"Members", memberTests},
+			{"OwnerRule", ownerRuleTests},
+			{"RemoveMember", removeMemberTests},
+			{"KeysOfMembers", keyMemberTests},
+		}},
+		{"PlanStore", []group{{"", planTests}}},
+		{"Catalogue", []group{{"", catalogueTests}}},
 		{"AuditStore", []group{{"", auditTests}}},
 		{"ChangeFeed", []group{{"", changeTests}}},
 		{"Settings", []group{{"", settingsTests}}},
-		{"Concurrency", []group{{"", concurrencyTests}}},
+		{"Concurrency", []group{{"", concurrencyTests}, {"Access", concurrentAccessTests}}},
 	}
 	run := func(t *testing.T, tests []test) {
 		for _, tc := range tests {
@@ -115,10 +131,12 @@ type test struct {
 	fn   func(f *fixture)
 }
 
-// Actors of the changes the suite makes.
+// Actors of the changes the suite makes: a root key, the command line, and
+// a key that acts for a member (whom the audit log names too).
 var (
-	admin = keyward.Actor{ID: "key_root", IP: "203.0.113.7"}
-	cli   = keyward.CommandLineActor()
+	admin   = keyward.Actor{ID: "key_root", IP: "203.0.113.7"}
+	cli     = keyward.CommandLineActor()
+	byOwner = keyward.Actor{ID: "key_owner", IP: "198.51.100.4", MemberID: "mem_owner"}
 )
 
 // zone is the time zone the suite gives its times in, to check that a store
@@ -162,7 +180,7 @@ func (f *fixture) newTenant(slug string) *keyward.Tenant {
 	return &keyward.Tenant{
 		ID:        "ten_" + slug,
 		Slug:      slug,
-		Plan:      "m2m_api",
+		Plan:      keyward.DefaultPlan,
 		Status:    keyward.TenantActive,
 		CreatedAt: at,
 		UpdatedAt: at,
@@ -207,7 +225,10 @@ func (f *fixture) newKey(tenantID string, env keyward.Environment) *keyward.Key 
 		ExpiresAt:   &expires,
 		RotateBy:    &rotateBy,
 		Restrictions: keyward.Restrictions{
-			IPs: []string{"10.0.0.0/8", "2001:db8::/32"},
+			IPs:       []string{"10.0.0.0/8", "2001:db8::/32"},
+			Referrers: []string{"https://app.example.com", "https://*.example.com/*"},
+			Endpoints: []string{"GET /v1/contacts/**", "* /v1/reports/*"},
+			Resources: map[string][]string{"site": {"site_1", "site_2"}, "region": {"eu"}},
 		},
 		Status:    keyward.KeyActive,
 		CreatedAt: at,
@@ -309,13 +330,23 @@ func keyDiff(got, want *keyward.Key) []string {
 	}
 	add(optTimeDiff("ExpiresAt", got.ExpiresAt, want.ExpiresAt))
 	add(optTimeDiff("RotateBy", got.RotateBy, want.RotateBy))
-	// Compare every field of Restrictions as it grows; IPs is the only one.
+	// Compare every field of Restrictions as it grows.
 	if !slices.Equal(got.Restrictions.IPs, want.Restrictions.IPs) {
 		add(fmt.Sprintf("Restrictions.IPs = %q, want %q", got.Restrictions.IPs, want.Restrictions.IPs))
+	}
+	if !slices.Equal(got.Restrictions.Referrers, want.Restrictions.Referrers) {
+		add(fmt.Sprintf("Restrictions.Referrers = %q, want %q", got.Restrictions.Referrers, want.Restrictions.Referrers))
+	}
+	if !slices.Equal(got.Restrictions.Endpoints, want.Restrictions.Endpoints) {
+		add(fmt.Sprintf("Restrictions.Endpoints = %q, want %q", got.Restrictions.Endpoints, want.Restrictions.Endpoints))
+	}
+	if !maps.EqualFunc(got.Restrictions.Resources, want.Restrictions.Resources, slices.Equal) {
+		add(fmt.Sprintf("Restrictions.Resources = %q, want %q", got.Restrictions.Resources, want.Restrictions.Resources))
 	}
 	str("Status", string(got.Status), string(want.Status))
 	add(timeDiff("CreatedAt", got.CreatedAt, want.CreatedAt))
 	str("CreatedBy", got.CreatedBy, want.CreatedBy)
+	str("MemberID", got.MemberID, want.MemberID)
 	add(timeDiff("UpdatedAt", got.UpdatedAt, want.UpdatedAt))
 	add(optTimeDiff("RevokedAt", got.RevokedAt, want.RevokedAt))
 	add(optTimeDiff("LastUsedAt", got.LastUsedAt, want.LastUsedAt))
@@ -370,6 +401,14 @@ func clone(k *keyward.Key) *keyward.Key {
 	c.Permissions = slices.Clone(k.Permissions)
 	c.Metadata = maps.Clone(k.Metadata)
 	c.Restrictions.IPs = slices.Clone(k.Restrictions.IPs)
+	c.Restrictions.Referrers = slices.Clone(k.Restrictions.Referrers)
+	c.Restrictions.Endpoints = slices.Clone(k.Restrictions.Endpoints)
+	if k.Restrictions.Resources != nil {
+		c.Restrictions.Resources = map[string][]string{}
+		for name, values := range k.Restrictions.Resources {
+			c.Restrictions.Resources[name] = slices.Clone(values)
+		}
+	}
 	for _, p := range []**time.Time{&c.ExpiresAt, &c.RotateBy, &c.RevokedAt, &c.LastUsedAt} {
 		if *p != nil {
 			v := **p
@@ -431,9 +470,9 @@ func (f *fixture) changesSince(seq int64) []keyward.Change {
 // wantAudit fails the test unless e is the entry.
 func wantAudit(t *testing.T, e *keyward.AuditEntry, action, tenantID, target string, by keyward.Actor, at time.Time) {
 	t.Helper()
-	if e.Action != action || e.TenantID != tenantID || e.Target != target || e.Actor != by.ID || e.ActorIP != by.IP {
-		t.Fatalf("audit entry = {action %s, tenant %s, target %s, actor %s, ip %s}, want {%s, %s, %s, %s, %s}",
-			e.Action, e.TenantID, e.Target, e.Actor, e.ActorIP, action, tenantID, target, by.ID, by.IP)
+	if e.Action != action || e.TenantID != tenantID || e.Target != target || e.Actor != by.ID || e.ActorIP != by.IP || e.ActorMember != by.MemberID {
+		t.Fatalf("audit entry = {action %s, tenant %s, target %s, actor %s, ip %s, member %s}, want {%s, %s, %s, %s, %s, %s}",
+			e.Action, e.TenantID, e.Target, e.Actor, e.ActorIP, e.ActorMember, action, tenantID, target, by.ID, by.IP, by.MemberID)
 	}
 	if d := timeDiff("audit entry At", e.At, at); d != "" {
 		t.Fatal(d)
@@ -453,7 +492,13 @@ func (f *fixture) wantRecorded(m mark, action, tenantID, target string, by keywa
 		f.t.Fatalf("%s wrote %d audit entries, want 1", action, n)
 	}
 	wantAudit(f.t, all[0], action, tenantID, target, by, at)
+	f.wantChanges(m, action, at, changes...)
+}
 
+// wantChanges fails the test unless, since m, exactly these changes (in any
+// order) were appended, with increasing sequence numbers and the time at.
+func (f *fixture) wantChanges(m mark, action string, at time.Time, changes ...keyward.Change) {
+	f.t.Helper()
 	got := f.changesSince(m.seq)
 	if len(got) != len(changes) {
 		f.t.Fatalf("%s appended %d changes %v, want %d %v", action, len(got), got, len(changes), changes)

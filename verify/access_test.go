@@ -2,6 +2,7 @@ package verify_test
 
 import (
 	"context"
+	"net/netip"
 	"slices"
 	"strings"
 	"testing"
@@ -79,6 +80,7 @@ func wantWithheld(t *testing.T, r verify.Result, want ...verify.Withheld) {
 func TestMemberPermissionsBoundKeys(t *testing.T) {
 	f := newFixture(t, verify.Options{})
 	f.refresh()
+	f.createMember("owner@example.com", keyward.RoleOwner) // the first member is an owner
 	m := f.createMember("ana@example.com", keyward.RoleDeveloper, "contacts:write", "messages:send")
 	key, _ := f.createKey(func(k *keyward.Key) {
 		k.MemberID = m.ID
@@ -221,8 +223,10 @@ func TestAccessCachedWithoutReads(t *testing.T) {
 		t.Fatalf("%s: %s", r.Code, r.Detail)
 	}
 	before := f.spy.reads()
+	req := verify.Request{Key: key, IP: netip.MustParseAddr("192.0.2.10"), Permissions: []string{"messages:send"}}
+	ctx := context.Background()
 	allocs := testing.AllocsPerRun(100, func() {
-		if r := f.verify(key, "messages:send"); !r.Valid() {
+		if r := f.v.Verify(ctx, req); !r.Valid() {
 			t.Fatalf("%s: %s", r.Code, r.Detail)
 		}
 	})

@@ -3,12 +3,27 @@ package main
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/keyward/keyward"
+	"github.com/keyward/keyward/sqlite"
 )
 
 func TestTenants(t *testing.T) {
 	db := newDB(t)
+	// A tenant's plan must exist; the command line that creates plans
+	// comes with the access model's commands.
+	store, err := sqlite.Open(t.Context(), db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC()
+	if err := store.CreatePlan(t.Context(), &keyward.Plan{Name: "pro", APIAccess: true, CreatedAt: now, UpdatedAt: now}, keyward.CommandLineActor()); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.Close(); err != nil {
+		t.Fatal(err)
+	}
 
 	o := ok(t, db, "tenants", "create", "acme", "--plan", "pro")
 	if !strings.Contains(o.stdout, "slug:") || !strings.Contains(o.stdout, "acme") || !strings.Contains(o.stdout, "pro") {
@@ -67,6 +82,7 @@ func TestTenants(t *testing.T) {
 		fails(t, db, 1, []string{"tenants", "create", "Not A Slug"}, "slug", "not valid")
 		fails(t, db, 1, []string{"tenants", "create", "system"}, "reserved")
 		fails(t, db, 1, []string{"tenants", "create", "gamma", "--plan", "Bad Plan"}, "--plan")
+		fails(t, db, 1, []string{"tenants", "create", "gamma", "--plan", "gold"}, "--plan", `no plan is named "gold"`, `"default", "pro"`)
 		fails(t, db, 1, []string{"tenants", "show", "nobody"}, "No tenant", "nobody")
 		fails(t, db, 1, []string{"tenants", "resume", "nobody"}, "No tenant")
 		fails(t, db, 1, []string{"tenants", "list", "--limit", "1000"}, "--limit")

@@ -83,7 +83,11 @@ func TestOutputIsInert(t *testing.T) {
 	}
 	now := time.Now().UTC().Truncate(time.Microsecond)
 	by := keyward.Actor{ID: "key_" + hostile, IP: "192.0.2.1" + hostile}
-	tn := &keyward.Tenant{ID: "ten_evil" + hostile, Slug: "evil" + hostile, Plan: "pro" + hostile, Status: keyward.TenantActive, CreatedAt: now, UpdatedAt: now}
+	plan := &keyward.Plan{Name: "pro" + hostile, APIAccess: true, CreatedAt: now, UpdatedAt: now}
+	if err := store.CreatePlan(ctx, plan, by); err != nil {
+		t.Fatal(err)
+	}
+	tn := &keyward.Tenant{ID: "ten_evil" + hostile, Slug: "evil" + hostile, Plan: plan.Name, Status: keyward.TenantActive, CreatedAt: now, UpdatedAt: now}
 	if err := store.CreateTenant(ctx, tn, by); err != nil {
 		t.Fatal(err)
 	}

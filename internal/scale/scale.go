@@ -256,7 +256,7 @@ func createTenants(ctx context.Context, s keyward.TenantStore, opts Options) (*L
 		t := &keyward.Tenant{
 			ID:        apikey.NewID("ten"),
 			Slug:      fmt.Sprintf("scale-%d", i),
-			Plan:      "free",
+			Plan:      keyward.DefaultPlan,
 			Status:    keyward.TenantActive,
 			CreatedAt: opts.Now,
 			UpdatedAt: opts.Now,
@@ -346,7 +346,7 @@ func (l *Loaded) generate(opts Options, write func(row []any) error) error {
 		row := []any{k.ID, k.TenantID, string(k.Environment), k.Name, k.Head, k.Start, k.Last4, k.Hash[:],
 			perms, meta, restr, sqlrow.NullMicros(k.ExpiresAt), sqlrow.NullMicros(k.RotateBy), string(k.Status),
 			k.CreatedAt.UnixMicro(), k.CreatedBy, k.UpdatedAt.UnixMicro(), sqlrow.NullMicros(k.RevokedAt),
-			sqlrow.NullMicros(k.LastUsedAt), k.LastUsedIP, k.RotatedFrom, k.RotatedTo}
+			sqlrow.NullMicros(k.LastUsedAt), k.LastUsedIP, k.RotatedFrom, k.RotatedTo, k.MemberID}
 		if len(row) != cols {
 			return fmt.Errorf("scale: a key row has %d values for the %d columns of sqlrow.KeyColumns; update the loader",
 				len(row), cols)

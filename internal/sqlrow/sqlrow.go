@@ -26,7 +26,7 @@ type Scanner interface {
 const KeyColumns = `id, tenant_id, environment, name, prefix, start, last4, hash,
 	permissions, metadata, restrictions, expires_at, rotate_by, status,
 	created_at, created_by, updated_at, revoked_at, last_used_at, last_used_ip,
-	rotated_from, rotated_to`
+	rotated_from, rotated_to, member_id`
 
 // StatusCondition is the condition, for a WHERE clause, of the keys that
 // show status st at time now (keyward.Key.StatusAt): revoked keys for
@@ -56,7 +56,7 @@ func ScanKey(store string, sc Scanner) (*keyward.Key, error) {
 	err := sc.Scan(&k.ID, &k.TenantID, &k.Environment, &k.Name, &k.Head, &k.Start, &k.Last4, &hash,
 		&perms, &meta, &restr, &expires, &rotateBy, &k.Status,
 		&created, &k.CreatedBy, &updated, &revoked, &lastAt, &k.LastUsedIP,
-		&k.RotatedFrom, &k.RotatedTo)
+		&k.RotatedFrom, &k.RotatedTo, &k.MemberID)
 	if err != nil {
 		return nil, err
 	}
@@ -151,6 +151,7 @@ const (
 	CursorTenants byte = 't'
 	CursorKeys    byte = 'k'
 	CursorAudit   byte = 'a'
+	CursorMembers byte = 'm'
 )
 
 // Cursor is the position after the last row of a page: a number (a time in
