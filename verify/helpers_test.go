@@ -28,6 +28,8 @@ type spyStore struct {
 	keyByHash atomic.Int64
 	keyByID   atomic.Int64
 	tenant    atomic.Int64
+	member    atomic.Int64
+	plan      atomic.Int64
 	changes   atomic.Int64
 
 	failKeyByHash atomic.Bool
@@ -68,7 +70,17 @@ func down() error {
 
 // reads returns the number of reads made so far.
 func (s *spyStore) reads() int64 {
-	return s.keyByHash.Load() + s.keyByID.Load() + s.tenant.Load()
+	return s.keyByHash.Load() + s.keyByID.Load() + s.tenant.Load() + s.member.Load() + s.plan.Load()
+}
+
+func (s *spyStore) Member(ctx context.Context, id string) (*keyward.Member, error) {
+	s.member.Add(1)
+	return s.Store.Member(ctx, id)
+}
+
+func (s *spyStore) Plan(ctx context.Context, name string) (*keyward.Plan, error) {
+	s.plan.Add(1)
+	return s.Store.Plan(ctx, name)
 }
 
 func (s *spyStore) KeyByHash(ctx context.Context, hash [32]byte) (*keyward.Key, error) {
