@@ -31,6 +31,9 @@ type spyStore struct {
 	member    atomic.Int64
 	plan      atomic.Int64
 	changes   atomic.Int64
+	// lastChanges is when the last call of Changes that succeeded began,
+	// in Unix nanoseconds.
+	lastChanges atomic.Int64
 
 	failKeyByHash atomic.Bool
 	failTenant    atomic.Bool
@@ -115,13 +118,18 @@ func (s *spyStore) Tenant(ctx context.Context, idOrSlug string) (*keyward.Tenant
 
 func (s *spyStore) Changes(ctx context.Context, after int64, limit int) ([]keyward.Change, error) {
 	s.changes.Add(1)
+	began := time.Now()
 	if s.failChanges.Load() {
 		return nil, down()
 	}
 	if s.hideChanges.Load() {
 		return []keyward.Change{}, nil
 	}
-	return s.Store.Changes(ctx, after, limit)
+	changes, err := s.Store.Changes(ctx, after, limit)
+	if err == nil {
+		s.lastChanges.Store(began.UnixNano())
+	}
+	return changes, err
 }
 
 func (s *spyStore) RecordUsage(ctx context.Context, uses []keyward.Usage) error {
