@@ -17,7 +17,7 @@ import (
 const (
 	MaxNameLen        = 100
 	MaxPermissions    = 100
-	MaxPermissionLen  = 64
+	MaxPermissionLen  = keyward.MaxPermissionLen
 	MaxMetadata       = 32
 	MaxMetadataKeyLen = 64
 	// MaxMetadataValLen counts the bytes of a tag's value in UTF-8.
@@ -28,7 +28,6 @@ const (
 )
 
 var (
-	permissionPattern  = regexp.MustCompile(`^[a-z][a-z0-9_-]*(:[a-z0-9_*-]+)*$`)
 	metadataKeyPattern = regexp.MustCompile(`^[A-Za-z0-9_.-]+$`)
 	durationPattern    = regexp.MustCompile(`^([0-9]+)([smhdw])$`)
 )
@@ -185,7 +184,7 @@ func checkPermissions(c Caller, tenantID string, perms []string) ([]string, erro
 		switch {
 		case utf8.RuneCountInString(p) > MaxPermissionLen:
 			return nil, keyward.FieldErrorf(field, "is %d characters long; use at most %d", utf8.RuneCountInString(p), MaxPermissionLen)
-		case !permissionPattern.MatchString(p):
+		case !keyward.ValidPermission(p):
 			return nil, keyward.FieldErrorf(field, "%q is not a permission: use lowercase names made of words joined by colons, such as contacts:write, messages:send or admin", p)
 		case p == "none":
 			return nil, keyward.FieldErrorf(field, "\"none\" cannot be a permission: forward-auth reads permissions=none as a location that needs none; choose another name")
