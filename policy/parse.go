@@ -48,20 +48,15 @@ type FileError struct {
 	More int
 }
 
-// Error lists the problems on one line, separated by "; ", each as
-// name:line: text.
+// Error lists the problems on one line, separated by "; ".
 func (e *FileError) Error() string {
-	lines := e.Lines()
-	if e.More > 0 {
-		lines = append(lines, fmt.Sprintf("and %d more problems", e.More))
-	}
-	return strings.Join(lines, "; ")
+	return strings.Join(e.Lines(), "; ")
 }
 
 // Lines returns each problem as name:line:column: text, for printing one
-// per line.
+// per line, and then how many more there are.
 func (e *FileError) Lines() []string {
-	out := make([]string, 0, len(e.Problems))
+	out := make([]string, 0, len(e.Problems)+1)
 	for _, p := range e.Problems {
 		var where string
 		switch {
@@ -77,6 +72,9 @@ func (e *FileError) Lines() []string {
 			where = fmt.Sprintf("line %d: ", p.Line)
 		}
 		out = append(out, where+p.Text)
+	}
+	if e.More > 0 {
+		out = append(out, fmt.Sprintf("and %d more problems", e.More))
 	}
 	return out
 }

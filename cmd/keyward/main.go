@@ -1,6 +1,7 @@
 // Command keyward runs Keyward, the self-hosted API key service: the server
 // (serve), and the command line that manages tenants and keys on the same
-// database (tenants, keys, verify, audit, migrate, version).
+// database (tenants, keys, verify, audit, migrate, version), and checks a
+// route policy file (routes check).
 //
 // Every command takes --db (env KEYWARD_DB, default sqlite:keyward.db),
 // --json for machine-readable output on stdout, and --key-prefix (env
