@@ -194,7 +194,14 @@ func Parse(data []byte) (*Policy, error) {
 
 // decode reads the YAML of a routes file, strictly: one document, no
 // unknown field, no key given twice.
-func decode(data []byte, spec *fileSpec) *Problem {
+func decode(data []byte, spec *fileSpec) (problem *Problem) {
+	// A panic in the YAML library is a bad file, not a crash of the server
+	// that reloads it.
+	defer func() {
+		if r := recover(); r != nil {
+			problem = &Problem{Text: fmt.Sprintf("the YAML cannot be read (the parser failed: %v)", r)}
+		}
+	}()
 	f, err := parser.ParseBytes(data, 0)
 	if err != nil {
 		return yamlProblem(err)
