@@ -236,6 +236,9 @@ func yamlProblem(err error) *Problem {
 		p.Text = "expected " + describeType(te.DstType)
 	case errors.As(err, &ue):
 		p.Text += "; the file has the fields default and routes, and a route has match, public, permissions, capabilities, tenant, resources and environments"
+	case strings.HasPrefix(p.Text, "could not find alias"):
+		// YAML reads a bare * as an alias.
+		p.Text += `; quote a value that starts with *, such as match: "* /v1/reports/*"`
 	}
 	return p
 }

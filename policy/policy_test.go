@@ -89,6 +89,7 @@ func TestParseErrors(t *testing.T) {
 		{"not a list", "routes:\n  - match: GET /x\n    permissions: contacts:read\n", `line 3, column 18: string was used where sequence is expected`},
 		{"list in list", "routes:\n  - match: GET /x\n    permissions: [a, [b]]\n", `line 3, column 22: expected a single value (text)`},
 		{"duplicate key", "routes:\n  - match: GET /x\n    match: GET /y\n", `line 3, column 5: mapping key "match" already defined at [2:5]`},
+		{"bare star", "routes:\n  - match: * /v1/**\n", `line 2, column 14: could not find alias "/v1/**"; quote a value that starts with *, such as match: "* /v1/reports/*"`},
 		{"two documents", "default: deny\n---\ndefault: authenticated\n", `line 2: the file holds 2 YAML documents; a routes file is one`},
 		{"missing match", "routes:\n  - public: true\n", `line 2: routes[0]: match is missing; write the method and path the route applies to, such as GET /v1/contacts`},
 		{"bad pattern", "routes:\n  - match: GET /v1/{id\n", `line 2: route "GET /v1/{id": segment 2: "{" without "}"`},

@@ -54,7 +54,11 @@ its line, and exits with status 1.`,
 			if a.json {
 				return a.printJSON(s)
 			}
-			_, err = fmt.Fprintf(a.stdout, "%s: %d routes (%d public), default: %s\n", s.File, s.Routes, s.Public, s.Default)
+			routes := "routes"
+			if s.Routes == 1 {
+				routes = "route"
+			}
+			_, err = fmt.Fprintf(a.stdout, "%s: %d %s (%d public), default: %s\n", s.File, s.Routes, routes, s.Public, s.Default)
 			return err
 		},
 	}

@@ -32,6 +32,14 @@ routes:
 		t.Errorf("routes check --json printed %+v", s)
 	}
 
+	one := filepath.Join(dir, "one.yaml")
+	if err := os.WriteFile(one, []byte("default: authenticated\nroutes:\n  - match: \"* /v1/**\"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if o := ok(t, db, "routes", "check", one); o.stdout != one+": 1 route (0 public), default: authenticated\n" {
+		t.Errorf("routes check printed %q", o.stdout)
+	}
+
 	bad := filepath.Join(dir, "bad.yaml")
 	if err := os.WriteFile(bad, []byte(`default: deny
 routes:
