@@ -25,8 +25,12 @@ type File struct {
 
 // Open loads the routes file at name. A file that cannot be read or holds
 // a bad policy is an error: Keyward does not start without the policy it
-// was told to use. log receives what each later reload does.
+// was told to use. log receives what each later reload does; nil discards
+// it.
 func Open(name string, log *slog.Logger) (*File, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	data, err := readFile(name)
 	if err != nil {
 		return nil, err
@@ -71,7 +75,7 @@ func (f *File) load(data []byte) error {
 		return err
 	}
 	f.cur.Store(p)
-	f.log.Info("routes file reloaded", "file", f.name, "routes", len(p.routes), "default", string(p.DefaultValue()))
+	f.log.Info("routes file reloaded", "file", f.name, "routes", len(p.routes), "default", string(p.Default()))
 	return nil
 }
 

@@ -59,7 +59,7 @@ func routeNames(p *Policy) string {
 	for _, r := range p.Routes() {
 		names = append(names, r.String())
 	}
-	return strings.Join(names, ",") + " " + string(p.DefaultValue())
+	return strings.Join(names, ",") + " " + string(p.Default())
 }
 
 func TestFileReload(t *testing.T) {

@@ -73,7 +73,7 @@ func checkPolicy(t *testing.T, p *Policy) {
 // policyYAML writes a policy as a routes file.
 func policyYAML(p *Policy) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "default: %s\nroutes:\n", p.DefaultValue())
+	fmt.Fprintf(&b, "default: %s\nroutes:\n", p.Default())
 	for _, r := range p.routes {
 		fmt.Fprintf(&b, "  - match: %q\n", r.Pattern.String())
 		if r.Public {
@@ -148,7 +148,7 @@ func FuzzMatch(f *testing.F) {
 		pol.Match(method, path, &m)
 		want := referenceFind(pol, method, path)
 		if want == nil {
-			want = pol.Default()
+			want = pol.DefaultRoute()
 		}
 		if m.Route != want {
 			t.Fatalf("%s %q matches %v, the reference finds %v", method, path, m.Route, want)

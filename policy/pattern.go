@@ -71,14 +71,11 @@ func ParsePattern(s string) (*Pattern, error) {
 	if text[0] == '/' {
 		return fail(0, "has no method; write * %s to match every method, or a method such as GET %s", text, text)
 	}
-	method, path, found := strings.Cut(text, " ")
-	if m, p, ok := strings.Cut(text, "\t"); ok && (!found || len(m) < len(method)) {
-		method, path, found = m, p, true
-	}
-	if !found {
+	i := strings.IndexAny(text, " \t")
+	if i < 0 {
 		return fail(0, "has no path; write a method, a space and a path, such as GET /v1/contacts")
 	}
-	path = strings.TrimLeft(path, " \t")
+	method, path := text[:i], strings.TrimLeft(text[i:], " \t")
 	if err := checkMethod(method); err != "" {
 		return fail(0, "%s", err)
 	}

@@ -15,6 +15,7 @@ func TestParsePattern(t *testing.T) {
 		{"  GET \t /v1/contacts/**  ", "GET /v1/contacts/**", nil},
 		{"* /v1/reports/*", "* /v1/reports/*", nil},
 		{"GET /", "GET /", nil},
+		{"POST\t/x", "POST /x", nil},
 		{"GET /**", "GET /**", nil},
 		{"DELETE /v1/a/", "DELETE /v1/a/", nil},
 		{"GET /v1/tenants/{tenant}/sites/{site}/**", "GET /v1/tenants/{tenant}/sites/{site}/**", []string{"tenant", "site"}},

@@ -83,7 +83,7 @@ type Match struct {
 // Param returns the value of the matched route's path parameter name, as
 // decoded by CleanPath; ok is false when the route has no such parameter.
 func (m *Match) Param(name string) (value string, ok bool) {
-	if m.Route == nil || m.Route.Pattern == nil {
+	if name == "" || m.Route == nil || m.Route.Pattern == nil {
 		return "", false
 	}
 	for i, n := range m.Route.Pattern.params {
@@ -127,12 +127,12 @@ const maxLinear = 8
 // do not change them.
 func (p *Policy) Routes() []*Route { return slices.Clone(p.routes) }
 
-// Default returns the policy's default route (Route.Default is true).
-func (p *Policy) Default() *Route { return &p.def }
+// DefaultRoute returns the route that stands for the policy's default
+// (Route.Default is true).
+func (p *Policy) DefaultRoute() *Route { return &p.def }
 
-// DefaultValue returns the file's default: DefaultDeny or
-// DefaultAuthenticated.
-func (p *Policy) DefaultValue() Default {
+// Default returns the file's default: DefaultDeny or DefaultAuthenticated.
+func (p *Policy) Default() Default {
 	if p.def.Deny {
 		return DefaultDeny
 	}

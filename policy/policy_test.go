@@ -36,8 +36,8 @@ func mustParse(t testing.TB, yaml string) *Policy {
 
 func TestParseExample(t *testing.T) {
 	p := mustParse(t, example)
-	if p.DefaultValue() != DefaultDeny || !p.Default().Deny || !p.Default().Default {
-		t.Errorf("default = %v", p.Default())
+	if p.Default() != DefaultDeny || !p.DefaultRoute().Deny || !p.DefaultRoute().Default {
+		t.Errorf("default = %v", p.DefaultRoute())
 	}
 	routes := p.Routes()
 	if len(routes) != 4 {
@@ -66,11 +66,11 @@ func TestParseExample(t *testing.T) {
 			t.Errorf("route %d = %+v, want %+v", i, *r, w)
 		}
 	}
-	if p := mustParse(t, "default: authenticated\n"); p.DefaultValue() != DefaultAuthenticated || p.Default().Deny {
-		t.Errorf("default: authenticated gives %v", p.Default())
+	if p := mustParse(t, "default: authenticated\n"); p.Default() != DefaultAuthenticated || p.DefaultRoute().Deny {
+		t.Errorf("default: authenticated gives %v", p.DefaultRoute())
 	}
-	if p := mustParse(t, "routes: []\n"); p.DefaultValue() != DefaultDeny {
-		t.Errorf("no default gives %v, want deny", p.Default())
+	if p := mustParse(t, "routes: []\n"); p.Default() != DefaultDeny {
+		t.Errorf("no default gives %v, want deny", p.DefaultRoute())
 	}
 }
 
@@ -299,7 +299,7 @@ func TestMatchDefault(t *testing.T) {
 	for _, req := range []string{"GET /v1/other", "POST /health", "DELETE /v1/contacts/1", "GET v1/contacts"} {
 		method, path, _ := strings.Cut(req, " ")
 		p.Match(method, path, &m)
-		if !m.Route.Default || !m.Route.Deny || m.Route != p.Default() {
+		if !m.Route.Default || !m.Route.Deny || m.Route != p.DefaultRoute() {
 			t.Errorf("%s matches %v, want the default", req, m.Route)
 		}
 		if _, ok := m.Param("tenant"); ok {
@@ -312,6 +312,11 @@ func TestMatchDefault(t *testing.T) {
 	}
 	if _, ok := m.Param("page"); ok {
 		t.Error("Param(page) found")
+	}
+	// A * segment is not captured: no name finds it.
+	mustParse(t, precedenceYAML(precedence)).Match("POST", "/v1/reports/daily", &m)
+	if v, ok := m.Param(""); ok || m.Route.String() != "* /v1/reports/*" {
+		t.Errorf("%v: Param(\"\") = %q, %v", m.Route, v, ok)
 	}
 }
 

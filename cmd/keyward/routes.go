@@ -44,7 +44,7 @@ its line, and exits with status 1.`,
 			case err != nil:
 				return err
 			}
-			s := routesSummary{File: name, Default: string(p.DefaultValue())}
+			s := routesSummary{File: name, Default: string(p.Default())}
 			for _, r := range p.Routes() {
 				s.Routes++
 				if r.Public {
