@@ -19,9 +19,10 @@ const (
 )
 
 // Route is one entry of a policy: the requests it applies to and what they
-// need. The verifier checks a matched route in this order (SPEC §5):
-// Public, Environments, Tenant and Resources, Capabilities, Permissions.
-// A Route is shared and read-only.
+// need. A verifier checks a matched route's fields in the order of the
+// outcomes (SPEC §5, docs/outcomes.md): Public before any key check, then
+// Environments (7), Tenant and Resources (9), Capabilities and
+// Permissions (10). A Route is shared and read-only.
 type Route struct {
 	// Pattern is what the route matches; nil for the default route.
 	Pattern *Pattern
