@@ -40,8 +40,11 @@ scan:
 			end = i
 			break scan
 		case c == '/':
-			if err := checkSegment(target[start:i], n, false); err != nil {
-				return "", err
+			// Only a segment of two bytes or less can be refused.
+			if i-start <= 2 {
+				if err := checkSegment(target[start:i], n, false); err != nil {
+					return "", err
+				}
 			}
 			start, n = i+1, n+1
 		case c == '%':

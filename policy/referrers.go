@@ -356,15 +356,16 @@ func (p *referrer) match(u *presented) bool {
 	if u.port != p.port {
 		return false
 	}
+	// Most browsers send lower case: == first, then any case.
 	if p.wildcard {
 		n := len(u.host) - len(p.host)
-		if n < 2 || u.host[n-1] != '.' || !equalLower(u.host[n:], p.host) {
+		if n < 2 || u.host[n-1] != '.' || u.host[n:] != p.host && !equalLower(u.host[n:], p.host) {
 			return false
 		}
-	} else if !equalLower(u.host, p.host) {
+	} else if u.host != p.host && !equalLower(u.host, p.host) {
 		return false
 	}
-	if !equalLower(u.scheme, p.scheme) {
+	if u.scheme != p.scheme && !equalLower(u.scheme, p.scheme) {
 		return false
 	}
 	switch p.path {
