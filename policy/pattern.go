@@ -18,7 +18,6 @@ const AnyMethod = "*"
 type Pattern struct {
 	text   string // as written, spaces between method and path made one
 	method string // AnyMethod or an upper-case method token
-	path   string
 	segs   []segment
 	params []string // the name of each single wildcard, in order; "" for *
 }
@@ -82,7 +81,7 @@ func ParsePattern(s string) (*Pattern, error) {
 	if path == "" || path[0] != '/' {
 		return fail(0, "the path must start with /")
 	}
-	p := &Pattern{text: method + " " + path, method: method, path: path}
+	p := &Pattern{text: method + " " + path, method: method}
 	for i, raw := range strings.Split(path[1:], "/") {
 		seg, problem := parseSegment(raw)
 		if problem != "" {
