@@ -107,25 +107,8 @@ func readFile(name string) ([]byte, error) {
 
 // fileSpec is a routes file as YAML reads it.
 type fileSpec struct {
-	Default *lineString  `yaml:"default"`
-	Routes  *[]routeSpec `yaml:"routes"`
-}
-
-// lineString is a string and the line it is on.
-type lineString struct {
-	line  int
-	value string
-}
-
-func (s *lineString) UnmarshalYAML(n ast.Node) error {
-	s.line = nodeLine(n)
-	return yaml.NodeToValue(n, &s.value, yaml.Strict())
-}
-
-// routeSpec is a route as YAML reads it, and its line.
-type routeSpec struct {
-	line int
-	routeFields
+	Default *string        `yaml:"default"`
+	Routes  *[]routeFields `yaml:"routes"`
 }
 
 // routeFields are the fields a route may have. A new field (cost, issue
@@ -140,12 +123,60 @@ type routeFields struct {
 	Environments []string `yaml:"environments"`
 }
 
-func (r *routeSpec) UnmarshalYAML(n ast.Node) error {
-	r.line = nodeLine(n)
-	return yaml.NodeToValue(n, &r.routeFields, yaml.Strict())
+// fileLines are the lines of a routes file's parts, for its errors: 0
+// when the syntax tree does not say (a value given by an alias).
+type fileLines struct {
+	def    int
+	routes []int
+}
+
+// findLines finds the line of default's value and of each route in the
+// body of a routes file's document.
+func findLines(body ast.Node) fileLines {
+	var l fileLines
+	var pairs []*ast.MappingValueNode
+	switch n := unwrap(body).(type) {
+	case *ast.MappingNode:
+		pairs = n.Values
+	case *ast.MappingValueNode:
+		pairs = []*ast.MappingValueNode{n}
+	}
+	for _, kv := range pairs {
+		if kv.Key == nil || kv.Key.GetToken() == nil {
+			continue
+		}
+		switch kv.Key.GetToken().Value {
+		case "default":
+			l.def = nodeLine(kv.Value)
+		case "routes":
+			if seq, ok := unwrap(kv.Value).(*ast.SequenceNode); ok {
+				for _, v := range seq.Values {
+					l.routes = append(l.routes, nodeLine(v))
+				}
+			}
+		}
+	}
+	return l
+}
+
+// unwrap returns the node an anchor or a tag holds.
+func unwrap(n ast.Node) ast.Node {
+	for {
+		switch v := n.(type) {
+		case *ast.AnchorNode:
+			n = v.Value
+		case *ast.TagNode:
+			n = v.Value
+		default:
+			return n
+		}
+	}
 }
 
 func nodeLine(n ast.Node) int {
+	if n == nil {
+		return 0
+	}
 	if t := n.GetToken(); t != nil && t.Position != nil {
 		return t.Position.Line
 	}
@@ -160,8 +191,9 @@ func Parse(data []byte) (*Policy, error) {
 		return nil, &FileError{Problems: []Problem{{Text: fmt.Sprintf("is larger than %d bytes (1 MiB), the most a routes file may be", MaxFileSize)}}}
 	}
 	var spec fileSpec
-	if err := decode(data, &spec); err != nil {
-		return nil, &FileError{Problems: []Problem{*err}}
+	lines, problem := decode(data, &spec)
+	if problem != nil {
+		return nil, &FileError{Problems: []Problem{*problem}}
 	}
 	c := checker{}
 	def := DefaultDeny
@@ -169,18 +201,24 @@ func Parse(data []byte) (*Policy, error) {
 	case spec.Default == nil && spec.Routes == nil:
 		c.add(0, "sets neither default nor routes; write at least \"default: deny\", and the routes of your API")
 	case spec.Default != nil:
-		def = Default(spec.Default.value)
+		def = Default(*spec.Default)
 		if def != DefaultDeny && def != DefaultAuthenticated {
-			c.add(spec.Default.line, "default is %q; use deny (refuse requests that match no route) or authenticated (any valid key, no permission)", spec.Default.value)
+			c.add(lines.def, "default is %q; use deny (refuse requests that match no route) or authenticated (any valid key, no permission)", *spec.Default)
 		}
 	}
 	var routes []*Route
 	if spec.Routes != nil {
-		if n := len(*spec.Routes); n > MaxRoutes {
-			c.add((*spec.Routes)[MaxRoutes].line, "the file has %d routes; use at most %d (a ** pattern covers many paths)", n, MaxRoutes)
+		line := func(i int) int {
+			if i < len(lines.routes) {
+				return lines.routes[i]
+			}
+			return 0
 		}
-		for i, rs := range *spec.Routes {
-			if r := c.checkRoute(i, &rs); r != nil {
+		if n := len(*spec.Routes); n > MaxRoutes {
+			c.add(line(MaxRoutes), "the file has %d routes; use at most %d (a ** pattern covers many paths)", n, MaxRoutes)
+		}
+		for i, rf := range *spec.Routes {
+			if r := c.checkRoute(i, line(i), &rf); r != nil {
 				routes = append(routes, r)
 			}
 		}
@@ -194,29 +232,81 @@ func Parse(data []byte) (*Policy, error) {
 
 // decode reads the YAML of a routes file, strictly: one document, no
 // unknown field, no key given twice.
-func decode(data []byte, spec *fileSpec) (problem *Problem) {
+func decode(data []byte, spec *fileSpec) (lines fileLines, problem *Problem) {
 	// A panic in the YAML library is a bad file, not a crash of the server
 	// that reloads it.
 	defer func() {
 		if r := recover(); r != nil {
-			problem = &Problem{Text: fmt.Sprintf("the YAML cannot be read (the parser failed: %v)", r)}
+			lines, problem = fileLines{}, &Problem{Text: fmt.Sprintf("the YAML cannot be read (the parser failed: %v)", r)}
 		}
 	}()
 	f, err := parser.ParseBytes(data, 0)
 	if err != nil {
-		return yamlProblem(err)
+		return lines, yamlProblem(err)
 	}
 	if len(f.Docs) > 1 {
 		line := nodeLine(f.Docs[1])
 		if t := f.Docs[1].Start; t != nil && t.Position != nil {
 			line = t.Position.Line
 		}
-		return &Problem{Line: line, Text: fmt.Sprintf("the file holds %d YAML documents; a routes file is one", len(f.Docs))}
+		return lines, &Problem{Line: line, Text: fmt.Sprintf("the file holds %d YAML documents; a routes file is one", len(f.Docs))}
+	}
+	if len(f.Docs) == 1 {
+		if n := expandedSize(f.Docs[0].Body, map[string]int{}); n > maxYAMLValues {
+			return lines, &Problem{Text: fmt.Sprintf("the YAML holds more than %d values once its aliases (*name) are expanded; write the routes without so many aliases", maxYAMLValues)}
+		}
 	}
 	if err := yaml.UnmarshalWithOptions(data, spec, yaml.Strict()); err != nil {
-		return yamlProblem(err)
+		return lines, yamlProblem(err)
 	}
-	return nil
+	if len(f.Docs) == 1 {
+		lines = findLines(f.Docs[0].Body)
+	}
+	return lines, nil
+}
+
+// maxYAMLValues is the most values a routes file may hold once its
+// aliases are expanded: far more than 5,000 routes need, far fewer than a
+// few nested aliases can make of a small file (a "billion laughs").
+const maxYAMLValues = 1_000_000
+
+// expandedSize counts the values of a YAML tree as if its aliases were
+// copies of what their anchors hold, stopping past maxYAMLValues. sizes
+// records the size of each anchor seen.
+func expandedSize(n ast.Node, sizes map[string]int) int {
+	add := func(a, b int) int { return min(a+b, maxYAMLValues+1) }
+	switch v := n.(type) {
+	case nil:
+		return 0
+	case *ast.MappingNode:
+		total := 1
+		for _, kv := range v.Values {
+			total = add(total, expandedSize(kv, sizes))
+		}
+		return total
+	case *ast.MappingValueNode:
+		return add(expandedSize(v.Key, sizes), expandedSize(v.Value, sizes))
+	case *ast.SequenceNode:
+		total := 1
+		for _, e := range v.Values {
+			total = add(total, expandedSize(e, sizes))
+		}
+		return total
+	case *ast.AnchorNode:
+		size := expandedSize(v.Value, sizes)
+		if v.Name != nil && v.Name.GetToken() != nil {
+			sizes[v.Name.GetToken().Value] = size
+		}
+		return size
+	case *ast.AliasNode:
+		if v.Value != nil && v.Value.GetToken() != nil {
+			return max(sizes[v.Value.GetToken().Value], 1)
+		}
+		return 1
+	case *ast.TagNode:
+		return add(1, expandedSize(v.Value, sizes))
+	}
+	return 1
 }
 
 // yamlProblem turns a YAML error into a problem at its line and column.
@@ -283,11 +373,10 @@ func (c *checker) err() error {
 	return e
 }
 
-// checkRoute validates the i-th route and returns it, or nil when it has a
-// problem.
-func (c *checker) checkRoute(i int, rs *routeSpec) *Route {
+// checkRoute validates the i-th route, at line, and returns it, or nil
+// when it has a problem.
+func (c *checker) checkRoute(i, line int, rs *routeFields) *Route {
 	before := len(c.problems)
-	line := rs.line
 	if rs.Match == "" {
 		c.add(line, "routes[%d]: match is missing; write the method and path the route applies to, such as GET /v1/contacts", i)
 		return nil

@@ -141,6 +141,32 @@ func TestParseErrors(t *testing.T) {
 	}
 }
 
+// TestParseAliases shows that YAML anchors and aliases work across routes,
+// and that aliases that would expand a small file into a huge one (a
+// "billion laughs") are refused before they are expanded.
+func TestParseAliases(t *testing.T) {
+	p := mustParse(t, "routes:\n  - match: GET /a\n    permissions: &read [contacts:read, reports:read]\n  - match: GET /b\n    permissions: *read\n")
+	if r := p.Routes()[1]; r.Line != 4 || !slices.Equal(r.Permissions, []string{"contacts:read", "reports:read"}) {
+		t.Errorf("the aliased route is %+v", *r)
+	}
+	var b strings.Builder
+	b.WriteString("routes:\n")
+	prev := ""
+	for _, n := range []string{"a", "b", "c", "d", "e", "f", "g", "h"} {
+		items := "[x, x, x, x, x, x, x, x, x]"
+		if prev != "" {
+			items = "[" + strings.Repeat("*"+prev+", ", 8) + "*" + prev + "]"
+		}
+		fmt.Fprintf(&b, "  - match: GET /%s\n    permissions: &%s %s\n", n, n, items)
+		prev = n
+	}
+	_, err := Parse([]byte(b.String()))
+	want := "the YAML holds more than 1000000 values once its aliases (*name) are expanded; write the routes without so many aliases"
+	if err == nil || err.Error() != want {
+		t.Errorf("error %v, want %s", err, want)
+	}
+}
+
 func TestFileErrorNamesFileAndCounts(t *testing.T) {
 	var b strings.Builder
 	b.WriteString("routes:\n")
