@@ -22,6 +22,7 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("routes:\n  - match: GET /v1/{a}/x\n  - match: GET /v1/x/{b}\n"))
 	f.Add([]byte("routes:\n  - match: &a GET /x\n  - match: *a\n"))
 	f.Add([]byte("default: deny\n---\ndefault: deny\n"))
+	f.Add([]byte("routes:\n  - match: GET /a\n    permissions: &r [a]\n  - match: GET /b\n    permissions: *r\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		p, err := Parse(data)
 		if err != nil {
