@@ -263,7 +263,7 @@ func (p *Pattern) matchPath(path string, vals *[MaxParams]string) bool {
 		if s.kind == segLiteral {
 			n := len(s.lit)
 			switch {
-			case len(rest) < n || rest[:n] != s.lit:
+			case len(rest) < n || n > 0 && rest[0] != s.lit[0] || rest[:n] != s.lit:
 				return false
 			case len(rest) == n:
 				rest, done = "", true

@@ -232,17 +232,16 @@ type presented struct {
 }
 
 // parsePresented reads a Referer or Origin URL without allocating; ok is
-// false when it is not one this package matches.
+// false when it is not one this package matches. The scheme is not
+// checked: one that is not a scheme equals no pattern's.
 func parsePresented(s string) (u presented, ok bool) {
 	i := strings.IndexByte(s, ':')
-	if i <= 0 || len(s) < i+3 || s[i+1] != '/' || s[i+2] != '/' || !validScheme(s[:i]) {
+	if i <= 0 || len(s) < i+3 || s[i+1] != '/' || s[i+2] != '/' {
 		return u, false
 	}
 	u.scheme = s[:i]
 	rest := s[i+3:]
-	// The host runs to a port, path, query or fragment. One pass checks
-	// that it is a DNS name (or the text of an IPv6 address) and finds its
-	// end.
+	// The host runs to a port, path, query or fragment.
 	end := 0
 	if rest != "" && rest[0] == '[' {
 		end = strings.IndexByte(rest, ']') + 1
@@ -250,24 +249,12 @@ func parsePresented(s string) (u presented, ok bool) {
 			return u, false
 		}
 	} else {
-		label := 0
-		for ; end < len(rest); end++ {
-			c := rest[end]
-			if hostByte[c] == 0 {
-				break
-			}
-			if c != '.' {
-				label++
-			} else if label == 0 {
-				return u, false
-			} else {
-				label = 0
-			}
-			if label > 63 {
-				return u, false
-			}
+		for end < len(rest) && hostByte[rest[end]] != 0 {
+			end++
 		}
-		if label == 0 || end > 253 {
+		h := rest[:end]
+		// A DNS name: no empty label, and short enough.
+		if h == "" || h[0] == '.' || h[len(h)-1] == '.' || strings.Contains(h, "..") || len(h) > 63 && !validHostname(h) {
 			return u, false
 		}
 	}
@@ -311,23 +298,37 @@ var hostByte = func() (t [256]uint8) {
 	return t
 }()
 
+// presentedPathByte marks the bytes checkPresentedPath looks at: the ends
+// of segments and of the path, and what a path may not hold.
+var presentedPathByte = func() (t [256]uint8) {
+	for c := range 256 {
+		if c <= ' ' || c == 0x7f || c == '\\' || c == '/' || c == '?' || c == '#' {
+			t[c] = 1
+		}
+	}
+	return t
+}()
+
 // checkPresentedPath cuts the query and fragment off a presented path and
-// reports whether what is left has no control character, backslash or dot
-// segment.
+// reports whether what is left has no control character, space, backslash
+// or dot segment.
 func checkPresentedPath(path *string) bool {
 	p, start := *path, 0
 	for i := 0; i < len(p); i++ {
 		c := p[i]
-		switch {
-		case c == '?' || c == '#':
+		if presentedPathByte[c] == 0 {
+			continue
+		}
+		switch c {
+		case '?', '#':
 			*path = p[:i]
 			return !isDotSegment(p[start:i])
-		case c == '/':
-			if isDotSegment(p[start:i]) {
+		case '/':
+			if i-start <= 6 && isDotSegment(p[start:i]) {
 				return false
 			}
 			start = i + 1
-		case c <= ' ' || c == 0x7f || c == '\\':
+		default:
 			return false
 		}
 	}
@@ -441,15 +442,17 @@ func validScheme(s string) bool {
 
 // defaultPortFold is defaultPort for a scheme in any case.
 func defaultPortFold(scheme string) int {
-	switch len(scheme) {
-	case 2, 4:
-		if equalFold(scheme, "ws") || equalFold(scheme, "http") {
-			return 80
-		}
-	case 3, 5:
-		if equalFold(scheme, "wss") || equalFold(scheme, "https") {
-			return 443
-		}
+	switch scheme {
+	case "https", "wss":
+		return 443
+	case "http", "ws":
+		return 80
+	}
+	switch {
+	case equalLower(scheme, "https"), equalLower(scheme, "wss"):
+		return 443
+	case equalLower(scheme, "http"), equalLower(scheme, "ws"):
+		return 80
 	}
 	return 0
 }
