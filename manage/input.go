@@ -18,7 +18,7 @@ import (
 const (
 	MaxNameLen        = 100
 	MaxPermissions    = 100
-	MaxPermissionLen  = 64
+	MaxPermissionLen  = keyward.MaxPermissionLen
 	MaxMetadata       = 32
 	MaxMetadataKeyLen = 64
 	// MaxMetadataValLen counts the bytes of a tag's value in UTF-8.
@@ -39,7 +39,6 @@ const (
 )
 
 var (
-	permissionPattern    = regexp.MustCompile(`^[a-z][a-z0-9_-]*(:[a-z0-9_*-]+)*$`)
 	resourceParamPattern = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,63}$`)
 	metadataKeyPattern   = regexp.MustCompile(`^[A-Za-z0-9_.-]+$`)
 	durationPattern      = regexp.MustCompile(`^([0-9]+)([smhdw])$`)
@@ -237,7 +236,7 @@ func checkPermissionName(field, p string) error {
 	switch {
 	case utf8.RuneCountInString(p) > MaxPermissionLen:
 		return keyward.FieldErrorf(field, "is %d characters long; use at most %d", utf8.RuneCountInString(p), MaxPermissionLen)
-	case !permissionPattern.MatchString(p):
+	case !keyward.ValidPermission(p):
 		return keyward.FieldErrorf(field, "%q is not a permission: use lowercase names made of words joined by colons, such as contacts:write, messages:send or admin", p)
 	case p == "none":
 		return keyward.FieldErrorf(field, "\"none\" cannot be a permission: forward-auth reads permissions=none as a location that needs none; choose another name")
