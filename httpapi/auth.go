@@ -40,6 +40,14 @@ func (s *server) authenticateURL(r *http.Request, u *url.URL, req verify.Request
 	ip := s.clientIP(r)
 	key, kerr := verify.KeyFrom(r.Header, u, s.verifier.Format())
 	if kerr != nil {
+		// A public route of the policy needs no key, so no key, or an
+		// Authorization header meant for someone else, does not refuse
+		// it; a key in the URL still does, since it has leaked.
+		if req.Policy != nil && (kerr.Code == keyward.CodeMissingAPIKey || kerr.Code == keyward.CodeMalformedAPIKey) {
+			if res := s.verifier.Verify(r.Context(), verify.Request{Method: req.Method, Target: req.Target, Policy: req.Policy}); res.Public {
+				return res, ip, nil
+			}
+		}
 		return verify.Result{}, ip, kerr
 	}
 	req.Key, req.IP = key, ip
