@@ -205,6 +205,20 @@ type forwardAuthRequest struct {
 	URI         string `header:"X-Forwarded-Uri" description:"the original request's URI as received, such as nginx's $request_uri (or X-Original-URI); once"`
 }
 
+// forwardAuthIdentity documents the identity headers of forward-auth's 200
+// (writeIdentity sets them), which the proxy passes on to the upstream.
+// A public route of the route policy answers 200 without any.
+type forwardAuthIdentity struct {
+	KeyID       string `header:"X-Keyward-Key-Id" description:"the key's id (key_…)"`
+	KeyName     string `header:"X-Keyward-Key-Name" description:"the key's name, visible text in UTF-8 (no control characters)"`
+	Tenant      string `header:"X-Keyward-Tenant" description:"the id of the key's tenant (ten_…)"`
+	TenantSlug  string `header:"X-Keyward-Tenant-Slug" description:"the slug of the key's tenant"`
+	MemberID    string `header:"X-Keyward-Member-Id" description:"the member the key belongs to (mem_…); absent for a key of the tenant as a whole"`
+	Plan        string `header:"X-Keyward-Plan" description:"the plan of the key's tenant"`
+	Environment string `header:"X-Keyward-Environment" enum:"live,test" description:"the key's environment"`
+	Permissions string `header:"X-Keyward-Permissions" description:"the key's effective permissions, comma-separated: those it holds and may use now; empty when none"`
+}
+
 // forwardMode is how forward-auth answers: see the nginx query parameter.
 type forwardMode int
 
