@@ -31,6 +31,10 @@ type Access struct {
 	// those withheld. Keyward's own permissions (keys:manage, keyward:*)
 	// are never withheld.
 	Permissions []string
+	// PermissionList is Permissions joined by commas, as forward-auth's
+	// X-Keyward-Permissions carries them: worked out once with the
+	// Access, not at every verification.
+	PermissionList string
 	// Withheld lists the permissions the key holds but may not use, and
 	// why, in the order the key holds them.
 	Withheld []Withheld
@@ -108,6 +112,7 @@ func newAccess(k *keyward.Key, t *keyward.Tenant, m *keyward.Member, removed boo
 			}
 		}
 	}
+	a.PermissionList = strings.Join(a.Permissions, ",")
 	return a
 }
 
