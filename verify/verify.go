@@ -349,15 +349,14 @@ func (v *Verifier) Format() apikey.Format { return v.format }
 // Flush. A cached key is verified without storage I/O and without
 // allocating.
 func (v *Verifier) Verify(ctx context.Context, req Request) Result {
-	var path string
+	var path policy.Path
 	var m policy.Match
 	if req.Target != "" {
-		var err error
-		if path, err = policy.CleanPath(req.Target); err != nil {
+		if err := path.Clean(req.Target); err != nil {
 			return Result{Code: keyward.CodeInvalidRequest, Detail: keyward.ErrorMessage(err)}
 		}
 		if req.Policy != nil {
-			req.Policy.Match(req.Method, path, &m)
+			req.Policy.MatchPath(req.Method, &path, &m)
 			if m.Route.Public {
 				return Result{Route: m.Route, Public: true}
 			}
@@ -379,7 +378,7 @@ func (v *Verifier) Verify(ctx context.Context, req Request) Result {
 		code, detail = checkEnvironment(k, m.Route)
 	}
 	if code == "" {
-		code, detail = e.checkOrigin(&req, path, m.Route)
+		code, detail = e.checkOrigin(&req, &path, m.Route)
 	}
 	if code == "" {
 		code, detail = checkScope(k, a, &m)
@@ -530,7 +529,7 @@ func environmentsOf(route *policy.Route) string {
 // default route that denies). path is req.Target cleaned, and route the
 // route of the request's policy, or nil. It returns the code and detail of
 // a refusal, or "" and "".
-func (e *entry) checkOrigin(req *Request, path string, route *policy.Route) (keyward.Code, string) {
+func (e *entry) checkOrigin(req *Request, path *policy.Path, route *policy.Route) (keyward.Code, string) {
 	if code, detail := e.checkIP(req.IP); code != "" {
 		return code, detail
 	}
@@ -541,7 +540,7 @@ func (e *entry) checkOrigin(req *Request, path string, route *policy.Route) (key
 		switch {
 		case req.Target == "":
 			return keyward.CodeEndpointNotAllowed, detailNoEndpoint
-		case e.endpointsBroken || !e.endpoints.Allow(req.Method, path):
+		case e.endpointsBroken || !e.endpoints.AllowPath(req.Method, path):
 			return keyward.CodeEndpointNotAllowed, detailEndpoint
 		}
 	}
