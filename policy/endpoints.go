@@ -62,11 +62,18 @@ func (e Endpoints) Strings() []string {
 // CleanPath result) is allowed: it matches one of the entries, or there
 // are none. It allocates nothing.
 func (e Endpoints) Allow(method, cleanPath string) bool {
+	path := Path{s: cleanPath}
+	return e.AllowPath(method, &path)
+}
+
+// AllowPath is Allow for a path cleaned by Path.Clean, whose segments it
+// need not look for again.
+func (e Endpoints) AllowPath(method string, path *Path) bool {
 	if len(e.pats) == 0 {
 		return true
 	}
 	for _, p := range e.pats {
-		if p.matchMethod(method) && p.matchPath(cleanPath, nil) {
+		if p.matchMethod(method) && p.matchPath(path, nil) {
 			return true
 		}
 	}

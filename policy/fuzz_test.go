@@ -154,6 +154,20 @@ func FuzzMatch(f *testing.F) {
 		if m.Route != want {
 			t.Fatalf("%s %q matches %v, the reference finds %v", method, path, m.Route, want)
 		}
+		// A Path from Clean, with its segment ends kept, matches alike.
+		var cleaned Path
+		if err := cleaned.Clean(target); err != nil || cleaned.String() != path {
+			t.Fatalf("Path.Clean(%q) = %q, %v; CleanPath says %q", target, cleaned.String(), err, path)
+		}
+		checkEnds(t, &cleaned)
+		var mp Match
+		pol.MatchPath(method, &cleaned, &mp)
+		if mp != m {
+			t.Fatalf("%s %q: MatchPath finds %v, Match %v", method, path, mp.Route, m.Route)
+		}
+		if got := pat.matchMethod(method) && pat.matchPath(&cleaned, nil); got != pat.Match(method, path) {
+			t.Fatalf("%q matches the Path of %s %q: %v, the string %v", pat, method, path, got, !got)
+		}
 		if want.Pattern != nil {
 			wantParams := referenceParams(want.Pattern, path)
 			for i, name := range want.Pattern.params {

@@ -21,13 +21,47 @@ import (
 // 400 invalid_request instead.
 //
 // The result is a substring of target, without allocating, unless target
-// has a % escape in its path.
+// has a % escape in its path. Path.Clean does the same and keeps where
+// the segments end, for Policy.MatchPath and Endpoints.AllowPath.
 func CleanPath(target string) (string, error) {
+	var p Path
+	err := p.Clean(target)
+	return p.s, err
+}
+
+// maxSegments is how many segment ends a Path keeps; the ends of further
+// segments are looked for when a match gets that deep.
+const maxSegments = 24
+
+// Path is a clean request path with the ends of its first segments, found
+// once by Clean so that the route policy and a key's endpoints, which
+// both match the path, need not look for them again. The zero Path
+// matches nothing; a Path is small enough to live on the stack.
+type Path struct {
+	s string
+	// n is how many segment ends ends holds; ends[i] is the offset in s of
+	// the end of segment i (0-based), a slash or len(s).
+	n    int
+	ends [maxSegments]uint16
+}
+
+// String returns the clean path.
+func (p *Path) String() string { return p.s }
+
+// Clean sets p to the clean path of a request target, as CleanPath
+// returns it; on error p is the zero Path.
+func (p *Path) Clean(target string) error {
+	p.s, p.n = "", 0
 	if target == "" || target[0] != '/' {
-		return "", pathError("is not an absolute path: it must start with /")
+		return pathError("is not an absolute path: it must start with /")
 	}
 	// One pass over the bytes finds the end of the path, refuses what is
-	// refused unencoded, and checks each segment as it ends.
+	// refused unencoded, checks each segment as it ends, and keeps where
+	// it ends. An offset past a uint16 is not kept.
+	keep := maxSegments
+	if len(target) > 1<<16-1 {
+		keep = 0
+	}
 	end, escaped, start, n := len(target), false, 1, 1
 scan:
 	for i := 1; i < len(target); i++ {
@@ -43,40 +77,73 @@ scan:
 			// Only a segment of two bytes or less can be refused.
 			if i-start <= 2 {
 				if err := checkSegment(target[start:i], n, false); err != nil {
-					return "", err
+					return err
 				}
+			}
+			if n <= keep {
+				p.ends[n-1] = uint16(i)
 			}
 			start, n = i+1, n+1
 		case c == '%':
 			escaped = true
 		case c == '\\':
-			return "", pathError("contains a backslash (\\)")
+			return pathError("contains a backslash (\\)")
 		default:
-			return "", pathError("contains a control character")
+			return pathError("contains a control character")
 		}
 	}
 	if err := checkSegment(target[start:end], n, true); err != nil {
-		return "", err
+		return err
 	}
-	path := target[:end]
 	if !escaped {
-		return path, nil
+		if n <= keep {
+			p.ends[n-1] = uint16(end)
+		}
+		p.s, p.n = target[:end], min(n, keep)
+		return nil
 	}
-	path, problem := unescape(path)
+	path, problem := unescape(target[:end])
 	if problem != "" {
-		return "", pathError(problem)
+		return pathError(problem)
 	}
 	// A decoded segment may be a dot segment (%2e%2e); it cannot be empty,
 	// since an encoded slash is refused.
-	rest, done := path[1:], false
-	for n = 1; !done; n++ {
-		var seg string
-		seg, rest, done = nextSegment(rest)
-		if err := checkSegment(seg, n, done); err != nil {
-			return "", err
+	start, n = 1, 1
+	for {
+		e := segmentEnd(path, start)
+		if err := checkSegment(path[start:e], n, e == len(path)); err != nil {
+			return err
+		}
+		if n <= keep {
+			p.ends[n-1] = uint16(e)
+		}
+		if e == len(path) {
+			break
+		}
+		start, n = e+1, n+1
+	}
+	p.s, p.n = path, min(n, keep)
+	return nil
+}
+
+// end returns the end of segment i of the path, which starts at start.
+func (p *Path) end(i, start int) int {
+	if i < p.n {
+		return int(p.ends[i])
+	}
+	return segmentEnd(p.s, start)
+}
+
+// segmentEnd returns the offset of the first slash of path at or after
+// start, or len(path).
+func segmentEnd(path string, start int) int {
+	// Segments are short: a loop is faster than strings.IndexByte's call.
+	for i := start; i < len(path); i++ {
+		if path[i] == '/' {
+			return i
 		}
 	}
-	return path, nil
+	return len(path)
 }
 
 // pathByte marks the bytes CleanPath looks at: the ends of segments and of

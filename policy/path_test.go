@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/keyward/keyward"
@@ -87,5 +88,62 @@ func TestCleanPathAllocations(t *testing.T) {
 	})
 	if n != 0 {
 		t.Errorf("CleanPath allocates %v times, want 0", n)
+	}
+}
+
+// checkEnds fails t unless the segment ends p kept are those of its path
+// split at each slash.
+func checkEnds(t testing.TB, p *Path) {
+	t.Helper()
+	var want []int
+	for i := 1; i < len(p.s); i++ {
+		if p.s[i] == '/' {
+			want = append(want, i)
+		}
+	}
+	want = append(want, len(p.s))
+	if p.n != min(len(want), maxSegments) {
+		t.Fatalf("Path %q keeps %d segment ends, want %d", p.s, p.n, min(len(want), maxSegments))
+	}
+	for i := range p.n {
+		if int(p.ends[i]) != want[i] {
+			t.Fatalf("Path %q: segment %d ends at %d, want %d", p.s, i, p.ends[i], want[i])
+		}
+	}
+}
+
+// TestPathSegments: Path.Clean keeps where the segments end, decoded or
+// not, up to maxSegments; matching a deeper path looks for the rest.
+func TestPathSegments(t *testing.T) {
+	deep := "/v1" + strings.Repeat("/x", maxSegments+5)
+	for _, target := range []string{"/", "/a", "/a/", "/v1/tenants/t_1/sites/s_1?x=/y", "/v1/%63ontacts/a%20b/", deep, deep + "/", deep + "?q"} {
+		var p Path
+		if err := p.Clean(target); err != nil {
+			t.Fatalf("Clean(%q): %v", target, err)
+		}
+		checkEnds(t, &p)
+	}
+	pol := mustParse(t, "routes:\n  - match: GET /v1"+strings.Repeat("/x", maxSegments+3)+"/{last}/x\n  - match: GET /v1/**\n")
+	var p Path
+	if err := p.Clean(deep); err != nil {
+		t.Fatal(err)
+	}
+	var m Match
+	pol.MatchPath("GET", &p, &m)
+	if v, ok := m.Param("last"); !ok || v != "x" {
+		t.Errorf("MatchPath of %d segments: route %v, last = %q, %v", maxSegments+6, m.Route, v, ok)
+	}
+	if err := p.Clean(deep + "/"); err != nil {
+		t.Fatal(err)
+	}
+	if pol.MatchPath("GET", &p, &m); m.Route.String() != "GET /v1/**" {
+		t.Errorf("MatchPath of %d segments and a slash: route %v, want GET /v1/**", maxSegments+7, m.Route)
+	}
+	e, err := ParseEndpoints([]string{"GET /v1" + strings.Repeat("/x", maxSegments+4) + "/*/"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !e.AllowPath("GET", &p) {
+		t.Errorf("AllowPath refuses a path of %d segments that its entry matches", maxSegments+7)
 	}
 }

@@ -234,7 +234,8 @@ func (p *Pattern) param(name string) int {
 // Match reports whether the pattern matches a request with this method and
 // clean path (a CleanPath result).
 func (p *Pattern) Match(method, cleanPath string) bool {
-	return p.matchMethod(method) && p.matchPath(cleanPath, nil)
+	path := Path{s: cleanPath}
+	return p.matchMethod(method) && p.matchPath(&path, nil)
 }
 
 // matchMethod reports whether the pattern's method matches method: * every
@@ -244,57 +245,44 @@ func (p *Pattern) matchMethod(method string) bool {
 }
 
 // matchPath reports whether the pattern's path matches a clean path, and
-// puts the wildcards' values in vals when vals is not nil. A literal is
-// compared in place; only a wildcard looks for the segment's end.
-func (p *Pattern) matchPath(path string, vals *[MaxParams]string) bool {
-	if path == "" || path[0] != '/' {
+// puts the wildcards' values in vals when vals is not nil.
+func (p *Pattern) matchPath(path *Path, vals *[MaxParams]string) bool {
+	s := path.s
+	if s == "" || s[0] != '/' {
 		return false
 	}
-	rest, done := path[1:], false
-	wild := 0
-	for i := range p.segs {
-		s := &p.segs[i]
-		if s.kind == segMulti {
+	// Segment i of the path starts at start; past len(s), none is left.
+	i, start, wild := 0, 1, 0
+	for k := range p.segs {
+		g := &p.segs[k]
+		if g.kind == segMulti {
 			return true
 		}
-		if done {
+		if start > len(s) {
 			return false
 		}
-		if s.kind == segLiteral {
-			n := len(s.lit)
-			switch {
-			case len(rest) < n || n > 0 && rest[0] != s.lit[0] || rest[:n] != s.lit:
-				return false
-			case len(rest) == n:
-				rest, done = "", true
-			case rest[n] == '/':
-				rest = rest[n+1:]
-			default:
+		end := path.end(i, start)
+		seg := s[start:end]
+		if g.kind == segLiteral {
+			if !equalSegment(seg, g.lit) {
 				return false
 			}
-			continue
+		} else {
+			if seg == "" {
+				return false
+			}
+			if vals != nil {
+				vals[wild] = seg
+			}
+			wild++
 		}
-		var seg string
-		seg, rest, done = nextSegment(rest)
-		if seg == "" {
-			return false
-		}
-		if vals != nil {
-			vals[wild] = seg
-		}
-		wild++
+		i, start = i+1, end+1
 	}
-	return done
+	return start > len(s)
 }
 
-// nextSegment splits the first segment off rest, a path without its
-// leading slash: done is true when seg was the last one.
-func nextSegment(rest string) (seg, after string, done bool) {
-	// Segments are short: a loop is faster than strings.IndexByte's call.
-	for i := 0; i < len(rest); i++ {
-		if rest[i] == '/' {
-			return rest[:i], rest[i+1:], false
-		}
-	}
-	return rest, "", true
+// equalSegment reports whether a path segment is the literal lit: the
+// length and the first byte are compared before the bytes are.
+func equalSegment(seg, lit string) bool {
+	return len(seg) == len(lit) && (lit == "" || seg[0] == lit[0] && seg == lit)
 }

@@ -144,7 +144,14 @@ func (p *Policy) Default() Default {
 // CleanPath result) and fills m: the most specific route that matches, or
 // the default route. It allocates nothing.
 func (p *Policy) Match(method, cleanPath string, m *Match) {
-	m.Route = p.find(method, cleanPath, &m.vals)
+	path := Path{s: cleanPath}
+	p.MatchPath(method, &path, m)
+}
+
+// MatchPath is Match for a path cleaned by Path.Clean, whose segments
+// it need not look for again.
+func (p *Policy) MatchPath(method string, path *Path, m *Match) {
+	m.Route = p.find(method, path, &m.vals)
 	if m.Route == nil {
 		m.Route = &p.def
 	}
@@ -154,14 +161,13 @@ func (p *Policy) Match(method, cleanPath string, m *Match) {
 // is more specific than one with * (or GET, for a HEAD request) that
 // matches too, since the policy holds no conflicting routes; so the trees
 // are searched in that order.
-func (p *Policy) find(method, path string, vals *[MaxParams]string) *Route {
-	if path == "" || path[0] != '/' {
+func (p *Policy) find(method string, path *Path, vals *[MaxParams]string) *Route {
+	if path.s == "" || path.s[0] != '/' {
 		return nil
 	}
-	rest := path[1:]
 	for i := range p.trees {
 		if p.trees[i].method == method {
-			if r := p.trees[i].root.match(rest, false, 0, vals); r != nil {
+			if r := p.trees[i].root.match(path, 0, 1, 0, vals); r != nil {
 				return r
 			}
 			break
@@ -170,7 +176,7 @@ func (p *Policy) find(method, path string, vals *[MaxParams]string) *Route {
 	if method == "HEAD" {
 		for i := range p.trees {
 			if p.trees[i].method == "GET" {
-				if r := p.trees[i].root.match(rest, false, 0, vals); r != nil {
+				if r := p.trees[i].root.match(path, 0, 1, 0, vals); r != nil {
 					return r
 				}
 				break
@@ -178,31 +184,33 @@ func (p *Policy) find(method, path string, vals *[MaxParams]string) *Route {
 		}
 	}
 	if p.any != nil {
-		return p.any.match(rest, false, 0, vals)
+		return p.any.match(path, 0, 1, 0, vals)
 	}
 	return nil
 }
 
-// match finds the most specific route under n for the rest of a path
-// (done: no segment left): a literal segment before a wildcard before **,
-// each tried in full before the next. The values of the wildcards are
-// written on the way back from a match, so a branch that fails leaves
-// nothing behind.
-func (n *node) match(rest string, done bool, wild int, vals *[MaxParams]string) *Route {
-	if done {
+// match finds the most specific route under n for the rest of a path,
+// from its segment i, which starts at start (past the path's end, no
+// segment is left): a literal segment before a wildcard before **, each
+// tried in full before the next. The values of the wildcards are written
+// on the way back from a match, so a branch that fails leaves nothing
+// behind.
+func (n *node) match(path *Path, i, start, wild int, vals *[MaxParams]string) *Route {
+	if start > len(path.s) {
 		if n.end != nil {
 			return n.end
 		}
 		return n.multi
 	}
-	seg, after, last := nextSegment(rest)
+	end := path.end(i, start)
+	seg := path.s[start:end]
 	if c := n.child(seg); c != nil {
-		if r := c.match(after, last, wild, vals); r != nil {
+		if r := c.match(path, i+1, end+1, wild, vals); r != nil {
 			return r
 		}
 	}
 	if n.wild != nil && seg != "" {
-		if r := n.wild.match(after, last, wild+1, vals); r != nil {
+		if r := n.wild.match(path, i+1, end+1, wild+1, vals); r != nil {
 			vals[wild] = seg
 			return r
 		}
@@ -216,7 +224,7 @@ func (n *node) child(seg string) *node {
 		return n.index[seg]
 	}
 	for _, c := range n.lits {
-		if c.lit == seg {
+		if equalSegment(seg, c.lit) {
 			return c
 		}
 	}

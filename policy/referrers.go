@@ -235,7 +235,14 @@ type presented struct {
 // false when it is not one this package matches. The scheme is not
 // checked: one that is not a scheme equals no pattern's.
 func parsePresented(s string) (u presented, ok bool) {
-	i := strings.IndexByte(s, ':')
+	// A scheme is short: a loop is cheaper than strings.IndexByte's call.
+	i := 0
+	for i < len(s) && s[i] != ':' {
+		i++
+	}
+	if i == len(s) {
+		i = -1
+	}
 	if i <= 0 || len(s) < i+3 || s[i+1] != '/' || s[i+2] != '/' {
 		return u, false
 	}
@@ -249,12 +256,16 @@ func parsePresented(s string) (u presented, ok bool) {
 			return u, false
 		}
 	} else {
+		// A DNS name: no empty label (.. is looked for on the way), and
+		// short enough.
 		for end < len(rest) && hostByte[rest[end]] != 0 {
+			if rest[end] == '.' && end > 0 && rest[end-1] == '.' {
+				return u, false
+			}
 			end++
 		}
 		h := rest[:end]
-		// A DNS name: no empty label, and short enough.
-		if h == "" || h[0] == '.' || h[len(h)-1] == '.' || strings.Contains(h, "..") || len(h) > 63 && !validHostname(h) {
+		if h == "" || h[0] == '.' || h[len(h)-1] == '.' || len(h) > 63 && !validHostname(h) {
 			return u, false
 		}
 	}

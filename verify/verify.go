@@ -349,15 +349,14 @@ func (v *Verifier) Format() apikey.Format { return v.format }
 // Flush. A cached key is verified without storage I/O and without
 // allocating.
 func (v *Verifier) Verify(ctx context.Context, req Request) Result {
-	var path string
+	var path policy.Path
 	var m policy.Match
 	if req.Target != "" {
-		var err error
-		if path, err = policy.CleanPath(req.Target); err != nil {
+		if err := path.Clean(req.Target); err != nil {
 			return Result{Code: keyward.CodeInvalidRequest, Detail: keyward.ErrorMessage(err)}
 		}
 		if req.Policy != nil {
-			req.Policy.Match(req.Method, path, &m)
+			req.Policy.MatchPath(req.Method, &path, &m)
 			if m.Route.Public {
 				return Result{Route: m.Route, Public: true}
 			}
@@ -379,10 +378,10 @@ func (v *Verifier) Verify(ctx context.Context, req Request) Result {
 		code, detail = checkEnvironment(k, m.Route)
 	}
 	if code == "" {
-		code, detail = e.checkOrigin(&req, path, m.Route)
+		code, detail = e.checkOrigin(&req, &path, m.Route)
 	}
 	if code == "" {
-		code, detail = checkScope(k, a, &m)
+		code, detail = e.checkScope(a, &m)
 	}
 	if code == "" {
 		code, detail = checkEntitled(a, m.Route, req.Permissions)
@@ -530,7 +529,7 @@ func environmentsOf(route *policy.Route) string {
 // default route that denies). path is req.Target cleaned, and route the
 // route of the request's policy, or nil. It returns the code and detail of
 // a refusal, or "" and "".
-func (e *entry) checkOrigin(req *Request, path string, route *policy.Route) (keyward.Code, string) {
+func (e *entry) checkOrigin(req *Request, path *policy.Path, route *policy.Route) (keyward.Code, string) {
 	if code, detail := e.checkIP(req.IP); code != "" {
 		return code, detail
 	}
@@ -541,7 +540,7 @@ func (e *entry) checkOrigin(req *Request, path string, route *policy.Route) (key
 		switch {
 		case req.Target == "":
 			return keyward.CodeEndpointNotAllowed, detailNoEndpoint
-		case e.endpointsBroken || !e.endpoints.Allow(req.Method, path):
+		case e.endpointsBroken || !e.endpoints.AllowPath(req.Method, path):
 			return keyward.CodeEndpointNotAllowed, detailEndpoint
 		}
 	}
@@ -556,18 +555,18 @@ func (e *entry) checkOrigin(req *Request, path string, route *policy.Route) (key
 // tenant (by id or slug) and a resource the key is allowed. It returns
 // not_found otherwise, as for a resource that does not exist, so that ids
 // cannot be probed, or "" and "".
-func checkScope(k *keyward.Key, a *Access, m *policy.Match) (keyward.Code, string) {
+func (e *entry) checkScope(a *Access, m *policy.Match) (keyward.Code, string) {
 	route := m.Route
 	if route == nil {
 		return "", ""
 	}
 	if route.Tenant != "" {
-		if t, _ := m.Param(route.Tenant); t != k.TenantID && t != a.Tenant.Slug {
+		if t, _ := m.Param(route.Tenant); t != e.key.TenantID && t != a.Tenant.Slug {
 			return keyward.CodeNotFound, detailNotFound
 		}
 	}
 	for _, name := range route.Resources {
-		allowed, restricted := k.Restrictions.Resources[name]
+		allowed, restricted := e.allowedResources(name)
 		if !restricted {
 			continue
 		}
@@ -577,6 +576,18 @@ func checkScope(k *keyward.Key, a *Access, m *policy.Match) (keyward.Code, strin
 		}
 	}
 	return "", ""
+}
+
+// allowedResources returns the key's allowed resources of a name, and
+// whether the key restricts that name: Restrictions.Resources[name], from
+// the slice the entry keeps of it.
+func (e *entry) allowedResources(name string) (allowed []string, restricted bool) {
+	for i := range e.resources {
+		if e.resources[i].name == name {
+			return e.resources[i].allowed, true
+		}
+	}
+	return nil, false
 }
 
 // checkIP is the first check of step 8: a key with IP restrictions is used
@@ -686,8 +697,11 @@ type entry struct {
 	// referrers and endpoints are the key's restrictions, compiled; Set
 	// says the key has some, and Broken that they could not be read, so
 	// that they allow nothing.
-	referrers       policy.Referrers
-	endpoints       policy.Endpoints
+	referrers policy.Referrers
+	endpoints policy.Endpoints
+	// resources are the key's Restrictions.Resources as a slice: a key
+	// restricts few names, and a loop over them is cheaper than hashing.
+	resources       []resourceRestriction
 	referrersSet    bool
 	referrersBroken bool
 	endpointsSet    bool
@@ -703,6 +717,12 @@ type entry struct {
 	access atomic.Pointer[Access]
 	// used is the key's last use not yet written.
 	used lastUse
+}
+
+// resourceRestriction is one name of a key's Restrictions.Resources.
+type resourceRestriction struct {
+	name    string
+	allowed []string
 }
 
 // What may be done with a cache entry (see freshness).
@@ -772,6 +792,9 @@ func (v *Verifier) newEntry(k *keyward.Key, parsed bool) *entry {
 		e.ips = append(e.ips, p)
 	}
 
+	for name, allowed := range k.Restrictions.Resources {
+		e.resources = append(e.resources, resourceRestriction{name: name, allowed: allowed})
+	}
 	if e.referrersSet = len(k.Restrictions.Referrers) > 0; e.referrersSet {
 		var err error
 		if e.referrers, err = policy.ParseReferrers(k.Restrictions.Referrers); err != nil {
