@@ -413,7 +413,7 @@ func (c *checker) checkRoute(i, line int, rs *routeFields) *Route {
 	r.Capabilities = c.checkNames(line, name, "capability", rs.Capabilities)
 	if rs.Tenant != "" {
 		if c.checkParam(line, name, pat, "tenant", rs.Tenant) {
-			r.Tenant = rs.Tenant
+			r.Tenant = unique.Make(rs.Tenant).Value()
 		}
 	}
 	if len(rs.Resources) > MaxNames {
@@ -426,7 +426,7 @@ func (c *checker) checkRoute(i, line int, rs *routeFields) *Route {
 		case res != "" && res == rs.Tenant:
 			c.add(line, "%s: {%s} is the tenant; it cannot be a resource as well", name, res)
 		case c.checkParam(line, name, pat, "resource", res):
-			r.Resources = append(r.Resources, res)
+			r.Resources = append(r.Resources, unique.Make(res).Value())
 		}
 	}
 	for j, e := range rs.Environments {

@@ -3,6 +3,7 @@ package policy
 import (
 	"fmt"
 	"strings"
+	"unique"
 )
 
 // MaxParams is the most wildcard segments ({name} or *) a pattern may
@@ -105,7 +106,7 @@ func ParsePattern(s string) (*Pattern, error) {
 			if seg.name != "" && p.param(seg.name) >= 0 {
 				return fail(n, "{%s} is already a parameter of this pattern; give each parameter its own name", seg.name)
 			}
-			p.params = append(p.params, seg.name)
+			p.params = append(p.params, unique.Make(seg.name).Value()) // one copy, as the route names it
 		}
 	}
 	return p, nil

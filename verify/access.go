@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unique"
 
 	"github.com/maypok86/otter/v2"
 
@@ -41,6 +42,10 @@ type Access struct {
 
 	tenantActive bool
 	apiAccess    bool // the plan's APIAccess, read without reading the plan
+	// capabilities are the plan's, each the one copy of its name that
+	// the route policy's capabilities share too, so that comparing them
+	// compares pointers.
+	capabilities []string
 	// epoch is the verifier's access epoch when this was worked out, and
 	// loaded the cache-clock time when the oldest of the tenant, member
 	// and plan was read from the store: the Access is current while the
@@ -85,7 +90,11 @@ func builtIn(p string) bool {
 // (nil for none, or when removed is true) and its plan p.
 func newAccess(k *keyward.Key, t *keyward.Tenant, m *keyward.Member, removed bool, p *keyward.Plan) *Access {
 	a := &Access{Tenant: t, Member: m, MemberRemoved: removed, Plan: p, Permissions: k.Permissions,
-		tenantActive: t.Status == keyward.TenantActive, apiAccess: p.APIAccess}
+		tenantActive: t.Status == keyward.TenantActive, apiAccess: p.APIAccess,
+		capabilities: make([]string, len(p.Capabilities))}
+	for i, c := range p.Capabilities {
+		a.capabilities[i] = unique.Make(c).Value()
+	}
 	memberHolds := func(q string) bool {
 		switch {
 		case k.MemberID == "":

@@ -627,7 +627,7 @@ func checkEntitled(a *Access, route *policy.Route, needed []string) (keyward.Cod
 		return checkPermissions(a, needed)
 	}
 	for _, c := range route.Capabilities {
-		if !a.Plan.HasCapability(c) {
+		if !slices.Contains(a.capabilities, c) {
 			return keyward.CodePlanNotEntitled, fmt.Sprintf("The plan of this account (%s) does not include %q, "+
 				"which this request needs. Upgrade the plan to one that includes it.", a.Plan.Name, c)
 		}
@@ -793,7 +793,7 @@ func (v *Verifier) newEntry(k *keyward.Key, parsed bool) *entry {
 	}
 
 	for name, allowed := range k.Restrictions.Resources {
-		e.resources = append(e.resources, resourceRestriction{name: name, allowed: allowed})
+		e.resources = append(e.resources, resourceRestriction{name: unique.Make(name).Value(), allowed: allowed})
 	}
 	if e.referrersSet = len(k.Restrictions.Referrers) > 0; e.referrersSet {
 		var err error
