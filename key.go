@@ -3,6 +3,7 @@ package keyward
 import (
 	"fmt"
 	"net/netip"
+	"regexp"
 	"strings"
 	"time"
 )
@@ -44,6 +45,20 @@ const (
 	// PermManageKeys lets a tenant's key manage that tenant's keys.
 	PermManageKeys = "keys:manage"
 )
+
+// MaxPermissionLen is the longest permission name, in characters.
+const MaxPermissionLen = 64
+
+// permissionName is the syntax of a permission name.
+var permissionName = regexp.MustCompile(`^[a-z][a-z0-9_-]*(:[a-z0-9_*-]+)*$`)
+
+// ValidPermission reports whether name is a well-formed permission name:
+// at most MaxPermissionLen characters of lowercase words joined by colons,
+// such as contacts:write, messages:send or admin. Keys, members, plans and
+// the route policy all name permissions by this one rule.
+func ValidPermission(name string) bool {
+	return len(name) <= MaxPermissionLen && permissionName.MatchString(name)
+}
 
 // Restrictions limit where a key may be used from and what it may reach
 // (docs/access.md). Every one that is set must pass.

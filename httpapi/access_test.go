@@ -595,8 +595,17 @@ func TestRestrictionBounds(t *testing.T) {
 		"endpoints": []string{"GET /v1/contacts/**"},
 		"resources": map[string][]string{"site": {"site_1"}},
 	}
-	manager, _ := h.key(h.root, map[string]any{"tenant_id": "acme", "name": "m", "permissions": []string{"keys:manage"}, "restrictions": inside})
-	k := h.must(201, "POST", "/v1/api-keys", manager, map[string]any{"name": "inside", "restrictions": inside}).data()
+	// The manager's restrictions hold on Keyward's API too: its endpoints
+	// include the management routes it calls, and it sends a Referer
+	// among its referrers.
+	managing := map[string]any{
+		"referrers": inside["referrers"],
+		"endpoints": []string{"GET /v1/contacts/**", "POST /v1/api-keys", "DELETE /v1/api-keys/*"},
+		"resources": inside["resources"],
+	}
+	manager, _ := h.key(h.root, map[string]any{"tenant_id": "acme", "name": "m", "permissions": []string{"keys:manage"}, "restrictions": managing})
+	page := []string{"Referer", "https://app.example.com/settings"}
+	k := h.must(201, "POST", "/v1/api-keys", manager, map[string]any{"name": "inside", "restrictions": inside}, page...).data()
 	if r := k["restrictions"].(map[string]any); fmt.Sprint(r["referrers"], r["endpoints"], r["resources"]) != "[https://app.example.com] [GET /v1/contacts/**] map[site:[site_1]]" {
 		t.Errorf("restrictions as stored: %v", r)
 	}
@@ -605,13 +614,20 @@ func TestRestrictionBounds(t *testing.T) {
 		"restrictions.endpoints[0]":      {"referrers": inside["referrers"], "endpoints": []string{"* /v1/**"}, "resources": inside["resources"]},
 		"restrictions.resources.site[0]": {"referrers": inside["referrers"], "endpoints": inside["endpoints"], "resources": map[string][]string{"site": {"site_2"}}},
 	} {
-		a := h.call("POST", "/v1/api-keys", manager, map[string]any{"name": "outside", "restrictions": r})
+		a := h.call("POST", "/v1/api-keys", manager, map[string]any{"name": "outside", "restrictions": r}, page...)
 		if problemOf(t, a, 403, keyward.CodeInsufficientPermissions); a.str("field") != field {
 			t.Errorf("a key outside its maker's %s: field %q", field, a.str("field"))
 		}
 	}
 	_, broad := h.key(h.root, map[string]any{"tenant_id": "acme", "name": "broad"})
-	problemOf(t, h.call("DELETE", "/v1/api-keys/"+broad, manager, nil), 403, keyward.CodeInsufficientPermissions)
+	problemOf(t, h.call("DELETE", "/v1/api-keys/"+broad, manager, nil, page...), 403, keyward.CodeInsufficientPermissions)
+	// Without a Referer or Origin among its referrers, or on a route
+	// outside its endpoints, the manager is refused before anything else.
+	problemOf(t, h.call("POST", "/v1/api-keys", manager, map[string]any{"name": "x"}), 403, keyward.CodeReferrerNotAllowed)
+	problemOf(t, h.call("POST", "/v1/api-keys", manager, map[string]any{"name": "x"}, "Origin", "https://evil.example"), 403, keyward.CodeReferrerNotAllowed)
+	h.must(201, "POST", "/v1/api-keys", manager, map[string]any{"name": "by origin", "restrictions": inside}, "Origin", "https://app.example.com")
+	problemOf(t, h.call("GET", "/v1/api-keys", manager, nil, page...), 403, keyward.CodeEndpointNotAllowed)
+	problemOf(t, h.call("GET", "/v1/whoami", manager, nil, page...), 403, keyward.CodeEndpointNotAllowed)
 	if a := h.call("POST", "/v1/api-keys", h.root, map[string]any{"tenant_id": "acme", "name": "x", "restrictions": map[string]any{"endpoints": []string{"/v1"}}}); a.str("field") != "restrictions.endpoints[0]" {
 		t.Errorf("an endpoint without a method: %s", a.raw)
 	}

@@ -12,25 +12,46 @@ import (
 	"github.com/keyward/keyward"
 	"github.com/keyward/keyward/apikey"
 	"github.com/keyward/keyward/manage"
+	"github.com/keyward/keyward/policy"
 	"github.com/keyward/keyward/verify"
 	"github.com/keyward/keyward/view"
 )
 
-// authenticate verifies the key the request presents, with the required
-// permissions, and returns the verification's result.
-func (s *server) authenticate(r *http.Request, perms []string) (verify.Result, netip.Addr, error) {
-	return s.authenticateURL(r, r.URL, perms)
+// authenticate verifies the key the request presents against the
+// request itself, with no route policy: its method and target, Referer and
+// Origin, so that the key's own restrictions (endpoints, referrers, IP
+// ranges) hold on Keyward's API as they do anywhere else.
+func (s *server) authenticate(r *http.Request) (verify.Result, netip.Addr, error) {
+	target := r.RequestURI
+	if target == "" || target[0] != '/' {
+		// An absolute-form or * target: the path the server routed by.
+		target = r.URL.RequestURI()
+	}
+	return s.authenticateURL(r, r.URL, verify.Request{
+		Method: r.Method, Target: target, Referer: r.Header.Get("Referer"), Origin: r.Header.Get("Origin"),
+	})
 }
 
-// authenticateURL is authenticate for a request whose URL is u: the URL of
-// the original request that a proxy asks about, for forward-auth.
-func (s *server) authenticateURL(r *http.Request, u *url.URL, perms []string) (verify.Result, netip.Addr, error) {
+// authenticateURL verifies the key that r presents in its header or in u,
+// the URL of the original request (for forward-auth, that of the request a
+// proxy asks about), with what req says of that request; the key and the
+// client's address are set here.
+func (s *server) authenticateURL(r *http.Request, u *url.URL, req verify.Request) (verify.Result, netip.Addr, error) {
 	ip := s.clientIP(r)
 	key, kerr := verify.KeyFrom(r.Header, u, s.verifier.Format())
 	if kerr != nil {
+		// A public route of the policy needs no key, so no key, or an
+		// Authorization header meant for someone else, does not refuse
+		// it; a key in the URL still does, since it has leaked.
+		if req.Policy != nil && (kerr.Code == keyward.CodeMissingAPIKey || kerr.Code == keyward.CodeMalformedAPIKey) {
+			if res := s.verifier.Verify(r.Context(), verify.Request{Method: req.Method, Target: req.Target, Policy: req.Policy}); res.Public {
+				return res, ip, nil
+			}
+		}
 		return verify.Result{}, ip, kerr
 	}
-	res := s.verifier.Verify(r.Context(), verify.Request{Key: key, IP: ip, Permissions: perms})
+	req.Key, req.IP = key, ip
+	res := s.verifier.Verify(r.Context(), req)
 	if !res.Valid() {
 		return res, ip, res.Err()
 	}
@@ -53,7 +74,7 @@ func (s *server) require(need manage.Requirement, h http.Handler) http.Handler {
 		return own
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		res, ip, err := s.authenticate(r, nil)
+		res, ip, err := s.authenticate(r)
 		if err != nil {
 			s.writeError(w, r, err)
 			return
@@ -131,9 +152,10 @@ type verifyRequest struct {
 	Key         string   `json:"key" description:"the key to check, as the client sent it"`
 	Permissions []string `json:"permissions,omitempty" description:"permissions the request needs; all must be held"`
 	IP          string   `json:"ip,omitempty" description:"the client's address, checked against the key's IP restrictions"`
-	Method      string   `json:"method,omitempty"`
-	Path        string   `json:"path,omitempty"`
-	Referrer    string   `json:"referrer,omitempty"`
+	Method      string   `json:"method,omitempty" description:"the original request's method, checked against the key's endpoint restrictions and the route policy"`
+	Path        string   `json:"path,omitempty" description:"the original request's path (and query string), as received: checked against the key's endpoint restrictions, and, when the server has a route policy (serve --routes), the policy decides what the request needs, beside permissions"`
+	Referrer    string   `json:"referrer,omitempty" description:"the original request's Referer header, checked against the key's referrer restrictions"`
+	Origin      string   `json:"origin,omitempty" description:"the original request's Origin header, checked against the key's referrer restrictions when there is no referrer"`
 }
 
 // verifyResponse is the answer of POST /v1/verify, which keyward verify
@@ -142,14 +164,20 @@ type verifyResponse = view.Verification
 
 // handleVerify checks a key for another service, through manage.Verify,
 // as keyward verify does: the caller must be admitted as a
-// manage.Verifier (keyward:verify, or a root key).
+// manage.Verifier (keyward:verify, or a root key). The key's restrictions
+// are checked against the method, path, referrer and origin the body
+// gives, and with a path, the server's route policy decides, if it has
+// one.
 func (s *server) handleVerify(w http.ResponseWriter, r *http.Request) {
 	var in verifyRequest
 	if err := decode(w, r, &in); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	req := verify.Request{Key: in.Key, Permissions: in.Permissions}
+	req := verify.Request{Key: in.Key, Permissions: in.Permissions, Method: in.Method, Target: in.Path, Referer: in.Referrer, Origin: in.Origin}
+	if in.Path != "" && s.policyFile != nil {
+		req.Policy = s.policyFile.Policy()
+	}
 	if in.IP != "" {
 		var err error
 		if req.IP, err = netip.ParseAddr(in.IP); err != nil {
@@ -175,6 +203,20 @@ type forwardAuthRequest struct {
 	Auth        string `header:"Authorization" description:"Bearer <key>"`
 	Method      string `header:"X-Forwarded-Method" description:"the original request's method (or X-Original-Method); once"`
 	URI         string `header:"X-Forwarded-Uri" description:"the original request's URI as received, such as nginx's $request_uri (or X-Original-URI); once"`
+}
+
+// forwardAuthIdentity documents the identity headers of forward-auth's 200
+// (writeIdentity sets them), which the proxy passes on to the upstream.
+// A public route of the route policy answers 200 without any.
+type forwardAuthIdentity struct {
+	KeyID       string `header:"X-Keyward-Key-Id" description:"the key's id (key_…)"`
+	KeyName     string `header:"X-Keyward-Key-Name" description:"the key's name, visible text in UTF-8 (no control characters)"`
+	Tenant      string `header:"X-Keyward-Tenant" description:"the id of the key's tenant (ten_…)"`
+	TenantSlug  string `header:"X-Keyward-Tenant-Slug" description:"the slug of the key's tenant"`
+	MemberID    string `header:"X-Keyward-Member-Id" description:"the member the key belongs to (mem_…); absent for a key of the tenant as a whole"`
+	Plan        string `header:"X-Keyward-Plan" description:"the plan of the key's tenant"`
+	Environment string `header:"X-Keyward-Environment" enum:"live,test" description:"the key's environment"`
+	Permissions string `header:"X-Keyward-Permissions" description:"the key's effective permissions, comma-separated: those it holds and may use now; empty when none"`
 }
 
 // forwardMode is how forward-auth answers: see the nginx query parameter.
@@ -219,6 +261,12 @@ const (
 	detailForwardBadURI = "The original request's URI, in %s, cannot be read: it must start with / " +
 		"and percent-encode with %%XX. Have the proxy send the URI exactly as received " +
 		"(nginx: proxy_set_header %s $request_uri; not $uri, which is decoded)."
+	detailForwardPolicyPerms = "The proxy asks /v1/forward-auth with a permissions parameter, and this server has a " +
+		"route policy (serve --routes), which decides what each request needs: remove the parameter from the address " +
+		"the proxy sends forward-auth requests to (nginx: proxy_pass), and put the permissions in the routes file."
+	detailForwardNoURI = "The proxy does not send the original request's URI, which this server's route policy " +
+		"(serve --routes) decides by: have the proxy send it as received (nginx: proxy_set_header X-Original-URI " +
+		"$request_uri; Traefik sends X-Forwarded-Uri itself)."
 	detailForwardPassedNow = "This request was refused a moment ago and passes now: the key changed in between, " +
 		"or the proxy asks /v1/forward-auth with other settings from its auth_request location than from its " +
 		"error_page location (Keyward's log names the wrong one). Send the request again; if this answer " +
@@ -236,6 +284,9 @@ const noPermissions = "none"
 type forwardSettings struct {
 	mode  forwardMode
 	perms []string
+	// permsGiven is true when the query string has a permissions
+	// parameter, permissions=none included.
+	permsGiven bool
 }
 
 // forwardSettingsOf reads the query string q of a forward-auth request. It
@@ -276,7 +327,7 @@ func forwardSettingsOf(q string) (forwardSettings, *keyward.Error) {
 				fail(keyward.Errorf(keyward.CodeInvalidRequest, detailForwardTwice, name, ", with the permissions separated by commas (permissions=a,b)"))
 				continue
 			}
-			seenPerms = true
+			seenPerms, fs.permsGiven = true, true
 			if value == noPermissions {
 				continue
 			}
@@ -381,12 +432,23 @@ func editDistance(a, b string) int {
 // and problem body, which the proxy returns to its client (with nginx, in
 // two steps: see forwardMode). The presenting rules apply to the original
 // request: a key anywhere in its URL (X-Forwarded-Uri or X-Original-URI) is
-// refused as it would be here. The proxy's own settings fail closed: one
-// that forward-auth cannot read is a 400 invalid_request that names it, and
-// is logged.
+// refused as it would be here. The key's restrictions are checked against
+// the original request: its method (X-Forwarded-Method or
+// X-Original-Method, else this request's own), its URI as the proxy sends
+// it, and its Referer and Origin, which proxies pass on. With a route
+// policy (serve --routes), the policy decides what the original request
+// needs: a public route answers 200 without a key and without identity
+// headers. The proxy's own settings fail closed: one that forward-auth
+// cannot read, permissions in the query string beside a policy, or no
+// original URI for a policy to decide by, is a 400 invalid_request that
+// names it, and is logged.
 func (s *server) handleForwardAuth(w http.ResponseWriter, r *http.Request) {
 	var fs forwardSettings
 	var kerr *keyward.Error
+	var pol *policy.Policy
+	if s.policyFile != nil {
+		pol = s.policyFile.Policy()
+	}
 	u := r.URL
 	if r.URL.RawQuery != "" {
 		fs, kerr = forwardSettingsOf(r.URL.RawQuery)
@@ -397,18 +459,32 @@ func (s *server) handleForwardAuth(w http.ResponseWriter, r *http.Request) {
 			kerr = keyErr
 		}
 	}
-	if kerr == nil {
-		u, kerr = originalURL(r)
+	if kerr == nil && pol != nil && fs.permsGiven {
+		kerr = &keyward.Error{Code: keyward.CodeInvalidRequest, Message: detailForwardPolicyPerms}
 	}
+	var target string
 	if kerr == nil {
-		kerr = checkOriginalMethod(r.Header)
+		u, target, kerr = originalURL(r)
+	}
+	method := r.Method
+	if kerr == nil {
+		var m string
+		if m, kerr = originalMethod(r.Header); m != "" {
+			method = m
+		}
+	}
+	if kerr == nil && pol != nil && target == "" {
+		kerr = &keyward.Error{Code: keyward.CodeInvalidRequest, Message: detailForwardNoURI}
 	}
 	if kerr != nil {
 		s.log.WarnContext(r.Context(), "forward-auth: the proxy's settings are wrong", "request_id", requestID(w), "detail", apikey.Redact(kerr.Message))
 		s.refuseForward(w, r, fs.mode, kerr)
 		return
 	}
-	res, _, err := s.authenticateURL(r, u, fs.perms)
+	res, _, err := s.authenticateURL(r, u, verify.Request{
+		Permissions: fs.perms, Method: method, Target: target,
+		Referer: r.Header.Get("Referer"), Origin: r.Header.Get("Origin"), Policy: pol,
+	})
 	if err != nil {
 		s.refuseForward(w, r, fs.mode, err)
 		return
@@ -417,15 +493,36 @@ func (s *server) handleForwardAuth(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, &keyward.Error{Code: keyward.CodeConflict, Message: detailForwardPassedNow})
 		return
 	}
-	// One backing array for the four values: this path runs on every
-	// request a proxy lets through.
-	v := &[4]string{res.Key.ID, res.Key.TenantID, string(res.Key.Environment), strings.Join(res.Key.Permissions, ",")}
-	h := w.Header()
-	h["X-Keyward-Key-Id"] = v[0:1:1]
-	h["X-Keyward-Tenant"] = v[1:2:2]
-	h["X-Keyward-Environment"] = v[2:3:3]
-	h["X-Keyward-Permissions"] = v[3:4:4]
+	if res.Public {
+		w.WriteHeader(http.StatusOK)
+		return
+	}
+	writeIdentity(w.Header(), res)
 	w.WriteHeader(http.StatusOK)
+}
+
+// writeIdentity sets the identity headers of the key that res accepted,
+// which the proxy passes on to the upstream (docs/access.md). The values
+// are the stored ones: ids, a slug, a plan's name and permissions are
+// plain ASCII; a key's name is visible text, which cannot hold a line
+// break or any other control character (manage refuses them), and is sent
+// as its UTF-8 bytes. net/http would turn a line break into a space in any
+// case, so no value can start another header.
+func writeIdentity(h http.Header, res verify.Result) {
+	k, a := res.Key, res.Access
+	// One backing array for the values: this path runs on every request
+	// a proxy lets through. The permissions were joined with the Access.
+	v := &[8]string{k.ID, k.Name, k.TenantID, a.Tenant.Slug, a.Plan.Name, string(k.Environment), a.PermissionList, k.MemberID}
+	h["X-Keyward-Key-Id"] = v[0:1:1]
+	h["X-Keyward-Key-Name"] = v[1:2:2]
+	h["X-Keyward-Tenant"] = v[2:3:3]
+	h["X-Keyward-Tenant-Slug"] = v[3:4:4]
+	h["X-Keyward-Plan"] = v[4:5:5]
+	h["X-Keyward-Environment"] = v[5:6:6]
+	h["X-Keyward-Permissions"] = v[6:7:7]
+	if k.MemberID != "" {
+		h["X-Keyward-Member-Id"] = v[7:8:8]
+	}
 }
 
 // refuseForward answers a refused forward-auth request: as problem+json
@@ -447,33 +544,48 @@ func (s *server) refuseForward(w http.ResponseWriter, r *http.Request, mode forw
 
 // originalURL returns the URL of the request a proxy asks about, from
 // X-Forwarded-Uri or X-Original-URI, or r's own URL when the proxy names
-// none. The headers fail closed: one sent twice, both with different
-// values, or a URI that cannot be read is an error that says which setting
-// of the proxy is wrong, and never repeats the URI.
-func originalURL(r *http.Request) (*url.URL, *keyward.Error) {
+// none, and the original request's target: the header's value as sent
+// (the path and query of an absolute URI), or "" when there is none. The
+// headers fail closed: one sent twice, both with different values, or a
+// URI that cannot be read is an error that says which setting of the proxy
+// is wrong, and never repeats the URI.
+func originalURL(r *http.Request) (*url.URL, string, *keyward.Error) {
 	uri, kerr := forwardedValue(r.Header, "X-Forwarded-Uri", "X-Original-Uri", "X-Forwarded-Uri", "X-Original-URI", "$request_uri")
 	if kerr != nil || uri == "" {
-		return r.URL, kerr
+		return r.URL, "", kerr
 	}
 	shown := "X-Forwarded-Uri"
 	if len(r.Header["X-Forwarded-Uri"]) == 0 {
 		shown = "X-Original-URI"
 	}
-	if uri[0] != '/' && !strings.HasPrefix(uri, "http://") && !strings.HasPrefix(uri, "https://") {
-		return nil, keyward.Errorf(keyward.CodeInvalidRequest, detailForwardBadURI, shown, shown)
+	target := uri
+	if uri[0] != '/' {
+		rest, ok := strings.CutPrefix(uri, "http://")
+		if !ok {
+			rest, ok = strings.CutPrefix(uri, "https://")
+		}
+		if !ok {
+			return nil, "", keyward.Errorf(keyward.CodeInvalidRequest, detailForwardBadURI, shown, shown)
+		}
+		target = "/"
+		if i := strings.IndexAny(rest, "/?"); i >= 0 {
+			target = rest[i:]
+			if target[0] == '?' {
+				target = "/" + target
+			}
+		}
 	}
 	u, err := url.ParseRequestURI(uri)
 	if err != nil {
-		return nil, keyward.Errorf(keyward.CodeInvalidRequest, detailForwardBadURI, shown, shown)
+		return nil, "", keyward.Errorf(keyward.CodeInvalidRequest, detailForwardBadURI, shown, shown)
 	}
-	return u, nil
+	return u, target, nil
 }
 
-// checkOriginalMethod applies the rules of originalURL to the headers that
-// name the original request's method.
-func checkOriginalMethod(h http.Header) *keyward.Error {
-	_, err := forwardedValue(h, "X-Forwarded-Method", "X-Original-Method", "X-Forwarded-Method", "X-Original-Method", "$request_method")
-	return err
+// originalMethod returns the original request's method, from the headers
+// that name it under the rules of originalURL, or "" when there are none.
+func originalMethod(h http.Header) (string, *keyward.Error) {
+	return forwardedValue(h, "X-Forwarded-Method", "X-Original-Method", "X-Forwarded-Method", "X-Original-Method", "$request_method")
 }
 
 // forwardedValue returns the value that a proxy sends in header a or b

@@ -10,10 +10,10 @@ import (
 	"time"
 )
 
-// benchmarkLoopback sends GET requests with key to url from parallel
-// clients over loopback keep-alive connections and fails on any answer but
-// 200.
-func benchmarkLoopback(b *testing.B, url, key string) {
+// benchmarkLoopback sends GET requests with key, and the headers given as
+// name, value pairs, to url from parallel clients over loopback keep-alive
+// connections and fails on any answer but 200.
+func benchmarkLoopback(b *testing.B, url, key string, headers ...string) {
 	b.Helper()
 	tr := &http.Transport{MaxIdleConnsPerHost: 64}
 	defer tr.CloseIdleConnections()
@@ -26,6 +26,9 @@ func benchmarkLoopback(b *testing.B, url, key string) {
 	b.RunParallel(func(pb *testing.PB) {
 		req, _ := http.NewRequest("GET", url, nil)
 		req.Header.Set("X-API-Key", key)
+		for i := 0; i+1 < len(headers); i += 2 {
+			req.Header.Set(headers[i], headers[i+1])
+		}
 		for pb.Next() {
 			resp, err := client.Do(req)
 			if err != nil {
@@ -67,13 +70,24 @@ func BenchmarkForwardAuth(b *testing.B) {
 	key, _ := h.key(h.root, map[string]any{"tenant_id": "acme", "name": "bench", "permissions": []string{"contacts:read"}})
 	h.must(200, "GET", "/v1/forward-auth", key, nil) // warm the cache
 	b.Run("loopback", func(b *testing.B) { benchmarkLoopback(b, h.url+"/v1/forward-auth", key) })
+
+	// The same with the route policy of issue 9 deciding: the original
+	// request's method and URI are read, cleaned and matched.
+	p := newHarness(b, withRoutes(b, issueRoutes))
+	p.tenant("acme")
+	key, _ = p.key(p.root, map[string]any{"tenant_id": "acme", "name": "bench", "permissions": []string{"contacts:read"}})
+	original := []string{"X-Forwarded-Method", "GET", "X-Forwarded-Uri", "/v1/contacts/c_1?page=2"}
+	b.Run("policy", func(b *testing.B) { benchmarkLoopback(b, p.url+"/v1/forward-auth", key, original...) })
 }
 
 func BenchmarkBareHandler(b *testing.B) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
 		h["X-Keyward-Key-Id"] = []string{"key_0000000000000000000000"}
+		h["X-Keyward-Key-Name"] = []string{"bench"}
 		h["X-Keyward-Tenant"] = []string{"ten_0000000000000000000000"}
+		h["X-Keyward-Tenant-Slug"] = []string{"acme"}
+		h["X-Keyward-Plan"] = []string{"default"}
 		h["X-Keyward-Environment"] = []string{"live"}
 		h["X-Keyward-Permissions"] = []string{"contacts:read"}
 		h["X-Request-Id"] = []string{r.Header.Get("X-API-Key")[:8]}

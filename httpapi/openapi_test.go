@@ -215,3 +215,32 @@ func TestOpenAPIRefuses(t *testing.T) {
 		t.Errorf("two shapes named Key: %v", err)
 	}
 }
+
+// TestOpenAPIForwardAuthHeaders: the document names every identity header
+// of forward-auth's 200, for every method.
+func TestOpenAPIForwardAuthHeaders(t *testing.T) {
+	h := newHarness(t)
+	var doc struct {
+		Paths map[string]map[string]struct {
+			Responses map[string]struct {
+				Headers map[string]any `json:"headers"`
+			} `json:"responses"`
+		} `json:"paths"`
+	}
+	if err := json.Unmarshal([]byte(h.must(200, "GET", "/openapi.json", "", nil).raw), &doc); err != nil {
+		t.Fatal(err)
+	}
+	ops := doc.Paths["/v1/forward-auth"]
+	if len(ops) == 0 {
+		t.Fatal("no /v1/forward-auth")
+	}
+	for method, op := range ops {
+		got := op.Responses["200"].Headers
+		for _, name := range []string{"X-Keyward-Key-Id", "X-Keyward-Key-Name", "X-Keyward-Tenant", "X-Keyward-Tenant-Slug",
+			"X-Keyward-Member-Id", "X-Keyward-Plan", "X-Keyward-Environment", "X-Keyward-Permissions"} {
+			if _, ok := got[name]; !ok {
+				t.Errorf("%s /v1/forward-auth: the 200 does not name %s: %v", method, name, got)
+			}
+		}
+	}
+}

@@ -24,6 +24,7 @@ import (
 
 	"github.com/keyward/keyward"
 	"github.com/keyward/keyward/manage"
+	"github.com/keyward/keyward/policy"
 	"github.com/keyward/keyward/verify"
 )
 
@@ -41,6 +42,10 @@ type Config struct {
 	// verify.DefaultStorageTimeout when zero. The verifier bounds its own
 	// lookups (verify.Options.StorageTimeout).
 	StorageTimeout time.Duration
+	// Routes is the route policy file (serve --routes) that forward-auth
+	// and POST /v1/verify decide by; nil for none. Its current policy is
+	// read at each request, so a reload applies at once.
+	Routes *policy.File
 }
 
 type server struct {
@@ -54,7 +59,9 @@ type server struct {
 	trusted []netip.Prefix
 	// storageTimeout bounds each management call's work with the store.
 	storageTimeout time.Duration
-	openapi        []byte
+	// policyFile is Config.Routes.
+	policyFile *policy.File
+	openapi    []byte
 	// idPrefix and idCounter make request ids unique without a random read
 	// per request.
 	idPrefix  string
@@ -68,7 +75,7 @@ type server struct {
 // NewServer returns the HTTP handler of the API, every route and middleware
 // in place.
 func NewServer(c Config) (http.Handler, error) {
-	s := &server{svc: c.Service, verifier: c.Verifier, store: c.Store, log: c.Logger, trusted: c.TrustedProxies, storageTimeout: c.StorageTimeout, now: time.Now}
+	s := &server{svc: c.Service, verifier: c.Verifier, store: c.Store, log: c.Logger, trusted: c.TrustedProxies, storageTimeout: c.StorageTimeout, now: time.Now, policyFile: c.Routes}
 	if c.Service != nil {
 		s.now = c.Service.Now
 	}

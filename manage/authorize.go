@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/keyward/keyward"
+	"github.com/keyward/keyward/policy"
 	"github.com/keyward/keyward/verify"
 )
 
@@ -360,32 +361,33 @@ type overreach struct {
 // outsideRestrictions reports whether a key with restrictions r may reach
 // a referrer, an endpoint or a resource that the caller may not, and if so
 // which; nil when it may not. Where the caller has referrers or endpoints,
-// each of the key's must equal one of them, and the key must have some;
-// for each path parameter whose resources the caller restricts, the key's
-// values must be some of the caller's.
-//
-// Patterns are compared as text: a pattern that is narrower than one of
-// the caller's but written differently is refused (docs/access.md).
+// each of the key's must lie within one of them (package policy's Within:
+// https://app.example.com/reports/* lies within https://app.example.com,
+// GET /v1/contacts/{id} within * /v1/contacts/**), and the key must have
+// some; for each path parameter whose resources the caller restricts, the
+// key's values must be some of the caller's. A pattern of the caller's
+// that no longer parses bounds everything: it allows nothing.
 func (c Caller) outsideRestrictions(r keyward.Restrictions) *overreach {
 	lists := []struct {
 		field, plural string
 		bound, list   []string
+		within        func(list, bound []string) (int, bool)
 	}{
-		{"restrictions.referrers", "every referrer", c.Restrictions.Referrers, r.Referrers},
-		{"restrictions.endpoints", "every endpoint", c.Restrictions.Endpoints, r.Endpoints},
+		{"restrictions.referrers", "every referrer", c.Restrictions.Referrers, r.Referrers,
+			func(list, bound []string) (int, bool) { return within(policy.ParseReferrers, list, bound) }},
+		{"restrictions.endpoints", "every endpoint", c.Restrictions.Endpoints, r.Endpoints,
+			func(list, bound []string) (int, bool) { return within(policy.ParseEndpoints, list, bound) }},
 	}
 	for _, l := range lists {
 		if len(l.bound) == 0 {
 			continue
 		}
 		bound := strings.Join(l.bound, ", ")
-		if len(l.list) == 0 {
-			return &overreach{l.field, l.plural, bound}
-		}
-		for i, e := range l.list {
-			if !slices.Contains(l.bound, e) {
-				return &overreach{fmt.Sprintf("%s[%d]", l.field, i), e, bound}
+		if i, ok := l.within(l.list, l.bound); !ok {
+			if i < 0 {
+				return &overreach{l.field, l.plural, bound}
 			}
+			return &overreach{fmt.Sprintf("%s[%d]", l.field, i), l.list[i], bound}
 		}
 	}
 	for _, param := range slices.Sorted(maps.Keys(c.Restrictions.Resources)) {
@@ -407,4 +409,20 @@ func (c Caller) outsideRestrictions(r keyward.Restrictions) *overreach {
 // inScope reports whether the caller may see tenant id.
 func (c Caller) inScope(tenantID string) bool {
 	return c.Root() || c.TenantID == tenantID
+}
+
+// within is policy's Referrers.Within or Endpoints.Within, as parse reads
+// them, for stored lists: i is the first entry of list outside bound, or -1
+// when list is empty and bound is not. A list that does not parse is
+// outside, at its first entry.
+func within[T interface{ Within(T) (int, bool) }](parse func([]string) (T, error), list, bound []string) (int, bool) {
+	outer, err := parse(bound)
+	if err != nil {
+		return min(0, len(list)-1), false
+	}
+	inner, err := parse(list)
+	if err != nil {
+		return min(0, len(list)-1), false
+	}
+	return inner.Within(outer)
 }

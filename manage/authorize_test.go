@@ -239,6 +239,18 @@ func TestOutsideRestrictions(t *testing.T) {
 			t.Errorf("%s: %+v", field, b)
 		}
 	}
+	// Narrower patterns written differently lie within the caller's.
+	narrower := keyward.Restrictions{
+		Referrers: []string{"https://app.example.com/reports/*", "https://eu.example.com/x"},
+		Endpoints: []string{"GET /v1/contacts/{id}", "GET /v1/contacts"},
+		Resources: inside.Resources,
+	}
+	if b := c.outsideRestrictions(narrower); b != nil {
+		t.Errorf("narrower patterns: %+v", b)
+	}
+	if b := c.outsideRestrictions(keyward.Restrictions{Referrers: inside.Referrers, Endpoints: []string{"POST /v1/contacts/**"}, Resources: inside.Resources}); b == nil || b.field != "restrictions.endpoints[0]" {
+		t.Errorf("another method is not within GET: %+v", b)
+	}
 	if b := (Caller{}).outsideRestrictions(inside); b != nil {
 		t.Errorf("a caller without restrictions bounds nothing, yet: %+v", b)
 	}

@@ -12,13 +12,14 @@ import (
 	"unicode/utf8"
 
 	"github.com/keyward/keyward"
+	"github.com/keyward/keyward/policy"
 )
 
 // Limits on what a key may carry.
 const (
 	MaxNameLen        = 100
 	MaxPermissions    = 100
-	MaxPermissionLen  = 64
+	MaxPermissionLen  = keyward.MaxPermissionLen
 	MaxMetadata       = 32
 	MaxMetadataKeyLen = 64
 	// MaxMetadataValLen counts the bytes of a tag's value in UTF-8.
@@ -39,7 +40,6 @@ const (
 )
 
 var (
-	permissionPattern    = regexp.MustCompile(`^[a-z][a-z0-9_-]*(:[a-z0-9_*-]+)*$`)
 	resourceParamPattern = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,63}$`)
 	metadataKeyPattern   = regexp.MustCompile(`^[A-Za-z0-9_.-]+$`)
 	durationPattern      = regexp.MustCompile(`^([0-9]+)([smhdw])$`)
@@ -237,7 +237,7 @@ func checkPermissionName(field, p string) error {
 	switch {
 	case utf8.RuneCountInString(p) > MaxPermissionLen:
 		return keyward.FieldErrorf(field, "is %d characters long; use at most %d", utf8.RuneCountInString(p), MaxPermissionLen)
-	case !permissionPattern.MatchString(p):
+	case !keyward.ValidPermission(p):
 		return keyward.FieldErrorf(field, "%q is not a permission: use lowercase names made of words joined by colons, such as contacts:write, messages:send or admin", p)
 	case p == "none":
 		return keyward.FieldErrorf(field, "\"none\" cannot be a permission: forward-auth reads permissions=none as a location that needs none; choose another name")
@@ -339,18 +339,26 @@ const (
 )
 
 // checkPatterns validates the referrer or endpoint patterns of field: at
-// most MaxPatterns, each checked by checkPattern, and returns them without
-// repeats.
+// most MaxPatterns, each visible text (checkPattern) in the grammar of
+// docs/policy.md (package policy, whose error names the entry at fault),
+// and returns them as package policy writes them, without repeats.
 func checkPatterns(field string, kind patternKind, patterns []string) ([]string, error) {
 	out := []string{}
 	if len(patterns) > MaxPatterns {
 		return out, keyward.FieldErrorf(field, "has %d entries; use at most %d", len(patterns), MaxPatterns)
 	}
+	trimmed := make([]string, len(patterns))
 	for i, p := range patterns {
-		p = strings.TrimSpace(p)
-		if err := checkPattern(fmt.Sprintf("%s[%d]", field, i), kind, p); err != nil {
+		trimmed[i] = strings.TrimSpace(p)
+		if err := checkPattern(fmt.Sprintf("%s[%d]", field, i), trimmed[i]); err != nil {
 			return out, err
 		}
+	}
+	canonical, err := parsePatterns(kind, trimmed)
+	if err != nil {
+		return out, err
+	}
+	for _, p := range canonical {
 		if !slices.Contains(out, p) {
 			out = append(out, p)
 		}
@@ -358,13 +366,21 @@ func checkPatterns(field string, kind patternKind, patterns []string) ([]string,
 	return out, nil
 }
 
-// checkPattern validates one referrer pattern (https://app.example.com,
-// https://*.example.com/*) or endpoint pattern (GET /v1/contacts/**,
-// * /v1/reports/*): visible text of at most MaxPatternLen bytes, without
-// spaces inside a referrer, and an endpoint made of a method (or *), one
-// space and a path that starts with /. The full grammar of both
-// (docs/policy.md) is package policy's, which this check is to call.
-func checkPattern(field string, kind patternKind, p string) error {
+// parsePatterns reads referrer or endpoint patterns with package policy
+// and returns them as it writes them.
+func parsePatterns(kind patternKind, patterns []string) ([]string, error) {
+	if kind == referrerPattern {
+		r, err := policy.ParseReferrers(patterns)
+		return r.Strings(), err
+	}
+	e, err := policy.ParseEndpoints(patterns)
+	return e.Strings(), err
+}
+
+// checkPattern checks that one referrer or endpoint pattern is not empty,
+// is visible text and is at most MaxPatternLen bytes; its grammar is
+// package policy's.
+func checkPattern(field string, p string) error {
 	if p == "" {
 		return keyward.FieldErrorf(field, "is empty; give a pattern or leave the entry out")
 	}
@@ -373,17 +389,6 @@ func checkPattern(field string, kind patternKind, p string) error {
 	}
 	if len(p) > MaxPatternLen {
 		return keyward.FieldErrorf(field, "is %d bytes long; use at most %d", len(p), MaxPatternLen)
-	}
-	switch kind {
-	case referrerPattern:
-		if strings.ContainsAny(p, " \t") {
-			return keyward.FieldErrorf(field, "%q has a space; give a URL pattern such as https://app.example.com or https://*.example.com/*", p)
-		}
-	case endpointPattern:
-		method, path, ok := strings.Cut(p, " ")
-		if !ok || method == "" || !strings.HasPrefix(path, "/") || strings.Contains(path, " ") {
-			return keyward.FieldErrorf(field, "%q is not METHOD /path: give a method (or *), one space and a path pattern, such as GET /v1/contacts/** or * /v1/reports/*", p)
-		}
 	}
 	return nil
 }

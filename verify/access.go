@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unique"
 
 	"github.com/maypok86/otter/v2"
 
@@ -31,12 +32,20 @@ type Access struct {
 	// those withheld. Keyward's own permissions (keys:manage, keyward:*)
 	// are never withheld.
 	Permissions []string
+	// PermissionList is Permissions joined by commas, as forward-auth's
+	// X-Keyward-Permissions carries them: worked out once with the
+	// Access, not at every verification.
+	PermissionList string
 	// Withheld lists the permissions the key holds but may not use, and
 	// why, in the order the key holds them.
 	Withheld []Withheld
 
 	tenantActive bool
 	apiAccess    bool // the plan's APIAccess, read without reading the plan
+	// capabilities are the plan's, each the one copy of its name that
+	// the route policy's capabilities share too, so that comparing them
+	// compares pointers.
+	capabilities []string
 	// epoch is the verifier's access epoch when this was worked out, and
 	// loaded the cache-clock time when the oldest of the tenant, member
 	// and plan was read from the store: the Access is current while the
@@ -81,7 +90,11 @@ func builtIn(p string) bool {
 // (nil for none, or when removed is true) and its plan p.
 func newAccess(k *keyward.Key, t *keyward.Tenant, m *keyward.Member, removed bool, p *keyward.Plan) *Access {
 	a := &Access{Tenant: t, Member: m, MemberRemoved: removed, Plan: p, Permissions: k.Permissions,
-		tenantActive: t.Status == keyward.TenantActive, apiAccess: p.APIAccess}
+		tenantActive: t.Status == keyward.TenantActive, apiAccess: p.APIAccess,
+		capabilities: make([]string, len(p.Capabilities))}
+	for i, c := range p.Capabilities {
+		a.capabilities[i] = unique.Make(c).Value()
+	}
 	memberHolds := func(q string) bool {
 		switch {
 		case k.MemberID == "":
@@ -108,6 +121,7 @@ func newAccess(k *keyward.Key, t *keyward.Tenant, m *keyward.Member, removed boo
 			}
 		}
 	}
+	a.PermissionList = strings.Join(a.Permissions, ",")
 	return a
 }
 

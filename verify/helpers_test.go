@@ -225,7 +225,13 @@ func createTenant(t testing.TB, s keyward.Store, id, slug string, now time.Time)
 // may change its fields. It returns the plaintext and the key.
 func (f *fixture) newKey(edit func(k *keyward.Key)) (string, *keyward.Key) {
 	f.t.Helper()
-	plain, err := f.format.Generate(keyward.Live)
+	return f.newKeyIn(keyward.Live, edit)
+}
+
+// newKeyIn is newKey for a key of environment env.
+func (f *fixture) newKeyIn(env keyward.Environment, edit func(k *keyward.Key)) (string, *keyward.Key) {
+	f.t.Helper()
+	plain, err := f.format.Generate(env)
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -234,7 +240,7 @@ func (f *fixture) newKey(edit func(k *keyward.Key)) (string, *keyward.Key) {
 	k := &keyward.Key{
 		ID:          apikey.NewID("key"),
 		TenantID:    f.tenant.ID,
-		Environment: keyward.Live,
+		Environment: env,
 		Name:        "test key",
 		Head:        apikey.Head(plain),
 		Start:       startHint,
@@ -256,7 +262,13 @@ func (f *fixture) newKey(edit func(k *keyward.Key)) (string, *keyward.Key) {
 // createKey generates and stores a key; edit may change its fields first.
 func (f *fixture) createKey(edit func(k *keyward.Key)) (string, *keyward.Key) {
 	f.t.Helper()
-	plain, k := f.newKey(edit)
+	return f.createKeyIn(keyward.Live, edit)
+}
+
+// createKeyIn is createKey for a key of environment env.
+func (f *fixture) createKeyIn(env keyward.Environment, edit func(k *keyward.Key)) (string, *keyward.Key) {
+	f.t.Helper()
+	plain, k := f.newKeyIn(env, edit)
 	if err := f.store.CreateKey(context.Background(), k, keyward.CommandLineActor()); err != nil {
 		f.t.Fatalf("CreateKey: %v", err)
 	}

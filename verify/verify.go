@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -24,6 +25,7 @@ import (
 
 	"github.com/keyward/keyward"
 	"github.com/keyward/keyward/apikey"
+	"github.com/keyward/keyward/policy"
 )
 
 // Defaults of Options.
@@ -96,9 +98,22 @@ type Request struct {
 	Key string
 	// IP is the client address; the zero Addr when unknown.
 	IP netip.Addr
-	// Permissions are the permissions the request needs; the key must hold
-	// every one of them.
+	// Permissions are the permissions the request needs; the key must be
+	// able to use every one of them, beside those its route needs.
 	Permissions []string
+	// Method and Target are the original request's method and target (its
+	// path, with or without the query string, as received), when known.
+	// The key's endpoint restrictions are checked against them, and Policy
+	// decides by them. With Target "", a key with endpoint restrictions is
+	// refused, since what it is used for is not known, and Policy is not
+	// used.
+	Method, Target string
+	// Referer and Origin are the original request's headers of those
+	// names, for the key's referrer restrictions.
+	Referer, Origin string
+	// Policy is the route policy that says what the request needs
+	// (docs/policy.md), or nil for none: then only Permissions are needed.
+	Policy *policy.Policy
 }
 
 // Result is the outcome of a verification.
@@ -119,6 +134,13 @@ type Result struct {
 	// permissions), set with Tenant. It is shared with the cache: treat it
 	// as read-only.
 	Access *Access
+	// Route is the route of the request's policy that decided, when the
+	// request had a policy and a target: a route of the file, or its
+	// default route. It is shared with the policy: treat it as read-only.
+	Route *policy.Route
+	// Public is true when the route is public: no key was asked for or
+	// checked, and Key, Tenant and Access are nil.
+	Public bool
 }
 
 // Valid reports whether the key was accepted.
@@ -280,6 +302,17 @@ const (
 	detailNoIP     = "This key only accepts requests from allowed IP addresses, " +
 		"and the address of this request could not be determined."
 	detailMalformed = "The key is not a valid API key; check that you copied it whole."
+	detailReferrer  = "This key may only be used from allowed web pages, and this request's Referer " +
+		"(or, without one, its Origin) is not one of them. Call from an allowed page, " +
+		"or add this one to the key's referrer restrictions."
+	detailEndpoint = "This key may only be used on some endpoints of this API, and this request's method and path " +
+		"are not among them. Use a key allowed here, or add the endpoint to the key's endpoint restrictions."
+	detailNoEndpoint = "This key may only be used on some endpoints of this API, and this check was not told " +
+		"the request's method and path: give them (method and path) to check the key."
+	detailNoRoute = "This API does not take requests to this method and path with an API key: " +
+		"check the method and path against the API's documentation."
+	detailNotFound = "Nothing was found at this path for this key. A key reaches only its own account's " +
+		"resources, and those it is allowed: check the ids in the path."
 )
 
 // Format returns the key format of the verifier's instance.
@@ -298,38 +331,68 @@ func (v *Verifier) Format() apikey.Format { return v.format }
 //  4. a revoked key: revoked_api_key;
 //  5. an expired key: expired_api_key;
 //  6. a suspended tenant: account_suspended; a disabled key: key_disabled;
-//  8. an address outside the key's IP restrictions: ip_not_allowed;
-//  10. a plan without API access: plan_not_entitled; a required permission
+//  7. a route that takes keys of other environments: environment_mismatch;
+//  8. an address outside the key's IP restrictions: ip_not_allowed; a
+//     page outside its referrers: referrer_not_allowed; a method and path
+//     outside its endpoints, or a default route that denies:
+//     endpoint_not_allowed;
+//  9. a route's tenant parameter that is not the key's tenant, or a
+//     resource parameter outside the key's allowed resources: not_found;
+//  10. a plan without API access, or without a capability the route needs:
+//     plan_not_entitled; a permission the route or the request needs that
 //     the key may not use: insufficient_permissions.
 //
-// Steps 7, 9 and 11 are not checked yet. Step 10 checks that the plan
-// includes API access, then the key's effective permissions (Access). A valid use is recorded in memory
-// and written by the next Flush. A cached key is verified without storage
-// I/O and without allocating.
+// Before step 1, a request with a target has it cleaned (a path that could
+// be read two ways is invalid_request), and with a policy its route found:
+// a public route needs no key, and nothing else is checked. Step 11 is not
+// checked yet. A valid use is recorded in memory and written by the next
+// Flush. A cached key is verified without storage I/O and without
+// allocating.
 func (v *Verifier) Verify(ctx context.Context, req Request) Result {
+	var path policy.Path
+	var m policy.Match
+	if req.Target != "" {
+		if err := path.Clean(req.Target); err != nil {
+			return Result{Code: keyward.CodeInvalidRequest, Detail: keyward.ErrorMessage(err)}
+		}
+		if req.Policy != nil {
+			req.Policy.MatchPath(req.Method, &path, &m)
+			if m.Route.Public {
+				return Result{Route: m.Route, Public: true}
+			}
+		}
+	}
 	if req.Key == "" {
-		return Result{Code: keyward.CodeMissingAPIKey, Detail: detailMissing}
+		return Result{Code: keyward.CodeMissingAPIKey, Detail: detailMissing, Route: m.Route}
 	}
 	e, code, detail := v.storedKey(ctx, req.Key)
 	if code != "" {
-		return Result{Code: code, Detail: detail}
+		return Result{Code: code, Detail: detail, Route: m.Route}
 	}
 	k := e.key
 	if code, detail := v.checkLifetime(e); code != "" {
-		return Result{Code: code, Detail: detail, Key: k}
+		return Result{Code: code, Detail: detail, Key: k, Route: m.Route}
 	}
 	a, code, detail := v.checkActive(ctx, e)
+	if code == "" {
+		code, detail = checkEnvironment(k, m.Route)
+	}
+	if code == "" {
+		code, detail = e.checkOrigin(&req, &path, m.Route)
+	}
+	if code == "" {
+		code, detail = e.checkScope(a, &m)
+	}
+	if code == "" {
+		code, detail = checkEntitled(a, m.Route, req.Permissions)
+	}
 	if code != "" {
-		return refused(code, detail, k, a)
-	}
-	if code, detail := e.checkIP(req.IP); code != "" {
-		return refused(code, detail, k, a)
-	}
-	if code, detail := checkEntitled(a, req.Permissions); code != "" {
-		return refused(code, detail, k, a)
+		r := refused(code, detail, k, a)
+		r.Route = m.Route
+		return r
 	}
 	v.recordUse(e, v.usageNow(), req.IP)
-	return Result{Key: k, Tenant: a.Tenant, Access: a}
+	return Result{Key: k, Tenant: a.Tenant, Access: a, Route: m.Route}
 }
 
 // storedKey is steps 2 and 3 of Verify: it returns the cache entry of the
@@ -439,9 +502,97 @@ func (v *Verifier) checkActive(ctx context.Context, e *entry) (*Access, keyward.
 	return a, "", ""
 }
 
-// checkIP is step 8 of Verify: a key with IP restrictions is used from an
-// allowed address, which must then be known. It returns the code and detail
-// of a refusal, or "" and "".
+// checkEnvironment is step 7 of Verify: the route, if any, takes keys of
+// k's environment. It returns the code and detail of a refusal, or "" and
+// "".
+func checkEnvironment(k *keyward.Key, route *policy.Route) (keyward.Code, string) {
+	if route == nil || route.AllowsEnvironment(k.Environment) {
+		return "", ""
+	}
+	return keyward.CodeEnvironmentMismatch, fmt.Sprintf("This request only takes %s keys, and this is a %s key. "+
+		"Use a %s key for it.", environmentsOf(route), k.Environment, environmentsOf(route))
+}
+
+// environmentsOf names the environments a route takes: "live", or "live
+// or test".
+func environmentsOf(route *policy.Route) string {
+	names := make([]string, len(route.Environments))
+	for i, e := range route.Environments {
+		names[i] = string(e)
+	}
+	return strings.Join(names, " or ")
+}
+
+// checkOrigin is step 8 of Verify: where the request comes from and what it
+// asks for are allowed to the key of e — its address (checkIP), its page
+// (the key's referrers), its method and path (the key's endpoints, and a
+// default route that denies). path is req.Target cleaned, and route the
+// route of the request's policy, or nil. It returns the code and detail of
+// a refusal, or "" and "".
+func (e *entry) checkOrigin(req *Request, path *policy.Path, route *policy.Route) (keyward.Code, string) {
+	if code, detail := e.checkIP(req.IP); code != "" {
+		return code, detail
+	}
+	if e.referrersSet && (e.referrersBroken || !e.referrers.Allow(req.Referer, req.Origin)) {
+		return keyward.CodeReferrerNotAllowed, detailReferrer
+	}
+	if e.endpointsSet {
+		switch {
+		case req.Target == "":
+			return keyward.CodeEndpointNotAllowed, detailNoEndpoint
+		case e.endpointsBroken || !e.endpoints.AllowPath(req.Method, path):
+			return keyward.CodeEndpointNotAllowed, detailEndpoint
+		}
+	}
+	if route != nil && route.Deny {
+		return keyward.CodeEndpointNotAllowed, detailNoRoute
+	}
+	return "", ""
+}
+
+// checkScope is step 9 of Verify: the path parameters of the request's
+// route that name a tenant or a restricted resource name the key's own
+// tenant (by id or slug) and a resource the key is allowed. It returns
+// not_found otherwise, as for a resource that does not exist, so that ids
+// cannot be probed, or "" and "".
+func (e *entry) checkScope(a *Access, m *policy.Match) (keyward.Code, string) {
+	route := m.Route
+	if route == nil {
+		return "", ""
+	}
+	if route.Tenant != "" {
+		if t, _ := m.Param(route.Tenant); t != e.key.TenantID && t != a.Tenant.Slug {
+			return keyward.CodeNotFound, detailNotFound
+		}
+	}
+	for _, name := range route.Resources {
+		allowed, restricted := e.allowedResources(name)
+		if !restricted {
+			continue
+		}
+		value, _ := m.Param(name)
+		if !slices.Contains(allowed, value) {
+			return keyward.CodeNotFound, detailNotFound
+		}
+	}
+	return "", ""
+}
+
+// allowedResources returns the key's allowed resources of a name, and
+// whether the key restricts that name: Restrictions.Resources[name], from
+// the slice the entry keeps of it.
+func (e *entry) allowedResources(name string) (allowed []string, restricted bool) {
+	for i := range e.resources {
+		if e.resources[i].name == name {
+			return e.resources[i].allowed, true
+		}
+	}
+	return nil, false
+}
+
+// checkIP is the first check of step 8: a key with IP restrictions is used
+// from an allowed address, which must then be known. It returns the code
+// and detail of a refusal, or "" and "".
 func (e *entry) checkIP(addr netip.Addr) (keyward.Code, string) {
 	if !e.ipRestricted {
 		return "", ""
@@ -462,14 +613,34 @@ func ipNotAllowedDetail(ip netip.Addr) string {
 		"Call from an allowed address, or add this one to the key's IP restrictions.", ip)
 }
 
-// checkEntitled is step 10 of Verify: the key's plan includes API access,
-// and the key may use every permission in needed (Access.Permissions). It
-// returns the code and detail of a refusal that names the first permission
-// missing, and why the key may not use it when it holds it, or "" and "".
-func checkEntitled(a *Access, needed []string) (keyward.Code, string) {
+// checkEntitled is step 10 of Verify: the key's plan includes API access
+// and every capability of the route (nil for none), and the key may use
+// every permission the route and the request need (Access.Permissions). It
+// returns the code and detail of a refusal that names the first capability
+// or permission missing, and why the key may not use a permission it
+// holds, or "" and "".
+func checkEntitled(a *Access, route *policy.Route, needed []string) (keyward.Code, string) {
 	if !a.apiAccess {
 		return keyward.CodePlanNotEntitled, detailNoAPI
 	}
+	if route == nil {
+		return checkPermissions(a, needed)
+	}
+	for _, c := range route.Capabilities {
+		if !slices.Contains(a.capabilities, c) {
+			return keyward.CodePlanNotEntitled, fmt.Sprintf("The plan of this account (%s) does not include %q, "+
+				"which this request needs. Upgrade the plan to one that includes it.", a.Plan.Name, c)
+		}
+	}
+	if code, detail := checkPermissions(a, route.Permissions); code != "" {
+		return code, detail
+	}
+	return checkPermissions(a, needed)
+}
+
+// checkPermissions is the last check of step 10: the key may use every
+// permission in needed.
+func checkPermissions(a *Access, needed []string) (keyward.Code, string) {
 	for _, p := range needed {
 		if a.holds(p) {
 			continue
@@ -520,11 +691,23 @@ type entry struct {
 	permBuf [4]string
 	// parsed is true when the string with this hash is known to parse with
 	// the verifier's format, so that Verify need not parse it again.
-	parsed        bool
-	ipRestricted  bool
-	ips           []netip.Prefix
-	revokedDetail string
-	expiredDetail string
+	parsed       bool
+	ipRestricted bool
+	ips          []netip.Prefix
+	// referrers and endpoints are the key's restrictions, compiled; Set
+	// says the key has some, and Broken that they could not be read, so
+	// that they allow nothing.
+	referrers policy.Referrers
+	endpoints policy.Endpoints
+	// resources are the key's Restrictions.Resources as a slice: a key
+	// restricts few names, and a loop over them is cheaper than hashing.
+	resources       []resourceRestriction
+	referrersSet    bool
+	referrersBroken bool
+	endpointsSet    bool
+	endpointsBroken bool
+	revokedDetail   string
+	expiredDetail   string
 	// loaded is when the entry was made from the store's copy of the key,
 	// on the cache clock (see freshness).
 	loaded int64
@@ -534,6 +717,12 @@ type entry struct {
 	access atomic.Pointer[Access]
 	// used is the key's last use not yet written.
 	used lastUse
+}
+
+// resourceRestriction is one name of a key's Restrictions.Resources.
+type resourceRestriction struct {
+	name    string
+	allowed []string
 }
 
 // What may be done with a cache entry (see freshness).
@@ -601,6 +790,24 @@ func (v *Verifier) newEntry(k *keyward.Key, parsed bool) *entry {
 			continue
 		}
 		e.ips = append(e.ips, p)
+	}
+
+	for name, allowed := range k.Restrictions.Resources {
+		e.resources = append(e.resources, resourceRestriction{name: unique.Make(name).Value(), allowed: allowed})
+	}
+	if e.referrersSet = len(k.Restrictions.Referrers) > 0; e.referrersSet {
+		var err error
+		if e.referrers, err = policy.ParseReferrers(k.Restrictions.Referrers); err != nil {
+			e.referrersBroken = true
+			v.log.Warn("verify: a key has referrer restrictions that cannot be read; they allow nothing", "key_id", k.ID, "err", err)
+		}
+	}
+	if e.endpointsSet = len(k.Restrictions.Endpoints) > 0; e.endpointsSet {
+		var err error
+		if e.endpoints, err = policy.ParseEndpoints(k.Restrictions.Endpoints); err != nil {
+			e.endpointsBroken = true
+			v.log.Warn("verify: a key has endpoint restrictions that cannot be read; they allow nothing", "key_id", k.ID, "err", err)
+		}
 	}
 
 	e.revokedDetail = "This key was revoked. Create a new key where you manage your API keys, and use it instead."

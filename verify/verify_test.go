@@ -661,6 +661,19 @@ func BenchmarkVerifyCached(b *testing.B) {
 			}
 		}
 	})
+	// A route policy of 200 routes, matched on a route with a tenant, a
+	// resource, a capability, an environment and a permission; a key with
+	// a member and IP, referrer, endpoint and resource restrictions, whose
+	// effective permissions are what its member and plan allow.
+	pb := newPolicyBench(b)
+	b.Run("policy", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if r := pb.verify(); !r.Valid() {
+				b.Fatal(r.Detail)
+			}
+		}
+	})
 	b.Run("parallel", func(b *testing.B) {
 		b.ReportAllocs()
 		b.RunParallel(func(pb *testing.PB) {

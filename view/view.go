@@ -96,6 +96,7 @@ type Verification struct {
 	Member      *KeyMember          `json:"member,omitempty" description:"the member the key belongs to; absent for a key of the tenant as a whole"`
 	Plan        string              `json:"plan,omitempty" description:"the plan of the key's tenant"`
 	ExpiresAt   *time.Time          `json:"expires_at,omitempty"`
+	Route       string              `json:"route,omitempty" description:"the route of the server's route policy that decided: its pattern, or default: deny or default: authenticated; absent without a policy or a path"`
 	RateLimit   *struct{}           `json:"ratelimit" description:"rate-limit state; null until rate limits are configured"`
 	RequestID   string              `json:"request_id,omitempty" description:"the X-Request-Id of the answer; absent from the command line's"`
 }
@@ -106,6 +107,9 @@ func VerificationOf(res verify.Result, requestID string) Verification {
 	out := Verification{Valid: res.Valid(), Code: res.Code, Status: http.StatusOK, Detail: apikey.Redact(res.Detail), RequestID: requestID}
 	if !out.Valid {
 		out.Status = res.Code.Status()
+	}
+	if res.Route != nil {
+		out.Route = res.Route.String()
 	}
 	if k := res.Key; k != nil && out.Status != http.StatusUnauthorized {
 		out.KeyID, out.Name, out.TenantID, out.Environment, out.Permissions, out.ExpiresAt =

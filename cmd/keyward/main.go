@@ -1,7 +1,8 @@
 // Command keyward runs Keyward, the self-hosted API key service: the server
 // (serve), and the command line that manages tenants, their members, plans,
 // the permission catalogue and keys on the same database (tenants, members,
-// plans, permissions, keys, verify, audit, migrate, version).
+// plans, permissions, keys, verify, audit, migrate, version), and checks a
+// route policy file (routes check).
 //
 // Every command takes --db (env KEYWARD_DB, default sqlite:keyward.db),
 // --json for machine-readable output on stdout, and --key-prefix (env

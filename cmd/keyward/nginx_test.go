@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -12,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -50,8 +52,9 @@ func readmeNginx(t *testing.T) (httpBlock, serverBlock string) {
 // (host:port) and upstream (a URL) put in place of the snippets'
 // addresses and the test's directory in place of /var/log/nginx. It
 // returns nginx's base URL and the directory, which holds access.log and
-// error.log.
-func startNginx(t *testing.T, keyward, upstream string) (base, dir string) {
+// error.log. edits are more pairs of old and new strings to replace in the
+// snippets.
+func startNginx(t *testing.T, keyward, upstream string, edits ...string) (base, dir string) {
 	t.Helper()
 	bin, err := exec.LookPath("nginx")
 	if err != nil {
@@ -64,7 +67,7 @@ func startNginx(t *testing.T, keyward, upstream string) (base, dir string) {
 	addr := ln.Addr().String()
 	ln.Close()
 	dir = t.TempDir()
-	replace := strings.NewReplacer("http://127.0.0.1:9000", upstream, "127.0.0.1:8080", keyward, "/var/log/nginx/", dir+"/").Replace
+	replace := strings.NewReplacer(append([]string{"http://127.0.0.1:9000", upstream, "127.0.0.1:8080", keyward, "/var/log/nginx/", dir + "/"}, edits...)...).Replace
 	httpBlock, serverBlock := readmeNginx(t)
 	conf := fmt.Sprintf(`daemon off;
 master_process off;
@@ -343,6 +346,169 @@ func TestNginxForwardAuth(t *testing.T) {
 					break
 				}
 			}
+		}
+	}
+}
+
+// nginxRoutes is a route policy for the locations of the README's nginx
+// snippet, under /api/.
+const nginxRoutes = `default: deny
+routes:
+  - match: GET /api/health
+    public: true
+  - match: GET /api/contacts/**
+    permissions: [contacts:read]
+`
+
+// TestNginxRoutes puts a real nginx, with the README's snippets less the
+// permissions parameter, in front of an upstream, and Keyward's serve
+// --routes deciding: a public route passes without a key, a route the
+// policy denies is refused, a permissioned one passes with the right key
+// and the identity headers reach the upstream. The file rewritten (and
+// SIGHUP sent), the new policy applies; a bad file keeps the old one.
+func TestNginxRoutes(t *testing.T) {
+	db := dbFile(t)
+	routes := filepath.Join(t.TempDir(), "routes.yaml")
+	if err := os.WriteFile(routes, []byte(nginxRoutes), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	kw := startServer(t, db, "--trusted-proxies", "127.0.0.1", "--routes", routes)
+	kw.waitHealthy(t)
+
+	var mu sync.Mutex
+	var seen http.Header
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		seen = r.Header.Clone()
+		mu.Unlock()
+		io.WriteString(w, "upstream ok")
+	}))
+	t.Cleanup(upstream.Close)
+	proxy, _ := startNginx(t, strings.TrimPrefix(kw.url, "http://"), upstream.URL,
+		// The policy decides: no permissions parameter. A variable stays
+		// in its place, since nginx takes a proxy_pass with a query
+		// string in a named location only with one.
+		"permissions=$keyward_permissions&", "${keyward_none}",
+		"set                 $keyward_permissions contacts:read;", `set $keyward_none "";`)
+
+	ok(t, db, "tenants", "create", "acme")
+	reader := strings.TrimSpace(ok(t, db, "keys", "create", "--tenant", "acme", "--name", "Zoë", "--permissions", "contacts:read").stdout)
+	writer := strings.TrimSpace(ok(t, db, "keys", "create", "--tenant", "acme", "--name", "w", "--permissions", "contacts:write").stdout)
+	send := func(path, key string) nginxAnswer {
+		t.Helper()
+		req, err := http.NewRequest("GET", proxy+path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if key != "" {
+			req.Header.Set("X-API-Key", key)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return nginxAnswer{resp.StatusCode, resp.Header, string(b)}
+	}
+	code := func(a nginxAnswer) keyward.Code {
+		var p struct {
+			Code keyward.Code `json:"code"`
+		}
+		json.Unmarshal([]byte(a.body), &p)
+		return p.Code
+	}
+
+	if a := send("/api/health", ""); a.status != 200 || a.body != "upstream ok" {
+		t.Errorf("a public route without a key: %d %s", a.status, a.body)
+	}
+	mu.Lock()
+	if got := seen.Get("X-Keyward-Key-Id"); got != "" {
+		t.Errorf("a public route: the upstream got X-Keyward-Key-Id %q", got)
+	}
+	mu.Unlock()
+	if a := send("/api/orders", reader); a.status != 403 || code(a) != keyward.CodeEndpointNotAllowed {
+		t.Errorf("a route the default denies: %d %s", a.status, a.body)
+	}
+	if a := send("/api/contacts/1", writer); a.status != 403 || code(a) != keyward.CodeInsufficientPermissions {
+		t.Errorf("a key without the route's permission: %d %s", a.status, a.body)
+	}
+	if a := send("/api/contacts/1", ""); a.status != 401 || code(a) != keyward.CodeMissingAPIKey {
+		t.Errorf("no key: %d %s", a.status, a.body)
+	}
+	if a := send("/api/contacts/1?page=2", reader); a.status != 200 || a.body != "upstream ok" {
+		t.Fatalf("the right key: %d %s", a.status, a.body)
+	}
+	mu.Lock()
+	h := seen
+	mu.Unlock()
+	if h.Get("X-Keyward-Key-Name") != "Zoë" || h.Get("X-Keyward-Tenant-Slug") != "acme" || h.Get("X-Keyward-Plan") != "default" ||
+		h.Get("X-Keyward-Environment") != "live" || h.Get("X-Keyward-Permissions") != "contacts:read" ||
+		!strings.HasPrefix(h.Get("X-Keyward-Key-Id"), "key_") || !strings.HasPrefix(h.Get("X-Keyward-Tenant"), "ten_") {
+		t.Errorf("the upstream got identity headers %v", h)
+	}
+	if _, ok := h["X-Keyward-Member-Id"]; ok || h.Get("X-Api-Key") != "" {
+		t.Errorf("the upstream got a member id or the key: %v", h)
+	}
+
+	// eventually waits until path through nginx answers status.
+	eventually := func(what, path, key string, status int) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			a := send(path, key)
+			if a.status == status {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: %s still answers %d, want %d: %s", what, path, a.status, status, a.body)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	// The file rewritten and SIGHUP sent, the new policy applies.
+	newer := nginxRoutes + "  - match: GET /api/orders\n    permissions: [contacts:read]\n"
+	if err := os.WriteFile(routes, []byte(newer), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	eventually("reloaded", "/api/orders", reader, 200)
+
+	// A bad file keeps the policy in use, and the log says what is wrong.
+	if err := os.WriteFile(routes, []byte("default: deny\nroutes:\n  - match: GET /api/orders\n    permissions: [Not A Permission]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(kw.stderr.String(), "routes file not reloaded"); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no log of the bad file:\n%s", kw.stderr)
+		}
+	}
+	if a := send("/api/orders", reader); a.status != 200 {
+		t.Errorf("after a bad file: %d %s", a.status, a.body)
+	}
+	if a := send("/api/health", ""); a.status != 200 {
+		t.Errorf("after a bad file, the public route: %d %s", a.status, a.body)
+	}
+}
+
+// TestServeBadRoutes: serve does not start with a routes file it cannot
+// read or that holds a bad policy, and says which file and what is wrong.
+func TestServeBadRoutes(t *testing.T) {
+	db := dbFile(t)
+	bad := filepath.Join(t.TempDir(), "routes.yaml")
+	if err := os.WriteFile(bad, []byte("default: maybe\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for name, file := range map[string]string{"bad": bad, "missing": filepath.Join(t.TempDir(), "none.yaml")} {
+		var stderr strings.Builder
+		err := run(context.Background(), []string{"serve", "--addr", "127.0.0.1:0", "--db", db, "--routes", file}, env(), strings.NewReader(""), io.Discard, &stderr)
+		if err == nil || !strings.Contains(err.Error()+stderr.String(), file) || !strings.Contains(err.Error()+stderr.String(), "--routes") {
+			t.Errorf("%s routes file: %v\n%s", name, err, stderr.String())
 		}
 	}
 }

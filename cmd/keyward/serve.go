@@ -9,8 +9,11 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
+	"os/signal"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/keyward/keyward"
@@ -18,6 +21,7 @@ import (
 	"github.com/keyward/keyward/httpapi"
 	"github.com/keyward/keyward/internal/connlimit"
 	"github.com/keyward/keyward/manage"
+	"github.com/keyward/keyward/policy"
 	"github.com/keyward/keyward/verify"
 	"github.com/spf13/cobra"
 )
@@ -27,6 +31,7 @@ type serveOptions struct {
 	addr            string
 	trustedProxies  string
 	logFormat       string
+	routes          string
 	shutdownTimeout time.Duration
 	flushInterval   time.Duration
 	cacheTTL        time.Duration
@@ -143,7 +148,14 @@ logged, with the address, at most once a minute. Proxies in
 --max-conns connections are open in all, new clients wait in the kernel's
 queue until one closes. A kept-alive connection is closed after
 --idle-timeout without a request, and a new one that sends no request
-within 5s is closed. Either limit is off at 0.`,
+within 5s is closed. Either limit is off at 0.
+
+With --routes FILE, the route policy of FILE (see keyward routes check)
+decides what each request that forward-auth and POST /v1/verify are asked
+about needs. A file that cannot be read or holds a bad policy stops serve
+from starting. The file is read again on SIGHUP and whenever it changes
+(checked every second); a bad file then keeps the policy in use, and the
+log says what is wrong with it.`,
 		Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			for _, d := range o.envDurations {
@@ -163,6 +175,7 @@ within 5s is closed. Either limit is off at 0.`,
 	f.StringVar(&o.addr, "addr", a.env("KEYWARD_ADDR", "127.0.0.1:8080"), "address to listen on, host:port (env KEYWARD_ADDR)")
 	f.StringVar(&o.trustedProxies, "trusted-proxies", a.env("KEYWARD_TRUSTED_PROXIES", ""),
 		"CIDRs of proxies whose X-Forwarded-For is believed, comma-separated (env KEYWARD_TRUSTED_PROXIES)")
+	f.StringVar(&o.routes, "routes", a.env("KEYWARD_ROUTES", ""), "route policy file (YAML) for forward-auth and POST /v1/verify; reloaded on SIGHUP and on change (env KEYWARD_ROUTES)")
 	f.StringVar(&o.logFormat, "log-format", a.env("KEYWARD_LOG_FORMAT", "json"), "log format on stderr: json or text (env KEYWARD_LOG_FORMAT)")
 	o.envDurations = []envDuration{
 		{flag: "shutdown-timeout", env: "KEYWARD_SHUTDOWN_TIMEOUT", def: 15 * time.Second, example: "15s", value: &o.shutdownTimeout,
@@ -254,6 +267,12 @@ func (a *app) serve(ctx context.Context, o serveOptions) error {
 		return usageError{fmt.Errorf("--cache-ttl: must be at most %s, not %s (env KEYWARD_CACHE_TTL): a node reads each cached key again from the database at least that often",
 			strings.TrimSuffix(verify.MaxCacheTTL.String(), "0m0s"), o.cacheTTL)}
 	}
+	var routes *policy.File
+	if o.routes != "" {
+		if routes, err = policy.Open(o.routes, logger); err != nil {
+			return usageError{fmt.Errorf("--routes: %w", err)}
+		}
+	}
 	store, format, err := a.open(ctx, true, logger)
 	if err != nil {
 		return err
@@ -263,7 +282,7 @@ func (a *app) serve(ctx context.Context, o serveOptions) error {
 		StorageTimeout: o.storageTimeout,
 	})
 
-	err = a.runServer(ctx, o, logger, store, verifier, format, trusted)
+	err = a.runServer(ctx, o, logger, store, verifier, format, trusted, routes)
 
 	// The verifier closes on every way out, before the store: it writes
 	// the last-use times still pending.
@@ -293,7 +312,7 @@ func (a *app) serve(ctx context.Context, o serveOptions) error {
 // HTTP API until ctx ends, then stops the HTTP server, letting requests in
 // flight finish. It leaves the verifier and the store open.
 func (a *app) runServer(ctx context.Context, o serveOptions, logger *slog.Logger, store database,
-	verifier *verify.Verifier, format apikey.Format, trusted []netip.Prefix,
+	verifier *verify.Verifier, format apikey.Format, trusted []netip.Prefix, routes *policy.File,
 ) error {
 	svc := manage.New(manage.Config{Store: store, Format: format, AfterChange: verifier.Refresh})
 	rootKey, err := svc.Bootstrap(ctx)
@@ -309,10 +328,26 @@ func (a *app) runServer(ctx context.Context, o serveOptions, logger *slog.Logger
 
 	handler, err := httpapi.NewServer(httpapi.Config{
 		Service: svc, Verifier: verifier, Store: store, Logger: logger, TrustedProxies: trusted,
-		StorageTimeout: o.storageTimeout,
+		StorageTimeout: o.storageTimeout, Routes: routes,
 	})
 	if err != nil {
 		return err
+	}
+	if routes != nil {
+		go routes.Watch(ctx, time.Second)
+		hup := make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
+		defer signal.Stop(hup)
+		go func() {
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-hup:
+					_ = routes.Reload() // Reload logs what it does.
+				}
+			}
+		}()
 	}
 	tcp, err := net.Listen("tcp", o.addr)
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 	"github.com/keyward/keyward"
 	"github.com/keyward/keyward/apikey"
 	"github.com/keyward/keyward/manage"
+	"github.com/keyward/keyward/policy"
 	"github.com/keyward/keyward/verify"
 	"github.com/keyward/keyward/view"
 	"github.com/spf13/cobra"
@@ -25,8 +26,9 @@ import (
 // so that no use of a key goes unrecorded, whoever made it.
 func (a *app) verifyCommand() *cobra.Command {
 	var (
-		perms []string
-		ip    string
+		perms                              []string
+		ip, method, path, referrer, origin string
+		routes                             string
 	)
 	c := &cobra.Command{
 		Use:   "verify KEY|-",
@@ -38,7 +40,12 @@ Give the key as "-" to read it from the first line of standard input, which
 keeps it out of the shell's history and the process list.
 
 A valid check counts as a use of the key: it sets the key's last use, with
---ip as the address if given.`,
+--ip as the address if given.
+
+The key's restrictions are checked against --ip, --method and --path,
+--referrer and --origin; a key with endpoint restrictions is refused
+without --path. With --routes FILE and --path, the route policy of the file
+decides what the request needs, as serve --routes does.`,
 		Args: args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, argv []string) (err error) {
 			key := argv[0]
@@ -47,7 +54,17 @@ A valid check counts as a use of the key: it sets the key's last use, with
 					return err
 				}
 			}
-			req := verify.Request{Key: key, Permissions: perms}
+			req := verify.Request{Key: key, Permissions: perms, Method: method, Target: path, Referer: referrer, Origin: origin}
+			if routes != "" {
+				file, err := policy.Open(routes, nil)
+				if err != nil {
+					return usageError{fmt.Errorf("--routes: %w", err)}
+				}
+				if path == "" {
+					return usageError{errors.New("--routes: give --method and --path too: the policy decides by them")}
+				}
+				req.Policy = file.Policy()
+			}
 			if ip != "" {
 				addr, err := netip.ParseAddr(ip)
 				if err != nil {
@@ -78,6 +95,11 @@ A valid check counts as a use of the key: it sets the key's last use, with
 	}
 	c.Flags().StringArrayVar(&perms, "permission", nil, "a permission the key must hold; repeat for more")
 	c.Flags().StringVar(&ip, "ip", "", "the client address to check the key's IP restrictions against")
+	c.Flags().StringVar(&method, "method", "GET", "the request's method, for the key's endpoint restrictions and --routes")
+	c.Flags().StringVar(&path, "path", "", "the request's path (and query string) as received, for the key's endpoint restrictions and --routes")
+	c.Flags().StringVar(&referrer, "referrer", "", "the request's Referer, for the key's referrer restrictions")
+	c.Flags().StringVar(&origin, "origin", "", "the request's Origin, for the key's referrer restrictions when there is no --referrer")
+	c.Flags().StringVar(&routes, "routes", "", "a route policy file (see keyward routes check) that decides what the request at --path needs")
 	return c
 }
 
@@ -87,6 +109,10 @@ func (a *app) printOutcome(res verify.Result) error {
 	if a.json {
 		// The answer of POST /v1/verify, with no request id.
 		if err := a.printJSON(view.VerificationOf(res, "")); err != nil {
+			return err
+		}
+	} else if res.Public {
+		if _, err := fmt.Fprintf(a.stdout, "public route %s: no key needed\n", res.Route); err != nil {
 			return err
 		}
 	} else if res.Valid() {

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -127,4 +129,31 @@ func flip(c byte) string {
 		return "b"
 	}
 	return "a"
+}
+
+// TestVerifyRoutes: keyward verify checks a key against --method, --path,
+// --referrer and a --routes file, as forward-auth with serve --routes.
+func TestVerifyRoutes(t *testing.T) {
+	db := newDB(t)
+	ok(t, db, "tenants", "create", "acme")
+	reader, _ := newKey(t, db, "--name", "r", "--permissions", "contacts:read")
+	routes := filepath.Join(t.TempDir(), "routes.yaml")
+	if err := os.WriteFile(routes, []byte("default: deny\nroutes:\n  - match: GET /health\n    public: true\n  - match: GET /v1/contacts/**\n    permissions: [contacts:read]\n  - match: POST /v1/contacts\n    permissions: [contacts:write]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	v := decodeJSON[view.Verification](t, ok(t, db, "--json", "verify", reader, "--routes", routes, "--path", "/v1/contacts/1").stdout)
+	if !v.Valid || v.Route != "GET /v1/contacts/**" {
+		t.Errorf("a permissioned route: %+v", v)
+	}
+	if o := fails(t, db, 1, []string{"verify", reader, "--routes", routes, "--method", "POST", "--path", "/v1/contacts"}); !strings.Contains(o.stdout, "insufficient_permissions") {
+		t.Errorf("a permission the route needs: %q", o.stdout)
+	}
+	if o := fails(t, db, 1, []string{"verify", reader, "--routes", routes, "--path", "/v1/other"}); !strings.Contains(o.stdout, "endpoint_not_allowed") {
+		t.Errorf("default: deny: %q", o.stdout)
+	}
+	if o := ok(t, db, "verify", reader, "--routes", routes, "--path", "/health"); !strings.Contains(o.stdout, "public route GET /health") {
+		t.Errorf("a public route: %q", o.stdout)
+	}
+	fails(t, db, 2, []string{"verify", reader, "--routes", routes}, "--path")
+	fails(t, db, 2, []string{"verify", reader, "--routes", filepath.Join(t.TempDir(), "none.yaml"), "--path", "/x"}, "--routes")
 }
