@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 )
@@ -130,12 +131,7 @@ func (k *Key) StatusAt(now time.Time) KeyStatus {
 
 // HasPermission reports whether the key holds permission p.
 func (k *Key) HasPermission(p string) bool {
-	for _, q := range k.Permissions {
-		if q == p {
-			return true
-		}
-	}
-	return false
+	return slices.Contains(k.Permissions, p)
 }
 
 // KeyFilter selects keys in a list. Empty fields match everything.

@@ -2,6 +2,7 @@ package keyward
 
 import (
 	"context"
+	"slices"
 	"time"
 )
 
@@ -66,12 +67,7 @@ type Member struct {
 
 // HasPermission reports whether the member holds permission p.
 func (m *Member) HasPermission(p string) bool {
-	for _, q := range m.Permissions {
-		if q == p {
-			return true
-		}
-	}
-	return false
+	return slices.Contains(m.Permissions, p)
 }
 
 // MemberUpdate changes a member; nil fields are left as they are.

@@ -2,6 +2,7 @@ package keyward
 
 import (
 	"context"
+	"slices"
 	"time"
 )
 
@@ -28,26 +29,13 @@ type Plan struct {
 
 // HasCapability reports whether the plan includes capability c.
 func (p *Plan) HasCapability(c string) bool {
-	for _, q := range p.Capabilities {
-		if q == c {
-			return true
-		}
-	}
-	return false
+	return slices.Contains(p.Capabilities, c)
 }
 
 // Allows reports whether the plan lets its tenants' keys use permission q:
 // every permission when it lists none.
 func (p *Plan) Allows(q string) bool {
-	if len(p.Permissions) == 0 {
-		return true
-	}
-	for _, x := range p.Permissions {
-		if x == q {
-			return true
-		}
-	}
-	return false
+	return len(p.Permissions) == 0 || slices.Contains(p.Permissions, q)
 }
 
 // PlanUpdate changes a plan; nil fields are left as they are.
