@@ -57,3 +57,24 @@ func TestNoKeyActsAboveItsMaker(t *testing.T) {
 	}
 	h.must(200, "DELETE", "/v1/members/"+dev+"?transfer_keys_to="+peer, adminKey, nil)
 }
+
+// TestMethodCase: forward-auth and /v1/verify refuse a method that is not
+// an upper-case HTTP method, with 400 invalid_request, rather than let it
+// fall to the default route: under default: authenticated, get would pass
+// a key without contacts:read to an upstream that serves it as GET.
+func TestMethodCase(t *testing.T) {
+	h := newHarness(t, withRoutes(t, "default: authenticated\nroutes:\n  - match: GET /v1/contacts/**\n    permissions: [contacts:read]\n"))
+	h.tenant("acme")
+	weak, _ := h.key(h.root, map[string]any{"tenant_id": "acme", "name": "weak"})
+	verifier, _ := h.key(h.root, map[string]any{"tenant_id": keyward.SystemTenantID, "name": "gateway", "permissions": []string{"keyward:verify"}})
+	for _, m := range []string{"get", "Get", "GET /v1/x", "G\u00e9T"} {
+		a := h.call("GET", "/v1/forward-auth", weak, nil, "X-Forwarded-Method", m, "X-Forwarded-Uri", "/v1/contacts/1")
+		problemOf(t, a, 400, keyward.CodeInvalidRequest)
+		v := h.must(200, "POST", "/v1/verify", verifier, map[string]any{"key": weak, "method": m, "path": "/v1/contacts/1"}).body
+		if v["valid"] != false || v["code"] != string(keyward.CodeInvalidRequest) {
+			t.Errorf("/v1/verify with method %q: %v", m, v)
+		}
+	}
+	problemOf(t, h.call("GET", "/v1/forward-auth", weak, nil, "X-Forwarded-Method", "GET", "X-Forwarded-Uri", "/v1/contacts/1"), 403, keyward.CodeInsufficientPermissions)
+	h.must(200, "GET", "/v1/forward-auth", weak, nil, "X-Forwarded-Method", "M-SEARCH", "X-Forwarded-Uri", "/v1/other")
+}
