@@ -267,6 +267,9 @@ const (
 	detailForwardNoURI = "The proxy does not send the original request's URI, which this server's route policy " +
 		"(serve --routes) decides by: have the proxy send it as received (nginx: proxy_set_header X-Original-URI " +
 		"$request_uri; Traefik sends X-Forwarded-Uri itself)."
+	detailForwardNoMethod = "The proxy does not send the original request's method, which this server's route policy " +
+		"(serve --routes) decides by: have the proxy send it (nginx: proxy_set_header X-Original-Method " +
+		"$request_method, since nginx asks with GET whatever the original method was; Traefik sends X-Forwarded-Method itself)."
 	detailForwardPassedNow = "This request was refused a moment ago and passes now: the key changed in between, " +
 		"or the proxy asks /v1/forward-auth with other settings from its auth_request location than from its " +
 		"error_page location (Keyward's log names the wrong one). Send the request again; if this answer " +
@@ -466,15 +469,22 @@ func (s *server) handleForwardAuth(w http.ResponseWriter, r *http.Request) {
 	if kerr == nil {
 		u, target, kerr = originalURL(r)
 	}
-	method := r.Method
+	// Without a policy, the method of the auth request stands for the
+	// original's, which proxies that send none copy; a policy decides by
+	// the method, and nginx's auth_request asks with GET whatever the
+	// original was, so with a policy the proxy must name it.
+	var method string
 	if kerr == nil {
-		var m string
-		if m, kerr = originalMethod(r.Header); m != "" {
-			method = m
-		}
+		method, kerr = originalMethod(r.Header)
+	}
+	if method == "" && pol == nil {
+		method = r.Method
 	}
 	if kerr == nil && pol != nil && target == "" {
 		kerr = &keyward.Error{Code: keyward.CodeInvalidRequest, Message: detailForwardNoURI}
+	}
+	if kerr == nil && pol != nil && method == "" {
+		kerr = &keyward.Error{Code: keyward.CodeInvalidRequest, Message: detailForwardNoMethod}
 	}
 	if kerr != nil {
 		s.log.WarnContext(r.Context(), "forward-auth: the proxy's settings are wrong", "request_id", requestID(w), "detail", apikey.Redact(kerr.Message))

@@ -215,11 +215,18 @@ func TestForwardAuthPolicy(t *testing.T) {
 	if !strings.Contains(d, "original request's URI") {
 		t.Errorf("no original URI beside a policy: %q", d)
 	}
-	// Without X-Original-Method, the method is the auth request's own.
-	problemOf(t, h.call("POST", "/v1/forward-auth", k.good, nil, "X-Forwarded-Uri", "/v1/contacts"), 403, keyward.CodeInsufficientPermissions)
+	// Without X-Original-Method, the policy would decide by the auth
+	// request's method, which nginx's auth_request sends as GET whatever
+	// the original was (a POST would pass as a GET): a 400 that says so.
+	for _, m := range []string{"GET", "POST"} {
+		d = problemOf(t, h.call(m, "/v1/forward-auth", k.good, nil, "X-Forwarded-Uri", "/v1/contacts"), 400, keyward.CodeInvalidRequest)
+		if !strings.Contains(d, "original request's method") {
+			t.Errorf("no original method beside a policy: %q", d)
+		}
+	}
 	// nginx's auth_request mode hides every refusal behind a bare 401,
 	// a public route included in none.
-	if a := h.call("GET", "/v1/forward-auth?nginx=auth_request", "", nil, "X-Original-URI", "/health"); a.status != 200 {
+	if a := h.call("GET", "/v1/forward-auth?nginx=auth_request", "", nil, "X-Original-Method", "GET", "X-Original-URI", "/health"); a.status != 200 {
 		t.Errorf("a public route in auth_request mode: %d", a.status)
 	}
 }
@@ -315,20 +322,20 @@ func TestRoutesReload(t *testing.T) {
 		t.Fatal(err)
 	}
 	h := newHarness(t, func(c *Config) { c.Routes = f })
-	h.must(200, "GET", "/v1/forward-auth", "", nil, "X-Original-URI", "/health")
+	h.must(200, "GET", "/v1/forward-auth", "", nil, "X-Original-Method", "GET", "X-Original-URI", "/health")
 	if err := os.WriteFile(name, []byte("default: deny\nroutes:\n  - match: GET /status\n    public: true\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if err := f.Reload(); err != nil {
 		t.Fatal(err)
 	}
-	problemOf(t, h.call("GET", "/v1/forward-auth", "", nil, "X-Original-URI", "/health"), 401, keyward.CodeMissingAPIKey)
-	h.must(200, "GET", "/v1/forward-auth", "", nil, "X-Original-URI", "/status")
+	problemOf(t, h.call("GET", "/v1/forward-auth", "", nil, "X-Original-Method", "GET", "X-Original-URI", "/health"), 401, keyward.CodeMissingAPIKey)
+	h.must(200, "GET", "/v1/forward-auth", "", nil, "X-Original-Method", "GET", "X-Original-URI", "/status")
 	if err := os.WriteFile(name, []byte("default: maybe\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if err := f.Reload(); err == nil {
 		t.Fatal("a bad file reloaded")
 	}
-	h.must(200, "GET", "/v1/forward-auth", "", nil, "X-Original-URI", "/status")
+	h.must(200, "GET", "/v1/forward-auth", "", nil, "X-Original-Method", "GET", "X-Original-URI", "/status")
 }

@@ -232,6 +232,25 @@ func authorizeCreateKey(c Caller, memberID string) error {
 	return nil
 }
 
+// authorizeActingAs refuses a caller that is not root a key with perms
+// that belongs to member m (nil for none) when the key holds keys:manage
+// and m's role ranks above the caller's: such a key acts with m's role
+// (CallerOf), so making it, rotating it (its successor's plaintext goes to
+// the caller), giving it keys:manage or moving it to m would let the
+// caller act as more than itself, an admin as an owner. field is the
+// request field at fault, "" for none.
+func authorizeActingAs(c Caller, m *keyward.Member, perms []string, field string) error {
+	if c.Root() || m == nil || m.Role.Rank() <= c.Role.Rank() || !slices.Contains(perms, keyward.PermManageKeys) {
+		return nil
+	}
+	e := roleRefusal(c, "give keys:manage to keys of members up to your own role",
+		"to a key of "+m.ID+", who is "+string(m.Role)+" (the key would manage as "+string(m.Role)+")")
+	if field != "" {
+		e = fieldRefusal(field, e)
+	}
+	return e
+}
+
 // memberAction is what is done to a member, for authorizeMember.
 type memberAction int
 

@@ -90,6 +90,9 @@ func (s *Service) createKey(ctx context.Context, c Caller, in CreateKeyInput, id
 	if k.Permissions, err = s.checkKeyPermissions(ctx, c, tenant.ID, member, in.Permissions); err != nil {
 		return nil, "", err
 	}
+	if err := authorizeActingAs(c, member, k.Permissions, "member_id"); err != nil {
+		return nil, "", err
+	}
 	if k.ExpiresAt, err = parseOptionalWhen("expires", in.Expires, now); err != nil {
 		return nil, "", err
 	}
@@ -283,6 +286,9 @@ func (s *Service) UpdateKey(ctx context.Context, c Caller, id string, in UpdateK
 		}
 		p, err := s.checkKeyPermissions(ctx, c, k.TenantID, member, *in.Permissions)
 		if err != nil {
+			return nil, err
+		}
+		if err := authorizeActingAs(c, member, p, "permissions"); err != nil {
 			return nil, err
 		}
 		u.Permissions = &p
@@ -492,6 +498,15 @@ func (s *Service) RotateKey(ctx context.Context, c Caller, id string, in RotateK
 	}
 	if err := authorizeKey(c, old); err != nil {
 		return nil, "", nil, err
+	}
+	if old.MemberID != "" && !c.Root() && slices.Contains(old.Permissions, keyward.PermManageKeys) {
+		m, err := s.store.Member(ctx, old.MemberID)
+		if err != nil && keyward.ErrorCode(err) != keyward.CodeNotFound {
+			return nil, "", nil, err
+		}
+		if err := authorizeActingAs(c, m, old.Permissions, ""); err != nil {
+			return nil, "", nil, err
+		}
 	}
 	// A successor replaces its predecessor, so the plan's key limit does
 	// not refuse it; a plan without API access does.

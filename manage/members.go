@@ -228,6 +228,9 @@ func (s *Service) RemoveMember(ctx context.Context, c Caller, id, transferTo str
 		case to.Status != keyward.MemberActive:
 			return nil, keyward.FieldErrorf("transfer_keys_to", "member %s is suspended, and its keys could use nothing; resume the member first, or name an active one", to.ID)
 		}
+		if err := s.authorizeTransfer(ctx, c, m, to); err != nil {
+			return nil, err
+		}
 	}
 	r, err := s.store.RemoveMember(ctx, id, transferTo, s.now().UTC().Truncate(time.Microsecond), c.Actor)
 	if err != nil {
@@ -235,6 +238,35 @@ func (s *Service) RemoveMember(ctx context.Context, c Caller, id, transferTo str
 	}
 	s.changed(ctx)
 	return r, nil
+}
+
+// authorizeTransfer refuses a caller that is not root the move of member
+// m's keys to member to when one of them holds keys:manage and to outranks
+// the caller: the key would manage with to's role (authorizeActingAs), and
+// its plaintext may be the caller's, who made it or is m.
+func (s *Service) authorizeTransfer(ctx context.Context, c Caller, m, to *keyward.Member) error {
+	if c.Root() || to.Role.Rank() <= c.Role.Rank() {
+		return nil
+	}
+	p := keyward.Page{Limit: keyward.MaxPageLimit}
+	for {
+		keys, next, err := s.store.Keys(ctx, keyward.KeyFilter{TenantID: m.TenantID, MemberID: m.ID}, p)
+		if err != nil {
+			return err
+		}
+		for _, k := range keys {
+			if k.Status == keyward.KeyRevoked {
+				continue
+			}
+			if err := authorizeActingAs(c, to, k.Permissions, "transfer_keys_to"); err != nil {
+				return err
+			}
+		}
+		if next == "" {
+			return nil
+		}
+		p.Cursor = next
+	}
 }
 
 // checkMemberPermissions validates the permissions a caller gives a

@@ -219,3 +219,40 @@ func unhex(c byte) byte {
 	}
 	return c - 'A' + 10
 }
+
+// CheckMethod refuses, with a CodeInvalidRequest *keyward.Error, a
+// request's method that is not an HTTP method in upper case: a token of
+// RFC 9110 without lower-case letters. Routes and endpoints match the
+// method exactly, so get would match no GET route and fall to the
+// default, while an upstream that reads it as GET (Werkzeug, for one)
+// would serve the GET route. The error never quotes the method.
+func CheckMethod(method string) error {
+	if method == "" || len(method) > 32 {
+		return methodError
+	}
+	for i := 0; i < len(method); i++ {
+		c := method[i]
+		if c >= 'a' && c <= 'z' || c >= 0x80 || !tokenByte[c] {
+			return methodError
+		}
+	}
+	return nil
+}
+
+// methodError is CheckMethod's refusal.
+var methodError = keyward.Errorf(keyward.CodeInvalidRequest,
+	"The request method is not an HTTP method in upper case (such as GET or POST); send the original request's method as the client sent it, and refuse lower-case ones at the proxy.")
+
+// tokenByte marks the bytes of an HTTP token (RFC 9110, tchar).
+var tokenByte = func() (t [128]bool) {
+	for c := '0'; c <= '9'; c++ {
+		t[c] = true
+	}
+	for c := 'A'; c <= 'Z'; c++ {
+		t[c], t[c+'a'-'A'] = true, true
+	}
+	for _, c := range "!#$%&'*+-.^_`|~" {
+		t[c] = true
+	}
+	return t
+}()

@@ -147,3 +147,18 @@ func TestPathSegments(t *testing.T) {
 		t.Errorf("AllowPath refuses a path of %d segments that its entry matches", maxSegments+7)
 	}
 }
+
+// TestCheckMethod: upper-case HTTP methods pass; a lower-case letter, a
+// byte outside a token, an empty or overlong method is invalid_request.
+func TestCheckMethod(t *testing.T) {
+	for _, m := range []string{"GET", "HEAD", "M-SEARCH", "PROPFIND", "X_1!"} {
+		if err := CheckMethod(m); err != nil {
+			t.Errorf("CheckMethod(%q) = %v", m, err)
+		}
+	}
+	for _, m := range []string{"", "get", "Get", "GET /x", "GET\t", "G\u00c9T", "GET\x00", strings.Repeat("A", 33)} {
+		if err := CheckMethod(m); keyward.ErrorCode(err) != keyward.CodeInvalidRequest {
+			t.Errorf("CheckMethod(%q) = %v, want invalid_request", m, err)
+		}
+	}
+}

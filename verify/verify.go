@@ -342,8 +342,10 @@ func (v *Verifier) Format() apikey.Format { return v.format }
 //     plan_not_entitled; a permission the route or the request needs that
 //     the key may not use: insufficient_permissions.
 //
-// Before step 1, a request with a target has it cleaned (a path that could
-// be read two ways is invalid_request), and with a policy its route found:
+// Before step 1, a request with a method that is not an upper-case HTTP
+// method is invalid_request (policy.CheckMethod); one with a target has
+// it cleaned (a path that could be read two ways is invalid_request), and
+// with a policy its route found:
 // a public route needs no key, and nothing else is checked. Step 11 is not
 // checked yet. A valid use is recorded in memory and written by the next
 // Flush. A cached key is verified without storage I/O and without
@@ -351,6 +353,11 @@ func (v *Verifier) Format() apikey.Format { return v.format }
 func (v *Verifier) Verify(ctx context.Context, req Request) Result {
 	var path policy.Path
 	var m policy.Match
+	if req.Method != "" {
+		if err := policy.CheckMethod(req.Method); err != nil {
+			return Result{Code: keyward.CodeInvalidRequest, Detail: keyward.ErrorMessage(err)}
+		}
+	}
 	if req.Target != "" {
 		if err := path.Clean(req.Target); err != nil {
 			return Result{Code: keyward.CodeInvalidRequest, Detail: keyward.ErrorMessage(err)}
