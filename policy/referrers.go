@@ -287,16 +287,32 @@ func parsePresented(s string) (u presented, ok bool) {
 	}
 	u.path = "/"
 	switch {
-	case rest == "" || rest[0] == '?' || rest[0] == '#':
+	case rest == "":
+	case rest[0] == '?' || rest[0] == '#':
+		return u, !hasControl(rest)
 	case rest[0] == '/':
 		u.path = rest
 		if !checkPresentedPath(&u.path) {
 			return u, false
 		}
+		// The query and fragment are not matched, but a URL with a
+		// control character anywhere is malformed, and matches nothing.
+		return u, !hasControl(rest[len(u.path):])
 	default:
 		return u, false // @, a space, a % escape, anything else after the host.
 	}
 	return u, true
+}
+
+// hasControl reports whether s holds an ASCII control character (below
+// 0x20, or DEL), which no well-formed URL does.
+func hasControl(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < ' ' || s[i] == 0x7f {
+			return true
+		}
+	}
+	return false
 }
 
 // hostByte marks the bytes a DNS name may hold.
