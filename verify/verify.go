@@ -351,55 +351,72 @@ func (v *Verifier) Format() apikey.Format { return v.format }
 // Flush. A cached key is verified without storage I/O and without
 // allocating.
 func (v *Verifier) Verify(ctx context.Context, req Request) Result {
-	var path policy.Path
-	var m policy.Match
+	if req.Method == "" && req.Target == "" {
+		// Nothing to clean or match: the request alone, on the path that
+		// most service-to-service checks take.
+		return v.verify(ctx, &req, nil, nil)
+	}
 	if req.Method != "" {
 		if err := policy.CheckMethod(req.Method); err != nil {
 			return Result{Code: keyward.CodeInvalidRequest, Detail: keyward.ErrorMessage(err)}
 		}
 	}
-	if req.Target != "" {
-		if err := path.Clean(req.Target); err != nil {
-			return Result{Code: keyward.CodeInvalidRequest, Detail: keyward.ErrorMessage(err)}
-		}
-		if req.Policy != nil {
-			req.Policy.MatchPath(req.Method, &path, &m)
-			if m.Route.Public {
-				return Result{Route: m.Route, Public: true}
-			}
+	if req.Target == "" {
+		return v.verify(ctx, &req, nil, nil)
+	}
+	var path policy.Path
+	var m policy.Match
+	if err := path.Clean(req.Target); err != nil {
+		return Result{Code: keyward.CodeInvalidRequest, Detail: keyward.ErrorMessage(err)}
+	}
+	if req.Policy != nil {
+		req.Policy.MatchPath(req.Method, &path, &m)
+		if m.Route.Public {
+			return Result{Route: m.Route, Public: true}
 		}
 	}
+	return v.verify(ctx, &req, &path, &m)
+}
+
+// verify is Verify from step 1, for a request whose target, if any, was
+// cleaned into path (nil without a target) and matched into m (nil, or
+// with a nil Route, without a policy).
+func (v *Verifier) verify(ctx context.Context, req *Request, path *policy.Path, m *policy.Match) Result {
+	var route *policy.Route
+	if m != nil {
+		route = m.Route
+	}
 	if req.Key == "" {
-		return Result{Code: keyward.CodeMissingAPIKey, Detail: detailMissing, Route: m.Route}
+		return Result{Code: keyward.CodeMissingAPIKey, Detail: detailMissing, Route: route}
 	}
 	e, code, detail := v.storedKey(ctx, req.Key)
 	if code != "" {
-		return Result{Code: code, Detail: detail, Route: m.Route}
+		return Result{Code: code, Detail: detail, Route: route}
 	}
 	k := e.key
 	if code, detail := v.checkLifetime(e); code != "" {
-		return Result{Code: code, Detail: detail, Key: k, Route: m.Route}
+		return Result{Code: code, Detail: detail, Key: k, Route: route}
 	}
 	a, code, detail := v.checkActive(ctx, e)
-	if code == "" {
-		code, detail = checkEnvironment(k, m.Route)
+	if code == "" && route != nil {
+		code, detail = checkEnvironment(k, route)
 	}
 	if code == "" {
-		code, detail = e.checkOrigin(&req, &path, m.Route)
+		code, detail = e.checkOrigin(req, path, route)
+	}
+	if code == "" && route != nil {
+		code, detail = e.checkScope(a, m)
 	}
 	if code == "" {
-		code, detail = e.checkScope(a, &m)
-	}
-	if code == "" {
-		code, detail = checkEntitled(a, m.Route, req.Permissions)
+		code, detail = checkEntitled(a, route, req.Permissions)
 	}
 	if code != "" {
 		r := refused(code, detail, k, a)
-		r.Route = m.Route
+		r.Route = route
 		return r
 	}
 	v.recordUse(e, v.usageNow(), req.IP)
-	return Result{Key: k, Tenant: a.Tenant, Access: a, Route: m.Route}
+	return Result{Key: k, Tenant: a.Tenant, Access: a, Route: route}
 }
 
 // storedKey is steps 2 and 3 of Verify: it returns the cache entry of the
@@ -545,7 +562,7 @@ func (e *entry) checkOrigin(req *Request, path *policy.Path, route *policy.Route
 	}
 	if e.endpointsSet {
 		switch {
-		case req.Target == "":
+		case path == nil:
 			return keyward.CodeEndpointNotAllowed, detailNoEndpoint
 		case e.endpointsBroken || !e.endpoints.AllowPath(req.Method, path):
 			return keyward.CodeEndpointNotAllowed, detailEndpoint
