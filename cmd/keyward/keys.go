@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -11,6 +13,7 @@ import (
 	"github.com/keyward/keyward/manage"
 	"github.com/keyward/keyward/view"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
 // keysCommand is `keyward keys`: the API keys of tenants.
@@ -44,7 +47,8 @@ func (a *app) keysCreateCommand() *cobra.Command {
 	var (
 		in                manage.CreateKeyInput
 		expires, rotateBy string
-		ips, metadata     []string
+		metadata          []string
+		rf                restrictionFlags
 	)
 	c := &cobra.Command{
 		Use:   "create --tenant T --name N",
@@ -70,9 +74,11 @@ ahead; "never", or no flag, for none.`,
 			if cmd.Flags().Changed("rotate-by") {
 				in.RotateBy = &rotateBy
 			}
-			if cmd.Flags().Changed("allow-ip") {
-				in.Restrictions = &keyward.Restrictions{IPs: nonEmpty(ips)}
+			r, err := rf.restrictions(cmd, keyward.Restrictions{})
+			if err != nil {
+				return err
 			}
+			in.Restrictions = r
 			md, err := parseMetadata(metadata)
 			if err != nil {
 				return err
@@ -101,7 +107,7 @@ ahead; "never", or no flag, for none.`,
 	f.StringSliceVar(&in.Permissions, "permissions", nil, "permissions, comma-separated, such as contacts:write,messages:send")
 	f.StringVar(&expires, "expires", "", `when the key stops working: 2027-01-01 or a duration such as 90d, at most 100 years ahead, or "never" (the default)`)
 	f.StringVar(&rotateBy, "rotate-by", "", "when the key is due for rotation: a date or a duration such as 90d, at most 100 years ahead")
-	f.StringSliceVar(&ips, "allow-ip", nil, "an address or CIDR the key may be used from; repeat for more (default anywhere)")
+	rf.register(f, "default")
 	f.StringArrayVar(&metadata, "metadata", nil, "a tag KEY=VALUE, such as owner=billing; repeat for more")
 	f.StringVar(&in.MemberID, "member", "", "the id of the member the key belongs to, whose permissions bound it (default none: a key of the tenant as a whole)")
 	return c
@@ -172,8 +178,9 @@ func (a *app) keysShowCommand() *cobra.Command {
 func (a *app) keysUpdateCommand() *cobra.Command {
 	var (
 		name, expires, rotateBy string
-		perms, ips, metadata    []string
+		perms, metadata         []string
 		enable, disable         bool
+		rf                      restrictionFlags
 	)
 	c := &cobra.Command{
 		Use:   "update ID",
@@ -182,8 +189,10 @@ func (a *app) keysUpdateCommand() *cobra.Command {
 
 --expires and --rotate-by take a date, an RFC 3339 time, a duration from now
 (90d), at most 100 years ahead, or "never" to remove it. An update that would
-change nothing is refused. --permissions, --allow-ip and --metadata
-replace the whole list; give an empty value (--allow-ip "") to clear it.`,
+change nothing is refused. --permissions, --metadata and each of --allow-ip,
+--allow-referrer, --allow-endpoint and --allow-resource replace their whole
+list (the restrictions not named stay); give an empty value (--allow-ip "")
+to clear one.`,
 		Args: args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, argv []string) error {
 			changed := cmd.Flags().Changed
@@ -200,9 +209,6 @@ replace the whole list; give an empty value (--allow-ip "") to clear it.`,
 			}
 			if changed("rotate-by") {
 				in.RotateBy = &rotateBy
-			}
-			if changed("allow-ip") {
-				in.Restrictions = &keyward.Restrictions{IPs: nonEmpty(ips)}
 			}
 			if changed("metadata") {
 				md, err := parseMetadata(metadata)
@@ -223,10 +229,21 @@ replace the whole list; give an empty value (--allow-ip "") to clear it.`,
 				e := !disable
 				in.Enabled = &e
 			}
-			if in == (manage.UpdateKeyInput{}) {
-				return usageError{errors.New("nothing to change: give at least one of --name, --permissions, --expires, --rotate-by, --allow-ip, --metadata, --enable, --disable")}
+			if in == (manage.UpdateKeyInput{}) && !rf.changed(cmd) {
+				return usageError{errors.New("nothing to change: give at least one of --name, --permissions, --expires, --rotate-by, --allow-ip, --allow-referrer, --allow-endpoint, --allow-resource, --metadata, --enable, --disable")}
 			}
 			return a.withService(cmd.Context(), func(svc *manage.Service) error {
+				if rf.changed(cmd) {
+					// Only the restrictions given change: the others are
+					// those of the key as it is.
+					k, err := svc.Key(cmd.Context(), manage.CommandLine(), argv[0])
+					if err != nil {
+						return err
+					}
+					if in.Restrictions, err = rf.restrictions(cmd, k.Restrictions); err != nil {
+						return err
+					}
+				}
 				k, err := svc.UpdateKey(cmd.Context(), manage.CommandLine(), argv[0], in)
 				if err != nil {
 					return err
@@ -244,7 +261,7 @@ replace the whole list; give an empty value (--allow-ip "") to clear it.`,
 	f.StringSliceVar(&perms, "permissions", nil, "the new permissions, comma-separated (replaces them all)")
 	f.StringVar(&expires, "expires", "", `when the key stops working: a date, a duration such as 90d, or "never"`)
 	f.StringVar(&rotateBy, "rotate-by", "", `when the key is due for rotation: a date, a duration, or "never"`)
-	f.StringSliceVar(&ips, "allow-ip", nil, "an address or CIDR the key may be used from; repeat for more (replaces them all)")
+	rf.register(f, "replaces them all")
 	f.StringArrayVar(&metadata, "metadata", nil, "a tag KEY=VALUE; repeat for more (replaces them all)")
 	f.BoolVar(&enable, "enable", false, "let a disabled key work again")
 	f.BoolVar(&disable, "disable", false, "refuse the key until it is enabled again")
@@ -331,6 +348,9 @@ func (a *app) printKey(w io.Writer, k *keyward.Key, now time.Time) error {
 		"status", string(k.StatusAt(now)),
 		"permissions", joinList(k.Permissions, "-"),
 		"allowed ips", joinList(k.Restrictions.IPs, "any"),
+		"referrers", joinList(k.Restrictions.Referrers, "any"),
+		"endpoints", joinList(k.Restrictions.Endpoints, "any"),
+		"resources", joinResources(k.Restrictions.Resources),
 		"metadata", joinMap(k.Metadata),
 		"created", when(k.CreatedAt)+" by "+shown(k.CreatedBy),
 		"expires", whenOr(k.ExpiresAt, "never"),
@@ -375,4 +395,72 @@ func nonEmpty(l []string) []string {
 		}
 	}
 	return out
+}
+
+// restrictionFlags are the flags of a key's restrictions: --allow-ip,
+// --allow-referrer, --allow-endpoint and --allow-resource.
+type restrictionFlags struct {
+	ips, referrers, endpoints, resources []string
+}
+
+// register adds the flags to f; each replaces its list (what, in the help).
+func (rf *restrictionFlags) register(f *pflag.FlagSet, what string) {
+	f.StringSliceVar(&rf.ips, "allow-ip", nil, "an address or CIDR the key may be used from; repeat for more ("+what+" anywhere)")
+	f.StringArrayVar(&rf.referrers, "allow-referrer", nil, "a page the key may be used from, such as https://app.example.com or https://*.example.com/*; repeat for more ("+what+" any)")
+	f.StringArrayVar(&rf.endpoints, "allow-endpoint", nil, `an endpoint the key may call, such as "GET /v1/contacts/**"; repeat for more (`+what+" any)")
+	f.StringArrayVar(&rf.resources, "allow-resource", nil, "allowed values of a path parameter, NAME=V1,V2 such as site=site_1,site_2; repeat for more names ("+what+" any)")
+}
+
+// changed reports whether any of the flags was given.
+func (rf *restrictionFlags) changed(cmd *cobra.Command) bool {
+	for _, name := range []string{"allow-ip", "allow-referrer", "allow-endpoint", "allow-resource"} {
+		if cmd.Flags().Changed(name) {
+			return true
+		}
+	}
+	return false
+}
+
+// restrictions returns the restrictions the flags give, each flag given
+// replacing its list in current, or nil when none was given.
+func (rf *restrictionFlags) restrictions(cmd *cobra.Command, current keyward.Restrictions) (*keyward.Restrictions, error) {
+	if !rf.changed(cmd) {
+		return nil, nil
+	}
+	r := current
+	changed := cmd.Flags().Changed
+	if changed("allow-ip") {
+		r.IPs = nonEmpty(rf.ips)
+	}
+	if changed("allow-referrer") {
+		r.Referrers = nonEmpty(rf.referrers)
+	}
+	if changed("allow-endpoint") {
+		r.Endpoints = nonEmpty(rf.endpoints)
+	}
+	if changed("allow-resource") {
+		r.Resources = map[string][]string{}
+		for _, v := range nonEmpty(rf.resources) {
+			name, values, ok := strings.Cut(v, "=")
+			if !ok || strings.TrimSpace(name) == "" {
+				return nil, usageError{fmt.Errorf("--allow-resource %s: give NAME=VALUE,VALUE, such as site=site_1,site_2", shown(v))}
+			}
+			name = strings.TrimSpace(name)
+			r.Resources[name] = append(r.Resources[name], nonEmpty(strings.Split(values, ","))...)
+		}
+	}
+	return &r, nil
+}
+
+// joinResources shows a key's allowed resources, as site=site_1,site_2
+// with names in order, or "any".
+func joinResources(res map[string][]string) string {
+	if len(res) == 0 {
+		return "any"
+	}
+	parts := make([]string, 0, len(res))
+	for _, name := range slices.Sorted(maps.Keys(res)) {
+		parts = append(parts, name+"="+strings.Join(res[name], ","))
+	}
+	return shown(strings.Join(parts, " "))
 }

@@ -341,3 +341,39 @@ func TestKeysExpiredStaysExpired(t *testing.T) {
 	}
 	ok(t, db, "keys", "revoke", id)
 }
+
+// TestKeysRestrictionFlags: keys create and keys update set every kind of
+// restriction, an update changes only the restrictions it names, and a bad
+// one is refused naming its flag.
+func TestKeysRestrictionFlags(t *testing.T) {
+	db := newDB(t)
+	ok(t, db, "tenants", "create", "acme")
+	_, id := newKey(t, db, "--tenant", "acme", "--name", "browser",
+		"--allow-referrer", "https://app.example.com", "--allow-referrer", "https://*.example.com/*",
+		"--allow-endpoint", "GET /v1/contacts/**", "--allow-resource", "site=site_1,site_2", "--allow-resource", "team=t1")
+	got := showKey(t, db, id).Restrictions
+	if !slices.Equal(got.Referrers, []string{"https://app.example.com", "https://*.example.com/*"}) ||
+		!slices.Equal(got.Endpoints, []string{"GET /v1/contacts/**"}) ||
+		!slices.Equal(got.Resources["site"], []string{"site_1", "site_2"}) || !slices.Equal(got.Resources["team"], []string{"t1"}) {
+		t.Fatalf("restrictions as created: %+v", got)
+	}
+	if out := ok(t, db, "keys", "show", id).stdout; !strings.Contains(out, "GET /v1/contacts/**") || !strings.Contains(out, "site=site_1,site_2 team=t1") {
+		t.Errorf("keys show does not show the restrictions:\n%s", out)
+	}
+
+	// Only --allow-ip changes: the referrers, endpoints and resources stay.
+	ok(t, db, "keys", "update", id, "--allow-ip", "10.0.0.0/8")
+	after := showKey(t, db, id).Restrictions
+	if !slices.Equal(after.IPs, []string{"10.0.0.0/8"}) || !slices.Equal(after.Referrers, got.Referrers) ||
+		!slices.Equal(after.Endpoints, got.Endpoints) || len(after.Resources) != 2 {
+		t.Fatalf("restrictions after --allow-ip alone: %+v", after)
+	}
+	ok(t, db, "keys", "update", id, "--allow-endpoint", "")
+	if after := showKey(t, db, id).Restrictions; len(after.Endpoints) != 0 || len(after.Referrers) != 2 {
+		t.Fatalf("restrictions after clearing the endpoints: %+v", after)
+	}
+
+	fails(t, db, 1, []string{"keys", "update", id, "--allow-endpoint", "GET /v1/{id"}, "--allow-endpoint")
+	fails(t, db, 1, []string{"keys", "update", id, "--allow-referrer", "https://"}, "--allow-referrer")
+	fails(t, db, 2, []string{"keys", "update", id, "--allow-resource", "site_1"}, "--allow-resource", "NAME=VALUE")
+}

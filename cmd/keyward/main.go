@@ -175,6 +175,9 @@ func flagForField(field string) string {
 	if i := strings.IndexByte(base, '['); i >= 0 {
 		base = base[:i]
 	}
+	if strings.HasPrefix(base, "restrictions.resources.") {
+		base = "restrictions.resources"
+	}
 	switch base {
 	case "name", "permissions", "expires", "metadata", "plan", "status", "limit", "cursor", "email", "role", "capabilities", "description":
 		return "--" + base
@@ -188,6 +191,12 @@ func flagForField(field string) string {
 		return "--rotate-by"
 	case "restrictions.ips":
 		return "--allow-ip"
+	case "restrictions.referrers":
+		return "--allow-referrer"
+	case "restrictions.endpoints":
+		return "--allow-endpoint"
+	case "restrictions.resources":
+		return "--allow-resource"
 	case "grace_period":
 		return "--grace"
 	case "tenant_id":
