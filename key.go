@@ -47,6 +47,13 @@ const (
 	PermManageKeys = "keys:manage"
 )
 
+// BuiltIn reports whether p is one of Keyward's own permissions
+// (keys:manage, keyward:*): never in the catalogue, and never bounded by a
+// member or a plan, since roles decide what a key may manage.
+func BuiltIn(p string) bool {
+	return p == PermManageKeys || strings.HasPrefix(p, "keyward:")
+}
+
 // MaxPermissionLen is the longest permission name, in characters.
 const MaxPermissionLen = 64
 

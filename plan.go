@@ -27,11 +27,6 @@ type Plan struct {
 	UpdatedAt time.Time `json:"updated_at"`
 }
 
-// HasCapability reports whether the plan includes capability c.
-func (p *Plan) HasCapability(c string) bool {
-	return slices.Contains(p.Capabilities, c)
-}
-
 // Allows reports whether the plan lets its tenants' keys use permission q:
 // every permission when it lists none.
 func (p *Plan) Allows(q string) bool {

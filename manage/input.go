@@ -251,19 +251,12 @@ func checkPermissionName(field, p string) error {
 // key may do with Keyward's.
 func checkOwnPermissionsAbsent(field string, perms []string, holder string) error {
 	for i, p := range perms {
-		if builtIn(p) {
+		if keyward.BuiltIn(p) {
 			return keyward.FieldErrorf(fmt.Sprintf("%s[%d]", field, i),
 				"%q is one of Keyward's own permissions, which %s does not hold: what a key may manage is decided by its member's role", p, holder)
 		}
 	}
 	return nil
-}
-
-// builtIn reports whether p is one of Keyward's own permissions
-// (keys:manage, keyward:*), which are never in the catalogue and never
-// bounded by a member or a plan.
-func builtIn(p string) bool {
-	return p == keyward.PermManageKeys || strings.HasPrefix(p, "keyward:")
 }
 
 func checkMetadata(md map[string]string) (map[string]string, error) {

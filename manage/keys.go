@@ -168,7 +168,7 @@ func (s *Service) checkKeyPermissions(ctx context.Context, c Caller, tenantID st
 		return out, nil
 	}
 	for i, p := range perms {
-		if !builtIn(p) && !m.HasPermission(p) {
+		if !keyward.BuiltIn(p) && !m.HasPermission(p) {
 			field := fmt.Sprintf("permissions[%d]", i)
 			return nil, &keyward.Error{Code: keyward.CodeInsufficientPermissions, Field: field,
 				Message: fmt.Sprintf("%s: member %s, whom the key belongs to, does not hold %q, and a key may hold only permissions its member holds: give the member %q first, or leave it out", field, m.ID, p, p)}

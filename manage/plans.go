@@ -259,7 +259,7 @@ func (s *Service) AddPermission(ctx context.Context, c Caller, in CreatePermissi
 	if err := checkPermissionName("name", in.Name); err != nil {
 		return nil, err
 	}
-	if builtIn(in.Name) {
+	if keyward.BuiltIn(in.Name) {
 		return nil, keyward.FieldErrorf("name", "%q is one of Keyward's own permissions, which are built in and never catalogued", in.Name)
 	}
 	desc := strings.TrimSpace(in.Description)
@@ -294,7 +294,7 @@ func (s *Service) RemovePermission(ctx context.Context, c Caller, name string) e
 	if err := Authorize(c, Root); err != nil {
 		return err
 	}
-	if builtIn(name) {
+	if keyward.BuiltIn(name) {
 		return keyward.Errorf(keyward.CodeInvalidRequest, "%s is one of Keyward's own permissions, which are built in: it is not in the catalogue and cannot be removed.", quote(name))
 	}
 	_, err := s.store.DeletePermission(ctx, name, s.now().UTC().Truncate(time.Microsecond), c.Actor)
@@ -308,7 +308,7 @@ func (s *Service) RemovePermission(ctx context.Context, c Caller, name string) e
 // of field that is not in it: 400 naming the field and the permission.
 // Keyward's own permissions are built in and always pass.
 func (s *Service) checkCatalogued(ctx context.Context, field string, perms []string) error {
-	if !slices.ContainsFunc(perms, func(p string) bool { return !builtIn(p) }) {
+	if !slices.ContainsFunc(perms, func(p string) bool { return !keyward.BuiltIn(p) }) {
 		return nil
 	}
 	cat, err := s.store.Permissions(ctx)
@@ -316,7 +316,7 @@ func (s *Service) checkCatalogued(ctx context.Context, field string, perms []str
 		return err
 	}
 	for i, p := range perms {
-		if builtIn(p) || slices.ContainsFunc(cat, func(e *keyward.Permission) bool { return e.Name == p }) {
+		if keyward.BuiltIn(p) || slices.ContainsFunc(cat, func(e *keyward.Permission) bool { return e.Name == p }) {
 			continue
 		}
 		return keyward.FieldErrorf(fmt.Sprintf("%s[%d]", field, i),

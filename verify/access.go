@@ -80,12 +80,6 @@ func (a *Access) withheld(p string) *Withheld {
 	return nil
 }
 
-// builtIn reports whether p is one of Keyward's own permissions, which
-// roles, not members' permissions or plans, bound.
-func builtIn(p string) bool {
-	return p == keyward.PermManageKeys || strings.HasPrefix(p, "keyward:")
-}
-
 // newAccess works out what key k may do with its tenant t, its member m
 // (nil for none, or when removed is true) and its plan p.
 func newAccess(k *keyward.Key, t *keyward.Tenant, m *keyward.Member, removed bool, p *keyward.Plan) *Access {
@@ -106,7 +100,7 @@ func newAccess(k *keyward.Key, t *keyward.Tenant, m *keyward.Member, removed boo
 	}
 	for _, q := range k.Permissions {
 		switch {
-		case builtIn(q):
+		case keyward.BuiltIn(q):
 		case !memberHolds(q):
 			a.Withheld = append(a.Withheld, Withheld{Permission: q, By: WithheldByMember})
 		case !p.Allows(q):
