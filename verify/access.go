@@ -119,16 +119,6 @@ func newAccess(k *keyward.Key, t *keyward.Tenant, m *keyward.Member, removed boo
 	return a
 }
 
-// holds reports whether the key may use permission p.
-func (a *Access) holds(p string) bool {
-	for _, q := range a.Permissions {
-		if q == p {
-			return true
-		}
-	}
-	return false
-}
-
 // withheldDetail is the detail of an insufficient_permissions refusal for
 // permission w, which the key holds but may not use.
 func (a *Access) withheldDetail(w *Withheld) string {
