@@ -530,8 +530,9 @@ func checkEnvironment(k *keyward.Key, route *policy.Route) (keyward.Code, string
 	if route == nil || route.AllowsEnvironment(k.Environment) {
 		return "", ""
 	}
+	taken := environmentsOf(route)
 	return keyward.CodeEnvironmentMismatch, fmt.Sprintf("This request only takes %s keys, and this is a %s key. "+
-		"Use a %s key for it.", environmentsOf(route), k.Environment, environmentsOf(route))
+		"Use a %s key for it.", taken, k.Environment, taken)
 }
 
 // environmentsOf names the environments a route takes: "live", or "live
