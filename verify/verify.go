@@ -351,17 +351,14 @@ func (v *Verifier) Format() apikey.Format { return v.format }
 // Flush. A cached key is verified without storage I/O and without
 // allocating.
 func (v *Verifier) Verify(ctx context.Context, req Request) Result {
-	if req.Method == "" && req.Target == "" {
-		// Nothing to clean or match: the request alone, on the path that
-		// most service-to-service checks take.
-		return v.verify(ctx, &req, nil, nil)
-	}
 	if req.Method != "" {
 		if err := policy.CheckMethod(req.Method); err != nil {
 			return Result{Code: keyward.CodeInvalidRequest, Detail: keyward.ErrorMessage(err)}
 		}
 	}
 	if req.Target == "" {
+		// Nothing to clean or match: the request alone, on the path that
+		// most service-to-service checks take.
 		return v.verify(ctx, &req, nil, nil)
 	}
 	var path policy.Path
@@ -533,8 +530,9 @@ func checkEnvironment(k *keyward.Key, route *policy.Route) (keyward.Code, string
 	if route == nil || route.AllowsEnvironment(k.Environment) {
 		return "", ""
 	}
+	taken := environmentsOf(route)
 	return keyward.CodeEnvironmentMismatch, fmt.Sprintf("This request only takes %s keys, and this is a %s key. "+
-		"Use a %s key for it.", environmentsOf(route), k.Environment, environmentsOf(route))
+		"Use a %s key for it.", taken, k.Environment, taken)
 }
 
 // environmentsOf names the environments a route takes: "live", or "live
