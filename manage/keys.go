@@ -69,7 +69,7 @@ func (s *Service) createKey(ctx context.Context, c Caller, in CreateKeyInput, id
 	if err := authorizeCreateKey(c, in.MemberID); err != nil {
 		return nil, "", err
 	}
-	if err := s.entitled(ctx, tenant, false); err != nil {
+	if err := s.entitled(ctx, tenant); err != nil {
 		return nil, "", err
 	}
 	now := s.now().UTC().Truncate(time.Microsecond)
@@ -106,9 +106,6 @@ func (s *Service) createKey(ctx context.Context, c Caller, in CreateKeyInput, id
 		return nil, "", err
 	}
 	if err := checkBounds(c, k); err != nil {
-		return nil, "", err
-	}
-	if err := s.entitled(ctx, tenant, true); err != nil {
 		return nil, "", err
 	}
 	plaintext, err := s.issue(k)
@@ -557,14 +554,13 @@ func (s *Service) RotateKey(ctx context.Context, c Caller, id string, in RotateK
 	return successor, plaintext, old, nil
 }
 
-// entitledByID is entitled, without counting, for the tenant with id
-// tenantID.
+// entitledByID is entitled for the tenant with id tenantID.
 func (s *Service) entitledByID(ctx context.Context, tenantID string) error {
 	t, err := s.store.Tenant(ctx, tenantID)
 	if err != nil {
 		return err
 	}
-	return s.entitled(ctx, t, false)
+	return s.entitled(ctx, t)
 }
 
 // sameDistance returns now plus the time from created to t, or nil.

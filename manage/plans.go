@@ -217,10 +217,11 @@ func checkMaxKeys(n int) (int, error) {
 }
 
 // entitled refuses to make a key for tenant t when its plan does not
-// include API access, or, when counting, when the tenant holds as many
-// unrevoked keys as its plan allows: 403 plan_not_entitled, saying which.
-// The system tenant's plan includes everything, always.
-func (s *Service) entitled(ctx context.Context, t *keyward.Tenant, counting bool) error {
+// include API access: 403 plan_not_entitled. The system tenant's plan
+// includes everything, always. The plan's key limit is the store's to
+// enforce (CreateKey), counting in the transaction that writes the key, so
+// that keys made at once cannot pass it together.
+func (s *Service) entitled(ctx context.Context, t *keyward.Tenant) error {
 	p, err := s.store.Plan(ctx, t.Plan)
 	if err != nil {
 		if keyward.ErrorCode(err) == keyward.CodeNotFound {
@@ -231,17 +232,6 @@ func (s *Service) entitled(ctx context.Context, t *keyward.Tenant, counting bool
 	if !p.APIAccess {
 		return keyward.Errorf(keyward.CodePlanNotEntitled,
 			"The plan of this account (%s) does not include API access, so no key can be made for it; move the account to a plan with API access.", p.Name)
-	}
-	if !counting || p.MaxKeys == 0 {
-		return nil
-	}
-	n, err := s.store.CountKeys(ctx, t.ID)
-	if err != nil {
-		return err
-	}
-	if n >= p.MaxKeys {
-		return keyward.Errorf(keyward.CodePlanNotEntitled,
-			"The plan of this account (%s) allows at most %d keys, and the account holds %d that are not revoked (expired keys count until they are revoked); revoke a key to make room, or move the account to a plan with more.", p.Name, p.MaxKeys, n)
 	}
 	return nil
 }

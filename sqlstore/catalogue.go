@@ -114,7 +114,7 @@ func (s *Store) permissionUse(ctx context.Context, tx *sql.Tx, name string) (key
 			if err := rows.Scan(&id, &perms); err != nil {
 				return err
 			}
-			list, err := readList(perms)
+			list, err := sqlrow.ReadList(perms)
 			if err != nil {
 				return fmt.Errorf("%s: permissions: %w", id, err)
 			}

@@ -89,7 +89,7 @@ func (s *Store) checkKeyLimit(ctx context.Context, tx *sql.Tx, tenantID string) 
 	}
 	if n >= limit {
 		return keyward.Errorf(keyward.CodePlanNotEntitled,
-			"The plan %q allows a tenant at most %d keys, and tenant %q holds %d; revoke a key first, or move the tenant to a plan that allows more.",
+			"The plan %q allows a tenant at most %d keys, and tenant %q holds %d that are not revoked (expired keys count until they are revoked); revoke a key to make room, or move the tenant to a plan that allows more.",
 			plan, limit, tenantID, n)
 	}
 	return nil

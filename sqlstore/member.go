@@ -22,7 +22,7 @@ func scanMember(sc sqlrow.Scanner) (*keyward.Member, error) {
 		return nil, err
 	}
 	var err error
-	if m.Permissions, err = readList(perms); err != nil {
+	if m.Permissions, err = sqlrow.ReadList(perms); err != nil {
 		return nil, fmt.Errorf("member %s: permissions: %w", m.ID, err)
 	}
 	m.CreatedAt = sqlrow.FromMicros(created)
@@ -164,7 +164,7 @@ func (s *Store) CreateMember(ctx context.Context, m *keyward.Member, by keyward.
 					m.TenantID, m.Email, keyward.RoleOwner)
 			}
 		}
-		perms, err := writeList(m.Permissions)
+		perms, err := sqlrow.WriteList(m.Permissions)
 		if err != nil {
 			return err
 		}
@@ -227,7 +227,7 @@ func (s *Store) UpdateMember(ctx context.Context, id string, u keyward.MemberUpd
 				return lastOwner(what, &was)
 			}
 		}
-		perms, err := writeList(m.Permissions)
+		perms, err := sqlrow.WriteList(m.Permissions)
 		if err != nil {
 			return err
 		}

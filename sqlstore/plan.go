@@ -22,10 +22,10 @@ func scanPlan(sc sqlrow.Scanner) (*keyward.Plan, error) {
 		return nil, err
 	}
 	var err error
-	if p.Capabilities, err = readList(caps); err != nil {
+	if p.Capabilities, err = sqlrow.ReadList(caps); err != nil {
 		return nil, fmt.Errorf("plan %s: capabilities: %w", p.Name, err)
 	}
-	if p.Permissions, err = readList(perms); err != nil {
+	if p.Permissions, err = sqlrow.ReadList(perms); err != nil {
 		return nil, fmt.Errorf("plan %s: permissions: %w", p.Name, err)
 	}
 	p.CreatedAt = sqlrow.FromMicros(created)
@@ -97,10 +97,10 @@ func (s *Store) CreatePlan(ctx context.Context, p *keyward.Plan, by keyward.Acto
 
 // planJSON returns the JSON columns of a plan: capabilities, permissions.
 func planJSON(p *keyward.Plan) (caps, perms string, err error) {
-	if caps, err = writeList(p.Capabilities); err != nil {
+	if caps, err = sqlrow.WriteList(p.Capabilities); err != nil {
 		return "", "", err
 	}
-	perms, err = writeList(p.Permissions)
+	perms, err = sqlrow.WriteList(p.Permissions)
 	return caps, perms, err
 }
 

@@ -28,7 +28,6 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"strconv"
 	"strings"
@@ -299,25 +298,4 @@ func (c *conditions) where() string {
 		return ""
 	}
 	return ` WHERE ` + strings.Join(c.conds, ` AND `)
-}
-
-// writeList is the JSON text of a list of names, as stored: [] for nil.
-func writeList(names []string) (string, error) {
-	if names == nil {
-		names = []string{}
-	}
-	b, err := json.Marshal(names)
-	return string(b), err
-}
-
-// readList reads a stored list of names: never nil.
-func readList(text string) ([]string, error) {
-	var names []string
-	if err := json.Unmarshal([]byte(text), &names); err != nil {
-		return nil, err
-	}
-	if names == nil {
-		names = []string{}
-	}
-	return names, nil
 }

@@ -64,7 +64,7 @@ func ScanKey(store string, sc Scanner) (*keyward.Key, error) {
 		return nil, fmt.Errorf("%s: key %s: stored hash has %d bytes", store, k.ID, len(hash))
 	}
 	copy(k.Hash[:], hash)
-	if err := json.Unmarshal([]byte(perms), &k.Permissions); err != nil {
+	if k.Permissions, err = ReadList(perms); err != nil {
 		return nil, fmt.Errorf("%s: key %s: permissions: %w", store, k.ID, err)
 	}
 	if err := json.Unmarshal([]byte(meta), &k.Metadata); err != nil {
@@ -72,9 +72,6 @@ func ScanKey(store string, sc Scanner) (*keyward.Key, error) {
 	}
 	if err := json.Unmarshal([]byte(restr), &k.Restrictions); err != nil {
 		return nil, fmt.Errorf("%s: key %s: restrictions: %w", store, k.ID, err)
-	}
-	if k.Permissions == nil {
-		k.Permissions = []string{}
 	}
 	if k.Metadata == nil {
 		k.Metadata = map[string]string{}
@@ -91,14 +88,10 @@ func ScanKey(store string, sc Scanner) (*keyward.Key, error) {
 // KeyJSON returns the JSON columns of a key: permissions, metadata and
 // restrictions. Nil lists and maps are stored empty.
 func KeyJSON(perms []string, meta map[string]string, restr keyward.Restrictions) (p, m, r string, err error) {
-	if perms == nil {
-		perms = []string{}
-	}
 	if meta == nil {
 		meta = map[string]string{}
 	}
-	pb, err := json.Marshal(perms)
-	if err != nil {
+	if p, err = WriteList(perms); err != nil {
 		return "", "", "", err
 	}
 	mb, err := json.Marshal(meta)
@@ -109,7 +102,29 @@ func KeyJSON(perms []string, meta map[string]string, restr keyward.Restrictions)
 	if err != nil {
 		return "", "", "", err
 	}
-	return string(pb), string(mb), string(rb), nil
+	return p, string(mb), string(rb), nil
+}
+
+// WriteList is the JSON text of a stored list of names (a key's, a
+// member's or a plan's permissions, a plan's capabilities): [] for nil.
+func WriteList(names []string) (string, error) {
+	if names == nil {
+		names = []string{}
+	}
+	b, err := json.Marshal(names)
+	return string(b), err
+}
+
+// ReadList reads a stored list of names: never nil.
+func ReadList(text string) ([]string, error) {
+	var names []string
+	if err := json.Unmarshal([]byte(text), &names); err != nil {
+		return nil, err
+	}
+	if names == nil {
+		names = []string{}
+	}
+	return names, nil
 }
 
 // NullMicros stores an optional time: nil (NULL) for nil or the zero time.
