@@ -211,8 +211,10 @@ func (r Referrers) Allow(referer, origin string) bool {
 	if h == "" {
 		h = origin
 	}
-	u, ok := parsePresented(h)
-	if !ok {
+	// u is filled in place: returned, it would be copied through the
+	// stack in a way that stalls the processor.
+	var u presented
+	if !parsePresented(h, &u) {
 		return false
 	}
 	for i := range r.pats {
@@ -231,10 +233,11 @@ type presented struct {
 	path   string
 }
 
-// parsePresented reads a Referer or Origin URL without allocating; ok is
-// false when it is not one this package matches. The scheme is not
-// checked: one that is not a scheme equals no pattern's.
-func parsePresented(s string) (u presented, ok bool) {
+// parsePresented reads a Referer or Origin URL into u without
+// allocating; it returns false when it is not one this package matches.
+// The scheme is not checked: one that is not a scheme equals no
+// pattern's.
+func parsePresented(s string, u *presented) (ok bool) {
 	// A scheme is short: a loop is cheaper than strings.IndexByte's call.
 	i := 0
 	for i < len(s) && s[i] != ':' {
@@ -244,7 +247,7 @@ func parsePresented(s string) (u presented, ok bool) {
 		i = -1
 	}
 	if i <= 0 || len(s) < i+3 || s[i+1] != '/' || s[i+2] != '/' {
-		return u, false
+		return false
 	}
 	u.scheme = s[:i]
 	rest := s[i+3:]
@@ -253,20 +256,20 @@ func parsePresented(s string) (u presented, ok bool) {
 	if rest != "" && rest[0] == '[' {
 		end = strings.IndexByte(rest, ']') + 1
 		if end < 4 || !validIPv6Text(rest[:end]) {
-			return u, false
+			return false
 		}
 	} else {
 		// A DNS name: no empty label (.. is looked for on the way), and
 		// short enough.
 		for end < len(rest) && hostByte[rest[end]] != 0 {
 			if rest[end] == '.' && end > 0 && rest[end-1] == '.' {
-				return u, false
+				return false
 			}
 			end++
 		}
 		h := rest[:end]
 		if h == "" || h[0] == '.' || h[len(h)-1] == '.' || len(h) > 63 && !validHostname(h) {
-			return u, false
+			return false
 		}
 	}
 	u.host, rest = rest[:end], rest[end:]
@@ -281,7 +284,7 @@ func parsePresented(s string) (u presented, ok bool) {
 			n = n*10 + int(c-'0')
 		}
 		if k == 1 || k > 6 {
-			return u, false
+			return false
 		}
 		u.port, rest = n, rest[k:]
 	}
@@ -289,19 +292,19 @@ func parsePresented(s string) (u presented, ok bool) {
 	switch {
 	case rest == "":
 	case rest[0] == '?' || rest[0] == '#':
-		return u, !hasControl(rest)
+		return !hasControl(rest)
 	case rest[0] == '/':
 		u.path = rest
 		if !checkPresentedPath(&u.path) {
-			return u, false
+			return false
 		}
 		// The query and fragment are not matched, but a URL with a
 		// control character anywhere is malformed, and matches nothing.
-		return u, !hasControl(rest[len(u.path):])
+		return !hasControl(rest[len(u.path):])
 	default:
-		return u, false // @, a space, a % escape, anything else after the host.
+		return false // @, a space, a % escape, anything else after the host.
 	}
-	return u, true
+	return true
 }
 
 // hasControl reports whether s holds an ASCII control character (below

@@ -350,51 +350,79 @@ func (v *Verifier) Format() apikey.Format { return v.format }
 // checked yet. A valid use is recorded in memory and written by the next
 // Flush. A cached key is verified without storage I/O and without
 // allocating.
-func (v *Verifier) Verify(ctx context.Context, req Request) Result {
+func (v *Verifier) Verify(ctx context.Context, req Request) (r Result) {
+	// The result is written in place by the functions below rather than
+	// returned through them: copying it back up costs a cached
+	// verification a tenth of its time.
+	if req.Target == "" && req.Method == "" {
+		// Nothing to check, clean or match: the request alone, on the
+		// path that most service-to-service checks take.
+		v.verify(ctx, &req, nil, nil, &r)
+		return r
+	}
+	v.verifyTarget(ctx, &req, &r)
+	return r
+}
+
+// verifyTarget is Verify for a request with a method or a target, into r:
+// it checks the method, cleans the target and, with a policy, finds its
+// route, before verify. It is a function of its own so that the path and
+// the match it keeps are not in the frame of a request without them.
+func (v *Verifier) verifyTarget(ctx context.Context, req *Request, r *Result) {
 	if req.Method != "" {
 		if err := policy.CheckMethod(req.Method); err != nil {
-			return Result{Code: keyward.CodeInvalidRequest, Detail: keyward.ErrorMessage(err)}
+			r.Code, r.Detail = keyward.CodeInvalidRequest, keyward.ErrorMessage(err)
+			return
 		}
 	}
 	if req.Target == "" {
-		// Nothing to clean or match: the request alone, on the path that
-		// most service-to-service checks take.
-		return v.verify(ctx, &req, nil, nil)
+		v.verify(ctx, req, nil, nil, r)
+		return
 	}
 	var path policy.Path
 	var m policy.Match
 	if err := path.Clean(req.Target); err != nil {
-		return Result{Code: keyward.CodeInvalidRequest, Detail: keyward.ErrorMessage(err)}
+		r.Code, r.Detail = keyward.CodeInvalidRequest, keyward.ErrorMessage(err)
+		return
 	}
 	if req.Policy != nil {
 		req.Policy.MatchPath(req.Method, &path, &m)
 		if m.Route.Public {
-			return Result{Route: m.Route, Public: true}
+			r.Route, r.Public = m.Route, true
+			return
 		}
 	}
-	return v.verify(ctx, &req, &path, &m)
+	v.verify(ctx, req, &path, &m, r)
 }
 
-// verify is Verify from step 1, for a request whose target, if any, was
-// cleaned into path (nil without a target) and matched into m (nil, or
-// with a nil Route, without a policy).
-func (v *Verifier) verify(ctx context.Context, req *Request, path *policy.Path, m *policy.Match) Result {
+// verify is Verify from step 1, into r, for a request whose target, if
+// any, was cleaned into path (nil without a target) and matched into m
+// (nil, or with a nil Route, without a policy).
+func (v *Verifier) verify(ctx context.Context, req *Request, path *policy.Path, m *policy.Match, r *Result) {
 	var route *policy.Route
 	if m != nil {
 		route = m.Route
+		r.Route = route
 	}
 	if req.Key == "" {
-		return Result{Code: keyward.CodeMissingAPIKey, Detail: detailMissing, Route: route}
+		r.Code, r.Detail = keyward.CodeMissingAPIKey, detailMissing
+		return
 	}
 	e, code, detail := v.storedKey(ctx, req.Key)
 	if code != "" {
-		return Result{Code: code, Detail: detail, Route: route}
+		r.Code, r.Detail = code, detail
+		return
 	}
 	k := e.key
+	r.Key = k
 	if code, detail := v.checkLifetime(e); code != "" {
-		return Result{Code: code, Detail: detail, Key: k, Route: route}
+		r.Code, r.Detail = code, detail
+		return
 	}
 	a, code, detail := v.checkActive(ctx, e)
+	if a != nil {
+		r.Tenant, r.Access = a.Tenant, a
+	}
 	if code == "" && route != nil {
 		code, detail = checkEnvironment(k, route)
 	}
@@ -408,12 +436,10 @@ func (v *Verifier) verify(ctx context.Context, req *Request, path *policy.Path, 
 		code, detail = checkEntitled(a, route, req.Permissions)
 	}
 	if code != "" {
-		r := refused(code, detail, k, a)
-		r.Route = route
-		return r
+		r.Code, r.Detail = code, detail
+		return
 	}
 	v.recordUse(e, v.usageNow(), req.IP)
-	return Result{Key: k, Tenant: a.Tenant, Access: a, Route: route}
 }
 
 // storedKey is steps 2 and 3 of Verify: it returns the cache entry of the
@@ -484,16 +510,6 @@ func (v *Verifier) checkLifetime(e *entry) (keyward.Code, string) {
 		return keyward.CodeExpiredAPIKey, e.expiredDetail
 	}
 	return "", ""
-}
-
-// refused is the result of a refusal of key k, whose access a was worked
-// out (or is nil).
-func refused(code keyward.Code, detail string, k *keyward.Key, a *Access) Result {
-	r := Result{Code: code, Detail: detail, Key: k, Access: a}
-	if a != nil {
-		r.Tenant = a.Tenant
-	}
-	return r
 }
 
 // checkActive is step 6 of Verify: the tenant of the key of e is active, and
