@@ -31,9 +31,9 @@
 //	if !key.Endpoints.Allow(method, path) { /* 403 endpoint_not_allowed */ }
 //	if !key.Referrers.Allow(referer, origin) { /* 403 referrer_not_allowed */ }
 //	if !m.Route.AllowsEnvironment(env) { /* 403 environment_mismatch */ }
-//	tenant, _ := m.Param(m.Route.Tenant)  // must be the key's tenant: else 404
-//	for _, name := range m.Route.Resources {
-//		v, _ := m.Param(name)             // must be allowed for name: else 404
+//	tenant := m.Tenant()                  // must be the key's tenant: else 404
+//	for i, name := range m.Route.Resources {
+//		v := m.Resource(i)                // must be allowed for name: else 404
 //	}
 //	// m.Route.Capabilities ⊆ the plan's, else 403 plan_not_entitled;
 //	// m.Route.Permissions ⊆ the effective ones, else 403 insufficient_permissions.

@@ -414,6 +414,7 @@ func (c *checker) checkRoute(i, line int, rs *routeFields) *Route {
 	if rs.Tenant != "" {
 		if c.checkParam(line, name, pat, "tenant", rs.Tenant) {
 			r.Tenant = unique.Make(rs.Tenant).Value()
+			r.tenantParam = pat.param(r.Tenant)
 		}
 	}
 	if len(rs.Resources) > MaxNames {
@@ -427,6 +428,7 @@ func (c *checker) checkRoute(i, line int, rs *routeFields) *Route {
 			c.add(line, "%s: {%s} is the tenant; it cannot be a resource as well", name, res)
 		case c.checkParam(line, name, pat, "resource", res):
 			r.Resources = append(r.Resources, unique.Make(res).Value())
+			r.resourceParams = append(r.resourceParams, pat.param(res))
 		}
 	}
 	for j, e := range rs.Environments {

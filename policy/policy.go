@@ -52,6 +52,12 @@ type Route struct {
 	// Environments, when set, are the environments a key must be in, else
 	// 403 environment_mismatch.
 	Environments []keyward.Environment
+
+	// tenantParam is the index of Tenant among the pattern's wildcards,
+	// and resourceParams those of Resources, found once at load for
+	// Match.Tenant and Match.Resource.
+	tenantParam    int
+	resourceParams []int
 }
 
 // String names the route for messages: its pattern, or "default: deny".
@@ -93,6 +99,21 @@ func (m *Match) Param(name string) (value string, ok bool) {
 		}
 	}
 	return "", false
+}
+
+// Tenant returns the value of the matched route's tenant parameter
+// (Route.Tenant), or "" when it has none.
+func (m *Match) Tenant() string {
+	if m.Route == nil || m.Route.Tenant == "" {
+		return ""
+	}
+	return m.vals[m.Route.tenantParam]
+}
+
+// Resource returns the value of the matched route's resource parameter
+// Route.Resources[i].
+func (m *Match) Resource(i int) string {
+	return m.vals[m.Route.resourceParams[i]]
 }
 
 // Policy is a compiled route policy: immutable, safe for concurrent use.

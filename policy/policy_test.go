@@ -339,6 +339,23 @@ func TestMatchDefault(t *testing.T) {
 	if _, ok := m.Param("page"); ok {
 		t.Error("Param(page) found")
 	}
+	// Tenant and Resource read the route's tenant and resources by the
+	// index found at load, and agree with Param.
+	if want, _ := m.Param(m.Route.Tenant); m.Route.Tenant == "" || m.Tenant() != want || want != "acme" {
+		t.Errorf("%v: Tenant() = %q, want %q", m.Route, m.Tenant(), want)
+	}
+	for i, name := range m.Route.Resources {
+		if want, _ := m.Param(name); m.Resource(i) != want {
+			t.Errorf("%v: Resource(%d) = %q, want %q", m.Route, i, m.Resource(i), want)
+		}
+	}
+	if len(m.Route.Resources) == 0 {
+		t.Errorf("%v has no resources to read", m.Route)
+	}
+	p.Match("GET", "/v1/other", &m)
+	if m.Tenant() != "" {
+		t.Errorf("the default route's Tenant() = %q", m.Tenant())
+	}
 	// A * segment is not captured: no name finds it.
 	mustParse(t, precedenceYAML(precedence)).Match("POST", "/v1/reports/daily", &m)
 	if v, ok := m.Param(""); ok || m.Route.String() != "* /v1/reports/*" {

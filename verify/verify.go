@@ -599,17 +599,13 @@ func (e *entry) checkScope(a *Access, m *policy.Match) (keyward.Code, string) {
 		return "", ""
 	}
 	if route.Tenant != "" {
-		if t, _ := m.Param(route.Tenant); t != e.key.TenantID && t != a.Tenant.Slug {
+		if t := m.Tenant(); t != e.key.TenantID && t != a.Tenant.Slug {
 			return keyward.CodeNotFound, detailNotFound
 		}
 	}
-	for _, name := range route.Resources {
+	for i, name := range route.Resources {
 		allowed, restricted := e.allowedResources(name)
-		if !restricted {
-			continue
-		}
-		value, _ := m.Param(name)
-		if !slices.Contains(allowed, value) {
+		if restricted && !slices.Contains(allowed, m.Resource(i)) {
 			return keyward.CodeNotFound, detailNotFound
 		}
 	}
