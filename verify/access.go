@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unique"
 
@@ -150,6 +151,9 @@ type records[T any] struct {
 type record[T any] struct {
 	value  *T
 	loaded int64
+	// nextRefresh is when the record may next be read again in the
+	// background (see Verifier.refreshNow).
+	nextRefresh atomic.Int64
 }
 
 // newRecords returns a cache of up to size records that lookup reads on a
@@ -184,7 +188,9 @@ func (r records[T]) get(ctx context.Context, v *Verifier, id string) (*record[T]
 		case entryFresh:
 			return x, nil
 		case entryDue:
-			r.cache.Refresh(ctx, id, r.load)
+			if v.refreshNow(&x.nextRefresh) {
+				r.cache.Refresh(ctx, id, r.load)
+			}
 			return x, nil
 		}
 		r.cache.Invalidate(id) // stale: read again below
@@ -207,7 +213,8 @@ func (v *Verifier) accessOf(ctx context.Context, e *entry) (*Access, error) {
 	// caches before it moves the epoch on: an Access is never older than
 	// the changes counted by its epoch.
 	epoch := v.accessEpoch.Load()
-	if a := e.access.Load(); a != nil && a.epoch == epoch && v.cacheClock.NowNano()-a.loaded < v.ttl {
+	a := e.access.Load()
+	if a != nil && a.epoch == epoch && v.cacheClock.NowNano()-a.loaded < v.ttl {
 		return a, nil
 	}
 	k := e.key
@@ -233,7 +240,15 @@ func (v *Verifier) accessOf(ctx context.Context, e *entry) (*Access, error) {
 	if err != nil {
 		return nil, fmt.Errorf("the plan %q of tenant %s: %w", t.value.Plan, k.TenantID, err)
 	}
-	a := newAccess(k, t.value, member, removed, p.value)
+	if a != nil && a.epoch == epoch && a.Tenant == t.value && a.Plan == p.value && a.Member == member && a.MemberRemoved == removed {
+		// Past the cache TTL, but worked out from these very records:
+		// they are being read again in the background, and the Access
+		// is worked out again once they have been. Meanwhile, and while
+		// the store cannot be read, it stands, without an allocation per
+		// verification.
+		return a, nil
+	}
+	a = newAccess(k, t.value, member, removed, p.value)
 	a.epoch, a.loaded = epoch, min(loaded, p.loaded)
 	e.access.Store(a)
 	return a, nil

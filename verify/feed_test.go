@@ -646,3 +646,61 @@ func TestCacheTTLTenant(t *testing.T) {
 		t.Errorf("verify with a stale tenant and the store down: %s, want %s", r.Code, keyward.CodeStorageUnavailable)
 	}
 }
+
+// TestAccessKeptWhileRecordsRefresh: past the cache TTL, a key and its
+// tenant and plan are read again in the background; meanwhile, and while
+// the store cannot answer, the key's Access stands as it was worked out, a
+// verification allocates nothing rather than working it out again each
+// time, and the store is sent one read a second, not one per
+// verification.
+func TestAccessKeptWhileRecordsRefresh(t *testing.T) {
+	const ttl = 200 * time.Millisecond
+	ctx := context.Background()
+	f := newFixture(t, verify.Options{CacheTTL: ttl})
+	key, _ := f.createKey(nil)
+	f.refresh() // the feed's position taken, as Start would
+	first := f.verify(key)
+	if !first.Valid() {
+		t.Fatalf("verify: %s", first.Code)
+	}
+	time.Sleep(ttl + 50*time.Millisecond)
+	// The feed was just read, so the cached records are due, not stale:
+	// they are answered from while they are read again.
+	if err := f.v.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	f.spy.failKeyByHash.Store(true)
+	f.spy.failTenant.Store(true)
+	var r verify.Result
+	keyReads, tenantReads := f.spy.keyByHash.Load(), f.spy.tenant.Load()
+	began := time.Now()
+	allocs := testing.AllocsPerRun(100, func() { r = f.verify(key) })
+	// The store is sent one read of each a second in the background, not
+	// one per verification. (AllocsPerRun runs on one thread, where the
+	// background reads wait: these verifications leave them time.)
+	for range 20 {
+		f.verify(key)
+		time.Sleep(time.Millisecond)
+	}
+	keyReads, tenantReads = f.spy.keyByHash.Load()-keyReads, f.spy.tenant.Load()-tenantReads
+	if most := int64(time.Since(began)/time.Second) + 1; keyReads > most || tenantReads > most {
+		t.Errorf("121 verifications in %v read the key %d times and the tenant %d times while the store was down, want at most %d each",
+			time.Since(began), keyReads, tenantReads, most)
+	}
+	if !r.Valid() {
+		t.Fatalf("verify while the tenant is read again and the store is down: %s", r.Code)
+	}
+	if r.Access != first.Access {
+		t.Error("the key's Access was worked out again from the same tenant and plan")
+	}
+	if allocs != 0 {
+		t.Errorf("a verification allocates %v times while the key's records are read again, want 0", allocs)
+	}
+	// Back: the tenant is read again, and the Access worked out afresh.
+	f.spy.failKeyByHash.Store(false)
+	f.spy.failTenant.Store(false)
+	eventually(t, 5*time.Second, "the Access is worked out again from the tenant read afresh", func() bool {
+		r := f.verify(key)
+		return r.Valid() && r.Access != first.Access && r.Tenant != first.Tenant
+	})
+}

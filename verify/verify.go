@@ -489,7 +489,9 @@ func (v *Verifier) cachedEntry(ctx context.Context, key string) (hash [32]byte, 
 	}
 	switch v.freshness(e.loaded) {
 	case entryDue:
-		v.keys.Refresh(ctx, hash, v.keyLoader)
+		if v.refreshNow(&e.nextRefresh) {
+			v.keys.Refresh(ctx, hash, v.keyLoader)
+		}
 	case entryStale:
 		v.keys.Invalidate(hash) // and read again by the caller
 		return hash, nil, false
@@ -751,6 +753,9 @@ type entry struct {
 	access atomic.Pointer[Access]
 	// used is the key's last use not yet written.
 	used lastUse
+	// nextRefresh is when the entry may next be read again in the
+	// background, on the cache clock (see refreshNow).
+	nextRefresh atomic.Int64
 }
 
 // resourceRestriction is one name of a key's Restrictions.Resources.
@@ -784,6 +789,21 @@ func (v *Verifier) freshness(loaded int64) int {
 	default:
 		return entryStale
 	}
+}
+
+// refreshRetry is how long after a read of a due entry or record began
+// in the background another one may begin, if the first has not replaced
+// it: while the store is down, a key in use sends it one read a second,
+// not one per verification, and a verification does not allocate for it.
+const refreshRetry = time.Second
+
+// refreshNow reports whether a due entry or record, whose next refresh may
+// begin at *next on the cache clock, is to be read again now; if so, it
+// moves *next on by refreshRetry.
+func (v *Verifier) refreshNow(next *atomic.Int64) bool {
+	now := v.cacheClock.NowNano()
+	n := next.Load()
+	return now >= n && next.CompareAndSwap(n, now+int64(refreshRetry))
 }
 
 // newEntry prepares a copy of k for the cache; parsed says whether its
