@@ -162,7 +162,6 @@ func newRecords[T any](v *Verifier, size int, lookup func(context.Context, strin
 	return records[T]{
 		cache: otter.Must(&otter.Options[string, *record[T]]{
 			MaximumSize:       size,
-			ExpiryCalculator:  otter.ExpiryWriting[string, *record[T]](MaxCacheTTL),
 			RefreshCalculator: otter.RefreshWriting[string, *record[T]](time.Duration(v.ttl)),
 			Clock:             v.cacheClock,
 			Logger:            &otter.NoopLogger{},

@@ -262,13 +262,16 @@ func New(store Store, opts Options) *Verifier {
 		storageTimeout: opts.StorageTimeout,
 		ttl:            int64(opts.CacheTTL),
 		cacheClock:     cacheClock,
-		// Entries stay up to MaxCacheTTL; Verify refreshes those older
-		// than the cache TTL in the background (see freshness), and the
-		// refresh calculator is what lets it. A failed refresh keeps the
-		// entry, and the verifier logs storage failures itself.
+		// Verify refreshes entries older than the cache TTL in the
+		// background, and reads those older than MaxCacheTTL again first
+		// (see freshness); the refresh calculator is what lets it. A
+		// failed refresh keeps the entry, and the verifier logs storage
+		// failures itself. The cache expires nothing itself: with an
+		// expiry, it would record every read in a buffer and start a
+		// goroutine to drain it every few reads, a tenth of a cached
+		// verification, even while it is far from full.
 		keys: otter.Must(&otter.Options[[32]byte, *entry]{
 			MaximumSize:       opts.CacheSize,
-			ExpiryCalculator:  otter.ExpiryWriting[[32]byte, *entry](MaxCacheTTL),
 			RefreshCalculator: otter.RefreshWriting[[32]byte, *entry](opts.CacheTTL),
 			Clock:             cacheClock,
 			Logger:            &otter.NoopLogger{},
@@ -778,13 +781,14 @@ const (
 // by hand); meanwhile it may still be answered from if the change feed,
 // which would have told of a change to it, was read within the cache TTL.
 // So during an outage, cached keys answer for the cache TTL after the last
-// read of the feed, then are stale.
+// read of the feed, then are stale. An entry read more than MaxCacheTTL
+// ago is stale whatever the feed says (PruneChanges counts on it).
 func (v *Verifier) freshness(loaded int64) int {
 	now := v.cacheClock.NowNano()
 	switch {
 	case now-loaded < v.ttl:
 		return entryFresh
-	case now-v.lastSync.Load() < v.ttl:
+	case now-v.lastSync.Load() < v.ttl && now-loaded < int64(MaxCacheTTL):
 		return entryDue
 	default:
 		return entryStale
