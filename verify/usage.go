@@ -32,10 +32,10 @@ type lastUse struct {
 	pending atomic.Bool   // whether the entry is in the usage log
 }
 
-// note records a use at time at from address ip. It reports whether the
-// entry must be added to the usage log: the first use since the last write.
-func (u *lastUse) note(at time.Time, ip netip.Addr) (enqueue bool) {
-	nanos := at.UnixNano()
+// note records a use at nanos (Unix nanoseconds) from address ip. It
+// reports whether the entry must be added to the usage log: the first use
+// since the last write.
+func (u *lastUse) note(nanos int64, ip netip.Addr) (enqueue bool) {
 	ip = ip.Unmap()
 	var kind uint32
 	switch {
@@ -108,8 +108,8 @@ func (l *usageLog) done(s []*entry) {
 	l.mu.Unlock()
 }
 
-// recordUse notes a valid use of the key of e.
-func (v *Verifier) recordUse(e *entry, at time.Time, ip netip.Addr) {
+// recordUse notes a valid use of the key of e at Unix nanoseconds at.
+func (v *Verifier) recordUse(e *entry, at int64, ip netip.Addr) {
 	if e.used.note(at, ip) {
 		v.usage.add(e)
 	}

@@ -176,9 +176,9 @@ type Verifier struct {
 	testHead string // <prefix>_test_
 	keyLen   int    // the length of every key of the format
 	now      keyward.Clock
-	// usageNow stamps last-used times: the coarse cache clock, unless a
-	// clock was injected, which then serves for both.
-	usageNow      keyward.Clock
+	// clockInjected says that Options.Clock was given: then it stamps
+	// last-used times too, else the coarse cache clock does (usedAt).
+	clockInjected bool
 	log           *slog.Logger
 	pollInterval  time.Duration
 	flushInterval time.Duration
@@ -255,7 +255,7 @@ func New(store Store, opts Options) *Verifier {
 		liveHead:       opts.Format.Prefix() + "_" + string(keyward.Live) + "_",
 		testHead:       opts.Format.Prefix() + "_" + string(keyward.Test) + "_",
 		now:            opts.Clock,
-		usageNow:       opts.Clock,
+		clockInjected:  injectedClock,
 		log:            opts.Logger,
 		pollInterval:   opts.PollInterval,
 		flushInterval:  opts.FlushInterval,
@@ -281,9 +281,6 @@ func New(store Store, opts Options) *Verifier {
 	v.tenants = newRecords(v, size, store.Tenant)
 	v.members = newRecords(v, size, store.Member)
 	v.plans = newRecords(v, size, store.Plan)
-	if !injectedClock {
-		v.usageNow = func() time.Time { return time.Unix(0, cacheClock.NowNano()).UTC() }
-	}
 	v.keyLen = len(v.liveHead) + apikey.BodyLen
 	v.keyLoader = otter.LoaderFunc[[32]byte, *entry](v.loadKey)
 	return v
@@ -442,7 +439,7 @@ func (v *Verifier) verify(ctx context.Context, req *Request, path *policy.Path, 
 		r.Code, r.Detail = code, detail
 		return
 	}
-	v.recordUse(e, v.usageNow(), req.IP)
+	v.recordUse(e, v.usedAt(), req.IP)
 }
 
 // storedKey is steps 2 and 3 of Verify: it returns the cache entry of the
@@ -793,6 +790,15 @@ func (v *Verifier) freshness(loaded int64) int {
 	default:
 		return entryStale
 	}
+}
+
+// usedAt returns the time to stamp a use with, in Unix nanoseconds: the
+// coarse cache clock's, unless a clock was injected.
+func (v *Verifier) usedAt() int64 {
+	if v.clockInjected {
+		return v.now().UnixNano()
+	}
+	return v.cacheClock.NowNano()
 }
 
 // refreshRetry is how long after a read of a due entry or record began
