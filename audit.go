@@ -7,6 +7,7 @@ const (
 	ActionTenantCreate  = "tenant.create"
 	ActionTenantSuspend = "tenant.suspend"
 	ActionTenantResume  = "tenant.resume"
+	ActionTenantUpdate  = "tenant.update"
 	ActionKeyCreate     = "key.create"
 	ActionKeyUpdate     = "key.update"
 	ActionKeyRevoke     = "key.revoke"

@@ -106,7 +106,14 @@ type Key struct {
 	CreatedBy    string            `json:"created_by"` // the id of the key that made it, or "cli"
 	// MemberID is the member the key belongs to, whose current permissions
 	// bound it; "" for a key of the tenant as a whole.
-	MemberID    string     `json:"member_id"`
+	MemberID string `json:"member_id"`
+	// RateLimits and Quota limit this key; nil: its plan's
+	// (Plan.KeyRateLimits, Plan.KeyQuota). An empty, non-nil RateLimits
+	// is no rate limit at all.
+	RateLimits []RateLimit `json:"rate_limits"`
+	Quota      *Quota      `json:"quota"`
+	// Credits are the uses the key has left, as last read; nil: no limit.
+	Credits     *Credits   `json:"credits"`
 	UpdatedAt   time.Time  `json:"updated_at"`
 	RevokedAt   *time.Time `json:"revoked_at"`
 	LastUsedAt  *time.Time `json:"last_used_at"`
@@ -166,6 +173,47 @@ type KeyUpdate struct {
 	RotateBy     *time.Time
 	Restrictions *Restrictions
 	Status       *KeyStatus // KeyActive or KeyDisabled
+	// RateLimits set to a pointer to a nil slice, or Quota to a pointer to
+	// the zero Quota, gives the key its plan's again.
+	RateLimits *[]RateLimit
+	Quota      *Quota
+	// Credits sets the key's credits, remaining uses included: an
+	// absolute value, which uses under way count down from. NoCredits
+	// takes its credits away: no limit.
+	Credits   *Credits
+	NoCredits bool
+}
+
+// CheckLimits refuses, with a CodeInvalidRequest *Error naming the field
+// at fault, limits or credits out of bounds.
+func (k *Key) CheckLimits() error {
+	if err := CheckRateLimits("rate_limits", k.RateLimits); err != nil {
+		return err
+	}
+	if err := CheckQuota("quota", k.Quota); err != nil {
+		return err
+	}
+	return CheckCredits("credits", k.Credits)
+}
+
+// CheckLimits refuses, with a CodeInvalidRequest *Error naming the field
+// at fault, limits or credits out of bounds, and both Credits and
+// NoCredits.
+func (u KeyUpdate) CheckLimits() error {
+	if u.RateLimits != nil {
+		if err := CheckRateLimits("rate_limits", *u.RateLimits); err != nil {
+			return err
+		}
+	}
+	if u.Quota != nil && *u.Quota != (Quota{}) {
+		if err := CheckQuota("quota", u.Quota); err != nil {
+			return err
+		}
+	}
+	if u.Credits != nil && u.NoCredits {
+		return FieldErrorf("credits", "is both set and taken away; give credits, or null for no limit")
+	}
+	return CheckCredits("credits", u.Credits)
 }
 
 // Usage is one use of a key, recorded in batches.

@@ -94,6 +94,10 @@ type TenantStore interface {
 	CreateTenant(ctx context.Context, t *Tenant, by Actor) error
 	// SetTenantStatus suspends or resumes a tenant and returns it as stored.
 	SetTenantStatus(ctx context.Context, id string, status TenantStatus, at time.Time, by Actor) (*Tenant, error)
+	// UpdateTenant applies the non-nil fields of u (its limits and time
+	// zone), writes its audit entry (tenant.update) and returns the tenant
+	// as stored.
+	UpdateTenant(ctx context.Context, id string, u TenantUpdate, at time.Time, by Actor) (*Tenant, error)
 }
 
 // KeyLookup finds one key: what a verifier needs of the keys. Errors are

@@ -22,9 +22,18 @@ type Plan struct {
 	// APIAccess says whether its tenants may use keys at all.
 	APIAccess bool `json:"api_access"`
 	// MaxKeys is the most unrevoked keys a tenant may hold; 0: no limit.
-	MaxKeys   int       `json:"max_keys"`
-	CreatedAt time.Time `json:"created_at"`
-	UpdatedAt time.Time `json:"updated_at"`
+	MaxKeys int `json:"max_keys"`
+	// KeyRateLimits and KeyQuota limit each key of its tenants, unless
+	// the key has its own (Key.RateLimits, Key.Quota).
+	KeyRateLimits []RateLimit `json:"key_rate_limits"`
+	KeyQuota      *Quota      `json:"key_quota"`
+	// TenantRateLimits and TenantQuota limit all the keys of a tenant
+	// together, unless the tenant has its own (Tenant.RateLimits,
+	// Tenant.Quota).
+	TenantRateLimits []RateLimit `json:"tenant_rate_limits"`
+	TenantQuota      *Quota      `json:"tenant_quota"`
+	CreatedAt        time.Time   `json:"created_at"`
+	UpdatedAt        time.Time   `json:"updated_at"`
 }
 
 // Allows reports whether the plan lets its tenants' keys use permission q:
@@ -33,12 +42,32 @@ func (p *Plan) Allows(q string) bool {
 	return len(p.Permissions) == 0 || slices.Contains(p.Permissions, q)
 }
 
-// PlanUpdate changes a plan; nil fields are left as they are.
+// PlanUpdate changes a plan; nil fields are left as they are. A quota set
+// to a pointer to the zero Quota is removed.
 type PlanUpdate struct {
-	Capabilities *[]string
-	Permissions  *[]string
-	APIAccess    *bool
-	MaxKeys      *int
+	Capabilities     *[]string
+	Permissions      *[]string
+	APIAccess        *bool
+	MaxKeys          *int
+	KeyRateLimits    *[]RateLimit
+	KeyQuota         *Quota
+	TenantRateLimits *[]RateLimit
+	TenantQuota      *Quota
+}
+
+// CheckLimits refuses, with a CodeInvalidRequest *Error naming the field
+// at fault, rate limits or quotas out of bounds.
+func (p *Plan) CheckLimits() error {
+	if err := CheckRateLimits("key_rate_limits", p.KeyRateLimits); err != nil {
+		return err
+	}
+	if err := CheckQuota("key_quota", p.KeyQuota); err != nil {
+		return err
+	}
+	if err := CheckRateLimits("tenant_rate_limits", p.TenantRateLimits); err != nil {
+		return err
+	}
+	return CheckQuota("tenant_quota", p.TenantQuota)
 }
 
 // PlanLookup finds one plan: what a verifier needs of the plans. Errors are

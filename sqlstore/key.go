@@ -27,16 +27,12 @@ func (s *Store) insertKey(ctx context.Context, tx *sql.Tx, k *keyward.Key) error
 			return err
 		}
 	}
-	perms, meta, restr, err := sqlrow.KeyJSON(k.Permissions, k.Metadata, k.Restrictions)
+	values, err := sqlrow.KeyValues(k)
 	if err != nil {
 		return err
 	}
 	_, err = s.exec(ctx, tx, `INSERT INTO keys (`+sqlrow.KeyColumns+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		k.ID, k.TenantID, string(k.Environment), k.Name, k.Head, k.Start, k.Last4, k.Hash[:],
-		perms, meta, restr, sqlrow.NullMicros(k.ExpiresAt), sqlrow.NullMicros(k.RotateBy), string(k.Status),
-		k.CreatedAt.UnixMicro(), k.CreatedBy, k.UpdatedAt.UnixMicro(), sqlrow.NullMicros(k.RevokedAt),
-		sqlrow.NullMicros(k.LastUsedAt), k.LastUsedIP, k.RotatedFrom, k.RotatedTo, k.MemberID)
+		VALUES (?`+strings.Repeat(`, ?`, len(values)-1)+`)`, values...)
 	switch {
 	case s.d.Unique(err, "keys.id"):
 		return keyward.Errorf(keyward.CodeConflict, "A key with id %q exists.", k.ID)
@@ -212,15 +208,45 @@ func (s *Store) UpdateKey(ctx context.Context, id string, u keyward.KeyUpdate, a
 		if u.Status != nil {
 			k.Status = *u.Status
 		}
+		if u.RateLimits != nil {
+			k.RateLimits = *u.RateLimits
+		}
+		if u.Quota != nil {
+			k.Quota = u.Quota
+			if *u.Quota == (keyward.Quota{}) {
+				k.Quota = nil
+			}
+		}
 		perms, meta, restr, err := sqlrow.KeyJSON(k.Permissions, k.Metadata, k.Restrictions)
 		if err != nil {
 			return false, err
 		}
-		if _, err := s.exec(ctx, tx, `UPDATE keys SET name = ?, permissions = ?, metadata = ?,
-			restrictions = ?, expires_at = ?, rotate_by = ?, status = ?, updated_at = ? WHERE id = ?`,
-			k.Name, perms, meta, restr, sqlrow.NullMicros(k.ExpiresAt), sqlrow.NullMicros(k.RotateBy),
-			string(k.Status), at.UnixMicro(), id); err != nil {
+		rates, err := sqlrow.WriteRateLimits(k.RateLimits)
+		if err != nil {
 			return false, err
+		}
+		quota, err := sqlrow.WriteQuota(k.Quota)
+		if err != nil {
+			return false, err
+		}
+		if _, err := s.exec(ctx, tx, `UPDATE keys SET name = ?, permissions = ?, metadata = ?,
+			restrictions = ?, expires_at = ?, rotate_by = ?, status = ?, rate_limits = ?, quota = ?,
+			updated_at = ? WHERE id = ?`,
+			k.Name, perms, meta, restr, sqlrow.NullMicros(k.ExpiresAt), sqlrow.NullMicros(k.RotateBy),
+			string(k.Status), rates, quota, at.UnixMicro(), id); err != nil {
+			return false, err
+		}
+		// Credits are written only when set, so that uses counted down
+		// meanwhile by other transactions are not written back over.
+		if u.Credits != nil || u.NoCredits {
+			remaining, refill, err := sqlrow.WriteCredits(u.Credits)
+			if err != nil {
+				return false, err
+			}
+			if _, err := s.exec(ctx, tx, `UPDATE keys SET credits_remaining = ?, credits_refill = ?, credits_refilled_at = ? WHERE id = ?`,
+				remaining, refill, at.UnixMicro(), id); err != nil {
+				return false, err
+			}
 		}
 		return true, s.record(ctx, tx, at, by, keyward.ActionKeyUpdate, k.TenantID, id,
 			keyward.Change{Kind: keyward.ChangeKey, ID: id})

@@ -12,16 +12,30 @@ import (
 	"github.com/keyward/keyward/internal/sqlrow"
 )
 
-const planColumns = `name, capabilities, permissions, api_access, max_keys, created_at, updated_at`
+const planColumns = `name, capabilities, permissions, api_access, max_keys, created_at, updated_at,
+	key_rate_limits, key_quota, tenant_rate_limits, tenant_quota`
 
 func scanPlan(sc sqlrow.Scanner) (*keyward.Plan, error) {
 	var p keyward.Plan
-	var caps, perms string
+	var caps, perms, keyRates, keyQuota, tenantRates, tenantQuota string
 	var created, updated int64
-	if err := sc.Scan(&p.Name, &caps, &perms, &p.APIAccess, &p.MaxKeys, &created, &updated); err != nil {
+	if err := sc.Scan(&p.Name, &caps, &perms, &p.APIAccess, &p.MaxKeys, &created, &updated,
+		&keyRates, &keyQuota, &tenantRates, &tenantQuota); err != nil {
 		return nil, err
 	}
 	var err error
+	if p.KeyRateLimits, err = sqlrow.ReadRateLimits(&keyRates); err != nil {
+		return nil, fmt.Errorf("plan %s: key rate limits: %w", p.Name, err)
+	}
+	if p.KeyQuota, err = sqlrow.ReadQuota(&keyQuota); err != nil {
+		return nil, fmt.Errorf("plan %s: key quota: %w", p.Name, err)
+	}
+	if p.TenantRateLimits, err = sqlrow.ReadRateLimits(&tenantRates); err != nil {
+		return nil, fmt.Errorf("plan %s: tenant rate limits: %w", p.Name, err)
+	}
+	if p.TenantQuota, err = sqlrow.ReadQuota(&tenantQuota); err != nil {
+		return nil, fmt.Errorf("plan %s: tenant quota: %w", p.Name, err)
+	}
 	if p.Capabilities, err = sqlrow.ReadList(caps); err != nil {
 		return nil, fmt.Errorf("plan %s: capabilities: %w", p.Name, err)
 	}
@@ -77,12 +91,13 @@ func (s *Store) plans(ctx context.Context, q querier) ([]*keyward.Plan, error) {
 // tenant) and its change. A taken name is a CodeConflict.
 func (s *Store) CreatePlan(ctx context.Context, p *keyward.Plan, by keyward.Actor) error {
 	return s.write(ctx, func(tx *sql.Tx) error {
-		caps, perms, err := planJSON(p)
+		cols, err := planJSON(p)
 		if err != nil {
 			return err
 		}
-		_, err = s.exec(ctx, tx, `INSERT INTO plans (`+planColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-			p.Name, caps, perms, p.APIAccess, p.MaxKeys, p.CreatedAt.UnixMicro(), p.UpdatedAt.UnixMicro())
+		_, err = s.exec(ctx, tx, `INSERT INTO plans (`+planColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			p.Name, cols.caps, cols.perms, p.APIAccess, p.MaxKeys, p.CreatedAt.UnixMicro(), p.UpdatedAt.UnixMicro(),
+			cols.keyRates, cols.keyQuota, cols.tenantRates, cols.tenantQuota)
 		if s.d.Unique(err, "plans.name") {
 			return &keyward.Error{Code: keyward.CodeConflict, Field: "name",
 				Message: fmt.Sprintf("name: a plan named %q exists already; change it, or choose another name", p.Name), Err: err}
@@ -95,13 +110,52 @@ func (s *Store) CreatePlan(ctx context.Context, p *keyward.Plan, by keyward.Acto
 	})
 }
 
-// planJSON returns the JSON columns of a plan: capabilities, permissions.
-func planJSON(p *keyward.Plan) (caps, perms string, err error) {
-	if caps, err = sqlrow.WriteList(p.Capabilities); err != nil {
-		return "", "", err
+// planText is the text columns of a plan: JSON lists and quotas.
+type planText struct {
+	caps, perms, keyRates, keyQuota, tenantRates, tenantQuota string
+}
+
+// planJSON returns the text columns of a plan: rate limits of none are
+// stored as [], a quota of none as ''.
+func planJSON(p *keyward.Plan) (c planText, err error) {
+	if c.caps, err = sqlrow.WriteList(p.Capabilities); err != nil {
+		return c, err
 	}
-	perms, err = sqlrow.WriteList(p.Permissions)
-	return caps, perms, err
+	if c.perms, err = sqlrow.WriteList(p.Permissions); err != nil {
+		return c, err
+	}
+	if c.keyRates, err = rateLimitsText(p.KeyRateLimits); err != nil {
+		return c, err
+	}
+	if c.keyQuota, err = quotaText(p.KeyQuota); err != nil {
+		return c, err
+	}
+	if c.tenantRates, err = rateLimitsText(p.TenantRateLimits); err != nil {
+		return c, err
+	}
+	c.tenantQuota, err = quotaText(p.TenantQuota)
+	return c, err
+}
+
+// rateLimitsText is a plan's rate limits as stored: [] for none.
+func rateLimitsText(limits []keyward.RateLimit) (string, error) {
+	if limits == nil {
+		limits = []keyward.RateLimit{}
+	}
+	text, err := sqlrow.WriteRateLimits(limits)
+	if err != nil {
+		return "", err
+	}
+	return *text, nil
+}
+
+// quotaText is a plan's quota as stored: '' for none.
+func quotaText(q *keyward.Quota) (string, error) {
+	text, err := sqlrow.WriteQuota(q)
+	if text == nil || err != nil {
+		return "", err
+	}
+	return *text, nil
 }
 
 // UpdatePlan applies the non-nil fields of u, sets UpdatedAt to at, writes
@@ -126,12 +180,22 @@ func (s *Store) UpdatePlan(ctx context.Context, name string, u keyward.PlanUpdat
 		if u.MaxKeys != nil {
 			p.MaxKeys = *u.MaxKeys
 		}
-		caps, perms, err := planJSON(p)
+		if u.KeyRateLimits != nil {
+			p.KeyRateLimits = *u.KeyRateLimits
+		}
+		if u.TenantRateLimits != nil {
+			p.TenantRateLimits = *u.TenantRateLimits
+		}
+		p.KeyQuota = updatedQuota(p.KeyQuota, u.KeyQuota)
+		p.TenantQuota = updatedQuota(p.TenantQuota, u.TenantQuota)
+		c, err := planJSON(p)
 		if err != nil {
 			return err
 		}
-		if _, err := s.exec(ctx, tx, `UPDATE plans SET capabilities = ?, permissions = ?, api_access = ?, max_keys = ?, updated_at = ? WHERE name = ?`,
-			caps, perms, p.APIAccess, p.MaxKeys, at.UnixMicro(), name); err != nil {
+		if _, err := s.exec(ctx, tx, `UPDATE plans SET capabilities = ?, permissions = ?, api_access = ?, max_keys = ?,
+			key_rate_limits = ?, key_quota = ?, tenant_rate_limits = ?, tenant_quota = ?, updated_at = ? WHERE name = ?`,
+			c.caps, c.perms, p.APIAccess, p.MaxKeys, c.keyRates, c.keyQuota, c.tenantRates, c.tenantQuota,
+			at.UnixMicro(), name); err != nil {
 			return err
 		}
 		if err := s.record(ctx, tx, at, by, keyward.ActionPlanUpdate, "", name,
@@ -145,6 +209,18 @@ func (s *Store) UpdatePlan(ctx context.Context, name string, u keyward.PlanUpdat
 		return nil, err
 	}
 	return out, nil
+}
+
+// updatedQuota is a quota as an update leaves it: old when the update
+// has none, none when it is the zero Quota, else the update's.
+func updatedQuota(old, u *keyward.Quota) *keyward.Quota {
+	switch {
+	case u == nil:
+		return old
+	case *u == (keyward.Quota{}):
+		return nil
+	}
+	return u
 }
 
 // checkTenantPlan refuses, with a CodeInvalidRequest naming plan, a plan

@@ -4,19 +4,28 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/keyward/keyward"
 	"github.com/keyward/keyward/internal/sqlrow"
 )
 
-const tenantColumns = `id, slug, plan, status, created_at, updated_at`
+const tenantColumns = `id, slug, plan, status, created_at, updated_at, rate_limits, quota, time_zone`
 
 func scanTenant(sc sqlrow.Scanner) (*keyward.Tenant, error) {
 	var t keyward.Tenant
 	var created, updated int64
-	if err := sc.Scan(&t.ID, &t.Slug, &t.Plan, &t.Status, &created, &updated); err != nil {
+	var rates, quota *string
+	if err := sc.Scan(&t.ID, &t.Slug, &t.Plan, &t.Status, &created, &updated, &rates, &quota, &t.TimeZone); err != nil {
 		return nil, err
+	}
+	var err error
+	if t.RateLimits, err = sqlrow.ReadRateLimits(rates); err != nil {
+		return nil, fmt.Errorf("tenant %s: rate limits: %w", t.ID, err)
+	}
+	if t.Quota, err = sqlrow.ReadQuota(quota); err != nil {
+		return nil, fmt.Errorf("tenant %s: quota: %w", t.ID, err)
 	}
 	t.CreatedAt = sqlrow.FromMicros(created)
 	t.UpdatedAt = sqlrow.FromMicros(updated)
@@ -31,9 +40,18 @@ func (s *Store) CreateTenant(ctx context.Context, t *keyward.Tenant, by keyward.
 		if err := s.checkTenantPlan(ctx, tx, t.ID, t.Plan); err != nil {
 			return err
 		}
-		_, err := s.exec(ctx, tx,
-			`INSERT INTO tenants (`+tenantColumns+`) VALUES (?, ?, ?, ?, ?, ?)`,
-			t.ID, t.Slug, t.Plan, string(t.Status), t.CreatedAt.UnixMicro(), t.UpdatedAt.UnixMicro())
+		rates, err := sqlrow.WriteRateLimits(t.RateLimits)
+		if err != nil {
+			return err
+		}
+		quota, err := sqlrow.WriteQuota(t.Quota)
+		if err != nil {
+			return err
+		}
+		_, err = s.exec(ctx, tx,
+			`INSERT INTO tenants (`+tenantColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			t.ID, t.Slug, t.Plan, string(t.Status), t.CreatedAt.UnixMicro(), t.UpdatedAt.UnixMicro(),
+			rates, quota, t.TimeZone)
 		switch {
 		case s.d.Unique(err, "tenants.slug"):
 			return keyward.Errorf(keyward.CodeConflict, "The tenant slug %q is taken; choose another.", t.Slug)
@@ -124,6 +142,54 @@ func (s *Store) SetTenantStatus(ctx context.Context, id string, status keyward.T
 			return keyward.Errorf(keyward.CodeNotFound, "Tenant %q was not found.", id)
 		}
 		if err := s.record(ctx, tx, at, by, action, id, id,
+			keyward.Change{Kind: keyward.ChangeTenant, ID: id}); err != nil {
+			return err
+		}
+		out, err = s.tenant(ctx, tx, id)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// UpdateTenant applies the non-nil fields of u, sets UpdatedAt to at,
+// writes the audit entry (tenant.update) and the tenant's change, and
+// returns the tenant as stored. An unknown tenant is a CodeNotFound.
+func (s *Store) UpdateTenant(ctx context.Context, id string, u keyward.TenantUpdate, at time.Time, by keyward.Actor) (*keyward.Tenant, error) {
+	if err := u.Check(); err != nil {
+		return nil, err
+	}
+	var out *keyward.Tenant
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		t, err := s.tenant(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		if t.ID != id { // found by slug: the API and the command line give ids
+			return keyward.Errorf(keyward.CodeNotFound, "Tenant %q was not found.", id)
+		}
+		if u.RateLimits != nil {
+			t.RateLimits = *u.RateLimits
+		}
+		t.Quota = updatedQuota(t.Quota, u.Quota)
+		if u.TimeZone != nil {
+			t.TimeZone = *u.TimeZone
+		}
+		rates, err := sqlrow.WriteRateLimits(t.RateLimits)
+		if err != nil {
+			return err
+		}
+		quota, err := sqlrow.WriteQuota(t.Quota)
+		if err != nil {
+			return err
+		}
+		if _, err := s.exec(ctx, tx, `UPDATE tenants SET rate_limits = ?, quota = ?, time_zone = ?, updated_at = ? WHERE id = ?`,
+			rates, quota, t.TimeZone, at.UnixMicro(), id); err != nil {
+			return err
+		}
+		if err := s.record(ctx, tx, at, by, keyward.ActionTenantUpdate, id, id,
 			keyward.Change{Kind: keyward.ChangeTenant, ID: id}); err != nil {
 			return err
 		}

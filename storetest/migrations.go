@@ -28,6 +28,7 @@ func OldDatabases(t *testing.T, newDatabase func(t *testing.T) Database) {
 	t.Run("KeyPrefix", func(t *testing.T) { oldKeyPrefix(t, newDatabase) })
 	t.Run("KeyTimesBeyondYear9999", func(t *testing.T) { oldKeyTimesBeyondYear9999(t, newOld(t, newDatabase(t))) })
 	t.Run("BeforeAccess", func(t *testing.T) { oldBeforeAccess(t, newOld(t, newDatabase(t))) })
+	t.Run("BeforeLimits", func(t *testing.T) { oldBeforeLimits(t, newOld(t, newDatabase(t))) })
 }
 
 // old is a Database opened for a test: its stores, and its own connection.
@@ -78,6 +79,7 @@ func rawExec(t *testing.T, db old, stmts ...string) {
 // further back runs the later migrations again.
 func undoAccess(t *testing.T, db old) {
 	t.Helper()
+	undoLimits(t, db)
 	rawExec(t, db,
 		`DROP INDEX keys_member_created`,
 		`ALTER TABLE audit_log DROP COLUMN actor_member`,
@@ -86,6 +88,67 @@ func undoAccess(t *testing.T, db old) {
 		`DROP TABLE plans`,
 		`DROP TABLE members`,
 		`DELETE FROM goose_db_version WHERE version_id >= 6`)
+}
+
+// undoLimits takes db back to its schema before rate limits, quotas and
+// credits (migration 8), as its Down section would.
+func undoLimits(t *testing.T, db old) {
+	t.Helper()
+	stmts := []string{}
+	for _, c := range []string{"credits_refilled_at", "credits_refill", "credits_remaining", "quota", "rate_limits"} {
+		stmts = append(stmts, `ALTER TABLE keys DROP COLUMN `+c)
+	}
+	for _, c := range []string{"time_zone", "quota", "rate_limits"} {
+		stmts = append(stmts, `ALTER TABLE tenants DROP COLUMN `+c)
+	}
+	for _, c := range []string{"tenant_quota", "tenant_rate_limits", "key_quota", "key_rate_limits"} {
+		stmts = append(stmts, `ALTER TABLE plans DROP COLUMN `+c)
+	}
+	rawExec(t, db, append(stmts, `DELETE FROM goose_db_version WHERE version_id >= 8`)...)
+}
+
+// oldBeforeLimits: a database made before rate limits, quotas and credits
+// keeps every tenant, plan and key; its tenants and keys take their plan's
+// limits (none), and its keys have no credit limit.
+func oldBeforeLimits(t *testing.T, db old) {
+	ctx := t.Context()
+	s := db.open(t)
+	f := newFixture(t, s)
+	ten := f.newTenant("acme")
+	if err := s.CreateTenant(ctx, ten, keyward.CommandLineActor()); err != nil {
+		t.Fatal(err)
+	}
+	k := f.newKey(ten.ID, keyward.Live)
+	if err := s.CreateKey(ctx, k, keyward.CommandLineActor()); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	undoLimits(t, db)
+
+	s2 := openOld(t, db)
+	gotKey, err := s2.Key(ctx, k.ID)
+	if err != nil {
+		t.Fatalf("Key after migrating: %v", err)
+	}
+	if gotKey.RateLimits != nil || gotKey.Quota != nil || gotKey.Credits != nil || gotKey.Name != k.Name {
+		t.Errorf("key after migrating: %+v; want its plan's limits and no credit limit", gotKey)
+	}
+	gotTenant, err := s2.Tenant(ctx, ten.ID)
+	if err != nil {
+		t.Fatalf("Tenant after migrating: %v", err)
+	}
+	if gotTenant.RateLimits != nil || gotTenant.Quota != nil || gotTenant.TimeZone != "" {
+		t.Errorf("tenant after migrating: %+v; want its plan's limits, in UTC", gotTenant)
+	}
+	plan, err := s2.Plan(ctx, keyward.DefaultPlan)
+	if err != nil {
+		t.Fatalf("Plan after migrating: %v", err)
+	}
+	if len(plan.KeyRateLimits) != 0 || len(plan.TenantRateLimits) != 0 || plan.KeyQuota != nil || plan.TenantQuota != nil {
+		t.Errorf("default plan after migrating: %+v; want no limits", plan)
+	}
 }
 
 // oldKeyPrefix: a database made before the key prefix was stored gets, when

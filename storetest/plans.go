@@ -19,8 +19,15 @@ func (f *fixture) newPlan(name string) *keyward.Plan {
 		Permissions:  []string{"contacts:read", "contacts:write"},
 		APIAccess:    true,
 		MaxKeys:      25,
-		CreatedAt:    at,
-		UpdatedAt:    at,
+		KeyRateLimits: []keyward.RateLimit{
+			{Name: "burst", Limit: 10, Period: keyward.Duration(time.Second), Burst: 20},
+			{Name: "hourly", Limit: 1000, Period: keyward.Duration(time.Hour)},
+		},
+		KeyQuota:         &keyward.Quota{Limit: 100_000, Period: keyward.QuotaMonth},
+		TenantRateLimits: []keyward.RateLimit{{Name: "tenant", Limit: 100, Period: keyward.Duration(time.Second)}},
+		TenantQuota:      &keyward.Quota{Limit: 5000, Period: keyward.QuotaDay},
+		CreatedAt:        at,
+		UpdatedAt:        at,
 	}
 }
 
@@ -55,6 +62,20 @@ func wantPlan(t *testing.T, what string, got, want *keyward.Plan) {
 	}
 	if !slices.Equal(got.Permissions, want.Permissions) || got.Permissions == nil {
 		d = append(d, fmt.Sprintf("Permissions = %#v, want %q", got.Permissions, want.Permissions))
+	}
+	// A plan's rate limits are never nil: none is an empty list.
+	wantKeyRates, wantTenantRates := want.KeyRateLimits, want.TenantRateLimits
+	if wantKeyRates == nil {
+		wantKeyRates = []keyward.RateLimit{}
+	}
+	if wantTenantRates == nil {
+		wantTenantRates = []keyward.RateLimit{}
+	}
+	if l := limitsDiff("Key", got.KeyRateLimits, wantKeyRates, got.KeyQuota, want.KeyQuota); l != "" {
+		d = append(d, l)
+	}
+	if l := limitsDiff("Tenant", got.TenantRateLimits, wantTenantRates, got.TenantQuota, want.TenantQuota); l != "" {
+		d = append(d, l)
 	}
 	for _, s := range []string{timeDiff("CreatedAt", got.CreatedAt, want.CreatedAt), timeDiff("UpdatedAt", got.UpdatedAt, want.UpdatedAt)} {
 		if s != "" {

@@ -55,10 +55,13 @@ package storetest
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
+	"reflect"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -103,6 +106,7 @@ func Run(t *testing.T, newStore func(t *testing.T) keyward.Store) {
 		{"AuditStore", []group{{"", auditTests}}},
 		{"ChangeFeed", []group{{"", changeTests}}},
 		{"Settings", []group{{"", settingsTests}}},
+		{"Limits", []group{{"", limitTests}}},
 		{"Concurrency", []group{{"", concurrencyTests}, {"Access", concurrentAccessTests}}},
 	}
 	run := func(t *testing.T, tests []test) {
@@ -330,6 +334,10 @@ func keyDiff(got, want *keyward.Key) []string {
 	}
 	add(optTimeDiff("ExpiresAt", got.ExpiresAt, want.ExpiresAt))
 	add(optTimeDiff("RotateBy", got.RotateBy, want.RotateBy))
+	add(limitsDiff("", got.RateLimits, want.RateLimits, got.Quota, want.Quota))
+	if !reflect.DeepEqual(got.Credits, want.Credits) {
+		add(fmt.Sprintf("Credits = %s, want %s", jsonOf(got.Credits), jsonOf(want.Credits)))
+	}
 	// Compare every field of Restrictions as it grows.
 	if !slices.Equal(got.Restrictions.IPs, want.Restrictions.IPs) {
 		add(fmt.Sprintf("Restrictions.IPs = %q, want %q", got.Restrictions.IPs, want.Restrictions.IPs))
@@ -380,6 +388,12 @@ func wantTenant(t *testing.T, what string, got, want *keyward.Tenant) {
 	if got.ID != want.ID || got.Slug != want.Slug || got.Plan != want.Plan || got.Status != want.Status {
 		d = append(d, fmt.Sprintf("got {%s %s %s %s}, want {%s %s %s %s}",
 			got.ID, got.Slug, got.Plan, got.Status, want.ID, want.Slug, want.Plan, want.Status))
+	}
+	if got.TimeZone != want.TimeZone {
+		d = append(d, fmt.Sprintf("TimeZone = %q, want %q", got.TimeZone, want.TimeZone))
+	}
+	if l := limitsDiff("", got.RateLimits, want.RateLimits, got.Quota, want.Quota); l != "" {
+		d = append(d, l)
 	}
 	for _, s := range []string{timeDiff("CreatedAt", got.CreatedAt, want.CreatedAt), timeDiff("UpdatedAt", got.UpdatedAt, want.UpdatedAt)} {
 		if s != "" {
@@ -586,4 +600,27 @@ var storeTests = []test{
 			f.t.Fatalf("Tenant after a canceled CreateTenant: %v, want not found", err)
 		}
 	}},
+}
+
+// limitsDiff says how rate limits and a quota differ from those wanted,
+// telling nil (inherited) rate limits from empty ones, or returns "".
+// prefix names them, as in "Key" for KeyRateLimits.
+func limitsDiff(prefix string, got, want []keyward.RateLimit, gotQuota, wantQuota *keyward.Quota) string {
+	var d []string
+	if !reflect.DeepEqual(got, want) {
+		d = append(d, fmt.Sprintf("%sRateLimits = %s, want %s", prefix, jsonOf(got), jsonOf(want)))
+	}
+	if !reflect.DeepEqual(gotQuota, wantQuota) {
+		d = append(d, fmt.Sprintf("%sQuota = %s, want %s", prefix, jsonOf(gotQuota), jsonOf(wantQuota)))
+	}
+	return strings.Join(d, "; ")
+}
+
+// jsonOf writes v as JSON for a message.
+func jsonOf(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err.Error()
+	}
+	return string(b)
 }

@@ -310,12 +310,6 @@ func (l *Loaded) generate(opts Options, write func(row []any) error) error {
 	if opts.Keys == 0 {
 		return nil
 	}
-	// Every key has the same permissions, metadata and restrictions, so
-	// their JSON is encoded once.
-	perms, meta, restr, err := sqlrow.KeyJSON(Permissions, map[string]string{}, keyward.Restrictions{})
-	if err != nil {
-		return err
-	}
 	cols := len(keyColumns())
 	stride := 0
 	if opts.Keep > 0 {
@@ -333,6 +327,7 @@ func (l *Loaded) generate(opts Options, write func(row []any) error) error {
 			Name:        fmt.Sprintf("scale key %d", i),
 			Head:        apikey.Head(plain),
 			Hash:        apikey.Hash(plain),
+			Permissions: Permissions,
 			Status:      keyward.KeyActive,
 			CreatedAt:   opts.Now.Add(time.Duration(i) * time.Microsecond),
 			CreatedBy:   keyward.CommandLineActor().ID,
@@ -343,10 +338,10 @@ func (l *Loaded) generate(opts Options, write func(row []any) error) error {
 			l.Kept = append(l.Kept, Kept{Key: plain, ID: k.ID, TenantID: k.TenantID})
 		}
 		// The values of keyColumns, as the stores' insertKey writes them.
-		row := []any{k.ID, k.TenantID, string(k.Environment), k.Name, k.Head, k.Start, k.Last4, k.Hash[:],
-			perms, meta, restr, sqlrow.NullMicros(k.ExpiresAt), sqlrow.NullMicros(k.RotateBy), string(k.Status),
-			k.CreatedAt.UnixMicro(), k.CreatedBy, k.UpdatedAt.UnixMicro(), sqlrow.NullMicros(k.RevokedAt),
-			sqlrow.NullMicros(k.LastUsedAt), k.LastUsedIP, k.RotatedFrom, k.RotatedTo, k.MemberID}
+		row, err := sqlrow.KeyValues(&k)
+		if err != nil {
+			return err
+		}
 		if len(row) != cols {
 			return fmt.Errorf("scale: a key row has %d values for the %d columns of sqlrow.KeyColumns; update the loader",
 				len(row), cols)

@@ -26,7 +26,8 @@ type Scanner interface {
 const KeyColumns = `id, tenant_id, environment, name, prefix, start, last4, hash,
 	permissions, metadata, restrictions, expires_at, rotate_by, status,
 	created_at, created_by, updated_at, revoked_at, last_used_at, last_used_ip,
-	rotated_from, rotated_to, member_id`
+	rotated_from, rotated_to, member_id, rate_limits, quota, credits_remaining,
+	credits_refill`
 
 // StatusCondition is the condition, for a WHERE clause, of the keys that
 // show status st at time now (keyward.Key.StatusAt): revoked keys for
@@ -52,13 +53,25 @@ func ScanKey(store string, sc Scanner) (*keyward.Key, error) {
 		perms, meta, restr                 string
 		expires, rotateBy, revoked, lastAt *int64
 		created, updated                   int64
+		rates, quota                       *string
+		credits                            *int64
+		refill                             string
 	)
 	err := sc.Scan(&k.ID, &k.TenantID, &k.Environment, &k.Name, &k.Head, &k.Start, &k.Last4, &hash,
 		&perms, &meta, &restr, &expires, &rotateBy, &k.Status,
 		&created, &k.CreatedBy, &updated, &revoked, &lastAt, &k.LastUsedIP,
-		&k.RotatedFrom, &k.RotatedTo, &k.MemberID)
+		&k.RotatedFrom, &k.RotatedTo, &k.MemberID, &rates, &quota, &credits, &refill)
 	if err != nil {
 		return nil, err
+	}
+	if k.RateLimits, err = ReadRateLimits(rates); err != nil {
+		return nil, fmt.Errorf("%s: key %s: rate limits: %w", store, k.ID, err)
+	}
+	if k.Quota, err = ReadQuota(quota); err != nil {
+		return nil, fmt.Errorf("%s: key %s: quota: %w", store, k.ID, err)
+	}
+	if k.Credits, err = ReadCredits(credits, refill); err != nil {
+		return nil, fmt.Errorf("%s: key %s: credits: %w", store, k.ID, err)
 	}
 	if len(hash) != len(k.Hash) {
 		return nil, fmt.Errorf("%s: key %s: stored hash has %d bytes", store, k.ID, len(hash))
@@ -83,6 +96,108 @@ func ScanKey(store string, sc Scanner) (*keyward.Key, error) {
 	k.RevokedAt = FromNullMicros(revoked)
 	k.LastUsedAt = FromNullMicros(lastAt)
 	return &k, nil
+}
+
+// KeyValues returns the values of KeyColumns for k, as the stores write
+// a new key.
+func KeyValues(k *keyward.Key) ([]any, error) {
+	perms, meta, restr, err := KeyJSON(k.Permissions, k.Metadata, k.Restrictions)
+	if err != nil {
+		return nil, err
+	}
+	rates, err := WriteRateLimits(k.RateLimits)
+	if err != nil {
+		return nil, err
+	}
+	quota, err := WriteQuota(k.Quota)
+	if err != nil {
+		return nil, err
+	}
+	credits, refill, err := WriteCredits(k.Credits)
+	if err != nil {
+		return nil, err
+	}
+	return []any{k.ID, k.TenantID, string(k.Environment), k.Name, k.Head, k.Start, k.Last4, k.Hash[:],
+		perms, meta, restr, NullMicros(k.ExpiresAt), NullMicros(k.RotateBy), string(k.Status),
+		k.CreatedAt.UnixMicro(), k.CreatedBy, k.UpdatedAt.UnixMicro(), NullMicros(k.RevokedAt),
+		NullMicros(k.LastUsedAt), k.LastUsedIP, k.RotatedFrom, k.RotatedTo, k.MemberID,
+		rates, quota, credits, refill}, nil
+}
+
+// WriteRateLimits is the stored text of a key's or a tenant's rate
+// limits: nil (NULL) for nil, the plan's; JSON otherwise, [] for none.
+func WriteRateLimits(limits []keyward.RateLimit) (*string, error) {
+	if limits == nil {
+		return nil, nil
+	}
+	b, err := json.Marshal(limits)
+	text := string(b)
+	return &text, err
+}
+
+// ReadRateLimits reads what WriteRateLimits stored: nil for NULL, a
+// non-nil slice otherwise.
+func ReadRateLimits(text *string) ([]keyward.RateLimit, error) {
+	if text == nil {
+		return nil, nil
+	}
+	limits := []keyward.RateLimit{}
+	err := json.Unmarshal([]byte(*text), &limits)
+	return limits, err
+}
+
+// WriteQuota is the stored text of a quota: nil (NULL) for none.
+func WriteQuota(q *keyward.Quota) (*string, error) {
+	if q == nil {
+		return nil, nil
+	}
+	b, err := json.Marshal(q)
+	text := string(b)
+	return &text, err
+}
+
+// ReadQuota reads what WriteQuota stored; "" is no quota too, as plans
+// store it.
+func ReadQuota(text *string) (*keyward.Quota, error) {
+	if text == nil || *text == "" {
+		return nil, nil
+	}
+	var q keyward.Quota
+	if err := json.Unmarshal([]byte(*text), &q); err != nil {
+		return nil, err
+	}
+	return &q, nil
+}
+
+// WriteCredits returns the stored columns of a key's credits: remaining
+// (NULL for no limit) and refill ('' for none).
+func WriteCredits(c *keyward.Credits) (remaining *int64, refill string, err error) {
+	if c == nil {
+		return nil, "", nil
+	}
+	if c.Refill != nil {
+		b, err := json.Marshal(c.Refill)
+		if err != nil {
+			return nil, "", err
+		}
+		refill = string(b)
+	}
+	return &c.Remaining, refill, nil
+}
+
+// ReadCredits reads what WriteCredits stored.
+func ReadCredits(remaining *int64, refill string) (*keyward.Credits, error) {
+	if remaining == nil {
+		return nil, nil
+	}
+	c := &keyward.Credits{Remaining: *remaining}
+	if refill != "" {
+		c.Refill = new(keyward.Refill)
+		if err := json.Unmarshal([]byte(refill), c.Refill); err != nil {
+			return nil, err
+		}
+	}
+	return c, nil
 }
 
 // KeyJSON returns the JSON columns of a key: permissions, metadata and

@@ -1,0 +1,184 @@
+package keyward
+
+import (
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+)
+
+// Limits on rate limits, quotas and credits (docs/limits.md).
+const (
+	// MaxRateLimits is the most rate limits one list holds: a key's own
+	// (or its plan's for keys), and its tenant's (or its plan's for
+	// tenants), so that a request is checked against at most twice as
+	// many.
+	MaxRateLimits = 4
+	// MaxRateLimit is the largest limit of a rate limit or a quota.
+	MaxRateLimit = 1_000_000_000
+	// MinRatePeriod and MaxRatePeriod bound a rate limit's period.
+	MinRatePeriod = time.Second
+	MaxRatePeriod = 31 * 24 * time.Hour
+	// MaxCredits is the most credits a key may hold, or be refilled with.
+	MaxCredits = 1_000_000_000_000
+)
+
+// RateLimit allows Limit requests per Period, and at most Burst at once:
+// a bucket of Burst requests that refills at Limit per Period (GCRA).
+// Several apply to a request, and a request is allowed only if every one
+// allows it; a refused request counts against none.
+type RateLimit struct {
+	// Name tells the limits of a list apart, in answers and in the
+	// RateLimit headers, such as burst or hourly.
+	Name   string   `json:"name"`
+	Limit  int64    `json:"limit"`
+	Period Duration `json:"period"`
+	// Burst is the most requests at once; 0 means Limit.
+	Burst int64 `json:"burst,omitempty"`
+}
+
+// Capacity returns the most requests the limit allows at once: Burst, or
+// Limit when Burst is 0.
+func (r RateLimit) Capacity() int64 {
+	if r.Burst > 0 {
+		return r.Burst
+	}
+	return r.Limit
+}
+
+// Duration is a time.Duration written in JSON as Go writes durations,
+// such as "1s", "15m" or "24h".
+type Duration time.Duration
+
+// MarshalJSON writes d as a string such as "1h0m0s".
+func (d Duration) MarshalJSON() ([]byte, error) {
+	return json.Marshal(time.Duration(d).String())
+}
+
+// UnmarshalJSON reads a string such as "1s", "15m" or "24h".
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("a period is a string such as \"1s\", \"15m\" or \"24h\"")
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("%q is not a period; write one such as \"1s\", \"15m\" or \"24h\"", s)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// String writes d as time.Duration does.
+func (d Duration) String() string { return time.Duration(d).String() }
+
+// rateLimitName is the shape of a rate limit's name.
+var rateLimitName = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,31}$`)
+
+// CheckRateLimits refuses, with a CodeInvalidRequest *Error naming the
+// entry at fault (such as rate_limits[1].period), a list of rate limits
+// that is too long, has two of one name, or has a limit out of bounds.
+func CheckRateLimits(field string, limits []RateLimit) error {
+	if len(limits) > MaxRateLimits {
+		return FieldErrorf(field, "has %d rate limits; give at most %d", len(limits), MaxRateLimits)
+	}
+	for i, r := range limits {
+		f := fmt.Sprintf("%s[%d]", field, i)
+		switch {
+		case !rateLimitName.MatchString(r.Name):
+			return FieldErrorf(f+".name", "%q is not a rate limit name: use a lowercase letter, then up to 31 lowercase letters, digits, - or _, such as burst or hourly", r.Name)
+		case r.Limit < 1 || r.Limit > MaxRateLimit:
+			return FieldErrorf(f+".limit", "is %d; give a number of requests from 1 to %d", r.Limit, MaxRateLimit)
+		case time.Duration(r.Period) < MinRatePeriod || time.Duration(r.Period) > MaxRatePeriod:
+			return FieldErrorf(f+".period", "is %s; give a period from 1s to 744h (31 days), such as \"1s\", \"1m\" or \"1h\"; for days and months use a quota", time.Duration(r.Period))
+		case time.Duration(r.Period)%time.Millisecond != 0:
+			return FieldErrorf(f+".period", "is %s; give whole milliseconds at least", time.Duration(r.Period))
+		case r.Burst < 0 || r.Burst > MaxRateLimit:
+			return FieldErrorf(f+".burst", "is %d; give the most requests at once, from 1 to %d, or 0 for the limit itself", r.Burst, MaxRateLimit)
+		}
+		for _, o := range limits[:i] {
+			if o.Name == r.Name {
+				return FieldErrorf(f+".name", "%q names two rate limits; give each its own name", r.Name)
+			}
+		}
+	}
+	return nil
+}
+
+// QuotaPeriod is the calendar period of a quota or of a credit refill.
+type QuotaPeriod string
+
+// Quota periods: a calendar day or month, in UTC or in the tenant's time
+// zone (Tenant.TimeZone).
+const (
+	QuotaDay   QuotaPeriod = "day"
+	QuotaMonth QuotaPeriod = "month"
+)
+
+// Valid reports whether p is a known period.
+func (p QuotaPeriod) Valid() bool { return p == QuotaDay || p == QuotaMonth }
+
+// Quota allows Limit requests per calendar day or month.
+type Quota struct {
+	Limit  int64       `json:"limit"`
+	Period QuotaPeriod `json:"period"`
+}
+
+// CheckQuota refuses, with a CodeInvalidRequest *Error naming the field at
+// fault, a quota out of bounds; nil is no quota and passes.
+func CheckQuota(field string, q *Quota) error {
+	switch {
+	case q == nil:
+		return nil
+	case q.Limit < 1 || q.Limit > MaxRateLimit:
+		return FieldErrorf(field+".limit", "is %d; give a number of requests from 1 to %d", q.Limit, MaxRateLimit)
+	case !q.Period.Valid():
+		return FieldErrorf(field+".period", "is %q; give %q or %q", q.Period, QuotaDay, QuotaMonth)
+	}
+	return nil
+}
+
+// Credits are the uses a key has left: each allowed request costs one, or
+// the cost its route declares. Refill, when set, puts Remaining back to
+// Refill.Amount at the start of every calendar day or month.
+type Credits struct {
+	Remaining int64   `json:"remaining"`
+	Refill    *Refill `json:"refill,omitempty"`
+}
+
+// Refill is how a key's credits are refilled.
+type Refill struct {
+	Amount   int64       `json:"amount"`
+	Interval QuotaPeriod `json:"interval"`
+}
+
+// CheckCredits refuses, with a CodeInvalidRequest *Error naming the field
+// at fault, credits out of bounds; nil is unlimited and passes.
+func CheckCredits(field string, c *Credits) error {
+	switch {
+	case c == nil:
+		return nil
+	case c.Remaining < 0 || c.Remaining > MaxCredits:
+		return FieldErrorf(field+".remaining", "is %d; give a number of uses from 0 to %d", c.Remaining, int64(MaxCredits))
+	case c.Refill == nil:
+		return nil
+	case c.Refill.Amount < 1 || c.Refill.Amount > MaxCredits:
+		return FieldErrorf(field+".refill.amount", "is %d; give a number of uses from 1 to %d", c.Refill.Amount, int64(MaxCredits))
+	case !c.Refill.Interval.Valid():
+		return FieldErrorf(field+".refill.interval", "is %q; give %q or %q", c.Refill.Interval, QuotaDay, QuotaMonth)
+	}
+	return nil
+}
+
+// CheckTimeZone refuses, with a CodeInvalidRequest *Error naming field, a
+// time zone that is not an IANA name such as Europe/Paris; "" is UTC.
+func CheckTimeZone(field, tz string) error {
+	if tz == "" {
+		return nil
+	}
+	if _, err := time.LoadLocation(tz); err != nil || tz == "Local" || strings.HasPrefix(tz, "/") {
+		return FieldErrorf(field, "%q is not a time zone; give an IANA name such as UTC, Europe/Paris or America/New_York", tz)
+	}
+	return nil
+}
