@@ -70,6 +70,11 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
+// JSONSchemaBytes describes a Duration in the OpenAPI document: a string.
+func (Duration) JSONSchemaBytes() ([]byte, error) {
+	return []byte(`{"type":"string","description":"a duration such as 1s, 15m or 24h","examples":["1s"]}`), nil
+}
+
 // String writes d as time.Duration does.
 func (d Duration) String() string { return time.Duration(d).String() }
 

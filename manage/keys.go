@@ -24,6 +24,9 @@ type CreateKeyInput struct {
 	Metadata     map[string]string     `json:"metadata,omitempty" description:"tags such as owner, service, environment: names of 1 to 64 letters, digits, dots, dashes and underscores; values of visible text, at most 256 bytes in UTF-8"`
 	Restrictions *keyward.Restrictions `json:"restrictions,omitempty"`
 	MemberID     string                `json:"member_id,omitempty" description:"the member the key belongs to, whose permissions bound it: a root key, or an admin or owner, may make a key for a member of the tenant; a member's key makes keys for its own member when this is left out"`
+	RateLimits   []keyward.RateLimit   `json:"rate_limits,omitempty" description:"the key's own rate limits, instead of its plan's (root keys only); [] for none at all"`
+	Quota        *keyward.Quota        `json:"quota,omitempty" description:"the key's own quota, instead of its plan's (root keys only)"`
+	Credits      *keyward.Credits      `json:"credits,omitempty" description:"uses the key has, each allowed request costing 1 or its route's cost, optionally refilled (root keys only); absent: no limit"`
 }
 
 // UpdateKeyInput changes a key; absent fields stay as they are.
@@ -35,6 +38,10 @@ type UpdateKeyInput struct {
 	Metadata     *map[string]string    `json:"metadata,omitempty" description:"replaces all metadata (tags)"`
 	Restrictions *keyward.Restrictions `json:"restrictions,omitempty" description:"replaces the restrictions"`
 	Enabled      *bool                 `json:"enabled,omitempty" description:"false disables the key until it is enabled again"`
+	RateLimits   *[]keyward.RateLimit  `json:"rate_limits,omitempty" description:"replaces the key's own rate limits (root keys only); [] for none at all"`
+	Quota        *keyward.Quota        `json:"quota,omitempty" description:"replaces the key's own quota (root keys only)"`
+	Credits      *keyward.Credits      `json:"credits,omitempty" description:"sets the key's credits, remaining uses included (root keys only): uses under way count down from the new value"`
+	Unset        []string              `json:"unset,omitempty" enum:"rate_limits,quota,credits" description:"fields to take away: rate_limits and quota give the key its plan's again, credits takes its credit limit away (root keys only)"`
 }
 
 // RotateKeyInput asks for a successor key.
@@ -103,6 +110,13 @@ func (s *Service) createKey(ctx context.Context, c Caller, in CreateKeyInput, id
 		return nil, "", err
 	}
 	if k.Restrictions, err = checkRestrictions(in.Restrictions); err != nil {
+		return nil, "", err
+	}
+	if err := checkNewLimits(c, map[string]bool{"rate_limits": in.RateLimits != nil, "quota": in.Quota != nil, "credits": in.Credits != nil}); err != nil {
+		return nil, "", err
+	}
+	k.RateLimits, k.Quota, k.Credits = in.RateLimits, in.Quota, in.Credits
+	if err := k.CheckLimits(); err != nil {
 		return nil, "", err
 	}
 	if err := checkBounds(c, k); err != nil {
@@ -321,13 +335,16 @@ func (s *Service) UpdateKey(ctx context.Context, c Caller, id string, in UpdateK
 		}
 		u.Status = &st
 	}
+	if err := s.keyLimitsChange(c, k, in, &u); err != nil {
+		return nil, err
+	}
 	if err := checkBounds(c, applied(k, u)); err != nil {
 		return nil, err
 	}
 	// A revoked key is refused by the store (409) whatever the request.
 	if k.Status != keyward.KeyRevoked && !dropUnchanged(&u, k) {
 		return nil, keyward.Errorf(keyward.CodeInvalidRequest,
-			"Nothing to change: the request gives no field, or only values the key has already. Send at least one of name, permissions, expires, rotate_by, metadata, restrictions or enabled with a new value.")
+			"Nothing to change: the request gives no field, or only values the key has already. Send at least one of name, permissions, expires, rotate_by, metadata, restrictions, enabled, rate_limits, quota, credits or unset with a new value.")
 	}
 	k, err = s.store.UpdateKey(ctx, id, u, now, c.Actor)
 	if keyward.ErrorCode(err) == keyward.CodeConflict {
@@ -338,6 +355,38 @@ func (s *Service) UpdateKey(ctx context.Context, c Caller, id string, in UpdateK
 	}
 	s.changed(ctx)
 	return k, nil
+}
+
+// keyLimitsChange puts into u the change of rate limits, quota and
+// credits that in asks of key k, after authorizeLimits.
+func (s *Service) keyLimitsChange(c Caller, k *keyward.Key, in UpdateKeyInput, u *keyward.KeyUpdate) error {
+	given := map[string]bool{"rate_limits": in.RateLimits != nil, "quota": in.Quota != nil, "credits": in.Credits != nil}
+	unset, err := unsetFields(in.Unset, []string{"rate_limits", "quota", "credits"}, func(f string) bool { return given[f] })
+	if err != nil {
+		return err
+	}
+	for _, f := range []string{"rate_limits", "quota", "credits"} {
+		if given[f] || unset[f] {
+			if err := authorizeLimits(c, f); err != nil {
+				return err
+			}
+		}
+	}
+	if u.RateLimits, err = rateLimitsChange("rate_limits", in.RateLimits, unset["rate_limits"], k.RateLimits); err != nil {
+		return err
+	}
+	if u.Quota, err = quotaChange("quota", in.Quota, unset["quota"], k.Quota); err != nil {
+		return err
+	}
+	if in.Credits != nil {
+		if err := keyward.CheckCredits("credits", in.Credits); err != nil {
+			return err
+		}
+		credits := *in.Credits
+		u.Credits = &credits
+	}
+	u.NoCredits = unset["credits"] && k.Credits != nil
+	return nil
 }
 
 // revokedMessage answers a change to a revoked key.

@@ -31,14 +31,25 @@ type CreatePlanInput struct {
 	Permissions  []string `json:"permissions,omitempty" description:"the permissions its tenants' keys may use, from the catalogue; absent or empty: every one"`
 	APIAccess    *bool    `json:"api_access,omitempty" description:"whether its tenants may use keys at all; default true"`
 	MaxKeys      int      `json:"max_keys,omitempty" description:"the most unrevoked keys a tenant may hold; 0 or absent: no limit"`
+	// Limits of each key of its tenants, and of each tenant's keys
+	// together (docs/limits.md).
+	KeyRateLimits    []keyward.RateLimit `json:"key_rate_limits,omitempty" description:"the rate limits of each key of its tenants, unless the key has its own"`
+	KeyQuota         *keyward.Quota      `json:"key_quota,omitempty" description:"the quota of each key of its tenants, unless the key has its own"`
+	TenantRateLimits []keyward.RateLimit `json:"tenant_rate_limits,omitempty" description:"the rate limits of all the keys of a tenant together, unless the tenant has its own"`
+	TenantQuota      *keyward.Quota      `json:"tenant_quota,omitempty" description:"the quota of all the keys of a tenant together, unless the tenant has its own"`
 }
 
 // UpdatePlanInput changes a plan; absent fields stay as they are.
 type UpdatePlanInput struct {
-	Capabilities *[]string `json:"capabilities,omitempty" description:"replaces the capabilities"`
-	Permissions  *[]string `json:"permissions,omitempty" description:"replaces the permissions; empty: every one"`
-	APIAccess    *bool     `json:"api_access,omitempty" description:"false: its tenants' keys are refused with 403 plan_not_entitled"`
-	MaxKeys      *int      `json:"max_keys,omitempty" description:"0: no limit; a lower limit keeps the keys a tenant holds working, and refuses new ones"`
+	Capabilities     *[]string            `json:"capabilities,omitempty" description:"replaces the capabilities"`
+	Permissions      *[]string            `json:"permissions,omitempty" description:"replaces the permissions; empty: every one"`
+	APIAccess        *bool                `json:"api_access,omitempty" description:"false: its tenants' keys are refused with 403 plan_not_entitled"`
+	MaxKeys          *int                 `json:"max_keys,omitempty" description:"0: no limit; a lower limit keeps the keys a tenant holds working, and refuses new ones"`
+	KeyRateLimits    *[]keyward.RateLimit `json:"key_rate_limits,omitempty" description:"replaces the rate limits of each key; [] for none"`
+	KeyQuota         *keyward.Quota       `json:"key_quota,omitempty" description:"replaces the quota of each key"`
+	TenantRateLimits *[]keyward.RateLimit `json:"tenant_rate_limits,omitempty" description:"replaces the rate limits of each tenant's keys together; [] for none"`
+	TenantQuota      *keyward.Quota       `json:"tenant_quota,omitempty" description:"replaces the quota of each tenant's keys together"`
+	Unset            []string             `json:"unset,omitempty" enum:"key_quota,tenant_quota" description:"quotas to take away"`
 }
 
 // CreatePermissionInput asks for a new entry of the permission catalogue.
@@ -65,6 +76,17 @@ func (s *Service) CreatePlan(ctx context.Context, c Caller, in CreatePlanInput) 
 		return nil, err
 	}
 	if p.MaxKeys, err = checkMaxKeys(in.MaxKeys); err != nil {
+		return nil, err
+	}
+	p.KeyRateLimits, p.KeyQuota = in.KeyRateLimits, in.KeyQuota
+	p.TenantRateLimits, p.TenantQuota = in.TenantRateLimits, in.TenantQuota
+	if p.KeyRateLimits == nil {
+		p.KeyRateLimits = []keyward.RateLimit{}
+	}
+	if p.TenantRateLimits == nil {
+		p.TenantRateLimits = []keyward.RateLimit{}
+	}
+	if err := p.CheckLimits(); err != nil {
 		return nil, err
 	}
 	if err := s.store.CreatePlan(ctx, p, c.Actor); err != nil {
@@ -135,9 +157,26 @@ func (s *Service) UpdatePlan(ctx context.Context, c Caller, name string, in Upda
 			u.MaxKeys = &n
 		}
 	}
+	given := map[string]bool{"key_quota": in.KeyQuota != nil, "tenant_quota": in.TenantQuota != nil}
+	unset, err := unsetFields(in.Unset, []string{"key_quota", "tenant_quota"}, func(f string) bool { return given[f] })
+	if err != nil {
+		return nil, err
+	}
+	if u.KeyRateLimits, err = rateLimitsChange("key_rate_limits", in.KeyRateLimits, false, p.KeyRateLimits); err != nil {
+		return nil, err
+	}
+	if u.KeyQuota, err = quotaChange("key_quota", in.KeyQuota, unset["key_quota"], p.KeyQuota); err != nil {
+		return nil, err
+	}
+	if u.TenantRateLimits, err = rateLimitsChange("tenant_rate_limits", in.TenantRateLimits, false, p.TenantRateLimits); err != nil {
+		return nil, err
+	}
+	if u.TenantQuota, err = quotaChange("tenant_quota", in.TenantQuota, unset["tenant_quota"], p.TenantQuota); err != nil {
+		return nil, err
+	}
 	if u == (keyward.PlanUpdate{}) {
 		return nil, keyward.Errorf(keyward.CodeInvalidRequest,
-			"Nothing to change: the request gives no field, or only values the plan has already. Send at least one of capabilities, permissions, api_access or max_keys with a new value.")
+			"Nothing to change: the request gives no field, or only values the plan has already. Send at least one of capabilities, permissions, api_access, max_keys, key_rate_limits, key_quota, tenant_rate_limits, tenant_quota or unset with a new value.")
 	}
 	p, err = s.store.UpdatePlan(ctx, name, u, s.now().UTC().Truncate(time.Microsecond), c.Actor)
 	if err != nil {

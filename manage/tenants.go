@@ -18,7 +18,11 @@ type CreateTenantInput struct {
 
 // UpdateTenantInput changes a tenant; absent fields stay as they are.
 type UpdateTenantInput struct {
-	Plan *string `json:"plan,omitempty" description:"move the tenant to this plan, which must exist; its keys are bound by it on every node within a second" example:"pro"`
+	Plan       *string              `json:"plan,omitempty" description:"move the tenant to this plan, which must exist; its keys are bound by it on every node within a second" example:"pro"`
+	RateLimits *[]keyward.RateLimit `json:"rate_limits,omitempty" description:"the rate limits of all the tenant's keys together, instead of its plan's; [] for none at all"`
+	Quota      *keyward.Quota       `json:"quota,omitempty" description:"the quota of all the tenant's keys together, instead of its plan's"`
+	TimeZone   *string              `json:"time_zone,omitempty" description:"the IANA time zone whose calendar days and months its quotas and credit refills count in; \"\" for UTC" example:"Europe/Paris"`
+	Unset      []string             `json:"unset,omitempty" enum:"rate_limits,quota" description:"fields to give back the plan's values"`
 }
 
 var (
@@ -97,8 +101,10 @@ func (s *Service) Tenants(ctx context.Context, c Caller, p keyward.Page) ([]*key
 	return s.store.Tenants(ctx, p)
 }
 
-// UpdateTenant changes a tenant: it moves it to another plan. Only root
-// may; the system tenant stays on the default plan.
+// UpdateTenant changes a tenant: it moves it to another plan, and sets
+// its limits and time zone. Only root may; the system tenant stays on the
+// default plan. A plan and limits in one request are written one after
+// the other, the plan first.
 func (s *Service) UpdateTenant(ctx context.Context, c Caller, idOrSlug string, in UpdateTenantInput) (*keyward.Tenant, error) {
 	if err := Authorize(c, Root); err != nil {
 		return nil, err
@@ -107,31 +113,77 @@ func (s *Service) UpdateTenant(ctx context.Context, c Caller, idOrSlug string, i
 	if err != nil {
 		return nil, err
 	}
-	if in.Plan == nil {
-		return nil, keyward.Errorf(keyward.CodeInvalidRequest, "Nothing to change: send the plan to move the tenant to, such as {\"plan\": \"pro\"}.")
-	}
-	plan := *in.Plan
-	switch {
-	case plan == "":
-		return nil, keyward.FieldErrorf("plan", "is empty; give the name of the plan to move the tenant to")
-	case !planPattern.MatchString(plan):
-		return nil, keyward.FieldErrorf("plan", "%q is not valid: use up to 64 lowercase letters, digits, dashes and underscores", plan)
-	case t.ID == keyward.SystemTenantID:
-		return nil, keyward.FieldErrorf("plan", "the system tenant holds the root keys and stays on the %q plan, so that no plan can lock the operator out", keyward.DefaultPlan)
-	case plan == t.Plan:
-		return nil, keyward.FieldErrorf("plan", "the tenant is on %s already", quote(plan))
-	}
-	if _, err := s.store.Plan(ctx, plan); keyward.ErrorCode(err) == keyward.CodeNotFound {
-		return nil, s.noPlan(ctx, "plan", plan)
-	} else if err != nil {
-		return nil, err
-	}
-	t, err = s.store.SetTenantPlan(ctx, t.ID, plan, s.now().UTC().Truncate(time.Microsecond), c.Actor)
+	u, err := tenantLimitsChange(t, in)
 	if err != nil {
 		return nil, err
 	}
+	if in.Plan == nil && u == (keyward.TenantUpdate{}) {
+		return nil, keyward.Errorf(keyward.CodeInvalidRequest, "Nothing to change: send the plan to move the tenant to, such as {\"plan\": \"pro\"}, or its rate_limits, quota, time_zone or unset with a new value.")
+	}
+	if in.Plan != nil {
+		if err := s.checkTenantPlanChange(ctx, t, *in.Plan); err != nil {
+			return nil, err
+		}
+	}
+	now := s.now().UTC().Truncate(time.Microsecond)
+	if in.Plan != nil {
+		if t, err = s.store.SetTenantPlan(ctx, t.ID, *in.Plan, now, c.Actor); err != nil {
+			return nil, err
+		}
+	}
+	if u != (keyward.TenantUpdate{}) {
+		if t, err = s.store.UpdateTenant(ctx, t.ID, u, now, c.Actor); err != nil {
+			return nil, err
+		}
+	}
 	s.changed(ctx)
 	return t, nil
+}
+
+// tenantLimitsChange is the change of limits and time zone that in asks
+// of tenant t; fields that would stay as they are are left out.
+func tenantLimitsChange(t *keyward.Tenant, in UpdateTenantInput) (keyward.TenantUpdate, error) {
+	var u keyward.TenantUpdate
+	given := map[string]bool{"rate_limits": in.RateLimits != nil, "quota": in.Quota != nil}
+	unset, err := unsetFields(in.Unset, []string{"rate_limits", "quota"}, func(f string) bool { return given[f] })
+	if err != nil {
+		return u, err
+	}
+	if u.RateLimits, err = rateLimitsChange("rate_limits", in.RateLimits, unset["rate_limits"], t.RateLimits); err != nil {
+		return u, err
+	}
+	if u.Quota, err = quotaChange("quota", in.Quota, unset["quota"], t.Quota); err != nil {
+		return u, err
+	}
+	if in.TimeZone != nil && *in.TimeZone != t.TimeZone {
+		if err := keyward.CheckTimeZone("time_zone", *in.TimeZone); err != nil {
+			return u, err
+		}
+		u.TimeZone = in.TimeZone
+	}
+	return u, nil
+}
+
+// checkTenantPlanChange refuses a move of tenant t to plan that is not
+// one: an empty or malformed name, the system tenant, the plan it is on,
+// a plan that does not exist.
+func (s *Service) checkTenantPlanChange(ctx context.Context, t *keyward.Tenant, plan string) error {
+	switch {
+	case plan == "":
+		return keyward.FieldErrorf("plan", "is empty; give the name of the plan to move the tenant to")
+	case !planPattern.MatchString(plan):
+		return keyward.FieldErrorf("plan", "%q is not valid: use up to 64 lowercase letters, digits, dashes and underscores", plan)
+	case t.ID == keyward.SystemTenantID:
+		return keyward.FieldErrorf("plan", "the system tenant holds the root keys and stays on the %q plan, so that no plan can lock the operator out", keyward.DefaultPlan)
+	case plan == t.Plan:
+		return keyward.FieldErrorf("plan", "the tenant is on %s already", quote(plan))
+	}
+	if _, err := s.store.Plan(ctx, plan); keyward.ErrorCode(err) == keyward.CodeNotFound {
+		return s.noPlan(ctx, "plan", plan)
+	} else if err != nil {
+		return err
+	}
+	return nil
 }
 
 // SuspendTenant stops every key of a tenant from working until it is resumed.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"reflect"
 	"slices"
 	"strings"
 	"time"
@@ -49,6 +50,7 @@ func (a *app) keysCreateCommand() *cobra.Command {
 		expires, rotateBy string
 		metadata          []string
 		rf                restrictionFlags
+		lf                limitFlags
 	)
 	c := &cobra.Command{
 		Use:   "create --tenant T --name N",
@@ -84,6 +86,19 @@ ahead; "never", or no flag, for none.`,
 				return err
 			}
 			in.Metadata = md
+			rates, err := lf.rateLimits(cmd)
+			if err != nil {
+				return err
+			}
+			if rates != nil {
+				in.RateLimits = *rates
+			}
+			if in.Quota, err = lf.quotaOf(cmd); err != nil {
+				return err
+			}
+			if in.Credits, err = lf.creditsOf(cmd); err != nil {
+				return err
+			}
 			return a.withService(cmd.Context(), func(svc *manage.Service) error {
 				k, plaintext, err := svc.CreateKey(cmd.Context(), manage.CommandLine(), in)
 				if err != nil {
@@ -110,6 +125,7 @@ ahead; "never", or no flag, for none.`,
 	rf.register(f, "default")
 	f.StringArrayVar(&metadata, "metadata", nil, "a tag KEY=VALUE, such as owner=billing; repeat for more")
 	f.StringVar(&in.MemberID, "member", "", "the id of the member the key belongs to, whose permissions bound it (default none: a key of the tenant as a whole)")
+	lf.register(f, "", "the key, instead of its plan's", true)
 	return c
 }
 
@@ -181,6 +197,8 @@ func (a *app) keysUpdateCommand() *cobra.Command {
 		perms, metadata         []string
 		enable, disable         bool
 		rf                      restrictionFlags
+		lf                      limitFlags
+		unset                   []string
 	)
 	c := &cobra.Command{
 		Use:   "update ID",
@@ -229,8 +247,19 @@ to clear one.`,
 				e := !disable
 				in.Enabled = &e
 			}
-			if in == (manage.UpdateKeyInput{}) && !rf.changed(cmd) {
-				return usageError{errors.New("nothing to change: give at least one of --name, --permissions, --expires, --rotate-by, --allow-ip, --allow-referrer, --allow-endpoint, --allow-resource, --metadata, --enable, --disable")}
+			var err error
+			if in.RateLimits, err = lf.rateLimits(cmd); err != nil {
+				return err
+			}
+			if in.Quota, err = lf.quotaOf(cmd); err != nil {
+				return err
+			}
+			if in.Credits, err = lf.creditsOf(cmd); err != nil {
+				return err
+			}
+			in.Unset = unset
+			if reflect.ValueOf(in).IsZero() && !rf.changed(cmd) {
+				return usageError{errors.New("nothing to change: give at least one of --name, --permissions, --expires, --rotate-by, --allow-ip, --allow-referrer, --allow-endpoint, --allow-resource, --metadata, --enable, --disable, --rate-limit, --quota, --credits, --unset")}
 			}
 			return a.withService(cmd.Context(), func(svc *manage.Service) error {
 				if rf.changed(cmd) {
@@ -257,6 +286,8 @@ to clear one.`,
 		},
 	}
 	f := c.Flags()
+	lf.register(f, "", "the key, instead of its plan's", true)
+	f.StringSliceVar(&unset, "unset", nil, "take away: rate_limits or quota (the plan's again), credits (no limit); comma-separated")
 	f.StringVar(&name, "name", "", "a new name")
 	f.StringSliceVar(&perms, "permissions", nil, "the new permissions, comma-separated (replaces them all)")
 	f.StringVar(&expires, "expires", "", `when the key stops working: a date, a duration such as 90d, or "never"`)
@@ -352,6 +383,9 @@ func (a *app) printKey(w io.Writer, k *keyward.Key, now time.Time) error {
 		"endpoints", joinList(k.Restrictions.Endpoints, "any"),
 		"resources", joinResources(k.Restrictions.Resources),
 		"metadata", joinMap(k.Metadata),
+		"rate limits", formatRateLimits(k.RateLimits, "the plan's"),
+		"quota", formatQuota(k.Quota, "the plan's"),
+		"credits", formatCredits(k.Credits),
 		"created", when(k.CreatedAt)+" by "+shown(k.CreatedBy),
 		"expires", whenOr(k.ExpiresAt, "never"),
 		"rotate by", whenOr(k.RotateBy, "-"),

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"reflect"
 	"strconv"
 
 	"github.com/keyward/keyward"
@@ -25,8 +26,10 @@ func (a *app) plansCommand() *cobra.Command {
 
 func (a *app) plansCreateCommand() *cobra.Command {
 	var (
-		in        manage.CreatePlanInput
-		apiAccess bool
+		in           manage.CreatePlanInput
+		apiAccess    bool
+		keyLimits    limitFlags
+		tenantLimits limitFlags
 	)
 	c := &cobra.Command{
 		Use:   "create NAME",
@@ -40,6 +43,17 @@ one); --max-keys the most unrevoked keys a tenant may hold (0: no limit);
 			in.Name = argv[0]
 			in.Capabilities, in.Permissions = nonEmpty(in.Capabilities), nonEmpty(in.Permissions)
 			in.APIAccess = &apiAccess
+			l, err := planLimits(cmd, &keyLimits, &tenantLimits)
+			if err != nil {
+				return err
+			}
+			if l.keyRates != nil {
+				in.KeyRateLimits = *l.keyRates
+			}
+			if l.tenantRates != nil {
+				in.TenantRateLimits = *l.tenantRates
+			}
+			in.KeyQuota, in.TenantQuota = l.keyQuota, l.tenantQuota
 			return a.withService(cmd.Context(), func(svc *manage.Service) error {
 				p, err := svc.CreatePlan(cmd.Context(), manage.CommandLine(), in)
 				if err != nil {
@@ -58,7 +72,31 @@ one); --max-keys the most unrevoked keys a tenant may hold (0: no limit);
 	f.StringSliceVar(&in.Permissions, "permissions", nil, "the permissions its tenants' keys may use, comma-separated (default every one)")
 	f.BoolVar(&apiAccess, "api-access", true, "whether its tenants may use keys at all")
 	f.IntVar(&in.MaxKeys, "max-keys", 0, "the most unrevoked keys a tenant may hold; 0 for no limit")
+	keyLimits.register(f, "key-", "each key of its tenants", false)
+	tenantLimits.register(f, "tenant-", "all the keys of a tenant together", false)
 	return c
+}
+
+// planLimitValues are a plan's limits as its flags give them: nil for a
+// flag not given.
+type planLimitValues struct {
+	keyRates, tenantRates *[]keyward.RateLimit
+	keyQuota, tenantQuota *keyward.Quota
+}
+
+// planLimits reads the --key-… and --tenant-… limit flags of a plan.
+func planLimits(cmd *cobra.Command, keyLimits, tenantLimits *limitFlags) (l planLimitValues, err error) {
+	if l.keyRates, err = keyLimits.rateLimits(cmd); err != nil {
+		return l, err
+	}
+	if l.keyQuota, err = keyLimits.quotaOf(cmd); err != nil {
+		return l, err
+	}
+	if l.tenantRates, err = tenantLimits.rateLimits(cmd); err != nil {
+		return l, err
+	}
+	l.tenantQuota, err = tenantLimits.quotaOf(cmd)
+	return l, err
 }
 
 func (a *app) plansListCommand() *cobra.Command {
@@ -108,9 +146,12 @@ func (a *app) plansShowCommand() *cobra.Command {
 
 func (a *app) plansUpdateCommand() *cobra.Command {
 	var (
-		caps, perms []string
-		apiAccess   bool
-		max         int
+		caps, perms  []string
+		apiAccess    bool
+		max          int
+		keyLimits    limitFlags
+		tenantLimits limitFlags
+		unset        []string
 	)
 	c := &cobra.Command{
 		Use:   "update NAME",
@@ -137,8 +178,14 @@ tenants' keys lose, they lose at once, on every node.`,
 			if changed("max-keys") {
 				in.MaxKeys = &max
 			}
-			if in == (manage.UpdatePlanInput{}) {
-				return usageError{errors.New("nothing to change: give at least one of --capabilities, --permissions, --api-access, --max-keys")}
+			l, err := planLimits(cmd, &keyLimits, &tenantLimits)
+			if err != nil {
+				return err
+			}
+			in.KeyRateLimits, in.KeyQuota, in.TenantRateLimits, in.TenantQuota = l.keyRates, l.keyQuota, l.tenantRates, l.tenantQuota
+			in.Unset = unset
+			if reflect.ValueOf(in).IsZero() {
+				return usageError{errors.New("nothing to change: give at least one of --capabilities, --permissions, --api-access, --max-keys, --key-rate-limit, --key-quota, --tenant-rate-limit, --tenant-quota, --unset")}
 			}
 			return a.withService(cmd.Context(), func(svc *manage.Service) error {
 				p, err := svc.UpdatePlan(cmd.Context(), manage.CommandLine(), argv[0], in)
@@ -158,6 +205,9 @@ tenants' keys lose, they lose at once, on every node.`,
 	f.StringSliceVar(&perms, "permissions", nil, "the new permissions, comma-separated (replaces them all; none: every one)")
 	f.BoolVar(&apiAccess, "api-access", true, "whether its tenants may use keys at all")
 	f.IntVar(&max, "max-keys", 0, "the most unrevoked keys a tenant may hold; 0 for no limit")
+	keyLimits.register(f, "key-", "each key of its tenants", false)
+	tenantLimits.register(f, "tenant-", "all the keys of a tenant together", false)
+	f.StringSliceVar(&unset, "unset", nil, "quotas to take away: key_quota, tenant_quota; comma-separated")
 	return c
 }
 
@@ -182,6 +232,10 @@ func printPlan(w io.Writer, p *keyward.Plan) error {
 		"max keys", maxKeys(p.MaxKeys),
 		"capabilities", joinList(p.Capabilities, "-"),
 		"permissions", joinList(p.Permissions, "all"),
+		"key rate limits", formatRateLimits(p.KeyRateLimits, "none"),
+		"key quota", formatQuota(p.KeyQuota, "none"),
+		"tenant rate limits", formatRateLimits(p.TenantRateLimits, "none"),
+		"tenant quota", formatQuota(p.TenantQuota, "none"),
 		"created", when(p.CreatedAt),
 		"updated", when(p.UpdatedAt),
 	)

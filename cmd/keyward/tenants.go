@@ -1,9 +1,11 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 
 	"github.com/keyward/keyward"
 	"github.com/keyward/keyward/manage"
@@ -50,30 +52,63 @@ func (a *app) tenantsCreateCommand() *cobra.Command {
 }
 
 func (a *app) tenantsUpdateCommand() *cobra.Command {
-	var plan string
+	var (
+		plan, zone string
+		lf         limitFlags
+		unset      []string
+	)
 	c := &cobra.Command{
-		Use:   "update ID|SLUG --plan P",
-		Short: "Move a tenant to another plan",
-		Long:  "Move a tenant to another plan, which must exist. Its keys are bound by the new plan at once, on every node.",
-		Args:  args(cobra.ExactArgs(1)),
+		Use:   "update ID|SLUG",
+		Short: "Move a tenant to another plan, or set its limits; only the flags given change anything",
+		Long: `Move a tenant to another plan, which must exist, or set the rate limits and
+quota of all its keys together instead of its plan's, and the time zone its
+quotas count days and months in. Its keys are bound by the change at once, on
+every node.`,
+		Example: `  keyward tenants update acme --plan pro
+  keyward tenants update acme --rate-limit burst:100/1s --quota 1000000/month --time-zone Europe/Paris
+  keyward tenants update acme --unset rate_limits,quota`,
+		Args: args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, argv []string) error {
-			if !cmd.Flags().Changed("plan") {
-				return usageError{errors.New("nothing to change: give --plan, the plan to move the tenant to")}
+			var in manage.UpdateTenantInput
+			if cmd.Flags().Changed("plan") {
+				in.Plan = &plan
+			}
+			if cmd.Flags().Changed("time-zone") {
+				in.TimeZone = &zone
+			}
+			var err error
+			if in.RateLimits, err = lf.rateLimits(cmd); err != nil {
+				return err
+			}
+			if in.Quota, err = lf.quotaOf(cmd); err != nil {
+				return err
+			}
+			in.Unset = unset
+			if reflect.ValueOf(in).IsZero() {
+				return usageError{errors.New("nothing to change: give --plan, the plan to move the tenant to, or at least one of --rate-limit, --quota, --time-zone, --unset")}
 			}
 			return a.withService(cmd.Context(), func(svc *manage.Service) error {
-				t, err := svc.UpdateTenant(cmd.Context(), manage.CommandLine(), argv[0], manage.UpdateTenantInput{Plan: &plan})
+				t, err := svc.UpdateTenant(cmd.Context(), manage.CommandLine(), argv[0], in)
 				if err != nil {
 					return err
 				}
 				if a.json {
 					return a.printJSON(t)
 				}
-				fmt.Fprintf(a.stderr, "Moved tenant %s to plan %s.\n", shown(t.Slug), shown(t.Plan))
+				if in.Plan != nil {
+					fmt.Fprintf(a.stderr, "Moved tenant %s to plan %s.\n", shown(t.Slug), shown(t.Plan))
+				} else {
+					fmt.Fprintf(a.stderr, "Updated tenant %s.\n", shown(t.Slug))
+				}
 				return a.printTenant(t)
 			})
 		},
 	}
-	c.Flags().StringVar(&plan, "plan", "", "the plan to move the tenant to")
+	f := c.Flags()
+	f.StringVar(&plan, "plan", "", "the plan to move the tenant to")
+	lf.register(f, "", "all the tenant's keys together, instead of its plan's", false)
+	f.StringVar(&zone, "time-zone", "", `the IANA time zone its quotas count days and months in, such as Europe/Paris ("" for UTC)`)
+	f.StringSliceVar(&unset, "unset", nil, "give back the plan's: rate_limits, quota; comma-separated")
 	return c
 }
 
@@ -159,6 +194,9 @@ func (a *app) printTenant(t *keyward.Tenant) error {
 		"slug", t.Slug,
 		"plan", t.Plan,
 		"status", string(t.Status),
+		"rate limits", formatRateLimits(t.RateLimits, "the plan's"),
+		"quota", formatQuota(t.Quota, "the plan's"),
+		"time zone", cmp.Or(t.TimeZone, "UTC"),
 		"created", when(t.CreatedAt),
 		"updated", when(t.UpdatedAt),
 	)
