@@ -41,7 +41,7 @@ type UpdateKeyInput struct {
 	RateLimits   *[]keyward.RateLimit  `json:"rate_limits,omitempty" description:"replaces the key's own rate limits (root keys only); [] for none at all"`
 	Quota        *keyward.Quota        `json:"quota,omitempty" description:"replaces the key's own quota (root keys only)"`
 	Credits      *keyward.Credits      `json:"credits,omitempty" description:"sets the key's credits, remaining uses included (root keys only): uses under way count down from the new value"`
-	Unset        []string              `json:"unset,omitempty" enum:"rate_limits,quota,credits" description:"fields to take away: rate_limits and quota give the key its plan's again, credits takes its credit limit away (root keys only)"`
+	Unset        []string              `json:"unset,omitempty" description:"fields to take away, among rate_limits, quota and credits: rate_limits and quota give the key its plan's again, credits takes its credit limit away (root keys only)"`
 }
 
 // RotateKeyInput asks for a successor key.

@@ -49,7 +49,7 @@ type UpdatePlanInput struct {
 	KeyQuota         *keyward.Quota       `json:"key_quota,omitempty" description:"replaces the quota of each key"`
 	TenantRateLimits *[]keyward.RateLimit `json:"tenant_rate_limits,omitempty" description:"replaces the rate limits of each tenant's keys together; [] for none"`
 	TenantQuota      *keyward.Quota       `json:"tenant_quota,omitempty" description:"replaces the quota of each tenant's keys together"`
-	Unset            []string             `json:"unset,omitempty" enum:"key_quota,tenant_quota" description:"quotas to take away"`
+	Unset            []string             `json:"unset,omitempty" description:"quotas to take away: key_quota, tenant_quota"`
 }
 
 // CreatePermissionInput asks for a new entry of the permission catalogue.

@@ -22,7 +22,7 @@ type UpdateTenantInput struct {
 	RateLimits *[]keyward.RateLimit `json:"rate_limits,omitempty" description:"the rate limits of all the tenant's keys together, instead of its plan's; [] for none at all"`
 	Quota      *keyward.Quota       `json:"quota,omitempty" description:"the quota of all the tenant's keys together, instead of its plan's"`
 	TimeZone   *string              `json:"time_zone,omitempty" description:"the IANA time zone whose calendar days and months its quotas and credit refills count in; \"\" for UTC" example:"Europe/Paris"`
-	Unset      []string             `json:"unset,omitempty" enum:"rate_limits,quota" description:"fields to give back the plan's values"`
+	Unset      []string             `json:"unset,omitempty" description:"fields to give back the plan's values: rate_limits, quota"`
 }
 
 var (

@@ -116,7 +116,7 @@ type planText struct {
 }
 
 // planJSON returns the text columns of a plan: rate limits of none are
-// stored as [], a quota of none as ''.
+// stored as [], a quota of none as ”.
 func planJSON(p *keyward.Plan) (c planText, err error) {
 	if c.caps, err = sqlrow.WriteList(p.Capabilities); err != nil {
 		return c, err
@@ -149,7 +149,7 @@ func rateLimitsText(limits []keyward.RateLimit) (string, error) {
 	return *text, nil
 }
 
-// quotaText is a plan's quota as stored: '' for none.
+// quotaText is a plan's quota as stored: ” for none.
 func quotaText(q *keyward.Quota) (string, error) {
 	text, err := sqlrow.WriteQuota(q)
 	if text == nil || err != nil {

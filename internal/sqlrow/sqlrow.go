@@ -170,7 +170,7 @@ func ReadQuota(text *string) (*keyward.Quota, error) {
 }
 
 // WriteCredits returns the stored columns of a key's credits: remaining
-// (NULL for no limit) and refill ('' for none).
+// (NULL for no limit) and refill (” for none).
 func WriteCredits(c *keyward.Credits) (remaining *int64, refill string, err error) {
 	if c == nil {
 		return nil, "", nil
