@@ -363,6 +363,12 @@ func (v *Verifier) Format() apikey.Format { return v.format }
 //     plan_not_entitled; a permission the route or the request needs that
 //     the key may not use: insufficient_permissions.
 //
+// Between steps 1 and 2, a key that is not cached as valid so far (one
+// not cached, or cached as unknown or revoked) from a client address that
+// the failed-attempt limiter blocks is too_many_failed_attempts, without a
+// parse, a storage lookup or a cache entry; a refusal at step 2, 3 or 4
+// counts towards blocking the address (see attemptLimiter).
+//
 // Before step 1, a request with a method that is not an upper-case HTTP
 // method is invalid_request (policy.CheckMethod); one with a target has
 // it cleaned (a path that could be read two ways is invalid_request), and
