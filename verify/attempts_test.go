@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -359,4 +360,34 @@ func TestBruteForce(t *testing.T) {
 		t.Errorf("%d storage reads after the block began, want 0", n)
 	}
 	t.Logf("%d attempts in %v of simulated time: %d storage reads in all", attempts, duration, f.spy.reads())
+}
+
+// TestFailedAttemptsConcurrent: guesses sent at once from one address are
+// counted together, and once it is blocked none reaches the store; only
+// those already past the check when the block began may (one per
+// goroutine at most).
+func TestFailedAttemptsConcurrent(t *testing.T) {
+	f := newAttemptFixture(t)
+	const goroutines, each = 8, 50
+	keys := make([][]string, goroutines)
+	for g := range keys {
+		for range each {
+			keys[g] = append(keys[g], f.guess())
+		}
+	}
+	var wg sync.WaitGroup
+	for g := range goroutines {
+		wg.Go(func() {
+			for _, key := range keys[g] {
+				if r := f.verifyFrom(addrA, key); r.Code != keyward.CodeInvalidAPIKey && r.Code != keyward.CodeTooManyFailedAttempts {
+					t.Errorf("Code = %q (%s)", r.Code, r.Detail)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if n := f.spy.keyByHash.Load(); n < testAttempts || n > testAttempts+goroutines-1 {
+		t.Errorf("%d key lookups, want %d to %d", n, testAttempts, testAttempts+goroutines-1)
+	}
+	wantBlocked(t, f.verifyFrom(addrA, f.guess()), testBlock)
 }

@@ -495,8 +495,10 @@ func (v *Verifier) storedKey(ctx context.Context, req *Request, r *Result) *entr
 // malformed or unknown key is counted by the limiter; a revoked one is
 // returned, for checkLifetime to refuse and verify to count.
 func (v *Verifier) lookUp(ctx context.Context, req *Request, hash [32]byte, e *entry, cached bool, r *Result) *entry {
+	var now int64 // the time of the limiter's check, and of a refusal's count
 	if v.attempts != nil {
-		if retry := v.attempts.blocked(req.IP, v.now().UnixNano()); retry > 0 {
+		now = v.now().UnixNano()
+		if retry := v.attempts.blocked(req.IP, now); retry > 0 {
 			tooManyAttempts(r, retry)
 			return nil
 		}
@@ -505,7 +507,9 @@ func (v *Verifier) lookUp(ctx context.Context, req *Request, hash [32]byte, e *e
 	if !cached {
 		if _, perr := v.format.Parse(key); perr != nil {
 			r.Code, r.Detail = keyward.CodeMalformedAPIKey, malformedDetail(perr, key)
-			v.refused(req)
+			if v.attempts != nil {
+				v.attempts.refused(req.IP, key, now)
+			}
 			return nil
 		}
 		if len(key) != v.keyLen {
@@ -520,14 +524,16 @@ func (v *Verifier) lookUp(ctx context.Context, req *Request, hash [32]byte, e *e
 	}
 	if e.key == nil {
 		r.Code, r.Detail = keyward.CodeInvalidAPIKey, detailInvalid
-		v.refused(req)
+		if v.attempts != nil {
+			v.attempts.refused(req.IP, key, now)
+		}
 		return nil
 	}
 	return e
 }
 
 // refused counts with the failed-attempt limiter, if it is on, that the
-// key of req was refused as malformed, unknown or revoked.
+// key of req was refused as revoked (lookUp counts the others).
 func (v *Verifier) refused(req *Request) {
 	if v.attempts != nil {
 		v.attempts.refused(req.IP, req.Key, v.now().UnixNano())
