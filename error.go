@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"time"
 )
 
 // Code names an outcome or an error. It is the `code` member of every
@@ -88,13 +89,17 @@ func (c Code) Title() string {
 }
 
 // Error is Keyward's one error type: a code, a public message that tells the
-// caller what to do, the request field at fault if any, and an internal
-// cause for the log. The message never contains a key.
+// caller what to do, the request field at fault if any, how long to wait
+// before trying again if it says, and an internal cause for the log. The
+// message never contains a key.
 type Error struct {
 	Code    Code
 	Message string
 	Field   string
-	Err     error
+	// RetryAfter is how long the caller should wait before it tries
+	// again (the answer's Retry-After); 0 when the error does not say.
+	RetryAfter time.Duration
+	Err        error
 }
 
 // Error returns the public message, and the cause after it for the log.

@@ -4,10 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/keyward/keyward"
 	"github.com/keyward/keyward/apikey"
+	"github.com/keyward/keyward/verify"
 )
 
 // problem is an RFC 9457 problem+json body with Keyward's members.
@@ -26,8 +28,9 @@ type problem struct {
 const realm = "keyward"
 
 // writeError answers with err as problem+json: the status from the code's
-// table, the public message as detail, and the authentication challenge of
-// RFC 6750 where one applies. Internal causes go to the log, never to the
+// table, the public message as detail, the authentication challenge of
+// RFC 6750 where one applies, and Retry-After when the error says how long
+// to wait (in whole seconds, rounded up). Internal causes go to the log, never to the
 // caller; the log never receives a key. A message that quotes what the
 // caller sent (a permission, a field's name) may hold a key sent in the
 // wrong place: every key in the detail, the field and the log line is
@@ -52,6 +55,9 @@ func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		h.Set("WWW-Authenticate", fmt.Sprintf(`Bearer realm="%s", error="insufficient_scope"`, realm))
 	case e.Code == keyward.CodeStorageUnavailable:
 		h.Set("Retry-After", "1")
+	}
+	if e.RetryAfter > 0 {
+		h.Set("Retry-After", strconv.FormatInt(verify.RetrySeconds(e.RetryAfter), 10))
 	}
 	h.Set("Content-Type", "application/problem+json")
 	h.Set("Cache-Control", "no-store")

@@ -71,10 +71,24 @@ type harness struct {
 	clock    *testclock.Clock
 }
 
-type harnessOption func(*Config)
+// harnessOption changes the server's Config, or the verifier's Options,
+// from their defaults.
+type harnessOption func(*harnessConfig)
+
+// harnessConfig is what the options of newHarness change.
+type harnessConfig struct {
+	Config
+	verify verify.Options
+}
+
+// withVerifyOptions gives the verifier opts; the harness sets their
+// format, clock and flush interval.
+func withVerifyOptions(opts verify.Options) harnessOption {
+	return func(c *harnessConfig) { c.verify = opts }
+}
 
 func withTrustedProxies(list string) harnessOption {
-	return func(c *Config) {
+	return func(c *harnessConfig) {
 		p, err := ParseCIDRs(list)
 		if err != nil {
 			panic(err)
@@ -92,7 +106,13 @@ func newHarness(t testing.TB, opts ...harnessOption) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	v := verify.New(store, verify.Options{Format: format, Clock: clk.Now, FlushInterval: time.Hour})
+	var hc harnessConfig
+	for _, o := range opts {
+		o(&hc)
+	}
+	vopts := hc.verify
+	vopts.Format, vopts.Clock, vopts.FlushInterval = format, clk.Now, time.Hour
+	v := verify.New(store, vopts)
 	if err := v.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -102,10 +122,8 @@ func newHarness(t testing.TB, opts ...harnessOption) *harness {
 	if err != nil || root == "" {
 		t.Fatalf("bootstrap: %q, %v", root, err)
 	}
-	cfg := Config{Service: svc, Verifier: v, Store: store}
-	for _, o := range opts {
-		o(&cfg)
-	}
+	cfg := hc.Config
+	cfg.Service, cfg.Verifier, cfg.Store = svc, v, store
 	h, err := NewServer(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -236,5 +254,5 @@ var loopback = netip.MustParseAddr("127.0.0.1")
 
 // withLog sends the server's log to buf, as JSON lines.
 func withLog(buf io.Writer) harnessOption {
-	return func(c *Config) { c.Logger = slog.New(slog.NewJSONHandler(buf, nil)) }
+	return func(c *harnessConfig) { c.Logger = slog.New(slog.NewJSONHandler(buf, nil)) }
 }

@@ -38,7 +38,7 @@ func withRoutes(t testing.TB, routes string) harnessOption {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return func(c *Config) { c.Routes = f }
+	return func(c *harnessConfig) { c.Routes = f }
 }
 
 // policyKeys are the keys of the route policy tests, one per outcome.
@@ -321,7 +321,7 @@ func TestRoutesReload(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := newHarness(t, func(c *Config) { c.Routes = f })
+	h := newHarness(t, func(c *harnessConfig) { c.Routes = f })
 	h.must(200, "GET", "/v1/forward-auth", "", nil, "X-Original-Method", "GET", "X-Original-URI", "/health")
 	if err := os.WriteFile(name, []byte("default: deny\nroutes:\n  - match: GET /status\n    public: true\n"), 0o600); err != nil {
 		t.Fatal(err)

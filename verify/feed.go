@@ -113,6 +113,9 @@ func (v *Verifier) Close(ctx context.Context) error {
 	v.tenants.cache.StopAllGoroutines()
 	v.members.cache.StopAllGoroutines()
 	v.plans.cache.StopAllGoroutines()
+	if v.attempts != nil {
+		v.attempts.close()
+	}
 	v.cacheClock.Stop()
 	return errors.Join(errs...)
 }

@@ -90,6 +90,20 @@ type Options struct {
 	// Logger receives warnings about the storage and the feed; nil discards
 	// them. It never receives a key, only key ids.
 	Logger *slog.Logger
+	// FailedAttempts is how many keys refused as malformed, unknown or
+	// revoked a client address (an IPv6 /64) may send within
+	// FailedAttemptWindow before it is blocked for FailedAttemptBlock:
+	// its requests are then refused with too_many_failed_attempts without
+	// a storage read, except those with a key cached as valid so far
+	// (docs/outcomes.md). DefaultFailedAttempts when 0;
+	// NoFailedAttemptLimit (any negative value) turns the limiter off.
+	FailedAttempts int
+	// FailedAttemptWindow is the window of FailedAttempts
+	// (DefaultFailedAttemptWindow).
+	FailedAttemptWindow time.Duration
+	// FailedAttemptBlock is how long an address stays blocked
+	// (DefaultFailedAttemptBlock).
+	FailedAttemptBlock time.Duration
 }
 
 // Request is what a caller presents for verification.
@@ -141,6 +155,9 @@ type Result struct {
 	// Public is true when the route is public: no key was asked for or
 	// checked, and Key, Tenant and Access are nil.
 	Public bool
+	// RetryAfter is how long the caller should wait before it tries
+	// again: set with too_many_failed_attempts.
+	RetryAfter time.Duration
 }
 
 // Valid reports whether the key was accepted.
@@ -151,7 +168,7 @@ func (r Result) Err() *keyward.Error {
 	if r.Code == "" {
 		return nil
 	}
-	return &keyward.Error{Code: r.Code, Message: r.Detail}
+	return &keyward.Error{Code: r.Code, Message: r.Detail, RetryAfter: r.RetryAfter}
 }
 
 // Store is what a Verifier asks of the storage: key, tenant, member and
@@ -189,6 +206,9 @@ type Verifier struct {
 	// before): see freshness.
 	ttl      int64
 	lastSync atomic.Int64
+
+	// attempts is the failed-attempt limiter; nil when it is off.
+	attempts *attemptLimiter
 
 	cacheClock *otter.CoarseClock
 	keys       *otter.Cache[[32]byte, *entry]
@@ -281,6 +301,7 @@ func New(store Store, opts Options) *Verifier {
 	v.tenants = newRecords(v, size, store.Tenant)
 	v.members = newRecords(v, size, store.Member)
 	v.plans = newRecords(v, size, store.Plan)
+	v.attempts = newAttemptLimiter(opts, opts.Logger)
 	v.keyLen = len(v.liveHead) + apikey.BodyLen
 	v.keyLoader = otter.LoaderFunc[[32]byte, *entry](v.loadKey)
 	return v
@@ -341,6 +362,12 @@ func (v *Verifier) Format() apikey.Format { return v.format }
 //  10. a plan without API access, or without a capability the route needs:
 //     plan_not_entitled; a permission the route or the request needs that
 //     the key may not use: insufficient_permissions.
+//
+// Between steps 1 and 2, a key that is not cached as valid so far (one
+// not cached, or cached as unknown or revoked) from a client address that
+// the failed-attempt limiter blocks is too_many_failed_attempts, without a
+// parse, a storage lookup or a cache entry; a refusal at step 2, 3 or 4
+// counts towards blocking the address (see attemptLimiter).
 //
 // Before step 1, a request with a method that is not an upper-case HTTP
 // method is invalid_request (policy.CheckMethod); one with a target has
@@ -408,15 +435,17 @@ func (v *Verifier) verify(ctx context.Context, req *Request, path *policy.Path, 
 		r.Code, r.Detail = keyward.CodeMissingAPIKey, detailMissing
 		return
 	}
-	e, code, detail := v.storedKey(ctx, req.Key)
-	if code != "" {
-		r.Code, r.Detail = code, detail
+	e := v.storedKey(ctx, req, r)
+	if e == nil {
 		return
 	}
 	k := e.key
 	r.Key = k
 	if code, detail := v.checkLifetime(e); code != "" {
 		r.Code, r.Detail = code, detail
+		if code == keyward.CodeRevokedAPIKey {
+			v.refused(req)
+		}
 		return
 	}
 	a, code, detail := v.checkActive(ctx, e)
@@ -442,17 +471,46 @@ func (v *Verifier) verify(ctx context.Context, req *Request, path *policy.Path, 
 	v.recordUse(e, v.usedAt(), req.IP)
 }
 
-// storedKey is steps 2 and 3 of Verify: it returns the cache entry of the
-// stored key that key is, or the code and detail of its refusal
-// (malformed_api_key, invalid_api_key, or storage_unavailable when the key
-// is not cached and the store cannot answer). A key whose entry is cached
-// is not parsed again (see cachedEntry); any other is parsed before the
-// store is asked.
-func (v *Verifier) storedKey(ctx context.Context, key string) (*entry, keyward.Code, string) {
-	hash, e, ok := v.cachedEntry(ctx, key)
-	if !ok {
+// storedKey is steps 2 and 3 of Verify, and the failed-attempt limiter
+// before them: it returns the cache entry of the stored key that req.Key
+// is, or nil with the refusal written into r. A key whose entry is cached
+// and neither unknown nor revoked is returned at once, not parsed again
+// (see cachedEntry) and never held back by the limiter: a client with a
+// working key goes on working from an address that others sent bad keys
+// from. Any other is looked up by lookUp.
+func (v *Verifier) storedKey(ctx context.Context, req *Request, r *Result) *entry {
+	hash, e, ok := v.cachedEntry(ctx, req.Key)
+	if ok && e.key != nil && e.key.Status != keyward.KeyRevoked {
+		return e
+	}
+	return v.lookUp(ctx, req, hash, e, ok, r)
+}
+
+// lookUp is storedKey for a key that is not cached, or cached as unknown
+// or revoked (cached true, with its entry e and hash). From an address that
+// the failed-attempt limiter blocks, it answers too_many_failed_attempts
+// first: the key is neither parsed nor looked up, and nothing is cached.
+// Otherwise a key not cached is parsed, then looked up: malformed_api_key,
+// invalid_api_key, or storage_unavailable when the store cannot answer. A
+// malformed or unknown key is counted by the limiter; a revoked one is
+// returned, for checkLifetime to refuse and verify to count.
+func (v *Verifier) lookUp(ctx context.Context, req *Request, hash [32]byte, e *entry, cached bool, r *Result) *entry {
+	var now int64 // the time of the limiter's check, and of a refusal's count
+	if v.attempts != nil {
+		now = v.now().UnixNano()
+		if retry := v.attempts.blocked(req.IP, now); retry > 0 {
+			tooManyAttempts(r, retry)
+			return nil
+		}
+	}
+	key := req.Key
+	if !cached {
 		if _, perr := v.format.Parse(key); perr != nil {
-			return nil, keyward.CodeMalformedAPIKey, malformedDetail(perr, key)
+			r.Code, r.Detail = keyward.CodeMalformedAPIKey, malformedDetail(perr, key)
+			if v.attempts != nil {
+				v.attempts.refused(req.IP, key, now)
+			}
+			return nil
 		}
 		if len(key) != v.keyLen {
 			hash = apikey.Hash(key) // not expected: a key that parses has keyLen bytes
@@ -460,13 +518,26 @@ func (v *Verifier) storedKey(ctx context.Context, key string) (*entry, keyward.C
 		var err error
 		if e, err = v.keys.Get(ctx, hash, v.keyLoader); err != nil {
 			v.log.WarnContext(ctx, "verify: could not look up a key", "err", err)
-			return nil, keyward.CodeStorageUnavailable, detailStorage
+			r.Code, r.Detail = keyward.CodeStorageUnavailable, detailStorage
+			return nil
 		}
 	}
 	if e.key == nil {
-		return nil, keyward.CodeInvalidAPIKey, detailInvalid
+		r.Code, r.Detail = keyward.CodeInvalidAPIKey, detailInvalid
+		if v.attempts != nil {
+			v.attempts.refused(req.IP, key, now)
+		}
+		return nil
 	}
-	return e, "", ""
+	return e
+}
+
+// refused counts with the failed-attempt limiter, if it is on, that the
+// key of req was refused as revoked (lookUp counts the others).
+func (v *Verifier) refused(req *Request) {
+	if v.attempts != nil {
+		v.attempts.refused(req.IP, req.Key, v.now().UnixNano())
+	}
 }
 
 // cachedEntry returns the cache entry of key when one may be answered from

@@ -98,13 +98,15 @@ type Verification struct {
 	ExpiresAt   *time.Time          `json:"expires_at,omitempty"`
 	Route       string              `json:"route,omitempty" description:"the route of the server's route policy that decided: its pattern, or default: deny or default: authenticated; absent without a policy or a path"`
 	RateLimit   *struct{}           `json:"ratelimit" description:"rate-limit state; null until rate limits are configured"`
+	RetryAfter  int64               `json:"retry_after,omitempty" description:"with too_many_failed_attempts: how many seconds the client must wait before it tries again (answer it with Retry-After)"`
 	RequestID   string              `json:"request_id,omitempty" description:"the X-Request-Id of the answer; absent from the command line's"`
 }
 
 // VerificationOf is the answer for res, in the answer whose X-Request-Id
 // is requestID ("" on the command line).
 func VerificationOf(res verify.Result, requestID string) Verification {
-	out := Verification{Valid: res.Valid(), Code: res.Code, Status: http.StatusOK, Detail: apikey.Redact(res.Detail), RequestID: requestID}
+	out := Verification{Valid: res.Valid(), Code: res.Code, Status: http.StatusOK, Detail: apikey.Redact(res.Detail), RequestID: requestID,
+		RetryAfter: verify.RetrySeconds(res.RetryAfter)}
 	if !out.Valid {
 		out.Status = res.Code.Status()
 	}

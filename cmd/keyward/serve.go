@@ -39,6 +39,11 @@ type serveOptions struct {
 	idleTimeout     time.Duration
 	maxConns        int
 	maxConnsPerIP   int
+	// failedAttempts, failedAttemptWindow and failedAttemptBlock are
+	// the failed-attempt limiter's settings (verify.Options).
+	failedAttempts      int
+	failedAttemptWindow time.Duration
+	failedAttemptBlock  time.Duration
 	// envDurations are the duration flags that take their default from the
 	// environment.
 	envDurations []envDuration
@@ -155,7 +160,18 @@ decides what each request that forward-auth and POST /v1/verify are asked
 about needs. A file that cannot be read or holds a bad policy stops serve
 from starting. The file is read again on SIGHUP and whenever it changes
 (checked every second); a bad file then keeps the policy in use, and the
-log says what is wrong with it.`,
+log says what is wrong with it.
+
+A client address (an IPv6 /64) that sends --failed-attempts keys that are
+refused as malformed, unknown or revoked within --failed-attempts-window
+is blocked for --failed-attempts-block: its requests are answered 429
+too_many_failed_attempts with Retry-After, without a database read, except
+those with a key the server has cached as valid, which go on working. A
+key sent again is not counted again, so a client that keeps sending one
+revoked or mistyped key is told what is wrong with it, not blocked. The
+address is the one --trusted-proxies yield; POST /v1/verify counts the
+address in its body's ip, and nothing without one. 0 turns the limiter
+off.`,
 		Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			for _, d := range o.envDurations {
@@ -188,6 +204,10 @@ log says what is wrong with it.`,
 			usage: "how long a request waits for the database before it is answered 503 storage_unavailable"},
 		{flag: "idle-timeout", env: "KEYWARD_IDLE_TIMEOUT", def: defaultIdleTimeout, example: "75s", value: &o.idleTimeout,
 			usage: "how long a kept-alive connection may wait for its next request; behind a load balancer that keeps connections open, set it above the balancer's idle timeout"},
+		{flag: "failed-attempts-window", env: "KEYWARD_FAILED_ATTEMPTS_WINDOW", def: verify.DefaultFailedAttemptWindow, example: "1m", value: &o.failedAttemptWindow,
+			usage: "the time within which --failed-attempts refused keys block a client address"},
+		{flag: "failed-attempts-block", env: "KEYWARD_FAILED_ATTEMPTS_BLOCK", def: verify.DefaultFailedAttemptBlock, example: "1m", value: &o.failedAttemptBlock,
+			usage: "how long a client address that sent too many refused keys stays blocked"},
 	}
 	for i := range o.envDurations {
 		d := &o.envDurations[i]
@@ -205,6 +225,8 @@ log says what is wrong with it.`,
 			usage: "most connections open at once; past it, new clients wait until one closes; 0 for no limit; by default 3/4 of the open-file limit, at most 10000"},
 		{flag: "max-conns-per-ip", env: "KEYWARD_MAX_CONNS_PER_IP", def: connlimit.DefaultPerAddr, value: &o.maxConnsPerIP,
 			usage: "most connections open at once from one client address (an IPv6 /64), except --trusted-proxies; more are closed at once; 0 for no limit"},
+		{flag: "failed-attempts", env: "KEYWARD_FAILED_ATTEMPTS", def: verify.DefaultFailedAttempts, value: &o.failedAttempts,
+			usage: "how many distinct keys refused as malformed, unknown or revoked a client address (an IPv6 /64) may send within --failed-attempts-window before it is blocked; 0 for no limit"},
 	}
 	for i := range o.envInts {
 		d := &o.envInts[i]
@@ -277,9 +299,14 @@ func (a *app) serve(ctx context.Context, o serveOptions) error {
 	if err != nil {
 		return err
 	}
+	failedAttempts := o.failedAttempts
+	if failedAttempts == 0 {
+		failedAttempts = verify.NoFailedAttemptLimit
+	}
 	verifier := verify.New(store, verify.Options{
 		Format: format, Logger: logger, FlushInterval: o.flushInterval, CacheTTL: o.cacheTTL,
-		StorageTimeout: o.storageTimeout,
+		StorageTimeout: o.storageTimeout, FailedAttempts: failedAttempts,
+		FailedAttemptWindow: o.failedAttemptWindow, FailedAttemptBlock: o.failedAttemptBlock,
 	})
 
 	err = a.runServer(ctx, o, logger, store, verifier, format, trusted, routes)
@@ -372,7 +399,9 @@ func (a *app) runServer(ctx context.Context, o serveOptions, logger *slog.Logger
 	logger.Info("listening", "addr", ln.Addr().String(), "db", store.Path(), "version", keyward.Version,
 		"flush_interval", o.flushInterval.String(), "cache_ttl", o.cacheTTL.String(), "storage_timeout", o.storageTimeout.String(),
 		"shutdown_timeout", o.shutdownTimeout.String(), "idle_timeout", o.idleTimeout.String(),
-		"max_conns", o.maxConns, "max_conns_per_ip", o.maxConnsPerIP, "open_file_limit", connlimit.FileLimit())
+		"max_conns", o.maxConns, "max_conns_per_ip", o.maxConnsPerIP, "open_file_limit", connlimit.FileLimit(),
+		"failed_attempts", o.failedAttempts, "failed_attempts_window", o.failedAttemptWindow.String(),
+		"failed_attempts_block", o.failedAttemptBlock.String())
 
 	select {
 	case err := <-served:

@@ -436,6 +436,8 @@ func TestServeDurationGrammar(t *testing.T) {
 		{"--cache-ttl", "KEYWARD_CACHE_TTL", "cache_ttl"},
 		{"--storage-timeout", "KEYWARD_STORAGE_TIMEOUT", "storage_timeout"},
 		{"--idle-timeout", "KEYWARD_IDLE_TIMEOUT", "idle_timeout"},
+		{"--failed-attempts-window", "KEYWARD_FAILED_ATTEMPTS_WINDOW", "failed_attempts_window"},
+		{"--failed-attempts-block", "KEYWARD_FAILED_ATTEMPTS_BLOCK", "failed_attempts_block"},
 	}
 	db := dbFile(t)
 	for _, f := range flags {
