@@ -165,20 +165,20 @@ func TestLocalBurst(t *testing.T) {
 	}
 }
 
-// TestAllOrNothing checks that a request refused by one bucket consumes
-// nothing from the others, with a key's rate and its tenant's.
-func TestAllOrNothing(t *testing.T) {
-	l := limit.NewLocal()
+// testAllOrNothing checks that a request refused by one bucket consumes
+// nothing from the others, with a key's rate and its tenant's. Nothing
+// refills by more than a request within a few seconds.
+func testAllOrNothing(t *testing.T, l limit.Limiter, now func() time.Time) {
 	key := limit.Bucket{"k:1:burst", limit.Rate{Name: "burst", Limit: 5, Period: time.Minute}}
 	tenant := limit.Bucket{"t:1:tenant", limit.Rate{Name: "tenant", Limit: 10, Period: time.Minute}}
 	s := bind(t, l, key, tenant)
 	for range 5 {
-		if d := allow(t, s, t0, 1); !d.Allowed {
+		if d := allow(t, s, now(), 1); !d.Allowed {
 			t.Fatalf("refused: %+v", d)
 		}
 	}
 	for range 20 {
-		d := allow(t, s, t0, 1)
+		d := allow(t, s, now(), 1)
 		if d.Allowed || d.Tightest != 0 || d.States[1].Remaining != 5 {
 			t.Fatalf("over the key's rate: %+v, want refused by the key's bucket, the tenant's untouched", d)
 		}
@@ -187,19 +187,23 @@ func TestAllOrNothing(t *testing.T) {
 	// allows 10.
 	other := bind(t, l, limit.Bucket{"k:2:burst", limit.Rate{Name: "burst", Limit: 10, Period: time.Minute}}, tenant)
 	for i := range 5 {
-		if d := allow(t, other, t0, 1); !d.Allowed || d.States[1].Remaining != int64(4-i) {
+		if d := allow(t, other, now(), 1); !d.Allowed || d.States[1].Remaining != int64(4-i) {
 			t.Fatalf("other key, request %d: %+v", i+1, d)
 		}
 	}
-	d := allow(t, other, t0, 1)
+	d := allow(t, other, now(), 1)
 	if d.Allowed || d.Tightest != 1 || d.States[0].Remaining != 5 {
 		t.Fatalf("tenant exhausted: %+v, want refused by the tenant's bucket, the key's untouched", d)
 	}
 	// A cost that one bucket can pay and the other cannot takes nothing.
 	third := bind(t, l, limit.Bucket{"k:3:burst", key.Rate}, limit.Bucket{"t:2:tenant", limit.Rate{Name: "tenant", Limit: 3, Period: time.Minute}})
-	if d := allow(t, third, t0, 4); d.Allowed || d.States[0].Remaining != 5 || d.States[1].Remaining != 3 {
+	if d := allow(t, third, now(), 4); d.Allowed || d.States[0].Remaining != 5 || d.States[1].Remaining != 3 {
 		t.Fatalf("cost 4 over a bucket of 3: %+v", d)
 	}
+}
+
+func TestLocalAllOrNothing(t *testing.T) {
+	testAllOrNothing(t, limit.NewLocal(), func() time.Time { return t0 })
 }
 
 // TestTightest checks which bucket X-RateLimit-* show.

@@ -22,6 +22,11 @@ import (
 // vanish by themselves. The keys of one decision may hash to different
 // slots, so a Redis Cluster would refuse the script (CROSSSLOT): Redis is a
 // single server, or a primary with replicas.
+//
+// The client must honour context deadlines (go-redis's
+// Options.ContextTimeoutEnabled, which ClientOptions sets): otherwise a
+// Fallback waits for a silent Redis as long as go-redis's own read timeout
+// (3 s by default) rather than its own timeout.
 type Redis struct {
 	client redis.UniversalClient
 	prefix string
@@ -31,6 +36,20 @@ type Redis struct {
 // prefix, such as "keyward:rate:".
 func NewRedis(client redis.UniversalClient, prefix string) *Redis {
 	return &Redis{client: client, prefix: prefix}
+}
+
+// ClientOptions returns go-redis options for a limiter's client of the
+// Redis at url (redis://, rediss:// or unix://, as go-redis's ParseURL
+// reads it), with context deadlines honoured (ContextTimeoutEnabled), so
+// that the deadline of Allow's context bounds every wait on Redis, dialing
+// included.
+func ClientOptions(url string) (*redis.Options, error) {
+	opts, err := redis.ParseURL(url)
+	if err != nil {
+		return nil, fmt.Errorf("redis URL: %w", err)
+	}
+	opts.ContextTimeoutEnabled = true
+	return opts, nil
 }
 
 // gcraScript decides a request over the buckets KEYS. ARGV[1] is the cost;
