@@ -297,4 +297,3 @@ func TestFallbackTimeout(t *testing.T) {
 	}
 	fx.proxy.Mend()
 }
-
