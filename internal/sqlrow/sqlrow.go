@@ -168,7 +168,7 @@ func ReadQuota(text *string) (*keyward.Quota, error) {
 
 // WriteCredits returns the stored columns of a key's credits: remaining
 // (NULL for no limit), and the refill's amount (NULL for none) and
-// interval ('' for none).
+// interval (” for none).
 func WriteCredits(c *keyward.Credits) (remaining, refillAmount *int64, refillInterval string) {
 	if c == nil {
 		return nil, nil, ""
