@@ -208,6 +208,7 @@ type Store interface {
 	AuditStore
 	ChangeFeed
 	Settings
+	Meter
 
 	// Ping checks that the storage answers.
 	Ping(ctx context.Context) error

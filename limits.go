@@ -1,6 +1,7 @@
 package keyward
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"regexp"
@@ -187,3 +188,77 @@ func CheckTimeZone(field, tz string) error {
 	}
 	return nil
 }
+
+// PeriodOf returns the calendar period of p that t falls in, as a quota's
+// counter names it (2026-11-28 for a day, 2026-11 for a month), and when
+// the next one starts, both in loc (UTC when nil).
+func (p QuotaPeriod) PeriodOf(t time.Time, loc *time.Location) (name string, next time.Time) {
+	if loc == nil {
+		loc = time.UTC
+	}
+	t = t.In(loc)
+	y, m, d := t.Date()
+	if p == QuotaMonth {
+		return t.Format("2006-01"), time.Date(y, m+1, 1, 0, 0, 0, 0, loc)
+	}
+	return t.Format("2006-01-02"), time.Date(y, m, d+1, 0, 0, 0, 0, loc)
+}
+
+// Spend is what one allowed request takes from the counters of a key and
+// of its tenant, all or nothing: Cost from the key's credits (when it has
+// some), and from the key's and the tenant's quota for their current
+// period (when set).
+type Spend struct {
+	KeyID, TenantID string
+	Cost            int64
+	// Credits says that the key has credits to take from. DayStart and
+	// MonthStart are when the current day and month began in the
+	// tenant's time zone: credits refilled daily or monthly that were last
+	// refilled before are refilled first.
+	Credits               bool
+	DayStart, MonthStart  time.Time
+	KeyQuota, TenantQuota *QuotaSpend
+	At                    time.Time
+}
+
+// QuotaSpend is a quota a request counts against: its limit, and the name
+// of its current period (QuotaPeriod.PeriodOf).
+type QuotaSpend struct {
+	Limit  int64
+	Period string
+}
+
+// What refused a Spend.
+const (
+	SpentCredits     = "credits"
+	SpentKeyQuota    = "key_quota"
+	SpentTenantQuota = "tenant_quota"
+)
+
+// Spent is what a Spend did: when allowed, the counters after it; when
+// refused, Refused names what refused it (SpentCredits, SpentKeyQuota or
+// SpentTenantQuota), and nothing was taken.
+type Spent struct {
+	Allowed bool
+	Refused string
+	// CreditsRemaining is the key's credits after the spend (when it has
+	// some); KeyQuotaUsed and TenantQuotaUsed the quotas' counts.
+	CreditsRemaining              int64
+	KeyQuotaUsed, TenantQuotaUsed int64
+}
+
+// Meter keeps the counters of quotas and credits, exact across every node
+// that shares the store. Errors are those of Store.
+type Meter interface {
+	// Spend takes a request's cost from the counters s names, all or
+	// nothing. A key that has no credits (any more) is not refused for
+	// them.
+	Spend(ctx context.Context, s Spend) (Spent, error)
+	// QuotaUsed returns how many requests a subject (QuotaSubject) made in
+	// a period (QuotaPeriod.PeriodOf): 0 before the first.
+	QuotaUsed(ctx context.Context, subject, period string) (int64, error)
+}
+
+// QuotaSubject names the counter of a key's quota ("k:" and its id) or a
+// tenant's ("t:" and its id).
+func QuotaSubject(kind byte, id string) string { return string(kind) + ":" + id }

@@ -42,6 +42,12 @@ func (s *Store) insertKey(ctx context.Context, tx *sql.Tx, k *keyward.Key) error
 		return keyward.Errorf(keyward.CodeConflict, "A key with the same secret exists; generate a new key.")
 	case s.d.ForeignKey(err):
 		return keyward.Errorf(keyward.CodeNotFound, "Tenant %q was not found.", k.TenantID)
+	case err != nil:
+		return err
+	}
+	if k.Credits != nil {
+		// Credits made now are refilled at the start of the next period.
+		_, err = s.exec(ctx, tx, `UPDATE keys SET credits_refilled_at = ? WHERE id = ?`, k.CreatedAt.UnixMicro(), k.ID)
 	}
 	return err
 }
@@ -239,12 +245,10 @@ func (s *Store) UpdateKey(ctx context.Context, id string, u keyward.KeyUpdate, a
 		// Credits are written only when set, so that uses counted down
 		// meanwhile by other transactions are not written back over.
 		if u.Credits != nil || u.NoCredits {
-			remaining, refill, err := sqlrow.WriteCredits(u.Credits)
-			if err != nil {
-				return false, err
-			}
-			if _, err := s.exec(ctx, tx, `UPDATE keys SET credits_remaining = ?, credits_refill = ?, credits_refilled_at = ? WHERE id = ?`,
-				remaining, refill, at.UnixMicro(), id); err != nil {
+			remaining, refillAmount, refillInterval := sqlrow.WriteCredits(u.Credits)
+			if _, err := s.exec(ctx, tx, `UPDATE keys SET credits_remaining = ?, credits_refill_amount = ?, credits_refill_interval = ?,
+				credits_refilled_at = ? WHERE id = ?`,
+				remaining, refillAmount, refillInterval, at.UnixMicro(), id); err != nil {
 				return false, err
 			}
 		}

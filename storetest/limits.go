@@ -2,6 +2,9 @@ package storetest
 
 import (
 	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/keyward/keyward"
@@ -159,4 +162,163 @@ var limitTests = []test{
 		want.RateLimits, want.Quota, want.Credits, want.UpdatedAt = nil, nil, nil, at
 		wantKey(f.t, "UpdateKey(the plan's)", got, &want)
 	}},
+}
+
+// meterTests: Spend takes a request's cost from a key's credits and from
+// the key's and the tenant's quotas, all or nothing, exactly under
+// concurrency; credits are refilled at the start of their interval, a
+// quota counts afresh in a new period, and credits set by the API are not
+// undone by the spends that follow.
+var meterTests = []test{
+	{"credits are exact under concurrency", func(f *fixture) {
+		tn := f.createTenant("acme")
+		k := f.meteredKey(tn.ID, &keyward.Credits{Remaining: 150}, nil)
+		const goroutines, each = workers, 25 // more spends than credits
+		var allowed atomic.Int64
+		var wg sync.WaitGroup
+		errs := make(chan error, goroutines*each)
+		for range goroutines {
+			wg.Go(func() {
+				for range each {
+					got, err := f.s.Spend(f.ctx, f.spend(k, 1, nil, nil))
+					switch {
+					case err != nil:
+						errs <- err
+					case got.Allowed:
+						allowed.Add(1)
+					case got.Refused != keyward.SpentCredits || got.CreditsRemaining != 0:
+						errs <- fmt.Errorf("a refused spend: %+v; want one refused by credits, with 0 left", got)
+					}
+				}
+			})
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			f.t.Error(err)
+		}
+		if allowed.Load() != 150 {
+			f.t.Errorf("%d spends allowed from 150 credits, want exactly 150", allowed.Load())
+		}
+		f.wantCredits(k.ID, 0)
+	}},
+	{"a refused spend takes nothing", func(f *fixture) {
+		tn := f.createTenant("acme")
+		k := f.meteredKey(tn.ID, &keyward.Credits{Remaining: 10}, nil)
+		keyQuota := &keyward.QuotaSpend{Limit: 4, Period: "2026-11-28"}
+		tenantQuota := &keyward.QuotaSpend{Limit: 100, Period: "2026-11"}
+		for i := range 4 {
+			got, err := f.s.Spend(f.ctx, f.spend(k, 1, keyQuota, tenantQuota))
+			if err != nil || !got.Allowed || got.CreditsRemaining != int64(9-i) || got.KeyQuotaUsed != int64(i+1) || got.TenantQuotaUsed != int64(i+1) {
+				f.t.Fatalf("spend %d: %+v, %v", i+1, got, err)
+			}
+		}
+		got, err := f.s.Spend(f.ctx, f.spend(k, 1, keyQuota, tenantQuota))
+		if err != nil || got.Allowed || got.Refused != keyward.SpentKeyQuota || got.KeyQuotaUsed != 4 {
+			f.t.Fatalf("the spend past the key's quota: %+v, %v; want refused by key_quota at 4", got, err)
+		}
+		f.wantCredits(k.ID, 6)
+		f.wantQuotaUsed(keyward.QuotaSubject('t', tn.ID), "2026-11", 4)
+		// A cost larger than what is left is refused whole.
+		got, err = f.s.Spend(f.ctx, f.spend(k, 7, nil, tenantQuota))
+		if err != nil || got.Allowed || got.Refused != keyward.SpentCredits || got.CreditsRemaining != 6 {
+			f.t.Fatalf("a spend of 7 from 6 credits: %+v, %v", got, err)
+		}
+		f.wantQuotaUsed(keyward.QuotaSubject('t', tn.ID), "2026-11", 4)
+		// The tenant's quota, shared by its keys, refuses too.
+		other := f.meteredKey(tn.ID, nil, nil)
+		got, err = f.s.Spend(f.ctx, f.spend(other, 97, nil, tenantQuota))
+		if err != nil || got.Allowed || got.Refused != keyward.SpentTenantQuota || got.TenantQuotaUsed != 4 {
+			f.t.Fatalf("a spend past the tenant's quota: %+v, %v", got, err)
+		}
+		if got, err := f.s.Spend(f.ctx, f.spend(other, 96, nil, tenantQuota)); err != nil || !got.Allowed || got.TenantQuotaUsed != 100 {
+			f.t.Fatalf("a spend up to the tenant's quota: %+v, %v", got, err)
+		}
+		// A new period counts afresh.
+		if got, err := f.s.Spend(f.ctx, f.spend(k, 1, &keyward.QuotaSpend{Limit: 4, Period: "2026-11-29"}, nil)); err != nil || !got.Allowed || got.KeyQuotaUsed != 1 {
+			f.t.Fatalf("a spend in the next day: %+v, %v", got, err)
+		}
+	}},
+	{"credits are refilled at the start of their interval", func(f *fixture) {
+		tn := f.createTenant("acme")
+		k := f.meteredKey(tn.ID, &keyward.Credits{Remaining: 2, Refill: &keyward.Refill{Amount: 10, Interval: keyward.QuotaDay}}, nil)
+		day := time.Date(k.CreatedAt.Year(), k.CreatedAt.Month(), k.CreatedAt.Day(), 0, 0, 0, 0, time.UTC)
+		sp := f.spend(k, 1, nil, nil)
+		sp.DayStart, sp.MonthStart, sp.At = day, day.AddDate(0, 0, 1-day.Day()), k.CreatedAt
+		for _, want := range []int64{1, 0} {
+			if got, err := f.s.Spend(f.ctx, sp); err != nil || !got.Allowed || got.CreditsRemaining != want {
+				f.t.Fatalf("a spend the day the key was made: %+v, %v; want %d left", got, err, want)
+			}
+		}
+		if got, err := f.s.Spend(f.ctx, sp); err != nil || got.Allowed {
+			f.t.Fatalf("a spend with no credits left: %+v, %v", got, err)
+		}
+		sp.DayStart, sp.At = day.AddDate(0, 0, 1), day.AddDate(0, 0, 1).Add(time.Hour)
+		if got, err := f.s.Spend(f.ctx, sp); err != nil || !got.Allowed || got.CreditsRemaining != 9 {
+			f.t.Fatalf("the first spend of the next day: %+v, %v; want 10 refilled, 9 left", got, err)
+		}
+		if got, err := f.s.Spend(f.ctx, sp); err != nil || !got.Allowed || got.CreditsRemaining != 8 {
+			f.t.Fatalf("the second spend of the next day: %+v, %v; want no second refill", got, err)
+		}
+	}},
+	{"credits set by the API are spent from", func(f *fixture) {
+		tn := f.createTenant("acme")
+		k := f.meteredKey(tn.ID, &keyward.Credits{Remaining: 5}, nil)
+		if got, err := f.s.Spend(f.ctx, f.spend(k, 1, nil, nil)); err != nil || got.CreditsRemaining != 4 {
+			f.t.Fatalf("spend: %+v, %v", got, err)
+		}
+		if _, err := f.s.UpdateKey(f.ctx, k.ID, keyward.KeyUpdate{Credits: &keyward.Credits{Remaining: 100}}, f.tick(), admin); err != nil {
+			f.t.Fatal(err)
+		}
+		if got, err := f.s.Spend(f.ctx, f.spend(k, 2, nil, nil)); err != nil || got.CreditsRemaining != 98 {
+			f.t.Fatalf("spend after the API set 100: %+v, %v", got, err)
+		}
+		// A key whose credits were taken away is not refused for them.
+		if _, err := f.s.UpdateKey(f.ctx, k.ID, keyward.KeyUpdate{NoCredits: true}, f.tick(), admin); err != nil {
+			f.t.Fatal(err)
+		}
+		if got, err := f.s.Spend(f.ctx, f.spend(k, 1000, nil, nil)); err != nil || !got.Allowed {
+			f.t.Fatalf("spend from a key without credits: %+v, %v", got, err)
+		}
+	}},
+}
+
+// meteredKey stores a key of tenantID with credits and a quota.
+func (f *fixture) meteredKey(tenantID string, credits *keyward.Credits, quota *keyward.Quota) *keyward.Key {
+	f.t.Helper()
+	k := f.newKey(tenantID, keyward.Live)
+	k.Credits, k.Quota = credits, quota
+	if err := f.s.CreateKey(f.ctx, k, admin); err != nil {
+		f.t.Fatalf("CreateKey: %v", err)
+	}
+	return k
+}
+
+// spend is a Spend of cost by key k, counted against the quotas given.
+func (f *fixture) spend(k *keyward.Key, cost int64, keyQuota, tenantQuota *keyward.QuotaSpend) keyward.Spend {
+	now := k.CreatedAt
+	return keyward.Spend{KeyID: k.ID, TenantID: k.TenantID, Cost: cost, Credits: k.Credits != nil,
+		DayStart: now.Truncate(24 * time.Hour), MonthStart: now.AddDate(0, 0, 1-now.Day()).Truncate(24 * time.Hour),
+		KeyQuota: keyQuota, TenantQuota: tenantQuota, At: now}
+}
+
+// wantCredits fails the test unless key id has remaining credits left.
+func (f *fixture) wantCredits(id string, remaining int64) {
+	f.t.Helper()
+	k, err := f.s.Key(f.ctx, id)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	if k.Credits == nil || k.Credits.Remaining != remaining {
+		f.t.Errorf("key %s has credits %s, want %d left", id, jsonOf(k.Credits), remaining)
+	}
+}
+
+// wantQuotaUsed fails the test unless a subject's count in a period is used.
+func (f *fixture) wantQuotaUsed(subject, period string, used int64) {
+	f.t.Helper()
+	got, err := f.s.QuotaUsed(f.ctx, subject, period)
+	if err != nil || got != used {
+		f.t.Errorf("QuotaUsed(%s, %s) = %d, %v; want %d", subject, period, got, err, used)
+	}
 }

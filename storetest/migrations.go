@@ -95,7 +95,8 @@ func undoAccess(t *testing.T, db old) {
 func undoLimits(t *testing.T, db old) {
 	t.Helper()
 	stmts := []string{}
-	for _, c := range []string{"credits_refilled_at", "credits_refill", "credits_remaining", "quota", "rate_limits"} {
+	stmts = append(stmts, `DROP TABLE quota_usage`)
+	for _, c := range []string{"credits_refilled_at", "credits_refill_interval", "credits_refill_amount", "credits_remaining", "quota", "rate_limits"} {
 		stmts = append(stmts, `ALTER TABLE keys DROP COLUMN `+c)
 	}
 	for _, c := range []string{"time_zone", "quota", "rate_limits"} {

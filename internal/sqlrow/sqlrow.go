@@ -27,7 +27,7 @@ const KeyColumns = `id, tenant_id, environment, name, prefix, start, last4, hash
 	permissions, metadata, restrictions, expires_at, rotate_by, status,
 	created_at, created_by, updated_at, revoked_at, last_used_at, last_used_ip,
 	rotated_from, rotated_to, member_id, rate_limits, quota, credits_remaining,
-	credits_refill`
+	credits_refill_amount, credits_refill_interval`
 
 // StatusCondition is the condition, for a WHERE clause, of the keys that
 // show status st at time now (keyward.Key.StatusAt): revoked keys for
@@ -54,13 +54,13 @@ func ScanKey(store string, sc Scanner) (*keyward.Key, error) {
 		expires, rotateBy, revoked, lastAt *int64
 		created, updated                   int64
 		rates, quota                       *string
-		credits                            *int64
-		refill                             string
+		credits, refillAmount              *int64
+		refillInterval                     string
 	)
 	err := sc.Scan(&k.ID, &k.TenantID, &k.Environment, &k.Name, &k.Head, &k.Start, &k.Last4, &hash,
 		&perms, &meta, &restr, &expires, &rotateBy, &k.Status,
 		&created, &k.CreatedBy, &updated, &revoked, &lastAt, &k.LastUsedIP,
-		&k.RotatedFrom, &k.RotatedTo, &k.MemberID, &rates, &quota, &credits, &refill)
+		&k.RotatedFrom, &k.RotatedTo, &k.MemberID, &rates, &quota, &credits, &refillAmount, &refillInterval)
 	if err != nil {
 		return nil, err
 	}
@@ -70,7 +70,7 @@ func ScanKey(store string, sc Scanner) (*keyward.Key, error) {
 	if k.Quota, err = ReadQuota(quota); err != nil {
 		return nil, fmt.Errorf("%s: key %s: quota: %w", store, k.ID, err)
 	}
-	if k.Credits, err = ReadCredits(credits, refill); err != nil {
+	if k.Credits, err = ReadCredits(credits, refillAmount, refillInterval); err != nil {
 		return nil, fmt.Errorf("%s: key %s: credits: %w", store, k.ID, err)
 	}
 	if len(hash) != len(k.Hash) {
@@ -113,15 +113,12 @@ func KeyValues(k *keyward.Key) ([]any, error) {
 	if err != nil {
 		return nil, err
 	}
-	credits, refill, err := WriteCredits(k.Credits)
-	if err != nil {
-		return nil, err
-	}
+	credits, refillAmount, refillInterval := WriteCredits(k.Credits)
 	return []any{k.ID, k.TenantID, string(k.Environment), k.Name, k.Head, k.Start, k.Last4, k.Hash[:],
 		perms, meta, restr, NullMicros(k.ExpiresAt), NullMicros(k.RotateBy), string(k.Status),
 		k.CreatedAt.UnixMicro(), k.CreatedBy, k.UpdatedAt.UnixMicro(), NullMicros(k.RevokedAt),
 		NullMicros(k.LastUsedAt), k.LastUsedIP, k.RotatedFrom, k.RotatedTo, k.MemberID,
-		rates, quota, credits, refill}, nil
+		rates, quota, credits, refillAmount, refillInterval}, nil
 }
 
 // WriteRateLimits is the stored text of a key's or a tenant's rate
@@ -170,31 +167,28 @@ func ReadQuota(text *string) (*keyward.Quota, error) {
 }
 
 // WriteCredits returns the stored columns of a key's credits: remaining
-// (NULL for no limit) and refill (” for none).
-func WriteCredits(c *keyward.Credits) (remaining *int64, refill string, err error) {
+// (NULL for no limit), and the refill's amount (NULL for none) and
+// interval (” for none).
+func WriteCredits(c *keyward.Credits) (remaining, refillAmount *int64, refillInterval string) {
 	if c == nil {
-		return nil, "", nil
+		return nil, nil, ""
 	}
 	if c.Refill != nil {
-		b, err := json.Marshal(c.Refill)
-		if err != nil {
-			return nil, "", err
-		}
-		refill = string(b)
+		return &c.Remaining, &c.Refill.Amount, string(c.Refill.Interval)
 	}
-	return &c.Remaining, refill, nil
+	return &c.Remaining, nil, ""
 }
 
 // ReadCredits reads what WriteCredits stored.
-func ReadCredits(remaining *int64, refill string) (*keyward.Credits, error) {
+func ReadCredits(remaining, refillAmount *int64, refillInterval string) (*keyward.Credits, error) {
 	if remaining == nil {
 		return nil, nil
 	}
 	c := &keyward.Credits{Remaining: *remaining}
-	if refill != "" {
-		c.Refill = new(keyward.Refill)
-		if err := json.Unmarshal([]byte(refill), c.Refill); err != nil {
-			return nil, err
+	if refillAmount != nil {
+		c.Refill = &keyward.Refill{Amount: *refillAmount, Interval: keyward.QuotaPeriod(refillInterval)}
+		if !c.Refill.Interval.Valid() {
+			return nil, fmt.Errorf("refill interval %q is neither day nor month", refillInterval)
 		}
 	}
 	return c, nil

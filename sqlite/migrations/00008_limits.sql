@@ -3,8 +3,14 @@
 -- are JSON: a list of {name, limit, period (a duration such as "1h0m0s"), burst}, and
 -- {limit, period}. On tenants and keys, NULL means the plan's; on plans,
 -- a quota of '' means none. A key's credits: credits_remaining NULL means
--- no limit; credits_refill is '' or {amount, interval}, and
+-- no limit; credits_refill_amount NULL no refill, else the amount put back
+-- at the start of every credits_refill_interval (day or month), and
 -- credits_refilled_at when it was last refilled.
+--
+-- quota_usage counts the requests of a subject (k:<key id> or t:<tenant
+-- id>) in a calendar period (2026-11-28 for a day, 2026-11 for a month, in
+-- the tenant's time zone): a row per subject and period, added by the
+-- first request of the period.
 ALTER TABLE plans ADD COLUMN key_rate_limits TEXT NOT NULL DEFAULT '[]';
 ALTER TABLE plans ADD COLUMN key_quota TEXT NOT NULL DEFAULT '';
 ALTER TABLE plans ADD COLUMN tenant_rate_limits TEXT NOT NULL DEFAULT '[]';
@@ -17,12 +23,22 @@ ALTER TABLE tenants ADD COLUMN time_zone TEXT NOT NULL DEFAULT '';
 ALTER TABLE keys ADD COLUMN rate_limits TEXT;
 ALTER TABLE keys ADD COLUMN quota TEXT;
 ALTER TABLE keys ADD COLUMN credits_remaining INTEGER;
-ALTER TABLE keys ADD COLUMN credits_refill TEXT NOT NULL DEFAULT '';
+ALTER TABLE keys ADD COLUMN credits_refill_amount INTEGER;
+ALTER TABLE keys ADD COLUMN credits_refill_interval TEXT NOT NULL DEFAULT '';
 ALTER TABLE keys ADD COLUMN credits_refilled_at INTEGER;
 
+CREATE TABLE quota_usage (
+    subject TEXT    NOT NULL,
+    period  TEXT    NOT NULL,
+    used    INTEGER NOT NULL,
+    PRIMARY KEY (subject, period)
+) STRICT;
+
 -- +goose Down
+DROP TABLE quota_usage;
 ALTER TABLE keys DROP COLUMN credits_refilled_at;
-ALTER TABLE keys DROP COLUMN credits_refill;
+ALTER TABLE keys DROP COLUMN credits_refill_interval;
+ALTER TABLE keys DROP COLUMN credits_refill_amount;
 ALTER TABLE keys DROP COLUMN credits_remaining;
 ALTER TABLE keys DROP COLUMN quota;
 ALTER TABLE keys DROP COLUMN rate_limits;
