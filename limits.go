@@ -80,7 +80,7 @@ func (Duration) JSONSchemaBytes() ([]byte, error) {
 func (d Duration) String() string { return time.Duration(d).String() }
 
 // rateLimitName is the shape of a rate limit's name.
-var rateLimitName = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,31}$`)
+var rateLimitName = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,23}$`)
 
 // CheckRateLimits refuses, with a CodeInvalidRequest *Error naming the
 // entry at fault (such as rate_limits[1].period), a list of rate limits
@@ -93,15 +93,19 @@ func CheckRateLimits(field string, limits []RateLimit) error {
 		f := fmt.Sprintf("%s[%d]", field, i)
 		switch {
 		case !rateLimitName.MatchString(r.Name):
-			return FieldErrorf(f+".name", "%q is not a rate limit name: use a lowercase letter, then up to 31 lowercase letters, digits, - or _, such as burst or hourly", r.Name)
+			return FieldErrorf(f+".name", "%q is not a rate limit name: use a lowercase letter, then up to 23 lowercase letters, digits, - or _, such as burst or hourly", r.Name)
 		case r.Limit < 1 || r.Limit > MaxRateLimit:
 			return FieldErrorf(f+".limit", "is %d; give a number of requests from 1 to %d", r.Limit, MaxRateLimit)
 		case time.Duration(r.Period) < MinRatePeriod || time.Duration(r.Period) > MaxRatePeriod:
 			return FieldErrorf(f+".period", "is %s; give a period from 1s to 744h (31 days), such as \"1s\", \"1m\" or \"1h\"; for days and months use a quota", time.Duration(r.Period))
-		case time.Duration(r.Period)%time.Millisecond != 0:
-			return FieldErrorf(f+".period", "is %s; give whole milliseconds at least", time.Duration(r.Period))
+		case time.Duration(r.Period)%time.Second != 0:
+			return FieldErrorf(f+".period", "is %s; give whole seconds, such as \"1s\", \"90s\" or \"1h\"", time.Duration(r.Period))
+		case time.Duration(r.Period)/time.Duration(r.Limit) < time.Microsecond:
+			return FieldErrorf(f+".limit", "%d per %s is more than one request per microsecond; lower the limit or lengthen the period", r.Limit, time.Duration(r.Period))
 		case r.Burst < 0 || r.Burst > MaxRateLimit:
 			return FieldErrorf(f+".burst", "is %d; give the most requests at once, from 1 to %d, or 0 for the limit itself", r.Burst, MaxRateLimit)
+		case r.Capacity() > int64(MaxRatePeriod/(time.Duration(r.Period)/time.Duration(r.Limit))):
+			return FieldErrorf(f+".burst", "%d at %d per %s takes longer than 744h (31 days) to refill; lower the burst", r.Burst, r.Limit, time.Duration(r.Period))
 		}
 		for _, o := range limits[:i] {
 			if o.Name == r.Name {

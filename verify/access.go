@@ -11,6 +11,7 @@ import (
 	"github.com/maypok86/otter/v2"
 
 	"github.com/keyward/keyward"
+	"github.com/keyward/keyward/limit"
 )
 
 // Access is what a key may do at the time of a verification, worked out
@@ -53,6 +54,11 @@ type Access struct {
 	// epoch has not moved on and loaded is within the cache TTL.
 	epoch  uint64
 	loaded int64
+	// limits are the key's and its tenant's rate limits bound to the
+	// verifier's limiter (nil for none), or limitsErr why they could not
+	// be: then the key is refused rather than let through unlimited.
+	limits    limit.Set
+	limitsErr error
 }
 
 // Withheld is a permission a key holds but may not use, and why.
@@ -248,6 +254,7 @@ func (v *Verifier) accessOf(ctx context.Context, e *entry) (*Access, error) {
 		return a, nil
 	}
 	a = newAccess(k, t.value, member, removed, p.value)
+	a.limits, a.limitsErr = v.bindRateLimits(k, a)
 	a.epoch, a.loaded = epoch, min(loaded, p.loaded)
 	e.access.Store(a)
 	return a, nil

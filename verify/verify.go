@@ -25,6 +25,7 @@ import (
 
 	"github.com/keyward/keyward"
 	"github.com/keyward/keyward/apikey"
+	"github.com/keyward/keyward/limit"
 	"github.com/keyward/keyward/policy"
 )
 
@@ -104,6 +105,10 @@ type Options struct {
 	// FailedAttemptBlock is how long an address stays blocked
 	// (DefaultFailedAttemptBlock).
 	FailedAttemptBlock time.Duration
+	// Limiter keeps the state of the keys' and tenants' rate limits: a
+	// limit.Fallback on Redis shares them between nodes. nil means a
+	// limit.Local of this node alone.
+	Limiter limit.Limiter
 }
 
 // Request is what a caller presents for verification.
@@ -128,6 +133,10 @@ type Request struct {
 	// Policy is the route policy that says what the request needs
 	// (docs/policy.md), or nil for none: then only Permissions are needed.
 	Policy *policy.Policy
+	// RateLimit, when set, receives the decision of the key's rate
+	// limits, for the RateLimit headers; Result.RateLimit then points to
+	// it when the key has rate limits.
+	RateLimit *limit.Decision
 }
 
 // Result is the outcome of a verification.
@@ -156,8 +165,11 @@ type Result struct {
 	// checked, and Key, Tenant and Access are nil.
 	Public bool
 	// RetryAfter is how long the caller should wait before it tries
-	// again: set with too_many_failed_attempts.
+	// again: set with too_many_failed_attempts and rate_limited.
 	RetryAfter time.Duration
+	// RateLimit is the decision of the key's rate limits, when the key
+	// has some and Request.RateLimit was given: Request.RateLimit.
+	RateLimit *limit.Decision
 }
 
 // Valid reports whether the key was accepted.
@@ -209,6 +221,8 @@ type Verifier struct {
 
 	// attempts is the failed-attempt limiter; nil when it is off.
 	attempts *attemptLimiter
+	// limiter keeps the state of rate limits (Options.Limiter).
+	limiter limit.Limiter
 
 	cacheClock *otter.CoarseClock
 	keys       *otter.Cache[[32]byte, *entry]
@@ -302,6 +316,10 @@ func New(store Store, opts Options) *Verifier {
 	v.members = newRecords(v, size, store.Member)
 	v.plans = newRecords(v, size, store.Plan)
 	v.attempts = newAttemptLimiter(opts, opts.Logger)
+	v.limiter = opts.Limiter
+	if v.limiter == nil {
+		v.limiter = limit.NewLocal()
+	}
 	v.keyLen = len(v.liveHead) + apikey.BodyLen
 	v.keyLoader = otter.LoaderFunc[[32]byte, *entry](v.loadKey)
 	return v
@@ -463,6 +481,9 @@ func (v *Verifier) verify(ctx context.Context, req *Request, path *policy.Path, 
 	}
 	if code == "" {
 		code, detail = checkEntitled(a, route, req.Permissions)
+	}
+	if code == "" && (a.limits != nil || a.limitsErr != nil) {
+		code, detail = v.checkLimits(ctx, a, req, r)
 	}
 	if code != "" {
 		r.Code, r.Detail = code, detail
