@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/keyward/keyward"
+	"github.com/keyward/keyward/limit"
 	"github.com/keyward/keyward/apikey"
 	"github.com/keyward/keyward/verify"
 )
@@ -670,6 +671,28 @@ func BenchmarkVerifyCached(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
 			if r := pb.verify(); !r.Valid() {
+				b.Fatal(r.Detail)
+			}
+		}
+	})
+	// The serial case with two local rate limits (never reached): what
+	// step 11 adds to a verification.
+	limited, _ := f.createKey(func(k *keyward.Key) {
+		k.RateLimits = []keyward.RateLimit{
+			{Name: "burst", Limit: 1_000_000, Period: keyward.Duration(time.Second), Burst: 1_000_000_000},
+			{Name: "daily", Limit: 1_000_000_000, Period: keyward.Duration(24 * time.Hour)},
+		}
+	})
+	var decision limit.Decision
+	reqLimited := req
+	reqLimited.Key, reqLimited.RateLimit = limited, &decision
+	if r := v.Verify(ctx, reqLimited); !r.Valid() || decision.N != 2 {
+		b.Fatalf("Verify: %s: %s", r.Code, r.Detail)
+	}
+	b.Run("limits", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if r := v.Verify(ctx, reqLimited); !r.Valid() {
 				b.Fatal(r.Detail)
 			}
 		}
