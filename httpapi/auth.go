@@ -8,9 +8,11 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/keyward/keyward"
 	"github.com/keyward/keyward/apikey"
+	"github.com/keyward/keyward/limit"
 	"github.com/keyward/keyward/manage"
 	"github.com/keyward/keyward/policy"
 	"github.com/keyward/keyward/verify"
@@ -21,13 +23,13 @@ import (
 // request itself, with no route policy: its method and target, Referer and
 // Origin, so that the key's own restrictions (endpoints, referrers, IP
 // ranges) hold on Keyward's API as they do anywhere else.
-func (s *server) authenticate(r *http.Request) (verify.Result, netip.Addr, error) {
+func (s *server) authenticate(w http.ResponseWriter, r *http.Request) (verify.Result, netip.Addr, error) {
 	target := r.RequestURI
 	if target == "" || target[0] != '/' {
 		// An absolute-form or * target: the path the server routed by.
 		target = r.URL.RequestURI()
 	}
-	return s.authenticateURL(r, r.URL, verify.Request{
+	return s.authenticateURL(w, r, r.URL, verify.Request{
 		Method: r.Method, Target: target, Referer: r.Header.Get("Referer"), Origin: r.Header.Get("Origin"),
 	})
 }
@@ -36,7 +38,10 @@ func (s *server) authenticate(r *http.Request) (verify.Result, netip.Addr, error
 // the URL of the original request (for forward-auth, that of the request a
 // proxy asks about), with what req says of that request; the key and the
 // client's address are set here.
-func (s *server) authenticateURL(r *http.Request, u *url.URL, req verify.Request) (verify.Result, netip.Addr, error) {
+//
+// The key's rate limits count the request, and their RateLimit headers
+// (limit.SetHeaders) are set on w's answer, allowed or refused.
+func (s *server) authenticateURL(w http.ResponseWriter, r *http.Request, u *url.URL, req verify.Request) (verify.Result, netip.Addr, error) {
 	ip := s.clientIP(r)
 	key, kerr := verify.KeyFrom(r.Header, u, s.verifier.Format())
 	if kerr != nil {
@@ -51,12 +56,23 @@ func (s *server) authenticateURL(r *http.Request, u *url.URL, req verify.Request
 		return verify.Result{}, ip, kerr
 	}
 	req.Key, req.IP = key, ip
+	d := decisions.Get().(*limit.Decision)
+	defer decisions.Put(d)
+	req.RateLimit = d
 	res := s.verifier.Verify(r.Context(), req)
+	if res.RateLimit != nil {
+		limit.SetHeaders(w.Header(), res.RateLimit)
+		res.RateLimit = nil // d goes back to the pool
+	}
 	if !res.Valid() {
 		return res, ip, res.Err()
 	}
 	return res, ip, nil
 }
+
+// decisions keeps the rate-limit decisions of requests, which their
+// headers are written from.
+var decisions = sync.Pool{New: func() any { return new(limit.Decision) }}
 
 // require is the one middleware that enforces what a route requires, need
 // (declared in routes): a route that needs no key refuses one in its URL
@@ -74,7 +90,7 @@ func (s *server) require(need manage.Requirement, h http.Handler) http.Handler {
 		return own
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		res, ip, err := s.authenticate(r)
+		res, ip, err := s.authenticate(w, r)
 		if err != nil {
 			s.writeError(w, r, err)
 			return
@@ -186,6 +202,8 @@ func (s *server) handleVerify(w http.ResponseWriter, r *http.Request) {
 		}
 		req.IP = req.IP.Unmap()
 	}
+	var d limit.Decision
+	req.RateLimit = &d
 	res, err := manage.Verify(r.Context(), admissionOf(r).caller, s.verifier, req)
 	if err != nil {
 		s.writeError(w, r, err)
@@ -491,7 +509,7 @@ func (s *server) handleForwardAuth(w http.ResponseWriter, r *http.Request) {
 		s.refuseForward(w, r, fs.mode, kerr)
 		return
 	}
-	res, _, err := s.authenticateURL(r, u, verify.Request{
+	res, _, err := s.authenticateURL(w, r, u, verify.Request{
 		Permissions: fs.perms, Method: method, Target: target,
 		Referer: r.Header.Get("Referer"), Origin: r.Header.Get("Origin"), Policy: pol,
 	})

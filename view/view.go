@@ -16,6 +16,7 @@ import (
 
 	"github.com/keyward/keyward"
 	"github.com/keyward/keyward/apikey"
+	"github.com/keyward/keyward/limit"
 	"github.com/keyward/keyward/verify"
 )
 
@@ -97,7 +98,7 @@ type Verification struct {
 	Plan        string              `json:"plan,omitempty" description:"the plan of the key's tenant"`
 	ExpiresAt   *time.Time          `json:"expires_at,omitempty"`
 	Route       string              `json:"route,omitempty" description:"the route of the server's route policy that decided: its pattern, or default: deny or default: authenticated; absent without a policy or a path"`
-	RateLimit   *struct{}           `json:"ratelimit" description:"rate-limit state; null until rate limits are configured"`
+	RateLimit   *RateLimitState     `json:"ratelimit" description:"the key's rate limits after this request, as the RateLimit headers give them; null when the key has none or was refused before they were checked"`
 	RetryAfter  int64               `json:"retry_after,omitempty" description:"with too_many_failed_attempts: how many seconds the client must wait before it tries again (answer it with Retry-After)"`
 	RequestID   string              `json:"request_id,omitempty" description:"the X-Request-Id of the answer; absent from the command line's"`
 }
@@ -113,6 +114,9 @@ func VerificationOf(res verify.Result, requestID string) Verification {
 	if res.Route != nil {
 		out.Route = res.Route.String()
 	}
+	if res.RateLimit != nil {
+		out.RateLimit = RateLimitOf(res.RateLimit)
+	}
 	if k := res.Key; k != nil && out.Status != http.StatusUnauthorized {
 		out.KeyID, out.Name, out.TenantID, out.Environment, out.Permissions, out.ExpiresAt =
 			k.ID, k.Name, k.TenantID, k.Environment, k.Permissions, k.ExpiresAt
@@ -122,6 +126,39 @@ func VerificationOf(res verify.Result, requestID string) Verification {
 		if out.Permissions == nil {
 			out.Permissions = []string{}
 		}
+	}
+	return out
+}
+
+// RateLimitState is the standing of a key's rate limits after a request: the
+// tightest one, as X-RateLimit-Limit, -Remaining and -Reset give it, and
+// each one, as RateLimit-Policy and RateLimit do.
+type RateLimitState struct {
+	Limit     int64               `json:"limit" description:"the tightest limit's quota: the requests it allows at once"`
+	Remaining int64               `json:"remaining" description:"the requests the tightest limit allows now"`
+	Reset     int64               `json:"reset" description:"seconds until the tightest limit is full again"`
+	Policy    string              `json:"policy" description:"the RateLimit-Policy header's value" example:"\"burst\";q=10;w=1, \"tenant-hourly\";q=5000;w=3600"`
+	Header    string              `json:"header" description:"the RateLimit header's value" example:"\"burst\";r=9;t=1, \"tenant-hourly\";r=4999;t=1"`
+	Limits    []RateLimitStanding `json:"limits" description:"each limit, in the order of the headers: the key's own, then its tenant's (tenant-…)"`
+}
+
+// RateLimitStanding is one rate limit after a request.
+type RateLimitStanding struct {
+	Name      string `json:"name"`
+	Quota     int64  `json:"quota" description:"the requests it allows at once"`
+	Window    int64  `json:"window" description:"seconds it takes to refill from empty"`
+	Remaining int64  `json:"remaining"`
+	Reset     int64  `json:"reset" description:"seconds until it is full again"`
+}
+
+// RateLimitOf shows a rate-limit decision.
+func RateLimitOf(d *limit.Decision) *RateLimitState {
+	t := d.States[d.Tightest]
+	out := &RateLimitState{Limit: t.Limit, Remaining: t.Remaining, Reset: limit.Seconds(t.Reset),
+		Policy: string(limit.AppendPolicy(nil, d)), Header: string(limit.AppendRateLimit(nil, d)),
+		Limits: make([]RateLimitStanding, d.N)}
+	for i, st := range d.States[:d.N] {
+		out.Limits[i] = RateLimitStanding{Name: st.Name, Quota: st.Limit, Window: limit.Seconds(st.Window), Remaining: st.Remaining, Reset: limit.Seconds(st.Reset)}
 	}
 	return out
 }

@@ -1,0 +1,98 @@
+package httpapi
+
+import (
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/keyward/keyward"
+)
+
+// TestRateLimited: a key's rate limits through forward-auth, /v1/whoami
+// and /v1/verify. Every answer carries RateLimit-Policy, RateLimit and
+// X-RateLimit-*; a refused one is 429 rate_limited with Retry-After and a
+// detail naming the limit. All or nothing over two limits: a request
+// refused by one takes nothing from the other, and a request refused
+// before the limits (403) counts against none.
+func TestRateLimited(t *testing.T) {
+	h := newHarness(t)
+	h.tenant("acme")
+	key, _ := h.key(h.root, map[string]any{"tenant_id": "acme", "name": "limited", "permissions": []string{"contacts:read"},
+		"rate_limits": []map[string]any{
+			{"name": "burst", "limit": 2, "period": "1m"},
+			{"name": "hourly", "limit": 10, "period": "1h"},
+		}})
+
+	wantHeaders := func(what string, a answer, remaining string) {
+		t.Helper()
+		if got := a.header.Get("RateLimit-Policy"); got != `"burst";q=2;w=60, "hourly";q=10;w=3600` {
+			t.Errorf("%s: RateLimit-Policy %q", what, got)
+		}
+		if got := a.header.Get("RateLimit"); !strings.HasPrefix(got, `"burst";r=`+remaining+`;t=`) || !strings.Contains(got, `, "hourly";r=`) {
+			t.Errorf("%s: RateLimit %q, want burst with %s remaining", what, got, remaining)
+		}
+		if a.header.Get("X-RateLimit-Limit") != "2" || a.header.Get("X-RateLimit-Remaining") != remaining || a.header.Get("X-RateLimit-Reset") == "" {
+			t.Errorf("%s: X-RateLimit-* %q %q %q", what, a.header.Get("X-RateLimit-Limit"), a.header.Get("X-RateLimit-Remaining"), a.header.Get("X-RateLimit-Reset"))
+		}
+	}
+	a := h.must(200, "GET", "/v1/forward-auth?permissions=contacts:read", key, nil)
+	wantHeaders("the first request", a, "1")
+	if a.header.Get("Retry-After") != "" {
+		t.Errorf("an allowed answer has Retry-After %q", a.header.Get("Retry-After"))
+	}
+	// Refused before the limits: counts against none.
+	a = h.call("GET", "/v1/forward-auth?permissions=contacts:write", key, nil)
+	problemOf(t, a, 403, keyward.CodeInsufficientPermissions)
+	if a.header.Get("RateLimit") != "" {
+		t.Errorf("a 403 carries RateLimit %q", a.header.Get("RateLimit"))
+	}
+	a = h.must(200, "GET", "/v1/whoami", key, nil)
+	wantHeaders("whoami", a, "0")
+
+	a = h.call("GET", "/v1/forward-auth?permissions=contacts:read", key, nil)
+	d := problemOf(t, a, 429, keyward.CodeRateLimited)
+	wantHeaders("the refused request", a, "0")
+	retry, err := strconv.Atoi(a.header.Get("Retry-After"))
+	if err != nil || retry < 1 || retry > 30 {
+		t.Errorf("Retry-After %q, want 1 to 30 seconds (burst refills one every 30 s)", a.header.Get("Retry-After"))
+	}
+	if !strings.Contains(d, `"burst"`) || !strings.Contains(d, "Retry in") {
+		t.Errorf("detail %q", d)
+	}
+	problemOf(t, h.call("GET", "/v1/whoami", key, nil), 429, keyward.CodeRateLimited)
+	// nginx's auth_request, then its error_page: the second ask refuses
+	// again without counting, and answers 429 with the headers.
+	if a := h.call("GET", "/v1/forward-auth?permissions=contacts:read&nginx=auth_request", key, nil); a.status != 401 {
+		t.Errorf("auth_request: %d, want 401", a.status)
+	}
+	a = h.call("GET", "/v1/forward-auth?permissions=contacts:read&nginx=error_page", key, nil)
+	problemOf(t, a, 429, keyward.CodeRateLimited)
+	wantHeaders("error_page", a, "0")
+
+	// All or nothing: the refused requests took nothing from hourly, which
+	// counted the two allowed ones only.
+	v := h.must(200, "POST", "/v1/verify", h.root, map[string]any{"key": key, "permissions": []string{"contacts:read"}})
+	if v.body["valid"] != false || v.str("code") != string(keyward.CodeRateLimited) || v.body["status"] != float64(429) {
+		t.Fatalf("/v1/verify of a limited key: %s", v.raw)
+	}
+	rl, _ := v.body["ratelimit"].(map[string]any)
+	limits, _ := rl["limits"].([]any)
+	if len(limits) != 2 {
+		t.Fatalf("/v1/verify ratelimit: %v", v.body["ratelimit"])
+	}
+	hourly := limits[1].(map[string]any)
+	if hourly["name"] != "hourly" || hourly["remaining"] != float64(8) || rl["remaining"] != float64(0) || rl["limit"] != float64(2) ||
+		!strings.Contains(rl["policy"].(string), `"hourly";q=10;w=3600`) || v.body["retry_after"] == nil {
+		t.Errorf("/v1/verify ratelimit: %v, retry_after %v; want hourly with 8 remaining", rl, v.body["retry_after"])
+	}
+	// A key without limits has none, and no headers.
+	free, _ := h.key(h.root, map[string]any{"tenant_id": "acme", "name": "free"})
+	a = h.must(200, "GET", "/v1/forward-auth", free, nil)
+	if a.header.Get("RateLimit") != "" || a.header.Get("X-RateLimit-Limit") != "" {
+		t.Errorf("a key without limits: RateLimit %q", a.header.Get("RateLimit"))
+	}
+	v = h.must(200, "POST", "/v1/verify", h.root, map[string]any{"key": free})
+	if v.body["valid"] != true || v.body["ratelimit"] != nil {
+		t.Errorf("/v1/verify of a key without limits: %s", v.raw)
+	}
+}
