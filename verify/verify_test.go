@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/keyward/keyward"
-	"github.com/keyward/keyward/limit"
 	"github.com/keyward/keyward/apikey"
+	"github.com/keyward/keyward/limit"
 	"github.com/keyward/keyward/verify"
 )
 
