@@ -16,22 +16,28 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+	"github.com/spf13/cobra"
+
 	"github.com/keyward/keyward"
 	"github.com/keyward/keyward/apikey"
 	"github.com/keyward/keyward/httpapi"
 	"github.com/keyward/keyward/internal/connlimit"
+	"github.com/keyward/keyward/limit"
 	"github.com/keyward/keyward/manage"
 	"github.com/keyward/keyward/policy"
 	"github.com/keyward/keyward/verify"
-	"github.com/spf13/cobra"
 )
 
 // serveOptions are the flags of keyward serve.
 type serveOptions struct {
-	addr            string
-	trustedProxies  string
-	logFormat       string
-	routes          string
+	addr           string
+	trustedProxies string
+	logFormat      string
+	routes         string
+	// redis is the URL of the Redis that keeps rate limits for every
+	// node; "" for each node's own memory.
+	redis           string
 	shutdownTimeout time.Duration
 	flushInterval   time.Duration
 	cacheTTL        time.Duration
@@ -193,6 +199,7 @@ off.`,
 		"CIDRs of proxies whose X-Forwarded-For is believed, comma-separated (env KEYWARD_TRUSTED_PROXIES)")
 	f.StringVar(&o.routes, "routes", a.env("KEYWARD_ROUTES", ""), "route policy file (YAML) for forward-auth and POST /v1/verify; reloaded on SIGHUP and on change (env KEYWARD_ROUTES)")
 	f.StringVar(&o.logFormat, "log-format", a.env("KEYWARD_LOG_FORMAT", "json"), "log format on stderr: json or text (env KEYWARD_LOG_FORMAT)")
+	f.StringVar(&o.redis, "redis", a.env("KEYWARD_REDIS", ""), "URL of the Redis that keeps rate limits shared by every node, such as redis://127.0.0.1:6379/0; without it each node limits alone (env KEYWARD_REDIS)")
 	o.envDurations = []envDuration{
 		{flag: "shutdown-timeout", env: "KEYWARD_SHUTDOWN_TIMEOUT", def: 15 * time.Second, example: "15s", value: &o.shutdownTimeout,
 			usage: "how long requests in flight may take to finish on shutdown"},
@@ -240,6 +247,31 @@ off.`,
 		f.IntVar(d.value, d.flag, v, d.usage+" (env "+d.env+")")
 	}
 	return c
+}
+
+// openLimiter returns the limiter of rate limits: this node's memory
+// without a Redis URL; with one, Redis shared by every node, and this
+// node's memory while Redis fails (limit.Fallback), so that verification
+// goes on, each node limiting alone, and the log says so. A URL that
+// cannot be read stops serve; a Redis that does not answer at start is
+// logged, and used once it answers. The function returned closes the
+// client.
+func openLimiter(ctx context.Context, url string, logger *slog.Logger) (limit.Limiter, func(), error) {
+	if url == "" {
+		return limit.NewLocal(), func() {}, nil
+	}
+	opts, err := limit.ClientOptions(url)
+	if err != nil {
+		return nil, nil, usageError{fmt.Errorf("--redis: %w; use a URL such as redis://127.0.0.1:6379/0 (env KEYWARD_REDIS)", err)}
+	}
+	client := redis.NewClient(opts)
+	pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if err := client.Ping(pctx).Err(); err != nil {
+		logger.Warn("redis does not answer: each node limits alone until it does", "addr", opts.Addr, "err", err)
+	}
+	shared := limit.NewRedis(client, "keyward:")
+	return limit.NewFallback(shared, limit.NewLocal(), logger, 0), func() { client.Close() }, nil
 }
 
 // defaultIdleTimeout is how long a kept-alive connection may wait for its
@@ -295,6 +327,11 @@ func (a *app) serve(ctx context.Context, o serveOptions) error {
 			return usageError{fmt.Errorf("--routes: %w", err)}
 		}
 	}
+	limiter, closeLimiter, err := openLimiter(ctx, o.redis, logger)
+	if err != nil {
+		return err
+	}
+	defer closeLimiter()
 	store, format, err := a.open(ctx, true, logger)
 	if err != nil {
 		return err
@@ -307,6 +344,7 @@ func (a *app) serve(ctx context.Context, o serveOptions) error {
 		Format: format, Logger: logger, FlushInterval: o.flushInterval, CacheTTL: o.cacheTTL,
 		StorageTimeout: o.storageTimeout, FailedAttempts: failedAttempts,
 		FailedAttemptWindow: o.failedAttemptWindow, FailedAttemptBlock: o.failedAttemptBlock,
+		Limiter: limiter,
 	})
 
 	err = a.runServer(ctx, o, logger, store, verifier, format, trusted, routes)
