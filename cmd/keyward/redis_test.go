@@ -66,4 +66,3 @@ func TestServeRedisLimits(t *testing.T) {
 		t.Errorf("two nodes on Redis again allowed %d requests, want 3", n)
 	}
 }
-
