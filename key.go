@@ -200,15 +200,8 @@ func (k *Key) CheckLimits() error {
 // at fault, limits or credits out of bounds, and both Credits and
 // NoCredits.
 func (u KeyUpdate) CheckLimits() error {
-	if u.RateLimits != nil {
-		if err := CheckRateLimits("rate_limits", *u.RateLimits); err != nil {
-			return err
-		}
-	}
-	if u.Quota != nil && *u.Quota != (Quota{}) {
-		if err := CheckQuota("quota", u.Quota); err != nil {
-			return err
-		}
+	if err := checkOverride(u.RateLimits, u.Quota); err != nil {
+		return err
 	}
 	if u.Credits != nil && u.NoCredits {
 		return FieldErrorf("credits", "is both set and taken away; give credits, or null for no limit")

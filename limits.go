@@ -116,6 +116,22 @@ func CheckRateLimits(field string, limits []RateLimit) error {
 	return nil
 }
 
+// checkOverride refuses, with a CodeInvalidRequest *Error naming the
+// field at fault, a change of a tenant's or a key's own rate limits and
+// quota that is out of bounds; nil fields, and the zero Quota (the plan's
+// again), pass.
+func checkOverride(rates *[]RateLimit, quota *Quota) error {
+	if rates != nil {
+		if err := CheckRateLimits("rate_limits", *rates); err != nil {
+			return err
+		}
+	}
+	if quota != nil && *quota != (Quota{}) {
+		return CheckQuota("quota", quota)
+	}
+	return nil
+}
+
 // QuotaPeriod is the calendar period of a quota or of a credit refill.
 type QuotaPeriod string
 

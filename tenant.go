@@ -47,15 +47,8 @@ type TenantUpdate struct {
 // Check refuses, with a CodeInvalidRequest *Error naming the field at
 // fault, limits out of bounds and a time zone that is not one.
 func (u TenantUpdate) Check() error {
-	if u.RateLimits != nil {
-		if err := CheckRateLimits("rate_limits", *u.RateLimits); err != nil {
-			return err
-		}
-	}
-	if u.Quota != nil && *u.Quota != (Quota{}) {
-		if err := CheckQuota("quota", u.Quota); err != nil {
-			return err
-		}
+	if err := checkOverride(u.RateLimits, u.Quota); err != nil {
+		return err
 	}
 	if u.TimeZone != nil {
 		return CheckTimeZone("time_zone", *u.TimeZone)

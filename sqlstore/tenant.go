@@ -141,17 +141,23 @@ func (s *Store) SetTenantStatus(ctx context.Context, id string, status keyward.T
 		} else if n == 0 {
 			return keyward.Errorf(keyward.CodeNotFound, "Tenant %q was not found.", id)
 		}
-		if err := s.record(ctx, tx, at, by, action, id, id,
-			keyward.Change{Kind: keyward.ChangeTenant, ID: id}); err != nil {
-			return err
-		}
-		out, err = s.tenant(ctx, tx, id)
+		out, err = s.recordTenant(ctx, tx, at, by, action, id)
 		return err
 	})
 	if err != nil {
 		return nil, err
 	}
 	return out, nil
+}
+
+// recordTenant writes the audit entry (action) and the change of a
+// change of tenant id in tx, and returns the tenant as stored.
+func (s *Store) recordTenant(ctx context.Context, tx *sql.Tx, at time.Time, by keyward.Actor, action, id string) (*keyward.Tenant, error) {
+	if err := s.record(ctx, tx, at, by, action, id, id,
+		keyward.Change{Kind: keyward.ChangeTenant, ID: id}); err != nil {
+		return nil, err
+	}
+	return s.tenant(ctx, tx, id)
 }
 
 // UpdateTenant applies the non-nil fields of u, sets UpdatedAt to at,
@@ -189,11 +195,7 @@ func (s *Store) UpdateTenant(ctx context.Context, id string, u keyward.TenantUpd
 			rates, quota, t.TimeZone, at.UnixMicro(), id); err != nil {
 			return err
 		}
-		if err := s.record(ctx, tx, at, by, keyward.ActionTenantUpdate, id, id,
-			keyward.Change{Kind: keyward.ChangeTenant, ID: id}); err != nil {
-			return err
-		}
-		out, err = s.tenant(ctx, tx, id)
+		out, err = s.recordTenant(ctx, tx, at, by, keyward.ActionTenantUpdate, id)
 		return err
 	})
 	if err != nil {
