@@ -105,6 +105,21 @@ func (s *fallbackSet) Allow(ctx context.Context, now time.Time, cost int64, d *D
 	return err
 }
 
+// Refund gives back cost where decision d was made: locally when it was a
+// fallback decision, else on the shared limiter, and, should that fail,
+// nowhere (the shared buckets refill on their own; the failure is logged).
+func (s *fallbackSet) Refund(ctx context.Context, now time.Time, cost int64, d *Decision) error {
+	if d != nil && d.Fallback {
+		return s.local.Refund(ctx, now, cost, d)
+	}
+	sctx, cancel := context.WithTimeout(ctx, s.f.timeout)
+	defer cancel()
+	if err := s.shared.Refund(sctx, now, cost, d); err != nil {
+		s.f.failed(now, err)
+	}
+	return nil
+}
+
 // failed records that the shared limiter failed at now, and logs it if it
 // is the first failure or the last log is a minute old.
 func (f *Fallback) failed(now time.Time, err error) {

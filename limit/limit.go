@@ -149,6 +149,11 @@ type Set interface {
 	// is below 1, or when the limiter's store fails; then d is not a
 	// decision. Redis ignores now and reads the Redis server's clock.
 	Allow(ctx context.Context, now time.Time, cost int64, d *Decision) error
+	// Refund gives back to every bucket the cost of a request that Allow
+	// allowed, as decision d, when something after the rate limits
+	// refused it (a quota, credits): the refused request then costs
+	// nothing. A bucket that has refilled since keeps no more than full.
+	Refund(ctx context.Context, now time.Time, cost int64, d *Decision) error
 }
 
 // Limiter binds buckets to a Set, once per subject rather than per request,

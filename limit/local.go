@@ -160,3 +160,21 @@ func (s *localSet) Allow(_ context.Context, now time.Time, cost int64, d *Decisi
 	decide(d, allowed, &s.names, &s.cells, &tats, &waits, s.n, t)
 	return nil
 }
+
+// Refund gives back cost to every bucket at now: see Set.
+func (s *localSet) Refund(_ context.Context, now time.Time, cost int64, _ *Decision) error {
+	if cost < 1 {
+		return ErrCost
+	}
+	t := now.UnixNano()
+	for _, i := range s.order[:s.n] {
+		s.b[i].mu.Lock()
+	}
+	for i := 0; i < s.n; i++ {
+		s.b[i].tat = max(s.b[i].tat-cost*s.cells[i].t, t)
+	}
+	for _, i := range s.order[:s.n] {
+		s.b[i].mu.Unlock()
+	}
+	return nil
+}

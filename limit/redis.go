@@ -83,6 +83,28 @@ for i = 1, #KEYS do out[i + 2] = tats[i] end
 return out
 `)
 
+// refundScript gives back ARGV[1] (the cost) to each bucket of KEYS:
+// ARGV[i+1] is bucket i's emission interval in microseconds. A bucket is
+// never left fuller than full (a TAT before now), and one that has expired
+// (full) is left alone.
+var refundScript = redis.NewScript(`
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
+local cost = tonumber(ARGV[1])
+for i = 1, #KEYS do
+	local tat = tonumber(redis.call('GET', KEYS[i]))
+	if tat then
+		tat = tat - cost * tonumber(ARGV[i + 1])
+		if tat > now then
+			redis.call('SET', KEYS[i], string.format('%.0f', tat), 'PX', math.ceil((tat - now) / 1000))
+		else
+			redis.call('DEL', KEYS[i])
+		end
+	end
+end
+return 1
+`)
+
 // redisSet is a Set of Redis.
 type redisSet struct {
 	client redis.UniversalClient
@@ -137,5 +159,25 @@ func (s *redisSet) Allow(ctx context.Context, _ time.Time, cost int64, d *Decisi
 		}
 	}
 	decide(d, allowed, &s.names, &s.cells, &tats, &waits, s.n, now)
+	return nil
+}
+
+// Refund gives back cost to every bucket, on Redis's clock, in one round
+// trip; now is ignored.
+func (s *redisSet) Refund(ctx context.Context, _ time.Time, cost int64, _ *Decision) error {
+	if cost < 1 {
+		return ErrCost
+	}
+	if s.n == 0 {
+		return nil
+	}
+	args := make([]any, 1, 1+s.n)
+	args[0] = cost
+	for i := 0; i < s.n; i++ {
+		args = append(args, s.cells[i].t)
+	}
+	if err := refundScript.Run(ctx, s.client, s.keys, args...).Err(); err != nil {
+		return fmt.Errorf("rate limit: redis: refund: %w", err)
+	}
 	return nil
 }

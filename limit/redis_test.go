@@ -297,3 +297,47 @@ func TestFallbackTimeout(t *testing.T) {
 	}
 	fx.proxy.Mend()
 }
+
+// TestRefund: a refund gives back what an allowed request took, to every
+// bucket of the Set, locally and on Redis (and through a Fallback); a
+// bucket is never left fuller than full.
+func TestRefund(t *testing.T) {
+	buckets := []limit.Bucket{
+		{"k:1:burst", limit.Rate{Name: "burst", Limit: 3, Period: time.Hour}},
+		{"t:1:hourly", limit.Rate{Name: "hourly", Limit: 10, Period: time.Hour}},
+	}
+	fb := newFallbackFixture(t)
+	for name, l := range map[string]limit.Limiter{
+		"local":    limit.NewLocal(),
+		"redis":    limit.NewRedis(rd.Client(t), prefix+"refund:"),
+		"fallback": fb.f,
+	} {
+		t.Run(name, func(t *testing.T) {
+			now := time.Now()
+			s := bind(t, l, buckets...)
+			var last limit.Decision
+			for range 3 {
+				last = allow(t, s, now, 1)
+			}
+			if d := allow(t, s, now, 1); d.Allowed {
+				t.Fatalf("the 4th request: %+v, want refused", d)
+			}
+			if err := s.Refund(t.Context(), now, 1, &last); err != nil {
+				t.Fatal(err)
+			}
+			d := allow(t, s, now, 1)
+			if !d.Allowed || d.States[1].Remaining != 7 {
+				t.Fatalf("after a refund of 1: %+v, want allowed with hourly at 7 (3 allowed, 1 refunded, 1 allowed)", d)
+			}
+			// Refunds past full leave the buckets full, not fuller.
+			for range 5 {
+				if err := s.Refund(t.Context(), now, 1, &d); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if d := allow(t, s, now, 1); !d.Allowed || d.States[0].Remaining != 2 || d.States[1].Remaining != 9 {
+				t.Fatalf("after refunds past full: %+v, want burst at 2 and hourly at 9", d)
+			}
+		})
+	}
+}
