@@ -96,3 +96,26 @@ func TestRateLimited(t *testing.T) {
 		t.Errorf("/v1/verify of a key without limits: %s", v.raw)
 	}
 }
+
+// TestQuotaExceeded: a key past its quota is 429 quota_exceeded with
+// Retry-After until the period resets, through forward-auth and
+// /v1/verify, on SQLite and PostgreSQL.
+func TestQuotaExceeded(t *testing.T) {
+	h := newHarness(t)
+	h.tenant("acme")
+	key, _ := h.key(h.root, map[string]any{"tenant_id": "acme", "name": "quota", "quota": map[string]any{"limit": 2, "period": "month"}})
+	h.must(200, "GET", "/v1/forward-auth", key, nil)
+	h.must(200, "GET", "/v1/forward-auth", key, nil)
+	a := h.call("GET", "/v1/forward-auth", key, nil)
+	d := problemOf(t, a, 429, keyward.CodeQuotaExceeded)
+	if retry, err := strconv.Atoi(a.header.Get("Retry-After")); err != nil || retry < 1 || retry > 31*24*3600 {
+		t.Errorf("Retry-After %q, want the seconds until next month", a.header.Get("Retry-After"))
+	}
+	if !strings.Contains(d, "2 requests per month") {
+		t.Errorf("detail %q", d)
+	}
+	v := h.must(200, "POST", "/v1/verify", h.root, map[string]any{"key": key})
+	if v.str("code") != string(keyward.CodeQuotaExceeded) || v.body["status"] != float64(429) || v.body["retry_after"] == nil {
+		t.Errorf("/v1/verify past the quota: %s", v.raw)
+	}
+}

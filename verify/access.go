@@ -59,6 +59,12 @@ type Access struct {
 	// be: then the key is refused rather than let through unlimited.
 	limits    limit.Set
 	limitsErr error
+	// keyQuota and tenantQuota are the quotas the key counts against (its
+	// own or its plan's, its tenant's or its plan's), in the tenant's time
+	// zone loc; metered says that there is one.
+	keyQuota, tenantQuota *keyward.Quota
+	loc                   *time.Location
+	metered               bool
 }
 
 // Withheld is a permission a key holds but may not use, and why.
@@ -255,6 +261,16 @@ func (v *Verifier) accessOf(ctx context.Context, e *entry) (*Access, error) {
 	}
 	a = newAccess(k, t.value, member, removed, p.value)
 	a.limits, a.limitsErr = v.bindRateLimits(k, a)
+	a.keyQuota, a.tenantQuota = quotasOf(k, t.value, p.value)
+	a.metered = a.keyQuota != nil || a.tenantQuota != nil
+	a.loc = time.UTC
+	if tz := t.value.TimeZone; tz != "" {
+		if loc, err := time.LoadLocation(tz); err == nil {
+			a.loc = loc
+		} else {
+			v.log.Error("verify: a tenant's time zone cannot be loaded; its quotas count days and months in UTC", "tenant_id", t.value.ID, "time_zone", tz, "err", err)
+		}
+	}
 	a.epoch, a.loaded = epoch, min(loaded, p.loaded)
 	e.access.Store(a)
 	return a, nil

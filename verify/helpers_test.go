@@ -43,6 +43,7 @@ type spyStore struct {
 	// that lost changes would.
 	hideChanges     atomic.Bool
 	failRecordUsage atomic.Bool
+	failSpend       atomic.Bool
 
 	// hang makes KeyByHash and Tenant wait for their context to end, as a
 	// database that does not answer would; deadline is how far ahead the
@@ -130,6 +131,13 @@ func (s *spyStore) Changes(ctx context.Context, after int64, limit int) ([]keywa
 		s.lastChanges.Store(began.UnixNano())
 	}
 	return changes, err
+}
+
+func (s *spyStore) Spend(ctx context.Context, sp keyward.Spend) (keyward.Spent, error) {
+	if s.failSpend.Load() {
+		return keyward.Spent{}, down()
+	}
+	return s.Store.Spend(ctx, sp)
 }
 
 func (s *spyStore) RecordUsage(ctx context.Context, uses []keyward.Usage) error {

@@ -24,6 +24,20 @@ func rateLimitsOf(k *keyward.Key, t *keyward.Tenant, p *keyward.Plan) (key, tena
 	return key, tenant
 }
 
+// quotasOf returns the quotas that key k of tenant t on plan p counts
+// against: the key's own (else its plan's per-key one), and the tenant's
+// own (else its plan's tenant-wide one).
+func quotasOf(k *keyward.Key, t *keyward.Tenant, p *keyward.Plan) (key, tenant *keyward.Quota) {
+	key, tenant = k.Quota, t.Quota
+	if key == nil {
+		key = p.KeyQuota
+	}
+	if tenant == nil {
+		tenant = p.TenantQuota
+	}
+	return key, tenant
+}
+
 // bindRateLimits binds the rate limits of key k in a (its own and its
 // tenant's, as rateLimitsOf gives them) to the verifier's limiter: nil
 // when there are none. Each bucket is named by the key's or the tenant's
@@ -69,6 +83,9 @@ func (v *Verifier) checkLimits(ctx context.Context, a *Access, req *Request, r *
 		v.log.ErrorContext(ctx, "verify: a key's rate limits cannot be used", "key_id", r.Key.ID, "err", a.limitsErr)
 		return keyward.CodeInternal, detailBadLimits
 	}
+	if a.limits == nil {
+		return v.spend(ctx, a, r, nil)
+	}
 	d := req.RateLimit
 	if d == nil {
 		d = decisions.Get().(*limit.Decision)
@@ -83,12 +100,91 @@ func (v *Verifier) checkLimits(ctx context.Context, a *Access, req *Request, r *
 	if req.RateLimit != nil {
 		r.RateLimit = d
 	}
-	if d.Allowed {
+	if !d.Allowed {
+		r.RetryAfter = d.RetryAfter
+		return keyward.CodeRateLimited, rateLimitedDetail(d)
+	}
+	if !a.metered && r.Key.Credits == nil {
 		return "", ""
 	}
-	r.RetryAfter = d.RetryAfter
-	return keyward.CodeRateLimited, rateLimitedDetail(d)
+	code, detail := v.spend(ctx, a, r, d)
+	if code != "" {
+		// Refused after the rate limits counted it: it costs nothing.
+		if err := a.limits.Refund(ctx, v.limitNow(), 1, d); err != nil {
+			v.log.WarnContext(ctx, "verify: could not give back a refused request to a key's rate limits", "key_id", r.Key.ID, "err", err)
+		} else {
+			for i := range d.States[:d.N] {
+				d.States[i].Remaining = min(d.States[i].Remaining+1, d.States[i].Limit)
+			}
+		}
+	}
+	return code, detail
 }
+
+// spend counts a request that passed the rate limits (decision d, nil
+// without any) against the key's credits and the quotas of the key and
+// its tenant, in the store, all or nothing (keyward.Meter). It returns
+// quota_exceeded, with r.RetryAfter set to the start of the next period
+// or refill when there is one, or storage_unavailable when the store
+// cannot count: a metered key is never let through uncounted.
+func (v *Verifier) spend(ctx context.Context, a *Access, r *Result, d *limit.Decision) (keyward.Code, string) {
+	k := r.Key
+	if !a.metered && k.Credits == nil {
+		return "", ""
+	}
+	now := v.now().In(a.loc)
+	y, m, day := now.Date()
+	sp := keyward.Spend{KeyID: k.ID, TenantID: k.TenantID, Cost: 1, Credits: k.Credits != nil, At: now,
+		DayStart: time.Date(y, m, day, 0, 0, 0, 0, a.loc), MonthStart: time.Date(y, m, 1, 0, 0, 0, 0, a.loc)}
+	if q := a.keyQuota; q != nil {
+		name, _ := q.Period.PeriodOf(now, a.loc)
+		sp.KeyQuota = &keyward.QuotaSpend{Limit: q.Limit, Period: name}
+	}
+	if q := a.tenantQuota; q != nil {
+		name, _ := q.Period.PeriodOf(now, a.loc)
+		sp.TenantQuota = &keyward.QuotaSpend{Limit: q.Limit, Period: name}
+	}
+	sctx, cancel := context.WithTimeout(ctx, v.storageTimeout)
+	defer cancel()
+	spent, err := v.store.Spend(sctx, sp)
+	if err != nil {
+		v.log.WarnContext(ctx, "verify: could not count a request against a key's quotas and credits", "key_id", k.ID, "err", err)
+		return keyward.CodeStorageUnavailable, detailStorage
+	}
+	if spent.Allowed {
+		return "", ""
+	}
+	var period keyward.QuotaPeriod
+	var limitOf int64
+	switch spent.Refused {
+	case keyward.SpentKeyQuota:
+		period, limitOf = a.keyQuota.Period, a.keyQuota.Limit
+	case keyward.SpentTenantQuota:
+		period, limitOf = a.tenantQuota.Period, a.tenantQuota.Limit
+	default: // credits
+		if k.Credits.Refill == nil {
+			return keyward.CodeQuotaExceeded, detailNoCredits
+		}
+		period = k.Credits.Refill.Interval
+	}
+	_, next := period.PeriodOf(now, a.loc)
+	r.RetryAfter = next.Sub(now)
+	if spent.Refused == keyward.SpentCredits {
+		return keyward.CodeQuotaExceeded, fmt.Sprintf("This key has no credits left; they are refilled to %d at %s. "+
+			"Retry then (Retry-After), or ask for more credits.", k.Credits.Refill.Amount, formatTime(next))
+	}
+	whose := "this key"
+	if spent.Refused == keyward.SpentTenantQuota {
+		whose = "this account"
+	}
+	return keyward.CodeQuotaExceeded, fmt.Sprintf("The quota of %s, %d requests per %s, is used up; it resets at %s. "+
+		"Retry then (Retry-After), or upgrade the plan.", whose, limitOf, period, formatTime(next))
+}
+
+// detailNoCredits is the detail of a key whose credits, never refilled,
+// are spent.
+const detailNoCredits = "This key has no credits left, and they are not refilled. Ask for more credits, or use another key."
+
 
 // limitNow is the time rate limits are decided at: the coarse cache
 // clock's (10 ms), unless a clock was injected. Reading the precise clock

@@ -152,3 +152,69 @@ func TestRateLimitedVerificationAllocatesNothing(t *testing.T) {
 		}
 	}
 }
+
+// TestQuotasAndCredits: after the rate limits, a request counts against
+// the key's credits and the quotas of the key and its tenant, in the
+// store; one refused by them is quota_exceeded with the time its period
+// resets, and gives back what it took from the rate limits. A quota
+// counts afresh at the start of the next period, in the tenant's time
+// zone (injected clock, no sleeping).
+func TestQuotasAndCredits(t *testing.T) {
+	f := newFixture(t, verify.Options{})
+	f.refresh()
+	zone := "Asia/Tokyo"
+	if _, err := f.store.UpdateTenant(context.Background(), f.tenant.ID, keyward.TenantUpdate{TimeZone: &zone}, f.clock.Now(), keyward.CommandLineActor()); err != nil {
+		t.Fatal(err)
+	}
+	f.createPlan(&keyward.Plan{Name: "metered", APIAccess: true,
+		KeyRateLimits: []keyward.RateLimit{rate("hourly", 100, time.Hour, 0)},
+		KeyQuota:      &keyward.Quota{Limit: 3, Period: keyward.QuotaDay}})
+	f.movePlan("metered")
+	key, _ := f.createKey(nil)
+	var d limit.Decision
+	for i := range 3 {
+		if r := f.verifyLimited(key, &d); !r.Valid() {
+			t.Fatalf("request %d: %s %s", i+1, r.Code, r.Detail)
+		}
+	}
+	r := f.verifyLimited(key, &d)
+	tokyo, _ := time.LoadLocation(zone)
+	now := f.clock.Now().In(tokyo)
+	midnight := time.Date(now.Year(), now.Month(), now.Day()+1, 0, 0, 0, 0, tokyo)
+	if r.Code != keyward.CodeQuotaExceeded || r.RetryAfter != midnight.Sub(now) || !strings.Contains(r.Detail, "3 requests per day") {
+		t.Fatalf("the 4th request of the day: %s (retry after %v, want %v) %q", r.Code, r.RetryAfter, midnight.Sub(now), r.Detail)
+	}
+	// The refused requests gave back their count to the hourly rate
+	// limit, and its headers say so.
+	if got := d.States[0].Remaining; got != 97 {
+		t.Errorf("the hourly limit after 3 allowed and 1 refused: %d remaining, want 97", got)
+	}
+	if r := f.verifyLimited(key, &d); r.Code != keyward.CodeQuotaExceeded || d.States[0].Remaining != 97 {
+		t.Errorf("another refused request: %s, hourly at %d; want 97 again", r.Code, d.States[0].Remaining)
+	}
+	// At midnight in Tokyo, a new day.
+	f.clock.Advance(midnight.Sub(now))
+	if r := f.verifyLimited(key, &d); !r.Valid() {
+		t.Fatalf("the first request of the next day: %s %s", r.Code, r.Detail)
+	}
+
+	// Credits: exact, refused when spent, with no retry when not refilled.
+	metered, _ := f.createKey(func(k *keyward.Key) {
+		k.Quota = &keyward.Quota{Limit: 1000, Period: keyward.QuotaMonth}
+		k.Credits = &keyward.Credits{Remaining: 2}
+	})
+	for i := range 2 {
+		if r := f.verify(metered); !r.Valid() {
+			t.Fatalf("credit %d: %s %s", i+1, r.Code, r.Detail)
+		}
+	}
+	if r := f.verify(metered); r.Code != keyward.CodeQuotaExceeded || r.RetryAfter != 0 || !strings.Contains(r.Detail, "no credits left") {
+		t.Fatalf("with no credits left: %s (retry after %v) %q", r.Code, r.RetryAfter, r.Detail)
+	}
+	// The store is down: a metered key is refused, never let through
+	// uncounted.
+	f.spy.failSpend.Store(true)
+	if r := f.verify(key); r.Code != keyward.CodeStorageUnavailable {
+		t.Fatalf("a metered key with the store down: %s", r.Code)
+	}
+}

@@ -193,6 +193,7 @@ type Store interface {
 	keyward.PlanLookup
 	keyward.UsageRecorder
 	keyward.ChangeFeed
+	keyward.Meter
 }
 
 // Verifier verifies keys against a store through a cache that the change
@@ -482,7 +483,7 @@ func (v *Verifier) verify(ctx context.Context, req *Request, path *policy.Path, 
 	if code == "" {
 		code, detail = checkEntitled(a, route, req.Permissions)
 	}
-	if code == "" && (a.limits != nil || a.limitsErr != nil) {
+	if code == "" && (a.limits != nil || a.limitsErr != nil || a.metered || k.Credits != nil) {
 		code, detail = v.checkLimits(ctx, a, req, r)
 	}
 	if code != "" {

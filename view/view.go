@@ -99,7 +99,7 @@ type Verification struct {
 	ExpiresAt   *time.Time          `json:"expires_at,omitempty"`
 	Route       string              `json:"route,omitempty" description:"the route of the server's route policy that decided: its pattern, or default: deny or default: authenticated; absent without a policy or a path"`
 	RateLimit   *RateLimitState     `json:"ratelimit" description:"the key's rate limits after this request, as the RateLimit headers give them; null when the key has none or was refused before they were checked"`
-	RetryAfter  int64               `json:"retry_after,omitempty" description:"with too_many_failed_attempts: how many seconds the client must wait before it tries again (answer it with Retry-After)"`
+	RetryAfter  int64               `json:"retry_after,omitempty" description:"with too_many_failed_attempts, rate_limited and quota_exceeded (when the quota resets or the credits are refilled): how many seconds the client must wait before it tries again (answer it with Retry-After)"`
 	RequestID   string              `json:"request_id,omitempty" description:"the X-Request-Id of the answer; absent from the command line's"`
 }
 

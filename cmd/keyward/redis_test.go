@@ -2,6 +2,8 @@ package main
 
 import (
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -64,5 +66,56 @@ func TestServeRedisLimits(t *testing.T) {
 	time.Sleep(1100 * time.Millisecond)
 	if n := allowed(a, b); n != 3 {
 		t.Errorf("two nodes on Redis again allowed %d requests, want 3", n)
+	}
+}
+
+// TestServeCreditsExact: credits of 10,000 spent through three nodes on
+// one PostgreSQL database at once end at exactly zero, with exactly
+// 10,000 requests allowed; every other is 429 quota_exceeded.
+func TestServeCreditsExact(t *testing.T) {
+	d := newPGDeployment(t)
+	root := d.migrate(t)
+	nodes := []*server{d.startNode(t, "a"), d.startNode(t, "b"), d.startNode(t, "c")}
+	nodes[0].call(t, "POST", "/v1/tenants", root, map[string]any{"slug": "acme"})
+	created := nodes[0].call(t, "POST", "/v1/api-keys", root, map[string]any{"tenant_id": "acme", "name": "metered",
+		"credits": map[string]any{"remaining": 10000}})
+	if created.status != 201 {
+		t.Fatalf("create a key with credits: %d %s", created.status, created.body)
+	}
+	k := decodeJSON[struct {
+		Data struct{ ID, Key string } `json:"data"`
+	}](t, string(created.body)).Data
+
+	var allowed, refused atomic.Int64
+	var wg sync.WaitGroup
+	for _, n := range nodes {
+		for range 6 {
+			wg.Go(func() {
+				for {
+					ans, err := n.try(t.Context(), "GET", "/v1/forward-auth", k.Key, nil)
+					switch {
+					case err != nil:
+						t.Error(err)
+						return
+					case ans.status == 200:
+						allowed.Add(1)
+					case ans.status == 429 && ans.code() == keyward.CodeQuotaExceeded:
+						refused.Add(1)
+						return
+					default:
+						t.Errorf("%d %s", ans.status, ans.body)
+						return
+					}
+				}
+			})
+		}
+	}
+	wg.Wait()
+	if allowed.Load() != 10000 {
+		t.Errorf("three nodes allowed %d requests on 10000 credits, want exactly 10000 (%d refused)", allowed.Load(), refused.Load())
+	}
+	got := nodes[1].call(t, "GET", "/v1/api-keys/"+k.ID, root, nil)
+	if !strings.Contains(string(got.body), `"credits":{"remaining":0}`) {
+		t.Errorf("the key after: %s", got.body)
 	}
 }
