@@ -185,7 +185,6 @@ func (v *Verifier) spend(ctx context.Context, a *Access, r *Result, d *limit.Dec
 // are spent.
 const detailNoCredits = "This key has no credits left, and they are not refilled. Ask for more credits, or use another key."
 
-
 // limitNow is the time rate limits are decided at: the coarse cache
 // clock's (10 ms), unless a clock was injected. Reading the precise clock
 // would cost a verification half of what its rate limits cost; a clock up
