@@ -225,9 +225,9 @@ func (p QuotaPeriod) PeriodOf(t time.Time, loc *time.Location) (name string, nex
 }
 
 // Spend is what one allowed request takes from the counters of a key and
-// of its tenant, all or nothing: Cost from the key's credits (when it has
-// some), and from the key's and the tenant's quota for their current
-// period (when set).
+// of its tenant, all or nothing: Cost (its route's) from the key's credits
+// (when it has some), and one request from the key's and the tenant's
+// quota for their current period (when set).
 type Spend struct {
 	KeyID, TenantID string
 	Cost            int64

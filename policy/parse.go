@@ -112,11 +112,12 @@ type fileSpec struct {
 	Routes  *[]routeFields `yaml:"routes"`
 }
 
-// routeFields are the fields a route may have. A new field (cost, issue
-// 10) is added here, checked in checkRoute and copied onto Route.
+// routeFields are the fields a route may have. A new field is added here,
+// checked in checkRoute and copied onto Route.
 type routeFields struct {
 	Match        string   `yaml:"match"`
 	Public       bool     `yaml:"public"`
+	Cost         *int64   `yaml:"cost"`
 	Permissions  []string `yaml:"permissions"`
 	Capabilities []string `yaml:"capabilities"`
 	Tenant       string   `yaml:"tenant"`
@@ -326,7 +327,7 @@ func yamlProblem(err error) *Problem {
 	case errors.As(err, &te):
 		p.Text = "expected " + describeType(te.DstType)
 	case errors.As(err, &ue):
-		p.Text += "; the file has the fields default and routes, and a route has match, public, permissions, capabilities, tenant, resources and environments"
+		p.Text += "; the file has the fields default and routes, and a route has match, public, permissions, capabilities, tenant, resources, environments and cost"
 	case strings.HasPrefix(p.Text, "could not find alias"):
 		// YAML reads a bare * as an alias.
 		p.Text += `; quote a value that starts with *, such as match: "* /v1/reports/*"`
@@ -400,6 +401,7 @@ func (c *checker) checkRoute(i, line int, rs *routeFields) *Route {
 			{"tenant", rs.Tenant != ""},
 			{"resources", len(rs.Resources) > 0},
 			{"environments", len(rs.Environments) > 0},
+			{"cost", rs.Cost != nil},
 		} {
 			if f.set {
 				set = append(set, f.name)
@@ -408,6 +410,13 @@ func (c *checker) checkRoute(i, line int, rs *routeFields) *Route {
 		if len(set) > 0 {
 			c.add(line, "%s is public, so it needs no key, but it has %s; remove public: true, or remove %s", name, strings.Join(set, " and "), strings.Join(set, " and "))
 		}
+	}
+	r.Cost = 1
+	if rs.Cost != nil {
+		if *rs.Cost < 1 || *rs.Cost > MaxCost {
+			c.add(line, "%s: cost %d is not one; give the credits a request takes, from 1 to %d", name, *rs.Cost, MaxCost)
+		}
+		r.Cost = *rs.Cost
 	}
 	r.Permissions = c.checkNames(line, name, "permission", rs.Permissions)
 	r.Capabilities = c.checkNames(line, name, "capability", rs.Capabilities)

@@ -52,6 +52,10 @@ type Route struct {
 	// Environments, when set, are the environments a key must be in, else
 	// 403 environment_mismatch.
 	Environments []keyward.Environment
+	// Cost is the credits a request of the route takes from a key that
+	// has credits (cost: in the file, default 1); 1 for the default
+	// route.
+	Cost int64
 
 	// tenantParam is the index of Tenant among the pattern's wildcards,
 	// and resourceParams those of Resources, found once at load for
@@ -100,6 +104,9 @@ func (m *Match) Param(name string) (value string, ok bool) {
 	}
 	return "", false
 }
+
+// MaxCost is the highest cost a route may declare.
+const MaxCost = 1_000_000
 
 // Tenant returns the value of the matched route's tenant parameter
 // (Route.Tenant), or "" when it has none.
@@ -288,7 +295,7 @@ func (n *node) insert(r *Route) {
 // compile builds the trees of a policy whose routes do not conflict.
 func compile(def Default, routes []*Route) *Policy {
 	p := &Policy{
-		def:    Route{Default: true, Deny: def != DefaultAuthenticated},
+		def:    Route{Default: true, Deny: def != DefaultAuthenticated, Cost: 1},
 		routes: routes,
 	}
 	for _, r := range routes {

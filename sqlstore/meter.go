@@ -48,7 +48,7 @@ func (s *Store) Spend(ctx context.Context, sp keyward.Spend) (keyward.Spent, err
 			if q.quota == nil {
 				continue
 			}
-			used, ok, err := s.spendQuota(ctx, tx, q.subject, q.quota, sp.Cost)
+			used, ok, err := s.spendQuota(ctx, tx, q.subject, q.quota, 1) // a quota counts requests
 			if err != nil {
 				return err
 			}

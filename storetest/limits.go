@@ -225,14 +225,19 @@ var meterTests = []test{
 			f.t.Fatalf("a spend of 7 from 6 credits: %+v, %v", got, err)
 		}
 		f.wantQuotaUsed(keyward.QuotaSubject('t', tn.ID), "2026-11", 4)
+		// A cost is taken from credits; a quota counts the request once.
+		if got, err := f.s.Spend(f.ctx, f.spend(k, 5, nil, tenantQuota)); err != nil || !got.Allowed || got.CreditsRemaining != 1 || got.TenantQuotaUsed != 5 {
+			f.t.Fatalf("a spend of 5: %+v, %v; want 1 credit left and the quota at 5", got, err)
+		}
 		// The tenant's quota, shared by its keys, refuses too.
 		other := f.meteredKey(tn.ID, nil, nil)
-		got, err = f.s.Spend(f.ctx, f.spend(other, 97, nil, tenantQuota))
-		if err != nil || got.Allowed || got.Refused != keyward.SpentTenantQuota || got.TenantQuotaUsed != 4 {
-			f.t.Fatalf("a spend past the tenant's quota: %+v, %v", got, err)
-		}
-		if got, err := f.s.Spend(f.ctx, f.spend(other, 96, nil, tenantQuota)); err != nil || !got.Allowed || got.TenantQuotaUsed != 100 {
+		smallQuota := &keyward.QuotaSpend{Limit: 6, Period: "2026-11"}
+		if got, err := f.s.Spend(f.ctx, f.spend(other, 1, nil, smallQuota)); err != nil || !got.Allowed || got.TenantQuotaUsed != 6 {
 			f.t.Fatalf("a spend up to the tenant's quota: %+v, %v", got, err)
+		}
+		got, err = f.s.Spend(f.ctx, f.spend(other, 1, nil, smallQuota))
+		if err != nil || got.Allowed || got.Refused != keyward.SpentTenantQuota || got.TenantQuotaUsed != 6 {
+			f.t.Fatalf("a spend past the tenant's quota: %+v, %v", got, err)
 		}
 		// A new period counts afresh.
 		if got, err := f.s.Spend(f.ctx, f.spend(k, 1, &keyward.QuotaSpend{Limit: 4, Period: "2026-11-29"}, nil)); err != nil || !got.Allowed || got.KeyQuotaUsed != 1 {

@@ -134,7 +134,13 @@ func (v *Verifier) spend(ctx context.Context, a *Access, r *Result, d *limit.Dec
 	}
 	now := v.now().In(a.loc)
 	y, m, day := now.Date()
-	sp := keyward.Spend{KeyID: k.ID, TenantID: k.TenantID, Cost: 1, Credits: k.Credits != nil, At: now,
+	// A request of a route takes the route's cost from the credits; a
+	// quota counts requests, one each.
+	cost := int64(1)
+	if r.Route != nil && r.Route.Cost > 1 {
+		cost = r.Route.Cost
+	}
+	sp := keyward.Spend{KeyID: k.ID, TenantID: k.TenantID, Cost: cost, Credits: k.Credits != nil, At: now,
 		DayStart: time.Date(y, m, day, 0, 0, 0, 0, a.loc), MonthStart: time.Date(y, m, 1, 0, 0, 0, 0, a.loc)}
 	if q := a.keyQuota; q != nil {
 		name, _ := q.Period.PeriodOf(now, a.loc)

@@ -218,3 +218,31 @@ func TestQuotasAndCredits(t *testing.T) {
 		t.Fatalf("a metered key with the store down: %s", r.Code)
 	}
 }
+
+// TestRouteCost: a route's cost is what a request of it takes from a
+// key's credits; the default route and a route without one cost 1.
+func TestRouteCost(t *testing.T) {
+	f := newFixture(t, verify.Options{})
+	f.refresh()
+	pol := parsePolicy(t, "default: authenticated\nroutes:\n  - match: POST /v1/reports\n    cost: 5\n")
+	key, _ := f.createKey(func(k *keyward.Key) { k.Credits = &keyward.Credits{Remaining: 12} })
+	report := func() verify.Result {
+		return f.v.Verify(context.Background(), verify.Request{Key: key, Method: "POST", Target: "/v1/reports", Policy: pol})
+	}
+	for i := range 2 {
+		if r := report(); !r.Valid() || r.Route.Cost != 5 {
+			t.Fatalf("report %d: %s %s", i+1, r.Code, r.Detail)
+		}
+	}
+	if r := report(); r.Code != keyward.CodeQuotaExceeded {
+		t.Fatalf("a report of 5 with 2 credits left: %s", r.Code)
+	}
+	for i := range 2 {
+		if r := f.v.Verify(context.Background(), verify.Request{Key: key, Method: "GET", Target: "/v1/other", Policy: pol}); !r.Valid() {
+			t.Fatalf("request %d of the default route with 2 credits left: %s", i+1, r.Code)
+		}
+	}
+	if r := f.verify(key); r.Code != keyward.CodeQuotaExceeded {
+		t.Fatalf("with no credits left: %s", r.Code)
+	}
+}
