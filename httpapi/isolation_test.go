@@ -31,6 +31,7 @@ func TestTenantIsolation(t *testing.T) {
 		body    any
 	}{
 		{"GET /v1/api-keys/{id}", "GET", "/v1/api-keys/" + betaID, nil},
+		{"GET /v1/api-keys/{id}/usage", "GET", "/v1/api-keys/" + betaID + "/usage", nil},
 		{"PATCH /v1/api-keys/{id}", "PATCH", "/v1/api-keys/" + betaID, map[string]any{"name": "pwned"}},
 		{"DELETE /v1/api-keys/{id}", "DELETE", "/v1/api-keys/" + betaID, nil},
 		{"POST /v1/api-keys/{id}/rotate", "POST", "/v1/api-keys/" + betaID + "/rotate", nil},
@@ -39,12 +40,15 @@ func TestTenantIsolation(t *testing.T) {
 		{"POST /v1/api-keys", "POST", "/v1/api-keys", map[string]any{"tenant_id": b, "name": "intruder"}},
 		{"GET /v1/tenants/{id}", "GET", "/v1/tenants/" + b, nil},
 		{"GET /v1/tenants/{id}", "GET", "/v1/tenants/beta", nil},
+		{"GET /v1/tenants/{id}/usage", "GET", "/v1/tenants/" + b + "/usage", nil},
+		{"GET /v1/tenants/{id}/usage", "GET", "/v1/tenants/beta/usage", nil},
 		{"POST /v1/tenants/{id}/suspend", "POST", "/v1/tenants/" + b + "/suspend", nil},
 		{"POST /v1/tenants/{id}/resume", "POST", "/v1/tenants/" + b + "/resume", nil},
 		{"GET /v1/audit-log", "GET", "/v1/audit-log?tenant_id=" + b, nil},
 		{"GET /v1/audit-log", "GET", "/v1/audit-log?target=" + betaID, nil},
 		{"GET /v1/audit-log", "GET", "/v1/audit-log?target=" + b, nil},
 		{"GET /v1/api-keys/{id}", "GET", "/v1/api-keys/" + rootID, nil},
+		{"GET /v1/api-keys/{id}/usage", "GET", "/v1/api-keys/" + rootID + "/usage", nil},
 		{"GET /v1/tenants/{id}", "GET", "/v1/tenants/" + keyward.SystemTenantID, nil},
 		{"GET /v1/api-keys", "GET", "/v1/api-keys?member_id=" + betaMember, nil},
 		{"POST /v1/api-keys", "POST", "/v1/api-keys", map[string]any{"member_id": betaMember, "name": "intruder"}},

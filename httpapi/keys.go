@@ -38,6 +38,10 @@ type (
 		Success bool     `json:"success"`
 		Data    view.Key `json:"data"`
 	}
+	keyUsageResponse struct {
+		Success bool             `json:"success"`
+		Data    *manage.KeyUsage `json:"data"`
+	}
 	createdKeyResponse struct {
 		Success bool            `json:"success"`
 		Data    view.CreatedKey `json:"data"`
@@ -89,6 +93,14 @@ func (s *server) handleGetKey(w http.ResponseWriter, r *http.Request, c manage.C
 		return err
 	}
 	return s.respond(w, http.StatusOK, keyResponse{Success: true, Data: view.KeyOf(k, s.now())})
+}
+
+func (s *server) handleKeyUsage(w http.ResponseWriter, r *http.Request, c manage.Caller) error {
+	u, err := s.svc.KeyUsage(r.Context(), c, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	return s.respond(w, http.StatusOK, keyUsageResponse{Success: true, Data: u})
 }
 
 func (s *server) handleUpdateKey(w http.ResponseWriter, r *http.Request, c manage.Caller) error {

@@ -116,6 +116,10 @@ func operationID(method, path string) string {
 		return "listKeys"
 	case "GET /v1/api-keys/{id}":
 		return "getKey"
+	case "GET /v1/api-keys/{id}/usage":
+		return "getKeyUsage"
+	case "GET /v1/tenants/{id}/usage":
+		return "getTenantUsage"
 	case "PATCH /v1/api-keys/{id}":
 		return "updateKey"
 	case "DELETE /v1/api-keys/{id}":

@@ -119,3 +119,38 @@ func TestQuotaExceeded(t *testing.T) {
 		t.Errorf("/v1/verify past the quota: %s", v.raw)
 	}
 }
+
+// TestUsage: what limits a key and a tenant now, readable by the tenant's
+// own keys: the rate limits in effect and whose they are, the quota and
+// how much of it this period used, the credits left.
+func TestUsage(t *testing.T) {
+	h := newHarness(t)
+	h.must(201, "POST", "/v1/plans", h.root, map[string]any{"name": "pro",
+		"key_rate_limits": []map[string]any{{"name": "burst", "limit": 10, "period": "1s"}},
+		"key_quota":       map[string]any{"limit": 100, "period": "month"},
+		"tenant_quota":    map[string]any{"limit": 1000, "period": "day"}})
+	h.must(201, "POST", "/v1/tenants", h.root, map[string]any{"slug": "acme", "plan": "pro"})
+	h.must(200, "PATCH", "/v1/tenants/acme", h.root, map[string]any{"rate_limits": []any{}})
+	key, id := h.key(h.root, map[string]any{"tenant_id": "acme", "name": "metered", "permissions": []string{keyward.PermManageKeys},
+		"credits": map[string]any{"remaining": 50}})
+	for range 3 {
+		h.must(200, "GET", "/v1/forward-auth", key, nil)
+	}
+	// The usage call counts too: it authenticates the same key.
+	u := h.must(200, "GET", "/v1/api-keys/"+id+"/usage", key, nil).data()
+	k, tn := u["key"].(map[string]any), u["tenant"].(map[string]any)
+	kq, tq := k["quota"].(map[string]any), tn["quota"].(map[string]any)
+	if k["rate_limits_from"] != "plan" || len(k["rate_limits"].([]any)) != 1 || kq["used"] != float64(4) || kq["limit"] != float64(100) || kq["from"] != "plan" {
+		t.Errorf("the key's limits: %v", k)
+	}
+	if tn["rate_limits_from"] != "tenant" || len(tn["rate_limits"].([]any)) != 0 || tq["used"] != float64(4) || tq["period"] != "day" || tq["resets_at"] == nil {
+		t.Errorf("the tenant's limits: %v", tn)
+	}
+	if c := u["credits"].(map[string]any); c["remaining"] != float64(46) {
+		t.Errorf("credits: %v, want 46 left (3 forward-auth requests and the usage call)", c)
+	}
+	tu := h.must(200, "GET", "/v1/tenants/acme/usage", h.root, nil).data()
+	if tu["time_zone"] != "UTC" || tu["quota"].(map[string]any)["used"] != float64(4) {
+		t.Errorf("the tenant's usage: %v", tu)
+	}
+}

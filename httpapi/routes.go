@@ -33,14 +33,16 @@ func (s *server) routes() []route {
 		{"POST /v1/api-keys", "Create an API key; its plaintext is in the answer once", manage.Manager, createKeyRequest{}, createdKeyResponse{}, http.StatusCreated, s.managed(s.handleCreateKey)},
 		{"GET /v1/api-keys", "List API keys", manage.Manager, listKeysRequest{}, keyListResponse{}, http.StatusOK, s.managed(s.handleListKeys)},
 		{"GET /v1/api-keys/{id}", "Show one API key", manage.Manager, keyPath{}, keyResponse{}, http.StatusOK, s.managed(s.handleGetKey)},
-		{"PATCH /v1/api-keys/{id}", "Change an API key's name, permissions, expiry, restrictions, metadata or enabled state", manage.Manager, updateKeyRequest{}, keyResponse{}, http.StatusOK, s.managed(s.handleUpdateKey)},
+		{"GET /v1/api-keys/{id}/usage", "Show what limits an API key now: its rate limits, its quota and how much of it this period used, its tenant's, and its credits", manage.Manager, keyPath{}, keyUsageResponse{}, http.StatusOK, s.managed(s.handleKeyUsage)},
+		{"PATCH /v1/api-keys/{id}", "Change an API key's name, permissions, expiry, restrictions, metadata or enabled state, or (root key) its limits and credits", manage.Manager, updateKeyRequest{}, keyResponse{}, http.StatusOK, s.managed(s.handleUpdateKey)},
 		{"DELETE /v1/api-keys/{id}", "Revoke an API key at once", manage.Manager, keyPath{}, messageResponse{}, http.StatusOK, s.managed(s.handleRevokeKey)},
 		{"POST /v1/api-keys/{id}/rotate", "Issue a successor key; the old one keeps working for the grace period", manage.Manager, rotateKeyRequest{}, rotatedKeyResponse{}, http.StatusCreated, s.managed(s.handleRotateKey)},
 
 		{"POST /v1/tenants", "Create a tenant (root key)", manage.Root, createTenantRequest{}, tenantResponse{}, http.StatusCreated, s.managed(s.handleCreateTenant)},
 		{"GET /v1/tenants", "List tenants", manage.Manager, pageRequest{}, tenantListResponse{}, http.StatusOK, s.managed(s.handleListTenants)},
 		{"GET /v1/tenants/{id}", "Show a tenant by id or slug", manage.Manager, tenantPath{}, tenantResponse{}, http.StatusOK, s.managed(s.handleGetTenant)},
-		{"PATCH /v1/tenants/{id}", "Move a tenant to another plan (root key)", manage.Root, updateTenantRequest{}, tenantResponse{}, http.StatusOK, s.managed(s.handleUpdateTenant)},
+		{"GET /v1/tenants/{id}/usage", "Show what limits all of a tenant's keys together now: rate limits, and the quota and how much of it this period used", manage.Manager, tenantPath{}, tenantUsageResponse{}, http.StatusOK, s.managed(s.handleTenantUsage)},
+		{"PATCH /v1/tenants/{id}", "Move a tenant to another plan, or set its limits and time zone (root key)", manage.Root, updateTenantRequest{}, tenantResponse{}, http.StatusOK, s.managed(s.handleUpdateTenant)},
 		{"POST /v1/tenants/{id}/suspend", "Suspend a tenant: its keys stop working (root key)", manage.Manager, tenantPath{}, tenantResponse{}, http.StatusOK, s.managed(s.handleSuspendTenant)},
 		{"POST /v1/tenants/{id}/resume", "Resume a suspended tenant (root key)", manage.Manager, tenantPath{}, tenantResponse{}, http.StatusOK, s.managed(s.handleResumeTenant)},
 

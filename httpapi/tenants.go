@@ -21,6 +21,10 @@ type (
 		Success bool            `json:"success"`
 		Data    *keyward.Tenant `json:"data"`
 	}
+	tenantUsageResponse struct {
+		Success bool                `json:"success"`
+		Data    *manage.TenantUsage `json:"data"`
+	}
 	// tenantListResponse is view.List of tenants, named for the OpenAPI
 	// document.
 	tenantListResponse view.List[*keyward.Tenant]
@@ -64,6 +68,14 @@ func (s *server) handleGetTenant(w http.ResponseWriter, r *http.Request, c manag
 		return err
 	}
 	return s.respond(w, http.StatusOK, tenantResponse{Success: true, Data: t})
+}
+
+func (s *server) handleTenantUsage(w http.ResponseWriter, r *http.Request, c manage.Caller) error {
+	u, err := s.svc.TenantUsage(r.Context(), c, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	return s.respond(w, http.StatusOK, tenantUsageResponse{Success: true, Data: u})
 }
 
 func (s *server) handleUpdateTenant(w http.ResponseWriter, r *http.Request, c manage.Caller) error {

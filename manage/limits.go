@@ -1,10 +1,13 @@
 package manage
 
 import (
+	"cmp"
+	"context"
 	"fmt"
 	"reflect"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/keyward/keyward"
 )
@@ -100,4 +103,126 @@ func checkNewLimits(c Caller, fields map[string]bool) error {
 		}
 	}
 	return nil
+}
+
+// Limits are the rate limits and quota in effect for a key, or for all of
+// a tenant's keys together, where they come from, and how much of the
+// quota the current period has used.
+type Limits struct {
+	RateLimits []keyward.RateLimit `json:"rate_limits" description:"the rate limits in effect; [] for none"`
+	// From says whose the rate limits are.
+	RateLimitsFrom string      `json:"rate_limits_from" enum:"key,tenant,plan" description:"whose rate limits they are: the key's or tenant's own, or its plan's"`
+	Quota          *QuotaUsage `json:"quota" description:"the quota in effect and its use this period; null for none"`
+}
+
+// QuotaUsage is a quota in effect and its use in the current period.
+type QuotaUsage struct {
+	keyward.Quota
+	From     string    `json:"from" enum:"key,tenant,plan" description:"whose quota it is: the key's or tenant's own, or its plan's"`
+	Current  string    `json:"current_period" description:"the current period in the tenant's time zone" example:"2026-11"`
+	Used     int64     `json:"used" description:"requests counted in the current period"`
+	ResetsAt time.Time `json:"resets_at" description:"when the next period starts"`
+}
+
+// KeyUsage is what limits a key now: its own limits, its tenant's, and
+// its credits.
+type KeyUsage struct {
+	KeyID   string           `json:"key_id"`
+	Key     Limits           `json:"key" description:"the key's own rate limits and quota, or its plan's per-key ones"`
+	Tenant  Limits           `json:"tenant" description:"the limits of all the tenant's keys together"`
+	Credits *keyward.Credits `json:"credits" description:"the credits the key has left; null for no limit"`
+}
+
+// TenantUsage is what limits all of a tenant's keys together now.
+type TenantUsage struct {
+	TenantID string `json:"tenant_id"`
+	TimeZone string `json:"time_zone" description:"the time zone of its days and months"`
+	Limits
+}
+
+// KeyUsage returns what limits key id now, by the rule of reading the key.
+func (s *Service) KeyUsage(ctx context.Context, c Caller, id string) (*KeyUsage, error) {
+	k, err := s.Key(ctx, c, id)
+	if err != nil {
+		return nil, err
+	}
+	t, p, err := s.tenantAndPlan(ctx, k.TenantID)
+	if err != nil {
+		return nil, err
+	}
+	out := &KeyUsage{KeyID: k.ID, Credits: k.Credits}
+	now := s.now()
+	if out.Key, err = s.limitsOf(ctx, keyward.QuotaSubject('k', k.ID), k.RateLimits, k.Quota, p.KeyRateLimits, p.KeyQuota, "key", t, now); err != nil {
+		return nil, err
+	}
+	if out.Tenant, err = s.limitsOf(ctx, keyward.QuotaSubject('t', t.ID), t.RateLimits, t.Quota, p.TenantRateLimits, p.TenantQuota, "tenant", t, now); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// TenantUsage returns what limits all of tenant idOrSlug's keys together
+// now, by the rule of reading the tenant.
+func (s *Service) TenantUsage(ctx context.Context, c Caller, idOrSlug string) (*TenantUsage, error) {
+	t, err := s.Tenant(ctx, c, idOrSlug)
+	if err != nil {
+		return nil, err
+	}
+	_, p, err := s.tenantAndPlan(ctx, t.ID)
+	if err != nil {
+		return nil, err
+	}
+	l, err := s.limitsOf(ctx, keyward.QuotaSubject('t', t.ID), t.RateLimits, t.Quota, p.TenantRateLimits, p.TenantQuota, "tenant", t, s.now())
+	if err != nil {
+		return nil, err
+	}
+	return &TenantUsage{TenantID: t.ID, TimeZone: cmp.Or(t.TimeZone, "UTC"), Limits: l}, nil
+}
+
+// tenantAndPlan reads tenant id and its plan.
+func (s *Service) tenantAndPlan(ctx context.Context, id string) (*keyward.Tenant, *keyward.Plan, error) {
+	t, err := s.store.Tenant(ctx, id)
+	if err != nil {
+		return nil, nil, err
+	}
+	p, err := s.store.Plan(ctx, t.Plan)
+	if err != nil {
+		return nil, nil, err
+	}
+	return t, p, nil
+}
+
+// limitsOf returns the limits in effect for subject: its own (whose
+// names it) unless nil, else its plan's, and the use of the quota in the
+// current period of tenant t's time zone at now.
+func (s *Service) limitsOf(ctx context.Context, subject string, rates []keyward.RateLimit, quota *keyward.Quota,
+	planRates []keyward.RateLimit, planQuota *keyward.Quota, whose string, t *keyward.Tenant, now time.Time) (Limits, error) {
+	l := Limits{RateLimits: rates, RateLimitsFrom: whose}
+	if rates == nil {
+		l.RateLimits, l.RateLimitsFrom = planRates, "plan"
+	}
+	if l.RateLimits == nil {
+		l.RateLimits = []keyward.RateLimit{}
+	}
+	from := whose
+	if quota == nil {
+		quota, from = planQuota, "plan"
+	}
+	if quota == nil {
+		return l, nil
+	}
+	loc := time.UTC
+	if t.TimeZone != "" {
+		var err error
+		if loc, err = time.LoadLocation(t.TimeZone); err != nil {
+			return l, keyward.Internal(err)
+		}
+	}
+	period, next := quota.Period.PeriodOf(now, loc)
+	used, err := s.store.QuotaUsed(ctx, subject, period)
+	if err != nil {
+		return l, err
+	}
+	l.Quota = &QuotaUsage{Quota: *quota, From: from, Current: period, Used: used, ResetsAt: next.UTC()}
+	return l, nil
 }

@@ -27,6 +27,7 @@ type Store interface {
 	keyward.PlanStore
 	keyward.Catalogue
 	keyward.AuditStore
+	keyward.Meter
 }
 
 // Config holds what a Service needs.

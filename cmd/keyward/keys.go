@@ -23,6 +23,7 @@ func (a *app) keysCommand() *cobra.Command {
 		a.keysCreateCommand(),
 		a.keysListCommand(),
 		a.keysShowCommand(),
+		a.keysUsageCommand(),
 		a.keysUpdateCommand(),
 		a.keysRevokeCommand(),
 		a.keysRotateCommand(),

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/keyward/keyward"
+	"github.com/keyward/keyward/manage"
 )
 
 // limitFlags are the flags that set rate limits and a quota, named with a
@@ -188,4 +189,64 @@ func shortDuration(d time.Duration) string {
 		s = strings.TrimSuffix(s, "0m")
 	}
 	return s
+}
+
+func (a *app) keysUsageCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "usage ID",
+		Short: "Show what limits an API key now: rate limits, quota used this period, its tenant's, credits left",
+		Args:  args(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, argv []string) error {
+			return a.withService(cmd.Context(), func(svc *manage.Service) error {
+				u, err := svc.KeyUsage(cmd.Context(), manage.CommandLine(), argv[0])
+				if err != nil {
+					return err
+				}
+				if a.json {
+					return a.printJSON(u)
+				}
+				return fields(a.stdout,
+					"key", u.KeyID,
+					"rate limits", formatRateLimits(u.Key.RateLimits, "none")+" ("+u.Key.RateLimitsFrom+"'s)",
+					"quota", formatQuotaUsage(u.Key.Quota),
+					"tenant rate limits", formatRateLimits(u.Tenant.RateLimits, "none")+" ("+u.Tenant.RateLimitsFrom+"'s)",
+					"tenant quota", formatQuotaUsage(u.Tenant.Quota),
+					"credits", formatCredits(u.Credits),
+				)
+			})
+		},
+	}
+}
+
+func (a *app) tenantsUsageCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "usage ID|SLUG",
+		Short: "Show what limits all of a tenant's keys together now: rate limits, quota used this period",
+		Args:  args(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, argv []string) error {
+			return a.withService(cmd.Context(), func(svc *manage.Service) error {
+				u, err := svc.TenantUsage(cmd.Context(), manage.CommandLine(), argv[0])
+				if err != nil {
+					return err
+				}
+				if a.json {
+					return a.printJSON(u)
+				}
+				return fields(a.stdout,
+					"tenant", u.TenantID,
+					"time zone", u.TimeZone,
+					"rate limits", formatRateLimits(u.RateLimits, "none")+" ("+u.RateLimitsFrom+"'s)",
+					"quota", formatQuotaUsage(u.Quota),
+				)
+			})
+		},
+	}
+}
+
+// formatQuotaUsage writes a quota in effect and its use for text output.
+func formatQuotaUsage(q *manage.QuotaUsage) string {
+	if q == nil {
+		return "none"
+	}
+	return fmt.Sprintf("%d of %d used in %s (%s's), resets %s", q.Used, q.Limit, q.Current, q.From, when(q.ResetsAt))
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/keyward/keyward"
+	"github.com/keyward/keyward/manage"
 	"github.com/keyward/keyward/view"
 )
 
@@ -52,6 +53,13 @@ func TestLimitsFlags(t *testing.T) {
 	o = ok(t, db, "keys", "update", k.ID, "--credits", "7", "--unset", "rate_limits")
 	if !strings.Contains(o.stdout, "7 left") || !strings.Contains(o.stdout, "the plan's") {
 		t.Errorf("keys update --credits 7 printed\n%s", o.stdout)
+	}
+	o = ok(t, db, "keys", "usage", k.ID)
+	if !strings.Contains(o.stdout, "7 left") || !strings.Contains(o.stdout, "0 of 100000 used") || !strings.Contains(o.stdout, "(plan's)") {
+		t.Errorf("keys usage printed\n%s", o.stdout)
+	}
+	if u := decodeJSON[manage.TenantUsage](t, ok(t, db, "tenants", "usage", "acme", "--json").stdout); u.TimeZone != "Europe/Paris" || u.RateLimitsFrom != "plan" {
+		t.Errorf("tenants usage --json: %+v", u)
 	}
 	fails(t, db, 2, []string{"keys", "update", k.ID, "--rate-limit", "burst/10"}, "--rate-limit", "NAME:LIMIT/PERIOD")
 	fails(t, db, 2, []string{"keys", "update", k.ID, "--refill", "5/day"}, "--refill needs --credits")

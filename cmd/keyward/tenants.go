@@ -18,6 +18,7 @@ func (a *app) tenantsCommand() *cobra.Command {
 		a.tenantsCreateCommand(),
 		a.tenantsListCommand(),
 		a.tenantsShowCommand(),
+		a.tenantsUsageCommand(),
 		a.tenantsUpdateCommand(),
 		a.tenantStatusCommand("suspend", "Suspend a tenant: every one of its keys is refused until it is resumed", (*manage.Service).SuspendTenant,
 			"Tenant %s (%s) suspended: its keys are refused until it is resumed.\n"),
