@@ -2,12 +2,17 @@ package httpapi
 
 import (
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/keyward/keyward/internal/redistest"
+	"github.com/keyward/keyward/limit"
+	"github.com/keyward/keyward/verify"
 )
 
 // benchmarkLoopback sends GET requests with key, and the headers given as
@@ -98,3 +103,40 @@ func BenchmarkBareHandler(b *testing.B) {
 		benchmarkLoopback(b, srv.URL, "sk_live_0000000000000000000000000000000000000000")
 	})
 }
+
+// BenchmarkForwardAuthLimits measures /v1/forward-auth over loopback HTTP
+// for a key with two rate limits (never reached), kept in this node's
+// memory (local) and in a real Redis shared by every node (redis, one
+// round trip per request), beside the same key without limits (none), in
+// one run: what shared limits cost a proxy.
+func BenchmarkForwardAuthLimits(b *testing.B) {
+	limits := []map[string]any{
+		{"name": "burst", "limit": 1000000, "period": "1s", "burst": 1000000000},
+		{"name": "daily", "limit": 1000000000, "period": "24h"},
+	}
+	for _, c := range []struct {
+		name    string
+		limiter limit.Limiter
+		limits  []map[string]any
+	}{
+		{"none", nil, nil},
+		{"local", limit.NewLocal(), limits},
+		{"redis", limit.NewFallback(limit.NewRedis(benchRedis.Client(b), "bench:"), limit.NewLocal(), slog.New(slog.DiscardHandler), 0), limits},
+	} {
+		h := newHarness(b, withVerifyOptions(verify.Options{Limiter: c.limiter}))
+		h.tenant("acme")
+		body := map[string]any{"tenant_id": "acme", "name": "bench", "permissions": []string{"contacts:read"}}
+		if c.limits != nil {
+			body["rate_limits"] = c.limits
+		}
+		key, _ := h.key(h.root, body)
+		a := h.must(200, "GET", "/v1/forward-auth", key, nil) // warm the cache
+		if (a.header.Get("RateLimit") != "") != (c.limits != nil) {
+			b.Fatalf("%s: RateLimit %q", c.name, a.header.Get("RateLimit"))
+		}
+		b.Run(c.name, func(b *testing.B) { benchmarkLoopback(b, h.url+"/v1/forward-auth", key) })
+	}
+}
+
+// benchRedis is the throwaway Redis of BenchmarkForwardAuthLimits.
+var benchRedis = redistest.New()

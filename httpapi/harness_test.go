@@ -32,6 +32,7 @@ var pg = pgtest.New()
 func TestMain(m *testing.M) {
 	code := m.Run()
 	pg.Stop()
+	benchRedis.Stop()
 	os.Exit(code)
 }
 

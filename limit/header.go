@@ -82,15 +82,42 @@ func SetHeaders(h http.Header, d *Decision) {
 	if d.N == 0 {
 		return
 	}
-	var buf [64 * MaxBuckets]byte
-	h["Ratelimit-Policy"] = []string{string(AppendPolicy(buf[:0], d))}
-	h["Ratelimit"] = []string{string(AppendRateLimit(buf[:0], d))}
+	// The values are written into one buffer and made one string, sliced
+	// into each header's, with one backing array for the header slices:
+	// two allocations per answer, not a dozen.
+	var buf [64*MaxBuckets*2 + 64]byte
+	var ends [6]int
+	b := AppendPolicy(buf[:0], d)
+	ends[0] = len(b)
+	b = AppendRateLimit(b, d)
+	ends[1] = len(b)
 	t := &d.States[d.Tightest]
-	h["X-Ratelimit-Limit"] = []string{strconv.FormatInt(t.Limit, 10)}
-	h["X-Ratelimit-Remaining"] = []string{strconv.FormatInt(t.Remaining, 10)}
-	h["X-Ratelimit-Reset"] = []string{strconv.FormatInt(Seconds(t.Reset), 10)}
+	b = strconv.AppendInt(b, t.Limit, 10)
+	ends[2] = len(b)
+	b = strconv.AppendInt(b, t.Remaining, 10)
+	ends[3] = len(b)
+	b = strconv.AppendInt(b, Seconds(t.Reset), 10)
+	ends[4] = len(b)
+	n := 5
 	if !d.Allowed {
-		h["Retry-After"] = []string{strconv.FormatInt(d.RetryAfterSeconds(), 10)}
+		b = strconv.AppendInt(b, d.RetryAfterSeconds(), 10)
+		ends[5] = len(b)
+		n = 6
+	}
+	all := string(b)
+	v := new([6]string)
+	start := 0
+	for i := range n {
+		v[i] = all[start:ends[i]]
+		start = ends[i]
+	}
+	h["Ratelimit-Policy"] = v[0:1:1]
+	h["Ratelimit"] = v[1:2:2]
+	h["X-Ratelimit-Limit"] = v[2:3:3]
+	h["X-Ratelimit-Remaining"] = v[3:4:4]
+	h["X-Ratelimit-Reset"] = v[4:5:5]
+	if !d.Allowed {
+		h["Retry-After"] = v[5:6:6]
 	}
 }
 
