@@ -154,3 +154,40 @@ func TestUsage(t *testing.T) {
 		t.Errorf("the tenant's usage: %v", tu)
 	}
 }
+
+// TestRotationKeepsLimits: a successor keeps its predecessor's own rate
+// limits and quota, and takes its credits; during the grace period both
+// keys spend from the same credits, so a rotation neither sheds a limit
+// nor doubles the credits.
+func TestRotationKeepsLimits(t *testing.T) {
+	h := newHarness(t)
+	h.tenant("acme")
+	old, id := h.key(h.root, map[string]any{"tenant_id": "acme", "name": "metered",
+		"rate_limits": []map[string]any{{"name": "burst", "limit": 100, "period": "1s"}},
+		"credits":     map[string]any{"remaining": 5}})
+	h.must(200, "GET", "/v1/forward-auth", old, nil)
+	rot := h.must(201, "POST", "/v1/api-keys/"+id+"/rotate", h.root, map[string]any{"grace_period": "1h"})
+	d := rot.data()
+	next := d["key"].(string)
+	if d["credits"].(map[string]any)["remaining"] != float64(4) || len(d["rate_limits"].([]any)) != 1 {
+		t.Fatalf("the successor: credits %v, rate limits %v; want 4 left and the burst limit", d["credits"], d["rate_limits"])
+	}
+	allowed := 0
+	for i := range 8 {
+		key := old
+		if i%2 == 1 {
+			key = next
+		}
+		a := h.call("GET", "/v1/forward-auth", key, nil)
+		switch {
+		case a.status == 200:
+			allowed++
+		case a.status == 429 && a.str("code") == string(keyward.CodeQuotaExceeded):
+		default:
+			t.Fatalf("request %d: %d %s", i, a.status, a.raw)
+		}
+	}
+	if allowed != 4 {
+		t.Errorf("the old key and its successor together were allowed %d requests on 4 credits, want 4", allowed)
+	}
+}

@@ -574,6 +574,10 @@ func (s *Service) RotateKey(ctx context.Context, c Caller, id string, in RotateK
 		Permissions: old.Permissions, Metadata: old.Metadata, Restrictions: old.Restrictions,
 		ExpiresAt: sameDistance(old.ExpiresAt, old.CreatedAt, now), RotateBy: sameDistance(old.RotateBy, old.CreatedAt, now),
 		Status: old.Status, CreatedAt: now, UpdatedAt: now, CreatedBy: c.Actor.ID, RotatedFrom: old.ID, MemberID: old.MemberID,
+		// The key's own limits go with it, and its credits move to it
+		// (the store takes them as they are when it rotates): a rotation
+		// never sheds a limit.
+		RateLimits: old.RateLimits, Quota: old.Quota, Credits: old.Credits,
 	}
 	// The successor keeps its predecessor's lifetime, but not past the
 	// caller's own expiry: it is brought forward to it rather than refused,

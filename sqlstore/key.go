@@ -326,6 +326,18 @@ func (s *Store) RotateKey(ctx context.Context, oldID string, successor *keyward.
 		if err := s.insertKey(ctx, tx, &next); err != nil {
 			return false, err
 		}
+		// The successor takes the credits as they are now, in this
+		// transaction, not as the caller read them; during the grace
+		// period the old key spends from them too (verify), so that the
+		// two never spend the same credits twice.
+		if _, err := s.exec(ctx, tx, `UPDATE keys SET
+			credits_remaining = (SELECT credits_remaining FROM keys WHERE id = ?),
+			credits_refill_amount = (SELECT credits_refill_amount FROM keys WHERE id = ?),
+			credits_refill_interval = (SELECT credits_refill_interval FROM keys WHERE id = ?),
+			credits_refilled_at = (SELECT credits_refilled_at FROM keys WHERE id = ?)
+			WHERE id = ?`, oldID, oldID, oldID, oldID, next.ID); err != nil {
+			return false, err
+		}
 		at := successor.CreatedAt
 		if _, err := s.exec(ctx, tx,
 			`UPDATE keys SET rotated_to = ?, expires_at = ?, updated_at = ? WHERE id = ?`,

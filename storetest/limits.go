@@ -266,6 +266,27 @@ var meterTests = []test{
 			f.t.Fatalf("the second spend of the next day: %+v, %v; want no second refill", got, err)
 		}
 	}},
+	{"a successor takes the credits as they are", func(f *fixture) {
+		tn := f.createTenant("acme")
+		k := f.meteredKey(tn.ID, &keyward.Credits{Remaining: 10, Refill: &keyward.Refill{Amount: 10, Interval: keyward.QuotaMonth}}, nil)
+		for range 3 {
+			if got, err := f.s.Spend(f.ctx, f.spend(k, 1, nil, nil)); err != nil || !got.Allowed {
+				f.t.Fatalf("spend: %+v, %v", got, err)
+			}
+		}
+		next := f.newKey(tn.ID, keyward.Live)
+		next.Credits = k.Credits // as the caller read them: 10
+		if _, err := f.s.RotateKey(f.ctx, k.ID, next, f.tick(), admin); err != nil {
+			f.t.Fatalf("RotateKey: %v", err)
+		}
+		got, err := f.s.Key(f.ctx, next.ID)
+		if err != nil {
+			f.t.Fatal(err)
+		}
+		if got.Credits == nil || got.Credits.Remaining != 7 || got.Credits.Refill == nil || got.Credits.Refill.Amount != 10 {
+			f.t.Errorf("the successor's credits: %s; want the 7 left, refilled to 10", jsonOf(got.Credits))
+		}
+	}},
 	{"credits set by the API are spent from", func(f *fixture) {
 		tn := f.createTenant("acme")
 		k := f.meteredKey(tn.ID, &keyward.Credits{Remaining: 5}, nil)

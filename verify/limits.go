@@ -140,7 +140,13 @@ func (v *Verifier) spend(ctx context.Context, a *Access, r *Result, d *limit.Dec
 	if r.Route != nil && r.Route.Cost > 1 {
 		cost = r.Route.Cost
 	}
-	sp := keyward.Spend{KeyID: k.ID, TenantID: k.TenantID, Cost: cost, Credits: k.Credits != nil, At: now,
+	// A key rotated to a successor counts against the successor's credits
+	// and quota during its grace period: they moved to it.
+	meterID := k.ID
+	if k.RotatedTo != "" {
+		meterID = k.RotatedTo
+	}
+	sp := keyward.Spend{KeyID: meterID, TenantID: k.TenantID, Cost: cost, Credits: k.Credits != nil, At: now,
 		DayStart: time.Date(y, m, day, 0, 0, 0, 0, a.loc), MonthStart: time.Date(y, m, 1, 0, 0, 0, 0, a.loc)}
 	if q := a.keyQuota; q != nil {
 		name, _ := q.Period.PeriodOf(now, a.loc)
