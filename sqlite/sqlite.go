@@ -177,8 +177,14 @@ func (s *Store) Migrate(ctx context.Context) error {
 	if err != nil {
 		return keyward.Internal(err)
 	}
+	// Each attempt applies what it can; one that loses a race to another
+	// process (a migration applied meanwhile) tries again and finds more
+	// done. Eight processes opening a new file at once need a few rounds
+	// with eight migrations, so the attempts are bounded by time rather
+	// than by a small count.
 	var last error
-	for attempt := 0; attempt < 3; attempt++ {
+	deadline := time.Now().Add(10 * time.Second)
+	for attempt := 0; attempt == 0 || time.Now().Before(deadline); attempt++ {
 		// A Provider remembers that it created its version table, even when
 		// creating it failed; each attempt therefore takes a new one.
 		p, err := goose.NewProvider(goose.DialectSQLite3, s.w, fsys,
@@ -194,7 +200,7 @@ func (s *Store) Migrate(ctx context.Context) error {
 			select {
 			case <-ctx.Done():
 				return dbError(ctx.Err())
-			case <-time.After(time.Duration(attempt+1) * 20 * time.Millisecond):
+			case <-time.After(time.Duration(min(attempt+1, 10)) * 20 * time.Millisecond):
 			}
 			continue
 		}

@@ -59,10 +59,10 @@ routes:
 	}
 
 	unknown := filepath.Join(dir, "unknown.yaml")
-	if err := os.WriteFile(unknown, []byte("routes:\n  - match: GET /x\n    cost: 1\n"), 0o600); err != nil {
+	if err := os.WriteFile(unknown, []byte("routes:\n  - match: GET /x\n    costs: 1\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	fails(t, db, 1, []string{"routes", "check", unknown}, unknown+`:3:5: unknown field "cost"`)
+	fails(t, db, 1, []string{"routes", "check", unknown}, unknown+`:3:5: unknown field "costs"`)
 
 	fails(t, db, 1, []string{"routes", "check", filepath.Join(dir, "missing.yaml")}, "missing.yaml: no such file or directory")
 	fails(t, db, 2, []string{"routes", "check"}, "accepts 1 arg(s), received 0")
