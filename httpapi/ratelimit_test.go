@@ -191,3 +191,38 @@ func TestRotationKeepsLimits(t *testing.T) {
 		t.Errorf("the old key and its successor together were allowed %d requests on 4 credits, want 4", allowed)
 	}
 }
+
+// TestRotationChain: keys rotated twice, all three in their grace period,
+// share one set of credits and one set of per-key rate limits; and limits
+// on the default plan never bind the operator's root keys.
+func TestRotationChain(t *testing.T) {
+	h := newHarness(t)
+	h.tenant("acme")
+	a, id := h.key(h.root, map[string]any{"tenant_id": "acme", "name": "metered",
+		"rate_limits": []map[string]any{{"name": "hourly", "limit": 4, "period": "1h"}},
+		"credits":     map[string]any{"remaining": 6}})
+	rotate := func(id string) (string, string) {
+		d := h.must(201, "POST", "/v1/api-keys/"+id+"/rotate", h.root, map[string]any{"grace_period": "1h"}).data()
+		return d["key"].(string), d["id"].(string)
+	}
+	b, bid := rotate(id)
+	c, _ := rotate(bid)
+	allowed := 0
+	for i := range 9 {
+		a := h.call("GET", "/v1/forward-auth", []string{a, b, c}[i%3], nil)
+		if a.status == 200 {
+			allowed++
+		} else if a.status != 429 {
+			t.Fatalf("request %d: %d %s", i, a.status, a.raw)
+		}
+	}
+	if allowed != 4 {
+		t.Errorf("three keys of one rotation chain were allowed %d requests on a limit of 4 an hour (and 6 credits), want 4", allowed)
+	}
+
+	h.must(200, "PATCH", "/v1/plans/default", h.root, map[string]any{"key_quota": map[string]any{"limit": 1, "period": "day"},
+		"key_rate_limits": []map[string]any{{"name": "hourly", "limit": 1, "period": "1h"}}})
+	for range 3 {
+		h.must(200, "GET", "/v1/whoami", h.root, nil)
+	}
+}

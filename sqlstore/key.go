@@ -338,6 +338,12 @@ func (s *Store) RotateKey(ctx context.Context, oldID string, successor *keyward.
 			WHERE id = ?`, oldID, oldID, oldID, oldID, next.ID); err != nil {
 			return false, err
 		}
+		// The old key keeps none of its own (0, not NULL, which is no
+		// limit): rotated again, a key's credits are never in two places.
+		if _, err := s.exec(ctx, tx, `UPDATE keys SET credits_remaining = 0, credits_refill_amount = NULL
+			WHERE id = ? AND credits_remaining IS NOT NULL`, oldID); err != nil {
+			return false, err
+		}
 		at := successor.CreatedAt
 		if _, err := s.exec(ctx, tx,
 			`UPDATE keys SET rotated_to = ?, expires_at = ?, updated_at = ? WHERE id = ?`,

@@ -61,7 +61,7 @@ type Access struct {
 	limitsErr error
 	// keyQuota and tenantQuota are the quotas the key counts against (its
 	// own or its plan's, its tenant's or its plan's), in the tenant's time
-	// zone loc; metered says that there is one.
+	// zone loc; metered says that there is one, or credits.
 	keyQuota, tenantQuota *keyward.Quota
 	loc                   *time.Location
 	metered               bool
@@ -262,7 +262,7 @@ func (v *Verifier) accessOf(ctx context.Context, e *entry) (*Access, error) {
 	a = newAccess(k, t.value, member, removed, p.value)
 	a.limits, a.limitsErr = v.bindRateLimits(k, a)
 	a.keyQuota, a.tenantQuota = quotasOf(k, t.value, p.value)
-	a.metered = a.keyQuota != nil || a.tenantQuota != nil
+	a.metered = a.keyQuota != nil || a.tenantQuota != nil || k.Credits != nil && k.TenantID != keyward.SystemTenantID
 	a.loc = time.UTC
 	if tz := t.value.TimeZone; tz != "" {
 		if loc, err := time.LoadLocation(tz); err == nil {

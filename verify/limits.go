@@ -27,7 +27,14 @@ func rateLimitsOf(k *keyward.Key, t *keyward.Tenant, p *keyward.Plan) (key, tena
 // quotasOf returns the quotas that key k of tenant t on plan p counts
 // against: the key's own (else its plan's per-key one), and the tenant's
 // own (else its plan's tenant-wide one).
+//
+// The keys of the system tenant (the operator's root keys) are never
+// limited: it is always on the default plan, and limits set on that plan
+// for its customers must not lock the operator out.
 func quotasOf(k *keyward.Key, t *keyward.Tenant, p *keyward.Plan) (key, tenant *keyward.Quota) {
+	if k.TenantID == keyward.SystemTenantID {
+		return nil, nil
+	}
 	key, tenant = k.Quota, t.Quota
 	if key == nil {
 		key = p.KeyQuota
@@ -44,13 +51,22 @@ func quotasOf(k *keyward.Key, t *keyward.Tenant, p *keyward.Plan) (key, tenant *
 // id and the rate's name; a tenant-wide rate shows in the headers as
 // tenant-<name>, apart from a key's rate of the same name.
 func (v *Verifier) bindRateLimits(k *keyward.Key, a *Access) (limit.Set, error) {
+	if k.TenantID == keyward.SystemTenantID {
+		return nil, nil // see quotasOf
+	}
 	key, tenant := rateLimitsOf(k, a.Tenant, a.Plan)
 	if len(key)+len(tenant) == 0 {
 		return nil, nil
 	}
+	// A key rotated to a successor shares the successor's buckets during
+	// its grace period, as it shares its credits.
+	id := k.ID
+	if k.RotatedTo != "" {
+		id = k.RotatedTo
+	}
 	buckets := make([]limit.Bucket, 0, len(key)+len(tenant))
 	for _, r := range key {
-		buckets = append(buckets, limit.Bucket{Key: "k:" + k.ID + ":" + r.Name, Rate: rateOf(r.Name, r)})
+		buckets = append(buckets, limit.Bucket{Key: "k:" + id + ":" + r.Name, Rate: rateOf(r.Name, r)})
 	}
 	for _, r := range tenant {
 		buckets = append(buckets, limit.Bucket{Key: "t:" + k.TenantID + ":" + r.Name, Rate: rateOf("tenant-"+r.Name, r)})
@@ -104,7 +120,7 @@ func (v *Verifier) checkLimits(ctx context.Context, a *Access, req *Request, r *
 		r.RetryAfter = d.RetryAfter
 		return keyward.CodeRateLimited, rateLimitedDetail(d)
 	}
-	if !a.metered && r.Key.Credits == nil {
+	if !a.metered {
 		return "", ""
 	}
 	code, detail := v.spend(ctx, a, r, d)
@@ -129,7 +145,7 @@ func (v *Verifier) checkLimits(ctx context.Context, a *Access, req *Request, r *
 // cannot count: a metered key is never let through uncounted.
 func (v *Verifier) spend(ctx context.Context, a *Access, r *Result, d *limit.Decision) (keyward.Code, string) {
 	k := r.Key
-	if !a.metered && k.Credits == nil {
+	if !a.metered {
 		return "", ""
 	}
 	now := v.now().In(a.loc)

@@ -483,7 +483,7 @@ func (v *Verifier) verify(ctx context.Context, req *Request, path *policy.Path, 
 	if code == "" {
 		code, detail = checkEntitled(a, route, req.Permissions)
 	}
-	if code == "" && (a.limits != nil || a.limitsErr != nil || a.metered || k.Credits != nil) {
+	if code == "" && (a.limits != nil || a.limitsErr != nil || a.metered) {
 		code, detail = v.checkLimits(ctx, a, req, r)
 	}
 	if code != "" {
