@@ -112,7 +112,7 @@ func (s *Service) createKey(ctx context.Context, c Caller, in CreateKeyInput, id
 	if k.Restrictions, err = checkRestrictions(in.Restrictions); err != nil {
 		return nil, "", err
 	}
-	if err := checkNewLimits(c, map[string]bool{"rate_limits": in.RateLimits != nil, "quota": in.Quota != nil, "credits": in.Credits != nil}); err != nil {
+	if err := authorizeLimitFields(c, map[string]bool{"rate_limits": in.RateLimits != nil, "quota": in.Quota != nil, "credits": in.Credits != nil}); err != nil {
 		return nil, "", err
 	}
 	k.RateLimits, k.Quota, k.Credits = in.RateLimits, in.Quota, in.Credits
@@ -365,12 +365,11 @@ func (s *Service) keyLimitsChange(c Caller, k *keyward.Key, in UpdateKeyInput, u
 	if err != nil {
 		return err
 	}
-	for _, f := range []string{"rate_limits", "quota", "credits"} {
-		if given[f] || unset[f] {
-			if err := authorizeLimits(c, f); err != nil {
-				return err
-			}
-		}
+	for f := range unset {
+		given[f] = true
+	}
+	if err := authorizeLimitFields(c, given); err != nil {
+		return err
 	}
 	if u.RateLimits, err = rateLimitsChange("rate_limits", in.RateLimits, unset["rate_limits"], k.RateLimits); err != nil {
 		return err

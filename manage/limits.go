@@ -94,11 +94,12 @@ func quotaChange(field string, in *keyward.Quota, unset bool, cur *keyward.Quota
 	return &q, nil
 }
 
-// checkNewLimits checks the rate limits, quota and credits of a new key or
-// plan, as field names them.
-func checkNewLimits(c Caller, fields map[string]bool) error {
-	for _, f := range []string{"rate_limits", "quota", "credits", "key_rate_limits", "key_quota", "tenant_rate_limits", "tenant_quota"} {
-		if fields[f] {
+// authorizeLimitFields is authorizeLimits for the first of a key's
+// limit fields (rate_limits, quota, credits) that a request sets or
+// unsets (set[field]).
+func authorizeLimitFields(c Caller, set map[string]bool) error {
+	for _, f := range []string{"rate_limits", "quota", "credits"} {
+		if set[f] {
 			return authorizeLimits(c, f)
 		}
 	}

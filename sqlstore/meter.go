@@ -112,7 +112,7 @@ func (s *Store) spendCredits(ctx context.Context, tx *sql.Tx, sp keyward.Spend) 
 // limit would be passed.
 func (s *Store) spendQuota(ctx context.Context, tx *sql.Tx, subject string, q *keyward.QuotaSpend, cost int64) (int64, bool, error) {
 	if cost > q.Limit {
-		used, err := s.QuotaUsedTx(ctx, tx, subject, q.Period)
+		used, err := s.quotaUsed(ctx, tx, subject, q.Period)
 		return used, false, err
 	}
 	var used int64
@@ -122,7 +122,7 @@ func (s *Store) spendQuota(ctx context.Context, tx *sql.Tx, subject string, q *k
 		RETURNING used`,
 		subject, q.Period, cost, cost, cost, q.Limit).Scan(&used)
 	if errors.Is(err, sql.ErrNoRows) {
-		used, err := s.QuotaUsedTx(ctx, tx, subject, q.Period)
+		used, err := s.quotaUsed(ctx, tx, subject, q.Period)
 		return used, false, err
 	}
 	return used, err == nil, err
@@ -131,12 +131,12 @@ func (s *Store) spendQuota(ctx context.Context, tx *sql.Tx, subject string, q *k
 // QuotaUsed returns how many requests a subject made in a period: 0
 // before the first.
 func (s *Store) QuotaUsed(ctx context.Context, subject, period string) (int64, error) {
-	used, err := s.QuotaUsedTx(ctx, nil, subject, period)
+	used, err := s.quotaUsed(ctx, nil, subject, period)
 	return used, s.err(err)
 }
 
-// QuotaUsedTx is QuotaUsed in tx, or on the read pool when tx is nil.
-func (s *Store) QuotaUsedTx(ctx context.Context, tx *sql.Tx, subject, period string) (int64, error) {
+// quotaUsed is QuotaUsed in tx, or on the read pool when tx is nil.
+func (s *Store) quotaUsed(ctx context.Context, tx *sql.Tx, subject, period string) (int64, error) {
 	var q querier = s.r
 	if tx != nil {
 		q = tx

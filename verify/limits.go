@@ -58,12 +58,7 @@ func (v *Verifier) bindRateLimits(k *keyward.Key, a *Access) (limit.Set, error) 
 	if len(key)+len(tenant) == 0 {
 		return nil, nil
 	}
-	// A key rotated to a successor shares the successor's buckets during
-	// its grace period, as it shares its credits.
-	id := k.ID
-	if k.RotatedTo != "" {
-		id = k.RotatedTo
-	}
+	id := meterID(k)
 	buckets := make([]limit.Bucket, 0, len(key)+len(tenant))
 	for _, r := range key {
 		buckets = append(buckets, limit.Bucket{Key: "k:" + id + ":" + r.Name, Rate: rateOf(r.Name, r)})
@@ -76,6 +71,16 @@ func (v *Verifier) bindRateLimits(k *keyward.Key, a *Access) (limit.Set, error) 
 		return nil, fmt.Errorf("the rate limits of key %s: %w", k.ID, err)
 	}
 	return set, nil
+}
+
+// meterID is the key whose rate-limit buckets, credits and quota key k
+// counts against: its successor during its grace period, once rotated
+// (the credits moved to it), else itself.
+func meterID(k *keyward.Key) string {
+	if k.RotatedTo != "" {
+		return k.RotatedTo
+	}
+	return k.ID
 }
 
 // rateOf is r as the limiter takes it, named name.
@@ -156,13 +161,7 @@ func (v *Verifier) spend(ctx context.Context, a *Access, r *Result, d *limit.Dec
 	if r.Route != nil && r.Route.Cost > 1 {
 		cost = r.Route.Cost
 	}
-	// A key rotated to a successor counts against the successor's credits
-	// and quota during its grace period: they moved to it.
-	meterID := k.ID
-	if k.RotatedTo != "" {
-		meterID = k.RotatedTo
-	}
-	sp := keyward.Spend{KeyID: meterID, TenantID: k.TenantID, Cost: cost, Credits: k.Credits != nil, At: now,
+	sp := keyward.Spend{KeyID: meterID(k), TenantID: k.TenantID, Cost: cost, Credits: k.Credits != nil, At: now,
 		DayStart: time.Date(y, m, day, 0, 0, 0, 0, a.loc), MonthStart: time.Date(y, m, 1, 0, 0, 0, 0, a.loc)}
 	if q := a.keyQuota; q != nil {
 		name, _ := q.Period.PeriodOf(now, a.loc)
