@@ -239,6 +239,10 @@ type Spend struct {
 	DayStart, MonthStart  time.Time
 	KeyQuota, TenantQuota *QuotaSpend
 	At                    time.Time
+	// Check decides as Spend would without taking anything: for asking
+	// again about a request that was refused and counted already
+	// (nginx's error_page). Spent is what the spend would have done.
+	Check bool
 }
 
 // QuotaSpend is a quota a request counts against: its limit, and the name

@@ -18,7 +18,7 @@ var errRefused = errors.New("sqlstore: spend refused")
 // stay at 0 or more, a count at its limit or less), not read and written
 // back, so that spends on several nodes at once never overspend, and a
 // change of the key's credits by the API is not undone by a spend under
-// way.
+// way. A Check runs the same statements and rolls them all back.
 func (s *Store) Spend(ctx context.Context, sp keyward.Spend) (keyward.Spent, error) {
 	var out keyward.Spent
 	// No change is recorded, so the feed's write lock is not taken: spends
@@ -58,6 +58,9 @@ func (s *Store) Spend(ctx context.Context, sp keyward.Spend) (keyward.Spent, err
 				out = refused
 				return errRefused
 			}
+		}
+		if sp.Check {
+			return errRefused // decided: roll back what it took
 		}
 		return nil
 	})

@@ -244,6 +244,28 @@ var meterTests = []test{
 			f.t.Fatalf("a spend in the next day: %+v, %v", got, err)
 		}
 	}},
+	{"a check takes nothing", func(f *fixture) {
+		tn := f.createTenant("acme")
+		k := f.meteredKey(tn.ID, &keyward.Credits{Remaining: 2}, nil)
+		quota := &keyward.QuotaSpend{Limit: 1, Period: "2026-11"}
+		check := f.spend(k, 1, nil, quota)
+		check.Check = true
+		for range 3 {
+			if got, err := f.s.Spend(f.ctx, check); err != nil || !got.Allowed || got.CreditsRemaining != 1 || got.TenantQuotaUsed != 1 {
+				f.t.Fatalf("a check with 2 credits and a quota of 1: %+v, %v; want allowed, 1 left, the quota at 1", got, err)
+			}
+		}
+		f.wantCredits(k.ID, 2)
+		f.wantQuotaUsed(keyward.QuotaSubject('t', tn.ID), "2026-11", 0)
+		if got, err := f.s.Spend(f.ctx, f.spend(k, 1, nil, quota)); err != nil || !got.Allowed {
+			f.t.Fatalf("the spend after the checks: %+v, %v", got, err)
+		}
+		if got, err := f.s.Spend(f.ctx, check); err != nil || got.Allowed || got.Refused != keyward.SpentTenantQuota {
+			f.t.Fatalf("a check past the quota: %+v, %v; want refused by tenant_quota", got, err)
+		}
+		f.wantCredits(k.ID, 1)
+		f.wantQuotaUsed(keyward.QuotaSubject('t', tn.ID), "2026-11", 1)
+	}},
 	{"credits are refilled at the start of their interval", func(f *fixture) {
 		tn := f.createTenant("acme")
 		k := f.meteredKey(tn.ID, &keyward.Credits{Remaining: 2, Refill: &keyward.Refill{Amount: 10, Interval: keyward.QuotaDay}}, nil)
