@@ -19,29 +19,34 @@ import (
 	"github.com/keyward/keyward/view"
 )
 
-// authenticate verifies the key the request presents against the
-// request itself, with no route policy: its method and target, Referer and
-// Origin, so that the key's own restrictions (endpoints, referrers, IP
-// ranges) hold on Keyward's API as they do anywhere else.
-func (s *server) authenticate(w http.ResponseWriter, r *http.Request) (verify.Result, netip.Addr, error) {
+// authenticate verifies the key of a request to a route of this API, for
+// require: the request's own method, target, Referer and Origin are
+// checked. The request is not counted yet (verify.CountLater): require
+// has it counted by count once the caller is authorized, so that a
+// request refused for its role costs nothing. The request as verified is
+// written into req, for count.
+func (s *server) authenticate(w http.ResponseWriter, r *http.Request, req *verify.Request) (verify.Result, netip.Addr, error) {
 	target := r.RequestURI
 	if target == "" || target[0] != '/' {
 		// An absolute-form or * target: the path the server routed by.
 		target = r.URL.RequestURI()
 	}
-	return s.authenticateURL(w, r, r.URL, verify.Request{
+	*req = verify.Request{
 		Method: r.Method, Target: target, Referer: r.Header.Get("Referer"), Origin: r.Header.Get("Origin"),
-	})
+		Counting: verify.CountLater,
+	}
+	return s.authenticateURL(w, r, r.URL, req)
 }
 
 // authenticateURL verifies the key that r presents in its header or in u,
 // the URL of the original request (for forward-auth, that of the request a
 // proxy asks about), with what req says of that request; the key and the
-// client's address are set here.
+// client's address are set in req here.
 //
-// The key's rate limits count the request, and their RateLimit headers
-// (limit.SetHeaders) are set on w's answer, allowed or refused.
-func (s *server) authenticateURL(w http.ResponseWriter, r *http.Request, u *url.URL, req verify.Request) (verify.Result, netip.Addr, error) {
+// Unless req.Counting says otherwise, the key's rate limits count the
+// request, and their RateLimit headers (limit.SetHeaders) are set on w's
+// answer, allowed or refused.
+func (s *server) authenticateURL(w http.ResponseWriter, r *http.Request, u *url.URL, req *verify.Request) (verify.Result, netip.Addr, error) {
 	ip := s.clientIP(r)
 	key, kerr := verify.KeyFrom(r.Header, u, s.verifier.Format())
 	if kerr != nil {
@@ -59,15 +64,35 @@ func (s *server) authenticateURL(w http.ResponseWriter, r *http.Request, u *url.
 	d := decisions.Get().(*limit.Decision)
 	defer decisions.Put(d)
 	req.RateLimit = d
-	res := s.verifier.Verify(r.Context(), req)
+	res := s.verifier.Verify(r.Context(), *req)
+	req.RateLimit = nil // d goes back to the pool
+	return res, ip, rateLimited(w, &res)
+}
+
+// count counts a request that authenticate verified (req, res), once the
+// caller is authorized, against the key's rate limits, quotas and
+// credits, and sets the RateLimit headers on w's answer. It returns the
+// refusal, if any.
+func (s *server) count(w http.ResponseWriter, r *http.Request, req *verify.Request, res *verify.Result) error {
+	d := decisions.Get().(*limit.Decision)
+	defer decisions.Put(d)
+	req.RateLimit = d
+	s.verifier.Count(r.Context(), req, res)
+	req.RateLimit = nil
+	return rateLimited(w, res)
+}
+
+// rateLimited sets the RateLimit headers of res's rate-limit decision, if
+// it has one, on w's answer, and returns res's refusal, if any.
+func rateLimited(w http.ResponseWriter, res *verify.Result) error {
 	if res.RateLimit != nil {
 		limit.SetHeaders(w.Header(), res.RateLimit)
-		res.RateLimit = nil // d goes back to the pool
+		res.RateLimit = nil // its decision goes back to the pool
 	}
 	if !res.Valid() {
-		return res, ip, res.Err()
+		return res.Err()
 	}
-	return res, ip, nil
+	return nil
 }
 
 // decisions keeps the rate-limit decisions of requests, which their
@@ -90,13 +115,18 @@ func (s *server) require(need manage.Requirement, h http.Handler) http.Handler {
 		return own
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		res, ip, err := s.authenticate(w, r)
+		var req verify.Request
+		res, ip, err := s.authenticate(w, r, &req)
 		if err != nil {
 			s.writeError(w, r, err)
 			return
 		}
 		c := manage.CallerOf(res, addrString(ip))
 		if err := manage.Authorize(c, need); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		if err := s.count(w, r, &req, &res); err != nil {
 			s.writeError(w, r, err)
 			return
 		}
@@ -509,9 +539,15 @@ func (s *server) handleForwardAuth(w http.ResponseWriter, r *http.Request) {
 		s.refuseForward(w, r, fs.mode, kerr)
 		return
 	}
-	res, _, err := s.authenticateURL(w, r, u, verify.Request{
+	// nginx's second ask, for its error_page, is about a request refused
+	// and counted already: it checks again without counting.
+	counting := verify.CountNow
+	if fs.mode == modeErrorPage {
+		counting = verify.CheckOnly
+	}
+	res, _, err := s.authenticateURL(w, r, u, &verify.Request{
 		Permissions: fs.perms, Method: method, Target: target,
-		Referer: r.Header.Get("Referer"), Origin: r.Header.Get("Origin"), Policy: pol,
+		Referer: r.Header.Get("Referer"), Origin: r.Header.Get("Origin"), Policy: pol, Counting: counting,
 	})
 	if err != nil {
 		s.refuseForward(w, r, fs.mode, err)

@@ -4,6 +4,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/keyward/keyward"
 )
@@ -225,4 +226,80 @@ func TestRotationChain(t *testing.T) {
 	for range 3 {
 		h.must(200, "GET", "/v1/whoami", h.root, nil)
 	}
+}
+
+// TestNotCountedTwice: what is asked about twice, or refused before it
+// is served, is counted once or not at all. nginx's error_page ask, about
+// a request its auth_request ask refused (and counted), checks again
+// without counting: no rate-limit request, credit or quota is taken by it,
+// even when the limits have refilled in between (it then answers 409,
+// passed now). On the management API, a request refused for its role
+// (403) costs nothing.
+func TestNotCountedTwice(t *testing.T) {
+	h := newHarness(t)
+	h.tenant("acme")
+	key, id := h.key(h.root, map[string]any{"tenant_id": "acme", "name": "limited",
+		"rate_limits": []map[string]any{{"name": "minute", "limit": 1, "period": "1m"}},
+		"credits":     map[string]any{"remaining": 3},
+		"quota":       map[string]any{"limit": 100, "period": "day"}})
+	usage := func() (credits, quota float64) {
+		t.Helper()
+		u := h.must(200, "GET", "/v1/api-keys/"+id+"/usage", h.root, nil).data()
+		c, _ := u["credits"].(map[string]any)
+		k, _ := u["key"].(map[string]any)
+		q, _ := k["quota"].(map[string]any)
+		if c == nil || q == nil {
+			t.Fatalf("usage: %v", u)
+		}
+		return c["remaining"].(float64), q["used"].(float64)
+	}
+	const ask, again = "/v1/forward-auth?nginx=auth_request", "/v1/forward-auth?nginx=error_page"
+	h.must(200, "GET", ask, key, nil)
+	if a := h.call("GET", ask, key, nil); a.status != 401 {
+		t.Fatalf("auth_request past the rate limit: %d, want 401", a.status)
+	}
+	for range 3 {
+		a := h.call("GET", again, key, nil)
+		problemOf(t, a, 429, keyward.CodeRateLimited)
+		if a.header.Get("X-RateLimit-Remaining") != "0" || a.header.Get("Retry-After") == "" {
+			t.Errorf("error_page: X-RateLimit-Remaining %q, Retry-After %q", a.header.Get("X-RateLimit-Remaining"), a.header.Get("Retry-After"))
+		}
+	}
+	// The limit refills before nginx asks again: the answer says so, and
+	// takes neither the refilled request nor a credit.
+	h.clock.Advance(time.Minute)
+	problemOf(t, h.call("GET", again, key, nil), 409, keyward.CodeConflict)
+	if c, q := usage(); c != 2 || q != 1 {
+		t.Fatalf("after one request served and four asked again: %v credits, quota used %v; want 2 and 1", c, q)
+	}
+	h.must(200, "GET", ask, key, nil) // the refilled request is still there
+	h.clock.Advance(time.Minute)
+	h.must(200, "GET", ask, key, nil)
+	h.clock.Advance(time.Minute)
+	if a := h.call("GET", ask, key, nil); a.status != 401 {
+		t.Fatalf("auth_request with no credits left: %d, want 401", a.status)
+	}
+	for range 2 {
+		problemOf(t, h.call("GET", again, key, nil), 429, keyward.CodeQuotaExceeded)
+	}
+	if c, q := usage(); c != 0 || q != 3 {
+		t.Fatalf("after three requests served: %v credits, quota used %v; want 0 and 3", c, q)
+	}
+
+	// The management API: refused for its role, a request is not counted.
+	h.clock.Advance(time.Minute)
+	user, _ := h.key(h.root, map[string]any{"tenant_id": "acme", "name": "no manager",
+		"rate_limits": []map[string]any{{"name": "minute", "limit": 2, "period": "1m"}}})
+	for range 5 {
+		a := h.call("GET", "/v1/api-keys", user, nil)
+		problemOf(t, a, 403, keyward.CodeInsufficientPermissions)
+		if a.header.Get("RateLimit") != "" {
+			t.Errorf("a 403 for the role carries RateLimit %q: it was counted", a.header.Get("RateLimit"))
+		}
+	}
+	if a := h.must(200, "GET", "/v1/whoami", user, nil); a.header.Get("X-RateLimit-Remaining") != "1" {
+		t.Errorf("whoami after five 403s: X-RateLimit-Remaining %q, want 1 (the 403s took nothing)", a.header.Get("X-RateLimit-Remaining"))
+	}
+	h.must(200, "GET", "/v1/whoami", user, nil)
+	problemOf(t, h.call("GET", "/v1/whoami", user, nil), 429, keyward.CodeRateLimited)
 }

@@ -82,6 +82,18 @@ func (f *Fallback) Bind(buckets []Bucket) (Set, error) {
 // Allow decides with the shared limiter, or locally when it fails; it
 // returns an error only for a cost below 1.
 func (s *fallbackSet) Allow(ctx context.Context, now time.Time, cost int64, d *Decision) error {
+	return s.decide(ctx, now, cost, d, Set.Allow)
+}
+
+// Check decides without consuming, as Allow decides: see Set.
+func (s *fallbackSet) Check(ctx context.Context, now time.Time, cost int64, d *Decision) error {
+	return s.decide(ctx, now, cost, d, Set.Check)
+}
+
+// decide asks the shared limiter, or the local one when it fails, with
+// ask: Set.Allow or Set.Check.
+func (s *fallbackSet) decide(ctx context.Context, now time.Time, cost int64, d *Decision,
+	ask func(Set, context.Context, time.Time, int64, *Decision) error) error {
 	if cost < 1 {
 		return ErrCost
 	}
@@ -89,7 +101,7 @@ func (s *fallbackSet) Allow(ctx context.Context, now time.Time, cost int64, d *D
 	t := now.UnixNano()
 	if r := f.retryAt.Load(); r == 0 || t >= r && f.retryAt.CompareAndSwap(r, t+int64(retryShared)) {
 		sctx, cancel := context.WithTimeout(ctx, f.timeout)
-		err := s.shared.Allow(sctx, now, cost, d)
+		err := ask(s.shared, sctx, now, cost, d)
 		cancel()
 		if err == nil {
 			if r != 0 {
@@ -100,7 +112,7 @@ func (s *fallbackSet) Allow(ctx context.Context, now time.Time, cost int64, d *D
 		f.failed(now, err)
 	}
 	f.localDecisions.Add(1)
-	err := s.local.Allow(ctx, now, cost, d)
+	err := ask(s.local, ctx, now, cost, d)
 	d.Fallback = true
 	return err
 }

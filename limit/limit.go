@@ -154,6 +154,11 @@ type Set interface {
 	// refused it (a quota, credits): the refused request then costs
 	// nothing. A bucket that has refilled since keeps no more than full.
 	Refund(ctx context.Context, now time.Time, cost int64, d *Decision) error
+	// Check decides as Allow would, and fills d, but consumes nothing:
+	// for asking again about a request that was decided already (nginx
+	// asks a second time about a refused one). The states in d are the
+	// buckets' as they are, not as an allowed request would leave them.
+	Check(ctx context.Context, now time.Time, cost int64, d *Decision) error
 }
 
 // Limiter binds buckets to a Set, once per subject rather than per request,

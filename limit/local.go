@@ -134,6 +134,16 @@ func (l *Local) Len() int {
 
 // Allow decides a request at now: see Set.
 func (s *localSet) Allow(_ context.Context, now time.Time, cost int64, d *Decision) error {
+	return s.decide(now, cost, d, true)
+}
+
+// Check decides a request at now without consuming: see Set.
+func (s *localSet) Check(_ context.Context, now time.Time, cost int64, d *Decision) error {
+	return s.decide(now, cost, d, false)
+}
+
+// decide is Allow when consume is true, else Check.
+func (s *localSet) decide(now time.Time, cost int64, d *Decision, consume bool) error {
 	if cost < 1 {
 		return ErrCost
 	}
@@ -148,7 +158,7 @@ func (s *localSet) Allow(_ context.Context, now time.Time, cost int64, d *Decisi
 		waits[i] = s.cells[i].wait(tats[i], t, cost)
 		allowed = allowed && waits[i] == 0
 	}
-	if allowed {
+	if allowed && consume {
 		for i := 0; i < s.n; i++ {
 			tats[i] = max(tats[i], t) + cost*s.cells[i].t
 			s.b[i].tat = tats[i]

@@ -54,7 +54,8 @@ func ClientOptions(url string) (*redis.Options, error) {
 
 // gcraScript decides a request over the buckets KEYS. ARGV[1] is the cost;
 // ARGV[2i] and ARGV[2i+1] are bucket i's emission interval and burst
-// tolerance in microseconds. It returns {allowed (1 or 0), now, TAT of each
+// tolerance in microseconds; the last ARGV is 1 to consume the cost when
+// every bucket allows it, 0 to decide only (Set.Check). It returns {allowed (1 or 0), now, TAT of each
 // bucket after the decision}, all in microseconds; a TAT before now (a full
 // bucket) is returned as now. Numbers are written with %.0f, since Lua
 // would otherwise write a large one as 1.7e+15 and lose its digits.
@@ -72,7 +73,7 @@ for i = 1, #KEYS do
 	tats[i] = tat
 	if cost * t > tau or tat + cost * t - tau > now then ok = 0 end
 end
-if ok == 1 then
+if ok == 1 and ARGV[2 * #KEYS + 2] == '1' then
 	for i = 1, #KEYS do
 		tats[i] = tats[i] + cost * tonumber(ARGV[2 * i])
 		redis.call('SET', KEYS[i], string.format('%.0f', tats[i]), 'PX', math.ceil((tats[i] - now) / 1000))
@@ -110,7 +111,7 @@ type redisSet struct {
 	client redis.UniversalClient
 	n      int
 	keys   []string
-	args   []any // a placeholder for the cost, then each bucket's t and tau
+	args   []any // a placeholder for the cost, each bucket's t and tau, a placeholder for consume
 	cells  [MaxBuckets]cell
 	names  [MaxBuckets]string
 }
@@ -122,17 +123,29 @@ func (r *Redis) Bind(buckets []Bucket) (Set, error) {
 		return nil, err
 	}
 	s := &redisSet{client: r.client, n: len(buckets), keys: make([]string, len(buckets)),
-		args: make([]any, 1, 1+2*len(buckets))}
+		args: make([]any, 1, 2+2*len(buckets))}
 	for i, b := range buckets {
 		s.keys[i] = r.prefix + b.Key
 		s.cells[i], s.names[i] = newCell(b.Rate, time.Microsecond), b.Rate.Name
 		s.args = append(s.args, s.cells[i].t, s.cells[i].tau)
 	}
+	s.args = append(s.args, 1)
 	return s, nil
 }
 
 // Allow decides a request on Redis's clock; now is ignored.
 func (s *redisSet) Allow(ctx context.Context, _ time.Time, cost int64, d *Decision) error {
+	return s.decide(ctx, cost, d, true)
+}
+
+// Check decides a request on Redis's clock without consuming; now is
+// ignored.
+func (s *redisSet) Check(ctx context.Context, _ time.Time, cost int64, d *Decision) error {
+	return s.decide(ctx, cost, d, false)
+}
+
+// decide is Allow when consume is true, else Check: one round trip.
+func (s *redisSet) decide(ctx context.Context, cost int64, d *Decision, consume bool) error {
 	if cost < 1 {
 		return ErrCost
 	}
@@ -143,6 +156,9 @@ func (s *redisSet) Allow(ctx context.Context, _ time.Time, cost int64, d *Decisi
 	args := make([]any, len(s.args))
 	copy(args, s.args)
 	args[0] = cost
+	if !consume {
+		args[len(args)-1] = 0
+	}
 	out, err := gcraScript.Run(ctx, s.client, s.keys, args...).Int64Slice()
 	if err != nil {
 		return fmt.Errorf("rate limit: redis: %w", err)

@@ -341,3 +341,51 @@ func TestRefund(t *testing.T) {
 		})
 	}
 }
+
+// TestCheck: a check decides as Allow would but consumes nothing, locally
+// and on Redis (and through a Fallback): checks of a full bucket leave it
+// full, and a check of an empty one is refused with the same wait as a
+// request would get.
+func TestCheck(t *testing.T) {
+	buckets := []limit.Bucket{
+		{"k:1:burst", limit.Rate{Name: "burst", Limit: 2, Period: time.Hour}},
+		{"t:1:hourly", limit.Rate{Name: "hourly", Limit: 10, Period: time.Hour}},
+	}
+	fb := newFallbackFixture(t)
+	for name, l := range map[string]limit.Limiter{
+		"local":    limit.NewLocal(),
+		"redis":    limit.NewRedis(rd.Client(t), prefix+"check:"),
+		"fallback": fb.f,
+	} {
+		t.Run(name, func(t *testing.T) {
+			now := time.Now()
+			s := bind(t, l, buckets...)
+			check := func() limit.Decision {
+				t.Helper()
+				var d limit.Decision
+				if err := s.Check(t.Context(), now, 1, &d); err != nil {
+					t.Fatal(err)
+				}
+				return d
+			}
+			for range 5 {
+				if d := check(); !d.Allowed || d.States[0].Remaining != 2 || d.States[1].Remaining != 10 {
+					t.Fatalf("a check of full buckets: %+v, want allowed, burst at 2 and hourly at 10", d)
+				}
+			}
+			allow(t, s, now, 1)
+			if d := allow(t, s, now, 1); !d.Allowed {
+				t.Fatalf("the 2nd request after 5 checks: %+v, want allowed", d)
+			}
+			refused := allow(t, s, now, 1)
+			d := check()
+			// Redis reads its own clock, a little later for the check.
+			if d.Allowed || (refused.RetryAfter-d.RetryAfter).Abs() > time.Second || d.RetryAfter <= 0 || d.States[1].Remaining != 8 {
+				t.Fatalf("a check of an empty bucket: %+v; want refused with the wait a request got (%v), hourly at 8", d, refused.RetryAfter)
+			}
+			if err := s.Check(t.Context(), now, 0, &d); err == nil {
+				t.Fatal("a check of cost 0 was decided, want an error")
+			}
+		})
+	}
+}

@@ -93,6 +93,29 @@ func rateOf(name string, r keyward.RateLimit) limit.Rate {
 // through its interface would otherwise be allocated for each one.
 var decisions = sync.Pool{New: func() any { return new(limit.Decision) }}
 
+// counts reports whether step 11 has anything to check for a's key: rate
+// limits (or rate limits that could not be bound, which refuse), quotas or
+// credits.
+func (a *Access) counts() bool {
+	return a.limits != nil || a.limitsErr != nil || a.metered
+}
+
+// Count is step 11 of Verify, for a request verified with CountLater into
+// r, once the caller decided to serve it: it checks and counts the
+// request against the key's rate limits, quotas and credits, with req as
+// given to Verify (its RateLimit receives the decision). A refusal is
+// written into r, as Verify would have; a result that is not valid, or
+// of a public route, is left as it is.
+func (v *Verifier) Count(ctx context.Context, req *Request, r *Result) {
+	if !r.Valid() || r.Public || r.Access == nil || !r.Access.counts() {
+		return
+	}
+	req.Counting = CountNow
+	if code, detail := v.checkLimits(ctx, r.Access, req, r); code != "" {
+		r.Code, r.Detail = code, detail
+	}
+}
+
 // checkLimits is step 11 of Verify: the request passes every rate limit
 // of the key and its tenant (a.limits), and is counted by them. The
 // decision is written into req.RateLimit when the caller gave one, and r
@@ -105,14 +128,18 @@ func (v *Verifier) checkLimits(ctx context.Context, a *Access, req *Request, r *
 		return keyward.CodeInternal, detailBadLimits
 	}
 	if a.limits == nil {
-		return v.spend(ctx, a, r, nil)
+		return v.spend(ctx, a, req, r)
 	}
 	d := req.RateLimit
 	if d == nil {
 		d = decisions.Get().(*limit.Decision)
 		defer decisions.Put(d)
 	}
-	if err := a.limits.Allow(ctx, v.limitNow(), 1, d); err != nil {
+	decide := limit.Set.Allow
+	if req.Counting == CheckOnly {
+		decide = limit.Set.Check
+	}
+	if err := decide(a.limits, ctx, v.limitNow(), 1, d); err != nil {
 		// A limiter that cannot decide (Redis without a fallback) lets no
 		// request through unchecked.
 		v.log.WarnContext(ctx, "verify: could not check a key's rate limits", "key_id", r.Key.ID, "err", err)
@@ -128,8 +155,8 @@ func (v *Verifier) checkLimits(ctx context.Context, a *Access, req *Request, r *
 	if !a.metered {
 		return "", ""
 	}
-	code, detail := v.spend(ctx, a, r, d)
-	if code != "" {
+	code, detail := v.spend(ctx, a, req, r)
+	if code != "" && req.Counting != CheckOnly {
 		// Refused after the rate limits counted it: it costs nothing.
 		if err := a.limits.Refund(ctx, v.limitNow(), 1, d); err != nil {
 			v.log.WarnContext(ctx, "verify: could not give back a refused request to a key's rate limits", "key_id", r.Key.ID, "err", err)
@@ -142,13 +169,14 @@ func (v *Verifier) checkLimits(ctx context.Context, a *Access, req *Request, r *
 	return code, detail
 }
 
-// spend counts a request that passed the rate limits (decision d, nil
-// without any) against the key's credits and the quotas of the key and
-// its tenant, in the store, all or nothing (keyward.Meter). It returns
+// spend counts a request that passed the rate limits against the key's
+// credits and the quotas of the key and its tenant, in the store, all or
+// nothing (keyward.Meter), or only checks them for a CheckOnly req. It
+// returns
 // quota_exceeded, with r.RetryAfter set to the start of the next period
 // or refill when there is one, or storage_unavailable when the store
 // cannot count: a metered key is never let through uncounted.
-func (v *Verifier) spend(ctx context.Context, a *Access, r *Result, d *limit.Decision) (keyward.Code, string) {
+func (v *Verifier) spend(ctx context.Context, a *Access, req *Request, r *Result) (keyward.Code, string) {
 	k := r.Key
 	if !a.metered {
 		return "", ""
@@ -162,7 +190,8 @@ func (v *Verifier) spend(ctx context.Context, a *Access, r *Result, d *limit.Dec
 		cost = r.Route.Cost
 	}
 	sp := keyward.Spend{KeyID: meterID(k), TenantID: k.TenantID, Cost: cost, Credits: k.Credits != nil, At: now,
-		DayStart: time.Date(y, m, day, 0, 0, 0, 0, a.loc), MonthStart: time.Date(y, m, 1, 0, 0, 0, 0, a.loc)}
+		DayStart: time.Date(y, m, day, 0, 0, 0, 0, a.loc), MonthStart: time.Date(y, m, 1, 0, 0, 0, 0, a.loc),
+		Check: req.Counting == CheckOnly}
 	if q := a.keyQuota; q != nil {
 		name, _ := q.Period.PeriodOf(now, a.loc)
 		sp.KeyQuota = &keyward.QuotaSpend{Limit: q.Limit, Period: name}

@@ -98,6 +98,46 @@ func TestRateLimits(t *testing.T) {
 	}
 }
 
+// TestCounting: a verification with CountLater leaves step 11 out, and
+// Count then checks and counts the request; CheckOnly decides as step 11
+// would and counts nothing, neither rate limits nor credits.
+func TestCounting(t *testing.T) {
+	f := newFixture(t, verify.Options{})
+	f.refresh()
+	key, stored := f.createKey(func(k *keyward.Key) {
+		k.RateLimits = []keyward.RateLimit{rate("burst", 2, time.Minute, 0)}
+		k.Credits = &keyward.Credits{Remaining: 5}
+	})
+	request := func(c verify.Counting) verify.Request {
+		return verify.Request{Key: key, IP: netip.MustParseAddr("192.0.2.10"), Counting: c}
+	}
+	for range 5 {
+		req := request(verify.CountLater)
+		if r := f.v.Verify(context.Background(), req); !r.Valid() || r.RateLimit != nil {
+			t.Fatalf("CountLater: %s, decision %v; want valid and not decided", r.Code, r.RateLimit)
+		}
+		if r := f.v.Verify(context.Background(), request(verify.CheckOnly)); !r.Valid() {
+			t.Fatalf("CheckOnly of full limits: %s", r.Code)
+		}
+	}
+	var d limit.Decision
+	for i := range 3 {
+		req := request(verify.CountLater)
+		req.RateLimit = &d
+		r := f.v.Verify(context.Background(), req)
+		f.v.Count(context.Background(), &req, &r)
+		if want := i < 2; r.Valid() != want || r.RateLimit != &d {
+			t.Fatalf("request %d counted later: %s, decision %v; want valid %v, with the decision", i+1, r.Code, r.RateLimit, want)
+		}
+	}
+	if r := f.v.Verify(context.Background(), request(verify.CheckOnly)); r.Code != keyward.CodeRateLimited || r.RetryAfter <= 0 {
+		t.Fatalf("CheckOnly past the limit: %s, retry after %v", r.Code, r.RetryAfter)
+	}
+	if k, err := f.store.Key(context.Background(), stored.ID); err != nil || k.Credits == nil || k.Credits.Remaining != 3 {
+		t.Fatalf("credits after 2 requests counted: %v, %v; want 3 left", k, err)
+	}
+}
+
 // TestRateLimitsChange: a change of a plan's or a tenant's limits reaches
 // verification with the change feed.
 func TestRateLimitsChange(t *testing.T) {

@@ -137,7 +137,29 @@ type Request struct {
 	// limits, for the RateLimit headers; Result.RateLimit then points to
 	// it when the key has rate limits.
 	RateLimit *limit.Decision
+	// Counting says what step 11 does: count the request (the default),
+	// check without counting, or leave it to a later call of Count.
+	Counting Counting
 }
+
+// Counting says whether, and when, a verification counts its request
+// against the key's rate limits, quotas and credits (step 11).
+type Counting uint8
+
+const (
+	// CountNow checks the rate limits, quotas and credits and counts the
+	// request against them.
+	CountNow Counting = iota
+	// CheckOnly checks them without counting anything: for asking again
+	// about a request that was refused, and counted if it had to be,
+	// already (nginx's error_page asks a second time).
+	CheckOnly
+	// CountLater leaves step 11 out, for a caller that decides whether it
+	// serves the request after the key is verified (the management API
+	// checks the caller's role): it calls Count once it does, so that a
+	// request it refuses is not counted.
+	CountLater
+)
 
 // Result is the outcome of a verification.
 type Result struct {
@@ -380,7 +402,11 @@ func (v *Verifier) Format() apikey.Format { return v.format }
 //     resource parameter outside the key's allowed resources: not_found;
 //  10. a plan without API access, or without a capability the route needs:
 //     plan_not_entitled; a permission the route or the request needs that
-//     the key may not use: insufficient_permissions.
+//     the key may not use: insufficient_permissions;
+//  11. a rate limit of the key or its tenant that refuses the request:
+//     rate_limited; a quota used up or credits spent: quota_exceeded
+//     (checkLimits). This step counts the request, unless req.Counting
+//     says to check only, or to leave it to Count.
 //
 // Between steps 1 and 2, a key that is not cached as valid so far (one
 // not cached, or cached as unknown or revoked) from a client address that
@@ -392,8 +418,7 @@ func (v *Verifier) Format() apikey.Format { return v.format }
 // method is invalid_request (policy.CheckMethod); one with a target has
 // it cleaned (a path that could be read two ways is invalid_request), and
 // with a policy its route found:
-// a public route needs no key, and nothing else is checked. Step 11 is not
-// checked yet. A valid use is recorded in memory and written by the next
+// a public route needs no key, and nothing else is checked. A valid use is recorded in memory and written by the next
 // Flush. A cached key is verified without storage I/O and without
 // allocating.
 func (v *Verifier) Verify(ctx context.Context, req Request) (r Result) {
@@ -483,7 +508,7 @@ func (v *Verifier) verify(ctx context.Context, req *Request, path *policy.Path, 
 	if code == "" {
 		code, detail = checkEntitled(a, route, req.Permissions)
 	}
-	if code == "" && (a.limits != nil || a.limitsErr != nil || a.metered) {
+	if code == "" && req.Counting != CountLater && a.counts() {
 		code, detail = v.checkLimits(ctx, a, req, r)
 	}
 	if code != "" {
