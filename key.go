@@ -113,13 +113,21 @@ type Key struct {
 	RateLimits []RateLimit `json:"rate_limits"`
 	Quota      *Quota      `json:"quota"`
 	// Credits are the uses the key has left, as last read; nil: no limit.
-	Credits     *Credits   `json:"credits"`
-	UpdatedAt   time.Time  `json:"updated_at"`
-	RevokedAt   *time.Time `json:"revoked_at"`
-	LastUsedAt  *time.Time `json:"last_used_at"`
-	LastUsedIP  string     `json:"last_used_ip"`
-	RotatedFrom string     `json:"rotated_from"`
-	RotatedTo   string     `json:"rotated_to"`
+	Credits    *Credits   `json:"credits"`
+	UpdatedAt  time.Time  `json:"updated_at"`
+	RevokedAt  *time.Time `json:"revoked_at"`
+	LastUsedAt *time.Time `json:"last_used_at"`
+	LastUsedIP string     `json:"last_used_ip"`
+	// RotatedFrom is the key this one replaced, "" for none: followed back,
+	// it traces a chain of rotations.
+	RotatedFrom string `json:"rotated_from" description:"the id of the key this one replaced; empty for a key made new"`
+	// RotatedTo is the key that replaces this one, "" while it is not
+	// rotated. While the key is in its grace period it names the newest key
+	// of its chain (a rotation of the successor points it on, in the same
+	// transaction), whose credits and per-key rate limits it spends from;
+	// once it has expired or been revoked it is left as it was, as history:
+	// the newest key of the chain when the key stopped working.
+	RotatedTo string `json:"rotated_to" description:"the id of the key that replaces this one; empty when it was not rotated. While this key is in its grace period, the newest key of its chain, whose credits and per-key rate limits it spends from; once this key has expired or been revoked, the newest key of its chain at that time"`
 }
 
 // Expired reports whether the key has expired at time now.

@@ -136,11 +136,15 @@ type KeyStore interface {
 	// a revoked key changes nothing and is no error.
 	RevokeKey(ctx context.Context, id string, at time.Time, by Actor) (*Key, error)
 	// RotateKey stores successor, sets the old key's RotatedTo to the
-	// successor's id and its ExpiresAt to oldExpiresAt, in one transaction,
-	// and returns the old key as stored. The successor belongs to the old
-	// key's member, whatever its MemberID says, and does not count against
-	// the plan's key limit. It refuses (CodeConflict) to rotate a revoked
-	// key or one that was rotated already.
+	// successor's id and its ExpiresAt to oldExpiresAt, and sets the
+	// RotatedTo of the old key's predecessors still in their grace period
+	// (not revoked, expiring after the successor's CreatedAt) to the
+	// successor's id too, so that a key in its grace period always names the
+	// newest key of its chain; all in one transaction, with a change for
+	// each key changed. It returns the old key as stored. The successor
+	// belongs to the old key's member, whatever its MemberID says, and does
+	// not count against the plan's key limit. It refuses (CodeConflict) to
+	// rotate a revoked key or one that was rotated already.
 	RotateKey(ctx context.Context, oldID string, successor *Key, oldExpiresAt time.Time, by Actor) (*Key, error)
 }
 

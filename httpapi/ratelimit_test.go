@@ -193,6 +193,70 @@ func TestRotationKeepsLimits(t *testing.T) {
 	}
 }
 
+// TestRotationChainGrace: a key rotated twice whose grace period has not
+// ended works, names the newest key of its chain in rotated_to, spends from
+// that key's credits and shares its per-key rate-limit bucket; when its
+// grace period ends it is refused with a detail that names the newest key.
+func TestRotationChainGrace(t *testing.T) {
+	h := newHarness(t)
+	h.tenant("acme")
+	a, aid := h.key(h.root, map[string]any{"tenant_id": "acme", "name": "metered",
+		"rate_limits": []map[string]any{{"name": "hourly", "limit": 4, "period": "1h"}},
+		"credits":     map[string]any{"remaining": 10}})
+	rotate := func(id string) (string, string) {
+		t.Helper()
+		d := h.must(201, "POST", "/v1/api-keys/"+id+"/rotate", h.root, map[string]any{"grace_period": "1h"}).data()
+		return d["key"].(string), d["id"].(string)
+	}
+	credits := func(id string) any {
+		t.Helper()
+		return h.must(200, "GET", "/v1/api-keys/"+id+"/usage", h.root, nil).data()["credits"].(map[string]any)["remaining"]
+	}
+	// A is used before each rotation, so that the verifier holds it: the
+	// rotations must reach the cache.
+	h.must(200, "GET", "/v1/forward-auth", a, nil)
+	_, bid := rotate(aid)
+	h.must(200, "GET", "/v1/forward-auth", a, nil)
+	h.clock.Advance(time.Minute)
+	c, cid := rotate(bid)
+	for _, id := range []string{aid, bid} {
+		if got := h.must(200, "GET", "/v1/api-keys/"+id, h.root, nil).data()["rotated_to"]; got != cid {
+			t.Errorf("key %s: rotated_to %v, want the newest key %s", id, got, cid)
+		}
+	}
+	if got := credits(cid); got != float64(8) {
+		t.Fatalf("C's credits after two requests: %v, want 8", got)
+	}
+
+	// C's bucket is fresh and holds 4: A and C together get 4, then both
+	// are refused by the rate limit (not by credits).
+	for i, want := range []int{200, 200, 200, 200, 429, 429} {
+		key, name := a, "A"
+		if i%2 == 1 {
+			key, name = c, "C"
+		}
+		got := h.call("GET", "/v1/forward-auth", key, nil)
+		if got.status != want || want == 429 && got.str("code") != string(keyward.CodeRateLimited) {
+			t.Fatalf("request %d (key %s): %d %s; want %d (one bucket of 4 for the chain)", i, name, got.status, got.raw, want)
+		}
+	}
+	if got := credits(cid); got != float64(4) {
+		t.Errorf("C's credits after 4 more allowed requests through A and C: %v, want 4", got)
+	}
+	for _, id := range []string{aid, bid} {
+		if got := credits(id); got != float64(0) {
+			t.Errorf("key %s keeps credits %v of its own, want 0", id, got)
+		}
+	}
+
+	// Past A's grace period (and B's), A is refused, pointed to C.
+	h.clock.Advance(time.Hour)
+	d := problemOf(t, h.call("GET", "/v1/forward-auth", a, nil), 401, keyward.CodeExpiredAPIKey)
+	if !strings.Contains(d, "replaced by key "+cid) {
+		t.Errorf("A's detail %q does not name the newest key %s", d, cid)
+	}
+}
+
 // TestRotationChain: keys rotated twice, all three in their grace period,
 // share one set of credits and one set of per-key rate limits; and limits
 // on the default plan never bind the operator's root keys.

@@ -301,11 +301,13 @@ func (s *Store) RevokeKey(ctx context.Context, id string, at time.Time, by keywa
 
 // RotateKey stores successor with RotatedFrom set to oldID and MemberID to
 // the old key's (a successor belongs to the member the old key does), sets
-// the old
-// key's RotatedTo to the successor's id, its ExpiresAt to oldExpiresAt and
-// its UpdatedAt to the successor's CreatedAt, writes one audit entry
-// (key.rotate, target the old key) and two changes (the old key, then the
-// successor), all in one transaction, and returns the old key as stored.
+// the old key's RotatedTo to the successor's id, its ExpiresAt to
+// oldExpiresAt and its UpdatedAt to the successor's CreatedAt, points the
+// old key's predecessors still in their grace period to the successor too
+// (repointPredecessors), writes one audit entry (key.rotate, target the old
+// key) and a change for each key it changed (the old key, the successor,
+// each predecessor it pointed on), all in one transaction, and returns the
+// old key as stored.
 //
 // A revoked key, or one rotated already, is a CodeConflict; a successor of
 // another tenant a CodeInvalidRequest; a successor whose id or hash is taken
@@ -350,10 +352,46 @@ func (s *Store) RotateKey(ctx context.Context, oldID string, successor *keyward.
 			successor.ID, oldExpiresAt.UnixMicro(), at.UnixMicro(), oldID); err != nil {
 			return false, err
 		}
-		return true, s.recordRelated(ctx, tx, at, by, keyward.ActionKeyRotate, old.TenantID, oldID, successor.ID,
-			keyward.Change{Kind: keyward.ChangeKey, ID: oldID},
-			keyward.Change{Kind: keyward.ChangeKey, ID: successor.ID})
+		repointed, err := s.repointPredecessors(ctx, tx, oldID, successor.ID, at)
+		if err != nil {
+			return false, err
+		}
+		changes := []keyward.Change{{Kind: keyward.ChangeKey, ID: oldID}, {Kind: keyward.ChangeKey, ID: successor.ID}}
+		for _, id := range repointed {
+			changes = append(changes, keyward.Change{Kind: keyward.ChangeKey, ID: id})
+		}
+		return true, s.recordRelated(ctx, tx, at, by, keyward.ActionKeyRotate, old.TenantID, oldID, successor.ID, changes...)
 	})
+}
+
+// repointPredecessors points the predecessors of key oldID that are still
+// in their grace period at time at (rotated to it, not revoked, expiring
+// after at) to successorID, and returns their ids. The verifier meters an
+// old key against the key its RotatedTo names (verify.meterID), and the
+// credits and per-key rate-limit buckets of a chain are the newest key's
+// only: a predecessor left pointing at oldID would spend from credits that
+// are now 0, in buckets no other key of the chain shares. Expired and
+// revoked predecessors keep their RotatedTo as history (each key's
+// RotatedFrom keeps the chain traceable). The index keys_rotated_to
+// (migration 9) finds them.
+func (s *Store) repointPredecessors(ctx context.Context, tx *sql.Tx, oldID, successorID string, at time.Time) ([]string, error) {
+	rows, err := s.query(ctx, tx, `UPDATE keys SET rotated_to = ?, updated_at = ?
+		WHERE rotated_to = ? AND status <> ? AND expires_at > ?
+		RETURNING id`,
+		successorID, at.UnixMicro(), oldID, string(keyward.KeyRevoked), at.UnixMicro())
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		ids = append(ids, id)
+	}
+	return ids, rows.Err()
 }
 
 // RecordUsage writes the last-used time and address of each use in one

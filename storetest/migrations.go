@@ -90,10 +90,18 @@ func undoAccess(t *testing.T, db old) {
 		`DELETE FROM goose_db_version WHERE version_id >= 6`)
 }
 
+// undoRotatedToIndex takes db back to its schema before the index of the
+// keys by rotated_to (migration 9), as its Down section would.
+func undoRotatedToIndex(t *testing.T, db old) {
+	t.Helper()
+	rawExec(t, db, `DROP INDEX keys_rotated_to`, `DELETE FROM goose_db_version WHERE version_id >= 9`)
+}
+
 // undoLimits takes db back to its schema before rate limits, quotas and
 // credits (migration 8), as its Down section would.
 func undoLimits(t *testing.T, db old) {
 	t.Helper()
+	undoRotatedToIndex(t, db)
 	stmts := []string{}
 	stmts = append(stmts, `DROP TABLE quota_usage`)
 	for _, c := range []string{"credits_refilled_at", "credits_refill_interval", "credits_refill_amount", "credits_remaining", "quota", "rate_limits"} {

@@ -246,6 +246,83 @@ var rotateKeyTests = []test{
 			f.t.Fatalf("successor: RotatedFrom %q, RotatedTo %q; want %q, %q", got.RotatedFrom, got.RotatedTo, old.ID, third.ID)
 		}
 	}},
+	{"Chain", func(f *fixture) {
+		// A key in its grace period names the newest key of its chain:
+		// each rotation points the live predecessors of the key it
+		// rotates on to the successor.
+		tn := f.createTenant("acme")
+		a := f.createKey(tn.ID, keyward.Live)
+		b := f.successorOf(a)
+		if _, err := f.s.RotateKey(f.ctx, a.ID, b, b.CreatedAt.Add(24*time.Hour), admin); err != nil {
+			f.t.Fatalf("RotateKey(A): %v", err)
+		}
+		c := f.successorOf(b)
+		m := f.mark()
+		if _, err := f.s.RotateKey(f.ctx, b.ID, c, c.CreatedAt.Add(24*time.Hour), cli); err != nil {
+			f.t.Fatalf("RotateKey(B): %v", err)
+		}
+		f.wantRecorded(m, keyward.ActionKeyRotate, tn.ID, b.ID, cli, c.CreatedAt, keyChange(a.ID), keyChange(b.ID), keyChange(c.ID))
+		wantA := f.key(a.ID)
+		if wantA.RotatedTo != c.ID || !wantA.UpdatedAt.Equal(c.CreatedAt) || wantA.RotatedFrom != "" {
+			f.t.Fatalf("A after B's rotation: RotatedTo %q, UpdatedAt %v, RotatedFrom %q; want %q, %v, none", wantA.RotatedTo, wantA.UpdatedAt, wantA.RotatedFrom, c.ID, c.CreatedAt)
+		}
+		if got := f.key(b.ID); got.RotatedTo != c.ID || got.RotatedFrom != a.ID {
+			f.t.Fatalf("B: RotatedTo %q, RotatedFrom %q; want %q, %q", got.RotatedTo, got.RotatedFrom, c.ID, a.ID)
+		}
+
+		// Rotated once more, both of C's live predecessors move on to D,
+		// and A's expiry, name and the rest stay as they were.
+		d := f.successorOf(c)
+		m = f.mark()
+		if _, err := f.s.RotateKey(f.ctx, c.ID, d, d.CreatedAt.Add(time.Hour), admin); err != nil {
+			f.t.Fatalf("RotateKey(C): %v", err)
+		}
+		f.wantRecorded(m, keyward.ActionKeyRotate, tn.ID, c.ID, admin, d.CreatedAt, keyChange(a.ID), keyChange(b.ID), keyChange(c.ID), keyChange(d.ID))
+		wantA.RotatedTo, wantA.UpdatedAt = d.ID, d.CreatedAt
+		wantKey(f.t, "A after C's rotation", f.key(a.ID), wantA)
+		for _, id := range []string{b.ID, c.ID} {
+			if got := f.key(id); got.RotatedTo != d.ID {
+				f.t.Fatalf("%s after C's rotation: RotatedTo %q, want %q", id, got.RotatedTo, d.ID)
+			}
+		}
+
+		// A predecessor whose grace period ends the moment its successor
+		// is rotated has expired: it keeps the key that replaced it.
+		e := f.createKey(tn.ID, keyward.Live)
+		g := f.successorOf(e)
+		h := f.successorOf(g)
+		if _, err := f.s.RotateKey(f.ctx, e.ID, g, h.CreatedAt, admin); err != nil {
+			f.t.Fatalf("RotateKey(E): %v", err)
+		}
+		expired := f.key(e.ID)
+		m = f.mark()
+		if _, err := f.s.RotateKey(f.ctx, g.ID, h, h.CreatedAt.Add(time.Hour), admin); err != nil {
+			f.t.Fatalf("RotateKey(G): %v", err)
+		}
+		f.wantRecorded(m, keyward.ActionKeyRotate, tn.ID, g.ID, admin, h.CreatedAt, keyChange(g.ID), keyChange(h.ID))
+		wantKey(f.t, "an expired predecessor", f.key(e.ID), expired)
+
+		// A revoked predecessor keeps it too.
+		r := f.createKey(tn.ID, keyward.Live)
+		s := f.successorOf(r)
+		if _, err := f.s.RotateKey(f.ctx, r.ID, s, s.CreatedAt.Add(24*time.Hour), admin); err != nil {
+			f.t.Fatalf("RotateKey(R): %v", err)
+		}
+		revoked, err := f.s.RevokeKey(f.ctx, r.ID, f.tick(), admin)
+		if err != nil {
+			f.t.Fatalf("RevokeKey(R): %v", err)
+		}
+		u := f.successorOf(s)
+		m = f.mark()
+		if _, err := f.s.RotateKey(f.ctx, s.ID, u, u.CreatedAt.Add(time.Hour), admin); err != nil {
+			f.t.Fatalf("RotateKey(S): %v", err)
+		}
+		f.wantRecorded(m, keyward.ActionKeyRotate, tn.ID, s.ID, admin, u.CreatedAt, keyChange(s.ID), keyChange(u.ID))
+		wantKey(f.t, "a revoked predecessor", f.key(r.ID), revoked)
+		if revoked.RotatedTo != s.ID {
+			f.t.Fatalf("the revoked predecessor: RotatedTo %q, want %q", revoked.RotatedTo, s.ID)
+		}
+	}},
 	{"Disabled", func(f *fixture) {
 		tn := f.createTenant("acme")
 		old := f.createKey(tn.ID, keyward.Test)

@@ -74,8 +74,10 @@ func (v *Verifier) bindRateLimits(k *keyward.Key, a *Access) (limit.Set, error) 
 }
 
 // meterID is the key whose rate-limit buckets, credits and quota key k
-// counts against: its successor during its grace period, once rotated
-// (the credits moved to it), else itself.
+// counts against: once rotated, during its grace period, the newest key of
+// its chain, which RotatedTo names (the store points it on at each
+// rotation of its successors) and which holds the chain's credits; else
+// itself.
 func meterID(k *keyward.Key) string {
 	if k.RotatedTo != "" {
 		return k.RotatedTo
