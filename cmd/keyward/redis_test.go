@@ -71,14 +71,31 @@ func TestServeRedisLimits(t *testing.T) {
 
 // TestServeCreditsExact: credits of 10,000 spent through three nodes on
 // one PostgreSQL database at once end at exactly zero, with exactly
-// 10,000 requests allowed; every other is 429 quota_exceeded.
+// 10,000 requests allowed; every other is 429 quota_exceeded. The same
+// with the nodes sharing rate limits through Redis, the key having a
+// rate limit that never refuses: Redis counts the rates, the database
+// the credits.
 func TestServeCreditsExact(t *testing.T) {
+	t.Run("postgres", func(t *testing.T) { testCreditsExact(t, nil, nil) })
+	t.Run("postgres and redis", func(t *testing.T) {
+		rd := redistest.Start(t)
+		testCreditsExact(t, []string{"--redis", rd.Database(t)},
+			[]map[string]any{{"name": "burst", "limit": 1_000_000, "period": "1s"}})
+	})
+}
+
+// testCreditsExact is TestServeCreditsExact for nodes started with flags,
+// and a key with rate limits (none when nil).
+func testCreditsExact(t *testing.T, flags []string, rateLimits []map[string]any) {
 	d := newPGDeployment(t)
 	root := d.migrate(t)
-	nodes := []*server{d.startNode(t, "a"), d.startNode(t, "b"), d.startNode(t, "c")}
+	nodes := []*server{d.startNode(t, "a", flags...), d.startNode(t, "b", flags...), d.startNode(t, "c", flags...)}
 	nodes[0].call(t, "POST", "/v1/tenants", root, map[string]any{"slug": "acme"})
-	created := nodes[0].call(t, "POST", "/v1/api-keys", root, map[string]any{"tenant_id": "acme", "name": "metered",
-		"credits": map[string]any{"remaining": 10000}})
+	create := map[string]any{"tenant_id": "acme", "name": "metered", "credits": map[string]any{"remaining": 10000}}
+	if rateLimits != nil {
+		create["rate_limits"] = rateLimits
+	}
+	created := nodes[0].call(t, "POST", "/v1/api-keys", root, create)
 	if created.status != 201 {
 		t.Fatalf("create a key with credits: %d %s", created.status, created.body)
 	}
