@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/keyward/keyward"
+	"github.com/keyward/keyward/internal/lockedbuffer"
 )
 
 func TestVerifyEndpoint(t *testing.T) {
@@ -90,12 +91,24 @@ func TestForwardAuth(t *testing.T) {
 }
 
 // TestForwardedForUntrusted: without --trusted-proxies, X-Forwarded-For is
-// never believed.
+// never believed; the log says so once, naming the peer and the flag,
+// since behind a proxy left out of the list every client has the proxy's
+// address.
 func TestForwardedForUntrusted(t *testing.T) {
-	h := newHarness(t)
+	var log lockedbuffer.Buffer
+	h := newHarness(t, withLog(&log))
 	h.tenant("acme")
 	key, _ := h.key(h.root, map[string]any{"tenant_id": "acme", "name": "c", "restrictions": map[string]any{"ips": []string{"198.51.100.7"}}})
-	problemOf(t, h.call("GET", "/v1/forward-auth", "", nil, "X-API-Key", key, "X-Forwarded-For", "198.51.100.7"), 403, keyward.CodeIPNotAllowed)
+	if strings.Contains(log.String(), "X-Forwarded-For") {
+		t.Fatalf("a warning before any request with X-Forwarded-For:\n%s", log.String())
+	}
+	for range 3 {
+		problemOf(t, h.call("GET", "/v1/forward-auth", "", nil, "X-API-Key", key, "X-Forwarded-For", "198.51.100.7"), 403, keyward.CodeIPNotAllowed)
+	}
+	if got := log.String(); strings.Count(got, "not a trusted proxy") != 1 || !strings.Contains(got, `"peer":"127.0.0.1"`) ||
+		!strings.Contains(got, "--trusted-proxies") || strings.Contains(got, key[8:]) {
+		t.Errorf("the log after three requests with an untrusted X-Forwarded-For, want one warning naming the peer:\n%s", got)
+	}
 }
 
 func TestAuditLog(t *testing.T) {
