@@ -53,3 +53,18 @@ func startNodeOn(t *testing.T, name, db string, args ...string) *server {
 	s.waitHealthy(t)
 	return s
 }
+
+// startProcessNode is startNode with keyward serve as a process of its
+// own (startProcess), as nodes of a real deployment are: no memory, no
+// runtime and no scheduler shared with the test or the other nodes.
+func (d *pgDeployment) startProcessNode(t *testing.T, name string, args ...string) *process {
+	t.Helper()
+	p := startProcess(t, d.dsn, args...)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("node %s's logs:\n%s", name, p.stderr)
+		}
+	})
+	p.waitHealthy(t)
+	return p
+}
