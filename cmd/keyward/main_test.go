@@ -246,6 +246,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"serve", "--flush-interval", "0"}, "--flush-interval: must be more than 0"},
 		{[]string{"serve", "--flush-interval", "-1s"}, "--flush-interval: must be more than 0"},
 		{[]string{"serve", "--flush-interval", "often"}, "--flush-interval"},
+		{[]string{"serve", "--redis-timeout", "0"}, "--redis-timeout: must be more than 0"},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			fails(t, db, 2, tc.args, tc.want)

@@ -42,9 +42,12 @@ type serveOptions struct {
 	flushInterval   time.Duration
 	cacheTTL        time.Duration
 	storageTimeout  time.Duration
-	idleTimeout     time.Duration
-	maxConns        int
-	maxConnsPerIP   int
+	// redisTimeout is how long a decision waits for Redis before this
+	// node decides alone.
+	redisTimeout  time.Duration
+	idleTimeout   time.Duration
+	maxConns      int
+	maxConnsPerIP int
 	// failedAttempts, failedAttemptWindow and failedAttemptBlock are
 	// the failed-attempt limiter's settings (verify.Options).
 	failedAttempts      int
@@ -209,6 +212,8 @@ off.`,
 			usage: "how long cached keys are answered for without hearing from the database (from the last read of its change feed); at most 24h"},
 		{flag: "storage-timeout", env: "KEYWARD_STORAGE_TIMEOUT", def: verify.DefaultStorageTimeout, example: "2s", value: &o.storageTimeout,
 			usage: "how long a request waits for the database before it is answered 503 storage_unavailable"},
+		{flag: "redis-timeout", env: "KEYWARD_REDIS_TIMEOUT", def: limit.DefaultTimeout, example: "50ms", value: &o.redisTimeout,
+			usage: "how long a rate-limit decision waits for Redis (--redis) before this node decides alone, for a second, as when Redis is down; raise it on a busy host or a distant Redis"},
 		{flag: "idle-timeout", env: "KEYWARD_IDLE_TIMEOUT", def: defaultIdleTimeout, example: "75s", value: &o.idleTimeout,
 			usage: "how long a kept-alive connection may wait for its next request; behind a load balancer that keeps connections open, set it above the balancer's idle timeout"},
 		{flag: "failed-attempts-window", env: "KEYWARD_FAILED_ATTEMPTS_WINDOW", def: verify.DefaultFailedAttemptWindow, example: "1m", value: &o.failedAttemptWindow,
@@ -251,12 +256,12 @@ off.`,
 
 // openLimiter returns the limiter of rate limits: this node's memory
 // without a Redis URL; with one, Redis shared by every node, and this
-// node's memory while Redis fails (limit.Fallback), so that verification
-// goes on, each node limiting alone, and the log says so. A URL that
-// cannot be read stops serve; a Redis that does not answer at start is
+// node's memory while Redis fails or takes longer than timeout
+// (limit.Fallback), so that verification goes on, each node limiting
+// alone, and the log says so. A URL that cannot be read stops serve; a Redis that does not answer at start is
 // logged, and used once it answers. The function returned closes the
 // client.
-func openLimiter(ctx context.Context, url string, logger *slog.Logger) (limit.Limiter, func(), error) {
+func openLimiter(ctx context.Context, url string, timeout time.Duration, logger *slog.Logger) (limit.Limiter, func(), error) {
 	if url == "" {
 		return limit.NewLocal(), func() {}, nil
 	}
@@ -271,7 +276,7 @@ func openLimiter(ctx context.Context, url string, logger *slog.Logger) (limit.Li
 		logger.Warn("redis does not answer: each node limits alone until it does", "addr", opts.Addr, "err", err)
 	}
 	shared := limit.NewRedis(client, "keyward:")
-	return limit.NewFallback(shared, limit.NewLocal(), logger, 0), func() { client.Close() }, nil
+	return limit.NewFallback(shared, limit.NewLocal(), logger, timeout), func() { client.Close() }, nil
 }
 
 // defaultIdleTimeout is how long a kept-alive connection may wait for its
@@ -327,7 +332,7 @@ func (a *app) serve(ctx context.Context, o serveOptions) error {
 			return usageError{fmt.Errorf("--routes: %w", err)}
 		}
 	}
-	limiter, closeLimiter, err := openLimiter(ctx, o.redis, logger)
+	limiter, closeLimiter, err := openLimiter(ctx, o.redis, o.redisTimeout, logger)
 	if err != nil {
 		return err
 	}
