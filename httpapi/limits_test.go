@@ -82,6 +82,7 @@ func TestLimitsManagement(t *testing.T) {
 	problemOf(t, h.call("PATCH", "/v1/tenants/acme", admin, map[string]any{"time_zone": "UTC"}), 403, keyward.CodeInsufficientPermissions)
 	problemOf(t, h.call("PATCH", "/v1/plans/pro", admin, map[string]any{"key_quota": map[string]any{"limit": 1, "period": "day"}}), 403, keyward.CodeInsufficientPermissions)
 
+	rootID := h.must(200, "GET", "/v1/whoami", h.root, nil).data()["key_id"].(string)
 	// Each value is checked, the error naming the field.
 	for _, c := range []struct {
 		method, path, body, field string
@@ -97,6 +98,10 @@ func TestLimitsManagement(t *testing.T) {
 		{"PATCH", "/v1/api-keys/" + id, `{"credits": {"remaining": -1}}`, "credits.remaining"},
 		{"PATCH", "/v1/api-keys/" + id, `{"credits": {"remaining": 1, "refill": {"amount": 0, "interval": "day"}}}`, "credits.refill.amount"},
 		{"POST", "/v1/api-keys", `{"tenant_id": "acme", "name": "x", "rate_limits": [{"name": "b", "limit": 1, "period": "1s", "burst": -1}]}`, "rate_limits[0].burst"},
+		// The operator's keys are never limited, so they take no limits.
+		{"POST", "/v1/api-keys", `{"tenant_id": "system", "name": "x", "credits": {"remaining": 5}}`, "credits"},
+		{"PATCH", "/v1/api-keys/" + rootID, `{"rate_limits": [{"name": "b", "limit": 1, "period": "1s"}]}`, "rate_limits"},
+		{"PATCH", "/v1/tenants/system", `{"quota": {"limit": 5, "period": "day"}}`, "quota"},
 	} {
 		a := h.call(c.method, c.path, h.root, c.body)
 		problemOf(t, a, 400, keyward.CodeInvalidRequest)
@@ -106,4 +111,15 @@ func TestLimitsManagement(t *testing.T) {
 	}
 	a := h.call("PATCH", "/v1/plans/pro", h.root, `{"key_rate_limits": [{"name": "b", "limit": 1, "period": 5}]}`)
 	problemOf(t, a, 400, keyward.CodeInvalidRequest)
+
+	// Their usage says so, whatever the default plan (theirs) says.
+	h.must(200, "PATCH", "/v1/plans/default", h.root, map[string]any{"key_rate_limits": []map[string]any{{"name": "burst", "limit": 1, "period": "1h"}},
+		"key_quota": map[string]any{"limit": 1, "period": "day"}})
+	u := h.must(200, "GET", "/v1/api-keys/"+rootID+"/usage", h.root, nil).data()
+	if got := fmt.Sprint(u["key"], u["tenant"], u["credits"]); got != "map[quota:<nil> rate_limits:[] rate_limits_from:system] map[quota:<nil> rate_limits:[] rate_limits_from:system] <nil>" {
+		t.Errorf("the usage of a root key: %s", got)
+	}
+	for range 3 {
+		h.must(200, "GET", "/v1/whoami", h.root, nil)
+	}
 }

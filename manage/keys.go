@@ -112,7 +112,11 @@ func (s *Service) createKey(ctx context.Context, c Caller, in CreateKeyInput, id
 	if k.Restrictions, err = checkRestrictions(in.Restrictions); err != nil {
 		return nil, "", err
 	}
-	if err := authorizeLimitFields(c, map[string]bool{"rate_limits": in.RateLimits != nil, "quota": in.Quota != nil, "credits": in.Credits != nil}); err != nil {
+	limits := map[string]bool{"rate_limits": in.RateLimits != nil, "quota": in.Quota != nil, "credits": in.Credits != nil}
+	if err := authorizeLimitFields(c, limits); err != nil {
+		return nil, "", err
+	}
+	if err := checkLimitable(k.TenantID, limits); err != nil {
 		return nil, "", err
 	}
 	k.RateLimits, k.Quota, k.Credits = in.RateLimits, in.Quota, in.Credits
@@ -363,6 +367,9 @@ func (s *Service) keyLimitsChange(c Caller, k *keyward.Key, in UpdateKeyInput, u
 	given := map[string]bool{"rate_limits": in.RateLimits != nil, "quota": in.Quota != nil, "credits": in.Credits != nil}
 	unset, err := unsetFields(in.Unset, []string{"rate_limits", "quota", "credits"}, func(f string) bool { return given[f] })
 	if err != nil {
+		return err
+	}
+	if err := checkLimitable(k.TenantID, given); err != nil {
 		return err
 	}
 	for f := range unset {

@@ -106,13 +106,30 @@ func authorizeLimitFields(c Caller, set map[string]bool) error {
 	return nil
 }
 
+// checkLimitable refuses limits given a value (set) for tenant tenantID
+// or one of its keys when it is the system tenant: the operator's keys are
+// never limited (verify), so limits set there would show in the usage and
+// bind nothing. Unsetting them is let through.
+func checkLimitable(tenantID string, set map[string]bool) error {
+	if tenantID != keyward.SystemTenantID {
+		return nil
+	}
+	for _, f := range []string{"rate_limits", "quota", "credits"} {
+		if set[f] {
+			return keyward.FieldErrorf(f, "the system tenant's keys (the operator's) are never limited, so they take no rate limits, quota or credits; "+
+				"give limits to the keys of a customer's tenant")
+		}
+	}
+	return nil
+}
+
 // Limits are the rate limits and quota in effect for a key, or for all of
 // a tenant's keys together, where they come from, and how much of the
 // quota the current period has used.
 type Limits struct {
 	RateLimits []keyward.RateLimit `json:"rate_limits" description:"the rate limits in effect; [] for none"`
 	// From says whose the rate limits are.
-	RateLimitsFrom string      `json:"rate_limits_from" enum:"key,tenant,plan" description:"whose rate limits they are: the key's or tenant's own, or its plan's"`
+	RateLimitsFrom string      `json:"rate_limits_from" enum:"key,tenant,plan,system" description:"whose rate limits they are: the key's or tenant's own, or its plan's; system for the system tenant, whose keys (the operator's) are never limited"`
 	Quota          *QuotaUsage `json:"quota" description:"the quota in effect and its use this period; null for none"`
 }
 
@@ -152,6 +169,9 @@ func (s *Service) KeyUsage(ctx context.Context, c Caller, id string) (*KeyUsage,
 		return nil, err
 	}
 	out := &KeyUsage{KeyID: k.ID, Credits: k.Credits}
+	if k.TenantID == keyward.SystemTenantID {
+		out.Credits = nil // not spent from: see limitsOf
+	}
 	now := s.now()
 	if out.Key, err = s.limitsOf(ctx, keyward.QuotaSubject('k', k.ID), k.RateLimits, k.Quota, p.KeyRateLimits, p.KeyQuota, "key", t, now); err != nil {
 		return nil, err
@@ -198,6 +218,11 @@ func (s *Service) tenantAndPlan(ctx context.Context, id string) (*keyward.Tenant
 // current period of tenant t's time zone at now.
 func (s *Service) limitsOf(ctx context.Context, subject string, rates []keyward.RateLimit, quota *keyward.Quota,
 	planRates []keyward.RateLimit, planQuota *keyward.Quota, whose string, t *keyward.Tenant, now time.Time) (Limits, error) {
+	if t.ID == keyward.SystemTenantID {
+		// The operator's keys are never limited, whatever the default
+		// plan, which the system tenant is on, says (verify).
+		return Limits{RateLimits: []keyward.RateLimit{}, RateLimitsFrom: "system"}, nil
+	}
 	l := Limits{RateLimits: rates, RateLimitsFrom: whose}
 	if rates == nil {
 		l.RateLimits, l.RateLimitsFrom = planRates, "plan"

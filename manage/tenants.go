@@ -149,6 +149,9 @@ func tenantLimitsChange(t *keyward.Tenant, in UpdateTenantInput) (keyward.Tenant
 	if err != nil {
 		return u, err
 	}
+	if err := checkLimitable(t.ID, given); err != nil {
+		return u, err
+	}
 	if u.RateLimits, err = rateLimitsChange("rate_limits", in.RateLimits, unset["rate_limits"], t.RateLimits); err != nil {
 		return u, err
 	}
