@@ -261,7 +261,7 @@ const (
 
 // Spent is what a Spend did: when allowed, the counters after it; when
 // refused, Refused names what refused it (SpentCredits, SpentKeyQuota or
-// SpentTenantQuota), and nothing was taken.
+// SpentTenantQuota), with that counter as it is, and nothing was taken.
 type Spent struct {
 	Allowed bool
 	Refused string
@@ -269,15 +269,25 @@ type Spent struct {
 	// some); KeyQuotaUsed and TenantQuotaUsed the quotas' counts.
 	CreditsRemaining              int64
 	KeyQuotaUsed, TenantQuotaUsed int64
+	// Err, when not nil, is why this spend alone could not be decided
+	// (a *Error, such as a key that no longer exists, or a conflict with
+	// another transaction): it took nothing, and Allowed is false.
+	Err error
 }
 
 // Meter keeps the counters of quotas and credits, exact across every node
 // that shares the store. Errors are those of Store.
 type Meter interface {
-	// Spend takes a request's cost from the counters s names, all or
-	// nothing. A key that has no credits (any more) is not refused for
-	// them.
-	Spend(ctx context.Context, s Spend) (Spent, error)
+	// SpendBatch takes the cost of each request of a batch from the
+	// counters its Spend names, each spend all or nothing, in one write
+	// transaction: a spend that is refused, or is a Check, or fails
+	// (Spent.Err) takes nothing, and the others are taken together. The
+	// spends of one key are applied in their order in the batch, so
+	// that a later one sees what an earlier one took. It returns what
+	// each spend did, in the order of spends, or an error when the
+	// batch as a whole failed, and then nothing was taken. A key that
+	// has no credits (any more) is not refused for them.
+	SpendBatch(ctx context.Context, spends []Spend) ([]Spent, error)
 	// QuotaUsed returns how many requests a subject (QuotaSubject) made in
 	// a period (QuotaPeriod.PeriodOf): 0 before the first.
 	QuotaUsed(ctx context.Context, subject, period string) (int64, error)

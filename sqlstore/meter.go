@@ -1,73 +1,157 @@
 package sqlstore
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
+	"slices"
+	"strings"
 
 	"github.com/keyward/keyward"
 )
 
-// errRefused rolls back the transaction of a Spend that a counter refused.
-var errRefused = errors.New("sqlstore: spend refused")
+// The statements that set each spend of a batch apart. The batch begins
+// a savepoint; a spend that is kept releases it and begins the next
+// spend's, in one round trip; one that is undone rolls back to it, which
+// leaves it in place for the next. So a batch holds one savepoint at a
+// time, however long it is: PostgreSQL slows every session down once one
+// holds more than 64 subtransactions.
+const (
+	beginSpend = `SAVEPOINT spend`
+	keepSpend  = `RELEASE SAVEPOINT spend; SAVEPOINT spend`
+	undoSpend  = `ROLLBACK TO SAVEPOINT spend`
+)
 
-// Spend takes a request's cost from the key's credits and from the key's
-// and the tenant's quota counters, in one write transaction: a counter
-// that refuses rolls the others back, so that a refused request costs
-// nothing. Each counter is changed by a conditional statement (credits
-// stay at 0 or more, a count at its limit or less), not read and written
-// back, so that spends on several nodes at once never overspend, and a
-// change of the key's credits by the API is not undone by a spend under
-// way. A Check runs the same statements and rolls them all back.
-func (s *Store) Spend(ctx context.Context, sp keyward.Spend) (keyward.Spent, error) {
-	var out keyward.Spent
+// SpendBatch takes the cost of each request of a batch from its key's
+// credits and from its key's and its tenant's quota counters, in one
+// write transaction (group commit: one commit, and on SQLite one sync,
+// for the whole batch). Each spend runs inside a savepoint: one that a
+// counter refuses, a Check, or one whose statements fail is rolled back
+// to it, alone, and the others are kept. Each counter is changed by a
+// conditional statement (credits stay at 0 or more, a count at its limit
+// or less), not read and written back, so that spends on several nodes at
+// once never overspend, and a change of the key's credits by the API is
+// not undone by a spend under way. A failed commit takes nothing.
+//
+// The spends are applied in the order of their tenant and key (and, for
+// one key, in the batch's order), and each takes its tenant's quota row,
+// then its key's, then its key's credits: every batch locks rows in one
+// order, so that two batches on two PostgreSQL nodes that touch the same
+// keys wait for each other rather than deadlock. A deadlock all the same
+// (a quota that only one node's cache knows yet) fails the spend that
+// the server picks, which is rolled back to its savepoint: its request is
+// refused and took nothing.
+func (s *Store) SpendBatch(ctx context.Context, spends []keyward.Spend) ([]keyward.Spent, error) {
+	if len(spends) == 1 {
+		return s.spendAlone(ctx, spends[0])
+	}
+	out := make([]keyward.Spent, len(spends))
+	if len(spends) == 0 {
+		return out, nil
+	}
+	order := lockOrder(spends)
 	// No change is recorded, so the feed's write lock is not taken: spends
 	// on PostgreSQL run at once, each counter's row locked by its update.
 	err := s.inTx(ctx, false, func(tx *sql.Tx) error {
-		out = keyward.Spent{Allowed: true}
-		if sp.Credits {
-			remaining, ok, err := s.spendCredits(ctx, tx, sp)
-			if err != nil {
-				return err
-			}
-			if !ok {
-				out = keyward.Spent{Refused: keyward.SpentCredits, CreditsRemaining: remaining}
-				return errRefused
-			}
-			out.CreditsRemaining = remaining
+		if _, err := tx.ExecContext(ctx, beginSpend); err != nil {
+			return err
 		}
-		for _, q := range []struct {
-			quota   *keyward.QuotaSpend
-			subject string
-			used    *int64
-			refused string
-		}{
-			{sp.KeyQuota, keyward.QuotaSubject('k', sp.KeyID), &out.KeyQuotaUsed, keyward.SpentKeyQuota},
-			{sp.TenantQuota, keyward.QuotaSubject('t', sp.TenantID), &out.TenantQuotaUsed, keyward.SpentTenantQuota},
-		} {
-			if q.quota == nil {
-				continue
-			}
-			used, ok, err := s.spendQuota(ctx, tx, q.subject, q.quota, 1) // a quota counts requests
+		for n, i := range order {
+			spent, keep, err := s.spendOne(ctx, tx, spends[i])
 			if err != nil {
-				return err
+				spent, keep = keyward.Spent{Err: s.err(err)}, false
 			}
-			*q.used = used
-			if !ok {
-				refused := keyward.Spent{Refused: q.refused, KeyQuotaUsed: out.KeyQuotaUsed, TenantQuotaUsed: out.TenantQuotaUsed}
-				out = refused
-				return errRefused
+			out[i] = spent
+			next := undoSpend
+			if keep {
+				if n == len(order)-1 {
+					break // the commit keeps it
+				}
+				next = keepSpend
 			}
-		}
-		if sp.Check {
-			return errRefused // decided: roll back what it took
+			if _, err := tx.ExecContext(ctx, next); err != nil {
+				return err // the transaction is lost: nothing is taken
+			}
 		}
 		return nil
 	})
-	if errors.Is(err, errRefused) {
-		return out, nil
+	if err != nil {
+		return nil, s.err(err)
 	}
-	return out, s.err(err)
+	return out, nil
+}
+
+// errUndo rolls back the transaction of a spend alone that is not kept.
+var errUndo = errors.New("sqlstore: spend not kept")
+
+// spendAlone is SpendBatch of the one spend sp. The transaction is the
+// spend's own, so it needs no savepoint: one that is not kept rolls the
+// transaction back. A lone request (a node at low load) so costs the
+// round trips it did before spends were batched.
+func (s *Store) spendAlone(ctx context.Context, sp keyward.Spend) ([]keyward.Spent, error) {
+	out := make([]keyward.Spent, 1)
+	err := s.inTx(ctx, false, func(tx *sql.Tx) error {
+		spent, keep, err := s.spendOne(ctx, tx, sp)
+		if err != nil {
+			spent = keyward.Spent{Err: s.err(err)}
+		}
+		out[0] = spent
+		if err != nil || !keep {
+			return errUndo
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, errUndo) {
+		return nil, err
+	}
+	return out, nil
+}
+
+// lockOrder returns the indexes of spends in the order SpendBatch applies
+// them: by tenant, then key, and in the batch's order for one key.
+func lockOrder(spends []keyward.Spend) []int {
+	order := make([]int, len(spends))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(a, b int) int {
+		return cmp.Or(strings.Compare(spends[a].TenantID, spends[b].TenantID), strings.Compare(spends[a].KeyID, spends[b].KeyID))
+	})
+	return order
+}
+
+// spendOne runs one spend of a batch in tx: the tenant's quota, the key's
+// quota, then the key's credits, each refusing the spend when it cannot
+// take its part. It reports whether what the spend took is to be kept:
+// not when it was refused, or is a Check. When refused, Spent holds the
+// refusing counter as it is; the others' parts are rolled back by the
+// caller.
+func (s *Store) spendOne(ctx context.Context, tx *sql.Tx, sp keyward.Spend) (keyward.Spent, bool, error) {
+	out := keyward.Spent{Allowed: true}
+	if q := sp.TenantQuota; q != nil {
+		used, ok, err := s.spendQuota(ctx, tx, keyward.QuotaSubject('t', sp.TenantID), q, 1) // a quota counts requests
+		if err != nil || !ok {
+			return keyward.Spent{Refused: keyward.SpentTenantQuota, TenantQuotaUsed: used}, false, err
+		}
+		out.TenantQuotaUsed = used
+	}
+	if q := sp.KeyQuota; q != nil {
+		used, ok, err := s.spendQuota(ctx, tx, keyward.QuotaSubject('k', sp.KeyID), q, 1)
+		if err != nil || !ok {
+			return keyward.Spent{Refused: keyward.SpentKeyQuota, KeyQuotaUsed: used}, false, err
+		}
+		out.KeyQuotaUsed = used
+	}
+	if sp.Credits {
+		remaining, ok, err := s.spendCredits(ctx, tx, sp)
+		if err != nil || !ok {
+			return keyward.Spent{Refused: keyward.SpentCredits, CreditsRemaining: remaining}, false, err
+		}
+		out.CreditsRemaining = remaining
+	}
+	// A Check decided the spend; the caller rolls back what it took.
+	return out, !sp.Check, nil
 }
 
 // spendCredits takes sp.Cost from the key's credits, refilling them first

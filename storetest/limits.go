@@ -180,7 +180,7 @@ var meterTests = []test{
 		for range goroutines {
 			wg.Go(func() {
 				for range each {
-					got, err := f.s.Spend(f.ctx, f.spend(k, 1, nil, nil))
+					got, err := f.spendOne(f.spend(k, 1, nil, nil))
 					switch {
 					case err != nil:
 						errs <- err
@@ -208,39 +208,39 @@ var meterTests = []test{
 		keyQuota := &keyward.QuotaSpend{Limit: 4, Period: "2026-11-28"}
 		tenantQuota := &keyward.QuotaSpend{Limit: 100, Period: "2026-11"}
 		for i := range 4 {
-			got, err := f.s.Spend(f.ctx, f.spend(k, 1, keyQuota, tenantQuota))
+			got, err := f.spendOne(f.spend(k, 1, keyQuota, tenantQuota))
 			if err != nil || !got.Allowed || got.CreditsRemaining != int64(9-i) || got.KeyQuotaUsed != int64(i+1) || got.TenantQuotaUsed != int64(i+1) {
 				f.t.Fatalf("spend %d: %+v, %v", i+1, got, err)
 			}
 		}
-		got, err := f.s.Spend(f.ctx, f.spend(k, 1, keyQuota, tenantQuota))
+		got, err := f.spendOne(f.spend(k, 1, keyQuota, tenantQuota))
 		if err != nil || got.Allowed || got.Refused != keyward.SpentKeyQuota || got.KeyQuotaUsed != 4 {
 			f.t.Fatalf("the spend past the key's quota: %+v, %v; want refused by key_quota at 4", got, err)
 		}
 		f.wantCredits(k.ID, 6)
 		f.wantQuotaUsed(keyward.QuotaSubject('t', tn.ID), "2026-11", 4)
 		// A cost larger than what is left is refused whole.
-		got, err = f.s.Spend(f.ctx, f.spend(k, 7, nil, tenantQuota))
+		got, err = f.spendOne(f.spend(k, 7, nil, tenantQuota))
 		if err != nil || got.Allowed || got.Refused != keyward.SpentCredits || got.CreditsRemaining != 6 {
 			f.t.Fatalf("a spend of 7 from 6 credits: %+v, %v", got, err)
 		}
 		f.wantQuotaUsed(keyward.QuotaSubject('t', tn.ID), "2026-11", 4)
 		// A cost is taken from credits; a quota counts the request once.
-		if got, err := f.s.Spend(f.ctx, f.spend(k, 5, nil, tenantQuota)); err != nil || !got.Allowed || got.CreditsRemaining != 1 || got.TenantQuotaUsed != 5 {
+		if got, err := f.spendOne(f.spend(k, 5, nil, tenantQuota)); err != nil || !got.Allowed || got.CreditsRemaining != 1 || got.TenantQuotaUsed != 5 {
 			f.t.Fatalf("a spend of 5: %+v, %v; want 1 credit left and the quota at 5", got, err)
 		}
 		// The tenant's quota, shared by its keys, refuses too.
 		other := f.meteredKey(tn.ID, nil, nil)
 		smallQuota := &keyward.QuotaSpend{Limit: 6, Period: "2026-11"}
-		if got, err := f.s.Spend(f.ctx, f.spend(other, 1, nil, smallQuota)); err != nil || !got.Allowed || got.TenantQuotaUsed != 6 {
+		if got, err := f.spendOne(f.spend(other, 1, nil, smallQuota)); err != nil || !got.Allowed || got.TenantQuotaUsed != 6 {
 			f.t.Fatalf("a spend up to the tenant's quota: %+v, %v", got, err)
 		}
-		got, err = f.s.Spend(f.ctx, f.spend(other, 1, nil, smallQuota))
+		got, err = f.spendOne(f.spend(other, 1, nil, smallQuota))
 		if err != nil || got.Allowed || got.Refused != keyward.SpentTenantQuota || got.TenantQuotaUsed != 6 {
 			f.t.Fatalf("a spend past the tenant's quota: %+v, %v", got, err)
 		}
 		// A new period counts afresh.
-		if got, err := f.s.Spend(f.ctx, f.spend(k, 1, &keyward.QuotaSpend{Limit: 4, Period: "2026-11-29"}, nil)); err != nil || !got.Allowed || got.KeyQuotaUsed != 1 {
+		if got, err := f.spendOne(f.spend(k, 1, &keyward.QuotaSpend{Limit: 4, Period: "2026-11-29"}, nil)); err != nil || !got.Allowed || got.KeyQuotaUsed != 1 {
 			f.t.Fatalf("a spend in the next day: %+v, %v", got, err)
 		}
 	}},
@@ -251,16 +251,16 @@ var meterTests = []test{
 		check := f.spend(k, 1, nil, quota)
 		check.Check = true
 		for range 3 {
-			if got, err := f.s.Spend(f.ctx, check); err != nil || !got.Allowed || got.CreditsRemaining != 1 || got.TenantQuotaUsed != 1 {
+			if got, err := f.spendOne(check); err != nil || !got.Allowed || got.CreditsRemaining != 1 || got.TenantQuotaUsed != 1 {
 				f.t.Fatalf("a check with 2 credits and a quota of 1: %+v, %v; want allowed, 1 left, the quota at 1", got, err)
 			}
 		}
 		f.wantCredits(k.ID, 2)
 		f.wantQuotaUsed(keyward.QuotaSubject('t', tn.ID), "2026-11", 0)
-		if got, err := f.s.Spend(f.ctx, f.spend(k, 1, nil, quota)); err != nil || !got.Allowed {
+		if got, err := f.spendOne(f.spend(k, 1, nil, quota)); err != nil || !got.Allowed {
 			f.t.Fatalf("the spend after the checks: %+v, %v", got, err)
 		}
-		if got, err := f.s.Spend(f.ctx, check); err != nil || got.Allowed || got.Refused != keyward.SpentTenantQuota {
+		if got, err := f.spendOne(check); err != nil || got.Allowed || got.Refused != keyward.SpentTenantQuota {
 			f.t.Fatalf("a check past the quota: %+v, %v; want refused by tenant_quota", got, err)
 		}
 		f.wantCredits(k.ID, 1)
@@ -273,18 +273,18 @@ var meterTests = []test{
 		sp := f.spend(k, 1, nil, nil)
 		sp.DayStart, sp.MonthStart, sp.At = day, day.AddDate(0, 0, 1-day.Day()), k.CreatedAt
 		for _, want := range []int64{1, 0} {
-			if got, err := f.s.Spend(f.ctx, sp); err != nil || !got.Allowed || got.CreditsRemaining != want {
+			if got, err := f.spendOne(sp); err != nil || !got.Allowed || got.CreditsRemaining != want {
 				f.t.Fatalf("a spend the day the key was made: %+v, %v; want %d left", got, err, want)
 			}
 		}
-		if got, err := f.s.Spend(f.ctx, sp); err != nil || got.Allowed {
+		if got, err := f.spendOne(sp); err != nil || got.Allowed {
 			f.t.Fatalf("a spend with no credits left: %+v, %v", got, err)
 		}
 		sp.DayStart, sp.At = day.AddDate(0, 0, 1), day.AddDate(0, 0, 1).Add(time.Hour)
-		if got, err := f.s.Spend(f.ctx, sp); err != nil || !got.Allowed || got.CreditsRemaining != 9 {
+		if got, err := f.spendOne(sp); err != nil || !got.Allowed || got.CreditsRemaining != 9 {
 			f.t.Fatalf("the first spend of the next day: %+v, %v; want 10 refilled, 9 left", got, err)
 		}
-		if got, err := f.s.Spend(f.ctx, sp); err != nil || !got.Allowed || got.CreditsRemaining != 8 {
+		if got, err := f.spendOne(sp); err != nil || !got.Allowed || got.CreditsRemaining != 8 {
 			f.t.Fatalf("the second spend of the next day: %+v, %v; want no second refill", got, err)
 		}
 	}},
@@ -292,7 +292,7 @@ var meterTests = []test{
 		tn := f.createTenant("acme")
 		k := f.meteredKey(tn.ID, &keyward.Credits{Remaining: 10, Refill: &keyward.Refill{Amount: 10, Interval: keyward.QuotaMonth}}, nil)
 		for range 3 {
-			if got, err := f.s.Spend(f.ctx, f.spend(k, 1, nil, nil)); err != nil || !got.Allowed {
+			if got, err := f.spendOne(f.spend(k, 1, nil, nil)); err != nil || !got.Allowed {
 				f.t.Fatalf("spend: %+v, %v", got, err)
 			}
 		}
@@ -312,20 +312,20 @@ var meterTests = []test{
 	{"credits set by the API are spent from", func(f *fixture) {
 		tn := f.createTenant("acme")
 		k := f.meteredKey(tn.ID, &keyward.Credits{Remaining: 5}, nil)
-		if got, err := f.s.Spend(f.ctx, f.spend(k, 1, nil, nil)); err != nil || got.CreditsRemaining != 4 {
+		if got, err := f.spendOne(f.spend(k, 1, nil, nil)); err != nil || got.CreditsRemaining != 4 {
 			f.t.Fatalf("spend: %+v, %v", got, err)
 		}
 		if _, err := f.s.UpdateKey(f.ctx, k.ID, keyward.KeyUpdate{Credits: &keyward.Credits{Remaining: 100}}, f.tick(), admin); err != nil {
 			f.t.Fatal(err)
 		}
-		if got, err := f.s.Spend(f.ctx, f.spend(k, 2, nil, nil)); err != nil || got.CreditsRemaining != 98 {
+		if got, err := f.spendOne(f.spend(k, 2, nil, nil)); err != nil || got.CreditsRemaining != 98 {
 			f.t.Fatalf("spend after the API set 100: %+v, %v", got, err)
 		}
 		// A key whose credits were taken away is not refused for them.
 		if _, err := f.s.UpdateKey(f.ctx, k.ID, keyward.KeyUpdate{NoCredits: true}, f.tick(), admin); err != nil {
 			f.t.Fatal(err)
 		}
-		if got, err := f.s.Spend(f.ctx, f.spend(k, 1000, nil, nil)); err != nil || !got.Allowed {
+		if got, err := f.spendOne(f.spend(k, 1000, nil, nil)); err != nil || !got.Allowed {
 			f.t.Fatalf("spend from a key without credits: %+v, %v", got, err)
 		}
 	}},
@@ -369,4 +369,17 @@ func (f *fixture) wantQuotaUsed(subject, period string, used int64) {
 	if err != nil || got != used {
 		f.t.Errorf("QuotaUsed(%s, %s) = %d, %v; want %d", subject, period, got, err, used)
 	}
+}
+
+// spendOne is a batch of the one spend sp: what it did, and its error or
+// the batch's. It may be called from any goroutine.
+func (f *fixture) spendOne(sp keyward.Spend) (keyward.Spent, error) {
+	spent, err := f.s.SpendBatch(f.ctx, []keyward.Spend{sp})
+	if err != nil {
+		return keyward.Spent{}, err
+	}
+	if len(spent) != 1 {
+		return keyward.Spent{}, fmt.Errorf("SpendBatch of 1 spend returned %d", len(spent))
+	}
+	return spent[0], spent[0].Err
 }

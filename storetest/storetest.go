@@ -106,7 +106,7 @@ func Run(t *testing.T, newStore func(t *testing.T) keyward.Store) {
 		{"AuditStore", []group{{"", auditTests}}},
 		{"ChangeFeed", []group{{"", changeTests}}},
 		{"Settings", []group{{"", settingsTests}}},
-		{"Limits", []group{{"", limitTests}, {"Meter", meterTests}}},
+		{"Limits", []group{{"", limitTests}, {"Meter", meterTests}, {"SpendBatch", spendBatchTests}}},
 		{"Concurrency", []group{{"", concurrencyTests}, {"Access", concurrentAccessTests}}},
 	}
 	run := func(t *testing.T, tests []test) {

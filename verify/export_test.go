@@ -8,3 +8,14 @@ func Cached(v *Verifier, key string) bool {
 	_, ok := v.keys.GetIfPresent(apikey.Hash(key))
 	return ok
 }
+
+// QueuedSpends returns how many spends of metered keys wait in v's queue
+// for a batch, as a test of the batching needs to see them gathered.
+func QueuedSpends(v *Verifier) int {
+	v.spender.mu.Lock()
+	defer v.spender.mu.Unlock()
+	return len(v.spender.queue)
+}
+
+// MaxSpendBatch is the most spends one batch takes.
+const MaxSpendBatch = maxSpendBatch

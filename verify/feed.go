@@ -83,10 +83,13 @@ func (v *Verifier) Start(ctx context.Context) error {
 	return nil
 }
 
-// Close stops the goroutines that Start started, then writes all pending
-// usage, so that no use is lost. If that write fails, Close returns the
-// error. Call it once; later calls do nothing and return nil. Verify still
-// answers after Close, but uses recorded then are not written.
+// Close stops the goroutines that Start started, waits for the batch of
+// spends under way (and those queued behind it) to be counted, then
+// writes all pending usage, so that no use is lost. If that write fails,
+// Close returns the error. Call it once; later calls do nothing and
+// return nil. Verify still answers after Close, each spend of a metered
+// key in a transaction of its own, but uses recorded then are not
+// written.
 func (v *Verifier) Close(ctx context.Context) error {
 	v.lifeMu.Lock()
 	if v.closed {
@@ -105,6 +108,9 @@ func (v *Verifier) Close(ctx context.Context) error {
 		case <-ctx.Done():
 			errs = append(errs, fmt.Errorf("verify: waiting for the poller and the flusher: %w", ctx.Err()))
 		}
+	}
+	if err := v.spender.close(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("verify: waiting for the spends of metered keys under way: %w", err))
 	}
 	if err := v.Flush(ctx); err != nil {
 		errs = append(errs, err)

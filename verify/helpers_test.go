@@ -45,6 +45,14 @@ type spyStore struct {
 	failRecordUsage atomic.Bool
 	failSpend       atomic.Bool
 
+	// spendBatches counts the calls of SpendBatch (each one transaction),
+	// and spends the spends they held. While spendGate holds a channel,
+	// SpendBatch waits for it to be closed before it runs the batch, as
+	// a slow database would.
+	spendBatches atomic.Int64
+	spends       atomic.Int64
+	spendGate    atomic.Pointer[chan struct{}]
+
 	// hang makes KeyByHash and Tenant wait for their context to end, as a
 	// database that does not answer would; deadline is how far ahead the
 	// last such context's deadline was when it was called, or -1 if it had
@@ -133,11 +141,16 @@ func (s *spyStore) Changes(ctx context.Context, after int64, limit int) ([]keywa
 	return changes, err
 }
 
-func (s *spyStore) Spend(ctx context.Context, sp keyward.Spend) (keyward.Spent, error) {
+func (s *spyStore) SpendBatch(ctx context.Context, spends []keyward.Spend) ([]keyward.Spent, error) {
+	s.spendBatches.Add(1)
+	s.spends.Add(int64(len(spends)))
 	if s.failSpend.Load() {
-		return keyward.Spent{}, down()
+		return nil, down()
 	}
-	return s.Store.Spend(ctx, sp)
+	if gate := s.spendGate.Load(); gate != nil {
+		<-*gate
+	}
+	return s.Store.SpendBatch(ctx, spends)
 }
 
 func (s *spyStore) RecordUsage(ctx context.Context, uses []keyward.Usage) error {

@@ -204,7 +204,7 @@ func (v *Verifier) spend(ctx context.Context, a *Access, req *Request, r *Result
 	}
 	sctx, cancel := context.WithTimeout(ctx, v.storageTimeout)
 	defer cancel()
-	spent, err := v.store.Spend(sctx, sp)
+	spent, err := v.spender.spend(sctx, sp)
 	if err != nil {
 		v.log.WarnContext(ctx, "verify: could not count a request against a key's quotas and credits", "key_id", k.ID, "err", err)
 		return keyward.CodeStorageUnavailable, detailStorage

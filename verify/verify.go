@@ -1,6 +1,7 @@
 // Package verify owns key verification: the presenting rules, the checks in
 // the order of docs/outcomes.md, the in-memory cache kept fresh by the change
-// feed, and batched last-used writes.
+// feed, batched last-used writes, and the spends of metered keys written by
+// group commit (spender.go).
 //
 // A Verifier answers from memory for every key it has seen: a cached key is
 // verified without storage I/O and without allocating. Every server runs one
@@ -246,6 +247,9 @@ type Verifier struct {
 	attempts *attemptLimiter
 	// limiter keeps the state of rate limits (Options.Limiter).
 	limiter limit.Limiter
+	// spender counts the requests of metered keys in the store, in
+	// batches (group commit).
+	spender *spender
 
 	cacheClock *otter.CoarseClock
 	keys       *otter.Cache[[32]byte, *entry]
@@ -340,6 +344,7 @@ func New(store Store, opts Options) *Verifier {
 	v.plans = newRecords(v, size, store.Plan)
 	v.attempts = newAttemptLimiter(opts, opts.Logger)
 	v.limiter = opts.Limiter
+	v.spender = newSpender(store, opts.StorageTimeout)
 	if v.limiter == nil {
 		v.limiter = limit.NewLocal()
 	}
