@@ -203,11 +203,6 @@ func TestRotationChainGrace(t *testing.T) {
 	a, aid := h.key(h.root, map[string]any{"tenant_id": "acme", "name": "metered",
 		"rate_limits": []map[string]any{{"name": "hourly", "limit": 4, "period": "1h"}},
 		"credits":     map[string]any{"remaining": 10}})
-	rotate := func(id string) (string, string) {
-		t.Helper()
-		d := h.must(201, "POST", "/v1/api-keys/"+id+"/rotate", h.root, map[string]any{"grace_period": "1h"}).data()
-		return d["key"].(string), d["id"].(string)
-	}
 	credits := func(id string) any {
 		t.Helper()
 		return h.must(200, "GET", "/v1/api-keys/"+id+"/usage", h.root, nil).data()["credits"].(map[string]any)["remaining"]
@@ -215,10 +210,10 @@ func TestRotationChainGrace(t *testing.T) {
 	// A is used before each rotation, so that the verifier holds it: the
 	// rotations must reach the cache.
 	h.must(200, "GET", "/v1/forward-auth", a, nil)
-	_, bid := rotate(aid)
+	_, bid := h.rotate(aid)
 	h.must(200, "GET", "/v1/forward-auth", a, nil)
 	h.clock.Advance(time.Minute)
-	c, cid := rotate(bid)
+	c, cid := h.rotate(bid)
 	for _, id := range []string{aid, bid} {
 		if got := h.must(200, "GET", "/v1/api-keys/"+id, h.root, nil).data()["rotated_to"]; got != cid {
 			t.Errorf("key %s: rotated_to %v, want the newest key %s", id, got, cid)
@@ -266,12 +261,8 @@ func TestRotationChain(t *testing.T) {
 	a, id := h.key(h.root, map[string]any{"tenant_id": "acme", "name": "metered",
 		"rate_limits": []map[string]any{{"name": "hourly", "limit": 4, "period": "1h"}},
 		"credits":     map[string]any{"remaining": 6}})
-	rotate := func(id string) (string, string) {
-		d := h.must(201, "POST", "/v1/api-keys/"+id+"/rotate", h.root, map[string]any{"grace_period": "1h"}).data()
-		return d["key"].(string), d["id"].(string)
-	}
-	b, bid := rotate(id)
-	c, _ := rotate(bid)
+	b, bid := h.rotate(id)
+	c, _ := h.rotate(bid)
 	allowed := 0
 	for i := range 9 {
 		a := h.call("GET", "/v1/forward-auth", []string{a, b, c}[i%3], nil)
@@ -366,4 +357,12 @@ func TestNotCountedTwice(t *testing.T) {
 	}
 	h.must(200, "GET", "/v1/whoami", user, nil)
 	problemOf(t, h.call("GET", "/v1/whoami", user, nil), 429, keyward.CodeRateLimited)
+}
+
+// rotate rotates key id with a grace period of an hour, and returns the
+// successor's key and id.
+func (h *harness) rotate(id string) (key, newID string) {
+	h.t.Helper()
+	d := h.must(201, "POST", "/v1/api-keys/"+id+"/rotate", h.root, map[string]any{"grace_period": "1h"}).data()
+	return d["key"].(string), d["id"].(string)
 }

@@ -306,40 +306,33 @@ func TestRefund(t *testing.T) {
 		{"k:1:burst", limit.Rate{Name: "burst", Limit: 3, Period: time.Hour}},
 		{"t:1:hourly", limit.Rate{Name: "hourly", Limit: 10, Period: time.Hour}},
 	}
-	fb := newFallbackFixture(t)
-	for name, l := range map[string]limit.Limiter{
-		"local":    limit.NewLocal(),
-		"redis":    limit.NewRedis(rd.Client(t), prefix+"refund:"),
-		"fallback": fb.f,
-	} {
-		t.Run(name, func(t *testing.T) {
-			now := time.Now()
-			s := bind(t, l, buckets...)
-			var last limit.Decision
-			for range 3 {
-				last = allow(t, s, now, 1)
-			}
-			if d := allow(t, s, now, 1); d.Allowed {
-				t.Fatalf("the 4th request: %+v, want refused", d)
-			}
-			if err := s.Refund(t.Context(), now, 1, &last); err != nil {
+	eachLimiter(t, "refund:", func(t *testing.T, l limit.Limiter) {
+		now := time.Now()
+		s := bind(t, l, buckets...)
+		var last limit.Decision
+		for range 3 {
+			last = allow(t, s, now, 1)
+		}
+		if d := allow(t, s, now, 1); d.Allowed {
+			t.Fatalf("the 4th request: %+v, want refused", d)
+		}
+		if err := s.Refund(t.Context(), now, 1, &last); err != nil {
+			t.Fatal(err)
+		}
+		d := allow(t, s, now, 1)
+		if !d.Allowed || d.States[1].Remaining != 7 {
+			t.Fatalf("after a refund of 1: %+v, want allowed with hourly at 7 (3 allowed, 1 refunded, 1 allowed)", d)
+		}
+		// Refunds past full leave the buckets full, not fuller.
+		for range 5 {
+			if err := s.Refund(t.Context(), now, 1, &d); err != nil {
 				t.Fatal(err)
 			}
-			d := allow(t, s, now, 1)
-			if !d.Allowed || d.States[1].Remaining != 7 {
-				t.Fatalf("after a refund of 1: %+v, want allowed with hourly at 7 (3 allowed, 1 refunded, 1 allowed)", d)
-			}
-			// Refunds past full leave the buckets full, not fuller.
-			for range 5 {
-				if err := s.Refund(t.Context(), now, 1, &d); err != nil {
-					t.Fatal(err)
-				}
-			}
-			if d := allow(t, s, now, 1); !d.Allowed || d.States[0].Remaining != 2 || d.States[1].Remaining != 9 {
-				t.Fatalf("after refunds past full: %+v, want burst at 2 and hourly at 9", d)
-			}
-		})
-	}
+		}
+		if d := allow(t, s, now, 1); !d.Allowed || d.States[0].Remaining != 2 || d.States[1].Remaining != 9 {
+			t.Fatalf("after refunds past full: %+v, want burst at 2 and hourly at 9", d)
+		}
+	})
 }
 
 // TestCheck: a check decides as Allow would but consumes nothing, locally
@@ -351,41 +344,47 @@ func TestCheck(t *testing.T) {
 		{"k:1:burst", limit.Rate{Name: "burst", Limit: 2, Period: time.Hour}},
 		{"t:1:hourly", limit.Rate{Name: "hourly", Limit: 10, Period: time.Hour}},
 	}
+	eachLimiter(t, "check:", func(t *testing.T, l limit.Limiter) {
+		now := time.Now()
+		s := bind(t, l, buckets...)
+		check := func() limit.Decision {
+			t.Helper()
+			var d limit.Decision
+			if err := s.Check(t.Context(), now, 1, &d); err != nil {
+				t.Fatal(err)
+			}
+			return d
+		}
+		for range 5 {
+			if d := check(); !d.Allowed || d.States[0].Remaining != 2 || d.States[1].Remaining != 10 {
+				t.Fatalf("a check of full buckets: %+v, want allowed, burst at 2 and hourly at 10", d)
+			}
+		}
+		allow(t, s, now, 1)
+		if d := allow(t, s, now, 1); !d.Allowed {
+			t.Fatalf("the 2nd request after 5 checks: %+v, want allowed", d)
+		}
+		refused := allow(t, s, now, 1)
+		d := check()
+		// Redis reads its own clock, a little later for the check.
+		if d.Allowed || (refused.RetryAfter-d.RetryAfter).Abs() > time.Second || d.RetryAfter <= 0 || d.States[1].Remaining != 8 {
+			t.Fatalf("a check of an empty bucket: %+v; want refused with the wait a request got (%v), hourly at 8", d, refused.RetryAfter)
+		}
+		if err := s.Check(t.Context(), now, 0, &d); err == nil {
+			t.Fatal("a check of cost 0 was decided, want an error")
+		}
+	})
+}
+
+// eachLimiter runs test on a Local, a Redis (its keys under prefix+sub) and a
+// Fallback, each a subtest.
+func eachLimiter(t *testing.T, sub string, test func(t *testing.T, l limit.Limiter)) {
 	fb := newFallbackFixture(t)
 	for name, l := range map[string]limit.Limiter{
 		"local":    limit.NewLocal(),
-		"redis":    limit.NewRedis(rd.Client(t), prefix+"check:"),
+		"redis":    limit.NewRedis(rd.Client(t), prefix+sub),
 		"fallback": fb.f,
 	} {
-		t.Run(name, func(t *testing.T) {
-			now := time.Now()
-			s := bind(t, l, buckets...)
-			check := func() limit.Decision {
-				t.Helper()
-				var d limit.Decision
-				if err := s.Check(t.Context(), now, 1, &d); err != nil {
-					t.Fatal(err)
-				}
-				return d
-			}
-			for range 5 {
-				if d := check(); !d.Allowed || d.States[0].Remaining != 2 || d.States[1].Remaining != 10 {
-					t.Fatalf("a check of full buckets: %+v, want allowed, burst at 2 and hourly at 10", d)
-				}
-			}
-			allow(t, s, now, 1)
-			if d := allow(t, s, now, 1); !d.Allowed {
-				t.Fatalf("the 2nd request after 5 checks: %+v, want allowed", d)
-			}
-			refused := allow(t, s, now, 1)
-			d := check()
-			// Redis reads its own clock, a little later for the check.
-			if d.Allowed || (refused.RetryAfter-d.RetryAfter).Abs() > time.Second || d.RetryAfter <= 0 || d.States[1].Remaining != 8 {
-				t.Fatalf("a check of an empty bucket: %+v; want refused with the wait a request got (%v), hourly at 8", d, refused.RetryAfter)
-			}
-			if err := s.Check(t.Context(), now, 0, &d); err == nil {
-				t.Fatal("a check of cost 0 was decided, want an error")
-			}
-		})
+		t.Run(name, func(t *testing.T) { test(t, l) })
 	}
 }

@@ -56,11 +56,7 @@ var spendBatchTests = []test{
 			{Refused: keyward.SpentKeyQuota, KeyQuotaUsed: 2},
 			{Allowed: true, CreditsRemaining: 1, TenantQuotaUsed: 3},
 		}
-		for i := range want {
-			if got[i] != want[i] {
-				f.t.Errorf("spend %d: %+v; want %+v", i+1, got[i], want[i])
-			}
-		}
+		f.wantSpent(got, want)
 		f.wantCredits(a.ID, 7)
 		f.wantCredits(b.ID, 1)
 		f.wantQuotaUsed(keyward.QuotaSubject('k', a.ID), "2026-11-28", 2)
@@ -78,11 +74,7 @@ var spendBatchTests = []test{
 			{Allowed: true, CreditsRemaining: 0, TenantQuotaUsed: 1},
 			{Refused: keyward.SpentTenantQuota, TenantQuotaUsed: 1}, // the spend took the last one
 		}
-		for i := range want {
-			if got[i] != want[i] {
-				f.t.Errorf("spend %d (check, spend, check): %+v; want %+v", i+1, got[i], want[i])
-			}
-		}
+		f.wantSpent(got, want)
 		f.wantCredits(k.ID, 0)
 		f.wantQuotaUsed(keyward.QuotaSubject('t', tn.ID), "2026-11", 1)
 	}},
@@ -109,11 +101,7 @@ var spendBatchTests = []test{
 			{Allowed: true, KeyQuotaUsed: 2, TenantQuotaUsed: 2},
 			{Refused: keyward.SpentKeyQuota, KeyQuotaUsed: 2},
 		}
-		for i := range want {
-			if got[i] != want[i] {
-				f.t.Errorf("spend %d: %+v; want %+v", i+1, got[i], want[i])
-			}
-		}
+		f.wantSpent(got, want)
 		f.wantQuotaUsed(keyward.QuotaSubject('k', a.ID), "2026-11-28", 2)
 		f.wantQuotaUsed(keyward.QuotaSubject('k', b.ID), "2026-11-28", 1)
 		f.wantQuotaUsed(keyward.QuotaSubject('t', tn.ID), "2026-11", 3)
@@ -235,4 +223,15 @@ func (f *fixture) spendBatch(spends []keyward.Spend) []keyward.Spent {
 		f.t.Fatalf("SpendBatch of %d spends returned %d", len(spends), len(got))
 	}
 	return got
+}
+
+// wantSpent fails the test unless each spend of a batch did what want
+// says.
+func (f *fixture) wantSpent(got, want []keyward.Spent) {
+	f.t.Helper()
+	for i := range want {
+		if got[i] != want[i] {
+			f.t.Errorf("spend %d: %+v; want %+v", i+1, got[i], want[i])
+		}
+	}
 }
