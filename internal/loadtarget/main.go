@@ -1,0 +1,88 @@
+// Command loadtarget is what scripts/load measures Keyward against, each a
+// baseline in the same run:
+//
+//	loadtarget upstream ADDR          a trivial upstream: 200 and a short body
+//	loadtarget bare ADDR              a bare net/http handler that answers as
+//	                                  forward-auth does (200 and the identity
+//	                                  headers), without checking anything
+//	loadtarget proxy ADDR UPSTREAM    a bare httputil.ReverseProxy with a
+//	                                  tuned transport, checking nothing
+//
+// It is not part of Keyward; it exists so that every figure of the load
+// test is a ratio against something measured on the same machine at the
+// same time.
+package main
+
+import (
+	"fmt"
+	"log"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"time"
+)
+
+func main() {
+	if len(os.Args) < 3 {
+		fmt.Fprintln(os.Stderr, "usage: loadtarget upstream|bare ADDR | loadtarget proxy ADDR UPSTREAM")
+		os.Exit(2)
+	}
+	var h http.Handler
+	switch os.Args[1] {
+	case "upstream":
+		body := []byte(`{"ok":true}` + "\n")
+		h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header()["Content-Type"] = []string{"application/json"}
+			w.Write(body)
+		})
+	case "bare":
+		h = http.HandlerFunc(bare)
+	case "proxy":
+		if len(os.Args) != 4 {
+			log.Fatal("loadtarget proxy ADDR UPSTREAM")
+		}
+		u, err := url.Parse(os.Args[3])
+		if err != nil {
+			log.Fatal(err)
+		}
+		h = proxy(u)
+	default:
+		log.Fatalf("loadtarget: unknown mode %q", os.Args[1])
+	}
+	srv := &http.Server{Addr: os.Args[2], Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	log.Fatal(srv.ListenAndServe())
+}
+
+// bare answers as forward-auth does for a valid key: 200 with the
+// identity headers, from values fixed in advance.
+func bare(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h["X-Keyward-Key-Id"] = []string{"key_0000000000000000000000"}
+	h["X-Keyward-Key-Name"] = []string{"load"}
+	h["X-Keyward-Tenant"] = []string{"ten_0000000000000000000000"}
+	h["X-Keyward-Tenant-Slug"] = []string{"acme"}
+	h["X-Keyward-Plan"] = []string{"default"}
+	h["X-Keyward-Environment"] = []string{"live"}
+	h["X-Keyward-Permissions"] = []string{"contacts:read"}
+	if k := r.Header.Get("X-API-Key"); len(k) >= 8 {
+		h["X-Request-Id"] = []string{k[:8]}
+	}
+	w.WriteHeader(http.StatusOK)
+}
+
+// proxy is a reverse proxy to u with the transport tuned as a gateway's
+// would be: kept-alive connections enough for the load, no compression.
+func proxy(u *url.URL) http.Handler {
+	p := httputil.NewSingleHostReverseProxy(u)
+	p.Transport = &http.Transport{
+		DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConns:        256,
+		MaxIdleConnsPerHost: 256,
+		IdleConnTimeout:     90 * time.Second,
+		DisableCompression:  true,
+		ForceAttemptHTTP2:   false,
+	}
+	return p
+}
