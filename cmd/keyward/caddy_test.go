@@ -362,6 +362,23 @@ func TestCaddyForwardAuth(t *testing.T) {
 		t.Errorf("%d refused requests reached the upstream", after-before)
 	}
 
+	// Revoked from the command line, the key is refused through caddy
+	// within a second.
+	list := decodeList[map[string]any](t, ok(t, db, "keys", "list", "--tenant", "acme", "--env", "test", "--json").stdout)
+	ok(t, db, "keys", "revoke", list.Data[0]["id"].(string))
+	for deadline := time.Now().Add(time.Second); ; time.Sleep(20 * time.Millisecond) {
+		a := send("GET", "/api/orders", "X-API-Key", key)
+		if a.status == 401 {
+			checkRefusal(t, "revoked", a, 401, keyward.CodeRevokedAPIKey, `error="invalid_token"`, keys...)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the revoked key still passes caddy after 1s: %d", a.status)
+		}
+	}
+	// Until the revocation arrived, the key passed.
+	before, _, _ = up.last()
+
 	// Keyward stopped: caddy answers 502 itself and passes nothing on.
 	if err := kw.shutdown(t); err != nil {
 		t.Fatal(err)
@@ -413,19 +430,22 @@ func TestCaddyRoutes(t *testing.T) {
 	}
 	before, _, _ := up.last()
 	for _, c := range []struct {
-		name, path, key string
-		status          int
-		code            keyward.Code
+		name, method, path, key string
+		status                  int
+		code                    keyward.Code
 	}{
-		{"a route the default denies", "/api/orders", reader, 403, keyward.CodeEndpointNotAllowed},
-		{"a key without the route's permission", "/api/contacts/1", writer, 403, keyward.CodeInsufficientPermissions},
-		{"no key", "/api/contacts/1", "", 401, keyward.CodeMissingAPIKey},
+		{"a route the default denies", "GET", "/api/orders", reader, 403, keyward.CodeEndpointNotAllowed},
+		// caddy asks Keyward with GET: the policy must see the original
+		// method, from X-Forwarded-Method.
+		{"a method no route allows", "DELETE", "/api/contacts/1", reader, 403, keyward.CodeEndpointNotAllowed},
+		{"a key without the route's permission", "GET", "/api/contacts/1", writer, 403, keyward.CodeInsufficientPermissions},
+		{"no key", "GET", "/api/contacts/1", "", 401, keyward.CodeMissingAPIKey},
 	} {
 		var h []string
 		if c.key != "" {
 			h = []string{"X-API-Key", c.key}
 		}
-		if a := sendThrough(t, proxy, "GET", c.path, h...); a.status != c.status || a.code() != c.code {
+		if a := sendThrough(t, proxy, c.method, c.path, h...); a.status != c.status || a.code() != c.code {
 			t.Errorf("%s: %d %s, want %d %s", c.name, a.status, a.body, c.status, c.code)
 		}
 	}
