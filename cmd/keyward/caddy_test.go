@@ -258,8 +258,9 @@ func checkNoKeyIn(t *testing.T, what, text string, keys ...string) {
 // identity headers and without the key, whatever identity headers the
 // client sent; every refusal reaches the client with Keyward's status,
 // problem body and headers (RateLimit and Retry-After for a rate-limited
-// key) and never the upstream; Keyward stopped, caddy answers 502 and
-// still passes nothing on.
+// key) and never the upstream; Keyward stopped, caddy answers 503
+// storage_unavailable as Keyward would, and still passes nothing on. No
+// part of a key reaches caddy's log.
 func TestCaddyForwardAuth(t *testing.T) {
 	db := dbFile(t)
 	kw := startServer(t, db, "--trusted-proxies", "127.0.0.1")
@@ -379,13 +380,21 @@ func TestCaddyForwardAuth(t *testing.T) {
 	// Until the revocation arrived, the key passed.
 	before, _, _ = up.last()
 
-	// Keyward stopped: caddy answers 502 itself and passes nothing on.
+	// Keyward stopped: caddy answers 503 storage_unavailable itself, with
+	// Retry-After, and passes nothing on.
 	if err := kw.shutdown(t); err != nil {
 		t.Fatal(err)
 	}
 	for _, h := range [][]string{{"X-API-Key", noPerm}, nil} {
-		if a := send("GET", "/api/orders?api_key="+office, h...); a.status != 502 {
-			t.Errorf("Keyward stopped: %d %s", a.status, a.body)
+		a := send("GET", "/api/orders?api_key="+office, h...)
+		var p struct {
+			Code      keyward.Code `json:"code"`
+			RequestID string       `json:"request_id"`
+		}
+		if err := json.Unmarshal([]byte(a.body), &p); err != nil || a.status != 503 || p.Code != keyward.CodeStorageUnavailable ||
+			a.header.Get("Content-Type") != "application/problem+json" || a.header.Get("Retry-After") == "" ||
+			p.RequestID == "" || a.header.Get("X-Request-Id") != p.RequestID {
+			t.Errorf("Keyward stopped: %d %v %s", a.status, a.header, a.body)
 		}
 	}
 	if after, _, _ := up.last(); after != before {
@@ -457,5 +466,12 @@ func TestCaddyRoutes(t *testing.T) {
 	}
 	if _, h, _ := up.last(); h.Get("X-Keyward-Permissions") != "contacts:read" || !strings.HasPrefix(h.Get("X-Keyward-Key-Id"), "key_") || h.Get("X-Api-Key") != "" {
 		t.Errorf("the right key: the upstream got headers %v", h)
+	}
+
+	// The API down is caddy's own 502, not Keyward's 503: the snippet's
+	// error handler tells the two apart.
+	downProxy, _ := startCaddy(t, strings.TrimPrefix(kw.url, "http://"), freeAddr(t), param, "?")
+	if a := sendThrough(t, downProxy, "GET", "/api/contacts/1", "X-API-Key", reader); a.status != 502 || a.code() != "" {
+		t.Errorf("the API down: %d %s", a.status, a.body)
 	}
 }
