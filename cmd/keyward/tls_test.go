@@ -300,3 +300,22 @@ func TestServeRouteTLSPlain(t *testing.T) {
 		t.Errorf("forward-auth over plain HTTP for a route with tls: required: %d %s, want 403 tls_required", a.status, a.code())
 	}
 }
+
+// TestParseHSTS: --hsts takes years, the durations of the other flags and
+// seconds, and 0 or nothing for none.
+func TestParseHSTS(t *testing.T) {
+	const day = 24 * time.Hour
+	for in, want := range map[string]time.Duration{
+		"": 0, "0": 0, "1y": 365 * day, "2y": 730 * day, "180d": 180 * day, "26w": 182 * day,
+		"31536000": 365 * day, "1h30m": 90 * time.Minute,
+	} {
+		if got, err := parseHSTS(in); err != nil || got != want {
+			t.Errorf("parseHSTS(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"0y", "101y", "-1", "-1d", "1ms", "1 y", "soon"} {
+		if got, err := parseHSTS(in); err == nil {
+			t.Errorf("parseHSTS(%q) = %v, want an error", in, got)
+		}
+	}
+}
