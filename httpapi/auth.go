@@ -52,10 +52,15 @@ func (s *server) authenticateURL(w http.ResponseWriter, r *http.Request, u *url.
 	if kerr != nil {
 		// A public route of the policy needs no key, so no key, or an
 		// Authorization header meant for someone else, does not refuse
-		// it; a key in the URL still does, since it has leaked.
+		// it; a key in the URL still does, since it has leaked. A route
+		// with tls: required refuses plain HTTP before any key is read.
 		if req.Policy != nil && (kerr.Code == keyward.CodeMissingAPIKey || kerr.Code == keyward.CodeMalformedAPIKey) {
-			if res := s.verifier.Verify(r.Context(), verify.Request{Method: req.Method, Target: req.Target, Policy: req.Policy}); res.Public {
+			res := s.verifier.Verify(r.Context(), verify.Request{Method: req.Method, Target: req.Target, Policy: req.Policy, TLS: req.TLS})
+			switch {
+			case res.Public:
 				return res, ip, nil
+			case res.Code == keyward.CodeTLSRequired:
+				return res, ip, res.Err()
 			}
 		}
 		return verify.Result{}, ip, kerr
@@ -202,6 +207,7 @@ type verifyRequest struct {
 	Path        string   `json:"path,omitempty" description:"the original request's path (and query string), as received: checked against the key's endpoint restrictions, and, when the server has a route policy (serve --routes), the policy decides what the request needs, beside permissions"`
 	Referrer    string   `json:"referrer,omitempty" description:"the original request's Referer header, checked against the key's referrer restrictions"`
 	Origin      string   `json:"origin,omitempty" description:"the original request's Origin header, checked against the key's referrer restrictions when there is no referrer"`
+	TLS         bool     `json:"tls,omitempty" description:"true when the original request came over TLS (HTTPS): a route of the policy with tls: required refuses one without it, 403 tls_required"`
 }
 
 // verifyResponse is the answer of POST /v1/verify, which keyward verify
@@ -220,7 +226,7 @@ func (s *server) handleVerify(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	req := verify.Request{Key: in.Key, Permissions: in.Permissions, Method: in.Method, Target: in.Path, Referer: in.Referrer, Origin: in.Origin}
+	req := verify.Request{Key: in.Key, Permissions: in.Permissions, Method: in.Method, Target: in.Path, Referer: in.Referrer, Origin: in.Origin, TLS: in.TLS}
 	if in.Path != "" && s.policyFile != nil {
 		req.Policy = s.policyFile.Policy()
 	}
@@ -539,6 +545,14 @@ func (s *server) handleForwardAuth(w http.ResponseWriter, r *http.Request) {
 		s.refuseForward(w, r, fs.mode, kerr)
 		return
 	}
+	// The original request's scheme, as the trusted proxy says it, must
+	// be https when the server requires TLS; a route's tls: required is
+	// the verifier's to check.
+	secure := s.secure(r)
+	if s.requireTLS && !secure {
+		s.refuseForward(w, r, fs.mode, errTLSRequired)
+		return
+	}
 	// nginx's second ask, for its error_page, is about a request refused
 	// and counted already: it checks again without counting.
 	counting := verify.CountNow
@@ -548,6 +562,7 @@ func (s *server) handleForwardAuth(w http.ResponseWriter, r *http.Request) {
 	res, _, err := s.authenticateURL(w, r, u, &verify.Request{
 		Permissions: fs.perms, Method: method, Target: target,
 		Referer: r.Header.Get("Referer"), Origin: r.Header.Get("Origin"), Policy: pol, Counting: counting,
+		TLS: secure,
 	})
 	if err != nil {
 		s.refuseForward(w, r, fs.mode, err)

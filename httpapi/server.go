@@ -46,6 +46,15 @@ type Config struct {
 	// and POST /v1/verify decide by; nil for none. Its current policy is
 	// read at each request, so a reload applies at once.
 	Routes *policy.File
+	// RequireTLS answers a request that did not come over TLS (nor from
+	// a trusted proxy that says, in X-Forwarded-Proto, that it did) 403
+	// tls_required (serve --require-tls); forward-auth applies it to the
+	// original request.
+	RequireTLS bool
+	// HSTS, when more than 0, is the max-age of the
+	// Strict-Transport-Security header set on answers over TLS (serve
+	// --hsts).
+	HSTS time.Duration
 }
 
 type server struct {
@@ -64,6 +73,10 @@ type server struct {
 	storageTimeout time.Duration
 	// policyFile is Config.Routes.
 	policyFile *policy.File
+	// requireTLS is Config.RequireTLS, and hsts the header that
+	// Config.HSTS makes, nil for none.
+	requireTLS bool
+	hsts       []string
 	openapi    []byte
 	// idPrefix and idCounter make request ids unique without a random read
 	// per request.
@@ -78,7 +91,8 @@ type server struct {
 // NewServer returns the HTTP handler of the API, every route and middleware
 // in place.
 func NewServer(c Config) (http.Handler, error) {
-	s := &server{svc: c.Service, verifier: c.Verifier, store: c.Store, log: c.Logger, trusted: c.TrustedProxies, storageTimeout: c.StorageTimeout, now: time.Now, policyFile: c.Routes}
+	s := &server{svc: c.Service, verifier: c.Verifier, store: c.Store, log: c.Logger, trusted: c.TrustedProxies, storageTimeout: c.StorageTimeout, now: time.Now, policyFile: c.Routes,
+		requireTLS: c.RequireTLS, hsts: hstsHeader(c.HSTS)}
 	if c.Service != nil {
 		s.now = c.Service.Now
 	}
@@ -104,7 +118,7 @@ func NewServer(c Config) (http.Handler, error) {
 		// The path is not repeated: it may hold a key pasted by mistake.
 		s.writeError(w, r, keyward.Errorf(keyward.CodeNotFound, "There is no route for this method and path; see /openapi.json for the API."))
 	})))
-	return s.withRequestID(s.recoverPanics(mux)), nil
+	return s.withRequestID(s.withTransportRules(s.recoverPanics(mux))), nil
 }
 
 // keyless refuses, for a route that takes no key, a request with a key of

@@ -123,6 +123,7 @@ type routeFields struct {
 	Tenant       string   `yaml:"tenant"`
 	Resources    []string `yaml:"resources"`
 	Environments []string `yaml:"environments"`
+	TLS          string   `yaml:"tls"`
 }
 
 // fileLines are the lines of a routes file's parts, for its errors: 0
@@ -327,7 +328,7 @@ func yamlProblem(err error) *Problem {
 	case errors.As(err, &te):
 		p.Text = "expected " + describeType(te.DstType)
 	case errors.As(err, &ue):
-		p.Text += "; the file has the fields default and routes, and a route has match, public, permissions, capabilities, tenant, resources, environments and cost"
+		p.Text += "; the file has the fields default and routes, and a route has match, public, permissions, capabilities, tenant, resources, environments, cost and tls"
 	case strings.HasPrefix(p.Text, "could not find alias"):
 		// YAML reads a bare * as an alias.
 		p.Text += `; quote a value that starts with *, such as match: "* /v1/reports/*"`
@@ -390,6 +391,13 @@ func (c *checker) checkRoute(i, line int, rs *routeFields) *Route {
 	}
 	name := fmt.Sprintf("route %q", pat.String())
 	r := &Route{Pattern: pat, Line: line, Public: rs.Public}
+	switch rs.TLS {
+	case "":
+	case TLSRequired:
+		r.TLS = true
+	default:
+		c.add(line, "%s: tls %q is not a setting; write tls: required, or leave it out for requests over plain HTTP too", name, rs.TLS)
+	}
 	if rs.Public {
 		var set []string
 		for _, f := range []struct {

@@ -34,6 +34,13 @@ type Route struct {
 	Default bool
 	Deny    bool
 
+	// TLS is true for a route that takes only requests that came over
+	// TLS (tls: required in the file): one over plain HTTP is refused 403
+	// tls_required before anything else, public routes included, so that
+	// a key sent in the clear is not checked and the answer does not
+	// tell whether it works.
+	TLS bool
+
 	// Public routes need no key at all; they have none of the fields below.
 	Public bool
 	// Permissions must all be among the key's effective permissions, else
@@ -104,6 +111,10 @@ func (m *Match) Param(name string) (value string, ok bool) {
 	}
 	return "", false
 }
+
+// TLSRequired is the value of a route's tls field that makes it take
+// requests over TLS alone.
+const TLSRequired = "required"
 
 // MaxCost is the highest cost a route may declare.
 const MaxCost = 1_000_000

@@ -66,6 +66,10 @@ func TestParseExample(t *testing.T) {
 			t.Errorf("route %d = %+v, want %+v", i, *r, w)
 		}
 	}
+	tls := mustParse(t, "routes:\n  - match: GET /health\n    public: true\n    tls: required\n  - match: GET /x\n")
+	if r := tls.Routes(); !r[0].TLS || !r[0].Public || r[1].TLS {
+		t.Errorf("tls: required on a public route gives TLS %v, Public %v; absent gives TLS %v", r[0].TLS, r[0].Public, r[1].TLS)
+	}
 	if p := mustParse(t, "default: authenticated\n"); p.Default() != DefaultAuthenticated || p.DefaultRoute().Deny {
 		t.Errorf("default: authenticated gives %v", p.DefaultRoute())
 	}
@@ -80,9 +84,9 @@ func TestParseErrors(t *testing.T) {
 		{"comments only", "# nothing\n", `sets neither default nor routes; write at least "default: deny", and the routes of your API`},
 		{"bad default", "default: allow\n", `line 1: default is "allow"; use deny (refuse requests that match no route) or authenticated (any valid key, no permission)`},
 		{"unknown field", "default: deny\nroutes:\n  - match: GET /x\n    publik: true\n",
-			`line 4, column 5: unknown field "publik"; the file has the fields default and routes, and a route has match, public, permissions, capabilities, tenant, resources, environments and cost`},
+			`line 4, column 5: unknown field "publik"; the file has the fields default and routes, and a route has match, public, permissions, capabilities, tenant, resources, environments, cost and tls`},
 		{"unknown top field", "defaults: deny\n",
-			`line 1, column 1: unknown field "defaults"; the file has the fields default and routes, and a route has match, public, permissions, capabilities, tenant, resources, environments and cost`},
+			`line 1, column 1: unknown field "defaults"; the file has the fields default and routes, and a route has match, public, permissions, capabilities, tenant, resources, environments, cost and tls`},
 		{"cost of none", "routes:\n  - match: GET /x\n    cost: 0\n",
 			`line 2: route "GET /x": cost 0 is not one; give the credits a request takes, from 1 to 1000000`},
 		{"cost not a number", "routes:\n  - match: GET /x\n    cost: five\n", `line 3, column 11: expected int64`},
@@ -116,6 +120,7 @@ func TestParseErrors(t *testing.T) {
 		{"resource is the tenant", "routes:\n  - match: GET /v1/{tenant}\n    tenant: tenant\n    resources: [tenant]\n",
 			`line 2: route "GET /v1/{tenant}": {tenant} is the tenant; it cannot be a resource as well`},
 		{"resource twice", "routes:\n  - match: GET /v1/{site}\n    resources: [site, site]\n", `line 2: route "GET /v1/{site}" lists resource "site" twice`},
+		{"bad tls", "routes:\n  - match: GET /x\n    tls: yes\n", `line 2: route "GET /x": tls "yes" is not a setting; write tls: required, or leave it out for requests over plain HTTP too`},
 		{"bad environment", "routes:\n  - match: GET /x\n    environments: [production]\n", `line 2: route "GET /x": environment "production" is not one; use live or test`},
 		{"environment twice", "routes:\n  - match: GET /x\n    environments: [test, test]\n", `line 2: route "GET /x" lists environment "test" twice`},
 		{"duplicate", "routes:\n  - match: GET /x\n  - match: POST /x\n  - match: GET  /x\n",

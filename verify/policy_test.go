@@ -215,3 +215,46 @@ func newPolicyBench(t testing.TB) *policyBench {
 		Referer: "https://eu.example.com/dashboard", Policy: pol,
 	}}
 }
+
+// TestRouteTLSRequired: a route with tls: required refuses a request that
+// did not come over TLS before anything else, a public route, a missing
+// key and a bad key included, and takes one that did; a route without it
+// takes both.
+func TestRouteTLSRequired(t *testing.T) {
+	f := newFixture(t, verify.Options{})
+	f.refresh()
+	pol := parsePolicy(t, `
+routes:
+  - match: GET /status
+    public: true
+    tls: required
+  - match: GET /v1/secrets/**
+    tls: required
+  - match: GET /v1/open
+`)
+	key, _ := f.createKey(nil)
+	for _, c := range []struct {
+		name, key, target string
+		tls               bool
+		want              keyward.Code
+	}{
+		{"public over plain HTTP", "", "/status", false, keyward.CodeTLSRequired},
+		{"public over TLS", "", "/status", true, ""},
+		{"no key over plain HTTP", "", "/v1/secrets/a", false, keyward.CodeTLSRequired},
+		{"bad key over plain HTTP", "sk_live_nope", "/v1/secrets/a", false, keyward.CodeTLSRequired},
+		{"valid key over plain HTTP", key, "/v1/secrets/a", false, keyward.CodeTLSRequired},
+		{"valid key over TLS", key, "/v1/secrets/a", true, ""},
+		{"no key over TLS", "", "/v1/secrets/a", true, keyward.CodeMissingAPIKey},
+		{"route without tls over plain HTTP", key, "/v1/open", false, ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := f.v.Verify(context.Background(), verify.Request{Key: c.key, Method: "GET", Target: c.target, Policy: pol, TLS: c.tls})
+			if r.Code != c.want {
+				t.Fatalf("code %q (%s), want %q", r.Code, r.Detail, c.want)
+			}
+			if r.Code == keyward.CodeTLSRequired && (r.Key != nil || r.Route == nil || !r.Route.TLS) {
+				t.Errorf("tls_required with key %v, route %v: want no key looked up, the route that decided", r.Key, r.Route)
+			}
+		})
+	}
+}

@@ -134,6 +134,10 @@ type Request struct {
 	// Policy is the route policy that says what the request needs
 	// (docs/policy.md), or nil for none: then only Permissions are needed.
 	Policy *policy.Policy
+	// TLS is true when the original request came over TLS (HTTPS), as
+	// its connection or a trusted proxy says: a route of Policy with
+	// tls: required refuses a request without it, tls_required.
+	TLS bool
 	// RateLimit, when set, receives the decision of the key's rate
 	// limits, for the RateLimit headers; Result.RateLimit then points to
 	// it when the key has rate limits.
@@ -353,6 +357,9 @@ func New(store Store, opts Options) *Verifier {
 	return v
 }
 
+// detailTLSRequired is the detail of tls_required.
+const detailTLSRequired = "This route takes requests over HTTPS only; send the request again with https://, and, since the key was sent in the clear, consider replacing it."
+
 // Public details of the outcomes that need no data.
 const (
 	detailMissing = "Send your API key in the X-API-Key header or as Authorization: Bearer <key>."
@@ -422,8 +429,10 @@ func (v *Verifier) Format() apikey.Format { return v.format }
 // Before step 1, a request with a method that is not an upper-case HTTP
 // method is invalid_request (policy.CheckMethod); one with a target has
 // it cleaned (a path that could be read two ways is invalid_request), and
-// with a policy its route found:
-// a public route needs no key, and nothing else is checked. A valid use is recorded in memory and written by the next
+// with a policy its route found: a route with tls: required refuses a
+// request that did not come over TLS (Request.TLS), tls_required, public
+// routes included, and then a public route needs no key, and nothing
+// else is checked. A valid use is recorded in memory and written by the next
 // Flush. A cached key is verified without storage I/O and without
 // allocating.
 func (v *Verifier) Verify(ctx context.Context, req Request) (r Result) {
@@ -463,6 +472,10 @@ func (v *Verifier) verifyTarget(ctx context.Context, req *Request, r *Result) {
 	}
 	if req.Policy != nil {
 		req.Policy.MatchPath(req.Method, &path, &m)
+		if m.Route.TLS && !req.TLS {
+			r.Route, r.Code, r.Detail = m.Route, keyward.CodeTLSRequired, detailTLSRequired
+			return
+		}
 		if m.Route.Public {
 			r.Route, r.Public = m.Route, true
 			return

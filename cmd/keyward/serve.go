@@ -59,6 +59,8 @@ type serveOptions struct {
 	// envInts are the count flags that take their default from the
 	// environment.
 	envInts []envInt
+	// tls is the certificate, --require-tls and --hsts (tls.go).
+	tls tlsOptions
 }
 
 // envDuration is a duration flag whose default comes from an environment
@@ -171,6 +173,16 @@ from starting. The file is read again on SIGHUP and whenever it changes
 (checked every second); a bad file then keeps the policy in use, and the
 log says what is wrong with it.
 
+With --tls-cert and --tls-key, serve answers over HTTPS alone (TLS 1.2 or
+later, HTTP/2 and HTTP/1.1). SIGHUP reads both files again: new
+connections get the new certificate, connections already open keep
+theirs, and a pair that cannot be read, or whose key is not the
+certificate's, is logged and the one in use kept. --require-tls answers
+requests over plain HTTP 403 tls_required (except /healthz and /readyz),
+believing X-Forwarded-Proto: https only from --trusted-proxies; for
+forward-auth, it is the original request that must have come over HTTPS.
+--hsts sets Strict-Transport-Security on answers over HTTPS.
+
 A client address (an IPv6 /64) that sends --failed-attempts keys that are
 refused as malformed, unknown or revoked within --failed-attempts-window
 is blocked for --failed-attempts-block: its requests are answered 429
@@ -193,6 +205,9 @@ off.`,
 					return usageError{d.err}
 				}
 			}
+			if o.tls.requireTLSErr != nil && !cmd.Flags().Changed("require-tls") {
+				return usageError{o.tls.requireTLSErr}
+			}
 			return a.serve(cmd.Context(), o)
 		},
 	}
@@ -203,6 +218,7 @@ off.`,
 	f.StringVar(&o.routes, "routes", a.env("KEYWARD_ROUTES", ""), "route policy file (YAML) for forward-auth and POST /v1/verify; reloaded on SIGHUP and on change (env KEYWARD_ROUTES)")
 	f.StringVar(&o.logFormat, "log-format", a.env("KEYWARD_LOG_FORMAT", "json"), "log format on stderr: json or text (env KEYWARD_LOG_FORMAT)")
 	f.StringVar(&o.redis, "redis", a.env("KEYWARD_REDIS", ""), "URL of the Redis that keeps rate limits shared by every node, such as redis://127.0.0.1:6379/0; without it each node limits alone (env KEYWARD_REDIS)")
+	a.tlsFlags(f, &o.tls)
 	o.envDurations = []envDuration{
 		{flag: "shutdown-timeout", env: "KEYWARD_SHUTDOWN_TIMEOUT", def: 15 * time.Second, example: "15s", value: &o.shutdownTimeout,
 			usage: "how long requests in flight may take to finish on shutdown"},
@@ -326,6 +342,9 @@ func (a *app) serve(ctx context.Context, o serveOptions) error {
 		return usageError{fmt.Errorf("--cache-ttl: must be at most %s, not %s (env KEYWARD_CACHE_TTL): a node reads each cached key again from the database at least that often",
 			strings.TrimSuffix(verify.MaxCacheTTL.String(), "0m0s"), o.cacheTTL)}
 	}
+	if err := o.tls.check(trusted, logger); err != nil {
+		return err
+	}
 	var routes *policy.File
 	if o.routes != "" {
 		if routes, err = policy.Open(o.routes, logger); err != nil {
@@ -399,12 +418,15 @@ func (a *app) runServer(ctx context.Context, o serveOptions, logger *slog.Logger
 	handler, err := httpapi.NewServer(httpapi.Config{
 		Service: svc, Verifier: verifier, Store: store, Logger: logger, TrustedProxies: trusted,
 		StorageTimeout: o.storageTimeout, Routes: routes,
+		RequireTLS: o.tls.requireTLS, HSTS: o.tls.hstsMaxAge,
 	})
 	if err != nil {
 		return err
 	}
 	if routes != nil {
 		go routes.Watch(ctx, time.Second)
+	}
+	if cert := o.tls.certificate; routes != nil || cert != nil {
 		hup := make(chan os.Signal, 1)
 		signal.Notify(hup, syscall.SIGHUP)
 		defer signal.Stop(hup)
@@ -414,7 +436,14 @@ func (a *app) runServer(ctx context.Context, o serveOptions, logger *slog.Logger
 				case <-ctx.Done():
 					return
 				case <-hup:
-					_ = routes.Reload() // Reload logs what it does.
+					// Each Reload logs what it does, and a bad file
+					// keeps what is in use.
+					if routes != nil {
+						_ = routes.Reload()
+					}
+					if cert != nil {
+						_ = cert.Reload()
+					}
 				}
 			}
 		}()
@@ -438,13 +467,22 @@ func (a *app) runServer(ctx context.Context, o serveOptions, logger *slog.Logger
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
 	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
+	if cert := o.tls.certificate; cert != nil {
+		// ServeTLS takes the certificate from TLSConfig's GetCertificate,
+		// so that SIGHUP's reload reaches new handshakes, and offers
+		// HTTP/2.
+		srv.TLSConfig = cert.Config()
+		go func() { served <- srv.ServeTLS(ln, "", "") }()
+	} else {
+		go func() { served <- srv.Serve(ln) }()
+	}
 	logger.Info("listening", "addr", ln.Addr().String(), "db", store.Path(), "version", keyward.Version,
 		"flush_interval", o.flushInterval.String(), "cache_ttl", o.cacheTTL.String(), "storage_timeout", o.storageTimeout.String(),
 		"shutdown_timeout", o.shutdownTimeout.String(), "idle_timeout", o.idleTimeout.String(),
 		"max_conns", o.maxConns, "max_conns_per_ip", o.maxConnsPerIP, "open_file_limit", connlimit.FileLimit(),
 		"failed_attempts", o.failedAttempts, "failed_attempts_window", o.failedAttemptWindow.String(),
-		"failed_attempts_block", o.failedAttemptBlock.String())
+		"failed_attempts_block", o.failedAttemptBlock.String(),
+		"tls", o.tls.certificate != nil, "require_tls", o.tls.requireTLS, "hsts", o.tls.hstsMaxAge.String())
 
 	select {
 	case err := <-served:

@@ -29,6 +29,7 @@ func (a *app) verifyCommand() *cobra.Command {
 		perms                              []string
 		ip, method, path, referrer, origin string
 		routes                             string
+		overTLS                            bool
 	)
 	c := &cobra.Command{
 		Use:   "verify KEY|-",
@@ -45,7 +46,9 @@ A valid check counts as a use of the key: it sets the key's last use, with
 The key's restrictions are checked against --ip, --method and --path,
 --referrer and --origin; a key with endpoint restrictions is refused
 without --path. With --routes FILE and --path, the route policy of the file
-decides what the request needs, as serve --routes does.`,
+decides what the request needs, as serve --routes does; a route of it with
+tls: required refuses the request, tls_required, unless --tls says that it
+came over HTTPS.`,
 		Args: args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, argv []string) (err error) {
 			key := argv[0]
@@ -54,7 +57,7 @@ decides what the request needs, as serve --routes does.`,
 					return err
 				}
 			}
-			req := verify.Request{Key: key, Permissions: perms, Method: method, Target: path, Referer: referrer, Origin: origin}
+			req := verify.Request{Key: key, Permissions: perms, Method: method, Target: path, Referer: referrer, Origin: origin, TLS: overTLS}
 			if routes != "" {
 				file, err := policy.Open(routes, nil)
 				if err != nil {
@@ -99,6 +102,7 @@ decides what the request needs, as serve --routes does.`,
 	c.Flags().StringVar(&path, "path", "", "the request's path (and query string) as received, for the key's endpoint restrictions and --routes")
 	c.Flags().StringVar(&referrer, "referrer", "", "the request's Referer, for the key's referrer restrictions")
 	c.Flags().StringVar(&origin, "origin", "", "the request's Origin, for the key's referrer restrictions when there is no --referrer")
+	c.Flags().BoolVar(&overTLS, "tls", false, "the request came over TLS (HTTPS), for the routes of --routes with tls: required")
 	c.Flags().StringVar(&routes, "routes", "", "a route policy file (see keyward routes check) that decides what the request at --path needs")
 	return c
 }

@@ -156,4 +156,13 @@ func TestVerifyRoutes(t *testing.T) {
 	}
 	fails(t, db, 2, []string{"verify", reader, "--routes", routes}, "--path")
 	fails(t, db, 2, []string{"verify", reader, "--routes", filepath.Join(t.TempDir(), "none.yaml"), "--path", "/x"}, "--routes")
+	// A route with tls: required takes the request with --tls alone.
+	secure := filepath.Join(t.TempDir(), "secure.yaml")
+	if err := os.WriteFile(secure, []byte("routes:\n  - match: GET /v1/contacts/**\n    permissions: [contacts:read]\n    tls: required\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if o := fails(t, db, 1, []string{"verify", reader, "--routes", secure, "--path", "/v1/contacts/1"}); !strings.Contains(o.stdout, "refused: tls_required") {
+		t.Errorf("a route with tls: required, without --tls: %q", o.stdout)
+	}
+	ok(t, db, "verify", reader, "--routes", secure, "--path", "/v1/contacts/1", "--tls")
 }
