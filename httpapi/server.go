@@ -46,6 +46,9 @@ type Config struct {
 	// and POST /v1/verify decide by; nil for none. Its current policy is
 	// read at each request, so a reload applies at once.
 	Routes *policy.File
+	// Done, when closed, ends the change streams (GET /v1/changes), so
+	// that a server shutting down need not wait for them; nil for never.
+	Done <-chan struct{}
 }
 
 type server struct {
@@ -64,7 +67,9 @@ type server struct {
 	storageTimeout time.Duration
 	// policyFile is Config.Routes.
 	policyFile *policy.File
-	openapi    []byte
+	// done is Config.Done.
+	done    <-chan struct{}
+	openapi []byte
 	// idPrefix and idCounter make request ids unique without a random read
 	// per request.
 	idPrefix  string
@@ -78,7 +83,7 @@ type server struct {
 // NewServer returns the HTTP handler of the API, every route and middleware
 // in place.
 func NewServer(c Config) (http.Handler, error) {
-	s := &server{svc: c.Service, verifier: c.Verifier, store: c.Store, log: c.Logger, trusted: c.TrustedProxies, storageTimeout: c.StorageTimeout, now: time.Now, policyFile: c.Routes}
+	s := &server{svc: c.Service, verifier: c.Verifier, store: c.Store, log: c.Logger, trusted: c.TrustedProxies, storageTimeout: c.StorageTimeout, now: time.Now, policyFile: c.Routes, done: c.Done}
 	if c.Service != nil {
 		s.now = c.Service.Now
 	}

@@ -399,6 +399,9 @@ func (a *app) runServer(ctx context.Context, o serveOptions, logger *slog.Logger
 	handler, err := httpapi.NewServer(httpapi.Config{
 		Service: svc, Verifier: verifier, Store: store, Logger: logger, TrustedProxies: trusted,
 		StorageTimeout: o.storageTimeout, Routes: routes,
+		// Shutting down ends the change streams, which would otherwise
+		// hold it up for its whole timeout.
+		Done: ctx.Done(),
 	})
 	if err != nil {
 		return err
