@@ -90,11 +90,13 @@ type Remote struct {
 	cache *otter.Cache[[32]byte, *answer]
 	// storeMu is held shared while an answer is stored and exclusively
 	// while a change drops answers, so that an answer the server gave
-	// before a change is never stored after the change dropped it; gen
-	// counts the changes, and an answer is stored only if none came
-	// while it was asked for.
+	// before a change is never stored after the change dropped it. gen
+	// counts the drops, and recent holds the last ones (drop i at
+	// recent[i%len(recent)]): an answer asked for at gen g is stored only
+	// if no drop since g matches it.
 	storeMu sync.RWMutex
 	gen     atomic.Uint64
+	recent  [recentDrops]func(*answer) bool
 
 	// ttl is the server's cache TTL in nanoseconds, lastSync when the
 	// stream was last heard from (Unix nanoseconds on Clock; 0 before),
@@ -108,6 +110,10 @@ type Remote struct {
 	done   chan struct{}
 	ready  chan struct{} // closed when the stream first connects
 }
+
+// recentDrops is how many drops a Remote remembers for the answers asked
+// for meanwhile: one asked for during more drops than that is not cached.
+const recentDrops = 256
 
 // answer is a cached answer of the server, with when it came.
 type answer struct {
@@ -247,9 +253,16 @@ func (rm *Remote) store(h [32]byte, v *view.Verification, gen uint64) {
 	}
 	rm.storeMu.RLock()
 	defer rm.storeMu.RUnlock()
-	if rm.gen.Load() == gen {
-		rm.cache.Set(h, a)
+	now := rm.gen.Load()
+	if now-gen > recentDrops {
+		return
 	}
+	for g := gen; g < now; g++ {
+		if rm.recent[g%recentDrops](a) {
+			return
+		}
+	}
+	rm.cache.Set(h, a)
 }
 
 // cacheable reports whether the server's answer v may be cached: it names

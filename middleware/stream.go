@@ -53,6 +53,11 @@ func (rm *Remote) Start(ctx context.Context) error {
 	}
 }
 
+// Position returns the change stream's position: every change up to it
+// has dropped the cached answers it names. It is -1 before the stream
+// first connects.
+func (rm *Remote) Position() int64 { return rm.position.Load() }
+
 // Close stops the change stream and waits for it to end. The Remote still
 // answers afterwards, asking the server about every request whose answer
 // is not cached.
@@ -228,11 +233,13 @@ func names(a *answer, c keyward.Change) bool {
 	return true
 }
 
-// drop removes the cached answers that match, and makes the answers being
-// asked for now not to be cached (see store).
+// drop removes the cached answers that match, and keeps match for the
+// answers being asked for now, so that those it matches are not cached
+// (see store).
 func (rm *Remote) drop(match func(*answer) bool) {
 	rm.storeMu.Lock()
 	defer rm.storeMu.Unlock()
+	rm.recent[rm.gen.Load()%recentDrops] = match
 	rm.gen.Add(1)
 	for h, a := range rm.cache.All() {
 		if match(a) {
