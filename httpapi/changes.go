@@ -66,6 +66,12 @@ func (s *server) heartbeat() time.Duration {
 // when the server shuts down (Config.Done).
 func (s *server) handleChanges(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
+	if r.ContentLength != 0 {
+		// A body is no question this route asks; the stream would never
+		// read it.
+		s.writeError(w, r, keyward.Errorf(keyward.CodeInvalidRequest, "GET /v1/changes takes no body: send the request without one."))
+		return
+	}
 	applied, wake := s.verifier.Applied()
 	after, reset := applied, false
 	if id := r.Header.Get("Last-Event-ID"); id != "" {

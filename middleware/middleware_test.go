@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strconv"
 	"sync"
@@ -20,6 +21,7 @@ import (
 	"github.com/keyward/keyward/internal/testclock"
 	"github.com/keyward/keyward/manage"
 	"github.com/keyward/keyward/middleware"
+	"github.com/keyward/keyward/policy"
 	"github.com/keyward/keyward/sqlite"
 	"github.com/keyward/keyward/verify"
 )
@@ -475,5 +477,46 @@ func TestRemoteTTL(t *testing.T) {
 	r := serve(t, mw, "/api/x", key)
 	if r.status != http.StatusServiceUnavailable || r.body["code"] != "storage_unavailable" || r.header.Get("Retry-After") != "1" || r.caller != nil {
 		t.Fatalf("a TTL after the stream was last heard from: %d %v %v", r.status, r.body, r.header)
+	}
+}
+
+// TestInProcessRoutes: with a route policy, the policy decides: a public
+// route passes without a key (and without an identity), a route's
+// permissions are needed, and a request no route takes is refused.
+func TestInProcessRoutes(t *testing.T) {
+	e := newEnv(t, verify.Options{})
+	file := filepath.Join(t.TempDir(), "routes.yaml")
+	if err := os.WriteFile(file, []byte(`default: deny
+routes:
+  - match: GET /health
+    public: true
+  - match: GET /v1/orders/**
+  - match: GET /v1/contacts/**
+    permissions: [contacts:read]
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	routes, err := policy.Open(file, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mw := middleware.New(e.verifier, middleware.Options{Routes: routes})
+	key, _ := e.key(manage.CreateKeyInput{})
+	cases := []struct {
+		target, key string
+		status      int
+		code        string
+	}{
+		{"/health", "", 200, ""},
+		{"/v1/orders/1", key, 200, ""},
+		{"/v1/orders/1", "", 401, "missing_api_key"},
+		{"/v1/contacts/1", key, 403, "insufficient_permissions"},
+		{"/v1/other", key, 403, "endpoint_not_allowed"},
+	}
+	for _, c := range cases {
+		r := serve(t, mw, c.target, c.key)
+		if r.status != c.status || c.code != "" && r.body["code"] != c.code || (r.caller != nil) != (c.key != "" && c.status == 200) {
+			t.Errorf("GET %s with key %t: %d %v, caller %v; want %d %s", c.target, c.key != "", r.status, r.body, r.caller, c.status, c.code)
+		}
 	}
 }
