@@ -75,7 +75,11 @@ func addOperation(r *openapi31.Reflector, rt route, method, path string) error {
 	if rt.req != nil {
 		oc.AddReqStructure(rt.req)
 	}
-	oc.AddRespStructure(rt.resp, openapi.WithHTTPStatus(rt.status))
+	if _, ok := rt.resp.(changeStream); ok {
+		oc.AddRespStructure(rt.resp, openapi.WithHTTPStatus(rt.status), openapi.WithContentType("text/event-stream"))
+	} else {
+		oc.AddRespStructure(rt.resp, openapi.WithHTTPStatus(rt.status))
+	}
 	// Every route answers 400 to a request it cannot read, a route that
 	// takes no key included: it refuses one in its URL.
 	statuses := []int{http.StatusBadRequest, http.StatusInternalServerError}
@@ -168,6 +172,8 @@ func operationID(method, path string) string {
 		return "whoami"
 	case "POST /v1/verify":
 		return "verifyKey"
+	case "GET /v1/changes":
+		return "streamChanges"
 	case "GET /healthz":
 		return "healthz"
 	case "GET /readyz":

@@ -55,6 +55,9 @@ type Config struct {
 	// Strict-Transport-Security header set on answers over TLS (serve
 	// --hsts).
 	HSTS time.Duration
+	// Done, when closed, ends the change streams (GET /v1/changes), so
+	// that a server shutting down need not wait for them; nil for never.
+	Done <-chan struct{}
 }
 
 type server struct {
@@ -77,7 +80,9 @@ type server struct {
 	// Config.HSTS makes, nil for none.
 	requireTLS bool
 	hsts       []string
-	openapi    []byte
+	// done is Config.Done.
+	done    <-chan struct{}
+	openapi []byte
 	// idPrefix and idCounter make request ids unique without a random read
 	// per request.
 	idPrefix  string
@@ -92,7 +97,7 @@ type server struct {
 // in place.
 func NewServer(c Config) (http.Handler, error) {
 	s := &server{svc: c.Service, verifier: c.Verifier, store: c.Store, log: c.Logger, trusted: c.TrustedProxies, storageTimeout: c.StorageTimeout, now: time.Now, policyFile: c.Routes,
-		requireTLS: c.RequireTLS, hsts: hstsHeader(c.HSTS)}
+		requireTLS: c.RequireTLS, hsts: hstsHeader(c.HSTS), done: c.Done}
 	if c.Service != nil {
 		s.now = c.Service.Now
 	}

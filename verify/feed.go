@@ -139,8 +139,10 @@ func (v *Verifier) Refresh(ctx context.Context) error {
 			return err
 		}
 		v.synced(began)
+		v.publish()
 		return nil
 	}
+	defer v.publish()
 	for {
 		changes, err := v.store.Changes(ctx, v.seq, feedBatch)
 		if err != nil {
@@ -160,6 +162,35 @@ func (v *Verifier) Refresh(ctx context.Context) error {
 		}
 	}
 }
+
+// publish makes seq, the position of the last change applied, what
+// Applied returns, and wakes those waiting for it to move on. The caller
+// holds feedMu.
+func (v *Verifier) publish() {
+	v.appliedMu.Lock()
+	defer v.appliedMu.Unlock()
+	if v.seq == v.applied {
+		return
+	}
+	v.applied = v.seq
+	close(v.appliedCh)
+	v.appliedCh = make(chan struct{})
+}
+
+// Applied returns the position in the change feed up to which every change
+// is applied to the cache, and a channel closed once a later one is: what a
+// server streams to remote verifiers (GET /v1/changes), which must learn of
+// a change only once this verifier answers by it. Before the feed was
+// first read, the position is zero.
+func (v *Verifier) Applied() (int64, <-chan struct{}) {
+	v.appliedMu.Lock()
+	defer v.appliedMu.Unlock()
+	return v.applied, v.appliedCh
+}
+
+// CacheTTL returns the cache's time to live (Options.CacheTTL): how long a
+// cached answer may be given when the change feed cannot be read.
+func (v *Verifier) CacheTTL() time.Duration { return time.Duration(v.ttl) }
 
 // synced records that the feed was read, up to its end, by a read that
 // began at began on the cache clock: every cached entry was current then.
@@ -181,6 +212,7 @@ func (v *Verifier) initFeed(ctx context.Context) error {
 		return err
 	}
 	v.synced(began)
+	v.publish()
 	return nil
 }
 

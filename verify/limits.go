@@ -99,6 +99,14 @@ var decisions = sync.Pool{New: func() any { return new(limit.Decision) }}
 // limits (or rate limits that could not be bound, which refuse), quotas or
 // credits.
 func (a *Access) counts() bool {
+	return a.Metered()
+}
+
+// Metered reports whether the key's requests are counted: it has rate
+// limits, a quota or credits, its own or its tenant's. The answer to such
+// a key depends on the requests before it, so a remote verifier must ask
+// about each one rather than answer from its cache.
+func (a *Access) Metered() bool {
 	return a.limits != nil || a.limitsErr != nil || a.metered
 }
 

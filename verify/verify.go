@@ -273,6 +273,13 @@ type Verifier struct {
 	seq      int64      // the last change applied
 	feedInit bool       // whether seq is a position in the feed
 
+	// appliedMu guards applied and appliedCh, which Applied reads without
+	// waiting for a Refresh under way: applied is seq as last published,
+	// and appliedCh is closed, and replaced, when it moves on.
+	appliedMu sync.Mutex
+	applied   int64
+	appliedCh chan struct{}
+
 	lifeMu  sync.Mutex // guards started, closed, stop and done
 	started bool
 	closed  bool
@@ -327,6 +334,7 @@ func New(store Store, opts Options) *Verifier {
 		storageTimeout: opts.StorageTimeout,
 		ttl:            int64(opts.CacheTTL),
 		cacheClock:     cacheClock,
+		appliedCh:      make(chan struct{}),
 		// Verify refreshes entries older than the cache TTL in the
 		// background, and reads those older than MaxCacheTTL again first
 		// (see freshness); the refresh calculator is what lets it. A

@@ -91,6 +91,7 @@ type Verification struct {
 	KeyID       string              `json:"key_id,omitempty"`
 	Name        string              `json:"name,omitempty"`
 	TenantID    string              `json:"tenant_id,omitempty"`
+	TenantSlug  string              `json:"tenant_slug,omitempty" description:"the slug of the key's tenant; absent when the key is refused before its tenant is known"`
 	Environment keyward.Environment `json:"environment,omitempty"`
 	Permissions []string            `json:"permissions,omitzero" description:"the key's effective permissions: those it holds and may use now, [] when none; absent when the key is refused before they are known"`
 	Withheld    []verify.Withheld   `json:"withheld,omitzero" description:"the permissions the key holds but may not use now, and what withholds each (its member, or its tenant's plan); [] when none, absent with permissions"`
@@ -101,6 +102,7 @@ type Verification struct {
 	RateLimit   *RateLimitState     `json:"ratelimit" description:"the key's rate limits after this request, as the RateLimit headers give them; null when the key has none or was refused before they were checked"`
 	RetryAfter  int64               `json:"retry_after,omitempty" description:"with too_many_failed_attempts, rate_limited and quota_exceeded (when the quota resets or the credits are refilled): how many seconds the client must wait before it tries again (answer it with Retry-After)"`
 	RequestID   string              `json:"request_id,omitempty" description:"the X-Request-Id of the answer; absent from the command line's"`
+	Metered     bool                `json:"metered,omitempty" description:"true when the key's requests are counted (rate limits, a quota or credits): the answer depends on the requests before it, so a caller that caches answers must ask about each request of this key"`
 }
 
 // VerificationOf is the answer for res, in the answer whose X-Request-Id
@@ -122,6 +124,7 @@ func VerificationOf(res verify.Result, requestID string) Verification {
 			k.ID, k.Name, k.TenantID, k.Environment, k.Permissions, k.ExpiresAt
 		if a := res.Access; a != nil {
 			out.Permissions, out.Withheld, out.Member, out.Plan = a.Permissions, withheldOf(a), KeyMemberOf(k, a), a.Plan.Name
+			out.TenantSlug, out.Metered = a.Tenant.Slug, a.Metered()
 		}
 		if out.Permissions == nil {
 			out.Permissions = []string{}

@@ -419,6 +419,9 @@ func (a *app) runServer(ctx context.Context, o serveOptions, logger *slog.Logger
 		Service: svc, Verifier: verifier, Store: store, Logger: logger, TrustedProxies: trusted,
 		StorageTimeout: o.storageTimeout, Routes: routes,
 		RequireTLS: o.tls.requireTLS, HSTS: o.tls.hstsMaxAge,
+		// Shutting down ends the change streams, which would otherwise
+		// hold it up for its whole timeout.
+		Done: ctx.Done(),
 	})
 	if err != nil {
 		return err

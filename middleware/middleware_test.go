@@ -1,0 +1,522 @@
+package middleware_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/keyward/keyward"
+	"github.com/keyward/keyward/apikey"
+	"github.com/keyward/keyward/httpapi"
+	"github.com/keyward/keyward/internal/testclock"
+	"github.com/keyward/keyward/manage"
+	"github.com/keyward/keyward/middleware"
+	"github.com/keyward/keyward/policy"
+	"github.com/keyward/keyward/sqlite"
+	"github.com/keyward/keyward/verify"
+)
+
+// env is a Keyward server on a real SQLite store, behind a real HTTP
+// listener on loopback that the test can stop and start again on the same
+// address, with the verifier that the in-process middleware shares.
+type env struct {
+	t        *testing.T
+	store    keyward.Store
+	verifier *verify.Verifier
+	// svc writes through the server's verifier, as the API does; cli
+	// writes to the store alone, as the command line does, so that its
+	// changes reach the server by the change feed.
+	svc, cli *manage.Service
+	handler  http.Handler
+	addr     string
+	srv      *http.Server
+	url      string
+
+	verifies   atomic.Int64 // POST /v1/verify requests the server received
+	mu         sync.Mutex
+	lastEvents []string // the Last-Event-ID of each GET /v1/changes
+}
+
+func newEnv(t *testing.T, vopts verify.Options) *env {
+	t.Helper()
+	ctx := context.Background()
+	store, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "keyward.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	format, err := apikey.NewFormat(apikey.DefaultPrefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vopts.Format, vopts.FlushInterval = format, time.Hour
+	v := verify.New(store, vopts)
+	if err := v.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { v.Close(context.Background()) })
+	e := &env{t: t, store: store, verifier: v,
+		svc: manage.New(manage.Config{Store: store, Format: format, AfterChange: v.Refresh}),
+		cli: manage.New(manage.Config{Store: store, Format: format})}
+	if _, err := e.svc.Bootstrap(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.svc.CreateTenant(ctx, manage.CommandLine(), manage.CreateTenantInput{Slug: "acme"}); err != nil {
+		t.Fatal(err)
+	}
+	api, err := httpapi.NewServer(httpapi.Config{Service: e.svc, Verifier: v, Store: store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/v1/verify":
+			e.verifies.Add(1)
+		case "/v1/changes":
+			e.mu.Lock()
+			e.lastEvents = append(e.lastEvents, r.Header.Get("Last-Event-ID"))
+			e.mu.Unlock()
+		}
+		api.ServeHTTP(w, r)
+	})
+	e.start("127.0.0.1:0")
+	t.Cleanup(e.stop)
+	return e
+}
+
+// start serves the API on addr.
+func (e *env) start(addr string) {
+	e.t.Helper()
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.addr = ln.Addr().String()
+	e.url = "http://" + e.addr
+	e.srv = &http.Server{Handler: e.handler}
+	go e.srv.Serve(ln)
+}
+
+// stop closes the listener and every connection at once: the change
+// streams are cut as by a crash or a lost network.
+func (e *env) stop() { e.srv.Close() }
+
+// key creates a key of acme with in's settings (its tenant and a name by
+// default) and returns its plaintext and id.
+func (e *env) key(in manage.CreateKeyInput) (string, string) {
+	e.t.Helper()
+	if in.TenantID == "" {
+		in.TenantID = "acme"
+	}
+	if in.Name == "" {
+		in.Name = "client"
+	}
+	k, plain, err := e.svc.CreateKey(context.Background(), manage.CommandLine(), in)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return plain, k.ID
+}
+
+// remote returns a Remote of the server, started, with a key of its own
+// with keyward:verify.
+func (e *env) remote(opts middleware.RemoteOptions) *middleware.Remote {
+	e.t.Helper()
+	opts.Key, _ = e.key(manage.CreateKeyInput{TenantID: keyward.SystemTenantID, Name: "remote", Permissions: []string{keyward.PermVerify}})
+	opts.URL = e.url
+	rm, err := middleware.NewRemote(opts)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := rm.Start(ctx); err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(func() { rm.Close() })
+	return rm
+}
+
+// caughtUp waits until the stream of rm has sent every change the
+// server's verifier applied: an answer asked for while a change to its key
+// is on its way is not cached.
+func (e *env) caughtUp(rm *middleware.Remote) {
+	e.t.Helper()
+	applied, _ := e.verifier.Applied()
+	deadline := time.Now().Add(5 * time.Second)
+	for rm.Position() < applied {
+		if time.Now().After(deadline) {
+			e.t.Fatalf("the stream's position %d never reached %d", rm.Position(), applied)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// reply is an answer of the middleware, or of forward-auth.
+type reply struct {
+	status int
+	header http.Header
+	body   map[string]any
+	caller *middleware.Caller
+}
+
+// echo is the API behind the middleware: it answers 200 and keeps the
+// Caller it was handed.
+func echo(got **middleware.Caller) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		*got, _ = middleware.Identity(r.Context())
+		w.WriteHeader(http.StatusOK)
+	})
+}
+
+// serve sends GET target with key (none when "") through the middleware mw.
+func serve(t *testing.T, mw func(http.Handler) http.Handler, target, key string) reply {
+	t.Helper()
+	var c *middleware.Caller
+	req := httptest.NewRequest("GET", target, nil)
+	if key != "" {
+		req.Header.Set("X-API-Key", key)
+	}
+	rec := httptest.NewRecorder()
+	mw(echo(&c)).ServeHTTP(rec, req)
+	rp := reply{status: rec.Code, header: rec.Header(), caller: c}
+	if rec.Body.Len() > 0 {
+		if err := json.Unmarshal(rec.Body.Bytes(), &rp.body); err != nil {
+			t.Fatalf("the body is not JSON: %v\n%s", err, rec.Body)
+		}
+	}
+	if rec.Header().Get("X-Request-Id") == "" {
+		t.Errorf("no X-Request-Id")
+	}
+	return rp
+}
+
+// forwardAuth asks the server's forward-auth about GET target with key,
+// with the permissions of query ("" for none).
+func (e *env) forwardAuth(target, key, query string) reply {
+	e.t.Helper()
+	req, err := http.NewRequest("GET", e.url+"/v1/forward-auth"+query, nil)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	req.Header.Set("X-Forwarded-Uri", target)
+	req.Header.Set("X-Forwarded-Method", "GET")
+	if key != "" {
+		req.Header.Set("X-API-Key", key)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	rp := reply{status: resp.StatusCode, header: resp.Header}
+	if len(raw) > 0 {
+		if err := json.Unmarshal(raw, &rp.body); err != nil {
+			e.t.Fatalf("forward-auth's body is not JSON: %v\n%s", err, raw)
+		}
+	}
+	return rp
+}
+
+// TestInProcess: a valid key passes with its identity in the context; a
+// refused one never reaches the handler.
+func TestInProcess(t *testing.T) {
+	e := newEnv(t, verify.Options{})
+	key, id := e.key(manage.CreateKeyInput{Name: "order-bot", Environment: "test"})
+	mw := middleware.New(e.verifier, middleware.Options{})
+
+	r := serve(t, mw, "/api/orders", key)
+	want := middleware.Caller{KeyID: id, KeyName: "order-bot", TenantSlug: "acme", Plan: manage.DefaultPlan, Environment: keyward.Test}
+	if r.status != http.StatusOK || r.caller == nil {
+		t.Fatalf("status %d, caller %v: %v", r.status, r.caller, r.body)
+	}
+	got := *r.caller
+	if got.TenantID == "" || len(got.Permissions) != 0 {
+		t.Errorf("caller %+v", got)
+	}
+	got.TenantID, got.Permissions = "", nil
+	if got.KeyID != want.KeyID || got.KeyName != want.KeyName || got.TenantSlug != want.TenantSlug || got.Plan != want.Plan ||
+		got.Environment != want.Environment || got.MemberID != "" {
+		t.Errorf("caller %+v, want %+v", got, want)
+	}
+
+	r = serve(t, mw, "/api/orders", "")
+	if r.status != http.StatusUnauthorized || r.caller != nil || r.body["code"] != "missing_api_key" {
+		t.Errorf("without a key: %d %v, caller %v", r.status, r.body, r.caller)
+	}
+	if _, ok := middleware.Identity(context.Background()); ok {
+		t.Errorf("Identity of a context the middleware never saw")
+	}
+}
+
+// TestSameAnswersAsForwardAuth: in process and remote, the middleware
+// refuses as forward-auth does, with the same status, problem, challenge
+// and Retry-After; a valid key gets the same RateLimit headers.
+func TestSameAnswersAsForwardAuth(t *testing.T) {
+	e := newEnv(t, verify.Options{FailedAttempts: verify.NoFailedAttemptLimit})
+	rm := e.remote(middleware.RemoteOptions{})
+	ctx := context.Background()
+
+	valid, _ := e.key(manage.CreateKeyInput{})
+	revoked, revokedID := e.key(manage.CreateKeyInput{})
+	if _, err := e.svc.RevokeKey(ctx, manage.CommandLine(), revokedID); err != nil {
+		t.Fatal(err)
+	}
+	disabled, disabledID := e.key(manage.CreateKeyInput{})
+	off := false
+	if _, err := e.svc.UpdateKey(ctx, manage.CommandLine(), disabledID, manage.UpdateKeyInput{Enabled: &off}); err != nil {
+		t.Fatal(err)
+	}
+	limited, _ := e.key(manage.CreateKeyInput{RateLimits: []keyward.RateLimit{{Name: "hourly", Limit: 3, Period: keyward.Duration(time.Hour)}}})
+	unknown, err := e.verifier.Format().Generate(keyward.Live)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	cases := []struct {
+		name, key   string
+		permissions []string
+		status      int
+		code        string
+	}{
+		{"valid", valid, nil, 200, ""},
+		{"missing", "", nil, 401, "missing_api_key"},
+		{"malformed", valid[:len(valid)-1] + "x", nil, 401, "malformed_api_key"},
+		{"unknown", unknown, nil, 401, "invalid_api_key"},
+		{"revoked", revoked, nil, 401, "revoked_api_key"},
+		{"disabled", disabled, nil, 403, "key_disabled"},
+		{"insufficient permissions", valid, []string{"reports:read"}, 403, "insufficient_permissions"},
+		{"rate limits", limited, nil, 200, ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			query := ""
+			if c.permissions != nil {
+				query = "?permissions=" + c.permissions[0]
+			}
+			fa := e.forwardAuth("/api/x", c.key, query)
+			opts := middleware.Options{Permissions: c.permissions}
+			for mode, mw := range map[string]func(http.Handler) http.Handler{
+				"in process": middleware.New(e.verifier, opts),
+				"remote":     rm.Middleware(opts),
+			} {
+				got := serve(t, mw, "/api/x", c.key)
+				if fa.status != c.status || got.status != c.status {
+					t.Errorf("%s: status %d, forward-auth %d, want %d: %v", mode, got.status, fa.status, c.status, got.body)
+				}
+				if c.code == "" {
+					if got.caller == nil {
+						t.Errorf("%s: no caller", mode)
+					}
+				} else {
+					for _, m := range []string{"type", "title", "status", "detail", "code", "success"} {
+						if got.body[m] != fa.body[m] {
+							t.Errorf("%s: %s %v, forward-auth's %v", mode, m, got.body[m], fa.body[m])
+						}
+					}
+					if got.body["code"] != c.code {
+						t.Errorf("%s: code %v, want %s", mode, got.body["code"], c.code)
+					}
+					if got.body["request_id"] != got.header.Get("X-Request-Id") {
+						t.Errorf("%s: request_id %v, X-Request-Id %q", mode, got.body["request_id"], got.header.Get("X-Request-Id"))
+					}
+				}
+				for _, h := range []string{"WWW-Authenticate", "Retry-After", "Content-Type", "RateLimit-Policy", "X-RateLimit-Limit"} {
+					if g, f := got.header.Get(h), fa.header.Get(h); g != f {
+						t.Errorf("%s: %s %q, forward-auth's %q", mode, h, g, f)
+					}
+				}
+			}
+			if c.name == "rate limits" && fa.header.Get("RateLimit-Policy") == "" {
+				t.Errorf("forward-auth sent no RateLimit-Policy for a key with rate limits")
+			}
+		})
+	}
+
+	// The key of three requests an hour has made them: the fourth is
+	// refused, with Retry-After, by each alike.
+	fa := e.forwardAuth("/api/x", limited, "")
+	for mode, mw := range map[string]func(http.Handler) http.Handler{
+		"in process": middleware.New(e.verifier, middleware.Options{}),
+		"remote":     rm.Middleware(middleware.Options{}),
+	} {
+		got := serve(t, mw, "/api/x", limited)
+		if fa.status != 429 || got.status != 429 || got.body["code"] != "rate_limited" || got.header.Get("Retry-After") == "" ||
+			got.header.Get("RateLimit") != fa.header.Get("RateLimit") {
+			t.Errorf("%s: %d %v %v, forward-auth's %d %v", mode, got.status, got.body, got.header, fa.status, fa.header)
+		}
+	}
+}
+
+// TestRemoteRevocation: a key revoked from the command line (written to the
+// store alone) is refused by a remote verifier within a second, though its
+// answer was cached.
+func TestRemoteRevocation(t *testing.T) {
+	e := newEnv(t, verify.Options{})
+	rm := e.remote(middleware.RemoteOptions{})
+	mw := rm.Middleware(middleware.Options{})
+	key, id := e.key(manage.CreateKeyInput{})
+	e.caughtUp(rm)
+
+	if r := serve(t, mw, "/api/x", key); r.status != http.StatusOK {
+		t.Fatalf("status %d: %v", r.status, r.body)
+	}
+	asked := e.verifies.Load()
+	if r := serve(t, mw, "/api/x", key); r.status != http.StatusOK || e.verifies.Load() != asked {
+		t.Fatalf("the second request was not answered from the cache: %d, %d questions after %d", r.status, e.verifies.Load(), asked)
+	}
+
+	if _, err := e.cli.RevokeKey(context.Background(), manage.CommandLine(), id); err != nil {
+		t.Fatal(err)
+	}
+	revoked := time.Now()
+	for {
+		r := serve(t, mw, "/api/x", key)
+		if r.status == http.StatusUnauthorized && r.body["code"] == "revoked_api_key" {
+			break
+		}
+		if time.Since(revoked) > time.Second {
+			t.Fatalf("the revocation did not reach the remote verifier within 1 s: %d %v", r.status, r.body)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestRemoteStreamResumes: when the stream is lost (the server stops, and
+// comes back on the same address), the remote verifier reconnects from its
+// last position and hears of the change made meanwhile, while what did not
+// change stays cached.
+func TestRemoteStreamResumes(t *testing.T) {
+	e := newEnv(t, verify.Options{})
+	rm := e.remote(middleware.RemoteOptions{})
+	mw := rm.Middleware(middleware.Options{})
+	a, aID := e.key(manage.CreateKeyInput{Name: "a"})
+	b, _ := e.key(manage.CreateKeyInput{Name: "b"})
+	e.caughtUp(rm)
+	for _, k := range []string{a, b} {
+		if r := serve(t, mw, "/api/x", k); r.status != http.StatusOK {
+			t.Fatalf("status %d: %v", r.status, r.body)
+		}
+	}
+	before := rm.Position()
+
+	e.stop()
+	if _, err := e.svc.RevokeKey(context.Background(), manage.CommandLine(), aID); err != nil {
+		t.Fatal(err)
+	}
+	// While the server is away, both keys are answered from the cache,
+	// within its TTL, as the server would.
+	for _, k := range []string{a, b} {
+		if r := serve(t, mw, "/api/x", k); r.status != http.StatusOK {
+			t.Fatalf("with the server away: status %d: %v", r.status, r.body)
+		}
+	}
+	e.start(e.addr)
+
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		r := serve(t, mw, "/api/x", a)
+		if r.status == http.StatusUnauthorized && r.body["code"] == "revoked_api_key" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the revocation made while the stream was lost never reached it: %d %v", r.status, r.body)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	asked := e.verifies.Load()
+	if r := serve(t, mw, "/api/x", b); r.status != http.StatusOK || e.verifies.Load() != asked {
+		t.Errorf("b, unchanged, was not answered from the cache after the stream resumed: %d, %d questions after %d", r.status, e.verifies.Load(), asked)
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	resumed := e.lastEvents[len(e.lastEvents)-1]
+	if len(e.lastEvents) < 2 || e.lastEvents[0] != "" || resumed != strconv.FormatInt(before, 10) {
+		t.Errorf("Last-Event-ID of each connection %q, want the last one %d", e.lastEvents, before)
+	}
+}
+
+// TestRemoteTTL: with the server unreachable, a cached answer is given for
+// the server's cache TTL after it came, and past it while the stream was
+// heard from within the TTL; then the request is refused, 503.
+func TestRemoteTTL(t *testing.T) {
+	const ttl = time.Minute
+	e := newEnv(t, verify.Options{CacheTTL: ttl})
+	clk := testclock.New(time.Now())
+	rm := e.remote(middleware.RemoteOptions{Clock: clk.Now})
+	mw := rm.Middleware(middleware.Options{})
+	key, _ := e.key(manage.CreateKeyInput{})
+	e.caughtUp(rm)
+	if r := serve(t, mw, "/api/x", key); r.status != http.StatusOK {
+		t.Fatalf("status %d: %v", r.status, r.body)
+	}
+
+	// Past the TTL, with the stream heard from just now (a change of
+	// another key), and the server gone: still answered.
+	clk.Advance(ttl + time.Second)
+	e.key(manage.CreateKeyInput{Name: "other"})
+	e.caughtUp(rm)
+	e.stop()
+	if r := serve(t, mw, "/api/x", key); r.status != http.StatusOK {
+		t.Fatalf("past the TTL, the stream heard from within it, the server gone: status %d: %v", r.status, r.body)
+	}
+
+	// A TTL after the stream was last heard from: refused.
+	clk.Advance(ttl)
+	r := serve(t, mw, "/api/x", key)
+	if r.status != http.StatusServiceUnavailable || r.body["code"] != "storage_unavailable" || r.header.Get("Retry-After") != "1" || r.caller != nil {
+		t.Fatalf("a TTL after the stream was last heard from: %d %v %v", r.status, r.body, r.header)
+	}
+}
+
+// TestInProcessRoutes: with a route policy, the policy decides: a public
+// route passes without a key (and without an identity), a route's
+// permissions are needed, and a request no route takes is refused.
+func TestInProcessRoutes(t *testing.T) {
+	e := newEnv(t, verify.Options{})
+	file := filepath.Join(t.TempDir(), "routes.yaml")
+	if err := os.WriteFile(file, []byte(`default: deny
+routes:
+  - match: GET /health
+    public: true
+  - match: GET /v1/orders/**
+  - match: GET /v1/contacts/**
+    permissions: [contacts:read]
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	routes, err := policy.Open(file, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mw := middleware.New(e.verifier, middleware.Options{Routes: routes})
+	key, _ := e.key(manage.CreateKeyInput{})
+	cases := []struct {
+		target, key string
+		status      int
+		code        string
+	}{
+		{"/health", "", 200, ""},
+		{"/v1/orders/1", key, 200, ""},
+		{"/v1/orders/1", "", 401, "missing_api_key"},
+		{"/v1/contacts/1", key, 403, "insufficient_permissions"},
+		{"/v1/other", key, 403, "endpoint_not_allowed"},
+	}
+	for _, c := range cases {
+		r := serve(t, mw, c.target, c.key)
+		if r.status != c.status || c.code != "" && r.body["code"] != c.code || (r.caller != nil) != (c.key != "" && c.status == 200) {
+			t.Errorf("GET %s with key %t: %d %v, caller %v; want %d %s", c.target, c.key != "", r.status, r.body, r.caller, c.status, c.code)
+		}
+	}
+}
