@@ -294,7 +294,8 @@ const (
 const (
 	detailForwardParam = "The proxy asks /v1/forward-auth with %s, which it does not know: " +
 		"it takes only permissions and nginx. %sFix the address the proxy sends forward-auth requests to " +
-		"(nginx: proxy_pass in the auth_request location; Traefik: forwardAuth.address)."
+		"(nginx: proxy_pass in the auth_request location; Traefik: forwardAuth.address; " +
+		"Caddy: the uri of forward_auth, which passes the request's own query string on unless the uri has one, if only a ?)."
 	detailForwardTwice = "The proxy asks /v1/forward-auth with the %s parameter more than once: " +
 		"give it once%s, in the address the proxy sends forward-auth requests to (nginx: proxy_pass)."
 	detailForwardEmptyPerms = "The proxy asks /v1/forward-auth with an empty permissions parameter: " +
