@@ -358,6 +358,9 @@ routes:
     public: true
   - match: GET /api/contacts/**
     permissions: [contacts:read]
+  - match: GET /api/billing
+    permissions: [contacts:read]
+    tls: required
 `
 
 // TestNginxRoutes puts a real nginx, with the README's snippets less the
@@ -394,7 +397,7 @@ func TestNginxRoutes(t *testing.T) {
 	ok(t, db, "tenants", "create", "acme")
 	reader := strings.TrimSpace(ok(t, db, "keys", "create", "--tenant", "acme", "--name", "Zoë", "--permissions", "contacts:read").stdout)
 	writer := strings.TrimSpace(ok(t, db, "keys", "create", "--tenant", "acme", "--name", "w", "--permissions", "contacts:write").stdout)
-	send := func(path, key string) nginxAnswer {
+	send := func(path, key string, header ...string) nginxAnswer {
 		t.Helper()
 		req, err := http.NewRequest("GET", proxy+path, nil)
 		if err != nil {
@@ -402,6 +405,9 @@ func TestNginxRoutes(t *testing.T) {
 		}
 		if key != "" {
 			req.Header.Set("X-API-Key", key)
+		}
+		for i := 0; i+1 < len(header); i += 2 {
+			req.Header.Set(header[i], header[i+1])
 		}
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
@@ -432,6 +438,11 @@ func TestNginxRoutes(t *testing.T) {
 	}
 	if a := send("/api/contacts/1", writer); a.status != 403 || code(a) != keyward.CodeInsufficientPermissions {
 		t.Errorf("a key without the route's permission: %d %s", a.status, a.body)
+	}
+	// nginx sets X-Forwarded-Proto itself: a client's own "https" over
+	// plain HTTP does not pass a route that requires TLS.
+	if a := send("/api/billing", reader, "X-Forwarded-Proto", "https"); a.status != 403 || code(a) != keyward.CodeTLSRequired {
+		t.Errorf("a TLS-only route over plain HTTP, the client claiming https: %d %s", a.status, a.body)
 	}
 	if a := send("/api/contacts/1", ""); a.status != 401 || code(a) != keyward.CodeMissingAPIKey {
 		t.Errorf("no key: %d %s", a.status, a.body)
