@@ -135,7 +135,7 @@ func TestOneShape(t *testing.T) {
 			}
 			// Every field of the answer is there once the key is known to
 			// authenticate.
-			want := []string{"detail", "code", "environment", "key_id", "name", "permissions", "plan", "ratelimit", "status", "tenant_id", "valid", "withheld"}
+			want := []string{"detail", "code", "environment", "key_id", "name", "permissions", "plan", "ratelimit", "status", "tenant_id", "tenant_slug", "valid", "withheld"}
 			switch {
 			case tc.code == "":
 				want = slices.DeleteFunc(want, func(f string) bool { return f == "detail" || f == "code" })
