@@ -48,6 +48,12 @@ type Options struct {
 	// the connection's peer (Request.RemoteAddr). Behind a proxy, give
 	// one that reads the proxy's X-Forwarded-For.
 	ClientIP func(*http.Request) netip.Addr
+	// TLS reports whether the client's request came over TLS (HTTPS),
+	// which a route of the policy with tls: required asks for; nil means
+	// the connection's own (Request.TLS). Behind a proxy that ends TLS,
+	// give one that reads the scheme the proxy sets (X-Forwarded-Proto),
+	// from your own proxy only.
+	TLS func(*http.Request) bool
 	// Logger receives the failures of the verification itself (the
 	// store or the server cannot be reached); nil discards them. It
 	// never receives a key.
@@ -109,7 +115,7 @@ func wrap(check checker, opts Options) func(http.Handler) http.Handler {
 			}
 			req := verify.Request{
 				Method: r.Method, Target: target, Referer: r.Header.Get("Referer"), Origin: r.Header.Get("Origin"),
-				Permissions: opts.Permissions, IP: clientIP(r, opts.ClientIP),
+				Permissions: opts.Permissions, IP: clientIP(r, opts.ClientIP), TLS: overTLS(r, opts.TLS),
 			}
 			c, err := check(w, r, &req)
 			if err != nil {
@@ -139,6 +145,14 @@ func clientIP(r *http.Request, of func(*http.Request) netip.Addr) netip.Addr {
 	return ap.Addr().Unmap()
 }
 
+// overTLS reports whether r came over TLS: of, or the connection's own.
+func overTLS(r *http.Request, of func(*http.Request) bool) bool {
+	if of != nil {
+		return of(r)
+	}
+	return r.TLS != nil
+}
+
 // New returns the middleware that verifies keys in process with v, which
 // the caller made on its store (verify.New) and started (Verifier.Start),
 // so that the change feed keeps its cache fresh, and closes when done.
@@ -150,7 +164,9 @@ func New(v *verify.Verifier, opts Options) func(http.Handler) http.Handler {
 
 // checkLocal verifies r with v as forward-auth does, with the route policy
 // of routes (nil for none): a request without a key, or with an
-// Authorization header meant for someone else, passes a public route.
+// Authorization header meant for someone else, passes a public route, and
+// is refused tls_required by a route with tls: required, as forward-auth
+// refuses it.
 func checkLocal(v *verify.Verifier, routes *policy.File, w http.ResponseWriter, r *http.Request, req *verify.Request) (*Caller, *keyward.Error) {
 	if routes != nil {
 		req.Policy = routes.Policy()
@@ -158,8 +174,12 @@ func checkLocal(v *verify.Verifier, routes *policy.File, w http.ResponseWriter, 
 	key, kerr := verify.KeyFromRequest(r, v.Format())
 	if kerr != nil {
 		if req.Policy != nil && (kerr.Code == keyward.CodeMissingAPIKey || kerr.Code == keyward.CodeMalformedAPIKey) {
-			if res := v.Verify(r.Context(), verify.Request{Method: req.Method, Target: req.Target, Policy: req.Policy}); res.Public {
+			res := v.Verify(r.Context(), verify.Request{Method: req.Method, Target: req.Target, Policy: req.Policy, TLS: req.TLS})
+			switch {
+			case res.Public:
 				return nil, nil
+			case res.Code == keyward.CodeTLSRequired:
+				return nil, res.Err()
 			}
 		}
 		return nil, kerr

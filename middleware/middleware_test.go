@@ -49,6 +49,13 @@ type env struct {
 
 func newEnv(t *testing.T, vopts verify.Options) *env {
 	t.Helper()
+	return newEnvConfig(t, vopts, nil)
+}
+
+// newEnvConfig is newEnv, with the server's Config changed by cfg (nil for
+// none).
+func newEnvConfig(t *testing.T, vopts verify.Options, cfg func(*httpapi.Config)) *env {
+	t.Helper()
 	ctx := context.Background()
 	store, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "keyward.db"))
 	if err != nil {
@@ -74,7 +81,11 @@ func newEnv(t *testing.T, vopts verify.Options) *env {
 	if _, err := e.svc.CreateTenant(ctx, manage.CommandLine(), manage.CreateTenantInput{Slug: "acme"}); err != nil {
 		t.Fatal(err)
 	}
-	api, err := httpapi.NewServer(httpapi.Config{Service: e.svc, Verifier: v, Store: store})
+	config := httpapi.Config{Service: e.svc, Verifier: v, Store: store}
+	if cfg != nil {
+		cfg(&config)
+	}
+	api, err := httpapi.NewServer(config)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -190,8 +190,12 @@ func (rm *Remote) check(w http.ResponseWriter, r *http.Request, req *verify.Requ
 		if err != nil {
 			return nil, unavailable(err)
 		}
-		if v.Valid && v.KeyID == "" {
+		switch {
+		case v.Valid && v.KeyID == "":
 			return nil, nil
+		case v.Code == keyward.CodeTLSRequired:
+			// The route takes HTTPS only, and says so first.
+			return rm.use(w, v)
 		}
 		return nil, kerr
 	}
@@ -308,13 +312,17 @@ func setRateLimitHeaders(h http.Header, rl *view.RateLimitState) {
 }
 
 // cacheKey is the hash of everything an answer depends on: the key and
-// what the request says of itself.
+// what the request says of itself, its scheme included.
 func cacheKey(req *verify.Request) [32]byte {
 	s := sha256.New()
 	for _, part := range []string{req.Key, req.IP.String(), req.Method, req.Target, req.Referer, req.Origin} {
 		s.Write([]byte(part))
 		s.Write([]byte{0})
 	}
+	if req.TLS {
+		s.Write([]byte("tls"))
+	}
+	s.Write([]byte{0})
 	for _, p := range req.Permissions {
 		s.Write([]byte(p))
 		s.Write([]byte{','})
@@ -333,13 +341,14 @@ type verifyBody struct {
 	Path        string   `json:"path,omitempty"`
 	Referrer    string   `json:"referrer,omitempty"`
 	Origin      string   `json:"origin,omitempty"`
+	TLS         bool     `json:"tls,omitempty"`
 }
 
 // ask asks the server about the request req with key, in a request whose
 // X-Request-Id is id. An answer other than 200 is an error that names its
 // code, never the key.
 func (rm *Remote) ask(ctx context.Context, req *verify.Request, key, id string) (*view.Verification, error) {
-	body := verifyBody{Key: key, Permissions: req.Permissions, Method: req.Method, Path: req.Target, Referrer: req.Referer, Origin: req.Origin}
+	body := verifyBody{Key: key, Permissions: req.Permissions, Method: req.Method, Path: req.Target, Referrer: req.Referer, Origin: req.Origin, TLS: req.TLS}
 	if req.IP.IsValid() {
 		body.IP = req.IP.String()
 	}
