@@ -22,7 +22,7 @@ type changesRequest struct {
 //
 //	event: ready    data: {"position", "cache_ttl", "reset"}    once, first
 //	event: change   data: {"seq", "kind", "id", "at"}           with id: seq
-//	event: sync     data: {"position"}                          every heartbeat, with id: position
+//	event: sync     data: {"position"}                          once the changes before the stream began are sent, then every heartbeat, with id: position
 type changeStream struct {
 	Ready  streamReady    `json:"ready"`
 	Change keyward.Change `json:"change"`
@@ -36,8 +36,9 @@ type streamReady struct {
 	Reset    bool  `json:"reset" description:"true when the stream cannot go on from Last-Event-ID (it names a position this server's feed never reached): the verifier must drop what it cached"`
 }
 
-// streamSync is the heartbeat of a change stream: every change up to
-// Position was sent.
+// streamSync says that every change up to Position was sent: once the
+// stream has sent the changes before it began (the client is caught up),
+// then at each heartbeat.
 type streamSync struct {
 	Position int64 `json:"position"`
 }
@@ -109,10 +110,20 @@ func (s *server) handleChanges(w http.ResponseWriter, r *http.Request) {
 	if err := writeEvent(w, "ready", -1, streamReady{Position: after, CacheTTL: ttl, Reset: reset}); err != nil || rc.Flush() != nil {
 		return
 	}
+	// The changes since the position the client resumes from, then a
+	// sync, at once: the client is caught up, and may answer from its
+	// cache again.
+	var err error
+	if after, err = s.sendChanges(ctx, w, after, applied); err != nil {
+		s.log.WarnContext(ctx, "change stream: ending it; the client will reconnect", "request_id", requestID(w), "err", err)
+		return
+	}
+	if writeEvent(w, "sync", after, streamSync{Position: after}) != nil || rc.Flush() != nil {
+		return
+	}
 	beat := time.NewTicker(s.heartbeat())
 	defer beat.Stop()
 	for {
-		var err error
 		if after, err = s.sendChanges(ctx, w, after, applied); err != nil {
 			s.log.WarnContext(ctx, "change stream: ending it; the client will reconnect", "request_id", requestID(w), "err", err)
 			return

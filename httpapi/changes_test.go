@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/keyward/keyward"
 )
@@ -80,6 +81,24 @@ func TestChangesStream(t *testing.T) {
 	}
 	if ev := next(sc2); !strings.Contains(ev, "id: "+seq+"\n") {
 		t.Fatalf("resumed: the change %s was not sent again: %q", seq, ev)
+	}
+	// Then at once, not at the next heartbeat, a sync: the client has
+	// every change before the stream began, and may trust its cache.
+	synced := make(chan string, 1)
+	go func() {
+		var ev []string
+		for sc2.Scan() && sc2.Text() != "" {
+			ev = append(ev, sc2.Text())
+		}
+		synced <- strings.Join(ev, "\n")
+	}()
+	select {
+	case ev := <-synced:
+		if ev != "event: sync\nid: "+seq+"\ndata: {\"position\":"+seq+"}" {
+			t.Fatalf("resumed: after the changes it missed, %q, want a sync at %s", ev, seq)
+		}
+	case <-time.After(min(h.verifier.CacheTTL()/4, 10*time.Second) / 2): // half a heartbeat
+		t.Fatalf("resumed: no sync after the changes it missed")
 	}
 	sc3, close3 := open("999999")
 	defer close3()

@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -42,7 +43,10 @@ type env struct {
 	srv      *http.Server
 	url      string
 
-	verifies   atomic.Int64 // POST /v1/verify requests the server received
+	verifies atomic.Int64 // POST /v1/verify requests the server received
+	// noStreams makes the server answer GET /v1/changes 503, as a proxy
+	// in front of it that cuts long requests might.
+	noStreams  atomic.Bool
 	mu         sync.Mutex
 	lastEvents []string // the Last-Event-ID of each GET /v1/changes
 }
@@ -94,6 +98,10 @@ func newEnvConfig(t *testing.T, vopts verify.Options, cfg func(*httpapi.Config))
 		case "/v1/verify":
 			e.verifies.Add(1)
 		case "/v1/changes":
+			if e.noStreams.Load() {
+				http.Error(w, "no streams here", http.StatusServiceUnavailable)
+				return
+			}
 			e.mu.Lock()
 			e.lastEvents = append(e.lastEvents, r.Header.Get("Last-Event-ID"))
 			e.mu.Unlock()
@@ -158,14 +166,14 @@ func (e *env) remote(opts middleware.RemoteOptions) *middleware.Remote {
 	return rm
 }
 
-// caughtUp waits until the stream of rm has sent every change the
-// server's verifier applied: an answer asked for while a change to its key
-// is on its way is not cached.
+// caughtUp waits until the stream of rm is live and has sent every change
+// the server's verifier applied: an answer asked for while a change to its
+// key is on its way is not cached.
 func (e *env) caughtUp(rm *middleware.Remote) {
 	e.t.Helper()
 	applied, _ := e.verifier.Applied()
 	deadline := time.Now().Add(5 * time.Second)
-	for rm.Position() < applied {
+	for rm.Position() < applied || !rm.Live() {
 		if time.Now().After(deadline) {
 			e.t.Fatalf("the stream's position %d never reached %d", rm.Position(), applied)
 		}
@@ -435,16 +443,11 @@ func TestRemoteStreamResumes(t *testing.T) {
 	}
 	e.start(e.addr)
 
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		r := serve(t, mw, "/api/x", a)
-		if r.status == http.StatusUnauthorized && r.body["code"] == "revoked_api_key" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the revocation made while the stream was lost never reached it: %d %v", r.status, r.body)
-		}
-		time.Sleep(10 * time.Millisecond)
+	// Once the stream is back and caught up, a's answer was dropped by
+	// the change it missed, and b's is still cached.
+	e.caughtUp(rm)
+	if r := serve(t, mw, "/api/x", a); r.status != http.StatusUnauthorized || r.body["code"] != "revoked_api_key" {
+		t.Fatalf("the revocation made while the stream was lost never reached it: %d %v", r.status, r.body)
 	}
 	asked := e.verifies.Load()
 	if r := serve(t, mw, "/api/x", b); r.status != http.StatusOK || e.verifies.Load() != asked {
@@ -529,5 +532,112 @@ routes:
 		if r.status != c.status || c.code != "" && r.body["code"] != c.code || (r.caller != nil) != (c.key != "" && c.status == 200) {
 			t.Errorf("GET %s with key %t: %d %v, caller %v; want %d %s", c.target, c.key != "", r.status, r.body, r.caller, c.status, c.code)
 		}
+	}
+}
+
+// TestRemoteLostStreamAsksServer: while the stream is lost but the server
+// answers, a cached answer is not given without asking the server, so
+// that a key revoked meanwhile is refused within a second, not once the
+// cached answer's TTL is over.
+func TestRemoteLostStreamAsksServer(t *testing.T) {
+	e := newEnv(t, verify.Options{})
+	rm := e.remote(middleware.RemoteOptions{})
+	mw := rm.Middleware(middleware.Options{})
+	key, id := e.key(manage.CreateKeyInput{})
+	e.caughtUp(rm)
+	if r := serve(t, mw, "/api/x", key); r.status != http.StatusOK {
+		t.Fatalf("status %d: %v", r.status, r.body)
+	}
+
+	// The stream is cut, and cannot connect again; the API answers.
+	e.noStreams.Store(true)
+	e.stop()
+	e.start(e.addr)
+	deadline := time.Now().Add(5 * time.Second)
+	for rm.Live() {
+		if time.Now().After(deadline) {
+			t.Fatal("the Remote never saw its stream cut")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if _, err := e.svc.RevokeKey(context.Background(), manage.CommandLine(), id); err != nil {
+		t.Fatal(err)
+	}
+	revoked := time.Now()
+	for {
+		r := serve(t, mw, "/api/x", key)
+		if r.status == http.StatusUnauthorized && r.body["code"] == "revoked_api_key" {
+			break
+		}
+		if time.Since(revoked) > time.Second {
+			t.Fatalf("with the stream lost and the server answering, a revoked key still passed after 1 s: %d %v", r.status, r.body)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestRemoteClose: Close ends the stream and every goroutine and
+// connection of the Remote; afterwards it asks the server about every
+// request rather than answer from a cache nothing keeps fresh; a Start
+// still waiting for its stream returns when Close is called.
+func TestRemoteClose(t *testing.T) {
+	e := newEnv(t, verify.Options{})
+	key, id := e.key(manage.CreateKeyInput{})
+	verifyKey, _ := e.key(manage.CreateKeyInput{TenantID: keyward.SystemTenantID, Name: "remote", Permissions: []string{keyward.PermVerify}})
+	time.Sleep(50 * time.Millisecond)
+	before := runtime.NumGoroutine()
+
+	rm, err := middleware.NewRemote(middleware.RemoteOptions{URL: e.url, Key: verifyKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := rm.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	mw := rm.Middleware(middleware.Options{})
+	e.caughtUp(rm)
+	for range 2 {
+		if r := serve(t, mw, "/api/x", key); r.status != http.StatusOK {
+			t.Fatalf("status %d: %v", r.status, r.body)
+		}
+	}
+	if err := rm.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.svc.RevokeKey(context.Background(), manage.CommandLine(), id); err != nil {
+		t.Fatal(err)
+	}
+	if r := serve(t, mw, "/api/x", key); r.status != http.StatusUnauthorized || r.body["code"] != "revoked_api_key" {
+		t.Errorf("after Close, a key revoked since it was cached: %d %v", r.status, r.body)
+	}
+	rm.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > before {
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<20)
+			t.Fatalf("%d goroutines after Close, %d before the Remote:\n%s", runtime.NumGoroutine(), before, buf[:runtime.Stack(buf, true)])
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+
+	// A Start that waits for a stream the server refuses returns on Close.
+	e.noStreams.Store(true)
+	rm2, err := middleware.NewRemote(middleware.RemoteOptions{URL: e.url, Key: verifyKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	started := make(chan error, 1)
+	go func() { started <- rm2.Start(context.Background()) }()
+	time.Sleep(100 * time.Millisecond)
+	rm2.Close()
+	select {
+	case err := <-started:
+		if err == nil {
+			t.Errorf("Start returned no error, though its stream never connected")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Start still waits for its stream after Close")
 	}
 }

@@ -64,12 +64,14 @@ type RemoteOptions struct {
 // change stream (GET /v1/changes) keeps fresh: each change drops the
 // answers of the key, tenant, member or plan it names, so that the next
 // request asks the server again. A lost stream reconnects from its last
-// position, so no change is missed. An answer is given from the cache for
-// the server's cache TTL after it was received; past that, the server is
-// asked again, and only when it cannot be reached is the cached answer
-// still given, for as long as the stream was heard from within the TTL,
-// as the server's own cache would. Then requests are refused with 503
-// storage_unavailable: the Remote fails closed.
+// position, so no change is missed. While the stream is connected and
+// caught up, an answer is given from the cache for the server's cache TTL
+// after it was received; past that, or while the stream is lost (or
+// before Start, or after Close), the server is asked again, and only when
+// it cannot be reached is the cached answer still given, for as long as
+// the stream was heard from within the TTL, as the server's own cache
+// would. Then requests are refused with 503 storage_unavailable: the
+// Remote fails closed.
 //
 // What it does not cache: answers without a key id (401s, which say
 // nothing of whose key it was, and so could not be dropped on a change),
@@ -104,6 +106,15 @@ type Remote struct {
 	ttl      atomic.Int64
 	lastSync atomic.Int64
 	position atomic.Int64
+	// live is true while the stream is connected and has sent every
+	// change up to the server's position when it connected: only then
+	// does a change reach the cache within a second, and may a cached
+	// answer be given without asking the server.
+	live atomic.Bool
+	// ownTransport is the transport the Remote made itself (nil when
+	// RemoteOptions.Transport was given), whose idle connections Close
+	// closes.
+	ownTransport *http.Transport
 
 	lifeMu sync.Mutex
 	stop   context.CancelFunc
@@ -135,10 +146,11 @@ func NewRemote(opts RemoteOptions) (*Remote, error) {
 		}
 		opts.Format = f
 	}
+	var own *http.Transport
 	if opts.Transport == nil {
-		t := http.DefaultTransport.(*http.Transport).Clone()
-		t.MaxIdleConnsPerHost = 64
-		opts.Transport = t
+		own = http.DefaultTransport.(*http.Transport).Clone()
+		own.MaxIdleConnsPerHost = 64
+		opts.Transport = own
 	}
 	if opts.Timeout <= 0 {
 		opts.Timeout = DefaultRemoteTimeout
@@ -154,10 +166,11 @@ func NewRemote(opts RemoteOptions) (*Remote, error) {
 	}
 	rm := &Remote{
 		base: strings.TrimSuffix(opts.URL, "/"), key: opts.Key, format: opts.Format, now: opts.Clock, log: opts.Logger,
-		client:   &http.Client{Transport: opts.Transport, Timeout: opts.Timeout},
-		streamer: &http.Client{Transport: opts.Transport},
-		cache:    otter.Must(&otter.Options[[32]byte, *answer]{MaximumSize: opts.CacheSize, Logger: &otter.NoopLogger{}}),
-		ready:    make(chan struct{}),
+		client:       &http.Client{Transport: opts.Transport, Timeout: opts.Timeout},
+		streamer:     &http.Client{Transport: opts.Transport},
+		cache:        otter.Must(&otter.Options[[32]byte, *answer]{MaximumSize: opts.CacheSize, Logger: &otter.NoopLogger{}}),
+		ready:        make(chan struct{}),
+		ownTransport: own,
 	}
 	rm.ttl.Store(int64(verify.DefaultCacheTTL))
 	rm.position.Store(-1)
@@ -225,10 +238,11 @@ func unavailable(err error) *keyward.Error {
 }
 
 // fresh reports whether a cached answer may be given at now without
-// asking the server: it came within the server's cache TTL, and the key
-// has not expired since.
+// asking the server: the stream is live, so that any change since the
+// answer came would have dropped it, the answer came within the server's
+// cache TTL, and the key has not expired since.
 func (rm *Remote) fresh(a *answer, now int64) bool {
-	return now-a.received < rm.ttl.Load() && !a.expired(now)
+	return rm.live.Load() && now-a.received < rm.ttl.Load() && !a.expired(now)
 }
 
 // answerable reports whether a cached answer past its TTL may still be

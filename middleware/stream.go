@@ -22,9 +22,17 @@ const (
 )
 
 // maxSilence is the longest a connected stream may stay silent before it
-// is taken for lost: the server sends a heartbeat every quarter of its
-// cache TTL, and at least every 10 s.
+// is taken for lost, until the server says its cache TTL: the server
+// sends a heartbeat every quarter of its cache TTL, and at least every
+// 10 s (see silence).
 const maxSilence = 30 * time.Second
+
+// silence is the longest a connected stream of a server whose cache TTL
+// is ttl may stay silent before it is taken for lost: three of the
+// server's heartbeats.
+func silence(ttl time.Duration) time.Duration {
+	return 3 * min(max(ttl/4, 10*time.Millisecond), 10*time.Second)
+}
 
 // Start connects the change stream of the server, and keeps it connected
 // until Close, reconnecting from its last position when it is lost. It
@@ -48,6 +56,8 @@ func (rm *Remote) Start(ctx context.Context) error {
 	select {
 	case <-rm.ready:
 		return nil
+	case <-rm.done:
+		return errors.New("middleware: Remote.Close was called before the change stream connected")
 	case <-ctx.Done():
 		return fmt.Errorf("middleware: the change stream of %s did not connect: %w", rm.base, ctx.Err())
 	}
@@ -58,9 +68,17 @@ func (rm *Remote) Start(ctx context.Context) error {
 // first connects.
 func (rm *Remote) Position() int64 { return rm.position.Load() }
 
-// Close stops the change stream and waits for it to end. The Remote still
-// answers afterwards, asking the server about every request whose answer
-// is not cached.
+// Live reports whether the change stream is connected and caught up: a
+// change made on the server now reaches the cache within a second, and
+// cached answers are given without asking the server. A readiness check
+// may report it; while it is false, every request asks the server.
+func (rm *Remote) Live() bool { return rm.live.Load() }
+
+// Close stops the change stream, waits for it to end, and closes the idle
+// connections of the Remote's own transport. The Remote still answers
+// afterwards, asking the server about every request: its cache answers
+// only when the server cannot be reached, within the server's cache TTL
+// of the stream's last word.
 func (rm *Remote) Close() error {
 	rm.lifeMu.Lock()
 	stop, done := rm.stop, rm.done
@@ -68,6 +86,9 @@ func (rm *Remote) Close() error {
 	if stop != nil {
 		stop()
 		<-done
+	}
+	if rm.ownTransport != nil {
+		rm.ownTransport.CloseIdleConnections()
 	}
 	return nil
 }
@@ -110,9 +131,12 @@ func (rm *Remote) follow(ctx context.Context) {
 func (rm *Remote) read(ctx context.Context) (connected bool, err error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	// Whatever ends the stream, the cache no longer hears of changes.
+	defer rm.live.Store(false)
 	// A stream that stays silent past maxSilence is taken for lost: the
 	// connection may have died without a word.
-	watchdog := time.AfterFunc(maxSilence, cancel)
+	quiet := maxSilence
+	watchdog := time.AfterFunc(quiet, cancel)
 	defer watchdog.Stop()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, rm.base+"/v1/changes", nil)
 	if err != nil {
@@ -147,10 +171,13 @@ func (rm *Remote) read(ctx context.Context) (connected bool, err error) {
 			}
 			continue
 		}
-		watchdog.Reset(maxSilence)
 		if err := rm.apply(event, data); err != nil {
 			return connected, err
 		}
+		if event == "ready" {
+			quiet = silence(time.Duration(rm.ttl.Load()))
+		}
+		watchdog.Reset(quiet)
 		connected = connected || event == "ready"
 		event, data = "", ""
 	}
@@ -192,11 +219,6 @@ func (rm *Remote) apply(event, data string) error {
 		}
 		rm.position.Store(e.Position)
 		rm.lastSync.Store(now)
-		select {
-		case <-rm.ready:
-		default:
-			close(rm.ready)
-		}
 	case "change":
 		var c keyward.Change
 		if err := json.Unmarshal([]byte(data), &c); err != nil {
@@ -212,6 +234,16 @@ func (rm *Remote) apply(event, data string) error {
 		}
 		rm.position.Store(e.Position)
 		rm.lastSync.Store(now)
+		// The server sends a sync once it has sent the changes that
+		// came before this connection, then at each heartbeat: the
+		// cache is current from the first.
+		if !rm.live.Swap(true) {
+			select {
+			case <-rm.ready:
+			default:
+				close(rm.ready)
+			}
+		}
 	}
 	return nil
 }
