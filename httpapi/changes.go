@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/keyward/keyward"
@@ -57,12 +58,61 @@ func (s *server) heartbeat() time.Duration {
 	return max(min(s.verifier.CacheTTL()/4, maxHeartbeat), 10*time.Millisecond)
 }
 
+// maxStreamsPerClient is the most change streams one key may hold open
+// from one client address at once: a remote verifier holds one, and a
+// moment two while the server has not yet seen its lost stream end, so
+// that a client that leaks streams cannot hold a goroutine and a
+// connection of the server each without end.
+const maxStreamsPerClient = 16
+
+// detailTooManyStreams is the detail of a stream refused for
+// maxStreamsPerClient.
+var detailTooManyStreams = "This key already holds " + strconv.Itoa(maxStreamsPerClient) + " change streams open from this address, " +
+	"the most it may; a remote verifier needs one. Close the remote verifiers (middleware.Remote) you no longer use, " +
+	"or give each process its own key, then connect again."
+
+// streamCounts counts the open change streams of each key and client
+// address; its zero value counts none.
+type streamCounts struct {
+	mu sync.Mutex
+	n  map[streamClient]int
+}
+
+// streamClient is the key and client address a change stream is counted
+// under.
+type streamClient struct{ keyID, addr string }
+
+// open counts a stream of c, and reports whether it may be opened: c holds
+// fewer than maxStreamsPerClient. A stream counted must be closed.
+func (sc *streamCounts) open(c streamClient) bool {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	if sc.n[c] >= maxStreamsPerClient {
+		return false
+	}
+	if sc.n == nil {
+		sc.n = make(map[streamClient]int)
+	}
+	sc.n[c]++
+	return true
+}
+
+// close stops counting a stream of c.
+func (sc *streamCounts) close(c streamClient) {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	if sc.n[c]--; sc.n[c] <= 0 {
+		delete(sc.n, c)
+	}
+}
+
 // handleChanges streams the change feed to a remote verifier (the Go
 // middleware in remote mode, package middleware) as server-sent events:
 // which keys, tenants, members and plans changed, never what they hold.
 // It sends only changes this server's verifier has applied, so that a
 // remote verifier that drops an answer and asks again gets the new one. A
-// lost stream resumes after Last-Event-ID. The stream ends when the
+// lost stream resumes after Last-Event-ID. A key holds at most
+// maxStreamsPerClient streams from one client address. The stream ends when the
 // client goes, when the store cannot be read (the client reconnects), or
 // when the server shuts down (Config.Done).
 func (s *server) handleChanges(w http.ResponseWriter, r *http.Request) {
@@ -73,6 +123,15 @@ func (s *server) handleChanges(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, keyward.Errorf(keyward.CodeInvalidRequest, "GET /v1/changes takes no body: send the request without one."))
 		return
 	}
+	client := streamClient{addr: addrString(s.clientIP(r))}
+	if k := admissionOf(r).key.Key; k != nil {
+		client.keyID = k.ID
+	}
+	if !s.streams.open(client) {
+		s.writeError(w, r, &keyward.Error{Code: keyward.CodeRateLimited, Message: detailTooManyStreams, RetryAfter: time.Second})
+		return
+	}
+	defer s.streams.close(client)
 	applied, wake := s.verifier.Applied()
 	after, reset := applied, false
 	if id := r.Header.Get("Last-Event-ID"); id != "" {

@@ -2,6 +2,8 @@ package httpapi
 
 import (
 	"bufio"
+	"encoding/json"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -108,3 +110,115 @@ func TestChangesStream(t *testing.T) {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// TestChangesLimits: a key holds at most maxStreamsPerClient streams from
+// one address (the next is 429 with Retry-After, and may open once one
+// closes), and every stream ends when the server shuts down (Config.Done).
+func TestChangesLimits(t *testing.T) {
+	done := make(chan struct{})
+	h := newHarness(t, func(c *harnessConfig) { c.Done = done })
+	verifier, _ := h.key(h.root, map[string]any{"tenant_id": keyward.SystemTenantID, "name": "remote", "permissions": []string{"keyward:verify"}})
+	other, _ := h.key(h.root, map[string]any{"tenant_id": keyward.SystemTenantID, "name": "other", "permissions": []string{"keyward:verify"}})
+	open := func(key string) *http.Response {
+		t.Helper()
+		req, err := http.NewRequest("GET", h.url+"/v1/changes", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("X-API-Key", key)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { resp.Body.Close() })
+		return resp
+	}
+	var streams []*http.Response
+	for i := range maxStreamsPerClient {
+		resp := open(verifier)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("stream %d: status %d", i+1, resp.StatusCode)
+		}
+		streams = append(streams, resp)
+	}
+	resp := open(verifier)
+	if resp.StatusCode == http.StatusOK {
+		t.Fatalf("one stream too many: status 200")
+	}
+	raw, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") != "1" || !strings.Contains(string(raw), `"code":"rate_limited"`) {
+		t.Fatalf("one stream too many: %d %v %s", resp.StatusCode, resp.Header, raw)
+	}
+	if resp := open(other); resp.StatusCode != http.StatusOK {
+		t.Fatalf("another key's stream: status %d", resp.StatusCode)
+	}
+	streams[0].Body.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		resp := open(verifier)
+		if resp.StatusCode == http.StatusOK {
+			streams[0] = resp
+			break
+		}
+		resp.Body.Close()
+		if time.Now().After(deadline) {
+			t.Fatalf("a stream closed was still counted: %d", resp.StatusCode)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+
+	close(done)
+	for i, resp := range streams {
+		ended := make(chan error, 1)
+		go func() {
+			_, err := io.Copy(io.Discard, resp.Body)
+			ended <- err
+		}()
+		select {
+		case err := <-ended:
+			if err != nil {
+				t.Errorf("stream %d ended with %v, want its end", i+1, err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("stream %d still open after Done", i+1)
+		}
+	}
+}
+
+// TestChangesOpenAPI: the OpenAPI document gives GET /v1/changes as a
+// stream of server-sent events that needs a key, with its Last-Event-ID,
+// and its 429 for a stream too many.
+func TestChangesOpenAPI(t *testing.T) {
+	h := newHarness(t)
+	a := h.call("GET", "/openapi.json", "", nil)
+	var doc struct {
+		Paths map[string]map[string]struct {
+			OperationID string `json:"operationId"`
+			Parameters  []struct {
+				Name, In string
+			} `json:"parameters"`
+			Responses map[string]struct {
+				Content map[string]any `json:"content"`
+			} `json:"responses"`
+			Security []map[string]any `json:"security"`
+		} `json:"paths"`
+	}
+	if err := json.Unmarshal([]byte(a.raw), &doc); err != nil {
+		t.Fatal(err)
+	}
+	op, ok := doc.Paths["/v1/changes"]["get"]
+	if !ok {
+		t.Fatal("no GET /v1/changes in the OpenAPI document")
+	}
+	if _, ok := op.Responses["200"].Content["text/event-stream"]; !ok {
+		t.Errorf("200 is not text/event-stream: %v", op.Responses["200"])
+	}
+	for _, st := range []string{"401", "403", "429", "503"} {
+		if _, ok := op.Responses[st].Content["application/problem+json"]; !ok {
+			t.Errorf("no %s problem", st)
+		}
+	}
+	if len(op.Security) == 0 || len(op.Parameters) != 1 || op.Parameters[0].Name != "Last-Event-ID" || op.Parameters[0].In != "header" {
+		t.Errorf("security %v, parameters %v", op.Security, op.Parameters)
+	}
+}

@@ -86,7 +86,9 @@ func addOperation(r *openapi31.Reflector, rt route, method, path string) error {
 	if needsKey(rt) {
 		oc.AddSecurity("apiKey")
 		oc.AddSecurity("bearer")
-		statuses = append(statuses, http.StatusUnauthorized, http.StatusForbidden, http.StatusNotFound, http.StatusServiceUnavailable)
+		// A key's requests may be refused 429: its rate limits, a client
+		// address that guessed keys, or (GET /v1/changes) too many streams.
+		statuses = append(statuses, http.StatusUnauthorized, http.StatusForbidden, http.StatusNotFound, http.StatusTooManyRequests, http.StatusServiceUnavailable)
 	} else {
 		// A public operation declares that it needs nothing, rather than
 		// leaving clients to guess: security: []. The library leaves an

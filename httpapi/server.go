@@ -91,6 +91,8 @@ type server struct {
 	// they are sent, so that an answer that cannot be encoded is never
 	// half sent.
 	bufs sync.Pool
+	// streams counts the open change streams (GET /v1/changes).
+	streams streamCounts
 }
 
 // NewServer returns the HTTP handler of the API, every route and middleware
