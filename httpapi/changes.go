@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/keyward/keyward"
+	"github.com/keyward/keyward/policy"
 )
 
 // changesRequest documents what GET /v1/changes reads.
@@ -23,10 +24,12 @@ type changesRequest struct {
 //
 //	event: ready    data: {"position", "cache_ttl", "reset"}    once, first
 //	event: change   data: {"seq", "kind", "id", "at"}           with id: seq
+//	event: policy   data: {"position"}                          when the route policy (serve --routes) was reloaded
 //	event: sync     data: {"position"}                          once the changes before the stream began are sent, then every heartbeat, with id: position
 type changeStream struct {
 	Ready  streamReady    `json:"ready"`
 	Change keyward.Change `json:"change"`
+	Policy streamSync     `json:"policy" description:"the route policy was reloaded: every answer may have changed, and the verifier must drop what it cached"`
 	Sync   streamSync     `json:"sync"`
 }
 
@@ -50,6 +53,11 @@ const changesBatch = 500
 
 // maxHeartbeat is the longest time between two events of a change stream.
 const maxHeartbeat = 10 * time.Second
+
+// policyCheck is how often a change stream checks whether the route
+// policy was reloaded, to send a policy event: the remote verifiers'
+// cached answers were decided by the policy before.
+const policyCheck = 250 * time.Millisecond
 
 // heartbeat is how often a change stream says it is alive when nothing
 // changes: often enough within the cache TTL that a remote verifier never
@@ -182,6 +190,16 @@ func (s *server) handleChanges(w http.ResponseWriter, r *http.Request) {
 	}
 	beat := time.NewTicker(s.heartbeat())
 	defer beat.Stop()
+	// The policy that the answers since the stream began were decided by;
+	// nil without one.
+	var pol *policy.Policy
+	var policyReloaded <-chan time.Time
+	if s.policyFile != nil {
+		pol = s.policyFile.Policy()
+		t := time.NewTicker(policyCheck)
+		defer t.Stop()
+		policyReloaded = t.C
+	}
 	for {
 		if after, err = s.sendChanges(ctx, w, after, applied); err != nil {
 			s.log.WarnContext(ctx, "change stream: ending it; the client will reconnect", "request_id", requestID(w), "err", err)
@@ -200,6 +218,13 @@ func (s *server) handleChanges(w http.ResponseWriter, r *http.Request) {
 		case <-beat.C:
 			if writeEvent(w, "sync", after, streamSync{Position: after}) != nil {
 				return
+			}
+		case <-policyReloaded:
+			if p := s.policyFile.Policy(); p != pol {
+				pol = p
+				if writeEvent(w, "policy", after, streamSync{Position: after}) != nil {
+					return
+				}
 			}
 		}
 	}

@@ -641,3 +641,51 @@ func TestRemoteClose(t *testing.T) {
 		t.Fatal("Start still waits for its stream after Close")
 	}
 }
+
+// TestRemotePolicyReload: when the server's route policy is reloaded
+// (serve --routes, on SIGHUP or a change of the file), a remote verifier
+// drops the answers the old policy decided, within a second, as
+// forward-auth follows the new policy at once.
+func TestRemotePolicyReload(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "routes.yaml")
+	write := func(routes string) {
+		t.Helper()
+		if err := os.WriteFile(file, []byte(routes), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("default: authenticated\nroutes:\n  - match: GET /orders/**\n")
+	routes, err := policy.Open(file, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEnvConfig(t, verify.Options{}, func(c *httpapi.Config) { c.Routes = routes })
+	rm := e.remote(middleware.RemoteOptions{})
+	mw := rm.Middleware(middleware.Options{})
+	key, _ := e.key(manage.CreateKeyInput{})
+	e.caughtUp(rm)
+	for range 2 {
+		if r := serve(t, mw, "/orders/1", key); r.status != http.StatusOK {
+			t.Fatalf("status %d: %v", r.status, r.body)
+		}
+	}
+
+	write("default: authenticated\nroutes:\n  - match: GET /orders/**\n    permissions: [orders:read]\n")
+	if err := routes.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if fa := e.forwardAuth("/orders/1", key, ""); fa.status != http.StatusForbidden {
+		t.Fatalf("forward-auth after the reload: %d %v", fa.status, fa.body)
+	}
+	reloaded := time.Now()
+	for {
+		r := serve(t, mw, "/orders/1", key)
+		if r.status == http.StatusForbidden && r.body["code"] == "insufficient_permissions" {
+			break
+		}
+		if time.Since(reloaded) > time.Second {
+			t.Fatalf("a second after the server's policy was reloaded, the remote verifier still answers by the old one: %d %v", r.status, r.body)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

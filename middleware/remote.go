@@ -62,8 +62,9 @@ type RemoteOptions struct {
 // Remote verifies keys against a Keyward server's POST /v1/verify, and
 // caches the answers that do not depend on counting, which the server's
 // change stream (GET /v1/changes) keeps fresh: each change drops the
-// answers of the key, tenant, member or plan it names, so that the next
-// request asks the server again. A lost stream reconnects from its last
+// answers of the key, tenant, member or plan it names, and a reload of the
+// server's route policy drops them all, so that the next request asks the
+// server again. A lost stream reconnects from its last
 // position, so no change is missed. While the stream is connected and
 // caught up, an answer is given from the cache for the server's cache TTL
 // after it was received; past that, or while the stream is lost (or

@@ -227,6 +227,16 @@ func (rm *Remote) apply(event, data string) error {
 		rm.drop(func(a *answer) bool { return names(a, c) })
 		rm.position.Store(c.Seq)
 		rm.lastSync.Store(now)
+	case "policy":
+		// The server's route policy was reloaded: any answer may have
+		// been decided by a route that changed.
+		var e streamSync
+		if err := json.Unmarshal([]byte(data), &e); err != nil {
+			return fmt.Errorf("read the stream's policy event: %w", err)
+		}
+		rm.drop(func(*answer) bool { return true })
+		rm.position.Store(e.Position)
+		rm.lastSync.Store(now)
 	case "sync":
 		var e streamSync
 		if err := json.Unmarshal([]byte(data), &e); err != nil {
