@@ -689,3 +689,54 @@ func TestRemotePolicyReload(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestRemoteMetered: the requests of a key with credits are each asked of
+// the server, which counts them: the third of a key with two credits is
+// refused, though the first two were valid.
+func TestRemoteMetered(t *testing.T) {
+	e := newEnv(t, verify.Options{})
+	rm := e.remote(middleware.RemoteOptions{})
+	mw := rm.Middleware(middleware.Options{})
+	key, _ := e.key(manage.CreateKeyInput{Credits: &keyward.Credits{Remaining: 2}})
+	e.caughtUp(rm)
+	for i, want := range []int{200, 200, 429} {
+		asked := e.verifies.Load()
+		r := serve(t, mw, "/api/x", key)
+		if r.status != want || e.verifies.Load() != asked+1 {
+			t.Errorf("request %d: status %d, want %d; %d questions to the server, want 1", i+1, r.status, want, e.verifies.Load()-asked)
+		}
+	}
+}
+
+// TestRemoteWithoutKey: a request without a key is refused without asking
+// a server that has no route policy (so that anonymous requests are not
+// each sent on to the key server), and asked of one that has, whose
+// public routes pass.
+func TestRemoteWithoutKey(t *testing.T) {
+	e := newEnv(t, verify.Options{})
+	rm := e.remote(middleware.RemoteOptions{})
+	e.caughtUp(rm)
+	asked := e.verifies.Load()
+	if r := serve(t, rm.Middleware(middleware.Options{}), "/api/x", ""); r.status != http.StatusUnauthorized || r.body["code"] != "missing_api_key" || e.verifies.Load() != asked {
+		t.Errorf("without a key, from a server without routes: %d %v, %d questions", r.status, r.body, e.verifies.Load()-asked)
+	}
+
+	file := filepath.Join(t.TempDir(), "routes.yaml")
+	if err := os.WriteFile(file, []byte("default: authenticated\nroutes:\n  - match: GET /health\n    public: true\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	routes, err := policy.Open(file, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e = newEnvConfig(t, verify.Options{}, func(c *httpapi.Config) { c.Routes = routes })
+	rm = e.remote(middleware.RemoteOptions{})
+	e.caughtUp(rm)
+	mw := rm.Middleware(middleware.Options{})
+	if r := serve(t, mw, "/health", ""); r.status != http.StatusOK || r.caller != nil {
+		t.Errorf("a public route: %d %v", r.status, r.body)
+	}
+	if r := serve(t, mw, "/api/x", ""); r.status != http.StatusUnauthorized || r.body["code"] != "missing_api_key" {
+		t.Errorf("without a key, a route that needs one: %d %v", r.status, r.body)
+	}
+}

@@ -112,6 +112,10 @@ type Remote struct {
 	// does a change reach the cache within a second, and may a cached
 	// answer be given without asking the server.
 	live atomic.Bool
+	// noRoutes is true when the server said it has no route policy, so
+	// that no route is public: a request without a key is refused
+	// without asking, while the stream is live.
+	noRoutes atomic.Bool
 	// ownTransport is the transport the Remote made itself (nil when
 	// RemoteOptions.Transport was given), whose idle connections Close
 	// closes.
@@ -196,7 +200,8 @@ func (rm *Remote) check(w http.ResponseWriter, r *http.Request, req *verify.Requ
 	id := w.Header().Get("X-Request-Id")
 	key, kerr := verify.KeyFromRequest(r, rm.format)
 	if kerr != nil {
-		if kerr.Code != keyward.CodeMissingAPIKey && kerr.Code != keyward.CodeMalformedAPIKey {
+		if kerr.Code != keyward.CodeMissingAPIKey && kerr.Code != keyward.CodeMalformedAPIKey ||
+			rm.live.Load() && rm.noRoutes.Load() {
 			return nil, kerr
 		}
 		// The server's route policy may make the route public.

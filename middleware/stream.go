@@ -193,6 +193,9 @@ type (
 		Position int64 `json:"position"`
 		CacheTTL int64 `json:"cache_ttl"`
 		Reset    bool  `json:"reset"`
+		// Routes is absent from the ready event of an older server,
+		// which may have a route policy.
+		Routes *bool `json:"routes"`
 	}
 	streamSync struct {
 		Position int64 `json:"position"`
@@ -211,6 +214,7 @@ func (rm *Remote) apply(event, data string) error {
 		if e.CacheTTL > 0 {
 			rm.ttl.Store(int64(time.Duration(e.CacheTTL) * time.Second))
 		}
+		rm.noRoutes.Store(e.Routes != nil && !*e.Routes)
 		if e.Reset || rm.position.Load() < 0 {
 			// The stream does not go on from where this cache was
 			// current: what it holds may predate changes it will never
