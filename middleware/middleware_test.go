@@ -740,3 +740,73 @@ func TestRemoteWithoutKey(t *testing.T) {
 		t.Errorf("without a key, a route that needs one: %d %v", r.status, r.body)
 	}
 }
+
+// TestRemoteReset: when the stream reconnects to a server whose change
+// feed never reached the Remote's position (its database was replaced, or
+// restored from an older backup), the Remote drops every cached answer:
+// a key the new database does not hold is refused, not answered from the
+// cache.
+func TestRemoteReset(t *testing.T) {
+	old, replaced := newEnv(t, verify.Options{}), newEnv(t, verify.Options{})
+	oldVerifyKey, _ := old.key(manage.CreateKeyInput{TenantID: keyward.SystemTenantID, Name: "remote", Permissions: []string{keyward.PermVerify}})
+	newVerifyKey, _ := replaced.key(manage.CreateKeyInput{TenantID: keyward.SystemTenantID, Name: "remote", Permissions: []string{keyward.PermVerify}})
+	key, _ := old.key(manage.CreateKeyInput{})
+	for range 5 {
+		old.key(manage.CreateKeyInput{}) // the old feed goes further
+	}
+
+	// The address the Remote knows, in front of the old server, then of
+	// the replaced one (which knows the Remote's key under another
+	// plaintext).
+	var backend atomic.Pointer[env]
+	backend.Store(old)
+	front := &env{t: t, handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b := backend.Load()
+		if b == replaced && r.Header.Get("X-API-Key") == oldVerifyKey {
+			r.Header.Set("X-API-Key", newVerifyKey)
+		}
+		b.handler.ServeHTTP(w, r)
+	})}
+	front.start("127.0.0.1:0")
+	t.Cleanup(front.stop)
+
+	rm, err := middleware.NewRemote(middleware.RemoteOptions{URL: front.url, Key: oldVerifyKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := rm.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rm.Close() })
+	old.caughtUp(rm)
+	mw := rm.Middleware(middleware.Options{})
+	for range 2 {
+		if r := serve(t, mw, "/api/x", key); r.status != http.StatusOK {
+			t.Fatalf("status %d: %v", r.status, r.body)
+		}
+	}
+	last, err := replaced.store.LastChange(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rm.Position() <= last {
+		t.Fatalf("the old feed's position %d is not past the replaced one's %d", rm.Position(), last)
+	}
+
+	backend.Store(replaced)
+	before := rm.Position()
+	front.stop()
+	front.start(front.addr)
+	deadline := time.Now().Add(5 * time.Second)
+	for rm.Position() == before || !rm.Live() {
+		if time.Now().After(deadline) {
+			t.Fatalf("the stream never connected to the replaced server: position %d", rm.Position())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if r := serve(t, mw, "/api/x", key); r.status != http.StatusUnauthorized || r.body["code"] != "invalid_api_key" {
+		t.Errorf("a key the replaced database does not hold: %d %v", r.status, r.body)
+	}
+}
