@@ -119,7 +119,9 @@ func wrap(check checker, opts Options) func(http.Handler) http.Handler {
 			}
 			c, err := check(w, r, &req)
 			if err != nil {
-				if err.Code.Status() >= 500 {
+				// A client that went away, and took the question to
+				// the store or the server with it, is no failure.
+				if err.Code.Status() >= 500 && r.Context().Err() == nil {
 					log.ErrorContext(r.Context(), "middleware: could not verify a key", "request_id", id, "code", err.Code, "err", err)
 				}
 				problem.Write(w, err, id)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -11,6 +12,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -810,3 +812,47 @@ func TestRemoteReset(t *testing.T) {
 		t.Errorf("a key the replaced database does not hold: %d %v", r.status, r.body)
 	}
 }
+
+// TestRemoteClientGone: a request whose client went away before the
+// server answered is refused without an error in the log, which is for
+// the failures of the verification itself; one the server cannot answer
+// is logged, without the key.
+func TestRemoteClientGone(t *testing.T) {
+	e := newEnv(t, verify.Options{})
+	var logged strings.Builder
+	var mu sync.Mutex
+	rm := e.remote(middleware.RemoteOptions{})
+	mw := rm.Middleware(middleware.Options{Logger: slog.New(slog.NewTextHandler(writerFunc(func(p []byte) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return logged.Write(p)
+	}), nil))})
+	key, _ := e.key(manage.CreateKeyInput{RateLimits: []keyward.RateLimit{{Name: "hourly", Limit: 100, Period: keyward.Duration(time.Hour)}}})
+
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	req := httptest.NewRequestWithContext(ctx, "GET", "/api/x", nil)
+	req.Header.Set("X-API-Key", key)
+	rec := httptest.NewRecorder()
+	mw(echo(new(*middleware.Caller))).ServeHTTP(rec, req)
+	mu.Lock()
+	if rec.Code != http.StatusServiceUnavailable || logged.Len() != 0 {
+		t.Errorf("a client gone: %d, logged %q", rec.Code, logged.String())
+	}
+	mu.Unlock()
+
+	e.stop()
+	if r := serve(t, mw, "/api/x", key); r.status != http.StatusServiceUnavailable {
+		t.Errorf("with the server away: %d %v", r.status, r.body)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !strings.Contains(logged.String(), "could not verify a key") || strings.Contains(logged.String(), key[len(key)-8:]) {
+		t.Errorf("with the server away, logged %q", logged.String())
+	}
+}
+
+// writerFunc is an io.Writer of a function.
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
