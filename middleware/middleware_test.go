@@ -33,7 +33,7 @@ import (
 // listener on loopback that the test can stop and start again on the same
 // address, with the verifier that the in-process middleware shares.
 type env struct {
-	t        *testing.T
+	t        testing.TB
 	store    keyward.Store
 	verifier *verify.Verifier
 	// svc writes through the server's verifier, as the API does; cli
@@ -53,14 +53,14 @@ type env struct {
 	lastEvents []string // the Last-Event-ID of each GET /v1/changes
 }
 
-func newEnv(t *testing.T, vopts verify.Options) *env {
+func newEnv(t testing.TB, vopts verify.Options) *env {
 	t.Helper()
 	return newEnvConfig(t, vopts, nil)
 }
 
 // newEnvConfig is newEnv, with the server's Config changed by cfg (nil for
 // none).
-func newEnvConfig(t *testing.T, vopts verify.Options, cfg func(*httpapi.Config)) *env {
+func newEnvConfig(t testing.TB, vopts verify.Options, cfg func(*httpapi.Config)) *env {
 	t.Helper()
 	ctx := context.Background()
 	store, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "keyward.db"))
