@@ -35,10 +35,10 @@ type changeStream struct {
 
 // streamReady is the first event of a change stream.
 type streamReady struct {
-	Position int64 `json:"position" description:"the position the stream goes on from: each change after it follows"`
-	CacheTTL int64 `json:"cache_ttl" description:"the server's cache time to live, in seconds: a remote verifier answers from its cache for no longer than this after it last heard from the stream"`
-	Reset    bool  `json:"reset" description:"true when the stream cannot go on from Last-Event-ID (it names a position this server's feed never reached): the verifier must drop what it cached"`
-	Routes   bool  `json:"routes" description:"true when the server has a route policy (serve --routes), which may make a route public; without one, a verifier refuses a request without a key without asking the server"`
+	Position int64   `json:"position" description:"the position the stream goes on from: each change after it follows"`
+	CacheTTL float64 `json:"cache_ttl" description:"the server's cache time to live, in seconds (with a fraction for part of one): a remote verifier answers from its cache for no longer than this after it last heard from the stream"`
+	Reset    bool    `json:"reset" description:"true when the stream cannot go on from Last-Event-ID (it names a position this server's feed never reached): the verifier must drop what it cached"`
+	Routes   bool    `json:"routes" description:"true when the server has a route policy (serve --routes), which may make a route public; without one, a verifier refuses a request without a key without asking the server"`
 }
 
 // streamSync says that every change up to Position was sent: once the
@@ -174,7 +174,7 @@ func (s *server) handleChanges(w http.ResponseWriter, r *http.Request) {
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
-	ttl := int64(s.verifier.CacheTTL() / time.Second)
+	ttl := s.verifier.CacheTTL().Seconds()
 	if err := writeEvent(w, "ready", -1, streamReady{Position: after, CacheTTL: ttl, Reset: reset, Routes: s.policyFile != nil}); err != nil || rc.Flush() != nil {
 		return
 	}

@@ -856,3 +856,34 @@ func TestRemoteClientGone(t *testing.T) {
 type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+// TestRemoteShortTTL: a server cache TTL under a second is the Remote's
+// too, not its default of minutes: with the server gone, a cached answer
+// is refused once that TTL has passed since the stream was last heard.
+func TestRemoteShortTTL(t *testing.T) {
+	const ttl = 500 * time.Millisecond
+	e := newEnv(t, verify.Options{CacheTTL: ttl})
+	clk := testclock.New(time.Now())
+	rm := e.remote(middleware.RemoteOptions{Clock: clk.Now})
+	mw := rm.Middleware(middleware.Options{})
+	key, _ := e.key(manage.CreateKeyInput{})
+	e.caughtUp(rm)
+	if r := serve(t, mw, "/api/x", key); r.status != http.StatusOK {
+		t.Fatalf("status %d: %v", r.status, r.body)
+	}
+	e.stop()
+	deadline := time.Now().Add(5 * time.Second)
+	for rm.Live() {
+		if time.Now().After(deadline) {
+			t.Fatal("the Remote never saw its stream cut")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if r := serve(t, mw, "/api/x", key); r.status != http.StatusOK {
+		t.Fatalf("the server gone, within its TTL: %d %v", r.status, r.body)
+	}
+	clk.Advance(ttl + 100*time.Millisecond)
+	if r := serve(t, mw, "/api/x", key); r.status != http.StatusServiceUnavailable {
+		t.Fatalf("the server gone, past its TTL of %s: %d %v", ttl, r.status, r.body)
+	}
+}

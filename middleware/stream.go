@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/keyward/keyward"
+	"github.com/keyward/keyward/verify"
 )
 
 // Backoff between two connections of the change stream.
@@ -190,9 +191,9 @@ func (rm *Remote) read(ctx context.Context) (connected bool, err error) {
 // Events of the change stream (httpapi's handleChanges).
 type (
 	streamReady struct {
-		Position int64 `json:"position"`
-		CacheTTL int64 `json:"cache_ttl"`
-		Reset    bool  `json:"reset"`
+		Position int64   `json:"position"`
+		CacheTTL float64 `json:"cache_ttl"` // seconds
+		Reset    bool    `json:"reset"`
 		// Routes is absent from the ready event of an older server,
 		// which may have a route policy.
 		Routes *bool `json:"routes"`
@@ -212,7 +213,7 @@ func (rm *Remote) apply(event, data string) error {
 			return fmt.Errorf("read the stream's ready event: %w", err)
 		}
 		if e.CacheTTL > 0 {
-			rm.ttl.Store(int64(time.Duration(e.CacheTTL) * time.Second))
+			rm.ttl.Store(int64(min(time.Duration(e.CacheTTL*float64(time.Second)), verify.MaxCacheTTL)))
 		}
 		rm.noRoutes.Store(e.Routes != nil && !*e.Routes)
 		if e.Reset || rm.position.Load() < 0 {
