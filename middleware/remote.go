@@ -64,8 +64,9 @@ type RemoteOptions struct {
 // change stream (GET /v1/changes) keeps fresh: each change drops the
 // answers of the key, tenant, member or plan it names, and a reload of the
 // server's route policy drops them all, so that the next request asks the
-// server again. A lost stream reconnects from its last
-// position, so no change is missed. While the stream is connected and
+// server again. A lost stream reconnects from its last position, so no
+// change is missed; a server whose feed never reached that position (its
+// database was replaced) has the whole cache dropped. While the stream is connected and
 // caught up, an answer is given from the cache for the server's cache TTL
 // after it was received; past that, or while the stream is lost (or
 // before Start, or after Close), the server is asked again, and only when

@@ -37,10 +37,10 @@ func silence(ttl time.Duration) time.Duration {
 
 // Start connects the change stream of the server, and keeps it connected
 // until Close, reconnecting from its last position when it is lost. It
-// returns once the stream is connected, or with an error when ctx ends
-// first (the Remote goes on trying in the background meanwhile, and asks
-// the server about every request until it connects). Start fails if it
-// was called before.
+// returns once the stream is connected and caught up (Live), or with an
+// error when ctx ends or Close is called first (the Remote goes on trying
+// in the background meanwhile, until Close, and asks the server about
+// every request until it connects). Start fails if it was called before.
 func (rm *Remote) Start(ctx context.Context) error {
 	rm.lifeMu.Lock()
 	if rm.stop != nil {
