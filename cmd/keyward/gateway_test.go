@@ -75,7 +75,8 @@ routes:
 // proxies a live key's request to --upstream with its identity and
 // without its key, a test key's to --upstream-test, refuses a request
 // without a key as forward-auth does, takes the new certificate on
-// SIGHUP, and stops with the API on SIGTERM.
+// SIGHUP, and stops with the API on SIGTERM. The client speaks HTTP/2 to
+// the gateway, which speaks HTTP/1.1 to the upstream.
 func TestServeGateway(t *testing.T) {
 	dir := t.TempDir()
 	first := testcert.Write(t, dir, "first")
@@ -116,7 +117,8 @@ func TestServeGateway(t *testing.T) {
 	}
 
 	resp, body := get("/v1/contacts/1", live)
-	if resp.StatusCode != 200 || body != "live" || resp.Header.Get("Strict-Transport-Security") != "max-age=31536000" || resp.Header.Get("X-Request-Id") == "" {
+	if resp.StatusCode != 200 || body != "live" || resp.Header.Get("Strict-Transport-Security") != "max-age=31536000" || resp.Header.Get("X-Request-Id") == "" ||
+		resp.ProtoMajor != 2 {
 		t.Fatalf("a live key through the gateway over TLS: %d %q %v", resp.StatusCode, body, resp.Header)
 	}
 	h, _ := liveUp.got()
