@@ -487,7 +487,13 @@ func TestUpstreamFailures(t *testing.T) {
 		t.Errorf("a body that streams past the timeout: %d %q", a.status, a.raw)
 	}
 
+	limited, _ := e.key(map[string]any{"tenant_id": "acme", "name": "limited",
+		"rate_limits": []map[string]any{{"name": "burst", "limit": 100, "period": "1m"}}})
 	e.live.srv.Close()
+	a = e.gateway("GET", "/v1/io/x", limited)
+	if a.status != 502 || a.header.Get("X-RateLimit-Remaining") != "99" || a.header.Get("RateLimit-Policy") == "" {
+		t.Errorf("a limited key's 502 carries its RateLimit headers: %d %v", a.status, a.header)
+	}
 	a = e.gateway("GET", "/v1/io/x", key)
 	if a.status != 502 || a.str("code") != "upstream_unavailable" || a.str("request_id") != a.header.Get("X-Request-Id") {
 		t.Errorf("an upstream down: %d %s", a.status, a.raw)
