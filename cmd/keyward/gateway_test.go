@@ -205,3 +205,69 @@ func TestServeGatewayFlags(t *testing.T) {
 		t.Error("a usage error opened the database")
 	}
 }
+
+// readmeGatewayRoutes returns the routes file of the README's gateway
+// example.
+func readmeGatewayRoutes(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(b), "## Keyward as the gateway\n")
+	if !ok {
+		t.Fatal("README.md has no section \"Keyward as the gateway\"")
+	}
+	_, yaml, ok := strings.Cut(section, "<<'YAML'\n")
+	if !ok {
+		t.Fatal("the README's gateway example writes no routes file")
+	}
+	yaml, _, ok = strings.Cut(yaml, "\nYAML\n")
+	if !ok {
+		t.Fatal("the README's gateway example has an unterminated routes file")
+	}
+	return yaml + "\n"
+}
+
+// TestReadmeGateway runs the README's gateway example, its routes file
+// and keys, with an upstream that echoes the headers it got as the
+// README's Python does, and checks each answer the README promises.
+func TestReadmeGateway(t *testing.T) {
+	dir := t.TempDir()
+	routes := filepath.Join(dir, "routes.yaml")
+	writeFile(t, routes, []byte(readmeGatewayRoutes(t)))
+	db := filepath.Join(dir, "keyward.db")
+	ok(t, db, "migrate")
+	ok(t, db, "tenants", "create", "acme")
+	key := strings.TrimSpace(ok(t, db, "keys", "create", "--tenant", "acme", "--name", "demo", "--permissions", "contacts:read").stdout)
+	testKey := strings.TrimSpace(ok(t, db, "keys", "create", "--tenant", "acme", "--name", "demo-test", "--env", "test", "--permissions", "contacts:read").stdout)
+	echo := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { r.Header.Write(w) }))
+	t.Cleanup(echo.Close)
+	s := startServer(t, "sqlite:"+db, "--routes", routes, "--gateway-addr", "127.0.0.1:0", "--upstream", echo.URL)
+	addr := gatewayAddr(s.stderr.String())
+	for _, c := range []struct {
+		path, key string
+		status    int
+		has       string
+	}{
+		{"/v1/contacts/1", key, 200, "X-Keyward-Tenant-Slug: acme"},
+		{"/v1/contacts/1", "", 401, `"code":"missing_api_key"`},
+		{"/v1/invoices", key, 403, `"code":"endpoint_not_allowed"`},
+		{"/v1/contacts/1", testKey, 403, `"code":"environment_mismatch"`},
+		{"/health", "", 200, "X-Forwarded-Proto: http"},
+	} {
+		req, _ := http.NewRequest("GET", "http://"+addr+c.path, nil)
+		if c.key != "" {
+			req.Header.Set("X-API-Key", c.key)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != c.status || !strings.Contains(string(body), c.has) {
+			t.Errorf("GET %s: %d %s, want %d with %s", c.path, resp.StatusCode, body, c.status, c.has)
+		}
+	}
+}
