@@ -273,12 +273,15 @@ func (g *Gateway) carriesKey(auth []string) bool {
 // modifyResponse drops from the upstream's answer the headers that the
 // gateway answers itself: its X-Request-Id, which would otherwise follow
 // the gateway's as a second value, and, when the gateway set the key's
-// RateLimit headers, the upstream's own.
+// RateLimit headers, the upstream's own RateLimit headers.
 func modifyResponse(res *http.Response) error {
 	h := res.Header
 	delete(h, "X-Request-Id")
 	if p, ok := res.Request.Context().Value(passKey{}).(*pass); ok && p.limited {
-		for _, name := range [...]string{"Ratelimit-Policy", "Ratelimit", "X-Ratelimit-Limit", "X-Ratelimit-Remaining", "X-Ratelimit-Reset", "Retry-After"} {
+		// Not Retry-After: a request that was proxied passed its limits,
+		// so the gateway set none, and the upstream's (a 503 of its
+		// own) is the client's to see.
+		for _, name := range [...]string{"Ratelimit-Policy", "Ratelimit", "X-Ratelimit-Limit", "X-Ratelimit-Remaining", "X-Ratelimit-Reset"} {
 			delete(h, name)
 		}
 	}

@@ -435,8 +435,15 @@ func TestRateLimits(t *testing.T) {
 			t.Errorf("request %d: %d, RateLimit %q, X-RateLimit-Remaining %q", i+1, a.status, a.header.Get("RateLimit"), a.header.Get("X-RateLimit-Remaining"))
 		}
 	}
+	busy, _ := e.key(map[string]any{"tenant_id": "acme", "name": "busy",
+		"rate_limits": []map[string]any{{"name": "burst", "limit": 5, "period": "1m"}}})
+	a := e.gateway("GET", "/v1/io/busy", busy)
+	if a.status != 503 || a.header.Get("Retry-After") != "7" || !strings.HasPrefix(a.header.Get("RateLimit"), `"burst";r=4`) ||
+		len(a.header.Values("RateLimit")) != 1 || a.header.Get("X-Request-Id") == "upstream-id" {
+		t.Errorf("the upstream's 503 for a limited key: %d %v", a.status, a.header)
+	}
 	before := e.counts()
-	a := e.gateway("GET", "/v1/io/x", key)
+	a = e.gateway("GET", "/v1/io/x", key)
 	if a.status != 429 || a.str("code") != "rate_limited" || a.header.Get("Retry-After") == "" || a.header.Get("X-RateLimit-Remaining") != "0" {
 		t.Errorf("past the limit: %d %v %s", a.status, a.header, a.raw)
 	}

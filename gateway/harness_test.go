@@ -154,6 +154,13 @@ func (u *upstream) serve(w http.ResponseWriter, r *http.Request) {
 			w.(http.Flusher).Flush()
 			time.Sleep(100 * time.Millisecond)
 		}
+	case "/v1/io/busy":
+		// The upstream's own limits: its Retry-After is the client's to
+		// see, its RateLimit gives way to the gateway's.
+		w.Header().Set("Retry-After", "7")
+		w.Header().Set("RateLimit", `"upstream";r=0;t=7`)
+		w.Header().Set("X-Request-Id", "upstream-id")
+		w.WriteHeader(http.StatusServiceUnavailable)
 	case "/v1/io/ws":
 		if !strings.EqualFold(r.Header.Get("Upgrade"), "echo") {
 			http.Error(w, "no upgrade", http.StatusBadRequest)
