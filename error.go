@@ -42,6 +42,18 @@ const (
 	CodeInternal           Code = "internal_error"
 )
 
+// Errors of the gateway (serve --gateway-addr), about the upstream it
+// proxies a verified request to.
+const (
+	// CodeUpstreamUnavailable: the upstream could not be reached, or
+	// failed before its answer began (connection refused, reset, a TLS
+	// or DNS failure).
+	CodeUpstreamUnavailable Code = "upstream_unavailable"
+	// CodeUpstreamTimeout: the upstream did not begin its answer within
+	// the gateway's upstream timeout.
+	CodeUpstreamTimeout Code = "upstream_timeout"
+)
+
 type codeInfo struct {
 	status int
 	title  string
@@ -70,6 +82,8 @@ var codes = map[Code]codeInfo{
 	CodeConflict:                {http.StatusConflict, "Conflict"},
 	CodeStorageUnavailable:      {http.StatusServiceUnavailable, "Storage unavailable"},
 	CodeInternal:                {http.StatusInternalServerError, "Internal error"},
+	CodeUpstreamUnavailable:     {http.StatusBadGateway, "Upstream unavailable"},
+	CodeUpstreamTimeout:         {http.StatusGatewayTimeout, "Upstream timeout"},
 }
 
 // Status is the HTTP status that answers the code; 500 for an unknown code.

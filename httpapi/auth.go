@@ -12,6 +12,7 @@ import (
 
 	"github.com/keyward/keyward"
 	"github.com/keyward/keyward/apikey"
+	"github.com/keyward/keyward/internal/identity"
 	"github.com/keyward/keyward/limit"
 	"github.com/keyward/keyward/manage"
 	"github.com/keyward/keyward/policy"
@@ -48,28 +49,11 @@ func (s *server) authenticate(w http.ResponseWriter, r *http.Request, req *verif
 // answer, allowed or refused.
 func (s *server) authenticateURL(w http.ResponseWriter, r *http.Request, u *url.URL, req *verify.Request) (verify.Result, netip.Addr, error) {
 	ip := s.clientIP(r)
-	key, kerr := verify.KeyFrom(r.Header, u, s.verifier.Format())
-	if kerr != nil {
-		// A public route of the policy needs no key, so no key, or an
-		// Authorization header meant for someone else, does not refuse
-		// it; a key in the URL still does, since it has leaked. A route
-		// with tls: required refuses plain HTTP before any key is read.
-		if req.Policy != nil && (kerr.Code == keyward.CodeMissingAPIKey || kerr.Code == keyward.CodeMalformedAPIKey) {
-			res := s.verifier.Verify(r.Context(), verify.Request{Method: req.Method, Target: req.Target, Policy: req.Policy, TLS: req.TLS})
-			switch {
-			case res.Public:
-				return res, ip, nil
-			case res.Code == keyward.CodeTLSRequired:
-				return res, ip, res.Err()
-			}
-		}
-		return verify.Result{}, ip, kerr
-	}
-	req.Key, req.IP = key, ip
+	req.IP = ip
 	d := decisions.Get().(*limit.Decision)
 	defer decisions.Put(d)
 	req.RateLimit = d
-	res := s.verifier.Verify(r.Context(), *req)
+	res := s.verifier.VerifyPresented(r.Context(), r.Header, u, req)
 	req.RateLimit = nil // d goes back to the pool
 	return res, ip, rateLimited(w, &res)
 }
@@ -577,32 +561,8 @@ func (s *server) handleForwardAuth(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusOK)
 		return
 	}
-	writeIdentity(w.Header(), res)
+	identity.Set(w.Header(), &res)
 	w.WriteHeader(http.StatusOK)
-}
-
-// writeIdentity sets the identity headers of the key that res accepted,
-// which the proxy passes on to the upstream (docs/access.md). The values
-// are the stored ones: ids, a slug, a plan's name and permissions are
-// plain ASCII; a key's name is visible text, which cannot hold a line
-// break or any other control character (manage refuses them), and is sent
-// as its UTF-8 bytes. net/http would turn a line break into a space in any
-// case, so no value can start another header.
-func writeIdentity(h http.Header, res verify.Result) {
-	k, a := res.Key, res.Access
-	// One backing array for the values: this path runs on every request
-	// a proxy lets through. The permissions were joined with the Access.
-	v := &[8]string{k.ID, k.Name, k.TenantID, a.Tenant.Slug, a.Plan.Name, string(k.Environment), a.PermissionList, k.MemberID}
-	h["X-Keyward-Key-Id"] = v[0:1:1]
-	h["X-Keyward-Key-Name"] = v[1:2:2]
-	h["X-Keyward-Tenant"] = v[2:3:3]
-	h["X-Keyward-Tenant-Slug"] = v[3:4:4]
-	h["X-Keyward-Plan"] = v[4:5:5]
-	h["X-Keyward-Environment"] = v[5:6:6]
-	h["X-Keyward-Permissions"] = v[6:7:7]
-	if k.MemberID != "" {
-		h["X-Keyward-Member-Id"] = v[7:8:8]
-	}
 }
 
 // refuseForward answers a refused forward-auth request: as problem+json

@@ -23,6 +23,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/keyward/keyward"
+	"github.com/keyward/keyward/internal/forwarded"
 	"github.com/keyward/keyward/manage"
 	"github.com/keyward/keyward/policy"
 	"github.com/keyward/keyward/verify"
@@ -68,7 +69,7 @@ type server struct {
 	// now is the clock that decides which keys show as expired: the
 	// management service's, so that tests that move it see the same.
 	now     keyward.Clock
-	trusted []netip.Prefix
+	trusted forwarded.Proxies
 	// untrustedWarned is set once the log said that X-Forwarded-For came
 	// from a peer that is not a trusted proxy.
 	untrustedWarned atomic.Bool
@@ -195,35 +196,14 @@ func (s *server) recoverPanics(next http.Handler) http.Handler {
 
 // clientIP is the address of the client: the connection's peer, or, when the
 // peer is a trusted proxy, the last address in X-Forwarded-For that is not a
-// trusted proxy.
+// trusted proxy (forwarded.Proxies.ClientIP).
 func (s *server) clientIP(r *http.Request) netip.Addr {
-	ap, err := netip.ParseAddrPort(r.RemoteAddr)
-	if err != nil {
-		return netip.Addr{}
-	}
-	addr := ap.Addr().Unmap()
-	if len(s.trusted) == 0 || !s.isTrusted(addr) {
-		if !s.untrustedWarned.Load() && len(r.Header["X-Forwarded-For"]) > 0 {
+	if !s.untrustedWarned.Load() && len(r.Header["X-Forwarded-For"]) > 0 && !s.trusted.PeerTrusted(r) {
+		if addr := forwarded.Peer(r); addr.IsValid() {
 			s.warnUntrusted(r, addr)
 		}
-		return addr
 	}
-	xff := r.Header.Values("X-Forwarded-For")
-	for i := len(xff) - 1; i >= 0; i-- {
-		parts := strings.Split(xff[i], ",")
-		for j := len(parts) - 1; j >= 0; j-- {
-			a, err := netip.ParseAddr(strings.TrimSpace(parts[j]))
-			if err != nil {
-				return addr // a forged or broken list: trust none of it
-			}
-			a = a.Unmap()
-			if !s.isTrusted(a) {
-				return a
-			}
-			addr = a
-		}
-	}
-	return addr
+	return s.trusted.ClientIP(r)
 }
 
 // warnUntrusted logs, once per server, that a request came with
@@ -242,15 +222,6 @@ func (s *server) warnUntrusted(r *http.Request, addr netip.Addr) {
 		"so its X-Forwarded-For is ignored and the peer's address stands for the client's (IP restrictions, "+
 		"the failed-attempt limiter); if Keyward runs behind a proxy at this address, add it to --trusted-proxies "+
 		"(logged once)", "peer", addr.String(), "trusted_proxies", len(s.trusted))
-}
-
-func (s *server) isTrusted(a netip.Addr) bool {
-	for _, p := range s.trusted {
-		if p.Contains(a) {
-			return true
-		}
-	}
-	return false
 }
 
 // ParseCIDRs reads a comma-separated list of CIDRs or addresses, as

@@ -2,9 +2,7 @@ package httpapi
 
 import (
 	"net/http"
-	"net/netip"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/keyward/keyward"
@@ -19,23 +17,7 @@ import (
 // header is the original request's scheme, which is what a route's
 // tls: required and --require-tls are about.
 func (s *server) secure(r *http.Request) bool {
-	if v := r.Header.Values("X-Forwarded-Proto"); len(v) > 0 && s.peerTrusted(r) {
-		last := v[len(v)-1]
-		if i := strings.LastIndexByte(last, ','); i >= 0 {
-			last = last[i+1:]
-		}
-		return strings.EqualFold(strings.TrimSpace(last), "https")
-	}
-	return r.TLS != nil
-}
-
-// peerTrusted reports whether the connection's peer is a trusted proxy.
-func (s *server) peerTrusted(r *http.Request) bool {
-	if len(s.trusted) == 0 {
-		return false
-	}
-	ap, err := netip.ParseAddrPort(r.RemoteAddr)
-	return err == nil && s.isTrusted(ap.Addr().Unmap())
+	return s.trusted.Secure(r)
 }
 
 // tlsExempt reports whether --require-tls leaves the request to its

@@ -18,16 +18,14 @@ package middleware
 
 import (
 	"context"
-	"crypto/rand"
 	"log/slog"
 	"net/http"
 	"net/netip"
-	"strconv"
 	"sync"
-	"sync/atomic"
 
 	"github.com/keyward/keyward"
 	"github.com/keyward/keyward/internal/problem"
+	"github.com/keyward/keyward/internal/requestid"
 	"github.com/keyward/keyward/limit"
 	"github.com/keyward/keyward/policy"
 	"github.com/keyward/keyward/verify"
@@ -102,10 +100,10 @@ func wrap(check checker, opts Options) func(http.Handler) http.Handler {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	ids := newRequestIDs()
+	ids := requestid.New()
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			id := ids.of(r)
+			id := ids.Of(r.Header)
 			w.Header()["X-Request-Id"] = []string{id}
 			target := r.RequestURI
 			if target == "" || target[0] != '/' {
@@ -173,24 +171,10 @@ func checkLocal(v *verify.Verifier, routes *policy.File, w http.ResponseWriter, 
 	if routes != nil {
 		req.Policy = routes.Policy()
 	}
-	key, kerr := verify.KeyFromRequest(r, v.Format())
-	if kerr != nil {
-		if req.Policy != nil && (kerr.Code == keyward.CodeMissingAPIKey || kerr.Code == keyward.CodeMalformedAPIKey) {
-			res := v.Verify(r.Context(), verify.Request{Method: req.Method, Target: req.Target, Policy: req.Policy, TLS: req.TLS})
-			switch {
-			case res.Public:
-				return nil, nil
-			case res.Code == keyward.CodeTLSRequired:
-				return nil, res.Err()
-			}
-		}
-		return nil, kerr
-	}
-	req.Key = key
 	d := decisions.Get().(*limit.Decision)
 	defer decisions.Put(d)
 	req.RateLimit = d
-	res := v.Verify(r.Context(), *req)
+	res := v.VerifyPresented(r.Context(), r.Header, r.URL, req)
 	if res.RateLimit != nil {
 		limit.SetHeaders(w.Header(), res.RateLimit)
 	}
@@ -210,38 +194,3 @@ func checkLocal(v *verify.Verifier, routes *policy.File, w http.ResponseWriter, 
 // decisions keeps the rate-limit decisions of requests, which their
 // headers are written from.
 var decisions = sync.Pool{New: func() any { return new(limit.Decision) }}
-
-// requestIDs gives requests ids, as the server does: an incoming
-// X-Request-Id of a safe shape is kept, so that ids follow a request
-// across services; otherwise a prefix of the process and a counter.
-type requestIDs struct {
-	prefix  string
-	counter atomic.Uint64
-}
-
-func newRequestIDs() *requestIDs {
-	return &requestIDs{prefix: "req_" + rand.Text()[:10]}
-}
-
-// of returns the id of r.
-func (ids *requestIDs) of(r *http.Request) string {
-	if id := r.Header.Get("X-Request-Id"); safeRequestID(id) {
-		return id
-	}
-	return ids.prefix + strconv.FormatUint(ids.counter.Add(1), 36)
-}
-
-// safeRequestID reports whether an incoming request id may be kept: 1 to
-// 64 letters, digits, dashes, underscores and dots.
-func safeRequestID(id string) bool {
-	if id == "" || len(id) > 64 {
-		return false
-	}
-	for i := 0; i < len(id); i++ {
-		c := id[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
-			return false
-		}
-	}
-	return true
-}

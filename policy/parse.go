@@ -124,6 +124,8 @@ type routeFields struct {
 	Resources    []string `yaml:"resources"`
 	Environments []string `yaml:"environments"`
 	TLS          string   `yaml:"tls"`
+	Upstream     string   `yaml:"upstream"`
+	UpstreamTest string   `yaml:"upstream_test"`
 }
 
 // fileLines are the lines of a routes file's parts, for its errors: 0
@@ -328,7 +330,7 @@ func yamlProblem(err error) *Problem {
 	case errors.As(err, &te):
 		p.Text = "expected " + describeType(te.DstType)
 	case errors.As(err, &ue):
-		p.Text += "; the file has the fields default and routes, and a route has match, public, permissions, capabilities, tenant, resources, environments, cost and tls"
+		p.Text += "; the file has the fields default and routes, and a route has match, public, permissions, capabilities, tenant, resources, environments, cost, tls, upstream and upstream_test"
 	case strings.HasPrefix(p.Text, "could not find alias"):
 		// YAML reads a bare * as an alias.
 		p.Text += `; quote a value that starts with *, such as match: "* /v1/reports/*"`
@@ -410,6 +412,7 @@ func (c *checker) checkRoute(i, line int, rs *routeFields) *Route {
 			{"resources", len(rs.Resources) > 0},
 			{"environments", len(rs.Environments) > 0},
 			{"cost", rs.Cost != nil},
+			{"upstream_test", rs.UpstreamTest != ""},
 		} {
 			if f.set {
 				set = append(set, f.name)
@@ -458,6 +461,23 @@ func (c *checker) checkRoute(i, line int, rs *routeFields) *Route {
 		default:
 			r.Environments = append(r.Environments, env)
 		}
+	}
+	if rs.Upstream != "" {
+		u, err := ParseUpstream(rs.Upstream)
+		if err != nil {
+			c.add(line, "%s: upstream %v", name, err)
+		}
+		r.Upstream = u
+	}
+	if rs.UpstreamTest != "" {
+		u, err := ParseUpstream(rs.UpstreamTest)
+		switch {
+		case err != nil:
+			c.add(line, "%s: upstream_test %v", name, err)
+		case len(r.Environments) > 0 && !r.AllowsEnvironment(keyward.Test):
+			c.add(line, "%s takes live keys only (environments), so upstream_test would never be used; remove one of them", name)
+		}
+		r.UpstreamTest = u
 	}
 	if len(c.problems) > before {
 		return nil

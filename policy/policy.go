@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"net/url"
 	"slices"
 
 	"github.com/keyward/keyward"
@@ -63,6 +64,15 @@ type Route struct {
 	// has credits (cost: in the file, default 1); 1 for the default
 	// route.
 	Cost int64
+
+	// Upstream and UpstreamTest, when set, are where the gateway (serve
+	// --gateway-addr) sends the route's requests: those of live keys and
+	// of a public route to Upstream, those of test keys to UpstreamTest,
+	// instead of serve's --upstream and --upstream-test. A route with
+	// Upstream and without UpstreamTest refuses test keys (403
+	// environment_mismatch): its test requests have no place to go that
+	// is not live. Other surfaces ignore both.
+	Upstream, UpstreamTest *url.URL
 
 	// tenantParam is the index of Tenant among the pattern's wildcards,
 	// and resourceParams those of Resources, found once at load for

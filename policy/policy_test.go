@@ -70,6 +70,11 @@ func TestParseExample(t *testing.T) {
 	if r := tls.Routes(); !r[0].TLS || !r[0].Public || r[1].TLS {
 		t.Errorf("tls: required on a public route gives TLS %v, Public %v; absent gives TLS %v", r[0].TLS, r[0].Public, r[1].TLS)
 	}
+	up := mustParse(t, "routes:\n  - match: GET /a\n    upstream: http://10.0.0.1:9000/base\n    upstream_test: https://sandbox.internal\n  - match: GET /b\n    public: true\n    upstream: http://h\n")
+	if r := up.Routes(); r[0].Upstream.String() != "http://10.0.0.1:9000/base" || r[0].UpstreamTest.String() != "https://sandbox.internal" ||
+		r[1].Upstream.String() != "http://h" || r[1].UpstreamTest != nil {
+		t.Errorf("upstreams: %v %v, %v %v", r[0].Upstream, r[0].UpstreamTest, r[1].Upstream, r[1].UpstreamTest)
+	}
 	if p := mustParse(t, "default: authenticated\n"); p.Default() != DefaultAuthenticated || p.DefaultRoute().Deny {
 		t.Errorf("default: authenticated gives %v", p.DefaultRoute())
 	}
@@ -84,9 +89,9 @@ func TestParseErrors(t *testing.T) {
 		{"comments only", "# nothing\n", `sets neither default nor routes; write at least "default: deny", and the routes of your API`},
 		{"bad default", "default: allow\n", `line 1: default is "allow"; use deny (refuse requests that match no route) or authenticated (any valid key, no permission)`},
 		{"unknown field", "default: deny\nroutes:\n  - match: GET /x\n    publik: true\n",
-			`line 4, column 5: unknown field "publik"; the file has the fields default and routes, and a route has match, public, permissions, capabilities, tenant, resources, environments, cost and tls`},
+			`line 4, column 5: unknown field "publik"; the file has the fields default and routes, and a route has match, public, permissions, capabilities, tenant, resources, environments, cost, tls, upstream and upstream_test`},
 		{"unknown top field", "defaults: deny\n",
-			`line 1, column 1: unknown field "defaults"; the file has the fields default and routes, and a route has match, public, permissions, capabilities, tenant, resources, environments, cost and tls`},
+			`line 1, column 1: unknown field "defaults"; the file has the fields default and routes, and a route has match, public, permissions, capabilities, tenant, resources, environments, cost, tls, upstream and upstream_test`},
 		{"cost of none", "routes:\n  - match: GET /x\n    cost: 0\n",
 			`line 2: route "GET /x": cost 0 is not one; give the credits a request takes, from 1 to 1000000`},
 		{"cost not a number", "routes:\n  - match: GET /x\n    cost: five\n", `line 3, column 11: expected int64`},
@@ -121,6 +126,16 @@ func TestParseErrors(t *testing.T) {
 			`line 2: route "GET /v1/{tenant}": {tenant} is the tenant; it cannot be a resource as well`},
 		{"resource twice", "routes:\n  - match: GET /v1/{site}\n    resources: [site, site]\n", `line 2: route "GET /v1/{site}" lists resource "site" twice`},
 		{"bad tls", "routes:\n  - match: GET /x\n    tls: yes\n", `line 2: route "GET /x": tls "yes" is not a setting; write tls: required, or leave it out for requests over plain HTTP too`},
+		{"upstream not http", "routes:\n  - match: GET /x\n    upstream: ftp://files\n",
+			`line 2: route "GET /x": upstream "ftp://files" does not start with http:// or https://; write a URL such as http://127.0.0.1:9000 or https://api.internal/base`},
+		{"upstream without host", "routes:\n  - match: GET /x\n    upstream: http:///x\n",
+			`line 2: route "GET /x": upstream "http:///x" names no host; write a URL such as http://127.0.0.1:9000 or https://api.internal/base`},
+		{"upstream_test with query", "routes:\n  - match: GET /x\n    upstream_test: http://h/?a=1\n",
+			`line 2: route "GET /x": upstream_test "http://h/?a=1" has a query string; write a URL such as http://127.0.0.1:9000 or https://api.internal/base, and leave the query to each request`},
+		{"upstream_test on a public route", "routes:\n  - match: GET /x\n    public: true\n    upstream_test: http://h\n",
+			`line 2: route "GET /x" is public, so it needs no key, but it has upstream_test; remove public: true, or remove upstream_test`},
+		{"upstream_test for live keys only", "routes:\n  - match: GET /x\n    environments: [live]\n    upstream_test: http://h\n",
+			`line 2: route "GET /x" takes live keys only (environments), so upstream_test would never be used; remove one of them`},
 		{"bad environment", "routes:\n  - match: GET /x\n    environments: [production]\n", `line 2: route "GET /x": environment "production" is not one; use live or test`},
 		{"environment twice", "routes:\n  - match: GET /x\n    environments: [test, test]\n", `line 2: route "GET /x" lists environment "test" twice`},
 		{"duplicate", "routes:\n  - match: GET /x\n  - match: POST /x\n  - match: GET  /x\n",

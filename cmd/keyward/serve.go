@@ -21,6 +21,7 @@ import (
 
 	"github.com/keyward/keyward"
 	"github.com/keyward/keyward/apikey"
+	"github.com/keyward/keyward/gateway"
 	"github.com/keyward/keyward/httpapi"
 	"github.com/keyward/keyward/internal/connlimit"
 	"github.com/keyward/keyward/limit"
@@ -61,6 +62,10 @@ type serveOptions struct {
 	envInts []envInt
 	// tls is the certificate, --require-tls and --hsts (tls.go).
 	tls tlsOptions
+	// gatewayAddr, upstream, upstreamTest and upstreamTimeout are the
+	// gateway's flags (gateway.go).
+	gatewayAddr, upstream, upstreamTest string
+	upstreamTimeout                     time.Duration
 }
 
 // envDuration is a duration flag whose default comes from an environment
@@ -183,6 +188,24 @@ believing X-Forwarded-Proto: https only from --trusted-proxies; for
 forward-auth, it is the original request that must have come over HTTPS.
 --hsts sets Strict-Transport-Security on answers over HTTPS.
 
+With --gateway-addr, serve is also a gateway in front of the API at
+--upstream (both required, with --routes): every request to
+--gateway-addr is verified as forward-auth verifies it, by the route
+policy, and refused as forward-auth refuses it, without reaching the
+upstream; one that passes is proxied with its key removed, the identity
+headers added (X-Keyward-Key-Id, -Key-Name, -Tenant, -Tenant-Slug,
+-Member-Id, -Plan, -Environment, -Permissions; any the client sent are
+removed), and X-Forwarded-For, -Host, -Proto and X-Request-Id set. The
+requests of test keys go to --upstream-test, never to --upstream: without
+it they are refused 403 environment_mismatch. A route may name its own
+upstream and upstream_test. Bodies stream both ways, upgrades
+(WebSocket) and server-sent events pass through. An upstream that cannot
+be reached is answered 502 upstream_unavailable, one that does not send
+its response header within --upstream-timeout 504 upstream_timeout. The
+gateway's listener serves the API's certificate, --require-tls, --hsts,
+--trusted-proxies and the connection limits too (its connections counted
+apart), and stops with the API. See docs/gateway.md.
+
 A client address (an IPv6 /64) that sends --failed-attempts keys that are
 refused as malformed, unknown or revoked within --failed-attempts-window
 is blocked for --failed-attempts-block: its requests are answered 429
@@ -219,6 +242,7 @@ off.`,
 	f.StringVar(&o.logFormat, "log-format", a.env("KEYWARD_LOG_FORMAT", "json"), "log format on stderr: json or text (env KEYWARD_LOG_FORMAT)")
 	f.StringVar(&o.redis, "redis", a.env("KEYWARD_REDIS", ""), "URL of the Redis that keeps rate limits shared by every node, such as redis://127.0.0.1:6379/0; without it each node limits alone (env KEYWARD_REDIS)")
 	a.tlsFlags(f, &o.tls)
+	a.gatewayFlags(f, &o)
 	o.envDurations = []envDuration{
 		{flag: "shutdown-timeout", env: "KEYWARD_SHUTDOWN_TIMEOUT", def: 15 * time.Second, example: "15s", value: &o.shutdownTimeout,
 			usage: "how long requests in flight may take to finish on shutdown"},
@@ -236,6 +260,8 @@ off.`,
 			usage: "the time within which --failed-attempts refused keys block a client address"},
 		{flag: "failed-attempts-block", env: "KEYWARD_FAILED_ATTEMPTS_BLOCK", def: verify.DefaultFailedAttemptBlock, example: "1m", value: &o.failedAttemptBlock,
 			usage: "how long a client address that sent too many refused keys stays blocked"},
+		{flag: "upstream-timeout", env: "KEYWARD_UPSTREAM_TIMEOUT", def: gateway.DefaultUpstreamTimeout, example: "30s", value: &o.upstreamTimeout,
+			usage: "how long the gateway waits for the upstream's response header before it answers 504 upstream_timeout; a body that streams is not cut by it"},
 	}
 	for i := range o.envDurations {
 		d := &o.envDurations[i]
@@ -345,6 +371,10 @@ func (a *app) serve(ctx context.Context, o serveOptions) error {
 	if err := o.tls.check(trusted, logger); err != nil {
 		return err
 	}
+	gw, err := o.checkGateway()
+	if err != nil {
+		return err
+	}
 	var routes *policy.File
 	if o.routes != "" {
 		if routes, err = policy.Open(o.routes, logger); err != nil {
@@ -371,7 +401,7 @@ func (a *app) serve(ctx context.Context, o serveOptions) error {
 		Limiter: limiter,
 	})
 
-	err = a.runServer(ctx, o, logger, store, verifier, format, trusted, routes)
+	err = a.runServer(ctx, o, logger, store, verifier, format, trusted, routes, gw)
 
 	// The verifier closes on every way out, before the store: it writes
 	// the last-use times still pending.
@@ -401,7 +431,7 @@ func (a *app) serve(ctx context.Context, o serveOptions) error {
 // HTTP API until ctx ends, then stops the HTTP server, letting requests in
 // flight finish. It leaves the verifier and the store open.
 func (a *app) runServer(ctx context.Context, o serveOptions, logger *slog.Logger, store database,
-	verifier *verify.Verifier, format apikey.Format, trusted []netip.Prefix, routes *policy.File,
+	verifier *verify.Verifier, format apikey.Format, trusted []netip.Prefix, routes *policy.File, gw *gatewayOptions,
 ) error {
 	svc := manage.New(manage.Config{Store: store, Format: format, AfterChange: verifier.Refresh})
 	rootKey, err := svc.Bootstrap(ctx)
@@ -469,16 +499,29 @@ func (a *app) runServer(ctx context.Context, o serveOptions, logger *slog.Logger
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
-	served := make(chan error, 1)
-	if cert := o.tls.certificate; cert != nil {
-		// ServeTLS takes the certificate from TLSConfig's GetCertificate,
-		// so that SIGHUP's reload reaches new handshakes, and offers
-		// HTTP/2.
-		srv.TLSConfig = cert.Config()
-		go func() { served <- srv.ServeTLS(ln, "", "") }()
-	} else {
-		go func() { served <- srv.Serve(ln) }()
+	// The gateway's listener is opened before either serves, so that a
+	// --gateway-addr that cannot be used stops serve before it answers.
+	var gsrv *http.Server
+	var gln net.Listener
+	if gw != nil {
+		if gsrv, gln, err = a.startGateway(o, gw, logger, verifier, trusted, routes); err != nil {
+			ln.Close()
+			return err
+		}
 	}
+	served := make(chan error, 2)
+	serve := func(srv *http.Server, ln net.Listener) {
+		if cert := o.tls.certificate; cert != nil {
+			// ServeTLS takes the certificate from TLSConfig's
+			// GetCertificate, so that SIGHUP's reload reaches new
+			// handshakes, and offers HTTP/2.
+			srv.TLSConfig = cert.Config()
+			go func() { served <- srv.ServeTLS(ln, "", "") }()
+		} else {
+			go func() { served <- srv.Serve(ln) }()
+		}
+	}
+	serve(srv, ln)
 	logger.Info("listening", "addr", ln.Addr().String(), "db", store.Path(), "version", keyward.Version,
 		"flush_interval", o.flushInterval.String(), "cache_ttl", o.cacheTTL.String(), "storage_timeout", o.storageTimeout.String(),
 		"shutdown_timeout", o.shutdownTimeout.String(), "idle_timeout", o.idleTimeout.String(),
@@ -486,21 +529,27 @@ func (a *app) runServer(ctx context.Context, o serveOptions, logger *slog.Logger
 		"failed_attempts", o.failedAttempts, "failed_attempts_window", o.failedAttemptWindow.String(),
 		"failed_attempts_block", o.failedAttemptBlock.String(),
 		"tls", o.tls.certificate != nil, "require_tls", o.tls.requireTLS, "hsts", o.tls.hstsMaxAge.String())
-
+	servers := []*http.Server{srv}
+	if gsrv != nil {
+		serve(gsrv, gln)
+		servers = append(servers, gsrv)
+		logger.Info("listening", "listener", "gateway", "addr", gln.Addr().String(), "upstream", gw.upstream.Redacted(),
+			"upstream_test", redacted(gw.upstreamTest), "upstream_timeout", o.upstreamTimeout.String(),
+			"tls", o.tls.certificate != nil, "require_tls", o.tls.requireTLS, "hsts", o.tls.hstsMaxAge.String())
+	}
+	var serveErr error
 	select {
 	case err := <-served:
-		return fmt.Errorf("serve on %s: %w", ln.Addr(), err)
+		serveErr = err
 	case <-ctx.Done():
 	}
 	logger.Info("shutting down: finishing requests in flight", "timeout", o.shutdownTimeout.String())
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), o.shutdownTimeout)
-	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		srv.Close()
-		logger.Warn("requests in flight did not finish in time; their connections were closed", "err", err)
+	shutdown(ctx, servers, o.shutdownTimeout, logger)
+	if serveErr == nil {
+		serveErr = <-served
 	}
-	if err := <-served; err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("serve on %s: %w", ln.Addr(), err)
+	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
+		return fmt.Errorf("serve: %w", serveErr)
 	}
 	logger.Info("http server stopped; writing pending usage")
 	return nil

@@ -1,0 +1,129 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"sync"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/keyward/keyward/gateway"
+	"github.com/keyward/keyward/internal/connlimit"
+	"github.com/keyward/keyward/policy"
+	"github.com/keyward/keyward/verify"
+)
+
+// gatewayOptions are the gateway's flags once read: its upstreams.
+type gatewayOptions struct {
+	upstream, upstreamTest *url.URL
+}
+
+// gatewayFlags adds the gateway's flags to f, their defaults from the
+// environment; --upstream-timeout is among serve's duration flags.
+func (a *app) gatewayFlags(f *pflag.FlagSet, o *serveOptions) {
+	f.StringVar(&o.gatewayAddr, "gateway-addr", a.env("KEYWARD_GATEWAY_ADDR", ""),
+		"address of the gateway, host:port: Keyward in front of --upstream, verifying every request by --routes before it proxies it; off when empty (env KEYWARD_GATEWAY_ADDR)")
+	f.StringVar(&o.upstream, "upstream", a.env("KEYWARD_UPSTREAM", ""),
+		"URL of the API behind the gateway, such as http://127.0.0.1:9000: the requests of live keys and of public routes go there (env KEYWARD_UPSTREAM)")
+	f.StringVar(&o.upstreamTest, "upstream-test", a.env("KEYWARD_UPSTREAM_TEST", ""),
+		"URL the gateway sends the requests of test keys to; without it, test keys are refused 403 environment_mismatch, unless their route names an upstream_test (env KEYWARD_UPSTREAM_TEST)")
+}
+
+// checkGateway reads the gateway's flags: nil without --gateway-addr. The
+// gateway needs --upstream and --routes, and the upstreams must be http
+// or https URLs with a host; --upstream or --upstream-test without
+// --gateway-addr is refused too, since the operator meant a gateway that
+// would not run.
+func (o *serveOptions) checkGateway() (*gatewayOptions, error) {
+	if o.gatewayAddr == "" {
+		for _, f := range []struct{ name, value, env string }{{"upstream", o.upstream, "KEYWARD_UPSTREAM"}, {"upstream-test", o.upstreamTest, "KEYWARD_UPSTREAM_TEST"}} {
+			if f.value != "" {
+				return nil, usageError{fmt.Errorf("--%s is set (or %s) but --gateway-addr is not: the gateway, which proxies to it, would not run; give --gateway-addr too (env KEYWARD_GATEWAY_ADDR), or remove --%s", f.name, f.env, f.name)}
+			}
+		}
+		return nil, nil
+	}
+	if o.upstream == "" {
+		return nil, usageError{errors.New("--upstream is missing: --gateway-addr needs the URL of the API to proxy to, such as http://127.0.0.1:9000 (env KEYWARD_UPSTREAM)")}
+	}
+	if o.routes == "" {
+		return nil, usageError{errors.New("--routes is missing: --gateway-addr needs a route policy, which decides what each request to the API needs " +
+			"(permissions, public routes; see docs/policy.md and keyward routes check); " +
+			"a file with \"default: authenticated\" alone lets any valid key through (env KEYWARD_ROUTES)")}
+	}
+	var g gatewayOptions
+	var err error
+	if g.upstream, err = policy.ParseUpstream(o.upstream); err != nil {
+		return nil, usageError{fmt.Errorf("--upstream: %w (env KEYWARD_UPSTREAM)", err)}
+	}
+	if o.upstreamTest != "" {
+		if g.upstreamTest, err = policy.ParseUpstream(o.upstreamTest); err != nil {
+			return nil, usageError{fmt.Errorf("--upstream-test: %w (env KEYWARD_UPSTREAM_TEST)", err)}
+		}
+	}
+	return &g, nil
+}
+
+// startGateway makes the gateway and its listener on --gateway-addr,
+// held to the connection limits of the API's (a count of its own), and
+// returns the server to start on it. The server bounds the time to read a
+// request's header and an idle connection's wait, but not the time to
+// read or write a body, which may stream for as long as it takes.
+func (a *app) startGateway(o serveOptions, g *gatewayOptions, logger *slog.Logger, verifier *verify.Verifier,
+	trusted []netip.Prefix, routes *policy.File,
+) (*http.Server, net.Listener, error) {
+	gw, err := gateway.New(gateway.Config{
+		Verifier: verifier, Routes: routes, Upstream: g.upstream, UpstreamTest: g.upstreamTest,
+		TrustedProxies: trusted, RequireTLS: o.tls.requireTLS, HSTS: o.tls.hstsMaxAge,
+		UpstreamTimeout: o.upstreamTimeout, Logger: logger,
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	tcp, err := net.Listen("tcp", o.gatewayAddr)
+	if err != nil {
+		return nil, nil, fmt.Errorf("--gateway-addr: cannot listen on %s: %w", o.gatewayAddr, err)
+	}
+	ln := connlimit.NewListener(tcp, connlimit.Limits{Total: o.maxConns, PerAddr: o.maxConnsPerIP, Exempt: trusted}, logger)
+	srv := &http.Server{
+		Handler:           gw,
+		ReadHeaderTimeout: readHeaderTimeout,
+		IdleTimeout:       o.idleTimeout,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	srv.RegisterOnShutdown(gw.Close)
+	return srv, ln, nil
+}
+
+// shutdown stops servers together, letting requests in flight finish
+// within timeout; past it, their connections are closed.
+func shutdown(ctx context.Context, servers []*http.Server, timeout time.Duration, logger *slog.Logger) {
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, srv := range servers {
+		wg.Go(func() {
+			if err := srv.Shutdown(sctx); err != nil {
+				srv.Close()
+				logger.Warn("requests in flight did not finish in time; their connections were closed", "err", err)
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// redacted is u without its password, or "" for nil.
+func redacted(u *url.URL) string {
+	if u == nil {
+		return ""
+	}
+	return u.Redacted()
+}

@@ -1,0 +1,83 @@
+// Package forwarded reads what a request's trusted proxies say of it: the
+// client's address (X-Forwarded-For) and whether the original request came
+// over TLS (X-Forwarded-Proto). A header is believed only from a peer in
+// the trusted list (serve --trusted-proxies); from any other, it is a
+// client's own and ignored.
+package forwarded
+
+import (
+	"net/http"
+	"net/netip"
+	"strings"
+)
+
+// Proxies are the addresses of the trusted proxies. The zero value trusts
+// none.
+type Proxies []netip.Prefix
+
+// Trusts reports whether a is a trusted proxy.
+func (p Proxies) Trusts(a netip.Addr) bool {
+	for _, pre := range p {
+		if pre.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// Peer returns the address of r's connection peer, unmapped; the zero Addr
+// when RemoteAddr cannot be read.
+func Peer(r *http.Request) netip.Addr {
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return netip.Addr{}
+	}
+	return ap.Addr().Unmap()
+}
+
+// PeerTrusted reports whether r's connection peer is a trusted proxy.
+func (p Proxies) PeerTrusted(r *http.Request) bool {
+	return len(p) > 0 && p.Trusts(Peer(r))
+}
+
+// ClientIP returns the address of r's client: the connection's peer, or,
+// when the peer is a trusted proxy, the last address of X-Forwarded-For
+// that is not a trusted proxy. A list that cannot be read is trusted in
+// none of its parts: the last trusted address stands for the client.
+func (p Proxies) ClientIP(r *http.Request) netip.Addr {
+	addr := Peer(r)
+	if !addr.IsValid() || len(p) == 0 || !p.Trusts(addr) {
+		return addr
+	}
+	xff := r.Header.Values("X-Forwarded-For")
+	for i := len(xff) - 1; i >= 0; i-- {
+		parts := strings.Split(xff[i], ",")
+		for j := len(parts) - 1; j >= 0; j-- {
+			a, err := netip.ParseAddr(strings.TrimSpace(parts[j]))
+			if err != nil {
+				return addr // a forged or broken list: trust none of it
+			}
+			a = a.Unmap()
+			if !p.Trusts(a) {
+				return a
+			}
+			addr = a
+		}
+	}
+	return addr
+}
+
+// Secure reports whether r came over TLS: from a trusted proxy that sends
+// X-Forwarded-Proto, the last value decides (https, in any case, is TLS),
+// since it is the one that proxy set; otherwise whether r's own connection
+// is TLS.
+func (p Proxies) Secure(r *http.Request) bool {
+	if v := r.Header.Values("X-Forwarded-Proto"); len(v) > 0 && p.PeerTrusted(r) {
+		last := v[len(v)-1]
+		if i := strings.LastIndexByte(last, ','); i >= 0 {
+			last = last[i+1:]
+		}
+		return strings.EqualFold(strings.TrimSpace(last), "https")
+	}
+	return r.TLS != nil
+}
