@@ -7,6 +7,22 @@
 //	                                  headers), without checking anything
 //	loadtarget proxy ADDR UPSTREAM    a bare httputil.ReverseProxy with a
 //	                                  tuned transport, checking nothing
+//	loadtarget fastproxy ADDR UPSTREAM
+//	                                  a fasthttp server and HostClient
+//	                                  proxying to UPSTREAM, checking nothing
+//	                                  (internal/fastgate without a verifier)
+//	loadtarget fastverify ADDR UPSTREAM DB ROUTES [copy]
+//	                                  the same, verifying each request's key
+//	                                  in process with a verify.Verifier on
+//	                                  the SQLite database DB and the route
+//	                                  policy ROUTES, as the gateway will;
+//	                                  with copy, the request's bytes are
+//	                                  copied into strings for the verifier
+//	loadtarget hybrid ADDR UPSTREAM   a net/http server whose handler
+//	                                  proxies with a fasthttp HostClient
+//	loadtarget direct ADDR UPSTREAM   a net/http server whose handler
+//	                                  proxies with http.Transport.RoundTrip,
+//	                                  without httputil, checking nothing
 //
 // It is not part of Keyward; it exists so that every figure of the load
 // test is a ratio against something measured on the same machine at the
@@ -26,11 +42,27 @@ import (
 
 func main() {
 	if len(os.Args) < 3 {
-		fmt.Fprintln(os.Stderr, "usage: loadtarget upstream|bare ADDR | loadtarget proxy ADDR UPSTREAM")
+		fmt.Fprintln(os.Stderr, "usage: loadtarget upstream|bare ADDR | loadtarget proxy|fastproxy|hybrid|direct ADDR UPSTREAM | loadtarget fastverify ADDR UPSTREAM DB ROUTES [copy]")
 		os.Exit(2)
 	}
 	var h http.Handler
 	switch os.Args[1] {
+	case "fastproxy", "fastverify":
+		log.Fatal(serveFast(os.Args[1:]))
+	case "hybrid":
+		if len(os.Args) != 4 {
+			log.Fatal("loadtarget hybrid ADDR UPSTREAM")
+		}
+		h = hybrid(hostPort(os.Args[3]))
+	case "direct":
+		if len(os.Args) != 4 {
+			log.Fatal("loadtarget direct ADDR UPSTREAM")
+		}
+		u, err := url.Parse(os.Args[3])
+		if err != nil {
+			log.Fatal(err)
+		}
+		h = direct(u)
 	case "upstream":
 		body := []byte(`{"ok":true}` + "\n")
 		h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
