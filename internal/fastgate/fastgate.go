@@ -14,6 +14,7 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -142,6 +143,10 @@ func New(cfg Config) *Gateway {
 func (g *Gateway) Server() *fasthttp.Server {
 	return &fasthttp.Server{
 		Handler: g.Handle,
+		// What fasthttp reports of a request it could not read (a bad
+		// header, a smuggling attempt) goes to the gateway's log, not
+		// to the standard logger.
+		Logger: logger{g.log},
 		// The largest request header taken is ReadBufferSize: 16 KiB,
 		// against net/http's 1 MiB. A larger one gets 431.
 		ReadBufferSize:  16 << 10,
@@ -575,6 +580,14 @@ func safeRequestID(id []byte) bool {
 		}
 	}
 	return true
+}
+
+// logger is a fasthttp.Logger that writes to a slog.Logger, at debug
+// level: these are the clients' mistakes, not the gateway's.
+type logger struct{ log *slog.Logger }
+
+func (l logger) Printf(format string, args ...any) {
+	l.log.Debug("fastgate: " + fmt.Sprintf(format, args...))
 }
 
 // idleConn is a connection to the upstream whose every read must begin

@@ -545,3 +545,58 @@ func TestUpstreamFailures(t *testing.T) {
 		once.Do(func() { close(release) })
 	})
 }
+
+// TestFraming shows how fasthttp's parser treats the requests that
+// smuggling and header-size attacks send: each is refused before the
+// upstream, or reaches it with one framing only.
+func TestFraming(t *testing.T) {
+	var mu sync.Mutex
+	var got []string // method, path and body of each request the upstream got
+	url := gateway(t, fastgate.Config{}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		got = append(got, r.Method+" "+r.URL.Path+" "+string(b))
+		mu.Unlock()
+	}))
+	reached := func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		r := got
+		got = nil
+		return r
+	}
+	for _, c := range []struct {
+		name, head string
+		status     int
+		upstream   []string // what the upstream got
+		closes     bool     // the gateway closes the connection after answering
+	}{
+		{"content-length and chunked", "POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n" +
+			"5\r\nhello\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n", 200, []string{"POST /a hello"}, true},
+		{"two content-lengths", "POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 0\r\n\r\nhello", 400, nil, true},
+		{"two transfer-encodings", "POST /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400, nil, true},
+		{"an unknown transfer-coding", "POST /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n", 400, nil, true},
+		{"a space before the colon", "POST /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding : chunked\r\nContent-Length: 5\r\n\r\nhello", 400, nil, true},
+		{"two hosts", "GET /a HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n", 400, nil, true},
+		{"a 20 KiB header", "GET /a HTTP/1.1\r\nHost: x\r\nX-Big: " + strings.Repeat("a", 20<<10) + "\r\n\r\n", 431, nil, true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			c2, br := rawRequest(t, url, c.head)
+			resp, err := http.ReadResponse(br, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			io.Copy(io.Discard, resp.Body)
+			if resp.StatusCode != c.status {
+				t.Errorf("status %d; want %d", resp.StatusCode, c.status)
+			}
+			c2.SetReadDeadline(time.Now().Add(2 * time.Second))
+			if _, err := br.ReadByte(); c.closes && (err == nil || os.IsTimeout(err)) {
+				t.Errorf("after the answer: %v; want the connection closed", err)
+			}
+			if r := reached(); fmt.Sprint(r) != fmt.Sprint(c.upstream) {
+				t.Errorf("the upstream got %q; want %q", r, c.upstream)
+			}
+		})
+	}
+}

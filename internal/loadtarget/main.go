@@ -24,6 +24,9 @@
 //	                                  proxies with http.Transport.RoundTrip,
 //	                                  without httputil, checking nothing
 //
+// With LOADTARGET_CPUPROFILE=FILE in the environment, it writes a CPU
+// profile to FILE when it is stopped by SIGINT or SIGTERM.
+//
 // It is not part of Keyward; it exists so that every figure of the load
 // test is a ratio against something measured on the same machine at the
 // same time.
@@ -37,6 +40,9 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"os"
+	"os/signal"
+	"runtime/pprof"
+	"syscall"
 	"time"
 )
 
@@ -44,6 +50,9 @@ func main() {
 	if len(os.Args) < 3 {
 		fmt.Fprintln(os.Stderr, "usage: loadtarget upstream|bare ADDR | loadtarget proxy|fastproxy|hybrid|direct ADDR UPSTREAM | loadtarget fastverify ADDR UPSTREAM DB ROUTES [copy]")
 		os.Exit(2)
+	}
+	if name := os.Getenv("LOADTARGET_CPUPROFILE"); name != "" {
+		profile(name)
 	}
 	var h http.Handler
 	switch os.Args[1] {
@@ -85,6 +94,26 @@ func main() {
 	}
 	srv := &http.Server{Addr: os.Args[2], Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	log.Fatal(srv.ListenAndServe())
+}
+
+// profile writes a CPU profile to name until the process is stopped by
+// SIGINT or SIGTERM, then exits.
+func profile(name string) {
+	f, err := os.Create(name)
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		log.Fatal(err)
+	}
+	stop := make(chan os.Signal, 1)
+	signal.Notify(stop, syscall.SIGINT, syscall.SIGTERM)
+	go func() {
+		<-stop
+		pprof.StopCPUProfile()
+		f.Close()
+		os.Exit(0)
+	}()
 }
 
 // bare answers as forward-auth does for a valid key: 200 with the
