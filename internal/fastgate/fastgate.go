@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"iter"
 	"log/slog"
 	"net"
 	"net/http"
@@ -175,7 +176,7 @@ func (g *Gateway) Server() *fasthttp.Server {
 func (g *Gateway) Handle(ctx *fasthttp.RequestCtx) {
 	var idBuf [64]byte
 	id := g.ids.of(ctx, idBuf[:0])
-	ctx.Response.Header.SetBytesV("X-Request-Id", id)
+	ctx.Response.Header.SetCanonical(hRequestID, id)
 	req := &ctx.Request
 	if g.cfg.Verifier != nil {
 		// A request with Expect: 100-continue was checked before its
@@ -188,7 +189,7 @@ func (g *Gateway) Handle(ctx *fasthttp.RequestCtx) {
 		req.Header.Del("X-Api-Key")
 		stripIncoming(&req.Header)
 	}
-	req.Header.SetBytesV("X-Request-Id", id)
+	req.Header.SetCanonical(hRequestID, id)
 	appendForwardedFor(ctx)
 	if isUpgrade(&req.Header) {
 		g.upgrade(ctx, id)
@@ -240,7 +241,7 @@ func (g *Gateway) upgrade(ctx *fasthttp.RequestCtx, id []byte) {
 
 // isUpgrade reports whether the request asks to switch protocols.
 func isUpgrade(h *fasthttp.RequestHeader) bool {
-	return len(h.Peek("Upgrade")) > 0 && h.ConnectionUpgrade()
+	return len(h.PeekCanonical(hUpgrade)) > 0 && h.ConnectionUpgrade()
 }
 
 // forward sends the request to the upstream and its response back: the
@@ -249,16 +250,18 @@ func isUpgrade(h *fasthttp.RequestHeader) bool {
 func (g *Gateway) forward(ctx *fasthttp.RequestCtx, id []byte) {
 	req, resp := &ctx.Request, &ctx.Response
 	removeHopByHop(&req.Header)
-	// The client's 100 Continue was answered here (expect); the upstream
-	// gets the body at once.
-	req.Header.Del("Expect")
+	if req.MayContinue() {
+		// The client's 100 Continue was answered here (expect); the
+		// upstream gets the body at once.
+		req.Header.Del("Expect")
+	}
 	err := g.client.Do(req, resp)
 	if err != nil {
 		g.upstreamFailed(ctx, id, err)
 		return
 	}
 	removeHopByHopResponse(&resp.Header)
-	resp.Header.SetBytesV("X-Request-Id", id)
+	resp.Header.SetCanonical(hRequestID, id)
 }
 
 // upstreamFailed answers 504 upstream_timeout when the upstream was too
@@ -275,7 +278,7 @@ func (g *Gateway) upstreamFailed(ctx *fasthttp.RequestCtx, id []byte, err error)
 	resp := &ctx.Response
 	resp.Reset()
 	resp.SetStatusCode(status)
-	resp.Header.SetBytesV("X-Request-Id", id)
+	resp.Header.SetCanonical(hRequestID, id)
 	resp.Header.Set("Content-Type", "application/problem+json")
 	resp.Header.Set("Cache-Control", "no-store")
 	if status == http.StatusBadGateway {
@@ -322,7 +325,7 @@ func (g *Gateway) check(ctx *fasthttp.RequestCtx, id []byte) bool {
 	key, kerr := verify.KeyFrom(s.h, &s.u, v.Format())
 	vreq := verify.Request{
 		Key: key, Method: method(req.Header.Method(), str), Target: str(uri),
-		Referer: str(req.Header.Peek("Referer")), Origin: str(req.Header.Peek("Origin")),
+		Referer: str(req.Header.PeekCanonical(hReferer)), Origin: str(req.Header.PeekCanonical(hOrigin)),
 		IP: remoteIP(ctx), RateLimit: &s.dec,
 	}
 	if g.cfg.Routes != nil {
@@ -350,20 +353,23 @@ func (g *Gateway) check(ctx *fasthttp.RequestCtx, id []byte) bool {
 	}
 	// The key may also have come as Authorization: Bearer; it is not
 	// passed on either. Another scheme is meant for the upstream.
-	if a := req.Header.Peek("Authorization"); len(a) > 7 && bytes.EqualFold(a[:7], []byte("Bearer ")) {
+	if a := req.Header.PeekCanonical(hAuthorization); len(a) > 7 && bytes.EqualFold(a[:7], []byte("Bearer ")) {
 		req.Header.Del("Authorization")
 	}
 	k, a := res.Key, res.Access
 	h := &req.Header
-	h.Set("X-Keyward-Key-Id", k.ID)
-	h.Set("X-Keyward-Key-Name", k.Name)
-	h.Set("X-Keyward-Tenant", k.TenantID)
-	h.Set("X-Keyward-Tenant-Slug", a.Tenant.Slug)
-	h.Set("X-Keyward-Plan", a.Plan.Name)
-	h.Set("X-Keyward-Environment", string(k.Environment))
-	h.Set("X-Keyward-Permissions", a.PermissionList)
+	// The names are written in fasthttp's canonical form, so that
+	// nothing normalises them again; the values are still checked for
+	// line breaks.
+	h.SetCanonical(hKeyID, bytesOf(k.ID))
+	h.SetCanonical(hKeyName, bytesOf(k.Name))
+	h.SetCanonical(hTenant, bytesOf(k.TenantID))
+	h.SetCanonical(hTenantSlug, bytesOf(a.Tenant.Slug))
+	h.SetCanonical(hPlan, bytesOf(a.Plan.Name))
+	h.SetCanonical(hEnvironment, bytesOf(string(k.Environment)))
+	h.SetCanonical(hPermissions, bytesOf(a.PermissionList))
 	if k.MemberID != "" {
-		h.Set("X-Keyward-Member-Id", k.MemberID)
+		h.SetCanonical(hMemberID, bytesOf(k.MemberID))
 	}
 	return true
 }
@@ -382,7 +388,7 @@ func (g *Gateway) expect(ctx *fasthttp.RequestCtx) int {
 	if g.check(ctx, id) {
 		ctx.SetUserValue(checkedKey{}, true)
 		// The handler keeps the same id.
-		ctx.Request.Header.SetBytesV("X-Request-Id", id)
+		ctx.Request.Header.SetCanonical(hRequestID, id)
 		return fasthttp.StatusContinue
 	}
 	return ctx.Response.StatusCode()
@@ -396,6 +402,33 @@ func (g *Gateway) view(b []byte) string {
 }
 
 func copied(b []byte) string { return string(b) }
+
+// bytesOf returns the bytes of s without copying, for fasthttp calls
+// that copy them (SetCanonical) or only read them.
+func bytesOf(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
+
+// Header names in fasthttp's canonical form (the first letter and each
+// one after a dash upper case, the others lower case), for the calls
+// that take them as they are (PeekCanonical, SetCanonical) and skip
+// normalising a name at every request.
+var (
+	hRequestID      = []byte("X-Request-Id")
+	hReferer        = []byte("Referer")
+	hOrigin         = []byte("Origin")
+	hAuthorization  = []byte("Authorization")
+	hConnection     = []byte("Connection")
+	hUpgrade        = []byte("Upgrade")
+	hForwardedFor   = []byte("X-Forwarded-For")
+	hForwardedProto = []byte("X-Forwarded-Proto")
+	hKeyID          = []byte("X-Keyward-Key-Id")
+	hKeyName        = []byte("X-Keyward-Key-Name")
+	hTenant         = []byte("X-Keyward-Tenant")
+	hTenantSlug     = []byte("X-Keyward-Tenant-Slug")
+	hPlan           = []byte("X-Keyward-Plan")
+	hEnvironment    = []byte("X-Keyward-Environment")
+	hPermissions    = []byte("X-Keyward-Permissions")
+	hMemberID       = []byte("X-Keyward-Member-Id")
+)
 
 // headerValues appends to dst the values of header name of h.
 func headerValues(h *fasthttp.RequestHeader, name string, dst []string, str func([]byte) string) []string {
@@ -473,8 +506,13 @@ func (w responseWriter) Write(b []byte) (int, error) {
 // own.
 var hopByHop = [...]string{"Keep-Alive", "Proxy-Connection", "Proxy-Authenticate", "Proxy-Authorization", "Te", "Trailer", "Upgrade"}
 
+// removeHopByHop removes them from a request: one pass over its header
+// names finds whether it has any, as it seldom does.
 func removeHopByHop(h *fasthttp.RequestHeader) {
-	for _, name := range connectionTokens(h.Peek("Connection")) {
+	if !anyHopByHop(h.All()) {
+		return
+	}
+	for _, name := range connectionTokens(h.PeekCanonical(hConnection)) {
 		h.DelBytes(name)
 	}
 	for _, name := range hopByHop {
@@ -482,13 +520,37 @@ func removeHopByHop(h *fasthttp.RequestHeader) {
 	}
 }
 
+// removeHopByHopResponse removes them from a response.
 func removeHopByHopResponse(h *fasthttp.ResponseHeader) {
-	for _, name := range connectionTokens(h.Peek("Connection")) {
+	if !anyHopByHop(h.All()) {
+		return
+	}
+	for _, name := range connectionTokens(h.PeekCanonical(hConnection)) {
 		h.DelBytes(name)
 	}
 	for _, name := range hopByHop {
 		h.Del(name)
 	}
+}
+
+// anyHopByHop reports whether a header has a name of hopByHop, or a
+// Connection header other than fasthttp's own close or keep-alive
+// (which may name more).
+func anyHopByHop(all iter.Seq2[[]byte, []byte]) bool {
+	for k, v := range all {
+		if bytes.EqualFold(k, hConnection) {
+			if connectionTokens(v) != nil {
+				return true
+			}
+			continue
+		}
+		for _, name := range hopByHop {
+			if len(k) == len(name) && bytes.EqualFold(k, bytesOf(name)) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // connectionTokens returns the header names that a Connection header
@@ -537,18 +599,18 @@ func appendForwardedFor(ctx *fasthttp.RequestCtx) {
 	h := &ctx.Request.Header
 	var buf [64]byte
 	b := buf[:0]
-	if prior := h.Peek("X-Forwarded-For"); len(prior) > 0 {
+	if prior := h.PeekCanonical(hForwardedFor); len(prior) > 0 {
 		b = append(append(b, prior...), ", "...)
 	}
 	if a, ok := ctx.RemoteAddr().(*net.TCPAddr); ok {
 		ip, _ := netip.AddrFromSlice(a.IP)
 		b = ip.Unmap().AppendTo(b)
 	}
-	h.SetBytesV("X-Forwarded-For", b)
+	h.SetCanonical(hForwardedFor, b)
 	if ctx.IsTLS() {
-		h.Set("X-Forwarded-Proto", "https")
+		h.SetCanonical(hForwardedProto, []byte("https"))
 	} else {
-		h.Set("X-Forwarded-Proto", "http")
+		h.SetCanonical(hForwardedProto, []byte("http"))
 	}
 }
 
@@ -562,7 +624,7 @@ type requestIDs struct {
 
 // of appends the id of ctx's request to dst.
 func (ids *requestIDs) of(ctx *fasthttp.RequestCtx, dst []byte) []byte {
-	if id := ctx.Request.Header.Peek("X-Request-Id"); safeRequestID(id) {
+	if id := ctx.Request.Header.PeekCanonical(hRequestID); safeRequestID(id) {
 		return append(dst, id...)
 	}
 	return strconv.AppendUint(append(dst, ids.prefix...), ids.counter.Add(1), 36)
