@@ -43,6 +43,8 @@ const (
 	DefaultMaxConns       = 512
 	DefaultDialTimeout    = 5 * time.Second
 	DefaultUpstreamTimout = 60 * time.Second
+	DefaultHeaderTimeout  = 10 * time.Second
+	DefaultBodyTimeout    = time.Hour
 )
 
 // Config configures a Gateway.
@@ -63,6 +65,10 @@ type Config struct {
 	// DialTimeout bounds a connection to the upstream: past it, or when
 	// the upstream refuses, 502 upstream_unavailable.
 	DialTimeout time.Duration
+	// HeaderTimeout bounds the reading of a request's header
+	// (DefaultHeaderTimeout), and BodyTimeout the reading of its body
+	// from the end of its header (DefaultBodyTimeout).
+	HeaderTimeout, BodyTimeout time.Duration
 	// MaxConns bounds the connections to the upstream.
 	MaxConns int
 	// CopyStrings makes the verification copy the request's bytes into
@@ -92,6 +98,12 @@ func New(cfg Config) *Gateway {
 	}
 	if cfg.DialTimeout <= 0 {
 		cfg.DialTimeout = DefaultDialTimeout
+	}
+	if cfg.HeaderTimeout <= 0 {
+		cfg.HeaderTimeout = DefaultHeaderTimeout
+	}
+	if cfg.BodyTimeout <= 0 {
+		cfg.BodyTimeout = DefaultBodyTimeout
 	}
 	if cfg.MaxConns <= 0 {
 		cfg.MaxConns = DefaultMaxConns
@@ -152,8 +164,13 @@ func (g *Gateway) Server() *fasthttp.Server {
 		// against net/http's 1 MiB. A larger one gets 431.
 		ReadBufferSize:  16 << 10,
 		WriteBufferSize: 8 << 10,
-		ReadTimeout:     0, // bodies may take long: uploads stream
-		IdleTimeout:     90 * time.Second,
+		// A request's header must come within HeaderTimeout (a client
+		// that sends it a byte at a time holds no connection for long);
+		// one with a body then gets BodyTimeout for it, since uploads
+		// stream and may take long (HeaderReceived).
+		ReadTimeout:    g.cfg.HeaderTimeout,
+		HeaderReceived: g.headerReceived,
+		IdleTimeout:    90 * time.Second,
 		// Bodies larger than the read buffer reach the handler as a
 		// stream, which goes on to the upstream as it is read.
 		StreamRequestBody:  true,
@@ -172,8 +189,26 @@ func (g *Gateway) Server() *fasthttp.Server {
 	}
 }
 
+// headerReceived gives a request with a body BodyTimeout to send it,
+// from the end of its header; one without keeps HeaderTimeout.
+func (g *Gateway) headerReceived(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
+	if h.ContentLength() == 0 {
+		return fasthttp.RequestConfig{}
+	}
+	return fasthttp.RequestConfig{ReadTimeout: g.cfg.BodyTimeout}
+}
+
 // Handle verifies the request's key, then proxies the request.
 func (g *Gateway) Handle(ctx *fasthttp.RequestCtx) {
+	// fasthttp recovers no panic: one would end the whole process.
+	defer func() {
+		if p := recover(); p != nil {
+			g.log.Error("fastgate: panic", "panic", p)
+			ctx.Response.Reset()
+			ctx.SetStatusCode(fasthttp.StatusInternalServerError)
+			ctx.SetConnectionClose()
+		}
+	}()
 	var idBuf [64]byte
 	id := g.ids.of(ctx, idBuf[:0])
 	ctx.Response.Header.SetCanonical(hRequestID, id)

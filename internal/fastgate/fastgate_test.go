@@ -600,3 +600,37 @@ func TestFraming(t *testing.T) {
 		})
 	}
 }
+
+// TestClientTimeouts shows a header sent too slowly cut at HeaderTimeout,
+// and a body that takes longer than that passing.
+func TestClientTimeouts(t *testing.T) {
+	var got atomic.Value
+	url := gateway(t, fastgate.Config{HeaderTimeout: 300 * time.Millisecond}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		got.Store(string(b))
+	}))
+	t.Run("slow header", func(t *testing.T) {
+		c, br := rawRequest(t, url, "GET /a HTTP/1.1\r\nHost: x\r\n")
+		start := time.Now()
+		line, _ := br.ReadString('\n')
+		_, err := io.Copy(io.Discard, br)
+		if d := time.Since(start); err != nil || d > 3*time.Second || line != "" && !strings.HasPrefix(line, "HTTP/1.1 400 ") {
+			// fasthttp answers a header that timed out with 400, not 408.
+			t.Errorf("after %v: %q, then %v; want 400 or nothing, and the connection closed, after 300 ms", d, line, err)
+		}
+		c.Close()
+	})
+	t.Run("slow body", func(t *testing.T) {
+		c, br := rawRequest(t, url, "POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nhello")
+		time.Sleep(600 * time.Millisecond)
+		io.WriteString(c, "world")
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 || got.Load() != "helloworld" {
+			t.Errorf("status %d, the upstream got %q", resp.StatusCode, got.Load())
+		}
+	})
+}

@@ -18,6 +18,10 @@
 //	                                  policy ROUTES, as the gateway will;
 //	                                  with copy, the request's bytes are
 //	                                  copied into strings for the verifier
+//	loadtarget proxy-pooled ADDR UPSTREAM
+//	                                  the same with a BufferPool, so that
+//	                                  each response does not allocate its
+//	                                  32 KiB copy buffer
 //	loadtarget hybrid ADDR UPSTREAM   a net/http server whose handler
 //	                                  proxies with a fasthttp HostClient
 //	loadtarget direct ADDR UPSTREAM   a net/http server whose handler
@@ -42,6 +46,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/pprof"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -58,6 +63,17 @@ func main() {
 	switch os.Args[1] {
 	case "fastproxy", "fastverify":
 		log.Fatal(serveFast(os.Args[1:]))
+	case "proxy-pooled":
+		if len(os.Args) != 4 {
+			log.Fatal("loadtarget proxy-pooled ADDR UPSTREAM")
+		}
+		u, err := url.Parse(os.Args[3])
+		if err != nil {
+			log.Fatal(err)
+		}
+		p := proxy(u).(*httputil.ReverseProxy)
+		p.BufferPool = &bufferPool{}
+		h = p
 	case "hybrid":
 		if len(os.Args) != 4 {
 			log.Fatal("loadtarget hybrid ADDR UPSTREAM")
@@ -115,6 +131,18 @@ func profile(name string) {
 		os.Exit(0)
 	}()
 }
+
+// bufferPool is an httputil.BufferPool of 32 KiB buffers.
+type bufferPool struct{ p sync.Pool }
+
+func (b *bufferPool) Get() []byte {
+	if v, ok := b.p.Get().(*[]byte); ok {
+		return *v
+	}
+	return make([]byte, 32<<10)
+}
+
+func (b *bufferPool) Put(buf []byte) { b.p.Put(&buf) }
 
 // bare answers as forward-auth does for a valid key: 200 with the
 // identity headers, from values fixed in advance.
