@@ -26,6 +26,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 	"unsafe"
 
@@ -140,15 +141,28 @@ func New(cfg Config) *Gateway {
 		// Bodies stream: an upload or a download never sits whole in
 		// memory, and an event stream reaches the client as it comes.
 		StreamResponseBody: true,
-		// Only a request that never reached the upstream is sent again:
-		// a kept-alive connection the upstream had closed. A timeout is
-		// not retried, which would send a slow request twice.
-		RetryIfErr: func(req *fasthttp.Request, attempts int, err error) (bool, bool) {
-			return false, attempts < 2 && !req.IsBodyStream() && errors.Is(err, fasthttp.ErrConnectionClosed)
-		},
+		RetryIfErr: retryIfErr,
 		SecureErrorLogMessage: true,
 	}
 	return g
+}
+
+// retryIfErr sends a request again once, on a new connection, when the
+// kept-alive connection it went out on had been closed by the upstream
+// (which fasthttp reports as io.EOF, or a reset): only an idempotent
+// request without a streamed body, since the upstream may have begun it.
+// A timeout is never retried: fasthttp's default would send a slow GET
+// twice.
+func retryIfErr(req *fasthttp.Request, attempts int, err error) (resetTimeout, retry bool) {
+	if attempts >= 2 || req.IsBodyStream() {
+		return false, false
+	}
+	h := &req.Header
+	if !(h.IsGet() || h.IsHead() || h.IsOptions() || h.IsPut() || h.IsDelete()) {
+		return false, false
+	}
+	return false, errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, fasthttp.ErrConnectionClosed) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }
 
 // Server returns a fasthttp.Server tuned for the gateway, with g's

@@ -634,3 +634,48 @@ func TestClientTimeouts(t *testing.T) {
 		}
 	})
 }
+
+// TestStaleConnection shows a request that went out on a kept-alive
+// connection the upstream had just closed sent again on a new one, once:
+// the upstream answers each connection's first request, then closes it
+// without saying so.
+func TestStaleConnection(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	var conns, requests atomic.Int64
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			conns.Add(1)
+			go func() {
+				defer c.Close()
+				if _, err := http.ReadRequest(bufio.NewReader(c)); err != nil {
+					return
+				}
+				requests.Add(1)
+				io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+			}()
+		}
+	}()
+	url := gateway(t, fastgate.Config{Upstream: ln.Addr().String()}, nil)
+	for i := range 3 {
+		resp, err := http.Get(url + "/a")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("request %d: status %d; want 200 (sent again on a new connection)", i, resp.StatusCode)
+		}
+		time.Sleep(50 * time.Millisecond) // the upstream's close arrives
+	}
+	if requests.Load() != 3 {
+		t.Errorf("the upstream answered %d requests on %d connections; want 3", requests.Load(), conns.Load())
+	}
+}
