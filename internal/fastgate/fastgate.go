@@ -140,8 +140,8 @@ func New(cfg Config) *Gateway {
 		NoDefaultUserAgentHeader: true,
 		// Bodies stream: an upload or a download never sits whole in
 		// memory, and an event stream reaches the client as it comes.
-		StreamResponseBody: true,
-		RetryIfErr: retryIfErr,
+		StreamResponseBody:    true,
+		RetryIfErr:            retryIfErr,
 		SecureErrorLogMessage: true,
 	}
 	return g
