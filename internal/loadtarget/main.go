@@ -7,6 +7,29 @@
 //	                                  headers), without checking anything
 //	loadtarget proxy ADDR UPSTREAM    a bare httputil.ReverseProxy with a
 //	                                  tuned transport, checking nothing
+//	loadtarget fastproxy ADDR UPSTREAM
+//	                                  a fasthttp server and HostClient
+//	                                  proxying to UPSTREAM, checking nothing
+//	                                  (internal/fastgate without a verifier)
+//	loadtarget fastverify ADDR UPSTREAM DB ROUTES [copy]
+//	                                  the same, verifying each request's key
+//	                                  in process with a verify.Verifier on
+//	                                  the SQLite database DB and the route
+//	                                  policy ROUTES, as the gateway will;
+//	                                  with copy, the request's bytes are
+//	                                  copied into strings for the verifier
+//	loadtarget proxy-pooled ADDR UPSTREAM
+//	                                  the same with a BufferPool, so that
+//	                                  each response does not allocate its
+//	                                  32 KiB copy buffer
+//	loadtarget hybrid ADDR UPSTREAM   a net/http server whose handler
+//	                                  proxies with a fasthttp HostClient
+//	loadtarget direct ADDR UPSTREAM   a net/http server whose handler
+//	                                  proxies with http.Transport.RoundTrip,
+//	                                  without httputil, checking nothing
+//
+// With LOADTARGET_CPUPROFILE=FILE in the environment, it writes a CPU
+// profile to FILE when it is stopped by SIGINT or SIGTERM.
 //
 // It is not part of Keyward; it exists so that every figure of the load
 // test is a ratio against something measured on the same machine at the
@@ -21,16 +44,50 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"os"
+	"os/signal"
+	"runtime/pprof"
+	"sync"
+	"syscall"
 	"time"
 )
 
 func main() {
 	if len(os.Args) < 3 {
-		fmt.Fprintln(os.Stderr, "usage: loadtarget upstream|bare ADDR | loadtarget proxy ADDR UPSTREAM")
+		fmt.Fprintln(os.Stderr, "usage: loadtarget upstream|bare ADDR | loadtarget proxy|fastproxy|hybrid|direct ADDR UPSTREAM | loadtarget fastverify ADDR UPSTREAM DB ROUTES [copy]")
 		os.Exit(2)
+	}
+	if name := os.Getenv("LOADTARGET_CPUPROFILE"); name != "" {
+		profile(name)
 	}
 	var h http.Handler
 	switch os.Args[1] {
+	case "fastproxy", "fastverify":
+		log.Fatal(serveFast(os.Args[1:]))
+	case "proxy-pooled":
+		if len(os.Args) != 4 {
+			log.Fatal("loadtarget proxy-pooled ADDR UPSTREAM")
+		}
+		u, err := url.Parse(os.Args[3])
+		if err != nil {
+			log.Fatal(err)
+		}
+		p := proxy(u).(*httputil.ReverseProxy)
+		p.BufferPool = &bufferPool{}
+		h = p
+	case "hybrid":
+		if len(os.Args) != 4 {
+			log.Fatal("loadtarget hybrid ADDR UPSTREAM")
+		}
+		h = hybrid(hostPort(os.Args[3]))
+	case "direct":
+		if len(os.Args) != 4 {
+			log.Fatal("loadtarget direct ADDR UPSTREAM")
+		}
+		u, err := url.Parse(os.Args[3])
+		if err != nil {
+			log.Fatal(err)
+		}
+		h = direct(u)
 	case "upstream":
 		body := []byte(`{"ok":true}` + "\n")
 		h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -54,6 +111,38 @@ func main() {
 	srv := &http.Server{Addr: os.Args[2], Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	log.Fatal(srv.ListenAndServe())
 }
+
+// profile writes a CPU profile to name until the process is stopped by
+// SIGINT or SIGTERM, then exits.
+func profile(name string) {
+	f, err := os.Create(name)
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		log.Fatal(err)
+	}
+	stop := make(chan os.Signal, 1)
+	signal.Notify(stop, syscall.SIGINT, syscall.SIGTERM)
+	go func() {
+		<-stop
+		pprof.StopCPUProfile()
+		f.Close()
+		os.Exit(0)
+	}()
+}
+
+// bufferPool is an httputil.BufferPool of 32 KiB buffers.
+type bufferPool struct{ p sync.Pool }
+
+func (b *bufferPool) Get() []byte {
+	if v, ok := b.p.Get().(*[]byte); ok {
+		return *v
+	}
+	return make([]byte, 32<<10)
+}
+
+func (b *bufferPool) Put(buf []byte) { b.p.Put(&buf) }
 
 // bare answers as forward-auth does for a valid key: 200 with the
 // identity headers, from values fixed in advance.
