@@ -23,6 +23,7 @@ import (
 	"github.com/keyward/keyward/apikey"
 	"github.com/keyward/keyward/httpapi"
 	"github.com/keyward/keyward/internal/connlimit"
+	"github.com/keyward/keyward/internal/gcfloor"
 	"github.com/keyward/keyward/limit"
 	"github.com/keyward/keyward/manage"
 	"github.com/keyward/keyward/policy"
@@ -352,6 +353,7 @@ func (a *app) serve(ctx context.Context, o serveOptions) error {
 	if err := checkDebugAddr(o.debugAddr); err != nil {
 		return err
 	}
+	defer gcfloor.Keep(gcHeadroom)()
 	var routes *policy.File
 	if o.routes != "" {
 		if routes, err = policy.Open(o.routes, logger); err != nil {
