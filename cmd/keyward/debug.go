@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -50,15 +49,16 @@ func checkDebugAddr(addr string) error {
 // its own beside the API's, until ctx ends: /debug/pprof/ lists them,
 // /debug/pprof/trace?seconds=N takes an execution trace (go tool trace),
 // /debug/pprof/profile?seconds=N a CPU profile, and /debug/pprof/mutex and
-// /debug/pprof/block the contention profiles, which it turns on. With addr
-// "" it does nothing.
-func startDebug(ctx context.Context, addr string, logger *slog.Logger) error {
+// /debug/pprof/block the contention profiles, which it turns on. The
+// function it returns closes the listener and turns them off. With addr ""
+// it does nothing.
+func startDebug(addr string, logger *slog.Logger) (stop func(), err error) {
 	if addr == "" {
-		return nil
+		return func() {}, nil
 	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return fmt.Errorf("--debug-addr: cannot listen on %s: %w", addr, err)
+		return nil, fmt.Errorf("--debug-addr: cannot listen on %s: %w", addr, err)
 	}
 	runtime.SetMutexProfileFraction(debugMutexFraction)
 	runtime.SetBlockProfileRate(int(debugBlockRate.Nanoseconds()))
@@ -77,11 +77,11 @@ func startDebug(ctx context.Context, addr string, logger *slog.Logger) error {
 			logger.Warn("debug listener stopped", "addr", ln.Addr().String(), "err", err)
 		}
 	}()
-	go func() {
-		<-ctx.Done()
-		srv.Close()
-	}()
 	logger.Warn("debug listener: Go profiles and traces served on /debug/pprof/; keep it off in production", "addr", ln.Addr().String(),
 		"mutex_profile_fraction", debugMutexFraction, "block_profile_rate", debugBlockRate.String())
-	return nil
+	return func() {
+		srv.Close()
+		runtime.SetMutexProfileFraction(0)
+		runtime.SetBlockProfileRate(0)
+	}, nil
 }

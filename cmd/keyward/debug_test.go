@@ -45,6 +45,10 @@ func TestServeDebugAddr(t *testing.T) {
 		t.Fatal(err)
 	}
 	assertStopped(t, s.stderr.String())
+	if resp, err := http.Get("http://" + addr + "/debug/pprof/"); err == nil {
+		resp.Body.Close()
+		t.Errorf("the debug listener still answers after serve stopped: %d", resp.StatusCode)
+	}
 
 	// Without the flag, nothing but the API listens.
 	s = startServer(t, db)

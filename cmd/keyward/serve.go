@@ -460,9 +460,11 @@ func (a *app) runServer(ctx context.Context, o serveOptions, logger *slog.Logger
 			}
 		}()
 	}
-	if err := startDebug(ctx, o.debugAddr, logger); err != nil {
+	stopDebug, err := startDebug(o.debugAddr, logger)
+	if err != nil {
 		return err
 	}
+	defer stopDebug()
 	tcp, err := net.Listen("tcp", o.addr)
 	if err != nil {
 		return fmt.Errorf("--addr: cannot listen on %s: %w", o.addr, err)
