@@ -46,12 +46,13 @@ func checkDebugAddr(addr string) error {
 }
 
 // startDebug serves Go's profiles (net/http/pprof) on addr, a listener of
-// its own beside the API's, until ctx ends: /debug/pprof/ lists them,
+// its own beside the API's: /debug/pprof/ lists them,
 // /debug/pprof/trace?seconds=N takes an execution trace (go tool trace),
 // /debug/pprof/profile?seconds=N a CPU profile, and /debug/pprof/mutex and
 // /debug/pprof/block the contention profiles, which it turns on. The
 // function it returns closes the listener and turns them off. With addr ""
-// it does nothing.
+// it does nothing. (Importing net/http/pprof also registers its handlers
+// on http.DefaultServeMux, which Keyward serves nowhere.)
 func startDebug(addr string, logger *slog.Logger) (stop func(), err error) {
 	if addr == "" {
 		return func() {}, nil
