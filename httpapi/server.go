@@ -245,13 +245,28 @@ func ParseCIDRs(list string) ([]netip.Prefix, error) {
 // maxBody bounds a request body of the management API.
 const maxBody = 1 << 20
 
+// bodies holds the *bytes.Buffer values that decode reads bodies into:
+// one allocated per request was a tenth of what POST /v1/verify
+// allocated, and the garbage collections it caused made the tail of its
+// latency (docs/benchmarks.md, Tail latency). Decoding copies what it
+// keeps out of the buffer.
+var bodies = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
 // decode reads a JSON body into v strictly: unknown fields, trailing data, a
 // wrong type or a body over 1 MiB are errors that say what to fix. A body
 // that could not be read (too slow, or a broken connection) is told apart
 // from one that is not JSON, and no error repeats the transport's own,
 // which names the connection's addresses.
 func decode(w http.ResponseWriter, r *http.Request, v any) error {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	buf := bodies.Get().(*bytes.Buffer)
+	buf.Reset()
+	defer func() {
+		if buf.Cap() <= maxPooledBuffer {
+			bodies.Put(buf)
+		}
+	}()
+	_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, maxBody))
+	body := buf.Bytes()
 	if err != nil {
 		if rerr := readError(err); rerr != nil {
 			return rerr
