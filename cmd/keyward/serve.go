@@ -63,16 +63,13 @@ type serveOptions struct {
 	envInts []envInt
 	// tls is the certificate, --require-tls and --hsts (tls.go).
 	tls tlsOptions
-<<<<<<< HEAD
 	// gatewayAddr, upstream, upstreamTest and upstreamTimeout are the
 	// gateway's flags (gateway.go).
 	gatewayAddr, upstream, upstreamTest string
 	upstreamTimeout                     time.Duration
-=======
 	// debugAddr is where Go's profiles are served, "" for nowhere
 	// (debug.go).
 	debugAddr string
->>>>>>> tail
 }
 
 // envDuration is a duration flag whose default comes from an environment
@@ -249,11 +246,8 @@ off.`,
 	f.StringVar(&o.logFormat, "log-format", a.env("KEYWARD_LOG_FORMAT", "json"), "log format on stderr: json or text (env KEYWARD_LOG_FORMAT)")
 	f.StringVar(&o.redis, "redis", a.env("KEYWARD_REDIS", ""), "URL of the Redis that keeps rate limits shared by every node, such as redis://127.0.0.1:6379/0; without it each node limits alone (env KEYWARD_REDIS)")
 	a.tlsFlags(f, &o.tls)
-<<<<<<< HEAD
 	a.gatewayFlags(f, &o)
-=======
 	f.StringVar(&o.debugAddr, "debug-addr", a.env("KEYWARD_DEBUG_ADDR", ""), "loopback address on which to serve Go's profiles and execution traces (/debug/pprof/), such as 127.0.0.1:6060; off by default (env KEYWARD_DEBUG_ADDR)")
->>>>>>> tail
 	o.envDurations = []envDuration{
 		{flag: "shutdown-timeout", env: "KEYWARD_SHUTDOWN_TIMEOUT", def: 15 * time.Second, example: "15s", value: &o.shutdownTimeout,
 			usage: "how long requests in flight may take to finish on shutdown"},
@@ -382,17 +376,14 @@ func (a *app) serve(ctx context.Context, o serveOptions) error {
 	if err := o.tls.check(trusted, logger); err != nil {
 		return err
 	}
-<<<<<<< HEAD
 	gw, err := o.checkGateway()
 	if err != nil {
 		return err
 	}
-=======
 	if err := checkDebugAddr(o.debugAddr); err != nil {
 		return err
 	}
 	defer gcfloor.Keep(gcHeadroom)()
->>>>>>> tail
 	var routes *policy.File
 	if o.routes != "" {
 		if routes, err = policy.Open(o.routes, logger); err != nil {
