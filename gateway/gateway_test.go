@@ -2,7 +2,6 @@ package gateway_test
 
 import (
 	"net/http"
-	"net/http/httptest"
 	"net/netip"
 	"strings"
 	"testing"
@@ -331,10 +330,9 @@ func TestTrustedProxy(t *testing.T) {
 func TestTLS(t *testing.T) {
 	e := newEnv(t, func(c *gateway.Config) { c.HSTS = 365 * 24 * time.Hour })
 	k := world(t, e)
-	srv := httptest.NewTLSServer(e.gw)
-	t.Cleanup(srv.Close)
-	req := e.request(srv.URL, "GET", "/v1/billing/invoices", k.good, nil)
-	resp, err := srv.Client().Do(req)
+	tlsURL, client := serveTLS(t, e.gw)
+	req := e.request(tlsURL, "GET", "/v1/billing/invoices", k.good, nil)
+	resp, err := client.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

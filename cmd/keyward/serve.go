@@ -501,7 +501,7 @@ func (a *app) runServer(ctx context.Context, o serveOptions, logger *slog.Logger
 	}
 	// The gateway's listener is opened before either serves, so that a
 	// --gateway-addr that cannot be used stops serve before it answers.
-	var gsrv *http.Server
+	var gsrv *gateway.Gateway
 	var gln net.Listener
 	if gw != nil {
 		if gsrv, gln, err = a.startGateway(o, gw, logger, verifier, trusted, routes); err != nil {
@@ -529,10 +529,14 @@ func (a *app) runServer(ctx context.Context, o serveOptions, logger *slog.Logger
 		"failed_attempts", o.failedAttempts, "failed_attempts_window", o.failedAttemptWindow.String(),
 		"failed_attempts_block", o.failedAttemptBlock.String(),
 		"tls", o.tls.certificate != nil, "require_tls", o.tls.requireTLS, "hsts", o.tls.hstsMaxAge.String())
-	servers := []*http.Server{srv}
 	if gsrv != nil {
-		serve(gsrv, gln)
-		servers = append(servers, gsrv)
+		// The gateway speaks HTTP/1.1 alone, over TLS too
+		// (docs/gateway.md).
+		if cert := o.tls.certificate; cert != nil {
+			go func() { served <- gsrv.ServeTLS(gln, cert.Config()) }()
+		} else {
+			go func() { served <- gsrv.Serve(gln) }()
+		}
 		logger.Info("listening", "listener", "gateway", "addr", gln.Addr().String(), "upstream", gw.upstream.Redacted(),
 			"upstream_test", redacted(gw.upstreamTest), "upstream_timeout", o.upstreamTimeout.String(),
 			"tls", o.tls.certificate != nil, "require_tls", o.tls.requireTLS, "hsts", o.tls.hstsMaxAge.String())
@@ -544,7 +548,7 @@ func (a *app) runServer(ctx context.Context, o serveOptions, logger *slog.Logger
 	case <-ctx.Done():
 	}
 	logger.Info("shutting down: finishing requests in flight", "timeout", o.shutdownTimeout.String())
-	shutdown(ctx, servers, o.shutdownTimeout, logger)
+	shutdown(ctx, []*http.Server{srv}, gsrv, o.shutdownTimeout, logger)
 	if serveErr == nil {
 		serveErr = <-served
 	}
