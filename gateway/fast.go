@@ -336,7 +336,7 @@ func (f *front) verify(ctx *fasthttp.RequestCtx, p *pass) bool {
 		// An absolute-form target: its path is what the route policy
 		// decides by, and what goes upstream.
 		target = string(ctx.URI().RequestURI())
-		rh.SetRequestURI(target)
+		req.SetRequestURI(target)
 	}
 	path, query, _ := strings.Cut(target, "?")
 	p.u = url.URL{Path: path, RawQuery: query}
@@ -432,7 +432,8 @@ func (f *front) rewrite(ctx *fasthttp.RequestCtx, p *pass) {
 	}
 	h.SetHost(up.Host)
 	if base := strings.TrimSuffix(up.EscapedPath(), "/"); base != "" {
-		h.SetRequestURI(base + view(h.RequestURI()))
+		// The Request's, not the header's: the URI is parsed again.
+		ctx.Request.SetRequestURI(base + view(h.RequestURI()))
 	}
 }
 

@@ -202,7 +202,8 @@ upstream and upstream_test. Bodies stream both ways, upgrades
 (WebSocket) and server-sent events pass through. An upstream that cannot
 be reached is answered 502 upstream_unavailable, one that does not send
 its response header within --upstream-timeout 504 upstream_timeout. The
-gateway's listener serves the API's certificate, --require-tls, --hsts,
+gateway speaks HTTP/1.1 only, over TLS too. Its listener serves the
+API's certificate, --require-tls, --hsts,
 --trusted-proxies and the connection limits too (its connections counted
 apart), and stops with the API. See docs/gateway.md.
 
@@ -261,7 +262,7 @@ off.`,
 		{flag: "failed-attempts-block", env: "KEYWARD_FAILED_ATTEMPTS_BLOCK", def: verify.DefaultFailedAttemptBlock, example: "1m", value: &o.failedAttemptBlock,
 			usage: "how long a client address that sent too many refused keys stays blocked"},
 		{flag: "upstream-timeout", env: "KEYWARD_UPSTREAM_TIMEOUT", def: gateway.DefaultUpstreamTimeout, example: "30s", value: &o.upstreamTimeout,
-			usage: "how long the gateway waits for the upstream's response header before it answers 504 upstream_timeout; a body that streams is not cut by it"},
+			usage: "how long the upstream may stay silent (waiting for its response header, or between two reads of its body) before the gateway answers 504 upstream_timeout or cuts the answer; a body that streams is not cut by it"},
 	}
 	for i := range o.envDurations {
 		d := &o.envDurations[i]
