@@ -3,7 +3,7 @@ package gateway_test
 import (
 	"context"
 	"log"
-	"net/http"
+	"net"
 	"net/url"
 
 	"github.com/keyward/keyward/gateway"
@@ -37,6 +37,11 @@ func Example() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	defer gw.Close()
-	log.Fatal(http.ListenAndServe("127.0.0.1:8000", gw))
+	ln, err := net.Listen("tcp", "127.0.0.1:8000")
+	if err != nil {
+		log.Fatal(err)
+	}
+	// Until gw.Shutdown(ctx), from another goroutine; gw.ServeTLS for
+	// HTTPS.
+	log.Fatal(gw.Serve(ln))
 }

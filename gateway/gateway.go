@@ -1,41 +1,34 @@
-// Package gateway is Keyward in front of an API (serve --gateway-addr):
-// an http.Handler that verifies every request exactly as forward-auth
-// does, with the route policy, and proxies the requests that pass to the
-// upstream with net/http/httputil.ReverseProxy: the key removed, the
-// identity headers added (X-Keyward-*), X-Forwarded-For, -Host and -Proto
-// and X-Request-Id set. A refused request is answered as forward-auth
-// answers it (problem+json, WWW-Authenticate, RateLimit headers,
-// Retry-After) and never reaches the upstream. Bodies stream both ways;
-// Expect: 100-continue, upgrades (WebSocket) and server-sent events pass
-// through. docs/gateway.md describes it for operators.
+// Package gateway is Keyward in front of an API (serve --gateway-addr): a
+// server that verifies every request exactly as forward-auth does, with
+// the route policy, and proxies the requests that pass to the upstream:
+// the key removed, the identity headers added (X-Keyward-*),
+// X-Forwarded-For, -Host and -Proto and X-Request-Id set. A refused
+// request is answered as forward-auth answers it (problem+json,
+// WWW-Authenticate, RateLimit headers, Retry-After) and never reaches the
+// upstream. Bodies stream both ways; Expect: 100-continue, upgrades
+// (WebSocket) and server-sent events pass through. docs/gateway.md
+// describes it for operators.
 //
-// The checks (Checker) are apart from the HTTP stack (Gateway): Gateway
-// turns a net/http request into a Request, asks Checker.Check, and writes
-// the refusal or proxies. A front on a faster HTTP stack would do the
-// same with its own listener and upstream client, and share every check.
+// The checks (Checker) are apart from the HTTP stack (Gateway). Gateway
+// serves HTTP/1.1 with github.com/valyala/fasthttp, its server and its
+// upstream client, which costs about half of net/http with
+// httputil.ReverseProxy per request (docs/benchmarks.md, "The gateway's
+// proxy path"); no fasthttp type is part of this package's API.
 package gateway
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"log/slog"
 	"net"
-	"net/http"
-	"net/http/httputil"
 	"net/netip"
 	"net/url"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
-	"github.com/keyward/keyward"
-	"github.com/keyward/keyward/apikey"
-	"github.com/keyward/keyward/internal/forwarded"
-	"github.com/keyward/keyward/internal/identity"
-	"github.com/keyward/keyward/internal/problem"
-	"github.com/keyward/keyward/internal/requestid"
-	"github.com/keyward/keyward/limit"
+	"github.com/valyala/fasthttp"
+
 	"github.com/keyward/keyward/policy"
 	"github.com/keyward/keyward/verify"
 )
@@ -67,22 +60,50 @@ type Config struct {
 	// max-age of Strict-Transport-Security on answers over TLS.
 	RequireTLS bool
 	HSTS       time.Duration
-	// UpstreamTimeout bounds the wait for the upstream's response
-	// header, after the request (and its body) went up: past it, 504
-	// upstream_timeout. A body that streams is not cut by it. 0 means
-	// DefaultUpstreamTimeout.
+	// UpstreamTimeout is the longest the upstream may stay silent: from
+	// the request sent to its response's header, and between two reads
+	// of its body, as nginx's proxy_read_timeout. Past it, before the
+	// response began, 504 upstream_timeout; after, the connection is
+	// cut. A body that streams for longer, a little at a time, is not
+	// cut. 0 means DefaultUpstreamTimeout.
 	UpstreamTimeout time.Duration
-	// Transport sends requests upstream; nil for NewTransport's.
-	Transport http.RoundTripper
+	// HeaderTimeout bounds the reading of a request's header, and
+	// IdleTimeout a kept-alive connection's wait for its next request;
+	// 0 means DefaultHeaderTimeout and DefaultIdleTimeout. A request's
+	// body may stream for as long as it takes (up to BodyTimeout).
+	HeaderTimeout, IdleTimeout time.Duration
+	// BodyTimeout bounds the reading of a request's body, from the end
+	// of its header; 0 means DefaultBodyTimeout.
+	BodyTimeout time.Duration
+	// MaxUpstreamConns bounds the connections to each upstream; a
+	// request that finds none free within DialTimeout is answered 502.
+	// 0 means DefaultMaxUpstreamConns.
+	MaxUpstreamConns int
 	// Logger receives the upstream's failures (at WARN, with the request
 	// id) and the verification's; nil discards them. It never receives
 	// a key.
 	Logger *slog.Logger
 }
 
-// DefaultUpstreamTimeout is how long the gateway waits for the upstream's
-// response header by default.
-const DefaultUpstreamTimeout = 30 * time.Second
+// Defaults of Config.
+const (
+	// DefaultUpstreamTimeout is how long the upstream may stay silent.
+	DefaultUpstreamTimeout = 30 * time.Second
+	// DefaultHeaderTimeout bounds the reading of a request's header.
+	DefaultHeaderTimeout = 10 * time.Second
+	// DefaultIdleTimeout bounds a kept-alive connection's wait.
+	DefaultIdleTimeout = 90 * time.Second
+	// DefaultBodyTimeout bounds the reading of a request's body.
+	DefaultBodyTimeout = time.Hour
+	// DefaultMaxUpstreamConns bounds the connections to one upstream.
+	DefaultMaxUpstreamConns = 1024
+	// MaxHeaderBytes is the largest request header the gateway reads: a
+	// larger one is answered 431.
+	MaxHeaderBytes = 16 << 10
+	// dialTimeout bounds a connection to the upstream, and the wait for
+	// a free one.
+	dialTimeout = 5 * time.Second
+)
 
 // check returns what is wrong with c, for the Checker.
 func (c *Config) check() error {
@@ -97,244 +118,79 @@ func (c *Config) check() error {
 	return nil
 }
 
-// Gateway verifies and proxies requests. It is safe for concurrent use.
+// Gateway verifies and proxies requests: Serve serves it on a listener.
+// It is safe for concurrent use.
 type Gateway struct {
-	check     *Checker
-	proxy     *httputil.ReverseProxy
-	transport http.RoundTripper
-	proxies   forwarded.Proxies
-	hsts      []string
-	ids       *requestid.Source
-	log       *slog.Logger
+	*front
+	srv *fasthttp.Server
+
+	// mu guards shut and listeners: a Shutdown that comes before Serve
+	// has begun still stops it.
+	mu        sync.Mutex
+	shut      bool
+	listeners []net.Listener
 }
 
 // New returns the Gateway of c.
 func New(c Config) (*Gateway, error) {
-	chk, err := NewChecker(c)
+	f, err := newFront(c)
 	if err != nil {
 		return nil, err
 	}
-	if c.UpstreamTimeout <= 0 {
-		c.UpstreamTimeout = DefaultUpstreamTimeout
-	}
-	if c.Transport == nil {
-		c.Transport = NewTransport(c.UpstreamTimeout)
-	}
-	g := &Gateway{check: chk, transport: c.Transport, proxies: c.TrustedProxies, ids: requestid.New(), log: c.Logger}
-	if g.log == nil {
-		g.log = slog.New(slog.DiscardHandler)
-	}
-	if c.HSTS > 0 {
-		g.hsts = []string{"max-age=" + strconv.FormatInt(max(int64(c.HSTS/time.Second), 1), 10)}
-	}
-	g.proxy = &httputil.ReverseProxy{
-		Rewrite:        g.rewrite,
-		Transport:      c.Transport,
-		BufferPool:     buffers{},
-		ModifyResponse: modifyResponse,
-		ErrorHandler:   g.upstreamFailed,
-		ErrorLog:       slog.NewLogLogger(g.log.Handler(), slog.LevelWarn),
-	}
-	return g, nil
+	return &Gateway{front: f, srv: f.server()}, nil
 }
 
-// NewTransport returns the transport that the gateway sends requests
-// upstream with by default: a pool of kept-alive connections sized for
-// many concurrent requests to a few upstreams, HTTP/1.1 (an upgrade
-// needs it), the client's Accept-Encoding passed on as it is and answers
-// left compressed, and timeout to wait for the response header.
-func NewTransport(timeout time.Duration) *http.Transport {
-	return &http.Transport{
-		// No proxy from the environment: the upstream is named outright.
-		Proxy:                 nil,
-		DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-		MaxIdleConns:          1024,
-		MaxIdleConnsPerHost:   512,
-		IdleConnTimeout:       90 * time.Second,
-		TLSHandshakeTimeout:   10 * time.Second,
-		ExpectContinueTimeout: time.Second,
-		ResponseHeaderTimeout: timeout,
-		DisableCompression:    true,
-		WriteBufferSize:       32 << 10,
-		ReadBufferSize:        32 << 10,
+// Serve serves the gateway on ln until Shutdown, and returns nil then,
+// or the error that stopped it. A *tls.Conn of ln (tls.NewListener) is a
+// TLS connection; the gateway speaks HTTP/1.1 on it, so its tls.Config's
+// NextProtos must not offer h2 (ServeTLS sees to it).
+func (g *Gateway) Serve(ln net.Listener) error {
+	g.mu.Lock()
+	if g.shut {
+		g.mu.Unlock()
+		ln.Close()
+		return nil
 	}
+	g.listeners = append(g.listeners, ln)
+	g.mu.Unlock()
+	err := g.srv.Serve(ln)
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.shut {
+		return nil
+	}
+	return err
+}
+
+// ServeTLS serves the gateway on ln over TLS with a copy of cfg that
+// offers HTTP/1.1 alone (ALPN): its certificate comes from cfg's
+// Certificates or GetCertificate, so a reload reaches new handshakes.
+func (g *Gateway) ServeTLS(ln net.Listener, cfg *tls.Config) error {
+	cfg = cfg.Clone()
+	cfg.NextProtos = []string{"http/1.1"}
+	return g.Serve(tls.NewListener(ln, cfg))
+}
+
+// Shutdown stops the gateway: it closes its listeners, lets the
+// requests in flight finish until ctx ends, then closes the idle
+// connections to the upstreams. A connection taken over by an upgrade
+// lives on until either side closes it.
+func (g *Gateway) Shutdown(ctx context.Context) error {
+	g.mu.Lock()
+	g.shut = true
+	for _, ln := range g.listeners {
+		ln.Close()
+	}
+	g.mu.Unlock()
+	err := g.srv.ShutdownWithContext(ctx)
+	g.Close()
+	if errors.Is(err, net.ErrClosed) {
+		return nil // the listeners closed above
+	}
+	return err
 }
 
 // Close closes the idle connections to the upstreams.
 func (g *Gateway) Close() {
-	if t, ok := g.transport.(interface{ CloseIdleConnections() }); ok {
-		t.CloseIdleConnections()
-	}
+	g.front.closeIdle()
 }
-
-// pass is what the proxy needs of a request that passed.
-type pass struct {
-	d       Decision
-	id      string
-	secure  bool
-	trusted bool // the peer is a trusted proxy
-	peer    netip.Addr
-	limited bool // the answer carries the gateway's RateLimit headers
-}
-
-// passes keeps the pass of each request while it is served.
-var passes = sync.Pool{New: func() any { return new(pass) }}
-
-// passKey is the context key of a request's pass, for rewrite.
-type passKey struct{}
-
-// ServeHTTP verifies r and proxies it, or answers its refusal.
-func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	p := passes.Get().(*pass)
-	defer passes.Put(p)
-	p.id = g.ids.Of(r.Header)
-	h := w.Header()
-	h["X-Request-Id"] = []string{p.id}
-	p.secure = g.proxies.Secure(r)
-	if p.secure && g.hsts != nil {
-		h["Strict-Transport-Security"] = g.hsts
-	}
-	target := r.RequestURI
-	if target == "" || target[0] != '/' {
-		// An absolute-form or * target: the path the server routed by.
-		target = r.URL.RequestURI()
-	}
-	p.peer = forwarded.Peer(r)
-	p.trusted = len(g.proxies) > 0 && g.proxies.Trusts(p.peer)
-	in := Request{Method: r.Method, Target: target, URL: r.URL, Header: r.Header, ClientIP: g.proxies.ClientIP(r), TLS: p.secure}
-	g.check.Check(r.Context(), &in, &p.d)
-	p.limited = p.d.Result.RateLimit != nil && p.d.Result.RateLimit.N > 0
-	if p.d.Result.RateLimit != nil {
-		limit.SetHeaders(h, p.d.Result.RateLimit)
-	}
-	if e := p.d.Refusal; e != nil {
-		if e.Code.Status() >= 500 {
-			g.log.ErrorContext(r.Context(), "gateway: could not verify a key", "request_id", p.id, "code", e.Code, "err", apikey.Redact(e.Error()))
-		}
-		problem.Write(w, e, p.id)
-		return
-	}
-	g.proxy.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), passKey{}, p)))
-}
-
-// rewrite makes the request that goes upstream: to the decided upstream,
-// without the key, with the identity headers and the forwarding headers.
-// ReverseProxy has removed the hop-by-hop headers, Forwarded and
-// X-Forwarded-* from it already.
-func (g *Gateway) rewrite(pr *httputil.ProxyRequest) {
-	p := pr.In.Context().Value(passKey{}).(*pass)
-	out := pr.Out
-	pr.SetURL(p.d.Upstream)
-	h := out.Header
-	delete(h, "X-Api-Key")
-	if auth := h["Authorization"]; len(auth) > 0 && g.carriesKey(auth) {
-		delete(h, "Authorization")
-	}
-	identity.Strip(h)
-	if !p.d.Result.Public {
-		identity.Set(h, &p.d.Result)
-	}
-	h["X-Request-Id"] = []string{p.id}
-	// X-Forwarded-For: a trusted proxy's list, with that proxy appended;
-	// from anyone else, the peer alone, since a client's list is its own
-	// invention.
-	peer := p.peer.String()
-	if xff := pr.In.Header["X-Forwarded-For"]; p.trusted && len(xff) > 0 {
-		h["X-Forwarded-For"] = []string{strings.Join(xff, ", ") + ", " + peer}
-	} else {
-		h["X-Forwarded-For"] = []string{peer}
-	}
-	host := pr.In.Host
-	if fh := pr.In.Header["X-Forwarded-Host"]; p.trusted && len(fh) > 0 {
-		host = fh[len(fh)-1]
-	}
-	h["X-Forwarded-Host"] = []string{host}
-	if p.secure {
-		h["X-Forwarded-Proto"] = []string{"https"}
-	} else {
-		h["X-Forwarded-Proto"] = []string{"http"}
-	}
-}
-
-// carriesKey reports whether the Authorization values auth carry a key of
-// this instance in the Bearer scheme, which the upstream must not see:
-// the verified key, or, on a public route, a key that was not checked.
-// Another scheme, or a Bearer token of another kind, is the upstream's.
-func (g *Gateway) carriesKey(auth []string) bool {
-	for _, a := range auth {
-		scheme, rest, _ := strings.Cut(strings.TrimLeft(a, " \t"), " ")
-		if strings.EqualFold(scheme, "Bearer") && g.check.verifier.Format().Contains(rest) {
-			return true
-		}
-	}
-	return false
-}
-
-// modifyResponse drops from the upstream's answer the headers that the
-// gateway answers itself: its X-Request-Id, which would otherwise follow
-// the gateway's as a second value, and, when the gateway set the key's
-// RateLimit headers, the upstream's own RateLimit headers.
-func modifyResponse(res *http.Response) error {
-	h := res.Header
-	delete(h, "X-Request-Id")
-	if p, ok := res.Request.Context().Value(passKey{}).(*pass); ok && p.limited {
-		// Not Retry-After: a request that was proxied passed its limits,
-		// so the gateway set none, and the upstream's (a 503 of its
-		// own) is the client's to see.
-		for _, name := range [...]string{"Ratelimit-Policy", "Ratelimit", "X-Ratelimit-Limit", "X-Ratelimit-Remaining", "X-Ratelimit-Reset"} {
-			delete(h, name)
-		}
-	}
-	return nil
-}
-
-// Public details of the upstream's failures.
-const (
-	detailUpstreamUnavailable = "The API behind this gateway could not be reached, or failed before it answered; the request may not have been served. Try again shortly."
-	detailUpstreamTimeout     = "The API behind this gateway did not answer in time; the request may or may not have been served. Try again shortly, and avoid repeating a request that must not run twice."
-)
-
-// upstreamFailed answers a request that the upstream did not answer: 504
-// upstream_timeout when it did not begin its answer in time, 502
-// upstream_unavailable for any other failure, both logged at WARN with the
-// request id. A client that went away gets nothing.
-func (g *Gateway) upstreamFailed(w http.ResponseWriter, r *http.Request, err error) {
-	p, _ := r.Context().Value(passKey{}).(*pass)
-	id := requestIDOf(w, p)
-	if r.Context().Err() != nil {
-		g.log.InfoContext(r.Context(), "gateway: the client went away before the upstream answered", "request_id", id)
-		return
-	}
-	code, detail := keyward.CodeUpstreamUnavailable, detailUpstreamUnavailable
-	var ne net.Error
-	var op *net.OpError
-	if errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout() && !(errors.As(err, &op) && op.Op == "dial") {
-		code, detail = keyward.CodeUpstreamTimeout, detailUpstreamTimeout
-	}
-	upstream := ""
-	if p != nil && p.d.Upstream != nil {
-		upstream = p.d.Upstream.Host
-	}
-	g.log.WarnContext(r.Context(), "gateway: the upstream failed", "request_id", id, "code", code, "upstream", upstream,
-		"method", r.Method, "err", apikey.Redact(err.Error()))
-	problem.Write(w, &keyward.Error{Code: code, Message: detail, Err: err}, id)
-}
-
-// requestIDOf returns the id of the request being answered on w.
-func requestIDOf(w http.ResponseWriter, p *pass) string {
-	if p != nil {
-		return p.id
-	}
-	if v := w.Header()["X-Request-Id"]; len(v) > 0 {
-		return v[0]
-	}
-	return ""
-}
-
-// buffers is the ReverseProxy's pool of copy buffers.
-type buffers struct{}
-
-var bufferPool = sync.Pool{New: func() any { return new([32 << 10]byte) }}
-
-func (buffers) Get() []byte  { return bufferPool.Get().(*[32 << 10]byte)[:] }
-func (buffers) Put(b []byte) { bufferPool.Put((*[32 << 10]byte)(b)) }

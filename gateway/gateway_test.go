@@ -2,7 +2,6 @@ package gateway_test
 
 import (
 	"net/http"
-	"net/http/httptest"
 	"net/netip"
 	"strings"
 	"testing"
@@ -331,10 +330,9 @@ func TestTrustedProxy(t *testing.T) {
 func TestTLS(t *testing.T) {
 	e := newEnv(t, func(c *gateway.Config) { c.HSTS = 365 * 24 * time.Hour })
 	k := world(t, e)
-	srv := httptest.NewTLSServer(e.gw)
-	t.Cleanup(srv.Close)
-	req := e.request(srv.URL, "GET", "/v1/billing/invoices", k.good, nil)
-	resp, err := srv.Client().Do(req)
+	tlsURL, client := serveTLS(t, e.gw)
+	req := e.request(tlsURL, "GET", "/v1/billing/invoices", k.good, nil)
+	resp, err := client.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -541,4 +539,30 @@ func TestConfig(t *testing.T) {
 	}
 	_ = http.StatusOK
 	_ = loopback
+}
+
+// TestUpstreamPath: an upstream URL with a path prefixes the request's
+// path, and a request in absolute form goes up by its path, decided by
+// it.
+func TestUpstreamPath(t *testing.T) {
+	e := newEnv(t)
+	base := newEnv(t, func(c *gateway.Config) { c.Upstream = mustURL(t, e.live.url.String()+"/base/") })
+	base.call(201, "POST", "/v1/tenants", map[string]any{"slug": "acme"})
+	key, _ := base.key(map[string]any{"tenant_id": "acme", "name": "k"})
+	if a := base.gateway("GET", "/v1/io/x?a=1", key); a.status != 200 {
+		t.Fatalf("status %d: %s", a.status, a.raw)
+	}
+	if up := e.live.lastRequest(); up.URL.Path != "/base/v1/io/x" || up.URL.RawQuery != "a=1" || up.Host != e.live.url.Host ||
+		up.Header.Get("X-Forwarded-Host") != strings.TrimPrefix(base.gwURL, "http://") {
+		t.Errorf("the upstream got %s, Host %s, X-Forwarded-Host %s", up.URL, up.Host, up.Header.Get("X-Forwarded-Host"))
+	}
+	_, r := base.rawRequest("GET http://elsewhere/v1/io/y HTTP/1.1\r\nHost: api\r\nX-API-Key: " + key + "\r\n\r\n")
+	resp, err := http.ReadResponse(r, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if up := e.live.lastRequest(); resp.StatusCode != 200 || up.URL.Path != "/base/v1/io/y" || up.Host != e.live.url.Host {
+		t.Errorf("absolute form: %d, the upstream got %s, Host %s", resp.StatusCode, up.URL, up.Host)
+	}
 }

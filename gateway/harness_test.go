@@ -288,11 +288,54 @@ func newEnv(t testing.TB, opts ...envOption) *env {
 	if e.gw, err = gateway.New(cfg); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(e.gw.Close)
-	gwSrv := httptest.NewServer(e.gw)
-	t.Cleanup(gwSrv.Close)
-	e.gwURL = gwSrv.URL
+	e.gwURL = serve(t, e.gw)
 	return e
+}
+
+// serve serves gw on a loopback listener until the test ends, and
+// returns its URL.
+func serve(t testing.TB, gw *gateway.Gateway) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- gw.Serve(ln) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := gw.Shutdown(ctx); err != nil {
+			t.Errorf("Shutdown: %v", err)
+		}
+		if err := <-served; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	})
+	return "http://" + ln.Addr().String()
+}
+
+// serveTLS serves gw over TLS, with a certificate of httptest's, on a
+// loopback listener until the test ends, and returns its URL and a
+// client that trusts the certificate.
+func serveTLS(t testing.TB, gw *gateway.Gateway) (string, *http.Client) {
+	t.Helper()
+	cert := httptest.NewUnstartedServer(http.NotFoundHandler())
+	cert.StartTLS()
+	t.Cleanup(cert.Close)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- gw.ServeTLS(ln, cert.TLS) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		gw.Shutdown(ctx)
+		<-served
+	})
+	return "https://" + ln.Addr().String(), cert.Client()
 }
 
 // answer is a response with its body read.

@@ -72,17 +72,17 @@ func (o *serveOptions) checkGateway() (*gatewayOptions, error) {
 }
 
 // startGateway makes the gateway and its listener on --gateway-addr,
-// held to the connection limits of the API's (a count of its own), and
-// returns the server to start on it. The server bounds the time to read a
-// request's header and an idle connection's wait, but not the time to
-// read or write a body, which may stream for as long as it takes.
+// held to the connection limits of the API's (a count of its own). The
+// gateway bounds the time to read a request's header and an idle
+// connection's wait, but not the time to read or write a body, which may
+// stream for as long as it takes.
 func (a *app) startGateway(o serveOptions, g *gatewayOptions, logger *slog.Logger, verifier *verify.Verifier,
 	trusted []netip.Prefix, routes *policy.File,
-) (*http.Server, net.Listener, error) {
+) (*gateway.Gateway, net.Listener, error) {
 	gw, err := gateway.New(gateway.Config{
 		Verifier: verifier, Routes: routes, Upstream: g.upstream, UpstreamTest: g.upstreamTest,
 		TrustedProxies: trusted, RequireTLS: o.tls.requireTLS, HSTS: o.tls.hstsMaxAge,
-		UpstreamTimeout: o.upstreamTimeout, Logger: logger,
+		UpstreamTimeout: o.upstreamTimeout, HeaderTimeout: readHeaderTimeout, IdleTimeout: o.idleTimeout, Logger: logger,
 	})
 	if err != nil {
 		return nil, nil, err
@@ -92,23 +92,23 @@ func (a *app) startGateway(o serveOptions, g *gatewayOptions, logger *slog.Logge
 		return nil, nil, fmt.Errorf("--gateway-addr: cannot listen on %s: %w", o.gatewayAddr, err)
 	}
 	ln := connlimit.NewListener(tcp, connlimit.Limits{Total: o.maxConns, PerAddr: o.maxConnsPerIP, Exempt: trusted}, logger)
-	srv := &http.Server{
-		Handler:           gw,
-		ReadHeaderTimeout: readHeaderTimeout,
-		IdleTimeout:       o.idleTimeout,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
-	}
-	srv.RegisterOnShutdown(gw.Close)
-	return srv, ln, nil
+	return gw, ln, nil
 }
 
-// shutdown stops servers together, letting requests in flight finish
-// within timeout; past it, their connections are closed.
-func shutdown(ctx context.Context, servers []*http.Server, timeout time.Duration, logger *slog.Logger) {
+// shutdown stops the servers and the gateway (nil for none) together,
+// letting requests in flight finish within timeout; past it, their
+// connections are closed.
+func shutdown(ctx context.Context, servers []*http.Server, gw *gateway.Gateway, timeout time.Duration, logger *slog.Logger) {
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
 	defer cancel()
 	var wg sync.WaitGroup
+	if gw != nil {
+		wg.Go(func() {
+			if err := gw.Shutdown(sctx); err != nil {
+				logger.Warn("the gateway's requests in flight did not finish in time; their connections were closed", "err", err)
+			}
+		})
+	}
 	for _, srv := range servers {
 		wg.Go(func() {
 			if err := srv.Shutdown(sctx); err != nil {

@@ -206,7 +206,8 @@ upstream and upstream_test. Bodies stream both ways, upgrades
 (WebSocket) and server-sent events pass through. An upstream that cannot
 be reached is answered 502 upstream_unavailable, one that does not send
 its response header within --upstream-timeout 504 upstream_timeout. The
-gateway's listener serves the API's certificate, --require-tls, --hsts,
+gateway speaks HTTP/1.1 only, over TLS too. Its listener serves the
+API's certificate, --require-tls, --hsts,
 --trusted-proxies and the connection limits too (its connections counted
 apart), and stops with the API. See docs/gateway.md.
 
@@ -266,7 +267,7 @@ off.`,
 		{flag: "failed-attempts-block", env: "KEYWARD_FAILED_ATTEMPTS_BLOCK", def: verify.DefaultFailedAttemptBlock, example: "1m", value: &o.failedAttemptBlock,
 			usage: "how long a client address that sent too many refused keys stays blocked"},
 		{flag: "upstream-timeout", env: "KEYWARD_UPSTREAM_TIMEOUT", def: gateway.DefaultUpstreamTimeout, example: "30s", value: &o.upstreamTimeout,
-			usage: "how long the gateway waits for the upstream's response header before it answers 504 upstream_timeout; a body that streams is not cut by it"},
+			usage: "how long the upstream may stay silent (waiting for its response header, or between two reads of its body) before the gateway answers 504 upstream_timeout or cuts the answer; a body that streams is not cut by it"},
 	}
 	for i := range o.envDurations {
 		d := &o.envDurations[i]
@@ -515,7 +516,7 @@ func (a *app) runServer(ctx context.Context, o serveOptions, logger *slog.Logger
 	}
 	// The gateway's listener is opened before either serves, so that a
 	// --gateway-addr that cannot be used stops serve before it answers.
-	var gsrv *http.Server
+	var gsrv *gateway.Gateway
 	var gln net.Listener
 	if gw != nil {
 		if gsrv, gln, err = a.startGateway(o, gw, logger, verifier, trusted, routes); err != nil {
@@ -543,10 +544,14 @@ func (a *app) runServer(ctx context.Context, o serveOptions, logger *slog.Logger
 		"failed_attempts", o.failedAttempts, "failed_attempts_window", o.failedAttemptWindow.String(),
 		"failed_attempts_block", o.failedAttemptBlock.String(),
 		"tls", o.tls.certificate != nil, "require_tls", o.tls.requireTLS, "hsts", o.tls.hstsMaxAge.String())
-	servers := []*http.Server{srv}
 	if gsrv != nil {
-		serve(gsrv, gln)
-		servers = append(servers, gsrv)
+		// The gateway speaks HTTP/1.1 alone, over TLS too
+		// (docs/gateway.md).
+		if cert := o.tls.certificate; cert != nil {
+			go func() { served <- gsrv.ServeTLS(gln, cert.Config()) }()
+		} else {
+			go func() { served <- gsrv.Serve(gln) }()
+		}
 		logger.Info("listening", "listener", "gateway", "addr", gln.Addr().String(), "upstream", gw.upstream.Redacted(),
 			"upstream_test", redacted(gw.upstreamTest), "upstream_timeout", o.upstreamTimeout.String(),
 			"tls", o.tls.certificate != nil, "require_tls", o.tls.requireTLS, "hsts", o.tls.hstsMaxAge.String())
@@ -558,7 +563,7 @@ func (a *app) runServer(ctx context.Context, o serveOptions, logger *slog.Logger
 	case <-ctx.Done():
 	}
 	logger.Info("shutting down: finishing requests in flight", "timeout", o.shutdownTimeout.String())
-	shutdown(ctx, servers, o.shutdownTimeout, logger)
+	shutdown(ctx, []*http.Server{srv}, gsrv, o.shutdownTimeout, logger)
 	if serveErr == nil {
 		serveErr = <-served
 	}

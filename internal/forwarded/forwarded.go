@@ -45,11 +45,16 @@ func (p Proxies) PeerTrusted(r *http.Request) bool {
 // that is not a trusted proxy. A list that cannot be read is trusted in
 // none of its parts: the last trusted address stands for the client.
 func (p Proxies) ClientIP(r *http.Request) netip.Addr {
-	addr := Peer(r)
+	return p.ClientIPOf(Peer(r), r.Header.Values("X-Forwarded-For"))
+}
+
+// ClientIPOf is ClientIP of a request from peer with the X-Forwarded-For
+// values xff, for a server other than net/http's.
+func (p Proxies) ClientIPOf(peer netip.Addr, xff []string) netip.Addr {
+	addr := peer
 	if !addr.IsValid() || len(p) == 0 || !p.Trusts(addr) {
 		return addr
 	}
-	xff := r.Header.Values("X-Forwarded-For")
 	for i := len(xff) - 1; i >= 0; i-- {
 		parts := strings.Split(xff[i], ",")
 		for j := len(parts) - 1; j >= 0; j-- {
@@ -72,12 +77,19 @@ func (p Proxies) ClientIP(r *http.Request) netip.Addr {
 // since it is the one that proxy set; otherwise whether r's own connection
 // is TLS.
 func (p Proxies) Secure(r *http.Request) bool {
-	if v := r.Header.Values("X-Forwarded-Proto"); len(v) > 0 && p.PeerTrusted(r) {
+	return p.SecureOf(Peer(r), r.Header.Values("X-Forwarded-Proto"), r.TLS != nil)
+}
+
+// SecureOf is Secure of a request from peer with the X-Forwarded-Proto
+// values proto, on a TLS connection or not, for a server other than
+// net/http's.
+func (p Proxies) SecureOf(peer netip.Addr, proto []string, tls bool) bool {
+	if v := proto; len(v) > 0 && len(p) > 0 && p.Trusts(peer) {
 		last := v[len(v)-1]
 		if i := strings.LastIndexByte(last, ','); i >= 0 {
 			last = last[i+1:]
 		}
 		return strings.EqualFold(strings.TrimSpace(last), "https")
 	}
-	return r.TLS != nil
+	return tls
 }

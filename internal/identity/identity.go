@@ -44,15 +44,16 @@ func Set(h http.Header, res *verify.Result) {
 // dashes): a client's own, which would otherwise pass for Keyward's.
 func Strip(h http.Header) {
 	for name := range h {
-		if isIdentity(name) {
+		if Is(name) {
 			delete(h, name)
 		}
 	}
 }
 
-// isIdentity reports whether a header name starts with X-Keyward- in any
-// case, a dash or an underscore at either separator.
-func isIdentity(name string) bool {
+// Is reports whether a header name starts with X-Keyward- in any case, a
+// dash or an underscore at either separator: an identity header, or a
+// client's imitation of one.
+func Is(name string) bool {
 	const p = "x-keyward-"
 	if len(name) < len(p) {
 		return false

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -12,39 +11,31 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
-
-	"github.com/keyward/keyward/internal/fastgate"
-	"github.com/keyward/keyward/policy"
-	"github.com/keyward/keyward/sqlite"
-	"github.com/keyward/keyward/verify"
 )
 
-// serveFast serves internal/fastgate: args are fastproxy ADDR UPSTREAM, or
-// fastverify ADDR UPSTREAM DB ROUTES [copy].
+// serveFast serves a bare fasthttp proxy: args are fastproxy ADDR
+// UPSTREAM. It streams neither way and checks nothing: the cost of
+// fasthttp's server and client alone, beside the gateway's.
 func serveFast(args []string) error {
-	cfg := fastgate.Config{}
-	switch {
-	case args[0] == "fastproxy" && len(args) == 3:
-	case args[0] == "fastverify" && (len(args) == 5 || len(args) == 6 && args[5] == "copy"):
-		ctx := context.Background()
-		store, err := sqlite.Open(ctx, args[3], sqlite.MustExist())
-		if err != nil {
-			return err
-		}
-		routes, err := policy.Open(args[4], nil)
-		if err != nil {
-			return err
-		}
-		v := verify.New(store, verify.Options{})
-		if err := v.Start(ctx); err != nil {
-			return err
-		}
-		cfg.Verifier, cfg.Routes, cfg.CopyStrings = v, routes, len(args) == 6
-	default:
-		return errors.New("loadtarget fastproxy ADDR UPSTREAM | loadtarget fastverify ADDR UPSTREAM DB ROUTES [copy]")
+	if len(args) != 3 {
+		return errors.New("loadtarget fastproxy ADDR UPSTREAM")
 	}
-	cfg.Upstream = hostPort(args[2])
-	return fastgate.New(cfg).Server().ListenAndServe(args[1])
+	c := &fasthttp.HostClient{
+		Addr: hostPort(args[2]), MaxConns: 1024, ReadBufferSize: 16 << 10, WriteBufferSize: 8 << 10,
+		DisablePathNormalizing: true, NoDefaultUserAgentHeader: true,
+	}
+	srv := &fasthttp.Server{
+		Handler: func(ctx *fasthttp.RequestCtx) {
+			ctx.Request.Header.Del("X-Api-Key")
+			if err := c.Do(&ctx.Request, &ctx.Response); err != nil {
+				ctx.Response.Reset()
+				ctx.Error("upstream unavailable", fasthttp.StatusBadGateway)
+			}
+		},
+		ReadBufferSize: 16 << 10, WriteBufferSize: 8 << 10,
+		NoDefaultServerHeader: true, NoDefaultContentType: true, NoDefaultDate: true,
+	}
+	return srv.ListenAndServe(args[1])
 }
 
 // hostPort returns the host:port of an upstream given as a URL or as

@@ -9,15 +9,8 @@
 //	                                  tuned transport, checking nothing
 //	loadtarget fastproxy ADDR UPSTREAM
 //	                                  a fasthttp server and HostClient
-//	                                  proxying to UPSTREAM, checking nothing
-//	                                  (internal/fastgate without a verifier)
-//	loadtarget fastverify ADDR UPSTREAM DB ROUTES [copy]
-//	                                  the same, verifying each request's key
-//	                                  in process with a verify.Verifier on
-//	                                  the SQLite database DB and the route
-//	                                  policy ROUTES, as the gateway will;
-//	                                  with copy, the request's bytes are
-//	                                  copied into strings for the verifier
+//	                                  proxying to UPSTREAM, checking nothing:
+//	                                  the gateway's HTTP stack alone
 //	loadtarget proxy-pooled ADDR UPSTREAM
 //	                                  the same with a BufferPool, so that
 //	                                  each response does not allocate its
@@ -53,7 +46,7 @@ import (
 
 func main() {
 	if len(os.Args) < 3 {
-		fmt.Fprintln(os.Stderr, "usage: loadtarget upstream|bare ADDR | loadtarget proxy|fastproxy|hybrid|direct ADDR UPSTREAM | loadtarget fastverify ADDR UPSTREAM DB ROUTES [copy]")
+		fmt.Fprintln(os.Stderr, "usage: loadtarget upstream|bare ADDR | loadtarget proxy|fastproxy|hybrid|direct ADDR UPSTREAM")
 		os.Exit(2)
 	}
 	if name := os.Getenv("LOADTARGET_CPUPROFILE"); name != "" {
@@ -61,7 +54,7 @@ func main() {
 	}
 	var h http.Handler
 	switch os.Args[1] {
-	case "fastproxy", "fastverify":
+	case "fastproxy":
 		log.Fatal(serveFast(os.Args[1:]))
 	case "proxy-pooled":
 		if len(os.Args) != 4 {

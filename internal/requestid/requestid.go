@@ -33,6 +33,11 @@ func (s *Source) Of(h http.Header) string {
 	return string(strconv.AppendUint(append(buf[:0], s.prefix...), s.counter.Add(1), 36))
 }
 
+// Append appends a new id to dst, as Of makes one.
+func (s *Source) Append(dst []byte) []byte {
+	return strconv.AppendUint(append(dst, s.prefix...), s.counter.Add(1), 36)
+}
+
 // Safe reports whether an incoming request id may be kept: 1 to 64
 // letters, digits, dashes, underscores and dots.
 func Safe(id string) bool {
