@@ -10,7 +10,6 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -19,9 +18,8 @@ import (
 	"github.com/keyward/keyward/apikey"
 	"github.com/keyward/keyward/internal/pgtest"
 	"github.com/keyward/keyward/internal/testclock"
+	"github.com/keyward/keyward/internal/teststore"
 	"github.com/keyward/keyward/manage"
-	"github.com/keyward/keyward/postgres"
-	"github.com/keyward/keyward/sqlite"
 	"github.com/keyward/keyward/verify"
 )
 
@@ -36,29 +34,8 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// newStore opens the store the tests run on: a SQLite file of the test's
-// own, or with KEYWARD_TEST_DB=postgres (which ./scripts/test runs too) a
-// database of its own on a throwaway PostgreSQL server.
-func newStore(t testing.TB) keyward.Store {
-	t.Helper()
-	var (
-		store keyward.Store
-		err   error
-	)
-	switch db := os.Getenv("KEYWARD_TEST_DB"); db {
-	case "", "sqlite":
-		store, err = sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "keyward.db"))
-	case "postgres":
-		store, err = postgres.Open(context.Background(), pg.Database(t))
-	default:
-		t.Fatalf("KEYWARD_TEST_DB=%q: use sqlite or postgres", db)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
-	return store
-}
+// newStore opens the store the tests run on (internal/teststore).
+func newStore(t testing.TB) keyward.Store { return teststore.Open(t, pg) }
 
 // harness runs the whole API on a real store (see newStore) behind a real
 // HTTP listener on loopback.
