@@ -401,17 +401,7 @@ func TestRemoteRevocation(t *testing.T) {
 	if _, err := e.cli.RevokeKey(context.Background(), manage.CommandLine(), id); err != nil {
 		t.Fatal(err)
 	}
-	revoked := time.Now()
-	for {
-		r := serve(t, mw, "/api/x", key)
-		if r.status == http.StatusUnauthorized && r.body["code"] == "revoked_api_key" {
-			break
-		}
-		if time.Since(revoked) > time.Second {
-			t.Fatalf("the revocation did not reach the remote verifier within 1 s: %d %v", r.status, r.body)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	awaitRevoked(t, mw, key, "the revocation did not reach the remote verifier within 1 s")
 }
 
 // TestRemoteStreamResumes: when the stream is lost (the server stops, and
@@ -565,17 +555,7 @@ func TestRemoteLostStreamAsksServer(t *testing.T) {
 	if _, err := e.svc.RevokeKey(context.Background(), manage.CommandLine(), id); err != nil {
 		t.Fatal(err)
 	}
-	revoked := time.Now()
-	for {
-		r := serve(t, mw, "/api/x", key)
-		if r.status == http.StatusUnauthorized && r.body["code"] == "revoked_api_key" {
-			break
-		}
-		if time.Since(revoked) > time.Second {
-			t.Fatalf("with the stream lost and the server answering, a revoked key still passed after 1 s: %d %v", r.status, r.body)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	awaitRevoked(t, mw, key, "with the stream lost and the server answering, a revoked key still passed after 1 s")
 }
 
 // TestRemoteClose: Close ends the stream and every goroutine and
@@ -885,5 +865,23 @@ func TestRemoteShortTTL(t *testing.T) {
 	clk.Advance(ttl + 100*time.Millisecond)
 	if r := serve(t, mw, "/api/x", key); r.status != http.StatusServiceUnavailable {
 		t.Fatalf("the server gone, past its TTL of %s: %d %v", ttl, r.status, r.body)
+	}
+}
+
+// awaitRevoked waits until mw refuses key as revoked, and fails the test
+// with failure when it still passes 1 s after the revocation that the
+// caller has just made.
+func awaitRevoked(t *testing.T, mw func(http.Handler) http.Handler, key, failure string) {
+	t.Helper()
+	revoked := time.Now()
+	for {
+		r := serve(t, mw, "/api/x", key)
+		if r.status == http.StatusUnauthorized && r.body["code"] == "revoked_api_key" {
+			return
+		}
+		if time.Since(revoked) > time.Second {
+			t.Fatalf("%s: %d %v", failure, r.status, r.body)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
