@@ -837,7 +837,9 @@ func stripRequest(h *fasthttp.RequestHeader) {
 type logger struct{ log *slog.Logger }
 
 func (l logger) Printf(format string, args ...any) {
-	l.log.Debug("gateway: " + fmt.Sprintf(format, args...))
+	// fasthttp's messages may quote a request it could not read, key
+	// included: redacted like every other line that could hold one.
+	l.log.Debug("gateway: " + apikey.Redact(fmt.Sprintf(format, args...)))
 }
 
 // idleConn is a connection to the upstream whose every read must begin

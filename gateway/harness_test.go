@@ -233,7 +233,9 @@ func newEnv(t testing.TB, opts ...envOption) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logger := slog.New(slog.NewJSONHandler(e.log, nil))
+	// Debug too: fasthttp's own messages, which may quote a request, are
+	// logged at that level.
+	logger := slog.New(slog.NewJSONHandler(e.log, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	e.verifier = verify.New(e.store, verify.Options{Format: format, Clock: e.clock.Now, FlushInterval: time.Hour, Logger: logger})
 	if err := e.verifier.Start(ctx); err != nil {
 		t.Fatal(err)
