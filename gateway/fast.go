@@ -843,15 +843,22 @@ func (l logger) Printf(format string, args ...any) {
 }
 
 // idleConn is a connection to the upstream whose every read must begin
-// to return within timeout.
+// to return within timeout, and may take up to a quarter more: a read
+// moves the deadline only when less than timeout is left, to timeout and
+// a quarter from now. Setting a deadline (a timer's change) on every read
+// cost about 0.8 µs a request, 5 % of the gateway's CPU.
 type idleConn struct {
 	net.Conn
-	timeout time.Duration
+	timeout  time.Duration
+	deadline time.Time // the read deadline set last
 }
 
 func (c *idleConn) Read(b []byte) (int, error) {
-	if err := c.Conn.SetReadDeadline(time.Now().Add(c.timeout)); err != nil {
-		return 0, err
+	if now := time.Now(); c.deadline.Sub(now) < c.timeout {
+		c.deadline = now.Add(c.timeout + c.timeout/4)
+		if err := c.Conn.SetReadDeadline(c.deadline); err != nil {
+			return 0, err
+		}
 	}
 	return c.Conn.Read(b)
 }

@@ -65,7 +65,9 @@ type Config struct {
 	// of its body, as nginx's proxy_read_timeout. Past it, before the
 	// response began, 504 upstream_timeout; after, the connection is
 	// cut. A body that streams for longer, a little at a time, is not
-	// cut. 0 means DefaultUpstreamTimeout.
+	// cut. The silence is cut after UpstreamTimeout at least and a
+	// quarter more at most (the deadline moves only when less than
+	// UpstreamTimeout is left). 0 means DefaultUpstreamTimeout.
 	UpstreamTimeout time.Duration
 	// HeaderTimeout bounds the reading of a request's header, and
 	// IdleTimeout a kept-alive connection's wait for its next request;
