@@ -619,12 +619,58 @@ func originalURL(r *http.Request) (*url.URL, string, *keyward.Error) {
 			}
 		}
 	}
-	u, err := url.ParseRequestURI(uri)
+	u, err := parseRequestURI(uri)
 	if err != nil {
 		return nil, "", keyward.Errorf(keyward.CodeInvalidRequest, detailForwardBadURI, shown, shown)
 	}
 	return u, target, nil
 }
+
+// parseRequestURI is url.ParseRequestURI, without most of its cost for
+// the URI that comes with every forward-auth request: a URI that begins
+// with one slash, whose path holds only characters that a path never
+// escapes, and whose query holds no control character, is split at its
+// first '?' as ParseRequestURI splits it; any other is ParseRequestURI's.
+// TestParseRequestURI holds the two to the same answers.
+func parseRequestURI(uri string) (*url.URL, error) {
+	if len(uri) < 1 || uri[0] != '/' || len(uri) > 1 && uri[1] == '/' {
+		return url.ParseRequestURI(uri)
+	}
+	path, query, hasQuery := strings.Cut(uri, "?")
+	if hasQuery && query == "" {
+		return url.ParseRequestURI(uri) // ForceQuery
+	}
+	for i := 0; i < len(path); i++ {
+		if !pathByte[path[i]] {
+			return url.ParseRequestURI(uri)
+		}
+	}
+	for i := 0; i < len(query); i++ {
+		if c := query[i]; c < ' ' || c == 0x7f {
+			return url.ParseRequestURI(uri)
+		}
+	}
+	return &url.URL{Path: path, RawQuery: query}, nil
+}
+
+// pathByte holds the bytes that url.URL.EscapedPath leaves as they are:
+// letters, digits, "-._~" and "$&+,;=:@/" (Go escapes the other
+// sub-delimiters, "!'()*", in a path).
+var pathByte = func() (t [256]bool) {
+	for c := 'a'; c <= 'z'; c++ {
+		t[c] = true
+	}
+	for c := 'A'; c <= 'Z'; c++ {
+		t[c] = true
+	}
+	for c := '0'; c <= '9'; c++ {
+		t[c] = true
+	}
+	for _, c := range "-._~$&+,;=:@/" {
+		t[c] = true
+	}
+	return t
+}()
 
 // originalMethod returns the original request's method, from the headers
 // that name it under the rules of originalURL, or "" when there are none.

@@ -243,5 +243,5 @@ func BenchmarkForwardAuthHandlerNginx(b *testing.B) {
 	benchForwardAuth(b, "/v1/forward-auth?permissions=contacts:read&nginx=auth_request", []string{
 		"X-Forwarded-Uri", "/api/orders/ord_4Xk9?page=2&sort=created_at",
 		"X-Forwarded-Method", "GET",
-	})
+	}, nil)
 }

@@ -10,16 +10,29 @@ import (
 // /v1/forward-auth request with a cached key, without a network: routing,
 // request id, presenting rules, verification and identity headers.
 func BenchmarkForwardAuthHandler(b *testing.B) {
-	benchForwardAuth(b, "/v1/forward-auth", nil)
+	benchForwardAuth(b, "/v1/forward-auth", nil, nil)
+}
+
+// BenchmarkForwardAuthHandlerRoutes is BenchmarkForwardAuthHandler with
+// a route policy that decides by the original request, as nginx names it
+// (scripts/load's forward-auth row).
+func BenchmarkForwardAuthHandlerRoutes(b *testing.B) {
+	benchForwardAuth(b, "/v1/forward-auth", []string{"X-Original-URI", "/v1/contacts/1", "X-Original-Method", "GET"}, withRoutes(b, issueRoutes))
 }
 
 // benchForwardAuth measures forward-auth requests to target, with a cached
 // key with contacts:read in X-API-Key and the headers given in pairs.
-func benchForwardAuth(b *testing.B, target string, header []string) {
+func benchForwardAuth(b *testing.B, target string, header []string, opt harnessOption) {
 	h := newHarness(b)
 	h.tenant("acme")
 	key, _ := h.key(h.root, map[string]any{"tenant_id": "acme", "name": "bench", "permissions": []string{"contacts:read"}})
-	srv, err := NewServer(Config{Service: h.svc, Verifier: h.verifier, Store: h.store})
+	c := Config{Service: h.svc, Verifier: h.verifier, Store: h.store}
+	if opt != nil {
+		var hc harnessConfig
+		opt(&hc)
+		c.Routes = hc.Routes
+	}
+	srv, err := NewServer(c)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -66,7 +66,7 @@ func (s *server) routes() []route {
 		{"GET /v1/whoami", "Connectivity check: which key, tenant, member and plan the request carries, and what it may use now", manage.AnyKey, nil, whoamiResponse{}, http.StatusOK, http.HandlerFunc(s.handleWhoami)},
 		{"POST /v1/verify", "Verify a key for another service (needs keyward:verify)", manage.Verifier, verifyRequest{}, verifyResponse{}, http.StatusOK, http.HandlerFunc(s.handleVerify)},
 		{"GET /v1/changes", "Stream the change feed to remote verifiers as server-sent events: which keys, tenants, members and plans changed, never what they hold (needs keyward:verify)", manage.Verifier, changesRequest{}, changeStream{}, http.StatusOK, http.HandlerFunc(s.handleChanges)},
-		{"/v1/forward-auth", "Forward authentication for nginx auth_request, Traefik ForwardAuth and Envoy ext_authz (any method)", manage.AnyKey, forwardAuthRequest{}, forwardAuthIdentity{}, http.StatusOK, checksOwnKey(s.handleForwardAuth)},
+		{forwardAuthPath, "Forward authentication for nginx auth_request, Traefik ForwardAuth and Envoy ext_authz (any method)", manage.AnyKey, forwardAuthRequest{}, forwardAuthIdentity{}, http.StatusOK, checksOwnKey(s.handleForwardAuth)},
 
 		{"GET /healthz", "Liveness: the process answers", manage.NoKey, nil, statusResponse{}, http.StatusOK, http.HandlerFunc(s.handleHealthz)},
 		{"GET /readyz", "Readiness: the storage answers", manage.NoKey, nil, statusResponse{}, http.StatusOK, http.HandlerFunc(s.handleReadyz)},

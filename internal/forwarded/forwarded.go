@@ -77,7 +77,12 @@ func (p Proxies) ClientIPOf(peer netip.Addr, xff []string) netip.Addr {
 // since it is the one that proxy set; otherwise whether r's own connection
 // is TLS.
 func (p Proxies) Secure(r *http.Request) bool {
-	return p.SecureOf(Peer(r), r.Header.Values("X-Forwarded-Proto"), r.TLS != nil)
+	proto := r.Header["X-Forwarded-Proto"]
+	if len(proto) == 0 || len(p) == 0 {
+		// Nothing a proxy says counts: the peer need not be read.
+		return r.TLS != nil
+	}
+	return p.SecureOf(Peer(r), proto, r.TLS != nil)
 }
 
 // SecureOf is Secure of a request from peer with the X-Forwarded-Proto

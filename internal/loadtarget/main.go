@@ -4,7 +4,8 @@
 //	loadtarget upstream ADDR          a trivial upstream: 200 and a short body
 //	loadtarget bare ADDR              a bare net/http handler that answers as
 //	                                  forward-auth does (200 and the identity
-//	                                  headers), without checking anything
+//	                                  headers), without checking anything, on
+//	                                  a server with serve's timeouts
 //	loadtarget proxy ADDR UPSTREAM    a bare httputil.ReverseProxy with a
 //	                                  tuned transport, checking nothing
 //	loadtarget fastproxy ADDR UPSTREAM
@@ -102,6 +103,14 @@ func main() {
 		log.Fatalf("loadtarget: unknown mode %q", os.Args[1])
 	}
 	srv := &http.Server{Addr: os.Args[2], Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	if os.Args[1] == "bare" {
+		// The bare handler is served as keyward serve serves its API
+		// (cmd/keyward/serve.go): the timeouts that a server open to
+		// clients needs cost net/http a deadline change each per
+		// request, which is not forward-auth's own work.
+		srv.ReadHeaderTimeout, srv.ReadTimeout, srv.WriteTimeout, srv.IdleTimeout = 5*time.Second, 30*time.Second, 60*time.Second, 75*time.Second
+		srv.MaxHeaderBytes = 64 << 10
+	}
 	log.Fatal(srv.ListenAndServe())
 }
 
