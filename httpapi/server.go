@@ -6,7 +6,6 @@ package httpapi
 
 import (
 	"bytes"
-	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,7 +14,6 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -24,6 +22,7 @@ import (
 
 	"github.com/keyward/keyward"
 	"github.com/keyward/keyward/internal/forwarded"
+	"github.com/keyward/keyward/internal/requestid"
 	"github.com/keyward/keyward/manage"
 	"github.com/keyward/keyward/policy"
 	"github.com/keyward/keyward/verify"
@@ -84,10 +83,8 @@ type server struct {
 	// done is Config.Done.
 	done    <-chan struct{}
 	openapi []byte
-	// idPrefix and idCounter make request ids unique without a random read
-	// per request.
-	idPrefix  string
-	idCounter atomic.Uint64
+	// ids gives requests their ids, as the gateway's.
+	ids *requestid.Source
 	// bufs holds *bytes.Buffer values in which answers are encoded before
 	// they are sent, so that an answer that cannot be encoded is never
 	// half sent.
@@ -111,7 +108,7 @@ func NewServer(c Config) (http.Handler, error) {
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
-	s.idPrefix = "req_" + rand.Text()[:10]
+	s.ids = requestid.New()
 	mux := http.NewServeMux()
 	rts := s.routes()
 	var forwardAuth http.Handler
@@ -171,27 +168,9 @@ func (s *server) keyless(next http.Handler) http.Handler {
 // shape is kept, so ids follow a request across services.
 func (s *server) withRequestID(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id := r.Header.Get("X-Request-Id")
-		if !safeRequestID(id) {
-			var buf [32]byte
-			id = string(strconv.AppendUint(append(buf[:0], s.idPrefix...), s.idCounter.Add(1), 36))
-		}
-		w.Header()["X-Request-Id"] = []string{id}
+		w.Header()["X-Request-Id"] = []string{s.ids.Of(r.Header)}
 		next.ServeHTTP(w, r)
 	})
-}
-
-func safeRequestID(id string) bool {
-	if id == "" || len(id) > 64 {
-		return false
-	}
-	for i := 0; i < len(id); i++ {
-		c := id[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
-			return false
-		}
-	}
-	return true
 }
 
 // requestID is the id withRequestID gave the request.
