@@ -42,6 +42,9 @@ type front struct {
 	ids     *requestid.Source
 	log     *slog.Logger
 	cfg     Config
+	// untrusted says, once, that X-Forwarded-For came from a peer that
+	// is not a trusted proxy, as the API's server does.
+	untrusted forwarded.UntrustedWarning
 
 	// clients are the upstream clients, one per scheme and host:
 	// the route policy may name new upstreams when it is reloaded.
@@ -354,6 +357,8 @@ func (f *front) verify(ctx *fasthttp.RequestCtx, p *pass) bool {
 	clientIP := p.peer
 	if p.trusted {
 		clientIP = f.proxies.ClientIPOf(p.peer, values(rh, hForwardedFor, p.xff[:0]))
+	} else if !f.untrusted.Logged() && p.peer.IsValid() && len(rh.PeekCanonical(hForwardedFor)) > 0 {
+		f.untrusted.Log(ctx, f.log, p.peer, len(f.proxies))
 	}
 	p.in = Request{Method: method(rh.Method()), Target: target, URL: &p.u, Header: h, ClientIP: clientIP, TLS: p.secure}
 	f.check.Check(ctx, &p.in, &p.d)

@@ -278,6 +278,9 @@ func TestIdentity(t *testing.T) {
 	})
 
 	t.Run("forwarding headers", func(t *testing.T) {
+		if strings.Contains(e.log.String(), "not a trusted proxy") {
+			t.Fatalf("the untrusted X-Forwarded-For warning before any request sent one:\n%s", e.log.String())
+		}
 		a := e.gateway("GET", "/v1/contacts/1", k.good, "X-Forwarded-For", "198.51.100.9", "X-Forwarded-Proto", "https",
 			"X-Forwarded-Host", "evil.example", "Forwarded", "for=198.51.100.9", "X-Request-Id", "trace-42")
 		up := e.live.lastRequest()
@@ -294,6 +297,14 @@ func TestIdentity(t *testing.T) {
 		e.gateway("GET", "/v1/contacts/1", k.good)
 		if id := e.live.lastRequest().Header.Get("X-Request-Id"); !strings.HasPrefix(id, "req_") {
 			t.Errorf("X-Request-Id %q, want one of the gateway's", id)
+		}
+		// The operator hears, once, that a client's list was ignored: a
+		// proxy left out of TrustedProxies would make every client look
+		// like it.
+		e.gateway("GET", "/v1/contacts/1", k.good, "X-Forwarded-For", "198.51.100.10")
+		if got := e.log.String(); strings.Count(got, "not a trusted proxy") != 1 || !strings.Contains(got, `"peer":"127.0.0.1"`) ||
+			!strings.Contains(got, "--trusted-proxies") || strings.Contains(got, k.good[8:]) {
+			t.Errorf("the log after two requests with an untrusted X-Forwarded-For, want one warning naming the peer:\n%s", got)
 		}
 	})
 }

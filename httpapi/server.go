@@ -16,7 +16,6 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -69,9 +68,9 @@ type server struct {
 	// management service's, so that tests that move it see the same.
 	now     keyward.Clock
 	trusted forwarded.Proxies
-	// untrustedWarned is set once the log said that X-Forwarded-For came
-	// from a peer that is not a trusted proxy.
-	untrustedWarned atomic.Bool
+	// untrusted says, once, that X-Forwarded-For came from a peer that
+	// is not a trusted proxy.
+	untrusted forwarded.UntrustedWarning
 	// storageTimeout bounds each management call's work with the store.
 	storageTimeout time.Duration
 	// policyFile is Config.Routes.
@@ -201,30 +200,12 @@ func (s *server) recoverPanics(next http.Handler) http.Handler {
 // peer is a trusted proxy, the last address in X-Forwarded-For that is not a
 // trusted proxy (forwarded.Proxies.ClientIP).
 func (s *server) clientIP(r *http.Request) netip.Addr {
-	if !s.untrustedWarned.Load() && len(r.Header["X-Forwarded-For"]) > 0 && !s.trusted.PeerTrusted(r) {
+	if !s.untrusted.Logged() && len(r.Header["X-Forwarded-For"]) > 0 && !s.trusted.PeerTrusted(r) {
 		if addr := forwarded.Peer(r); addr.IsValid() {
-			s.warnUntrusted(r, addr)
+			s.untrusted.Log(r.Context(), s.log, addr, len(s.trusted))
 		}
 	}
 	return s.trusted.ClientIP(r)
-}
-
-// warnUntrusted logs, once per server, that a request came with
-// X-Forwarded-For from addr, which is not a trusted proxy: its address
-// stands for the client's. Behind a proxy left out of --trusted-proxies,
-// every client has the proxy's address: IP restrictions refuse them all
-// alike, and the failed-attempt limiter would block the proxy, and with
-// it every client whose key is not cached, after a hundred bad keys from
-// any of them. A forged header from a client is ignored all the same;
-// the line says which it is not.
-func (s *server) warnUntrusted(r *http.Request, addr netip.Addr) {
-	if !s.untrustedWarned.CompareAndSwap(false, true) {
-		return
-	}
-	s.log.WarnContext(r.Context(), "a request came with X-Forwarded-For from an address that is not a trusted proxy, "+
-		"so its X-Forwarded-For is ignored and the peer's address stands for the client's (IP restrictions, "+
-		"the failed-attempt limiter); if Keyward runs behind a proxy at this address, add it to --trusted-proxies "+
-		"(logged once)", "peer", addr.String(), "trusted_proxies", len(s.trusted))
 }
 
 // ParseCIDRs reads a comma-separated list of CIDRs or addresses, as

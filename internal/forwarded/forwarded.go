@@ -6,9 +6,12 @@
 package forwarded
 
 import (
+	"context"
+	"log/slog"
 	"net/http"
 	"net/netip"
 	"strings"
+	"sync/atomic"
 )
 
 // Proxies are the addresses of the trusted proxies. The zero value trusts
@@ -98,3 +101,27 @@ func (p Proxies) SecureOf(peer netip.Addr, proto []string, tls bool) bool {
 	}
 	return tls
 }
+
+// UntrustedWarning logs, once, that a request came with X-Forwarded-For
+// from a peer that is not a trusted proxy: its list is ignored, and the
+// peer's address stands for the client's. Behind a proxy left out of
+// --trusted-proxies every client has the proxy's address, and IP
+// restrictions refuse them all: the operator must hear of it, once.
+// The zero value is ready to use, and safe for concurrent use.
+type UntrustedWarning struct{ done atomic.Bool }
+
+// Log logs the warning, naming peer and the count of trusted proxies,
+// unless it was logged already.
+func (w *UntrustedWarning) Log(ctx context.Context, log *slog.Logger, peer netip.Addr, trusted int) {
+	if w.done.Load() || !w.done.CompareAndSwap(false, true) {
+		return
+	}
+	log.WarnContext(ctx, "a request came with X-Forwarded-For from an address that is not a trusted proxy, "+
+		"so its X-Forwarded-For is ignored and the peer's address stands for the client's (IP restrictions, "+
+		"the failed-attempt limiter); if Keyward runs behind a proxy at this address, add it to --trusted-proxies "+
+		"(logged once)", "peer", peer.String(), "trusted_proxies", trusted)
+}
+
+// Logged reports whether the warning was logged: a server may then skip
+// looking for X-Forwarded-For.
+func (w *UntrustedWarning) Logged() bool { return w.done.Load() }
