@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 	"unsafe"
@@ -160,7 +161,7 @@ func (f *front) newClient(u *url.URL) *fasthttp.HostClient {
 			}
 			return &idleConn{Conn: c, timeout: timeout}, nil
 		},
-		TLSConfig:           &tls.Config{ServerName: u.Hostname(), MinVersion: tls.VersionTLS12},
+		TLSConfig:           f.upstreamTLS(u),
 		MaxConns:            f.cfg.MaxUpstreamConns,
 		MaxConnWaitTimeout:  dialTimeout,
 		ReadBufferSize:      16 << 10,
@@ -178,6 +179,13 @@ func (f *front) newClient(u *url.URL) *fasthttp.HostClient {
 		RetryIfErr:            retryIfErr,
 		SecureErrorLogMessage: true,
 	}
+}
+
+// upstreamTLS is the TLS configuration of connections to the https
+// upstream u: its certificate verified for its host name, against
+// Config.UpstreamCAs or the system's authorities.
+func (f *front) upstreamTLS(u *url.URL) *tls.Config {
+	return &tls.Config{ServerName: u.Hostname(), MinVersion: tls.VersionTLS12, RootCAs: f.cfg.UpstreamCAs}
 }
 
 // hostPort is u's host with its port, the scheme's by default.
@@ -259,15 +267,24 @@ type passKey struct{}
 
 // handle verifies the request and proxies it, or answers its refusal.
 func (f *front) handle(ctx *fasthttp.RequestCtx) {
-	// fasthttp recovers no panic: one would end the whole process.
+	// fasthttp recovers no panic: one would end the whole process. The
+	// client gets a 500 problem with the request's id, as every other
+	// answer of the gateway, and the connection is closed, since what the
+	// panic left half done (a body half read or half sent) is unknown.
 	defer func() {
 		if v := recover(); v != nil {
-			f.log.Error("gateway: panic while serving a request", "panic", fmt.Sprint(v))
+			id := append([]byte(nil), ctx.Response.Header.PeekCanonical(hRequestID)...)
+			if len(id) == 0 {
+				id = f.ids.Append(nil)
+			}
+			f.log.Error("gateway: panic while serving a request", "request_id", string(id), "panic", apikey.Redact(fmt.Sprint(v)))
 			ctx.Response.Reset()
-			ctx.SetStatusCode(fasthttp.StatusInternalServerError)
+			ctx.Response.Header.SetCanonical(hRequestID, id)
+			writeProblem(ctx, keyward.Internal(fmt.Errorf("gateway: panic: %v", v)), id)
 			ctx.SetConnectionClose()
 		}
 	}()
+
 	p, _ := ctx.UserValue(passKey{}).(*pass)
 	if p == nil {
 		p = passes.Get().(*pass)
@@ -286,6 +303,11 @@ func (f *front) handle(ctx *fasthttp.RequestCtx) {
 	}
 	f.forward(ctx, p)
 }
+
+// testPanic, when set (by the package's own tests only, through
+// export_test.go), is called with the path of every request that passed,
+// before it goes upstream: a way to make the request path panic.
+var testPanic atomic.Pointer[func(path string)]
 
 // release returns p to the pool, holding no view of a request.
 func (f *front) release(p *pass) {
@@ -478,6 +500,9 @@ func setIdentity(h *fasthttp.RequestHeader, p *pass) {
 // copied, and their bodies stream.
 func (f *front) forward(ctx *fasthttp.RequestCtx, p *pass) {
 	req, resp := &ctx.Request, &ctx.Response
+	if hook := testPanic.Load(); hook != nil {
+		(*hook)(p.u.Path)
+	}
 	if p.checked {
 		// The client's 100 Continue was answered here (expect); the
 		// upstream gets the body at once.
@@ -549,7 +574,7 @@ func (f *front) upgrade(ctx *fasthttp.RequestCtx, p *pass) {
 	var up net.Conn
 	var err error
 	if u.Scheme == "https" {
-		up, err = (&tls.Dialer{NetDialer: d, Config: &tls.Config{ServerName: u.Hostname(), MinVersion: tls.VersionTLS12}}).Dial("tcp", hostPort(u))
+		up, err = (&tls.Dialer{NetDialer: d, Config: f.upstreamTLS(u)}).Dial("tcp", hostPort(u))
 	} else {
 		up, err = d.Dial("tcp", hostPort(u))
 	}

@@ -19,6 +19,7 @@ package gateway
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"log/slog"
 	"net"
@@ -60,6 +61,10 @@ type Config struct {
 	// max-age of Strict-Transport-Security on answers over TLS.
 	RequireTLS bool
 	HSTS       time.Duration
+	// UpstreamCAs are the certificate authorities that an https
+	// upstream's certificate is verified against; nil for the system's.
+	// Verification is never turned off.
+	UpstreamCAs *x509.CertPool
 	// UpstreamTimeout is the longest the upstream may stay silent: from
 	// the request sent to its response's header, and between two reads
 	// of its body, as nginx's proxy_read_timeout. Past it, before the

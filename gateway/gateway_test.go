@@ -3,6 +3,7 @@ package gateway_test
 import (
 	"net/http"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -575,5 +576,42 @@ func TestUpstreamPath(t *testing.T) {
 	resp.Body.Close()
 	if up := e.live.lastRequest(); resp.StatusCode != 200 || up.URL.Path != "/base/v1/io/y" || up.Host != e.live.url.Host {
 		t.Errorf("absolute form: %d, the upstream got %s, Host %s", resp.StatusCode, up.URL, up.Host)
+	}
+}
+
+// TestPanic: a panic on the request path (which fasthttp would let end
+// the process) is answered 500 internal problem+json with the request's
+// id, on a connection then closed; it is logged with that id and without
+// the key, and the gateway goes on serving.
+func TestPanic(t *testing.T) {
+	e := newEnv(t)
+	k := world(t, e)
+	gateway.SetTestPanic(func(path string) {
+		if path == "/v1/contacts/boom" {
+			panic("boom while holding " + k.good)
+		}
+	})
+	t.Cleanup(func() { gateway.SetTestPanic(nil) })
+	before := e.counts()
+	a := e.gateway("GET", "/v1/contacts/boom", k.good, "X-Request-Id", "trace-panic")
+	if a.status != 500 || a.str("code") != "internal_error" || a.header.Get("X-Request-Id") != "trace-panic" ||
+		!strings.HasPrefix(a.header.Get("Content-Type"), "application/problem+json") {
+		t.Fatalf("a panic: %d %v %s", a.status, a.header, a.raw)
+	}
+	_, r := e.rawRequest("GET /v1/contacts/boom HTTP/1.1\r\nHost: api\r\nX-API-Key: " + k.good + "\r\n\r\n")
+	if status, header := readStatus(t, r); status != "HTTP/1.1 500 Internal Server Error" || !slices.Contains(header, "Connection: close") {
+		t.Errorf("a panic's answer on the wire: %q %q; want the connection closed", status, header)
+	}
+	if strings.Contains(a.raw, "boom") || strings.Contains(a.raw, k.good[8:]) {
+		t.Errorf("the answer repeats the panic: %s", a.raw)
+	}
+	if e.counts() != before {
+		t.Errorf("the request that panicked before going upstream reached it")
+	}
+	if got := e.log.String(); !strings.Contains(got, "panic") || !strings.Contains(got, "trace-panic") || strings.Contains(got, k.good[8:]) {
+		t.Errorf("the log of the panic, want it with the request id and without the key:\n%s", got)
+	}
+	if a := e.gateway("GET", "/v1/contacts/1", k.good); a.status != 200 {
+		t.Errorf("after a panic: %d %s", a.status, a.raw)
 	}
 }

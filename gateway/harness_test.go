@@ -72,6 +72,18 @@ func newUpstream(t testing.TB, name string) *upstream {
 	return u
 }
 
+// newTLSUpstream is newUpstream over TLS, with a certificate of
+// httptest's for 127.0.0.1 that no system trusts.
+func newTLSUpstream(t testing.TB, name string) *upstream {
+	t.Helper()
+	u := &upstream{name: name, release: make(chan struct{})}
+	u.srv = httptest.NewUnstartedServer(http.HandlerFunc(u.serve))
+	u.srv.StartTLS()
+	t.Cleanup(u.srv.Close)
+	u.url, _ = url.Parse(u.srv.URL)
+	return u
+}
+
 // lastRequest returns the last request the upstream got.
 func (u *upstream) lastRequest() *http.Request {
 	u.mu.Lock()

@@ -2,6 +2,7 @@ package gateway_test
 
 import (
 	"bufio"
+	"crypto/x509"
 	"io"
 	"net/http"
 	"runtime"
@@ -11,6 +12,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/keyward/keyward/gateway"
 )
 
 // gib is the size of the bodies that stream through the gateway.
@@ -233,4 +236,53 @@ func TestServerSentEvents(t *testing.T) {
 	if !strings.Contains(string(rest), "data: two") {
 		t.Errorf("the rest of the stream: %q", rest)
 	}
+}
+
+// TestHTTPSUpstream: an https upstream's certificate is verified, against
+// UpstreamCAs (an upstream with a private authority); with the system's
+// authorities alone, it is refused, 502 upstream_unavailable, and the log
+// says why. Requests and upgrades both go over TLS.
+func TestHTTPSUpstream(t *testing.T) {
+	up := newTLSUpstream(t, "secure")
+	cas := x509.NewCertPool()
+	cas.AddCert(up.srv.Certificate())
+
+	t.Run("trusted authority", func(t *testing.T) {
+		e := newEnv(t, func(c *gateway.Config) { c.Upstream, c.UpstreamCAs = up.url, cas })
+		e.call(201, "POST", "/v1/tenants", map[string]any{"slug": "acme"})
+		key, _ := e.key(map[string]any{"tenant_id": "acme", "name": "k", "permissions": []string{"contacts:read"}})
+		a := e.gateway("GET", "/v1/contacts/1", key)
+		if a.status != 200 || a.header.Get("X-Upstream") != "secure" {
+			t.Fatalf("through an https upstream: %d %v %s", a.status, a.header, a.raw)
+		}
+		if last := up.lastRequest(); last.TLS == nil || last.Header.Get("X-Keyward-Tenant-Slug") != "acme" || last.Header.Get("X-Api-Key") != "" {
+			t.Errorf("the upstream got TLS %v, headers %v", last.TLS != nil, last.Header)
+		}
+		conn, r := e.rawRequest("GET /v1/io/ws HTTP/1.1\r\nHost: api\r\nX-API-Key: " + key +
+			"\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
+		if status, _ := readStatus(t, r); status != "HTTP/1.1 101 Switching Protocols" {
+			t.Fatalf("upgrade through an https upstream: %q", status)
+		}
+		io.WriteString(conn, "hello\n")
+		if got, err := r.ReadString('\n'); err != nil || got != "echo: hello\n" {
+			t.Errorf("echo over the upgraded TLS connection: %q, %v", got, err)
+		}
+	})
+
+	t.Run("unknown authority", func(t *testing.T) {
+		e := newEnv(t, func(c *gateway.Config) { c.Upstream = up.url })
+		e.call(201, "POST", "/v1/tenants", map[string]any{"slug": "acme"})
+		key, _ := e.key(map[string]any{"tenant_id": "acme", "name": "k", "permissions": []string{"contacts:read"}})
+		before := up.count.Load()
+		a := e.gateway("GET", "/v1/contacts/1", key)
+		if a.status != 502 || a.str("code") != "upstream_unavailable" || a.header.Get("X-Request-Id") == "" {
+			t.Fatalf("an upstream whose certificate no trusted authority signed: %d %v %s", a.status, a.header, a.raw)
+		}
+		if up.count.Load() != before {
+			t.Errorf("the request reached an upstream that could not be verified")
+		}
+		if got := e.log.String(); !strings.Contains(got, "certificate") || strings.Contains(got, key[8:]) {
+			t.Errorf("the log should say the certificate could not be verified, without the key:\n%s", got)
+		}
+	})
 }

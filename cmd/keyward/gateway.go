@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -9,6 +10,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"os"
 	"sync"
 	"time"
 
@@ -23,6 +25,8 @@ import (
 // gatewayOptions are the gateway's flags once read: its upstreams.
 type gatewayOptions struct {
 	upstream, upstreamTest *url.URL
+	// cas are --upstream-ca's authorities; nil for the system's.
+	cas *x509.CertPool
 }
 
 // gatewayFlags adds the gateway's flags to f, their defaults from the
@@ -34,6 +38,8 @@ func (a *app) gatewayFlags(f *pflag.FlagSet, o *serveOptions) {
 		"URL of the API behind the gateway, such as http://127.0.0.1:9000: the requests of live keys and of public routes go there (env KEYWARD_UPSTREAM)")
 	f.StringVar(&o.upstreamTest, "upstream-test", a.env("KEYWARD_UPSTREAM_TEST", ""),
 		"URL the gateway sends the requests of test keys to; without it, test keys are refused 403 environment_mismatch, unless their route names an upstream_test (env KEYWARD_UPSTREAM_TEST)")
+	f.StringVar(&o.upstreamCA, "upstream-ca", a.env("KEYWARD_UPSTREAM_CA", ""),
+		"PEM file of the certificate authorities that an https upstream's certificate is verified against, for an upstream with a private CA; the system's authorities when empty (env KEYWARD_UPSTREAM_CA)")
 }
 
 // checkGateway reads the gateway's flags: nil without --gateway-addr. The
@@ -43,7 +49,7 @@ func (a *app) gatewayFlags(f *pflag.FlagSet, o *serveOptions) {
 // would not run.
 func (o *serveOptions) checkGateway() (*gatewayOptions, error) {
 	if o.gatewayAddr == "" {
-		for _, f := range []struct{ name, value, env string }{{"upstream", o.upstream, "KEYWARD_UPSTREAM"}, {"upstream-test", o.upstreamTest, "KEYWARD_UPSTREAM_TEST"}} {
+		for _, f := range []struct{ name, value, env string }{{"upstream", o.upstream, "KEYWARD_UPSTREAM"}, {"upstream-test", o.upstreamTest, "KEYWARD_UPSTREAM_TEST"}, {"upstream-ca", o.upstreamCA, "KEYWARD_UPSTREAM_CA"}} {
 			if f.value != "" {
 				return nil, usageError{fmt.Errorf("--%s is set (or %s) but --gateway-addr is not: the gateway, which proxies to it, would not run; give --gateway-addr too (env KEYWARD_GATEWAY_ADDR), or remove --%s", f.name, f.env, f.name)}
 			}
@@ -68,7 +74,25 @@ func (o *serveOptions) checkGateway() (*gatewayOptions, error) {
 			return nil, usageError{fmt.Errorf("--upstream-test: %w (env KEYWARD_UPSTREAM_TEST)", err)}
 		}
 	}
+	if o.upstreamCA != "" {
+		if g.cas, err = readCAs(o.upstreamCA); err != nil {
+			return nil, usageError{fmt.Errorf("--upstream-ca: %w (env KEYWARD_UPSTREAM_CA)", err)}
+		}
+	}
 	return &g, nil
+}
+
+// readCAs reads a PEM file of certificate authorities.
+func readCAs(name string) (*x509.CertPool, error) {
+	data, err := os.ReadFile(name)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read the certificate authorities: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(data) {
+		return nil, fmt.Errorf("%s holds no PEM certificate (-----BEGIN CERTIFICATE-----): give the file of the authority that signed the upstream's certificate", name)
+	}
+	return pool, nil
 }
 
 // startGateway makes the gateway and its listener on --gateway-addr,
@@ -80,7 +104,7 @@ func (a *app) startGateway(o serveOptions, g *gatewayOptions, logger *slog.Logge
 	trusted []netip.Prefix, routes *policy.File,
 ) (*gateway.Gateway, net.Listener, error) {
 	gw, err := gateway.New(gateway.Config{
-		Verifier: verifier, Routes: routes, Upstream: g.upstream, UpstreamTest: g.upstreamTest,
+		Verifier: verifier, Routes: routes, Upstream: g.upstream, UpstreamTest: g.upstreamTest, UpstreamCAs: g.cas,
 		TrustedProxies: trusted, RequireTLS: o.tls.requireTLS, HSTS: o.tls.hstsMaxAge,
 		UpstreamTimeout: o.upstreamTimeout, HeaderTimeout: readHeaderTimeout, IdleTimeout: o.idleTimeout, Logger: logger,
 	})

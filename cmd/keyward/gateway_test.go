@@ -174,11 +174,16 @@ func TestServeGatewayFlags(t *testing.T) {
 	routes := filepath.Join(dir, "routes.yaml")
 	writeFile(t, routes, []byte(gatewayRoutes))
 	db := dbFile(t)
+	notPEM := filepath.Join(dir, "ca.txt")
+	writeFile(t, notPEM, []byte("not a certificate\n"))
 	for _, tc := range []struct {
 		args []string
 		want string
 	}{
 		{[]string{"--gateway-addr", "127.0.0.1:0", "--routes", routes}, "--upstream is missing"},
+		{[]string{"--gateway-addr", "127.0.0.1:0", "--routes", routes, "--upstream", "https://a", "--upstream-ca", filepath.Join(dir, "missing.pem")}, "--upstream-ca: cannot read the certificate authorities"},
+		{[]string{"--gateway-addr", "127.0.0.1:0", "--routes", routes, "--upstream", "https://a", "--upstream-ca", notPEM}, "--upstream-ca: " + notPEM + " holds no PEM certificate"},
+		{[]string{"--upstream-ca", notPEM}, "--upstream-ca is set (or KEYWARD_UPSTREAM_CA) but --gateway-addr is not"},
 		{[]string{"--gateway-addr", "127.0.0.1:0", "--upstream", "http://127.0.0.1:9"}, "--routes is missing"},
 		{[]string{"--gateway-addr", "127.0.0.1:0", "--routes", routes, "--upstream", "ftp://files"}, `--upstream: "ftp://files" does not start with http:// or https://`},
 		{[]string{"--gateway-addr", "127.0.0.1:0", "--routes", routes, "--upstream", "127.0.0.1:9000"}, "--upstream:"},

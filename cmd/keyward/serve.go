@@ -66,7 +66,10 @@ type serveOptions struct {
 	// gatewayAddr, upstream, upstreamTest and upstreamTimeout are the
 	// gateway's flags (gateway.go).
 	gatewayAddr, upstream, upstreamTest string
-	upstreamTimeout                     time.Duration
+	// upstreamCA is --upstream-ca: a PEM file of the authorities that
+	// an https upstream's certificate is verified against.
+	upstreamCA      string
+	upstreamTimeout time.Duration
 	// debugAddr is where Go's profiles are served, "" for nowhere
 	// (debug.go).
 	debugAddr string
@@ -553,7 +556,7 @@ func (a *app) runServer(ctx context.Context, o serveOptions, logger *slog.Logger
 			go func() { served <- gsrv.Serve(gln) }()
 		}
 		logger.Info("listening", "listener", "gateway", "addr", gln.Addr().String(), "upstream", gw.upstream.Redacted(),
-			"upstream_test", redacted(gw.upstreamTest), "upstream_timeout", o.upstreamTimeout.String(),
+			"upstream_test", redacted(gw.upstreamTest), "upstream_ca", o.upstreamCA, "upstream_timeout", o.upstreamTimeout.String(),
 			"tls", o.tls.certificate != nil, "require_tls", o.tls.requireTLS, "hsts", o.tls.hstsMaxAge.String())
 	}
 	var serveErr error
