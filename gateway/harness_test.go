@@ -118,6 +118,12 @@ func (u *upstream) serve(w http.ResponseWriter, r *http.Request) {
 		w.Header().Del("X-Interim")
 		b, _ := io.ReadAll(r.Body)
 		fmt.Fprintf(w, "got %d bytes", len(b))
+	case "/v1/io/trailer":
+		// A chunked answer whose trailer comes after the body.
+		w.Header().Set("Trailer", "X-Checksum")
+		fmt.Fprint(w, "body with a trailer")
+		w.(http.Flusher).Flush()
+		w.Header().Set("X-Checksum", "abc123")
 	case "/v1/io/sse":
 		w.Header().Set("Content-Type", "text/event-stream")
 		fmt.Fprint(w, "data: one\n\n")

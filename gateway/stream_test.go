@@ -286,3 +286,24 @@ func TestHTTPSUpstream(t *testing.T) {
 		}
 	})
 }
+
+// TestTrailers: an upstream's trailers (a chunked answer announcing
+// them in Trailer) reach the client after the body, as gRPC-style and
+// checksum trailers need.
+func TestTrailers(t *testing.T) {
+	e := newEnv(t)
+	e.call(201, "POST", "/v1/tenants", map[string]any{"slug": "acme"})
+	key, _ := e.key(map[string]any{"tenant_id": "acme", "name": "k"})
+	resp, err := http.DefaultClient.Do(e.request(e.gwURL, "GET", "/v1/io/trailer", key, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != 200 || string(body) != "body with a trailer" {
+		t.Fatalf("through the gateway: %d %q, %v", resp.StatusCode, body, err)
+	}
+	if got := resp.Trailer.Get("X-Checksum"); got != "abc123" {
+		t.Errorf("the trailer X-Checksum: %q, want the upstream's abc123 (trailers %v)", got, resp.Trailer)
+	}
+}
