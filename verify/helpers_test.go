@@ -37,6 +37,7 @@ type spyStore struct {
 
 	failKeyByHash atomic.Bool
 	failTenant    atomic.Bool
+	failPlan      atomic.Bool
 	failKey       atomic.Bool
 	failChanges   atomic.Bool
 	// hideChanges makes Changes answer that there are none, as a feed
@@ -92,6 +93,9 @@ func (s *spyStore) Member(ctx context.Context, id string) (*keyward.Member, erro
 
 func (s *spyStore) Plan(ctx context.Context, name string) (*keyward.Plan, error) {
 	s.plan.Add(1)
+	if s.failPlan.Load() {
+		return nil, down()
+	}
 	return s.Store.Plan(ctx, name)
 }
 
