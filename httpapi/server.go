@@ -20,6 +20,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/keyward/keyward"
+	"github.com/keyward/keyward/internal/forwardauth"
 	"github.com/keyward/keyward/internal/forwarded"
 	"github.com/keyward/keyward/internal/requestid"
 	"github.com/keyward/keyward/manage"
@@ -73,6 +74,8 @@ type server struct {
 	untrusted forwarded.UntrustedWarning
 	// storageTimeout bounds each management call's work with the store.
 	storageTimeout time.Duration
+	// forward decides forward-auth's requests.
+	forward *forwardauth.Checker
 	// policyFile is Config.Routes.
 	policyFile *policy.File
 	// requireTLS is Config.RequireTLS, and hsts the header that
@@ -97,6 +100,7 @@ type server struct {
 func NewServer(c Config) (http.Handler, error) {
 	s := &server{svc: c.Service, verifier: c.Verifier, store: c.Store, log: c.Logger, trusted: c.TrustedProxies, storageTimeout: c.StorageTimeout, now: time.Now, policyFile: c.Routes,
 		requireTLS: c.RequireTLS, hsts: hstsHeader(c.HSTS), done: c.Done}
+	s.forward = &forwardauth.Checker{Verifier: c.Verifier, Routes: c.Routes, RequireTLS: c.RequireTLS, TLSRequired: errTLSRequired}
 	if c.Service != nil {
 		s.now = c.Service.Now
 	}

@@ -1,4 +1,4 @@
-package httpapi
+package forwardauth
 
 import (
 	"math/rand/v2"
