@@ -30,6 +30,7 @@ import (
 	"github.com/keyward/keyward/internal/problem"
 	"github.com/keyward/keyward/internal/requestid"
 	"github.com/keyward/keyward/limit"
+	"github.com/keyward/keyward/verify"
 )
 
 // front is the gateway on fasthttp: its server's handler, and a client
@@ -267,21 +268,13 @@ type passKey struct{}
 
 // handle verifies the request and proxies it, or answers its refusal.
 func (f *front) handle(ctx *fasthttp.RequestCtx) {
-	// fasthttp recovers no panic: one would end the whole process. The
-	// client gets a 500 problem with the request's id, as every other
-	// answer of the gateway, and the connection is closed, since what the
-	// panic left half done (a body half read or half sent) is unknown.
 	defer func() {
 		if v := recover(); v != nil {
-			id := append([]byte(nil), ctx.Response.Header.PeekCanonical(hRequestID)...)
+			id := ctx.Response.Header.PeekCanonical(hRequestID)
 			if len(id) == 0 {
 				id = f.ids.Append(nil)
 			}
-			f.log.Error("gateway: panic while serving a request", "request_id", string(id), "panic", apikey.Redact(fmt.Sprint(v)))
-			ctx.Response.Reset()
-			ctx.Response.Header.SetCanonical(hRequestID, id)
-			writeProblem(ctx, keyward.Internal(fmt.Errorf("gateway: panic: %v", v)), id)
-			ctx.SetConnectionClose()
+			answerPanic(ctx, f.log, "gateway", v, id)
 		}
 	}()
 
@@ -455,7 +448,7 @@ func (f *front) rewrite(ctx *fasthttp.RequestCtx, p *pass) {
 	}
 	h.SetCanonical(hRequestID, p.id)
 	if !p.d.Result.Public {
-		setIdentity(h, p)
+		setIdentity(h, &p.d.Result)
 	}
 	h.SetHost(up.Host)
 	if base := strings.TrimSuffix(up.EscapedPath(), "/"); base != "" {
@@ -478,11 +471,12 @@ func (f *front) carriesKey(h *fasthttp.RequestHeader) bool {
 	return false
 }
 
-// setIdentity writes the identity headers of the key that p's request
-// passed with (identity.Set's, in fasthttp's canonical form so that
-// nothing normalises them again).
-func setIdentity(h *fasthttp.RequestHeader, p *pass) {
-	k, a := p.d.Result.Key, p.d.Result.Access
+// setIdentity writes the identity headers of the key that res accepted
+// (identity.Set's, in fasthttp's canonical form so that nothing
+// normalises them again): on the request that goes upstream, or on
+// forward-auth's answer.
+func setIdentity[H interface{ SetCanonical(key, value []byte) }](h H, res *verify.Result) {
+	k, a := res.Key, res.Access
 	h.SetCanonical(hKeyID, bytesOf(k.ID))
 	h.SetCanonical(hKeyName, bytesOf(k.Name))
 	h.SetCanonical(hTenant, bytesOf(k.TenantID))

@@ -46,6 +46,97 @@ func BenchmarkHotPath(b *testing.B) {
 // hotPath returns a function that runs the front's verify and rewrite on
 // a copy of a request of a cached key, on a real store and route policy.
 func hotPath(t testing.TB) func() {
+	v, routes, key := fixture(t)
+	up, _ := url.Parse("http://127.0.0.1:1")
+	f, err := newFront(Config{Verifier: v, Routes: routes, Upstream: up})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := new(fasthttp.Request)
+	req.Header.SetMethod("GET")
+	req.SetRequestURI("/v1/contacts/1")
+	req.Header.SetHost("api.example")
+	req.Header.Set("X-API-Key", key)
+	req.Header.Set("User-Agent", "wrk")
+	addr := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 4000}
+	var rc fasthttp.RequestCtx
+	rc.Init(req, addr, nil) // the test's connection (allocates)
+	run := func() {
+		req.CopyTo(&rc.Request)
+		rc.Response.Reset()
+		p := passes.Get().(*pass)
+		if !f.verify(&rc, p) {
+			t.Fatalf("refused: %s", rc.Response.Body())
+		}
+		f.rewrite(&rc, p)
+		f.release(p)
+	}
+	run() // the key is cached now
+	if got := string(rc.Request.Header.Peek("X-Keyward-Tenant-Slug")); got != "acme" || len(rc.Request.Header.Peek("X-Api-Key")) != 0 {
+		t.Fatalf("the request that goes up: %s", rc.Request.Header.Header())
+	}
+	return run
+}
+
+// TestAuthHotPathAllocs: the auth listener's answer to nginx's
+// forward-auth request of a cached key allocates nothing.
+func TestAuthHotPathAllocs(t *testing.T) {
+	run := authHotPath(t)
+	if raceEnabled {
+		t.Log("allocations not counted under the race detector, whose sync.Pool drops items")
+		return
+	}
+	if allocs := testing.AllocsPerRun(200, run); allocs != 0 {
+		t.Errorf("a cached key's auth request allocates %.1f times; want 0", allocs)
+	}
+}
+
+// BenchmarkAuthHotPath measures the auth listener's work on nginx's
+// forward-auth request of a cached key, without I/O.
+func BenchmarkAuthHotPath(b *testing.B) {
+	run := authHotPath(b)
+	b.ReportAllocs()
+	for b.Loop() {
+		run()
+	}
+}
+
+// authHotPath returns a function that has the auth listener answer a
+// copy of nginx's forward-auth request of a cached key, on a real store
+// and route policy.
+func authHotPath(t testing.TB) func() {
+	v, routes, key := fixture(t)
+	a, err := NewAuthServer(AuthConfig{Verifier: v, Routes: routes})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := new(fasthttp.Request)
+	req.Header.SetMethod("GET")
+	req.SetRequestURI("/v1/forward-auth")
+	req.Header.SetHost("127.0.0.1")
+	req.Header.Set("X-API-Key", key)
+	req.Header.Set("X-Original-URI", "/v1/contacts/1")
+	req.Header.Set("X-Original-Method", "GET")
+	req.Header.Set("User-Agent", "wrk")
+	addr := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 4000}
+	var rc fasthttp.RequestCtx
+	rc.Init(req, addr, nil) // the test's connection (allocates)
+	run := func() {
+		req.CopyTo(&rc.Request)
+		rc.Response.Reset()
+		a.handle(&rc)
+	}
+	run() // the key is cached now
+	if rc.Response.StatusCode() != 200 || string(rc.Response.Header.Peek("X-Keyward-Tenant-Slug")) != "acme" {
+		t.Fatalf("the answer: %s\n%s", rc.Response.Header.Header(), rc.Response.Body())
+	}
+	return run
+}
+
+// fixture returns a started verifier on a real store with a tenant and a
+// key of it, the key, and a route policy under which the key may GET
+// /v1/contacts/**.
+func fixture(t testing.TB) (*verify.Verifier, *policy.File, string) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	store, err := sqlite.Open(ctx, filepath.Join(dir, "keyward.db"))
@@ -78,33 +169,5 @@ func hotPath(t testing.TB) func() {
 	if err != nil {
 		t.Fatal(err)
 	}
-	up, _ := url.Parse("http://127.0.0.1:1")
-	f, err := newFront(Config{Verifier: v, Routes: routes, Upstream: up})
-	if err != nil {
-		t.Fatal(err)
-	}
-	req := new(fasthttp.Request)
-	req.Header.SetMethod("GET")
-	req.SetRequestURI("/v1/contacts/1")
-	req.Header.SetHost("api.example")
-	req.Header.Set("X-API-Key", key)
-	req.Header.Set("User-Agent", "wrk")
-	addr := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 4000}
-	var rc fasthttp.RequestCtx
-	rc.Init(req, addr, nil) // the test's connection (allocates)
-	run := func() {
-		req.CopyTo(&rc.Request)
-		rc.Response.Reset()
-		p := passes.Get().(*pass)
-		if !f.verify(&rc, p) {
-			t.Fatalf("refused: %s", rc.Response.Body())
-		}
-		f.rewrite(&rc, p)
-		f.release(p)
-	}
-	run() // the key is cached now
-	if got := string(rc.Request.Header.Peek("X-Keyward-Tenant-Slug")); got != "acme" || len(rc.Request.Header.Peek("X-Api-Key")) != 0 {
-		t.Fatalf("the request that goes up: %s", rc.Request.Header.Header())
-	}
-	return run
+	return v, routes, key
 }

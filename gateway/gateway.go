@@ -129,13 +129,7 @@ func (c *Config) check() error {
 // It is safe for concurrent use.
 type Gateway struct {
 	*front
-	srv *fasthttp.Server
-
-	// mu guards shut and listeners: a Shutdown that comes before Serve
-	// has begun still stops it.
-	mu        sync.Mutex
-	shut      bool
-	listeners []net.Listener
+	listeners
 }
 
 // New returns the Gateway of c.
@@ -144,38 +138,7 @@ func New(c Config) (*Gateway, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Gateway{front: f, srv: f.server()}, nil
-}
-
-// Serve serves the gateway on ln until Shutdown, and returns nil then,
-// or the error that stopped it. A *tls.Conn of ln (tls.NewListener) is a
-// TLS connection; the gateway speaks HTTP/1.1 on it, so its tls.Config's
-// NextProtos must not offer h2 (ServeTLS sees to it).
-func (g *Gateway) Serve(ln net.Listener) error {
-	g.mu.Lock()
-	if g.shut {
-		g.mu.Unlock()
-		ln.Close()
-		return nil
-	}
-	g.listeners = append(g.listeners, ln)
-	g.mu.Unlock()
-	err := g.srv.Serve(ln)
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.shut {
-		return nil
-	}
-	return err
-}
-
-// ServeTLS serves the gateway on ln over TLS with a copy of cfg that
-// offers HTTP/1.1 alone (ALPN): its certificate comes from cfg's
-// Certificates or GetCertificate, so a reload reaches new handshakes.
-func (g *Gateway) ServeTLS(ln net.Listener, cfg *tls.Config) error {
-	cfg = cfg.Clone()
-	cfg.NextProtos = []string{"http/1.1"}
-	return g.Serve(tls.NewListener(ln, cfg))
+	return &Gateway{front: f, listeners: listeners{srv: f.server()}}, nil
 }
 
 // Shutdown stops the gateway: it closes its listeners, lets the
@@ -183,14 +146,64 @@ func (g *Gateway) ServeTLS(ln net.Listener, cfg *tls.Config) error {
 // connections to the upstreams. A connection taken over by an upgrade
 // lives on until either side closes it.
 func (g *Gateway) Shutdown(ctx context.Context) error {
-	g.mu.Lock()
-	g.shut = true
-	for _, ln := range g.listeners {
+	err := g.listeners.Shutdown(ctx)
+	g.Close()
+	return err
+}
+
+// listeners serves a fasthttp.Server on listeners until Shutdown: the
+// gateway's and the AuthServer's.
+type listeners struct {
+	srv *fasthttp.Server
+
+	// mu guards shut and lns: a Shutdown that comes before Serve has
+	// begun still stops it.
+	mu   sync.Mutex
+	shut bool
+	lns  []net.Listener
+}
+
+// Serve serves on ln until Shutdown, and returns nil then, or the error
+// that stopped it. A *tls.Conn of ln (tls.NewListener) is a TLS
+// connection; the server speaks HTTP/1.1 on it, so its tls.Config's
+// NextProtos must not offer h2 (ServeTLS sees to it).
+func (l *listeners) Serve(ln net.Listener) error {
+	l.mu.Lock()
+	if l.shut {
+		l.mu.Unlock()
+		ln.Close()
+		return nil
+	}
+	l.lns = append(l.lns, ln)
+	l.mu.Unlock()
+	err := l.srv.Serve(ln)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.shut {
+		return nil
+	}
+	return err
+}
+
+// ServeTLS serves on ln over TLS with a copy of cfg that offers HTTP/1.1
+// alone (ALPN): its certificate comes from cfg's Certificates or
+// GetCertificate, so a reload reaches new handshakes.
+func (l *listeners) ServeTLS(ln net.Listener, cfg *tls.Config) error {
+	cfg = cfg.Clone()
+	cfg.NextProtos = []string{"http/1.1"}
+	return l.Serve(tls.NewListener(ln, cfg))
+}
+
+// Shutdown closes the listeners and lets the requests in flight finish
+// until ctx ends.
+func (l *listeners) Shutdown(ctx context.Context) error {
+	l.mu.Lock()
+	l.shut = true
+	for _, ln := range l.lns {
 		ln.Close()
 	}
-	g.mu.Unlock()
-	err := g.srv.ShutdownWithContext(ctx)
-	g.Close()
+	l.mu.Unlock()
+	err := l.srv.ShutdownWithContext(ctx)
 	if errors.Is(err, net.ErrClosed) {
 		return nil // the listeners closed above
 	}

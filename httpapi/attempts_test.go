@@ -18,12 +18,14 @@ import (
 // Meanwhile another address is served, and so is a key cached as valid
 // from the blocked address; the block ends on time. The client addresses
 // come from X-Forwarded-For, sent by a trusted proxy.
-func TestFailedAttempts(t *testing.T) {
+func TestFailedAttempts(t *testing.T) { fronts(t, testFailedAttempts) }
+
+func testFailedAttempts(t *testing.T, front harnessOption) {
 	const (
 		limit = 3
 		block = 90 * time.Second
 	)
-	h := newHarness(t, withTrustedProxies("127.0.0.1/32"), withVerifyOptions(verify.Options{
+	h := newHarness(t, front, withTrustedProxies("127.0.0.1/32"), withVerifyOptions(verify.Options{
 		FailedAttempts: limit, FailedAttemptWindow: time.Minute, FailedAttemptBlock: block,
 	}))
 	format, err := apikey.NewFormat(apikey.DefaultPrefix)

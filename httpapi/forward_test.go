@@ -13,9 +13,11 @@ import (
 // TestForwardAuthFailsClosed: a proxy setting that forward-auth cannot
 // read refuses the request (400 invalid_request, logged) with a detail
 // that names the setting, instead of checking less than the proxy meant.
-func TestForwardAuthFailsClosed(t *testing.T) {
+func TestForwardAuthFailsClosed(t *testing.T) { fronts(t, testForwardAuthFailsClosed) }
+
+func testForwardAuthFailsClosed(t *testing.T, front harnessOption) {
 	var log lockedbuffer.Buffer
-	h := newHarness(t, withTrustedProxies("127.0.0.1/32"), withLog(&log))
+	h := newHarness(t, front, withTrustedProxies("127.0.0.1/32"), withLog(&log))
 	h.tenant("acme")
 	key, _ := h.key(h.root, map[string]any{"tenant_id": "acme", "name": "c", "permissions": []string{"contacts:read"}})
 	body := key[len("sk_live_"):]
@@ -92,8 +94,10 @@ func TestForwardAuthFailsClosed(t *testing.T) {
 // TestForwardAuthNginxModes: nginx=auth_request answers every refusal 401
 // without a body or challenge, and nginx=error_page answers the refusal
 // itself, or 409 when the request passes after all.
-func TestForwardAuthNginxModes(t *testing.T) {
-	h := newHarness(t)
+func TestForwardAuthNginxModes(t *testing.T) { fronts(t, testForwardAuthNginxModes) }
+
+func testForwardAuthNginxModes(t *testing.T, front harnessOption) {
+	h := newHarness(t, front)
 	h.tenant("acme")
 	key, id := h.key(h.root, map[string]any{"tenant_id": "acme", "name": "c", "permissions": []string{"contacts:read"}})
 
@@ -132,8 +136,10 @@ func TestForwardAuthNginxModes(t *testing.T) {
 // TestKeyAnywhereInURL: a well-formed key of this instance anywhere in a
 // URL is refused on every route that takes a key, and in forward-auth's
 // original URI, and the answer never repeats it.
-func TestKeyAnywhereInURL(t *testing.T) {
-	h := newHarness(t)
+func TestKeyAnywhereInURL(t *testing.T) { fronts(t, testKeyAnywhereInURL) }
+
+func testKeyAnywhereInURL(t *testing.T, front harnessOption) {
+	h := newHarness(t, front)
 	h.tenant("acme")
 	key, id := h.key(h.root, map[string]any{"tenant_id": "acme", "name": "c", "permissions": []string{"keys:manage"}})
 	body := key[len("sk_live_"):]
@@ -201,8 +207,10 @@ func deepEscape(s string, n int) string {
 // TestKeyNeverRepeated: a key sent where a value belongs (a permission to
 // check, a field's name, an address) is never repeated whole in the
 // answer: every message goes out with keys shown as start…last4.
-func TestKeyNeverRepeated(t *testing.T) {
-	h := newHarness(t)
+func TestKeyNeverRepeated(t *testing.T) { fronts(t, testKeyNeverRepeated) }
+
+func testKeyNeverRepeated(t *testing.T, front harnessOption) {
+	h := newHarness(t, front)
 	h.tenant("acme")
 	key, _ := h.key(h.root, map[string]any{"tenant_id": "acme", "name": "c", "permissions": []string{"contacts:read"}})
 	body := key[len("sk_live_"):]

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/keyward/keyward"
 	"github.com/keyward/keyward/apikey"
+	"github.com/keyward/keyward/gateway"
 	"github.com/keyward/keyward/internal/pgtest"
 	"github.com/keyward/keyward/internal/testclock"
 	"github.com/keyward/keyward/internal/teststore"
@@ -40,8 +42,11 @@ func newStore(t testing.TB) keyward.Store { return teststore.Open(t, pg) }
 // harness runs the whole API on a real store (see newStore) behind a real
 // HTTP listener on loopback.
 type harness struct {
-	t        testing.TB
-	url      string
+	t   testing.TB
+	url string
+	// authURL, when not "", is the auth listener's (withAuthListener),
+	// where call sends the requests to /v1/forward-auth.
+	authURL  string
 	root     string
 	store    keyward.Store
 	verifier *verify.Verifier
@@ -57,6 +62,24 @@ type harnessOption func(*harnessConfig)
 type harnessConfig struct {
 	Config
 	verify verify.Options
+	// auth starts the auth listener beside the API (withAuthListener).
+	auth bool
+}
+
+// withAuthListener has forward-auth's requests answered by the auth
+// listener (gateway.AuthServer, on fasthttp, as serve --auth-addr starts
+// it), with the API's verifier and settings, instead of by the API.
+func withAuthListener() harnessOption {
+	return func(c *harnessConfig) { c.auth = true }
+}
+
+// fronts runs test once for each front that answers forward-auth, with the
+// option that gives newHarness that front: the API's own listener
+// (net/http) and the auth listener (fasthttp). The answers must be the
+// same.
+func fronts(t *testing.T, test func(t *testing.T, front harnessOption)) {
+	t.Run("api", func(t *testing.T) { test(t, func(*harnessConfig) {}) })
+	t.Run("auth-listener", func(t *testing.T) { test(t, withAuthListener()) })
 }
 
 // withVerifyOptions gives the verifier opts; the harness sets their
@@ -108,7 +131,31 @@ func newHarness(t testing.TB, opts ...harnessOption) *harness {
 	}
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
-	return &harness{t: t, url: srv.URL, root: root, store: store, verifier: v, svc: svc, clock: clk}
+	hn := &harness{t: t, url: srv.URL, root: root, store: store, verifier: v, svc: svc, clock: clk}
+	if hc.auth {
+		hn.authURL = startAuthListener(t, cfg, v)
+	}
+	return hn
+}
+
+// startAuthListener serves the auth listener of cfg's settings on
+// loopback, and returns its URL.
+func startAuthListener(t testing.TB, cfg Config, v *verify.Verifier) string {
+	t.Helper()
+	a, err := gateway.NewAuthServer(gateway.AuthConfig{
+		Verifier: v, Routes: cfg.Routes, TrustedProxies: cfg.TrustedProxies,
+		RequireTLS: cfg.RequireTLS, HSTS: cfg.HSTS, TLSRequired: ErrTLSRequired, Logger: cfg.Logger,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = a.Serve(ln) }()
+	t.Cleanup(func() { _ = a.Shutdown(context.Background()) })
+	return "http://" + ln.Addr().String()
 }
 
 // answer is a response with its body read and decoded.
@@ -153,7 +200,11 @@ func (h *harness) call(method, path, key string, body any, header ...string) ans
 		}
 		rd = bytes.NewReader(buf)
 	}
-	req, err := http.NewRequest(method, h.url+path, rd)
+	base := h.url
+	if h.authURL != "" && strings.HasPrefix(path, "/v1/forward-auth") {
+		base = h.authURL
+	}
+	req, err := http.NewRequest(method, base+path, rd)
 	if err != nil {
 		h.t.Fatal(err)
 	}

@@ -157,8 +157,10 @@ func policyCases(k policyKeys) []policyCase {
 // TestForwardAuthPolicy: forward-auth with a route policy answers every
 // outcome of SPEC §5 rows 1–10 with its status, code and WWW-Authenticate,
 // a public route with a bare 200, and a pass with every identity header.
-func TestForwardAuthPolicy(t *testing.T) {
-	h := newHarness(t, withRoutes(t, issueRoutes))
+func TestForwardAuthPolicy(t *testing.T) { fronts(t, testForwardAuthPolicy) }
+
+func testForwardAuthPolicy(t *testing.T, front harnessOption) {
+	h := newHarness(t, front, withRoutes(t, issueRoutes))
 	k := policyWorld(t, h)
 	for _, c := range policyCases(k) {
 		t.Run(c.name, func(t *testing.T) {
@@ -295,7 +297,11 @@ func TestWhoamiRestrictions(t *testing.T) {
 // keeps its permissions parameter and checks the key's own restrictions
 // against the original method, URI, Referer and Origin.
 func TestForwardAuthRestrictionsNoPolicy(t *testing.T) {
-	h := newHarness(t)
+	fronts(t, testForwardAuthRestrictionsNoPolicy)
+}
+
+func testForwardAuthRestrictionsNoPolicy(t *testing.T, front harnessOption) {
+	h := newHarness(t, front)
 	k := policyWorld(t, h)
 	fa := func(key, query string, header ...string) answer {
 		return h.call("GET", "/v1/forward-auth"+query, key, nil, header...)

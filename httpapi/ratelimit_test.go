@@ -15,8 +15,10 @@ import (
 // detail naming the limit. All or nothing over two limits: a request
 // refused by one takes nothing from the other, and a request refused
 // before the limits (403) counts against none.
-func TestRateLimited(t *testing.T) {
-	h := newHarness(t)
+func TestRateLimited(t *testing.T) { fronts(t, testRateLimited) }
+
+func testRateLimited(t *testing.T, front harnessOption) {
+	h := newHarness(t, front)
 	h.tenant("acme")
 	key, _ := h.key(h.root, map[string]any{"tenant_id": "acme", "name": "limited", "permissions": []string{"contacts:read"},
 		"rate_limits": []map[string]any{

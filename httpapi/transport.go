@@ -33,9 +33,9 @@ func tlsExempt(r *http.Request) bool {
 	return false
 }
 
-// errTLSRequired is the answer to a request over plain HTTP to a server
-// that requires TLS (serve --require-tls).
-var errTLSRequired = keyward.Errorf(keyward.CodeTLSRequired,
+// ErrTLSRequired is the answer to a request over plain HTTP to a server
+// that requires TLS (serve --require-tls), on every listener of serve.
+var ErrTLSRequired = keyward.Errorf(keyward.CodeTLSRequired,
 	"This server takes requests over HTTPS only; send the request again with https://, and, if it carried a key, consider replacing the key, which was sent in the clear.")
 
 // withTransportRules answers a request over plain HTTP 403 tls_required
@@ -53,7 +53,7 @@ func (s *server) withTransportRules(next http.Handler) http.Handler {
 			w.Header()["Strict-Transport-Security"] = s.hsts
 		}
 		if s.requireTLS && !secure && !tlsExempt(r) {
-			s.writeError(w, r, errTLSRequired)
+			s.writeError(w, r, ErrTLSRequired)
 			return
 		}
 		next.ServeHTTP(w, r)

@@ -61,8 +61,10 @@ func TestRequireTLS(t *testing.T) {
 // TestRequireTLSForwardAuth: forward-auth applies RequireTLS to the
 // original request, whose scheme a trusted proxy gives in
 // X-Forwarded-Proto, and answers as the proxy's mode asks.
-func TestRequireTLSForwardAuth(t *testing.T) {
-	h := newHarness(t, withTransport(true, 0), withTrustedProxies("127.0.0.1"))
+func TestRequireTLSForwardAuth(t *testing.T) { fronts(t, testRequireTLSForwardAuth) }
+
+func testRequireTLSForwardAuth(t *testing.T, front harnessOption) {
+	h := newHarness(t, front, withTransport(true, 0), withTrustedProxies("127.0.0.1"))
 	https := []string{"X-Forwarded-Proto", "https"}
 	h.must(201, "POST", "/v1/tenants", h.root, map[string]any{"slug": "acme"}, https...)
 	key := h.must(201, "POST", "/v1/api-keys", h.root, map[string]any{"tenant_id": "acme", "name": "c"}, https...).data()["key"].(string)
@@ -92,9 +94,11 @@ routes:
 // request unless a trusted proxy says it came over HTTPS, public routes
 // too; a route without it takes plain HTTP; the server-wide RequireTLS is
 // off.
-func TestRouteTLSForwardAuth(t *testing.T) {
-	h := newHarness(t, withRoutes(t, tlsRoutes), withTrustedProxies("127.0.0.1"))
-	untrusted := newHarness(t, withRoutes(t, tlsRoutes))
+func TestRouteTLSForwardAuth(t *testing.T) { fronts(t, testRouteTLSForwardAuth) }
+
+func testRouteTLSForwardAuth(t *testing.T, front harnessOption) {
+	h := newHarness(t, front, withRoutes(t, tlsRoutes), withTrustedProxies("127.0.0.1"))
+	untrusted := newHarness(t, front, withRoutes(t, tlsRoutes))
 	h.tenant("acme")
 	key, _ := h.key(h.root, map[string]any{"tenant_id": "acme", "name": "c"})
 	for _, c := range []struct {

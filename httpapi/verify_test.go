@@ -60,8 +60,10 @@ func TestVerifyEndpoint(t *testing.T) {
 	}
 }
 
-func TestForwardAuth(t *testing.T) {
-	h := newHarness(t, withTrustedProxies("127.0.0.1/32"))
+func TestForwardAuth(t *testing.T) { fronts(t, testForwardAuth) }
+
+func testForwardAuth(t *testing.T, front harnessOption) {
+	h := newHarness(t, front, withTrustedProxies("127.0.0.1/32"))
 	h.tenant("acme")
 	key, id := h.key(h.root, map[string]any{"tenant_id": "acme", "name": "c", "environment": "test", "permissions": []string{"contacts:read", "messages:send"}, "restrictions": map[string]any{"ips": []string{"198.51.100.7"}}})
 
@@ -94,9 +96,11 @@ func TestForwardAuth(t *testing.T) {
 // never believed; the log says so once, naming the peer and the flag,
 // since behind a proxy left out of the list every client has the proxy's
 // address.
-func TestForwardedForUntrusted(t *testing.T) {
+func TestForwardedForUntrusted(t *testing.T) { fronts(t, testForwardedForUntrusted) }
+
+func testForwardedForUntrusted(t *testing.T, front harnessOption) {
 	var log lockedbuffer.Buffer
-	h := newHarness(t, withLog(&log))
+	h := newHarness(t, front, withLog(&log))
 	h.tenant("acme")
 	key, _ := h.key(h.root, map[string]any{"tenant_id": "acme", "name": "c", "restrictions": map[string]any{"ips": []string{"198.51.100.7"}}})
 	if strings.Contains(log.String(), "X-Forwarded-For") {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -17,6 +18,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/keyward/keyward/gateway"
+	"github.com/keyward/keyward/httpapi"
 	"github.com/keyward/keyward/internal/connlimit"
 	"github.com/keyward/keyward/policy"
 	"github.com/keyward/keyward/verify"
@@ -119,17 +121,45 @@ func (a *app) startGateway(o serveOptions, g *gatewayOptions, logger *slog.Logge
 	return gw, ln, nil
 }
 
-// shutdown stops the servers and the gateway (nil for none) together,
-// letting requests in flight finish within timeout; past it, their
-// connections are closed.
-func shutdown(ctx context.Context, servers []*http.Server, gw *gateway.Gateway, timeout time.Duration, logger *slog.Logger) {
+// startAuth makes the auth listener and its listener on --auth-addr,
+// held to the connection limits of the API's (a count of its own).
+func (a *app) startAuth(o serveOptions, logger *slog.Logger, verifier *verify.Verifier, trusted []netip.Prefix, routes *policy.File,
+) (*gateway.AuthServer, net.Listener, error) {
+	as, err := gateway.NewAuthServer(gateway.AuthConfig{
+		Verifier: verifier, Routes: routes, TrustedProxies: trusted,
+		RequireTLS: o.tls.requireTLS, HSTS: o.tls.hstsMaxAge, TLSRequired: httpapi.ErrTLSRequired,
+		HeaderTimeout: readHeaderTimeout, IdleTimeout: o.idleTimeout, Logger: logger,
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	tcp, err := net.Listen("tcp", o.authAddr)
+	if err != nil {
+		return nil, nil, fmt.Errorf("--auth-addr: cannot listen on %s: %w", o.authAddr, err)
+	}
+	ln := connlimit.NewListener(tcp, connlimit.Limits{Total: o.maxConns, PerAddr: o.maxConnsPerIP, Exempt: trusted}, logger)
+	return as, ln, nil
+}
+
+// fastServer is a listener of serve on fasthttp: the gateway's and the
+// auth listener's.
+type fastServer interface {
+	Serve(net.Listener) error
+	ServeTLS(net.Listener, *tls.Config) error
+	Shutdown(context.Context) error
+}
+
+// shutdown stops the servers and the fast ones together, letting
+// requests in flight finish within timeout; past it, their connections
+// are closed.
+func shutdown(ctx context.Context, servers []*http.Server, fast []fastServer, timeout time.Duration, logger *slog.Logger) {
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
 	defer cancel()
 	var wg sync.WaitGroup
-	if gw != nil {
+	for _, srv := range fast {
 		wg.Go(func() {
-			if err := gw.Shutdown(sctx); err != nil {
-				logger.Warn("the gateway's requests in flight did not finish in time; their connections were closed", "err", err)
+			if err := srv.Shutdown(sctx); err != nil {
+				logger.Warn("requests in flight did not finish in time; their connections were closed", "listener", fmt.Sprintf("%T", srv), "err", err)
 			}
 		})
 	}

@@ -27,6 +27,7 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+
 	// The time zones of tenants' quotas, in the binary: every node names
 	// the same days and months whether or not its system has zoneinfo.
 	_ "time/tzdata"

@@ -80,6 +80,7 @@ type Answer struct {
 
 	req  verify.Request
 	rate limit.Decision
+	url  url.URL // the original request's, when parseRequestURI splits it
 }
 
 // Check decides in into a. The proxy's settings fail closed: one that
@@ -118,7 +119,7 @@ func (c *Checker) Check(ctx context.Context, in *Request, a *Answer) {
 	}
 	var target string
 	if kerr == nil {
-		u, target, kerr = originalURL(in.Header, in.URL)
+		u, target, kerr = originalURL(in.Header, in.URL, &a.url)
 	}
 	// Without a policy, the method of the auth request stands for the
 	// original's, which proxies that send none copy; a policy decides by
@@ -395,8 +396,9 @@ func editDistance(a, b string) int {
 // (the path and query of an absolute URI), or "" when there is none. The
 // headers fail closed: one sent twice, both with different values, or a
 // URI that cannot be read is an error that says which setting of the proxy
-// is wrong, and never repeats the URI.
-func originalURL(h http.Header, own *url.URL) (*url.URL, string, *keyward.Error) {
+// is wrong, and never repeats the URI. The URL is dst, unless the URI
+// needs url.ParseRequestURI (see parseRequestURI).
+func originalURL(h http.Header, own, dst *url.URL) (*url.URL, string, *keyward.Error) {
 	uri, kerr := forwardedValue(h, "X-Forwarded-Uri", "X-Original-Uri", "X-Forwarded-Uri", "X-Original-URI", "$request_uri")
 	if kerr != nil || uri == "" {
 		return own, "", kerr
@@ -422,7 +424,7 @@ func originalURL(h http.Header, own *url.URL) (*url.URL, string, *keyward.Error)
 			}
 		}
 	}
-	u, err := parseRequestURI(uri)
+	u, err := parseRequestURI(uri, dst)
 	if err != nil {
 		return nil, "", keyward.Errorf(keyward.CodeInvalidRequest, detailForwardBadURI, shown, shown)
 	}
@@ -433,9 +435,10 @@ func originalURL(h http.Header, own *url.URL) (*url.URL, string, *keyward.Error)
 // the URI that comes with every forward-auth request: a URI that begins
 // with one slash, whose path holds only characters that a path never
 // escapes, and whose query holds no control character, is split at its
-// first '?' as ParseRequestURI splits it; any other is ParseRequestURI's.
+// first '?' into dst, as ParseRequestURI splits it; any other is
+// ParseRequestURI's.
 // TestParseRequestURI holds the two to the same answers.
-func parseRequestURI(uri string) (*url.URL, error) {
+func parseRequestURI(uri string, dst *url.URL) (*url.URL, error) {
 	if len(uri) < 1 || uri[0] != '/' || len(uri) > 1 && uri[1] == '/' {
 		return url.ParseRequestURI(uri)
 	}
@@ -453,7 +456,8 @@ func parseRequestURI(uri string) (*url.URL, error) {
 			return url.ParseRequestURI(uri)
 		}
 	}
-	return &url.URL{Path: path, RawQuery: query}, nil
+	*dst = url.URL{Path: path, RawQuery: query}
+	return dst, nil
 }
 
 // pathByte holds the bytes that url.URL.EscapedPath leaves as they are:

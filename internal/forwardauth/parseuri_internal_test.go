@@ -27,7 +27,7 @@ func TestParseRequestURI(t *testing.T) {
 	}
 	for _, uri := range uris {
 		want, wantErr := url.ParseRequestURI(uri)
-		got, err := parseRequestURI(uri)
+		got, err := parseRequestURI(uri, new(url.URL))
 		if (err != nil) != (wantErr != nil) || !reflect.DeepEqual(got, want) {
 			t.Fatalf("parseRequestURI(%q) = %#v, %v; url.ParseRequestURI: %#v, %v", uri, got, err, want, wantErr)
 		}
