@@ -3,83 +3,17 @@ package httpapi
 import (
 	"context"
 	"net/http"
-	"net/netip"
-	"net/url"
 	"sync"
 
-	"github.com/keyward/keyward"
 	"github.com/keyward/keyward/apikey"
 	"github.com/keyward/keyward/internal/forwardauth"
 	"github.com/keyward/keyward/internal/identity"
+	"github.com/keyward/keyward/internal/verifyapi"
 	"github.com/keyward/keyward/limit"
 	"github.com/keyward/keyward/manage"
 	"github.com/keyward/keyward/verify"
 	"github.com/keyward/keyward/view"
 )
-
-// authenticate verifies the key of a request to a route of this API, for
-// require: the request's own method, target, Referer and Origin are
-// checked. The request is not counted yet (verify.CountLater): require
-// has it counted by count once the caller is authorized, so that a
-// request refused for its role costs nothing. The request as verified is
-// written into req, for count.
-func (s *server) authenticate(w http.ResponseWriter, r *http.Request, req *verify.Request) (verify.Result, netip.Addr, error) {
-	target := r.RequestURI
-	if target == "" || target[0] != '/' {
-		// An absolute-form or * target: the path the server routed by.
-		target = r.URL.RequestURI()
-	}
-	*req = verify.Request{
-		Method: r.Method, Target: target, Referer: r.Header.Get("Referer"), Origin: r.Header.Get("Origin"),
-		Counting: verify.CountLater,
-	}
-	return s.authenticateURL(w, r, r.URL, req)
-}
-
-// authenticateURL verifies the key that r presents in its header or in u,
-// the URL of the original request (for forward-auth, that of the request a
-// proxy asks about), with what req says of that request; the key and the
-// client's address are set in req here.
-//
-// Unless req.Counting says otherwise, the key's rate limits count the
-// request, and their RateLimit headers (limit.SetHeaders) are set on w's
-// answer, allowed or refused.
-func (s *server) authenticateURL(w http.ResponseWriter, r *http.Request, u *url.URL, req *verify.Request) (verify.Result, netip.Addr, error) {
-	ip := s.clientIP(r)
-	req.IP = ip
-	d := decisions.Get().(*limit.Decision)
-	defer decisions.Put(d)
-	req.RateLimit = d
-	res := s.verifier.VerifyPresented(r.Context(), r.Header, u, req)
-	req.RateLimit = nil // d goes back to the pool
-	return res, ip, rateLimited(w, &res)
-}
-
-// count counts a request that authenticate verified (req, res), once the
-// caller is authorized, against the key's rate limits, quotas and
-// credits, and sets the RateLimit headers on w's answer. It returns the
-// refusal, if any.
-func (s *server) count(w http.ResponseWriter, r *http.Request, req *verify.Request, res *verify.Result) error {
-	d := decisions.Get().(*limit.Decision)
-	defer decisions.Put(d)
-	req.RateLimit = d
-	s.verifier.Count(r.Context(), req, res)
-	req.RateLimit = nil
-	return rateLimited(w, res)
-}
-
-// rateLimited sets the RateLimit headers of res's rate-limit decision, if
-// it has one, on w's answer, and returns res's refusal, if any.
-func rateLimited(w http.ResponseWriter, res *verify.Result) error {
-	if res.RateLimit != nil {
-		limit.SetHeaders(w.Header(), res.RateLimit)
-		res.RateLimit = nil // its decision goes back to the pool
-	}
-	if !res.Valid() {
-		return res.Err()
-	}
-	return nil
-}
 
 // decisions keeps the rate-limit decisions of requests, which their
 // headers are written from.
@@ -125,8 +59,8 @@ var answers = sync.Pool{New: func() any { return new(forwardauth.Answer) }}
 
 // require is the one middleware that enforces what a route requires, need
 // (declared in routes): a route that needs no key refuses one in its URL
-// (keyless); any other authenticates the request's key, has manage.Authorize
-// decide whether the caller it stands for meets need, and hands the
+// (keyless); any other admits the request by verifyapi.Admit (its key, then
+// manage.Authorize on the caller it stands for, then counting) and hands the
 // handler what it learned (admissionOf). A refusal is answered as
 // problem+json before the handler runs. Forward-auth's key is the one of
 // the request a proxy asks about, and its refusals follow the proxy's
@@ -139,18 +73,23 @@ func (s *server) require(need manage.Requirement, h http.Handler) http.Handler {
 		return own
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var req verify.Request
-		res, ip, err := s.authenticate(w, r, &req)
+		target := r.RequestURI
+		if target == "" || target[0] != '/' {
+			// An absolute-form or * target: the path the server routed by.
+			target = r.URL.RequestURI()
+		}
+		d := decisions.Get().(*limit.Decision)
+		defer decisions.Put(d)
+		req := verify.Request{
+			Method: r.Method, Target: target, Referer: r.Header.Get("Referer"), Origin: r.Header.Get("Origin"),
+			IP: s.clientIP(r), RateLimit: d,
+		}
+		res, c, err := verifyapi.Admit(r.Context(), s.verifier, r.Header, r.URL, &req, need)
+		if res.RateLimit != nil {
+			limit.SetHeaders(w.Header(), res.RateLimit)
+			res.RateLimit = nil // its decision goes back to the pool
+		}
 		if err != nil {
-			s.writeError(w, r, err)
-			return
-		}
-		c := manage.CallerOf(res, addrString(ip))
-		if err := manage.Authorize(c, need); err != nil {
-			s.writeError(w, r, err)
-			return
-		}
-		if err := s.count(w, r, &req, &res); err != nil {
 			s.writeError(w, r, err)
 			return
 		}
@@ -197,14 +136,6 @@ func (s *server) managed(h func(http.ResponseWriter, *http.Request, manage.Calle
 	})
 }
 
-// addrString is a client address for the audit log: "" when unknown.
-func addrString(ip netip.Addr) string {
-	if !ip.IsValid() {
-		return ""
-	}
-	return ip.String()
-}
-
 type whoamiResponse struct {
 	Success bool        `json:"success"`
 	Data    view.Whoami `json:"data"`
@@ -218,16 +149,7 @@ func (s *server) handleWhoami(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-type verifyRequest struct {
-	Key         string   `json:"key" description:"the key to check, as the client sent it"`
-	Permissions []string `json:"permissions,omitempty" description:"permissions the request needs; all must be held"`
-	IP          string   `json:"ip,omitempty" description:"the client's address, checked against the key's IP restrictions"`
-	Method      string   `json:"method,omitempty" description:"the original request's method, checked against the key's endpoint restrictions and the route policy"`
-	Path        string   `json:"path,omitempty" description:"the original request's path (and query string), as received: checked against the key's endpoint restrictions, and, when the server has a route policy (serve --routes), the policy decides what the request needs, beside permissions"`
-	Referrer    string   `json:"referrer,omitempty" description:"the original request's Referer header, checked against the key's referrer restrictions"`
-	Origin      string   `json:"origin,omitempty" description:"the original request's Origin header, checked against the key's referrer restrictions when there is no referrer"`
-	TLS         bool     `json:"tls,omitempty" description:"true when the original request came over TLS (HTTPS): a route of the policy with tls: required refuses one without it, 403 tls_required"`
-}
+type verifyRequest = verifyapi.Body
 
 // verifyResponse is the answer of POST /v1/verify, which keyward verify
 // --json prints too.
@@ -245,25 +167,13 @@ func (s *server) handleVerify(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	req := verify.Request{Key: in.Key, Permissions: in.Permissions, Method: in.Method, Target: in.Path, Referer: in.Referrer, Origin: in.Origin, TLS: in.TLS}
-	if in.Path != "" && s.policyFile != nil {
-		req.Policy = s.policyFile.Policy()
-	}
-	if in.IP != "" {
-		var err error
-		if req.IP, err = netip.ParseAddr(in.IP); err != nil {
-			s.writeError(w, r, keyward.FieldErrorf("ip", "%q is not an IP address", in.IP))
-			return
-		}
-		req.IP = req.IP.Unmap()
-	}
 	// From the pool, as for forward-auth: one allocated per request
 	// (430 bytes) escaped to the heap. The answer copies what it shows of
 	// the decision before d goes back.
 	d := decisions.Get().(*limit.Decision)
 	defer decisions.Put(d)
-	req.RateLimit = d
-	res, err := manage.Verify(r.Context(), admissionOf(r).caller, s.verifier, req)
+	req := verify.Request{RateLimit: d}
+	res, err := verifyapi.Verify(r.Context(), admissionOf(r).caller, s.verifier, s.policyFile, &in, &req)
 	if err != nil {
 		s.writeError(w, r, err)
 		return

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/keyward/keyward"
+	"github.com/keyward/keyward/internal/verifyapi"
 	"github.com/keyward/keyward/policy"
 )
 
@@ -132,7 +133,7 @@ func (s *server) handleChanges(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, keyward.Errorf(keyward.CodeInvalidRequest, "GET /v1/changes takes no body: send the request without one."))
 		return
 	}
-	client := streamClient{addr: addrString(s.clientIP(r))}
+	client := streamClient{addr: verifyapi.AddrString(s.clientIP(r))}
 	if k := admissionOf(r).key.Key; k != nil {
 		client.keyID = k.ID
 	}

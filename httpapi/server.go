@@ -17,11 +17,11 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"github.com/keyward/keyward"
 	"github.com/keyward/keyward/internal/forwardauth"
 	"github.com/keyward/keyward/internal/forwarded"
+	"github.com/keyward/keyward/internal/jsonbody"
 	"github.com/keyward/keyward/internal/requestid"
 	"github.com/keyward/keyward/manage"
 	"github.com/keyward/keyward/policy"
@@ -260,56 +260,12 @@ func decode(w http.ResponseWriter, r *http.Request, v any) error {
 			return rerr
 		}
 		if errors.Is(err, io.ErrUnexpectedEOF) {
-			return errCutShort
+			return jsonbody.ErrCutShort
 		}
 		return &keyward.Error{Code: keyward.CodeInvalidRequest, Err: err,
 			Message: "The body could not be read; send the request again."}
 	}
-	// encoding/json would read invalid UTF-8 in a string as U+FFFD without
-	// a word, and store text that is not what was sent.
-	if i := invalidUTF8(body); i >= 0 {
-		return keyward.Errorf(keyward.CodeInvalidRequest, "The body is not valid UTF-8 (byte 0x%02X at byte %d); send JSON encoded as UTF-8.", body[i], i+1)
-	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	err = dec.Decode(v)
-	if err == nil {
-		if !dec.More() {
-			err = dec.Decode(&struct{}{})
-			if err == io.EOF {
-				return nil
-			}
-			if rerr := readError(err); rerr != nil {
-				return rerr
-			}
-		}
-		return keyward.Errorf(keyward.CodeInvalidRequest, "The body holds more than one JSON value; send a single JSON object.")
-	}
-	if rerr := readError(err); rerr != nil {
-		return rerr
-	}
-	var (
-		syntax  *json.SyntaxError
-		typeErr *json.UnmarshalTypeError
-	)
-	switch {
-	case errors.Is(err, io.EOF):
-		return errEmptyBody
-	case errors.Is(err, io.ErrUnexpectedEOF):
-		return errCutShort
-	case errors.As(err, &syntax):
-		return keyward.Errorf(keyward.CodeInvalidRequest, "The body is not valid JSON (%v); send a JSON object.", err)
-	case errors.As(err, &typeErr):
-		if typeErr.Field == "" {
-			return keyward.Errorf(keyward.CodeInvalidRequest, "The body must be a JSON object, not %s.", typeErr.Value)
-		}
-		return keyward.FieldErrorf(typeErr.Field, "must be %s, not %s", jsonType(typeErr.Type.Kind().String()), typeErr.Value)
-	case strings.HasPrefix(err.Error(), "json: unknown field "):
-		field := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
-		return keyward.FieldErrorf(field, "is not a field of this request; check its spelling against /openapi.json")
-	}
-	return &keyward.Error{Code: keyward.CodeInvalidRequest, Err: err,
-		Message: "The body could not be read as JSON; send a single JSON object."}
+	return jsonbody.Decode(body, v)
 }
 
 // readError is the answer to a body that could not be read, or nil when
@@ -335,46 +291,12 @@ func readError(err error) error {
 	return nil
 }
 
-// invalidUTF8 returns the index of the first byte of b that does not start
-// a valid UTF-8 sequence, or -1 when b is valid UTF-8.
-func invalidUTF8(b []byte) int {
-	for i := 0; i < len(b); {
-		r, size := utf8.DecodeRune(b[i:])
-		if r == utf8.RuneError && size == 1 {
-			return i
-		}
-		i += size
-	}
-	return -1
-}
-
-// errCutShort is decode's answer to a body that ends before its JSON value
-// does, or before its Content-Length says.
-var errCutShort = keyward.Errorf(keyward.CodeInvalidRequest, "The body is not valid JSON: it ends before its JSON value does (cut short, or shorter than its Content-Length says); send a whole JSON object.")
-
-// errEmptyBody is decode's answer to a request without a body.
-var errEmptyBody = keyward.Errorf(keyward.CodeInvalidRequest, "The body is empty; send a JSON object.")
-
 // decodeOptional is decode for a request whose body may be left out.
 func decodeOptional(w http.ResponseWriter, r *http.Request, v any) error {
-	if err := decode(w, r, v); err != errEmptyBody {
+	if err := decode(w, r, v); err != jsonbody.ErrEmpty {
 		return err
 	}
 	return nil
-}
-
-func jsonType(kind string) string {
-	switch kind {
-	case "string":
-		return "a string"
-	case "slice", "array":
-		return "an array"
-	case "map", "struct", "ptr":
-		return "an object"
-	case "bool":
-		return "true or false"
-	}
-	return "a number"
 }
 
 // maxPooledBuffer is the largest buffer kept for another answer: a rare
