@@ -1,9 +1,12 @@
 package gateway
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/netip"
 	"net/url"
@@ -18,9 +21,14 @@ import (
 	"github.com/keyward/keyward/apikey"
 	"github.com/keyward/keyward/internal/forwardauth"
 	"github.com/keyward/keyward/internal/forwarded"
+	"github.com/keyward/keyward/internal/jsonbody"
 	"github.com/keyward/keyward/internal/requestid"
+	"github.com/keyward/keyward/internal/verifyapi"
+	"github.com/keyward/keyward/limit"
+	"github.com/keyward/keyward/manage"
 	"github.com/keyward/keyward/policy"
 	"github.com/keyward/keyward/verify"
+	apiview "github.com/keyward/keyward/view"
 )
 
 // AuthConfig is what an AuthServer needs.
@@ -101,6 +109,7 @@ func NewAuthServer(c AuthConfig) (*AuthServer, error) {
 		ReadTimeout:                   c.HeaderTimeout,
 		IdleTimeout:                   c.IdleTimeout,
 		MaxRequestBodySize:            maxAuthBody,
+		ErrorHandler:                  a.unreadable,
 		NoDefaultServerHeader:         true,
 		NoDefaultContentType:          true,
 		NoDefaultDate:                 true,
@@ -116,16 +125,20 @@ func NewAuthServer(c AuthConfig) (*AuthServer, error) {
 // as the HTTP API's: a larger one is answered 431.
 const MaxAuthHeaderBytes = 64 << 10
 
-// maxAuthBody bounds the body of an auth request, which nothing reads:
-// proxies send none.
-const maxAuthBody = 64 << 10
+// maxAuthBody bounds the body of a request, as the API's: that of
+// POST /v1/verify; proxies send none with an auth request.
+const maxAuthBody = 1 << 20
 
-// authPath is forward-auth's path, the AuthServer's only one.
-const authPath = "/v1/forward-auth"
+// The AuthServer's paths: forward-auth's, and POST /v1/verify's.
+const (
+	authPath   = "/v1/forward-auth"
+	verifyPath = "/v1/verify"
+)
 
 // errAuthNotFound answers any other path.
 var errAuthNotFound = &keyward.Error{Code: keyward.CodeNotFound,
-	Message: "This listener (serve --auth-addr) answers only " + authPath + ", the auth requests of proxies; the rest of the API is on serve --addr."}
+	Message: "This listener (serve --auth-addr) answers only " + authPath + " (the auth requests of proxies) and POST " + verifyPath +
+		"; the rest of the API is on serve --addr."}
 
 // ask is one auth request's state while it is answered: the values that
 // the Checker reads as net/http types, viewing the request's own bytes.
@@ -145,44 +158,54 @@ type ask struct {
 	xff      [4]string
 	proto    [4]string
 	idBuf    [80]byte
+	id       []byte
 	buf      []byte
+	secure   bool
+	clientIP netip.Addr
+	// POST /v1/verify's: the request of the caller and of the key it
+	// gives, with their rate-limit decisions, and its body.
+	req                 verify.Request
+	callerRate, keyRate limit.Decision
+	body                verifyapi.Body
 }
 
 // asks keeps the ask of each request while it is answered.
 var asks = sync.Pool{New: func() any { return &ask{h: make(http.Header, 8), buf: make([]byte, 0, 256)} }}
 
-// handle answers one auth request.
+// handle answers one request: forward-auth, POST /v1/verify, or 404.
 func (s *AuthServer) handle(ctx *fasthttp.RequestCtx) {
 	rh, wh := &ctx.Request.Header, &ctx.Response.Header
 	q := asks.Get().(*ask)
 	defer s.release(q)
-	id := q.idBuf[:0]
+	q.id = q.idBuf[:0]
 	if v := rh.PeekCanonical(hRequestID); requestid.Safe(view(v)) {
-		id = append(id, v...)
+		q.id = append(q.id, v...)
 	} else {
-		id = s.ids.Append(id)
+		q.id = s.ids.Append(q.id)
 	}
-	wh.SetCanonical(hRequestID, id)
+	wh.SetCanonical(hRequestID, q.id)
 	defer func() {
 		if v := recover(); v != nil {
-			answerPanic(ctx, s.log, "forward-auth", v, id)
+			answerPanic(ctx, s.log, "auth listener", v, q.id)
 		}
 	}()
 
-	path, query, _ := strings.Cut(view(rh.RequestURI()), "?")
-	if path != authPath {
-		writeProblem(ctx, errAuthNotFound, id)
+	target := view(rh.RequestURI())
+	path, query, _ := strings.Cut(target, "?")
+	verifying := path == verifyPath && rh.IsPost()
+	if path != authPath && !verifying {
+		writeProblem(ctx, errAuthNotFound, q.id)
 		return
 	}
 	peer := remoteIP(ctx)
 	trusted := len(s.proxies) > 0 && s.proxies.Trusts(peer)
-	secure := s.proxies.SecureOf(peer, values(rh, hForwardedProto, q.proto[:0]), ctx.IsTLS())
-	if secure && s.hsts != nil {
+	q.secure = s.proxies.SecureOf(peer, values(rh, hForwardedProto, q.proto[:0]), ctx.IsTLS())
+	if q.secure && s.hsts != nil {
 		wh.SetCanonical(hHSTS, s.hsts)
 	}
-	clientIP := peer
+	q.clientIP = peer
 	if trusted {
-		clientIP = s.proxies.ClientIPOf(peer, values(rh, hForwardedFor, q.xff[:0]))
+		q.clientIP = s.proxies.ClientIPOf(peer, values(rh, hForwardedFor, q.xff[:0]))
 	} else if !s.untrusted.Logged() && peer.IsValid() && len(rh.PeekCanonical(hForwardedFor)) > 0 {
 		s.untrusted.Log(ctx, s.log, peer, len(s.proxies))
 	}
@@ -192,18 +215,30 @@ func (s *AuthServer) handle(ctx *fasthttp.RequestCtx) {
 	setValues(h, "Authorization", values(rh, hAuthorization, q.auths[:0]))
 	setValues(h, "Referer", values(rh, hReferer, q.referer[:0]))
 	setValues(h, "Origin", values(rh, hOrigin, q.origin[:0]))
+	if verifying {
+		s.verify(ctx, q, target)
+		return
+	}
+	s.forwardAuth(ctx, q)
+}
+
+// forwardAuth answers a proxy's auth request as the HTTP API's
+// /v1/forward-auth answers it.
+func (s *AuthServer) forwardAuth(ctx *fasthttp.RequestCtx, q *ask) {
+	rh, wh := &ctx.Request.Header, &ctx.Response.Header
+	h := q.h
 	setValues(h, "X-Forwarded-Uri", values(rh, hForwardedURI, q.fwdURI[:0]))
 	setValues(h, "X-Original-Uri", values(rh, hOriginalURI, q.origURI[:0]))
 	setValues(h, "X-Forwarded-Method", values(rh, hForwardedMethod, q.fwdMeth[:0]))
 	setValues(h, "X-Original-Method", values(rh, hOriginalMethod, q.origMeth[:0]))
-	q.in = forwardauth.Request{Method: method(rh.Method()), URL: &q.u, Header: h, ClientIP: clientIP, TLS: secure}
+	q.in = forwardauth.Request{Method: method(rh.Method()), URL: &q.u, Header: h, ClientIP: q.clientIP, TLS: q.secure}
 	a := &q.a
 	s.check.Check(ctx, &q.in, a)
 	if rl := a.Result.RateLimit; rl != nil && rl.N > 0 {
 		q.buf = setRateLimit(wh, rl, q.buf[:0])
 	}
 	if a.Misconfigured {
-		s.log.WarnContext(ctx, "forward-auth: the proxy's settings are wrong", "request_id", string(id), "detail", apikey.Redact(a.Refusal.Message))
+		s.log.WarnContext(ctx, "forward-auth: the proxy's settings are wrong", "request_id", string(q.id), "detail", apikey.Redact(a.Refusal.Message))
 	}
 	switch {
 	case a.Refusal == nil:
@@ -216,11 +251,104 @@ func (s *AuthServer) handle(ctx *fasthttp.RequestCtx) {
 		wh.SetCanonical(hCacheControl, noStore)
 		ctx.SetStatusCode(http.StatusUnauthorized)
 	default:
-		if a.Refusal.Code.Status() >= 500 {
-			s.log.ErrorContext(ctx, "forward-auth: could not verify a key", "request_id", string(id), "code", a.Refusal.Code, "err", apikey.Redact(a.Refusal.Error()))
-		}
-		writeProblem(ctx, a.Refusal, id)
+		s.refuse(ctx, q, a.Refusal)
 	}
+}
+
+// verify answers POST /v1/verify as the HTTP API answers it: the caller
+// admitted by verifyapi.Admit as a manage.Verifier, its body read by
+// jsonbody.Decode, the key it gives checked by verifyapi.Verify.
+func (s *AuthServer) verify(ctx *fasthttp.RequestCtx, q *ask, target string) {
+	wh := &ctx.Response.Header
+	// Before the key is read, as the API listener refuses it.
+	if s.check.RequireTLS && !q.secure {
+		s.refuse(ctx, q, s.check.TLSRequired)
+		return
+	}
+	q.req = verify.Request{Method: http.MethodPost, Target: target, Referer: headerValue(q.h, "Referer"), Origin: headerValue(q.h, "Origin"),
+		IP: q.clientIP, TLS: q.secure, RateLimit: &q.callerRate}
+	res, caller, err := verifyapi.Admit(ctx, s.check.Verifier, q.h, &q.u, &q.req, manage.Verifier)
+	if rl := res.RateLimit; rl != nil && rl.N > 0 {
+		q.buf = setRateLimit(wh, rl, q.buf[:0])
+	}
+	if err != nil {
+		s.refuse(ctx, q, err)
+		return
+	}
+	q.body = verifyapi.Body{Permissions: q.body.Permissions[:0]}
+	if e := jsonbody.Decode(ctx.PostBody(), &q.body); e != nil {
+		s.refuse(ctx, q, asError(e))
+		return
+	}
+	q.req = verify.Request{RateLimit: &q.keyRate}
+	res, err = verifyapi.Verify(ctx, caller, s.check.Verifier, s.check.Routes, &q.body, &q.req)
+	if err != nil {
+		s.refuse(ctx, q, err)
+		return
+	}
+	out := bodyBufs.Get().(*bytes.Buffer)
+	defer bodyBufs.Put(out)
+	out.Reset()
+	enc := json.NewEncoder(out)
+	enc.SetEscapeHTML(false)
+	if e := enc.Encode(apiview.VerificationOf(res, view(q.id))); e != nil {
+		s.refuse(ctx, q, &keyward.Error{Code: keyward.CodeInternal, Err: fmt.Errorf("encode the answer: %w", e),
+			Message: "The answer could not be encoded as JSON. Nothing was sent but this error; report the request_id to the operator, whose log has the cause."})
+		return
+	}
+	wh.SetCanonical(hContentType, applicationJSON)
+	wh.SetCanonical(hCacheControl, noStore)
+	ctx.SetBody(out.Bytes())
+}
+
+// refuse answers e as problem+json, logging a failure of the server's
+// own (5xx) with the request's id.
+func (s *AuthServer) refuse(ctx *fasthttp.RequestCtx, q *ask, e *keyward.Error) {
+	if e.Code.Status() >= 500 {
+		s.log.ErrorContext(ctx, "request failed", "request_id", string(q.id), "method", string(ctx.Method()), "route", string(q.u.Path),
+			"code", e.Code, "err", apikey.Redact(e.Error()))
+	}
+	writeProblem(ctx, e, q.id)
+}
+
+// asError is err as a *keyward.Error, an internal one if it is none.
+func asError(err error) *keyward.Error {
+	var e *keyward.Error
+	if !errors.As(err, &e) {
+		e = keyward.Internal(err)
+	}
+	return e
+}
+
+// bodyBufs hold the answers of /v1/verify while they are written.
+var bodyBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// unreadable answers a request that fasthttp could not read: a body
+// over maxAuthBody as the API's listener answers it; any other failure
+// as fasthttp does (431 for a header too large, 400 for one it cannot
+// parse, 408 for one that is too slow).
+func (s *AuthServer) unreadable(ctx *fasthttp.RequestCtx, err error) {
+	if !errors.Is(err, fasthttp.ErrBodyTooLarge) {
+		var small *fasthttp.ErrSmallBuffer
+		switch {
+		case errors.As(err, &small):
+			ctx.Error("Request Header Fields Too Large", http.StatusRequestHeaderFieldsTooLarge)
+		case isTimeout(err):
+			ctx.Error("Request timeout", http.StatusRequestTimeout)
+		default:
+			ctx.Error("Error when parsing request", http.StatusBadRequest)
+		}
+		return
+	}
+	id := s.ids.Append(nil)
+	ctx.Response.Header.SetCanonical(hRequestID, id)
+	writeProblem(ctx, keyward.Errorf(keyward.CodeInvalidRequest, "The body is larger than %d bytes.", maxAuthBody), id)
+}
+
+// isTimeout reports whether err is a timeout.
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }
 
 // release returns q to the pool, holding no view of a request.
@@ -231,6 +359,7 @@ func (s *AuthServer) release(q *ask) {
 	q.keys, q.auths, q.xff, q.proto = [4]string{}, [4]string{}, [4]string{}, [4]string{}
 	q.referer, q.origin = [1]string{}, [1]string{}
 	q.fwdURI, q.origURI, q.fwdMeth, q.origMeth = [2]string{}, [2]string{}, [2]string{}, [2]string{}
+	q.req, q.body = verify.Request{}, verifyapi.Body{Permissions: q.body.Permissions[:0]}
 	asks.Put(q)
 }
 
@@ -254,5 +383,7 @@ var (
 	hOriginalURI     = []byte("X-Original-Uri")
 	hForwardedMethod = []byte("X-Forwarded-Method")
 	hOriginalMethod  = []byte("X-Original-Method")
+	hContentType     = []byte("Content-Type")
 	noStore          = []byte("no-store")
+	applicationJSON  = []byte("application/json")
 )

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"net"
 	"net/url"
@@ -46,7 +47,8 @@ func BenchmarkHotPath(b *testing.B) {
 // hotPath returns a function that runs the front's verify and rewrite on
 // a copy of a request of a cached key, on a real store and route policy.
 func hotPath(t testing.TB) func() {
-	v, routes, key := fixture(t)
+	v, routes, keys := fixture(t)
+	key := keys.key
 	up, _ := url.Parse("http://127.0.0.1:1")
 	f, err := newFront(Config{Verifier: v, Routes: routes, Upstream: up})
 	if err != nil {
@@ -105,7 +107,8 @@ func BenchmarkAuthHotPath(b *testing.B) {
 // copy of nginx's forward-auth request of a cached key, on a real store
 // and route policy.
 func authHotPath(t testing.TB) func() {
-	v, routes, key := fixture(t)
+	v, routes, keys := fixture(t)
+	key := keys.key
 	a, err := NewAuthServer(AuthConfig{Verifier: v, Routes: routes})
 	if err != nil {
 		t.Fatal(err)
@@ -136,7 +139,7 @@ func authHotPath(t testing.TB) func() {
 // fixture returns a started verifier on a real store with a tenant and a
 // key of it, the key, and a route policy under which the key may GET
 // /v1/contacts/**.
-func fixture(t testing.TB) (*verify.Verifier, *policy.File, string) {
+func fixture(t testing.TB) (*verify.Verifier, *policy.File, fixtureKeys) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	store, err := sqlite.Open(ctx, filepath.Join(dir, "keyward.db"))
@@ -169,5 +172,45 @@ func fixture(t testing.TB) (*verify.Verifier, *policy.File, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return v, routes, key
+	_, verifier, err := svc.CreateKey(ctx, manage.CommandLine(), manage.CreateKeyInput{TenantID: "system", Name: "verifier", Permissions: []string{"keyward:verify"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v, routes, fixtureKeys{key: key, verifier: verifier}
+}
+
+// fixtureKeys are fixture's keys: one of its tenant, and one of the
+// system tenant that may verify keys.
+type fixtureKeys struct{ key, verifier string }
+
+// BenchmarkAuthVerify measures the auth listener's work on POST /v1/verify
+// of a cached key by a cached verifier key, without I/O.
+func BenchmarkAuthVerify(b *testing.B) {
+	v, routes, keys := fixture(b)
+	a, err := NewAuthServer(AuthConfig{Verifier: v, Routes: routes})
+	if err != nil {
+		b.Fatal(err)
+	}
+	req := new(fasthttp.Request)
+	req.Header.SetMethod("POST")
+	req.SetRequestURI("/v1/verify")
+	req.Header.SetHost("127.0.0.1")
+	req.Header.Set("X-API-Key", keys.verifier)
+	req.Header.SetContentType("application/json")
+	req.SetBodyString(`{"key":"` + keys.key + `","permissions":["contacts:read"]}`)
+	var rc fasthttp.RequestCtx
+	rc.Init(req, &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 4000}, nil)
+	run := func() {
+		req.CopyTo(&rc.Request)
+		rc.Response.Reset()
+		a.handle(&rc)
+	}
+	run()
+	if rc.Response.StatusCode() != 200 || !bytes.Contains(rc.Response.Body(), []byte(`"valid":true`)) {
+		b.Fatalf("the answer: %s\n%s", rc.Response.Header.Header(), rc.Response.Body())
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		run()
+	}
 }

@@ -45,7 +45,8 @@ type harness struct {
 	t   testing.TB
 	url string
 	// authURL, when not "", is the auth listener's (withAuthListener),
-	// where call sends the requests to /v1/forward-auth.
+	// where call sends the requests to /v1/forward-auth and
+	// POST /v1/verify.
 	authURL  string
 	root     string
 	store    keyward.Store
@@ -66,14 +67,15 @@ type harnessConfig struct {
 	auth bool
 }
 
-// withAuthListener has forward-auth's requests answered by the auth
-// listener (gateway.AuthServer, on fasthttp, as serve --auth-addr starts
+// withAuthListener has forward-auth's and POST /v1/verify's requests
+// answered by the auth listener (gateway.AuthServer, on fasthttp, as serve --auth-addr starts
 // it), with the API's verifier and settings, instead of by the API.
 func withAuthListener() harnessOption {
 	return func(c *harnessConfig) { c.auth = true }
 }
 
-// fronts runs test once for each front that answers forward-auth, with the
+// fronts runs test once for each front that answers forward-auth and
+// POST /v1/verify, with the
 // option that gives newHarness that front: the API's own listener
 // (net/http) and the auth listener (fasthttp). The answers must be the
 // same.
@@ -201,7 +203,7 @@ func (h *harness) call(method, path, key string, body any, header ...string) ans
 		rd = bytes.NewReader(buf)
 	}
 	base := h.url
-	if h.authURL != "" && strings.HasPrefix(path, "/v1/forward-auth") {
+	if h.authURL != "" && (strings.HasPrefix(path, "/v1/forward-auth") || method == "POST" && strings.HasPrefix(path, "/v1/verify")) {
 		base = h.authURL
 	}
 	req, err := http.NewRequest(method, base+path, rd)

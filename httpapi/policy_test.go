@@ -236,8 +236,10 @@ func testForwardAuthPolicy(t *testing.T, front harnessOption) {
 // TestVerifyPolicy: POST /v1/verify with a method and path decides by the
 // server's route policy, with the same outcomes as forward-auth, and says
 // the route that decided.
-func TestVerifyPolicy(t *testing.T) {
-	h := newHarness(t, withRoutes(t, issueRoutes))
+func TestVerifyPolicy(t *testing.T) { fronts(t, testVerifyPolicy) }
+
+func testVerifyPolicy(t *testing.T, front harnessOption) {
+	h := newHarness(t, front, withRoutes(t, issueRoutes))
 	k := policyWorld(t, h)
 	for _, c := range policyCases(k) {
 		t.Run(c.name, func(t *testing.T) {

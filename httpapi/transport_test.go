@@ -17,9 +17,11 @@ func withTransport(requireTLS bool, hsts time.Duration) harnessOption {
 // in X-Forwarded-Proto (its last value) that it came over HTTPS; a peer
 // that is not a trusted proxy is not believed; the health checks pass.
 // The harness serves plain HTTP on loopback, so the peer is 127.0.0.1.
-func TestRequireTLS(t *testing.T) {
-	trusted := newHarness(t, withTransport(true, 0), withTrustedProxies("127.0.0.1"))
-	untrusted := newHarness(t, withTransport(true, 0), withTrustedProxies("10.0.0.0/8"))
+func TestRequireTLS(t *testing.T) { fronts(t, testRequireTLS) }
+
+func testRequireTLS(t *testing.T, front harnessOption) {
+	trusted := newHarness(t, front, withTransport(true, 0), withTrustedProxies("127.0.0.1"))
+	untrusted := newHarness(t, front, withTransport(true, 0), withTrustedProxies("10.0.0.0/8"))
 	for _, c := range []struct {
 		name   string
 		h      *harness
@@ -135,8 +137,10 @@ func testRouteTLSForwardAuth(t *testing.T, front harnessOption) {
 // TestRouteTLSVerify: POST /v1/verify applies a route's tls: required to
 // the original request as its body describes it (tls: true), not to the
 // calling service's own connection.
-func TestRouteTLSVerify(t *testing.T) {
-	h := newHarness(t, withRoutes(t, tlsRoutes))
+func TestRouteTLSVerify(t *testing.T) { fronts(t, testRouteTLSVerify) }
+
+func testRouteTLSVerify(t *testing.T, front harnessOption) {
+	h := newHarness(t, front, withRoutes(t, tlsRoutes))
 	h.tenant("acme")
 	key, _ := h.key(h.root, map[string]any{"tenant_id": "acme", "name": "c"})
 	for _, c := range []struct {

@@ -10,8 +10,10 @@ import (
 	"github.com/keyward/keyward/internal/lockedbuffer"
 )
 
-func TestVerifyEndpoint(t *testing.T) {
-	h := newHarness(t)
+func TestVerifyEndpoint(t *testing.T) { fronts(t, testVerifyEndpoint) }
+
+func testVerifyEndpoint(t *testing.T, front harnessOption) {
+	h := newHarness(t, front)
 	h.tenant("acme")
 	service, _ := h.key(h.root, map[string]any{"tenant_id": keyward.SystemTenantID, "name": "gateway", "permissions": []string{"keyward:verify"}})
 	customer, customerID := h.key(h.root, map[string]any{"tenant_id": "acme", "name": "c", "permissions": []string{"contacts:read"}, "restrictions": map[string]any{"ips": []string{"198.51.100.0/24"}}})

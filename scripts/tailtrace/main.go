@@ -33,6 +33,7 @@ var kinds = []struct {
 	kind string
 }{
 	{regexp.MustCompile(`^net/http\.\(\*conn\)\.serve$`), "requests"},
+	{regexp.MustCompile(`^github\.com/valyala/fasthttp\.\(\*workerPool\)\.workerFunc$`), "requests"},
 	{regexp.MustCompile(`^net/http\.\(\*connReader\)\.backgroundRead$`), "requests (net/http background read)"},
 	{regexp.MustCompile(`^net/http\.\(\*Server\)\.Serve$`), "accept loop"},
 	{regexp.MustCompile(`\(\*Verifier\)\.pollLoop$`), "verify: change feed poll"},
