@@ -167,6 +167,8 @@ type ask struct {
 	req                 verify.Request
 	callerRate, keyRate limit.Decision
 	body                verifyapi.Body
+	out                 apiview.Verification
+	ipBuf               [48]byte
 }
 
 // asks keeps the ask of each request while it is answered.
@@ -267,7 +269,10 @@ func (s *AuthServer) verify(ctx *fasthttp.RequestCtx, q *ask, target string) {
 	}
 	q.req = verify.Request{Method: http.MethodPost, Target: target, Referer: headerValue(q.h, "Referer"), Origin: headerValue(q.h, "Origin"),
 		IP: q.clientIP, TLS: q.secure, RateLimit: &q.callerRate}
-	res, caller, err := verifyapi.Admit(ctx, s.check.Verifier, q.h, &q.u, &q.req, manage.Verifier)
+	// The caller's address as text views q's buffer: the caller lives as
+	// long as the request.
+	addr := view(q.clientIP.AppendTo(q.ipBuf[:0]))
+	res, caller, err := verifyapi.Admit(ctx, s.check.Verifier, q.h, &q.u, &q.req, addr, manage.Verifier)
 	if rl := res.RateLimit; rl != nil && rl.N > 0 {
 		q.buf = setRateLimit(wh, rl, q.buf[:0])
 	}
@@ -275,10 +280,16 @@ func (s *AuthServer) verify(ctx *fasthttp.RequestCtx, q *ask, target string) {
 		s.refuse(ctx, q, err)
 		return
 	}
+	// The body of nearly every request is read in place (DecodeSimple);
+	// any other is read by jsonbody.Decode, which says what is wrong.
+	body := ctx.PostBody()
 	q.body = verifyapi.Body{Permissions: q.body.Permissions[:0]}
-	if e := jsonbody.Decode(ctx.PostBody(), &q.body); e != nil {
-		s.refuse(ctx, q, asError(e))
-		return
+	if !q.body.DecodeSimple(body) {
+		q.body = verifyapi.Body{Permissions: q.body.Permissions[:0]}
+		if e := jsonbody.Decode(body, &q.body); e != nil {
+			s.refuse(ctx, q, asError(e))
+			return
+		}
 	}
 	q.req = verify.Request{RateLimit: &q.keyRate}
 	res, err = verifyapi.Verify(ctx, caller, s.check.Verifier, s.check.Routes, &q.body, &q.req)
@@ -286,19 +297,18 @@ func (s *AuthServer) verify(ctx *fasthttp.RequestCtx, q *ask, target string) {
 		s.refuse(ctx, q, err)
 		return
 	}
-	out := bodyBufs.Get().(*bytes.Buffer)
-	defer bodyBufs.Put(out)
-	out.Reset()
-	enc := json.NewEncoder(out)
-	enc.SetEscapeHTML(false)
-	if e := enc.Encode(apiview.VerificationOf(res, view(q.id))); e != nil {
+	q.out = apiview.VerificationOf(res, view(q.id))
+	enc := encoders.Get().(*encoder)
+	defer encoders.Put(enc)
+	enc.buf.Reset()
+	if e := enc.enc.Encode(&q.out); e != nil {
 		s.refuse(ctx, q, &keyward.Error{Code: keyward.CodeInternal, Err: fmt.Errorf("encode the answer: %w", e),
 			Message: "The answer could not be encoded as JSON. Nothing was sent but this error; report the request_id to the operator, whose log has the cause."})
 		return
 	}
 	wh.SetCanonical(hContentType, applicationJSON)
 	wh.SetCanonical(hCacheControl, noStore)
-	ctx.SetBody(out.Bytes())
+	ctx.SetBody(enc.buf.Bytes())
 }
 
 // refuse answers e as problem+json, logging a failure of the server's
@@ -320,8 +330,19 @@ func asError(err error) *keyward.Error {
 	return e
 }
 
-// bodyBufs hold the answers of /v1/verify while they are written.
-var bodyBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+// encoder encodes the answers of /v1/verify into its buffer.
+type encoder struct {
+	buf bytes.Buffer
+	enc *json.Encoder
+}
+
+// encoders keep the encoders of answers being written.
+var encoders = sync.Pool{New: func() any {
+	e := new(encoder)
+	e.enc = json.NewEncoder(&e.buf)
+	e.enc.SetEscapeHTML(false)
+	return e
+}}
 
 // unreadable answers a request that fasthttp could not read: a body
 // over maxAuthBody as the API's listener answers it; any other failure
@@ -345,6 +366,12 @@ func (s *AuthServer) unreadable(ctx *fasthttp.RequestCtx, err error) {
 	writeProblem(ctx, keyward.Errorf(keyward.CodeInvalidRequest, "The body is larger than %d bytes.", maxAuthBody), id)
 }
 
+// clear0 returns v emptied, holding no view of a request.
+func clear0(v []string) []string {
+	clear(v[:cap(v)])
+	return v[:0]
+}
+
 // isTimeout reports whether err is a timeout.
 func isTimeout(err error) bool {
 	var ne net.Error
@@ -359,7 +386,7 @@ func (s *AuthServer) release(q *ask) {
 	q.keys, q.auths, q.xff, q.proto = [4]string{}, [4]string{}, [4]string{}, [4]string{}
 	q.referer, q.origin = [1]string{}, [1]string{}
 	q.fwdURI, q.origURI, q.fwdMeth, q.origMeth = [2]string{}, [2]string{}, [2]string{}, [2]string{}
-	q.req, q.body = verify.Request{}, verifyapi.Body{Permissions: q.body.Permissions[:0]}
+	q.req, q.body, q.out = verify.Request{}, verifyapi.Body{Permissions: clear0(q.body.Permissions)}, apiview.Verification{}
 	asks.Put(q)
 }
 

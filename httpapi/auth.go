@@ -84,7 +84,7 @@ func (s *server) require(need manage.Requirement, h http.Handler) http.Handler {
 			Method: r.Method, Target: target, Referer: r.Header.Get("Referer"), Origin: r.Header.Get("Origin"),
 			IP: s.clientIP(r), RateLimit: d,
 		}
-		res, c, err := verifyapi.Admit(r.Context(), s.verifier, r.Header, r.URL, &req, need)
+		res, c, err := verifyapi.Admit(r.Context(), s.verifier, r.Header, r.URL, &req, verifyapi.AddrString(req.IP), need)
 		if res.RateLimit != nil {
 			limit.SetHeaders(w.Header(), res.RateLimit)
 			res.RateLimit = nil // its decision goes back to the pool

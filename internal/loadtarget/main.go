@@ -32,6 +32,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"log"
 	"net"
 	"net/http"
@@ -90,6 +91,8 @@ func main() {
 		})
 	case "bare":
 		h = http.HandlerFunc(bare)
+	case "bare-json":
+		h = http.HandlerFunc(bareJSON)
 	case "proxy":
 		if len(os.Args) != 4 {
 			log.Fatal("loadtarget proxy ADDR UPSTREAM")
@@ -103,7 +106,7 @@ func main() {
 		log.Fatalf("loadtarget: unknown mode %q", os.Args[1])
 	}
 	srv := &http.Server{Addr: os.Args[2], Handler: h, ReadHeaderTimeout: 10 * time.Second}
-	if os.Args[1] == "bare" {
+	if os.Args[1] == "bare" || os.Args[1] == "bare-json" {
 		// The bare handler is served as keyward serve serves its API
 		// (cmd/keyward/serve.go): the timeouts that a server open to
 		// clients needs cost net/http a deadline change each per
@@ -161,6 +164,22 @@ func bare(w http.ResponseWriter, r *http.Request) {
 		h["X-Request-Id"] = []string{k[:8]}
 	}
 	w.WriteHeader(http.StatusOK)
+}
+
+// verification is an answer of POST /v1/verify, as long as the one the
+// load test gets, fixed in advance.
+var verification = []byte(`{"valid":true,"code":"ok","key_id":"key_0000000000000000000000","tenant_id":"ten_0000000000000000000000",` +
+	`"tenant_slug":"acme","environment":"live","permissions":["contacts:read"],"plan":"default","request_id":"req_000000000000000000"}` + "\n")
+
+// bareJSON answers as POST /v1/verify does for a valid key, without
+// checking anything: it reads the body, and answers 200 with a JSON body
+// of the same length, fixed in advance.
+func bareJSON(w http.ResponseWriter, r *http.Request) {
+	_, _ = io.Copy(io.Discard, r.Body)
+	h := w.Header()
+	h["Content-Type"] = []string{"application/json"}
+	h["Cache-Control"] = []string{"no-store"}
+	_, _ = w.Write(verification)
 }
 
 // proxy is a reverse proxy to u with the transport tuned as a gateway's
