@@ -21,11 +21,15 @@ import (
 
 // gatewayAddr finds the address of the gateway in the "listening" line of
 // JSON logs that says listener gateway.
-func gatewayAddr(logs string) string {
+func gatewayAddr(logs string) string { return listenerAddr(logs, "gateway") }
+
+// listenerAddr returns the address of the listener named name (gateway,
+// auth) from serve's JSON log, or "" when it has none.
+func listenerAddr(logs, name string) string {
 	sc := bufio.NewScanner(strings.NewReader(logs))
 	for sc.Scan() {
 		var line map[string]any
-		if json.Unmarshal(sc.Bytes(), &line) == nil && line["msg"] == "listening" && line["listener"] == "gateway" {
+		if json.Unmarshal(sc.Bytes(), &line) == nil && line["msg"] == "listening" && line["listener"] == name {
 			addr, _ := line["addr"].(string)
 			return addr
 		}
@@ -91,13 +95,15 @@ func TestServeGateway(t *testing.T) {
 	ok(t, db, "tenants", "create", "acme")
 	live := strings.TrimSpace(ok(t, db, "keys", "create", "--tenant", "acme", "--name", "live", "--permissions", "contacts:read").stdout)
 	test := strings.TrimSpace(ok(t, db, "keys", "create", "--tenant", "acme", "--name", "test", "--env", "test", "--permissions", "contacts:read").stdout)
+	verifier := strings.TrimSpace(ok(t, db, "keys", "create", "--tenant", "system", "--name", "verifier", "--permissions", "keyward:verify").stdout)
 	liveUp, testUp := newRecorder(t, "live"), newRecorder(t, "test")
 
 	p := startProcess(t, "sqlite:"+db, "--routes", routes, "--tls-cert", first.CertFile, "--tls-key", first.KeyFile, "--hsts", "1y",
-		"--gateway-addr", "127.0.0.1:0", "--upstream", liveUp.srv.URL, "--upstream-test", testUp.srv.URL, "--upstream-timeout", "5s")
-	addr := gatewayAddr(p.stderr.String())
-	if addr == "" {
-		t.Fatalf("no listening line for the gateway:\n%s", p.stderr)
+		"--gateway-addr", "127.0.0.1:0", "--upstream", liveUp.srv.URL, "--upstream-test", testUp.srv.URL, "--upstream-timeout", "5s",
+		"--auth-addr", "127.0.0.1:0")
+	addr, authAddr := gatewayAddr(p.stderr.String()), listenerAddr(p.stderr.String(), "auth")
+	if addr == "" || authAddr == "" {
+		t.Fatalf("no listening line for the gateway or the auth listener:\n%s", p.stderr)
 	}
 	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, ForceAttemptHTTP2: true}}
 	t.Cleanup(client.CloseIdleConnections)
@@ -142,6 +148,40 @@ func TestServeGateway(t *testing.T) {
 		t.Errorf("a refused request reached the upstream")
 	}
 
+	// The auth listener, over TLS too, answers forward-auth and
+	// POST /v1/verify as the API does, and nothing else.
+	ask := func(method, path, key, body string, header ...string) (*http.Response, string) {
+		t.Helper()
+		req, _ := http.NewRequest(method, "https://"+authAddr+path, strings.NewReader(body))
+		req.Header.Set("X-API-Key", key)
+		for i := 0; i+1 < len(header); i += 2 {
+			req.Header.Set(header[i], header[i+1])
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp, string(b)
+	}
+	resp, _ = ask("GET", "/v1/forward-auth", live, "", "X-Original-URI", "/v1/contacts/1", "X-Original-Method", "GET")
+	if resp.StatusCode != 200 || resp.Header.Get("X-Keyward-Key-Name") != "live" || resp.Header.Get("Strict-Transport-Security") != "max-age=31536000" ||
+		resp.TLS == nil || resp.TLS.NegotiatedProtocol != "http/1.1" {
+		t.Errorf("forward-auth on the auth listener: %d %v", resp.StatusCode, resp.Header)
+	}
+	if resp, body := ask("GET", "/v1/forward-auth", live, "", "X-Original-URI", "/v1/other", "X-Original-Method", "GET"); resp.StatusCode != 403 ||
+		!strings.Contains(body, `"code":"endpoint_not_allowed"`) {
+		t.Errorf("forward-auth on the auth listener, a path the route policy denies: %d %s", resp.StatusCode, body)
+	}
+	if resp, body := ask("POST", "/v1/verify", verifier, `{"key":"`+live+`","path":"/v1/contacts/1","method":"GET"}`); resp.StatusCode != 200 ||
+		!strings.Contains(body, `"valid":true`) || !strings.Contains(body, `"name":"live"`) {
+		t.Errorf("POST /v1/verify on the auth listener: %d %s", resp.StatusCode, body)
+	}
+	if resp, body := ask("GET", "/v1/whoami", live, ""); resp.StatusCode != 404 || !strings.Contains(body, "--addr") {
+		t.Errorf("another path on the auth listener: %d %s", resp.StatusCode, body)
+	}
+
 	// The new pair on SIGHUP reaches the gateway's new connections.
 	writeFile(t, first.CertFile, second.CertPEM)
 	writeFile(t, first.KeyFile, second.KeyPEM)
@@ -151,6 +191,9 @@ func TestServeGateway(t *testing.T) {
 	waitLogged(t, p, "TLS certificate reloaded", 1)
 	if _, cn := dialTLS(t, addr, pool); cn != "second" {
 		t.Errorf("after SIGHUP, the gateway served %q, want second", cn)
+	}
+	if _, cn := dialTLS(t, authAddr, pool); cn != "second" {
+		t.Errorf("after SIGHUP, the auth listener served %q, want second", cn)
 	}
 
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
@@ -162,7 +205,7 @@ func TestServeGateway(t *testing.T) {
 		t.Fatalf("serve exited with %v\n%s", err, p.stderr)
 	}
 	assertStopped(t, p.stderr.String())
-	if strings.Contains(p.stderr.String(), live[8:]) || strings.Contains(p.stderr.String(), test[8:]) {
+	if strings.Contains(p.stderr.String(), live[8:]) || strings.Contains(p.stderr.String(), test[8:]) || strings.Contains(p.stderr.String(), verifier[8:]) {
 		t.Errorf("the log holds a key")
 	}
 }

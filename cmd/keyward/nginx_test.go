@@ -370,12 +370,33 @@ routes:
 // and the identity headers reach the upstream. The file rewritten (and
 // SIGHUP sent), the new policy applies; a bad file keeps the old one.
 func TestNginxRoutes(t *testing.T) {
+	// nginx asks the API's listener (--addr), or the auth listener
+	// (--auth-addr), which must answer alike.
+	t.Run("api", func(t *testing.T) { testNginxRoutes(t, false) })
+	t.Run("auth-listener", func(t *testing.T) { testNginxRoutes(t, true) })
+}
+
+func testNginxRoutes(t *testing.T, authListener bool) {
 	db := dbFile(t)
 	routes := filepath.Join(t.TempDir(), "routes.yaml")
 	if err := os.WriteFile(routes, []byte(nginxRoutes), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	kw := startServer(t, db, "--trusted-proxies", "127.0.0.1", "--routes", routes)
+	var kw *server
+	addr := ""
+	if authListener {
+		kw = startServer(t, db, "--trusted-proxies", "127.0.0.1", "--routes", routes, "--auth-addr", "127.0.0.1:0")
+		// Its listening line comes after the API's.
+		for deadline := time.Now().Add(10 * time.Second); addr == "" && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+			addr = listenerAddr(kw.stderr.String(), "auth")
+		}
+		if addr == "" {
+			t.Fatalf("no listening line for the auth listener:\n%s", kw.stderr)
+		}
+	} else {
+		kw = startServer(t, db, "--trusted-proxies", "127.0.0.1", "--routes", routes)
+		addr = strings.TrimPrefix(kw.url, "http://")
+	}
 	kw.waitHealthy(t)
 
 	var mu sync.Mutex
@@ -387,7 +408,7 @@ func TestNginxRoutes(t *testing.T) {
 		io.WriteString(w, "upstream ok")
 	}))
 	t.Cleanup(upstream.Close)
-	proxy, _ := startNginx(t, strings.TrimPrefix(kw.url, "http://"), upstream.URL,
+	proxy, _ := startNginx(t, addr, upstream.URL,
 		// The policy decides: no permissions parameter. A variable stays
 		// in its place, since nginx takes a proxy_pass with a query
 		// string in a named location only with one.
