@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -97,27 +96,11 @@ func NewAuthServer(c AuthConfig) (*AuthServer, error) {
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
 	}
-	if c.HSTS > 0 {
-		a.hsts = []byte("max-age=" + strconv.FormatInt(max(int64(c.HSTS/time.Second), 1), 10))
-	}
-	a.srv = &fasthttp.Server{
-		Handler: a.handle,
-		Logger:  logger{a.log},
-		// The API's limit: a proxy passes the client's own headers on.
-		ReadBufferSize:                MaxAuthHeaderBytes,
-		WriteBufferSize:               4 << 10,
-		ReadTimeout:                   c.HeaderTimeout,
-		IdleTimeout:                   c.IdleTimeout,
-		MaxRequestBodySize:            maxAuthBody,
-		ErrorHandler:                  a.unreadable,
-		NoDefaultServerHeader:         true,
-		NoDefaultContentType:          true,
-		NoDefaultDate:                 true,
-		DisablePreParseMultipartForm:  true,
-		SecureErrorLogMessage:         true,
-		DisableHeaderNamesNormalizing: false,
-		CloseOnShutdown:               true,
-	}
+	a.hsts = hstsValue(c.HSTS)
+	// The API's limit on a header: a proxy passes the client's own on.
+	a.srv = newServer(a.handle, a.log, MaxAuthHeaderBytes, 4<<10)
+	a.srv.ReadTimeout, a.srv.IdleTimeout = c.HeaderTimeout, c.IdleTimeout
+	a.srv.MaxRequestBodySize, a.srv.ErrorHandler = maxAuthBody, a.unreadable
 	return a, nil
 }
 

@@ -82,38 +82,41 @@ func newFront(c Config) (*front, error) {
 	if f.log == nil {
 		f.log = slog.New(slog.DiscardHandler)
 	}
-	if c.HSTS > 0 {
-		f.hsts = []byte("max-age=" + strconv.FormatInt(max(int64(c.HSTS/time.Second), 1), 10))
-	}
+	f.hsts = hstsValue(c.HSTS)
 	return f, nil
 }
 
 // server returns the fasthttp.Server of the gateway.
 func (f *front) server() *fasthttp.Server {
+	// The largest request header taken is the read buffer; a larger one
+	// gets 431.
+	srv := newServer(f.handle, f.log, MaxHeaderBytes, 8<<10)
+	// A request's header must come within HeaderTimeout; one with a body
+	// then gets BodyTimeout for it, since uploads stream and may take
+	// long (headerReceived).
+	srv.ReadTimeout, srv.HeaderReceived, srv.IdleTimeout = f.cfg.HeaderTimeout, f.headerReceived, f.cfg.IdleTimeout
+	// Bodies larger than the read buffer reach the handler as a stream,
+	// which goes on to the upstream as it is read: no size limit, as the
+	// upstream decides what it takes.
+	srv.StreamRequestBody, srv.MaxRequestBodySize = true, 1<<62
+	// Only a request that passes gets 100 Continue: a refused one never
+	// sends its body.
+	srv.ExpectHandler = f.expect
+	return srv
+}
+
+// newServer returns a fasthttp.Server with the settings of every
+// listener of this package: handler, log, and buffers of readBuf and
+// writeBuf bytes.
+func newServer(handler fasthttp.RequestHandler, log *slog.Logger, readBuf, writeBuf int) *fasthttp.Server {
 	return &fasthttp.Server{
-		Handler: f.handle,
+		Handler: handler,
 		// What fasthttp reports of a request it could not read (a bad
-		// header, a smuggling attempt) goes to the gateway's log, at
-		// debug level: the clients' mistakes, not the gateway's.
-		Logger: logger{f.log},
-		// The largest request header taken is ReadBufferSize; a larger
-		// one gets 431.
-		ReadBufferSize:  MaxHeaderBytes,
-		WriteBufferSize: 8 << 10,
-		// A request's header must come within HeaderTimeout; one with a
-		// body then gets BodyTimeout for it, since uploads stream and
-		// may take long (headerReceived).
-		ReadTimeout:    f.cfg.HeaderTimeout,
-		HeaderReceived: f.headerReceived,
-		IdleTimeout:    f.cfg.IdleTimeout,
-		// Bodies larger than the read buffer reach the handler as a
-		// stream, which goes on to the upstream as it is read: no size
-		// limit, as the upstream decides what it takes.
-		StreamRequestBody:  true,
-		MaxRequestBodySize: 1 << 62,
-		// Only a request that passes gets 100 Continue: a refused one
-		// never sends its body.
-		ExpectHandler:                f.expect,
+		// header, a smuggling attempt) goes to the log, at debug level:
+		// the clients' mistakes, not the server's.
+		Logger:                       logger{log},
+		ReadBufferSize:               readBuf,
+		WriteBufferSize:              writeBuf,
 		NoDefaultServerHeader:        true,
 		NoDefaultContentType:         true,
 		NoDefaultDate:                true,
@@ -124,6 +127,15 @@ func (f *front) server() *fasthttp.Server {
 		DisableHeaderNamesNormalizing: false,
 		CloseOnShutdown:               true,
 	}
+}
+
+// hstsValue is the value of Strict-Transport-Security for maxAge, nil
+// for none; a positive maxAge under a second counts as one.
+func hstsValue(maxAge time.Duration) []byte {
+	if maxAge <= 0 {
+		return nil
+	}
+	return []byte("max-age=" + strconv.FormatInt(max(int64(maxAge/time.Second), 1), 10))
 }
 
 // client returns the client of upstream u, made on first use.

@@ -22,27 +22,12 @@ import (
 // TestHotPathAllocs: the fasthttp front's work on a request of a cached
 // key, its checks and the rewriting of the request that goes upstream,
 // allocates nothing: the request's bytes are viewed, never copied.
-func TestHotPathAllocs(t *testing.T) {
-	run := hotPath(t)
-	if raceEnabled {
-		t.Log("allocations not counted under the race detector, whose sync.Pool drops items")
-		return
-	}
-	if allocs := testing.AllocsPerRun(200, run); allocs != 0 {
-		t.Errorf("a cached key's request allocates %.1f times; want 0", allocs)
-	}
-}
+func TestHotPathAllocs(t *testing.T) { noAllocs(t, hotPath(t), "a cached key's request") }
 
 // BenchmarkHotPath measures the fasthttp front's own work on a request
 // of a cached key (checks, rewriting the request, with a copy of the
 // request each round), without I/O.
-func BenchmarkHotPath(b *testing.B) {
-	run := hotPath(b)
-	b.ReportAllocs()
-	for b.Loop() {
-		run()
-	}
-}
+func BenchmarkHotPath(b *testing.B) { benchRun(b, hotPath(b)) }
 
 // hotPath returns a function that runs the front's verify and rewrite on
 // a copy of a request of a cached key, on a real store and route policy.
@@ -60,19 +45,14 @@ func hotPath(t testing.TB) func() {
 	req.Header.SetHost("api.example")
 	req.Header.Set("X-API-Key", key)
 	req.Header.Set("User-Agent", "wrk")
-	addr := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 4000}
-	var rc fasthttp.RequestCtx
-	rc.Init(req, addr, nil) // the test's connection (allocates)
-	run := func() {
-		req.CopyTo(&rc.Request)
-		rc.Response.Reset()
+	rc, run := replay(req, func(rc *fasthttp.RequestCtx) {
 		p := passes.Get().(*pass)
-		if !f.verify(&rc, p) {
+		if !f.verify(rc, p) {
 			t.Fatalf("refused: %s", rc.Response.Body())
 		}
-		f.rewrite(&rc, p)
+		f.rewrite(rc, p)
 		f.release(p)
-	}
+	})
 	run() // the key is cached now
 	if got := string(rc.Request.Header.Peek("X-Keyward-Tenant-Slug")); got != "acme" || len(rc.Request.Header.Peek("X-Api-Key")) != 0 {
 		t.Fatalf("the request that goes up: %s", rc.Request.Header.Header())
@@ -82,26 +62,11 @@ func hotPath(t testing.TB) func() {
 
 // TestAuthHotPathAllocs: the auth listener's answer to nginx's
 // forward-auth request of a cached key allocates nothing.
-func TestAuthHotPathAllocs(t *testing.T) {
-	run := authHotPath(t)
-	if raceEnabled {
-		t.Log("allocations not counted under the race detector, whose sync.Pool drops items")
-		return
-	}
-	if allocs := testing.AllocsPerRun(200, run); allocs != 0 {
-		t.Errorf("a cached key's auth request allocates %.1f times; want 0", allocs)
-	}
-}
+func TestAuthHotPathAllocs(t *testing.T) { noAllocs(t, authHotPath(t), "a cached key's auth request") }
 
 // BenchmarkAuthHotPath measures the auth listener's work on nginx's
 // forward-auth request of a cached key, without I/O.
-func BenchmarkAuthHotPath(b *testing.B) {
-	run := authHotPath(b)
-	b.ReportAllocs()
-	for b.Loop() {
-		run()
-	}
-}
+func BenchmarkAuthHotPath(b *testing.B) { benchRun(b, authHotPath(b)) }
 
 // authHotPath returns a function that has the auth listener answer a
 // copy of nginx's forward-auth request of a cached key, on a real store
@@ -121,14 +86,7 @@ func authHotPath(t testing.TB) func() {
 	req.Header.Set("X-Original-URI", "/v1/contacts/1")
 	req.Header.Set("X-Original-Method", "GET")
 	req.Header.Set("User-Agent", "wrk")
-	addr := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 4000}
-	var rc fasthttp.RequestCtx
-	rc.Init(req, addr, nil) // the test's connection (allocates)
-	run := func() {
-		req.CopyTo(&rc.Request)
-		rc.Response.Reset()
-		a.handle(&rc)
-	}
+	rc, run := replay(req, a.handle)
 	run() // the key is cached now
 	if rc.Response.StatusCode() != 200 || string(rc.Response.Header.Peek("X-Keyward-Tenant-Slug")) != "acme" {
 		t.Fatalf("the answer: %s\n%s", rc.Response.Header.Header(), rc.Response.Body())
@@ -185,26 +143,11 @@ type fixtureKeys struct{ key, verifier string }
 
 // TestAuthVerifyAllocs: the auth listener's answer to POST /v1/verify of
 // a cached key by a cached verifier key allocates nothing.
-func TestAuthVerifyAllocs(t *testing.T) {
-	run := authVerify(t)
-	if raceEnabled {
-		t.Log("allocations not counted under the race detector, whose sync.Pool drops items")
-		return
-	}
-	if allocs := testing.AllocsPerRun(200, run); allocs != 0 {
-		t.Errorf("a cached key's POST /v1/verify allocates %.1f times; want 0", allocs)
-	}
-}
+func TestAuthVerifyAllocs(t *testing.T) { noAllocs(t, authVerify(t), "a cached key's POST /v1/verify") }
 
 // BenchmarkAuthVerify measures the auth listener's work on POST /v1/verify
 // of a cached key by a cached verifier key, without I/O.
-func BenchmarkAuthVerify(b *testing.B) {
-	run := authVerify(b)
-	b.ReportAllocs()
-	for b.Loop() {
-		run()
-	}
-}
+func BenchmarkAuthVerify(b *testing.B) { benchRun(b, authVerify(b)) }
 
 // authVerify returns a function that has the auth listener answer a copy
 // of a POST /v1/verify of a cached key by a cached verifier key, on a
@@ -222,16 +165,41 @@ func authVerify(t testing.TB) func() {
 	req.Header.Set("X-API-Key", keys.verifier)
 	req.Header.SetContentType("application/json")
 	req.SetBodyString(`{"key":"` + keys.key + `","permissions":["contacts:read"],"method":"GET","path":"/v1/contacts/1"}`)
-	var rc fasthttp.RequestCtx
-	rc.Init(req, &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 4000}, nil)
-	run := func() {
-		req.CopyTo(&rc.Request)
-		rc.Response.Reset()
-		a.handle(&rc)
-	}
+	rc, run := replay(req, a.handle)
 	run()
 	if rc.Response.StatusCode() != 200 || !bytes.Contains(rc.Response.Body(), []byte(`"valid":true`)) {
 		t.Fatalf("the answer: %s\n%s", rc.Response.Header.Header(), rc.Response.Body())
 	}
 	return run
+}
+
+// noAllocs fails the test unless run allocates nothing; what names it.
+func noAllocs(t *testing.T, run func(), what string) {
+	if raceEnabled {
+		t.Log("allocations not counted under the race detector, whose sync.Pool drops items")
+		return
+	}
+	if allocs := testing.AllocsPerRun(200, run); allocs != 0 {
+		t.Errorf("%s allocates %.1f times; want 0", what, allocs)
+	}
+}
+
+// benchRun runs run b.N times, counting allocations.
+func benchRun(b *testing.B, run func()) {
+	b.ReportAllocs()
+	for b.Loop() {
+		run()
+	}
+}
+
+// replay returns a RequestCtx from a loopback peer, and a function that
+// copies req into it afresh and has serve answer it.
+func replay(req *fasthttp.Request, serve func(*fasthttp.RequestCtx)) (*fasthttp.RequestCtx, func()) {
+	rc := new(fasthttp.RequestCtx)
+	rc.Init(req, &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 4000}, nil) // the test's connection (allocates)
+	return rc, func() {
+		req.CopyTo(&rc.Request)
+		rc.Response.Reset()
+		serve(rc)
+	}
 }
