@@ -159,16 +159,10 @@ var asks = sync.Pool{New: func() any { return &ask{h: make(http.Header, 8), buf:
 
 // handle answers one request: forward-auth, POST /v1/verify, or 404.
 func (s *AuthServer) handle(ctx *fasthttp.RequestCtx) {
-	rh, wh := &ctx.Request.Header, &ctx.Response.Header
+	rh := &ctx.Request.Header
 	q := asks.Get().(*ask)
 	defer s.release(q)
-	q.id = q.idBuf[:0]
-	if v := rh.PeekCanonical(hRequestID); requestid.Safe(view(v)) {
-		q.id = append(q.id, v...)
-	} else {
-		q.id = s.ids.Append(q.id)
-	}
-	wh.SetCanonical(hRequestID, q.id)
+	q.id = requestIDOf(ctx, s.ids, q.idBuf[:0])
 	defer func() {
 		if v := recover(); v != nil {
 			answerPanic(ctx, s.log, "auth listener", v, q.id)
@@ -182,12 +176,8 @@ func (s *AuthServer) handle(ctx *fasthttp.RequestCtx) {
 		writeProblem(ctx, errAuthNotFound, q.id)
 		return
 	}
-	peer := remoteIP(ctx)
-	trusted := len(s.proxies) > 0 && s.proxies.Trusts(peer)
-	q.secure = s.proxies.SecureOf(peer, values(rh, hForwardedProto, q.proto[:0]), ctx.IsTLS())
-	if q.secure && s.hsts != nil {
-		wh.SetCanonical(hHSTS, s.hsts)
-	}
+	peer, trusted, secure := peerOf(ctx, s.proxies, s.hsts, q.proto[:0])
+	q.secure = secure
 	q.clientIP = peer
 	if trusted {
 		q.clientIP = s.proxies.ClientIPOf(peer, values(rh, hForwardedFor, q.xff[:0]))

@@ -346,19 +346,8 @@ func (f *front) expect(ctx *fasthttp.RequestCtx) int {
 func (f *front) verify(ctx *fasthttp.RequestCtx, p *pass) bool {
 	req := &ctx.Request
 	rh, wh := &req.Header, &ctx.Response.Header
-	p.id = p.idBuf[:0]
-	if id := rh.PeekCanonical(hRequestID); requestid.Safe(view(id)) {
-		p.id = append(p.id, id...)
-	} else {
-		p.id = f.ids.Append(p.id)
-	}
-	wh.SetCanonical(hRequestID, p.id)
-	p.peer = remoteIP(ctx)
-	p.trusted = len(f.proxies) > 0 && f.proxies.Trusts(p.peer)
-	p.secure = f.proxies.SecureOf(p.peer, values(rh, hForwardedProto, p.proto[:0]), ctx.IsTLS())
-	if p.secure && f.hsts != nil {
-		wh.SetCanonical(hHSTS, f.hsts)
-	}
+	p.id = requestIDOf(ctx, f.ids, p.idBuf[:0])
+	p.peer, p.trusted, p.secure = peerOf(ctx, f.proxies, f.hsts, p.proto[:0])
 	// The checks read the request's own bytes, viewed as strings, which
 	// live as long as the request.
 	target := view(rh.RequestURI())
@@ -467,6 +456,33 @@ func (f *front) rewrite(ctx *fasthttp.RequestCtx, p *pass) {
 		// The Request's, not the header's: the URI is parsed again.
 		ctx.Request.SetRequestURI(base + view(h.RequestURI()))
 	}
+}
+
+// requestIDOf sets the answer's X-Request-Id: the request's own, when it
+// has one of a safe shape (requestid.Safe), so that ids follow a request
+// across services, else a new one; written into buf, which it returns.
+func requestIDOf(ctx *fasthttp.RequestCtx, ids *requestid.Source, buf []byte) []byte {
+	if v := ctx.Request.Header.PeekCanonical(hRequestID); requestid.Safe(view(v)) {
+		buf = append(buf, v...)
+	} else {
+		buf = ids.Append(buf)
+	}
+	ctx.Response.Header.SetCanonical(hRequestID, buf)
+	return buf
+}
+
+// peerOf returns the request's peer, whether it is one of the trusted
+// proxies, and whether the request came over TLS, on its connection or
+// as a trusted proxy says in X-Forwarded-Proto (read into proto); over
+// TLS, hsts (when not nil) is set as Strict-Transport-Security.
+func peerOf(ctx *fasthttp.RequestCtx, proxies forwarded.Proxies, hsts []byte, proto []string) (peer netip.Addr, trusted, secure bool) {
+	peer = remoteIP(ctx)
+	trusted = len(proxies) > 0 && proxies.Trusts(peer)
+	secure = proxies.SecureOf(peer, values(&ctx.Request.Header, hForwardedProto, proto), ctx.IsTLS())
+	if secure && hsts != nil {
+		ctx.Response.Header.SetCanonical(hHSTS, hsts)
+	}
+	return peer, trusted, secure
 }
 
 // carriesKey reports whether the Authorization values carry a key of
