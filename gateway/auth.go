@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -126,22 +125,13 @@ var errAuthNotFound = &keyward.Error{Code: keyward.CodeNotFound,
 // ask is one auth request's state while it is answered: the values that
 // the Checker reads as net/http types, viewing the request's own bytes.
 type ask struct {
+	views
 	a        forwardauth.Answer
 	in       forwardauth.Request
-	h        http.Header
-	u        url.URL
-	keys     [4]string
-	auths    [4]string
-	referer  [1]string
-	origin   [1]string
 	fwdURI   [2]string // two at most: a second is an error
 	origURI  [2]string
 	fwdMeth  [2]string
 	origMeth [2]string
-	xff      [4]string
-	proto    [4]string
-	idBuf    [80]byte
-	id       []byte
 	buf      []byte
 	secure   bool
 	clientIP netip.Addr
@@ -155,7 +145,7 @@ type ask struct {
 }
 
 // asks keeps the ask of each request while it is answered.
-var asks = sync.Pool{New: func() any { return &ask{h: make(http.Header, 8), buf: make([]byte, 0, 256)} }}
+var asks = sync.Pool{New: func() any { return &ask{views: views{h: make(http.Header, 8)}, buf: make([]byte, 0, 256)} }}
 
 // handle answers one request: forward-auth, POST /v1/verify, or 404.
 func (s *AuthServer) handle(ctx *fasthttp.RequestCtx) {
@@ -184,12 +174,7 @@ func (s *AuthServer) handle(ctx *fasthttp.RequestCtx) {
 	} else if !s.untrusted.Logged() && peer.IsValid() && len(rh.PeekCanonical(hForwardedFor)) > 0 {
 		s.untrusted.Log(ctx, s.log, peer, len(s.proxies))
 	}
-	q.u = url.URL{Path: path, RawQuery: query}
-	h := q.h
-	setValues(h, "X-Api-Key", values(rh, hAPIKey, q.keys[:0]))
-	setValues(h, "Authorization", values(rh, hAuthorization, q.auths[:0]))
-	setValues(h, "Referer", values(rh, hReferer, q.referer[:0]))
-	setValues(h, "Origin", values(rh, hOrigin, q.origin[:0]))
+	q.read(rh, path, query)
 	if verifying {
 		s.verify(ctx, q, target)
 		return
@@ -255,12 +240,13 @@ func (s *AuthServer) verify(ctx *fasthttp.RequestCtx, q *ask, target string) {
 	}
 	// The body of nearly every request is read in place (DecodeSimple);
 	// any other is read by jsonbody.Decode, which says what is wrong.
+	// q.body is empty (release); DecodeSimple may have filled part of it
+	// before it gave up.
 	body := ctx.PostBody()
-	q.body = verifyapi.Body{Permissions: q.body.Permissions[:0]}
 	if !q.body.DecodeSimple(body) {
 		q.body = verifyapi.Body{Permissions: q.body.Permissions[:0]}
 		if e := jsonbody.Decode(body, &q.body); e != nil {
-			s.refuse(ctx, q, asError(e))
+			s.refuse(ctx, q, verifyapi.AsError(e))
 			return
 		}
 	}
@@ -292,15 +278,6 @@ func (s *AuthServer) refuse(ctx *fasthttp.RequestCtx, q *ask, e *keyward.Error) 
 			"code", e.Code, "err", apikey.Redact(e.Error()))
 	}
 	writeProblem(ctx, e, q.id)
-}
-
-// asError is err as a *keyward.Error, an internal one if it is none.
-func asError(err error) *keyward.Error {
-	var e *keyward.Error
-	if !errors.As(err, &e) {
-		e = keyward.Internal(err)
-	}
-	return e
 }
 
 // encoder encodes the answers of /v1/verify into its buffer.
@@ -353,11 +330,9 @@ func isTimeout(err error) bool {
 
 // release returns q to the pool, holding no view of a request.
 func (s *AuthServer) release(q *ask) {
-	clear(q.h)
-	q.u, q.in = url.URL{}, forwardauth.Request{}
+	q.reset()
+	q.in = forwardauth.Request{}
 	q.a.Result, q.a.Refusal = verifyResultZero, nil
-	q.keys, q.auths, q.xff, q.proto = [4]string{}, [4]string{}, [4]string{}, [4]string{}
-	q.referer, q.origin = [1]string{}, [1]string{}
 	q.fwdURI, q.origURI, q.fwdMeth, q.origMeth = [2]string{}, [2]string{}, [2]string{}, [2]string{}
 	q.req, q.body, q.out = verify.Request{}, verifyapi.Body{Permissions: clear0(q.body.Permissions)}, apiview.Verification{}
 	asks.Put(q)

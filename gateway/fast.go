@@ -252,8 +252,24 @@ func (f *front) headerReceived(h *fasthttp.RequestHeader) fasthttp.RequestConfig
 // Checker reads as net/http types, viewing the request's own bytes, and
 // its decision.
 type pass struct {
+	views
 	d       Decision
 	in      Request
+	secure  bool
+	trusted bool // the peer is a trusted proxy
+	peer    netip.Addr
+	limited bool // the answer carries the gateway's RateLimit headers
+	checked bool // Check ran (in expect)
+	buf     []byte
+}
+
+// passes keeps the pass of each request while it is served.
+var passes = sync.Pool{New: func() any { return &pass{views: views{h: make(http.Header, 4)}, buf: make([]byte, 0, 512)} }}
+
+// views are the parts of a request that the checks read as net/http
+// types, viewing the request's own bytes, and its id: the state both
+// listeners keep per request.
+type views struct {
 	h       http.Header
 	u       url.URL
 	keys    [4]string
@@ -264,16 +280,26 @@ type pass struct {
 	proto   [4]string
 	idBuf   [80]byte
 	id      []byte
-	secure  bool
-	trusted bool // the peer is a trusted proxy
-	peer    netip.Addr
-	limited bool // the answer carries the gateway's RateLimit headers
-	checked bool // Check ran (in expect)
-	buf     []byte
 }
 
-// passes keeps the pass of each request while it is served.
-var passes = sync.Pool{New: func() any { return &pass{h: make(http.Header, 4), buf: make([]byte, 0, 512)} }}
+// read sets the URL of path and query, and the headers that the checks
+// read in every request (X-Api-Key, Authorization, Referer, Origin),
+// viewed from rh.
+func (v *views) read(rh *fasthttp.RequestHeader, path, query string) {
+	v.u = url.URL{Path: path, RawQuery: query}
+	setValues(v.h, "X-Api-Key", values(rh, hAPIKey, v.keys[:0]))
+	setValues(v.h, "Authorization", values(rh, hAuthorization, v.auths[:0]))
+	setValues(v.h, "Referer", values(rh, hReferer, v.referer[:0]))
+	setValues(v.h, "Origin", values(rh, hOrigin, v.origin[:0]))
+}
+
+// reset drops every view of a request, for the pool.
+func (v *views) reset() {
+	clear(v.h)
+	v.u = url.URL{}
+	v.keys, v.auths, v.xff, v.proto = [4]string{}, [4]string{}, [4]string{}, [4]string{}
+	v.referer, v.origin = [1]string{}, [1]string{}
+}
 
 // passKey is the user value of a request that expect checked.
 type passKey struct{}
@@ -316,13 +342,10 @@ var testPanic atomic.Pointer[func(path string)]
 
 // release returns p to the pool, holding no view of a request.
 func (f *front) release(p *pass) {
-	clear(p.h)
-	p.u = url.URL{}
+	p.reset()
 	p.in = Request{}
 	p.d.Result = verifyResultZero
 	p.d.Refusal, p.d.Upstream = nil, nil
-	p.keys, p.auths, p.xff, p.proto = [4]string{}, [4]string{}, [4]string{}, [4]string{}
-	p.referer, p.origin = [1]string{}, [1]string{}
 	p.checked = false
 	passes.Put(p)
 }
@@ -358,25 +381,14 @@ func (f *front) verify(ctx *fasthttp.RequestCtx, p *pass) bool {
 		req.SetRequestURI(target)
 	}
 	path, query, _ := strings.Cut(target, "?")
-	p.u = url.URL{Path: path, RawQuery: query}
-	h := p.h
-	setValues(h, "X-Api-Key", values(rh, hAPIKey, p.keys[:0]))
-	setValues(h, "Authorization", values(rh, hAuthorization, p.auths[:0]))
-	if v := rh.PeekCanonical(hReferer); len(v) > 0 {
-		p.referer[0] = view(v)
-		h["Referer"] = p.referer[:]
-	}
-	if v := rh.PeekCanonical(hOrigin); len(v) > 0 {
-		p.origin[0] = view(v)
-		h["Origin"] = p.origin[:]
-	}
+	p.read(rh, path, query)
 	clientIP := p.peer
 	if p.trusted {
 		clientIP = f.proxies.ClientIPOf(p.peer, values(rh, hForwardedFor, p.xff[:0]))
 	} else if !f.untrusted.Logged() && p.peer.IsValid() && len(rh.PeekCanonical(hForwardedFor)) > 0 {
 		f.untrusted.Log(ctx, f.log, p.peer, len(f.proxies))
 	}
-	p.in = Request{Method: method(rh.Method()), Target: target, URL: &p.u, Header: h, ClientIP: clientIP, TLS: p.secure}
+	p.in = Request{Method: method(rh.Method()), Target: target, URL: &p.u, Header: p.h, ClientIP: clientIP, TLS: p.secure}
 	f.check.Check(ctx, &p.in, &p.d)
 	rl := p.d.Result.RateLimit
 	p.limited = rl != nil && rl.N > 0

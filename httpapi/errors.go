@@ -1,12 +1,11 @@
 package httpapi
 
 import (
-	"errors"
 	"net/http"
 
-	"github.com/keyward/keyward"
 	"github.com/keyward/keyward/apikey"
 	problemjson "github.com/keyward/keyward/internal/problem"
+	"github.com/keyward/keyward/internal/verifyapi"
 )
 
 // problem is the body of every error answer (see package problem).
@@ -17,10 +16,7 @@ type problem = problemjson.Problem
 // log, never to the caller; the log never receives a key: every key in the
 // line is shown as start…last4 (apikey.Redact).
 func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
-	var e *keyward.Error
-	if !errors.As(err, &e) {
-		e = keyward.Internal(err)
-	}
+	e := verifyapi.AsError(err)
 	if e.Code.Status() >= 500 {
 		s.log.ErrorContext(r.Context(), "request failed", "request_id", requestID(w), "method", r.Method, "route", r.Pattern, "code", e.Code, "err", apikey.Redact(err.Error()))
 	}

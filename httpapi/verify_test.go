@@ -22,6 +22,17 @@ func testVerifyEndpoint(t *testing.T, front harnessOption) {
 	if ok["valid"] != true || ok["status"] != float64(200) || ok["key_id"] != customerID || ok["environment"] != "live" {
 		t.Errorf("valid verify: %v", ok)
 	}
+	// A body the strict decoder refuses, one with an escape it reads, and
+	// one over the limit, are answered alike by every front.
+	if a := h.call("POST", "/v1/verify", service, `{"key":"`+customer+`","scope":"admin"}`); problemOf(t, a, 400, keyward.CodeInvalidRequest) == "" || a.str("field") != "scope" {
+		t.Errorf("an unknown field: %s", a.raw)
+	}
+	if a := h.must(200, "POST", "/v1/verify", service, `{"key":"`+customer+`","permissions":["contacts\u003aread"],"ip":"198.51.100.7"}`); a.body["valid"] != true {
+		t.Errorf("an escaped permission: %s", a.raw)
+	}
+	if d := problemOf(t, h.call("POST", "/v1/verify", service, `{"key":"`+strings.Repeat("k", maxBody)+`"}`), 400, keyward.CodeInvalidRequest); !strings.Contains(d, "larger than") {
+		t.Errorf("a body over the limit: %s", d)
+	}
 	cases := []struct {
 		body   map[string]any
 		code   keyward.Code

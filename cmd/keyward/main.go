@@ -27,7 +27,6 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
-
 	// The time zones of tenants' quotas, in the binary: every node names
 	// the same days and months whether or not its system has zoneinfo.
 	_ "time/tzdata"

@@ -39,7 +39,7 @@ func Admit(ctx context.Context, v *verify.Verifier, h http.Header, u *url.URL, r
 	}
 	c := manage.CallerOf(res, addr)
 	if err := manage.Authorize(c, need); err != nil {
-		return res, c, asError(err)
+		return res, c, AsError(err)
 	}
 	v.Count(ctx, req, &res)
 	if !res.Valid() {
@@ -91,13 +91,13 @@ func Verify(ctx context.Context, c manage.Caller, v *verify.Verifier, routes *po
 	}
 	res, err := manage.Verify(ctx, c, v, *req)
 	if err != nil {
-		return res, asError(err)
+		return res, AsError(err)
 	}
 	return res, nil
 }
 
-// asError is err as a *keyward.Error, an internal one if it is none.
-func asError(err error) *keyward.Error {
+// AsError is err as a *keyward.Error, an internal one if it is none.
+func AsError(err error) *keyward.Error {
 	var e *keyward.Error
 	if !errors.As(err, &e) {
 		e = keyward.Internal(err)
