@@ -1,12 +1,17 @@
 package gateway
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -201,5 +206,39 @@ func replay(req *fasthttp.Request, serve func(*fasthttp.RequestCtx)) (*fasthttp.
 		req.CopyTo(&rc.Request)
 		rc.Response.Reset()
 		serve(rc)
+	}
+}
+
+// TestAuthBodyTooLarge: a POST /v1/verify whose Content-Length is over
+// the limit is answered 400 invalid_request problem+json, in the API
+// listener's words, before its body is read.
+func TestAuthBodyTooLarge(t *testing.T) {
+	v, routes, keys := fixture(t)
+	a, err := NewAuthServer(AuthConfig{Verifier: v, Routes: routes})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = a.Serve(ln) }()
+	t.Cleanup(func() { _ = a.Shutdown(context.Background()) })
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fmt.Fprintf(c, "POST /v1/verify HTTP/1.1\r\nHost: x\r\nX-API-Key: %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n",
+		keys.verifier, maxAuthBody+1)
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 400 || resp.Header.Get("Content-Type") != "application/problem+json" || resp.Header.Get("X-Request-Id") == "" ||
+		!strings.Contains(string(body), `"code":"invalid_request"`) || !strings.Contains(string(body), "larger than 1048576 bytes") {
+		t.Errorf("a body over the limit: %d %v %s", resp.StatusCode, resp.Header, body)
 	}
 }

@@ -30,8 +30,13 @@ func testVerifyEndpoint(t *testing.T, front harnessOption) {
 	if a := h.must(200, "POST", "/v1/verify", service, `{"key":"`+customer+`","permissions":["contacts\u003aread"],"ip":"198.51.100.7"}`); a.body["valid"] != true {
 		t.Errorf("an escaped permission: %s", a.raw)
 	}
-	if d := problemOf(t, h.call("POST", "/v1/verify", service, `{"key":"`+strings.Repeat("k", maxBody)+`"}`), 400, keyward.CodeInvalidRequest); !strings.Contains(d, "larger than") {
-		t.Errorf("a body over the limit: %s", d)
+	if h.authURL == "" {
+		// The auth listener refuses such a body from its Content-Length
+		// and closes the connection; a client still sending it may see a
+		// reset first (gateway's TestAuthBodyTooLarge sends none).
+		if d := problemOf(t, h.call("POST", "/v1/verify", service, `{"key":"`+strings.Repeat("k", maxBody)+`"}`), 400, keyward.CodeInvalidRequest); !strings.Contains(d, "larger than") {
+			t.Errorf("a body over the limit: %s", d)
+		}
 	}
 	cases := []struct {
 		body   map[string]any
