@@ -6,8 +6,11 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -15,18 +18,36 @@ import (
 
 // serveFast serves a bare fasthttp proxy: args are fastproxy ADDR
 // UPSTREAM. It streams neither way and checks nothing: the cost of
-// fasthttp's server and client alone, beside the gateway's.
+// fasthttp's server and client alone, beside the gateway's. As
+// fastproxy-identity, it also sends the headers the gateway sends
+// upstream (identity, X-Request-Id, X-Forwarded-*), as fixed values but
+// the request id and the peer: the most a proxy on this stack that sends
+// them can do, with the upstream reading them on the same core.
 func serveFast(args []string) error {
 	if len(args) != 3 {
-		return errors.New("loadtarget fastproxy ADDR UPSTREAM")
+		return errors.New("loadtarget fastproxy|fastproxy-identity ADDR UPSTREAM")
 	}
 	c := &fasthttp.HostClient{
 		Addr: hostPort(args[2]), MaxConns: 1024, ReadBufferSize: 16 << 10, WriteBufferSize: 8 << 10,
 		DisablePathNormalizing: true, NoDefaultUserAgentHeader: true,
 	}
+	identity := args[0] == "fastproxy-identity"
+	var ids atomic.Uint64
 	srv := &fasthttp.Server{
 		Handler: func(ctx *fasthttp.RequestCtx) {
-			ctx.Request.Header.Del("X-Api-Key")
+			h := &ctx.Request.Header
+			h.Del("X-Api-Key")
+			if identity {
+				var id, peer [64]byte
+				for _, kv := range fixedIdentity {
+					h.Set(kv[0], kv[1])
+				}
+				h.SetBytesV("X-Request-Id", strconv.AppendUint(append(id[:0], "req_"...), ids.Add(1), 36))
+				ip, _ := netip.AddrFromSlice(ctx.RemoteIP())
+				h.SetBytesV("X-Forwarded-For", ip.Unmap().AppendTo(peer[:0]))
+				h.SetBytesV("X-Forwarded-Host", h.Host())
+				h.Set("X-Forwarded-Proto", "http")
+			}
 			if err := c.Do(&ctx.Request, &ctx.Response); err != nil {
 				ctx.Response.Reset()
 				ctx.Error("upstream unavailable", fasthttp.StatusBadGateway)
@@ -36,6 +57,18 @@ func serveFast(args []string) error {
 		NoDefaultServerHeader: true, NoDefaultContentType: true, NoDefaultDate: true,
 	}
 	return srv.ListenAndServe(args[1])
+}
+
+// fixedIdentity are the identity headers that fastproxy-identity sends, as
+// nginx-static-map+identity of scripts/load does.
+var fixedIdentity = [][2]string{
+	{"X-Keyward-Key-Id", "key_0000000000000000000000"},
+	{"X-Keyward-Key-Name", "load"},
+	{"X-Keyward-Tenant", "ten_0000000000000000000000"},
+	{"X-Keyward-Tenant-Slug", "acme"},
+	{"X-Keyward-Plan", "default"},
+	{"X-Keyward-Environment", "live"},
+	{"X-Keyward-Permissions", "contacts:read"},
 }
 
 // hostPort returns the host:port of an upstream given as a URL or as

@@ -12,6 +12,9 @@
 //	                                  a fasthttp server and HostClient
 //	                                  proxying to UPSTREAM, checking nothing:
 //	                                  the gateway's HTTP stack alone
+//	loadtarget fastproxy-identity ADDR UPSTREAM
+//	                                  the same, sending the gateway's
+//	                                  identity and forwarding headers
 //	loadtarget proxy-pooled ADDR UPSTREAM
 //	                                  the same with a BufferPool, so that
 //	                                  each response does not allocate its
@@ -48,7 +51,7 @@ import (
 
 func main() {
 	if len(os.Args) < 3 {
-		fmt.Fprintln(os.Stderr, "usage: loadtarget upstream|bare ADDR | loadtarget proxy|fastproxy|hybrid|direct ADDR UPSTREAM")
+		fmt.Fprintln(os.Stderr, "usage: loadtarget upstream|bare ADDR | loadtarget proxy|fastproxy|fastproxy-identity|hybrid|direct ADDR UPSTREAM")
 		os.Exit(2)
 	}
 	if name := os.Getenv("LOADTARGET_CPUPROFILE"); name != "" {
@@ -56,7 +59,7 @@ func main() {
 	}
 	var h http.Handler
 	switch os.Args[1] {
-	case "fastproxy":
+	case "fastproxy", "fastproxy-identity":
 		log.Fatal(serveFast(os.Args[1:]))
 	case "proxy-pooled":
 		if len(os.Args) != 4 {
