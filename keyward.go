@@ -213,6 +213,7 @@ type Store interface {
 	ChangeFeed
 	Settings
 	Meter
+	RequestLogStore
 
 	// Ping checks that the storage answers.
 	Ping(ctx context.Context) error

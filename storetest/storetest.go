@@ -104,6 +104,7 @@ func Run(t *testing.T, newStore func(t *testing.T) keyward.Store) {
 		{"PlanStore", []group{{"", planTests}}},
 		{"Catalogue", []group{{"", catalogueTests}}},
 		{"AuditStore", []group{{"", auditTests}}},
+		{"RequestLogStore", []group{{"", requestLogTests}}},
 		{"ChangeFeed", []group{{"", changeTests}}},
 		{"Settings", []group{{"", settingsTests}}},
 		{"Limits", []group{{"", limitTests}, {"Meter", meterTests}, {"SpendBatch", spendBatchTests}}},

@@ -276,6 +276,7 @@ const (
 	CursorKeys    byte = 'k'
 	CursorAudit   byte = 'a'
 	CursorMembers byte = 'm'
+	CursorLogs    byte = 'l'
 )
 
 // Cursor is the position after the last row of a page: a number (a time in

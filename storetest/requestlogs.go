@@ -1,0 +1,188 @@
+package storetest
+
+import (
+	"fmt"
+	"reflect"
+	"time"
+
+	"github.com/keyward/keyward"
+)
+
+// requestLogTests hold RequestLogStore: entries are stored as given, found
+// by every filter, paged newest first, followed oldest first, and pruned
+// oldest first in batches.
+var requestLogTests = []test{
+	{"RoundTrip", func(f *fixture) {
+		in := f.requestLog(func(l *keyward.RequestLog) {
+			l.RateLimit = &keyward.RateLimitState{Limit: 100, Remaining: 41, ResetMillis: 1500}
+			l.UserAgent, l.Referrer, l.Route = "curl/8.0 ünïcode", "https://app.example/page", "GET /v1/contacts/**"
+		})
+		refused := f.requestLog(func(l *keyward.RequestLog) {
+			l.KeyID, l.TenantID, l.MemberID, l.Environment = "", "", "", ""
+			l.Code, l.Status = keyward.CodeInvalidAPIKey, 401
+		})
+		f.writeLogs(in, refused)
+		got := f.logs(keyward.RequestLogFilter{}, 0)
+		if len(got) != 2 {
+			f.t.Fatalf("RequestLogs = %d entries, want 2", len(got))
+		}
+		for i, want := range []keyward.RequestLog{refused, in} {
+			g := *got[i]
+			if g.ID <= 0 {
+				f.t.Errorf("entry %d: ID = %d", i, g.ID)
+			}
+			if g.At.Location() != time.UTC || !g.At.Equal(want.At) {
+				f.t.Errorf("entry %d: At = %v, want %v in UTC", i, g.At, want.At)
+			}
+			g.ID, g.At, want.At = 0, time.Time{}, time.Time{}
+			if !reflect.DeepEqual(g, want) {
+				f.t.Errorf("entry %d:\n got %+v\nwant %+v", i, g, want)
+			}
+		}
+		if got[0].ID <= got[1].ID {
+			f.t.Errorf("ids %d then %d: want newest first", got[0].ID, got[1].ID)
+		}
+	}},
+	{"Filters", func(f *fixture) {
+		base := f.now
+		a := f.requestLog(func(l *keyward.RequestLog) { l.TenantID, l.KeyID, l.RequestID = "ten_a", "key_a", "req_a" })
+		b := f.requestLog(func(l *keyward.RequestLog) {
+			l.TenantID, l.KeyID, l.RequestID, l.Code, l.Status, l.Surface = "ten_b", "key_b", "req_b", keyward.CodeRevokedAPIKey, 401, keyward.SurfaceGateway
+		})
+		c := f.requestLog(func(l *keyward.RequestLog) {
+			l.TenantID, l.KeyID, l.RequestID, l.Status = "ten_a", "key_c", "req_c", 404
+		})
+		f.writeLogs(a, b, c)
+		for _, tc := range []struct {
+			name string
+			f    keyward.RequestLogFilter
+			want []string
+		}{
+			{"all", keyward.RequestLogFilter{}, []string{"req_c", "req_b", "req_a"}},
+			{"tenant", keyward.RequestLogFilter{TenantID: "ten_a"}, []string{"req_c", "req_a"}},
+			{"key", keyward.RequestLogFilter{KeyID: "key_b"}, []string{"req_b"}},
+			{"request id", keyward.RequestLogFilter{RequestID: "req_c"}, []string{"req_c"}},
+			{"code", keyward.RequestLogFilter{Code: keyward.CodeRevokedAPIKey}, []string{"req_b"}},
+			{"allowed", keyward.RequestLogFilter{Code: keyward.CodeAllowed}, []string{"req_c", "req_a"}},
+			{"status", keyward.RequestLogFilter{Status: 404}, []string{"req_c"}},
+			{"surface", keyward.RequestLogFilter{Surface: keyward.SurfaceGateway}, []string{"req_b"}},
+			{"from", keyward.RequestLogFilter{From: b.At}, []string{"req_c", "req_b"}},
+			{"to", keyward.RequestLogFilter{To: b.At}, []string{"req_a"}},
+			{"range", keyward.RequestLogFilter{From: base, To: c.At}, []string{"req_b", "req_a"}},
+			{"tenant and code", keyward.RequestLogFilter{TenantID: "ten_a", Code: keyward.CodeRevokedAPIKey}, nil},
+		} {
+			var ids []string
+			for _, l := range f.logs(tc.f, 0) {
+				ids = append(ids, l.RequestID)
+			}
+			if !reflect.DeepEqual(ids, tc.want) {
+				f.t.Errorf("%s: %v, want %v", tc.name, ids, tc.want)
+			}
+		}
+	}},
+	{"PagesAndFollow", func(f *fixture) {
+		var all []keyward.RequestLog
+		for i := range 7 {
+			all = append(all, f.requestLog(func(l *keyward.RequestLog) { l.RequestID = fmt.Sprintf("req_%d", i) }))
+		}
+		f.writeLogs(all...)
+		var ids []string
+		cursor := ""
+		for range 5 {
+			page, next, err := f.s.RequestLogs(f.ctx, keyward.RequestLogFilter{}, keyward.Page{Cursor: cursor, Limit: 3})
+			if err != nil {
+				f.t.Fatal(err)
+			}
+			for _, l := range page {
+				ids = append(ids, l.RequestID)
+			}
+			if next == "" {
+				break
+			}
+			cursor = next
+		}
+		if want := []string{"req_6", "req_5", "req_4", "req_3", "req_2", "req_1", "req_0"}; !reflect.DeepEqual(ids, want) {
+			f.t.Fatalf("pages: %v, want %v", ids, want)
+		}
+		if _, _, err := f.s.RequestLogs(f.ctx, keyward.RequestLogFilter{}, keyward.Page{Cursor: "nonsense"}); keyward.ErrorCode(err) != keyward.CodeInvalidRequest {
+			f.t.Fatalf("a bad cursor: %v, want invalid_request", err)
+		}
+		newest := f.logs(keyward.RequestLogFilter{}, 0)
+		after := newest[4].ID // req_2
+		var followed []string
+		for _, l := range f.logs(keyward.RequestLogFilter{After: after}, 0) {
+			followed = append(followed, l.RequestID)
+		}
+		if want := []string{"req_3", "req_4", "req_5", "req_6"}; !reflect.DeepEqual(followed, want) {
+			f.t.Fatalf("after %d: %v, want %v (oldest first)", after, followed, want)
+		}
+	}},
+	{"Prune", func(f *fixture) {
+		var all []keyward.RequestLog
+		for i := range 10 {
+			all = append(all, f.requestLog(func(l *keyward.RequestLog) { l.RequestID = fmt.Sprintf("req_%d", i) }))
+		}
+		f.writeLogs(all...)
+		cut := all[6].At // entries 0-5 are older
+		n, err := f.s.PruneRequestLogs(f.ctx, cut, 4)
+		if err != nil || n != 4 {
+			f.t.Fatalf("PruneRequestLogs(limit 4) = %d, %v; want 4", n, err)
+		}
+		if n, err = f.s.PruneRequestLogs(f.ctx, cut, 4); err != nil || n != 2 {
+			f.t.Fatalf("PruneRequestLogs again = %d, %v; want the 2 left", n, err)
+		}
+		if n, err = f.s.PruneRequestLogs(f.ctx, cut, 4); err != nil || n != 0 {
+			f.t.Fatalf("PruneRequestLogs a third time = %d, %v; want 0", n, err)
+		}
+		if got := f.logs(keyward.RequestLogFilter{}, 0); len(got) != 4 || got[3].RequestID != "req_6" {
+			f.t.Fatalf("left: %d entries, oldest %q; want req_6 to req_9", len(got), got[len(got)-1].RequestID)
+		}
+	}},
+	{"ManyInOneBatch", func(f *fixture) {
+		// More than one INSERT's worth of rows, in one call.
+		var all []keyward.RequestLog
+		for i := range 1001 {
+			all = append(all, f.requestLog(func(l *keyward.RequestLog) { l.RequestID = fmt.Sprintf("req_%d", i) }))
+		}
+		f.writeLogs(all...)
+		got, _, err := f.s.RequestLogs(f.ctx, keyward.RequestLogFilter{}, keyward.Page{Limit: keyward.MaxPageLimit})
+		if err != nil || len(got) != keyward.MaxPageLimit || got[0].RequestID != "req_1000" {
+			f.t.Fatalf("RequestLogs = %d, %v", len(got), err)
+		}
+		one := f.logs(keyward.RequestLogFilter{RequestID: "req_0"}, 0)
+		if len(one) != 1 {
+			f.t.Fatalf("req_0: %d entries", len(one))
+		}
+	}},
+}
+
+// requestLog returns an accepted request's entry, a tick after the last,
+// changed by edit.
+func (f *fixture) requestLog(edit func(l *keyward.RequestLog)) keyward.RequestLog {
+	l := keyward.RequestLog{
+		At: f.tick(), RequestID: fmt.Sprintf("req_%d", f.next()), Surface: keyward.SurfaceAPI,
+		KeyID: "key_1", TenantID: "ten_1", MemberID: "mem_1", Environment: "live",
+		Method: "GET", Route: "GET /v1/whoami", Path: "/v1/whoami", Status: 200,
+		ClientIP: "192.0.2.1", UserAgent: "test", LatencyMicros: 123,
+	}
+	edit(&l)
+	return l
+}
+
+// writeLogs stores the entries.
+func (f *fixture) writeLogs(logs ...keyward.RequestLog) {
+	f.t.Helper()
+	if err := f.s.WriteRequestLogs(f.ctx, logs); err != nil {
+		f.t.Fatalf("WriteRequestLogs: %v", err)
+	}
+}
+
+// logs returns the first page of the entries that match filter.
+func (f *fixture) logs(filter keyward.RequestLogFilter, limit int) []*keyward.RequestLog {
+	f.t.Helper()
+	logs, _, err := f.s.RequestLogs(f.ctx, filter, keyward.Page{Limit: limit})
+	if err != nil {
+		f.t.Fatalf("RequestLogs(%+v): %v", filter, err)
+	}
+	return logs
+}
