@@ -94,7 +94,15 @@ func undoAccess(t *testing.T, db old) {
 // keys by rotated_to (migration 9), as its Down section would.
 func undoRotatedToIndex(t *testing.T, db old) {
 	t.Helper()
+	undoRequestLogs(t, db)
 	rawExec(t, db, `DROP INDEX keys_rotated_to`, `DELETE FROM goose_db_version WHERE version_id >= 9`)
+}
+
+// undoRequestLogs takes db back to its schema before the request logs
+// (migration 10), as its Down section would.
+func undoRequestLogs(t *testing.T, db old) {
+	t.Helper()
+	rawExec(t, db, `DROP TABLE request_logs`, `DELETE FROM goose_db_version WHERE version_id >= 10`)
 }
 
 // undoLimits takes db back to its schema before rate limits, quotas and
