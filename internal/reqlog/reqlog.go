@@ -1,0 +1,443 @@
+// Package reqlog writes the request logs: one entry per verification, on
+// every surface, kept in memory by the request that made it and written to
+// the store in batches by a goroutine of its own, so that a verification
+// never waits for the storage (docs/logs.md).
+//
+// A surface fills an Entry, whose text may view memory it reuses, and
+// calls Log.Add, which copies it into a slot of a buffer of fixed size
+// without allocating once the slot has been used. When the buffer is full
+// the entry is dropped and counted (Log.Dropped), never waited for: a
+// verification must not slow down because the storage does. The writer
+// swaps the buffer for its spare, turns the slots into
+// keyward.RequestLogs (redacting any key that a path, user agent or
+// referrer quotes) and writes them in one call. Entries the store refuses
+// are kept, up to the buffer's size, for the next write. Close writes what
+// is left.
+package reqlog
+
+import (
+	"context"
+	"log/slog"
+	"net/netip"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	"github.com/keyward/keyward"
+	"github.com/keyward/keyward/apikey"
+	"github.com/keyward/keyward/limit"
+)
+
+// Entry is what a surface tells of one verification. Its text may view
+// memory that the caller reuses once Add returns: Add copies it.
+type Entry struct {
+	At        time.Time // the request's arrival
+	Latency   time.Duration
+	RequestID string
+	Surface   string // a keyward.Surface… constant
+	Method    string
+	Route     string // the pattern of the route that decided, or ""
+	Path      string // the path alone: Add cuts any query string
+	Status    int
+	Code      keyward.Code
+	ClientIP  netip.Addr
+	UserAgent string
+	Referrer  string // Add cuts its query string and fragment
+	// Key is the verified key when it was found; nil for none. Add keeps
+	// the pointer (a cache entry's key, never changed in place).
+	Key *keyward.Key
+	// RateLimit is the decision of the key's rate limits, or nil: Add
+	// copies its tightest bucket.
+	RateLimit *limit.Decision
+}
+
+// Limits on the text of an entry, in bytes: longer text is cut.
+const (
+	maxRequestID = 128
+	maxMethod    = 32
+	maxPath      = 2048
+	maxUserAgent = 512
+	maxReferrer  = 1024
+)
+
+// DefaultBuffer is the number of entries a Log holds before it drops.
+const DefaultBuffer = 32768
+
+// DefaultInterval is how often the writer writes, at the latest; it writes
+// sooner when half the buffer is used.
+const DefaultInterval = 250 * time.Millisecond
+
+// DefaultRetention is how long entries are kept (serve --log-retention).
+const DefaultRetention = 30 * 24 * time.Hour
+
+// pruneBatch is the most entries one prune deletes; pruning goes on, batch
+// after batch, until fewer are left.
+const pruneBatch = 5000
+
+// pruneInterval is how often the writer prunes.
+const pruneInterval = 10 * time.Minute
+
+// slot is an entry in the buffer: its text copied into buf, at the ends
+// in end.
+type slot struct {
+	e   Entry // its text fields unset
+	end [6]int32
+	buf []byte
+	rl  keyward.RateLimitState
+	hrl bool
+}
+
+// text fields of a slot, in the order of slot.end.
+const (
+	fRequestID = iota
+	fMethod
+	fRoute
+	fPath
+	fUserAgent
+	fReferrer
+)
+
+// Config is what New needs.
+type Config struct {
+	Store keyward.RequestLogStore
+	// Buffer is the number of entries held before new ones are dropped;
+	// DefaultBuffer when 0.
+	Buffer int
+	// Interval is the longest time between two writes; DefaultInterval
+	// when 0.
+	Interval time.Duration
+	// Retention is how long entries are kept; DefaultRetention when 0.
+	Retention time.Duration
+	// Timeout bounds each write and prune.
+	Timeout time.Duration
+	Logger  *slog.Logger
+	// Now is the clock of pruning; time.Now when nil.
+	Now func() time.Time
+}
+
+// Log is the buffer of entries and its writer. A nil *Log drops nothing
+// and writes nothing: Add on it does nothing.
+type Log struct {
+	c       Config
+	mu      sync.Mutex
+	cur     []slot // len used; cap the buffer's size
+	spare   []slot
+	half    int
+	wake    chan struct{}
+	dropped atomic.Uint64
+	written atomic.Uint64
+
+	// flushMu makes writes one at a time; pending holds the entries the
+	// store refused, for the next write.
+	flushMu  sync.Mutex
+	pending  []keyward.RequestLog
+	reported uint64 // dropped entries already warned of
+
+	started atomic.Bool
+	stop    chan struct{}
+	done    chan struct{}
+	once    sync.Once
+}
+
+// New returns a Log that writes to c.Store; Start runs its writer.
+func New(c Config) *Log {
+	if c.Buffer <= 0 {
+		c.Buffer = DefaultBuffer
+	}
+	if c.Interval <= 0 {
+		c.Interval = DefaultInterval
+	}
+	if c.Retention <= 0 {
+		c.Retention = DefaultRetention
+	}
+	if c.Timeout <= 0 {
+		c.Timeout = 10 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return &Log{c: c, cur: make([]slot, 0, c.Buffer), spare: make([]slot, 0, c.Buffer), half: max(c.Buffer/2, 1),
+		wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+}
+
+// Add copies e into the buffer, or drops and counts it when the buffer is
+// full. It does not wait for the storage, and does not allocate once the
+// buffer's slots have held an entry as long.
+func (l *Log) Add(e *Entry) {
+	if l == nil {
+		return
+	}
+	l.mu.Lock()
+	n := len(l.cur)
+	if n == cap(l.cur) {
+		l.mu.Unlock()
+		l.dropped.Add(1)
+		l.signal()
+		return
+	}
+	l.cur = l.cur[:n+1]
+	l.cur[n].fill(e)
+	l.mu.Unlock()
+	if n+1 == l.half {
+		l.signal()
+	}
+}
+
+// signal wakes the writer.
+func (l *Log) signal() {
+	select {
+	case l.wake <- struct{}{}:
+	default:
+	}
+}
+
+// fill copies e into s.
+func (s *slot) fill(e *Entry) {
+	s.e = *e
+	b := s.buf[:0]
+	for i, t := range [...]struct {
+		v   string
+		max int
+	}{
+		{e.RequestID, maxRequestID}, {e.Method, maxMethod}, {e.Route, maxPath}, {pathOf(e.Path), maxPath},
+		{e.UserAgent, maxUserAgent}, {referrerOf(e.Referrer), maxReferrer},
+	} {
+		b = append(b, t.v[:min(len(t.v), t.max)]...)
+		s.end[i] = int32(len(b))
+	}
+	s.buf = b
+	s.e.RequestID, s.e.Method, s.e.Route, s.e.Path, s.e.UserAgent, s.e.Referrer = "", "", "", "", "", ""
+	s.e.RateLimit = nil
+	s.hrl = false
+	if d := e.RateLimit; d != nil && d.N > 0 {
+		st := &d.States[d.Tightest]
+		s.rl = keyward.RateLimitState{Limit: st.Limit, Remaining: st.Remaining, ResetMillis: st.Reset.Milliseconds()}
+		s.hrl = true
+	}
+}
+
+// pathOf is the path of a target, without its query string.
+func pathOf(target string) string {
+	if i := strings.IndexByte(target, '?'); i >= 0 {
+		return target[:i]
+	}
+	return target
+}
+
+// referrerOf is a referrer without its query string and fragment, which
+// may hold what its page was given (a token, a key).
+func referrerOf(r string) string {
+	if i := strings.IndexAny(r, "?#"); i >= 0 {
+		return r[:i]
+	}
+	return r
+}
+
+// field returns the text field i of s.
+func (s *slot) field(i int) string {
+	start := int32(0)
+	if i > 0 {
+		start = s.end[i-1]
+	}
+	return string(s.buf[start:s.end[i]])
+}
+
+// record turns s into what the store keeps.
+func (s *slot) record() keyward.RequestLog {
+	e := &s.e
+	r := keyward.RequestLog{
+		At: e.At.UTC(), RequestID: clean(s.field(fRequestID)), Surface: e.Surface,
+		Method: clean(s.field(fMethod)), Route: clean(s.field(fRoute)), Path: clean(s.field(fPath)),
+		Status: e.Status, Code: e.Code, UserAgent: clean(s.field(fUserAgent)), Referrer: clean(s.field(fReferrer)),
+		LatencyMicros: e.Latency.Microseconds(),
+	}
+	if e.ClientIP.IsValid() {
+		r.ClientIP = e.ClientIP.Unmap().String()
+	}
+	if k := e.Key; k != nil {
+		r.KeyID, r.TenantID, r.MemberID, r.Environment = k.ID, k.TenantID, k.MemberID, string(k.Environment)
+	}
+	if s.hrl {
+		rl := s.rl
+		r.RateLimit = &rl
+	}
+	return r
+}
+
+// clean makes text fit to store and show: valid UTF-8, no control
+// characters, and every well-formed key in it redacted.
+func clean(s string) string {
+	ok := utf8.ValidString(s)
+	for i := 0; ok && i < len(s); i++ {
+		if s[i] < 0x20 || s[i] == 0x7f {
+			ok = false
+		}
+	}
+	if !ok {
+		s = strings.Map(func(r rune) rune {
+			if r < 0x20 || r == 0x7f || r == utf8.RuneError {
+				return '\uFFFD'
+			}
+			return r
+		}, strings.ToValidUTF8(s, "\uFFFD"))
+	}
+	return apikey.Redact(s)
+}
+
+// Dropped returns the number of entries dropped so far because the
+// buffer was full, or because the store refused them for longer than the
+// buffer could hold them.
+func (l *Log) Dropped() uint64 {
+	if l == nil {
+		return 0
+	}
+	return l.dropped.Load()
+}
+
+// Written returns the number of entries written so far.
+func (l *Log) Written() uint64 {
+	if l == nil {
+		return 0
+	}
+	return l.written.Load()
+}
+
+// Flush writes every entry added so far. An error leaves the entries
+// pending for the next write (up to the buffer's size; beyond it the
+// oldest are dropped and counted).
+func (l *Log) Flush(ctx context.Context) error {
+	if l == nil {
+		return nil
+	}
+	l.flushMu.Lock()
+	defer l.flushMu.Unlock()
+	l.mu.Lock()
+	taken := l.cur
+	l.cur, l.spare = l.spare[:0], nil
+	l.mu.Unlock()
+	for i := range taken {
+		l.pending = append(l.pending, taken[i].record())
+	}
+	l.mu.Lock()
+	l.spare = taken[:0]
+	l.mu.Unlock()
+	if over := len(l.pending) - cap(taken); over > 0 {
+		l.dropped.Add(uint64(over))
+		l.pending = append(l.pending[:0], l.pending[over:]...)
+	}
+	l.warnDropped()
+	if len(l.pending) == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, l.c.Timeout)
+	defer cancel()
+	if err := l.c.Store.WriteRequestLogs(ctx, l.pending); err != nil {
+		return err
+	}
+	l.written.Add(uint64(len(l.pending)))
+	clear(l.pending)
+	l.pending = l.pending[:0]
+	return nil
+}
+
+// warnDropped logs, at most once a write, how many entries were dropped
+// since the last warning.
+func (l *Log) warnDropped() {
+	d := l.dropped.Load()
+	if d == l.reported {
+		return
+	}
+	l.c.Logger.Warn("request log: entries dropped, the buffer was full (raise --log-buffer, or check the storage)", "dropped", d-l.reported, "dropped_total", d)
+	l.reported = d
+}
+
+// Prune deletes the entries older than the retention, in batches, and
+// returns how many it deleted.
+func (l *Log) Prune(ctx context.Context) (int64, error) {
+	before := l.c.Now().Add(-l.c.Retention)
+	var total int64
+	for {
+		ctx, cancel := context.WithTimeout(ctx, l.c.Timeout)
+		n, err := l.c.Store.PruneRequestLogs(ctx, before, pruneBatch)
+		cancel()
+		total += n
+		if err != nil || n < pruneBatch {
+			return total, err
+		}
+	}
+}
+
+// Start runs the writer until Close: it writes at every interval, or
+// sooner when the buffer is half full, and prunes every 10 minutes.
+func (l *Log) Start(ctx context.Context) {
+	if !l.started.CompareAndSwap(false, true) {
+		return
+	}
+	go func() {
+		defer close(l.done)
+		tick := time.NewTicker(l.c.Interval)
+		defer tick.Stop()
+		prune := time.NewTicker(pruneInterval)
+		defer prune.Stop()
+		l.prune(ctx)
+		for {
+			select {
+			case <-l.stop:
+				return
+			case <-tick.C:
+			case <-l.wake:
+			case <-prune.C:
+				l.prune(ctx)
+				continue
+			}
+			if err := l.Flush(ctx); err != nil {
+				l.c.Logger.Warn("request log: could not write entries; they are kept for the next try", "pending", l.pendingLen(), "err", err)
+			}
+		}
+	}()
+}
+
+// prune runs Prune and logs its failure.
+func (l *Log) prune(ctx context.Context) {
+	if _, err := l.Prune(ctx); err != nil {
+		l.c.Logger.Warn("request log: could not prune old entries", "err", err)
+	}
+}
+
+// pendingLen is the number of entries waiting after a failed write.
+func (l *Log) pendingLen() int {
+	l.flushMu.Lock()
+	defer l.flushMu.Unlock()
+	return len(l.pending)
+}
+
+// Close stops the writer and writes what is left: an entry added before
+// Close is written unless the store refuses it until ctx ends.
+func (l *Log) Close(ctx context.Context) error {
+	if l == nil {
+		return nil
+	}
+	l.once.Do(func() { close(l.stop) })
+	if l.started.Load() {
+		select {
+		case <-l.done:
+		case <-ctx.Done():
+		}
+	}
+	for {
+		err := l.Flush(ctx)
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}

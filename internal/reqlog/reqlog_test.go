@@ -1,0 +1,283 @@
+package reqlog_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/keyward/keyward"
+	"github.com/keyward/keyward/apikey"
+	"github.com/keyward/keyward/internal/lockedbuffer"
+	"github.com/keyward/keyward/internal/reqlog"
+	"github.com/keyward/keyward/limit"
+	"github.com/keyward/keyward/sqlite"
+)
+
+// open returns a SQLite store of the test's own.
+func open(t *testing.T) keyward.Store {
+	t.Helper()
+	s, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "keyward.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// all returns every entry the store holds, oldest first.
+func all(t *testing.T, s keyward.RequestLogStore) []*keyward.RequestLog {
+	t.Helper()
+	var out []*keyward.RequestLog
+	cursor := ""
+	for {
+		page, next, err := s.RequestLogs(t.Context(), keyward.RequestLogFilter{}, keyward.Page{Cursor: cursor, Limit: keyward.MaxPageLimit})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, page...)
+		if next == "" {
+			slices.Reverse(out)
+			return out
+		}
+		cursor = next
+	}
+}
+
+// entry is an accepted request of key k at the given path.
+func entry(k *keyward.Key, path string) *reqlog.Entry {
+	return &reqlog.Entry{
+		At: time.Now(), Latency: 1500 * time.Microsecond, RequestID: "req_1", Surface: keyward.SurfaceGateway,
+		Method: "GET", Route: "GET /v1/contacts/**", Path: path, Status: 200, ClientIP: netip.MustParseAddr("::ffff:192.0.2.7"),
+		UserAgent: "curl/8", Referrer: "https://app.example/page?token=secret#frag", Key: k,
+	}
+}
+
+var testKey = &keyward.Key{ID: "key_1", TenantID: "ten_1", MemberID: "mem_1", Environment: keyward.Live}
+
+// TestWritten: an entry added is written as the surface told it, with
+// the query string of its path and referrer cut, the client address
+// unmapped, the key's identity, and its tightest rate limit.
+func TestWritten(t *testing.T) {
+	s := open(t)
+	l := reqlog.New(reqlog.Config{Store: s})
+	e := entry(testKey, "/v1/contacts/1?api_key=x&q=1")
+	d := &limit.Decision{Allowed: true, N: 2, Tightest: 1}
+	d.States[0] = limit.State{Limit: 100, Remaining: 90}
+	d.States[1] = limit.State{Limit: 10, Remaining: 3, Reset: 2500 * time.Millisecond}
+	e.RateLimit = d
+	l.Add(e)
+	if err := l.Flush(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	got := all(t, s)
+	if len(got) != 1 {
+		t.Fatalf("%d entries, want 1", len(got))
+	}
+	g := got[0]
+	want := keyward.RequestLog{ID: g.ID, At: e.At.UTC().Truncate(time.Microsecond), RequestID: "req_1", Surface: "gateway", KeyID: "key_1", TenantID: "ten_1", MemberID: "mem_1",
+		Environment: "live", Method: "GET", Route: "GET /v1/contacts/**", Path: "/v1/contacts/1", Status: 200, ClientIP: "192.0.2.7", UserAgent: "curl/8",
+		Referrer: "https://app.example/page", LatencyMicros: 1500, RateLimit: &keyward.RateLimitState{Limit: 10, Remaining: 3, ResetMillis: 2500}}
+	if !reflect.DeepEqual(*g, want) {
+		t.Fatalf("written:\n got %+v\nwant %+v", *g, want)
+	}
+	if l.Written() != 1 || l.Dropped() != 0 {
+		t.Fatalf("Written %d, Dropped %d", l.Written(), l.Dropped())
+	}
+}
+
+// TestNoKeyStored: a well-formed key in the path, the user agent or the
+// referrer is stored as start…last4; control characters and bytes that
+// are not UTF-8 are replaced; overlong text is cut.
+func TestNoKeyStored(t *testing.T) {
+	f, err := apikey.NewFormat("sk")
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := f.Generate(keyward.Live)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := open(t)
+	l := reqlog.New(reqlog.Config{Store: s})
+	e := entry(nil, "/v1/contacts/"+key)
+	e.UserAgent = "agent " + key + "\x00\xff"
+	e.Referrer = "https://app.example/" + key
+	l.Add(e)
+	long := entry(nil, "/"+strings.Repeat("a", 5000))
+	long.UserAgent = strings.Repeat("b", 5000)
+	l.Add(long)
+	if err := l.Flush(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	got := all(t, s)
+	start, last4 := apikey.Display(key)
+	for _, v := range []string{got[0].Path, got[0].UserAgent, got[0].Referrer} {
+		if strings.Contains(v, key) || !strings.Contains(v, start+"…"+last4) {
+			t.Errorf("stored %q: want the key as %s…%s", v, start, last4)
+		}
+	}
+	if !strings.HasSuffix(got[0].UserAgent, "\uFFFD\uFFFD") {
+		t.Errorf("user agent %q: want the NUL and the bad byte replaced", got[0].UserAgent)
+	}
+	if len(got[1].Path) != 2048 || len(got[1].UserAgent) != 512 {
+		t.Errorf("long path %d bytes, user agent %d: want 2048 and 512", len(got[1].Path), len(got[1].UserAgent))
+	}
+}
+
+// TestFullBufferDrops: when the buffer is full, Add drops the entry at
+// once and counts it, the writer warns of it, and what was buffered is
+// written.
+func TestFullBufferDrops(t *testing.T) {
+	s := open(t)
+	var logs lockedbuffer.Buffer
+	l := reqlog.New(reqlog.Config{Store: s, Buffer: 4, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	for i := range 10 {
+		e := entry(testKey, "/v1/contacts/1")
+		e.RequestID = fmt.Sprintf("req_%d", i)
+		l.Add(e)
+	}
+	if l.Dropped() != 6 {
+		t.Fatalf("Dropped = %d, want 6", l.Dropped())
+	}
+	if err := l.Flush(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	got := all(t, s)
+	if len(got) != 4 || got[0].RequestID != "req_0" || got[3].RequestID != "req_3" {
+		t.Fatalf("written %d entries; want req_0 to req_3", len(got))
+	}
+	if !strings.Contains(logs.String(), "entries dropped") || !strings.Contains(logs.String(), "dropped=6") {
+		t.Fatalf("log: %q; want a warning of 6 dropped entries", logs.String())
+	}
+}
+
+// failing is a store whose writes fail while fail is set.
+type failing struct {
+	keyward.Store
+	mu   sync.Mutex
+	fail bool
+}
+
+func (f *failing) WriteRequestLogs(ctx context.Context, logs []keyward.RequestLog) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.fail {
+		return errors.New("storage down")
+	}
+	return f.Store.WriteRequestLogs(ctx, logs)
+}
+
+// TestStoreDown: entries the store refuses are written by the next write
+// that succeeds, and Close writes what is left.
+func TestStoreDown(t *testing.T) {
+	s := &failing{Store: open(t), fail: true}
+	l := reqlog.New(reqlog.Config{Store: s, Interval: time.Hour})
+	l.Start(t.Context())
+	l.Add(entry(testKey, "/a"))
+	if err := l.Flush(t.Context()); err == nil {
+		t.Fatal("Flush succeeded on a failing store")
+	}
+	l.Add(entry(testKey, "/b"))
+	s.mu.Lock()
+	s.fail = false
+	s.mu.Unlock()
+	l.Add(entry(testKey, "/c"))
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	if err := l.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var paths []string
+	for _, g := range all(t, s) {
+		paths = append(paths, g.Path)
+	}
+	if strings.Join(paths, " ") != "/a /b /c" {
+		t.Fatalf("written %v, want /a /b /c", paths)
+	}
+}
+
+// TestWriterWrites: the running writer writes an entry within its
+// interval, without a Flush.
+func TestWriterWrites(t *testing.T) {
+	s := open(t)
+	l := reqlog.New(reqlog.Config{Store: s, Interval: 20 * time.Millisecond})
+	l.Start(t.Context())
+	defer l.Close(context.Background())
+	l.Add(entry(testKey, "/a"))
+	deadline := time.Now().Add(5 * time.Second)
+	for len(all(t, s)) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("not written within 5 s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestPrune: entries older than the retention are deleted; newer ones
+// are kept.
+func TestPrune(t *testing.T) {
+	s := open(t)
+	now := time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
+	l := reqlog.New(reqlog.Config{Store: s, Retention: 24 * time.Hour, Now: func() time.Time { return now }})
+	for _, age := range []time.Duration{48 * time.Hour, 25 * time.Hour, 23 * time.Hour, time.Minute} {
+		e := entry(testKey, "/"+age.String())
+		e.At = now.Add(-age)
+		l.Add(e)
+	}
+	if err := l.Flush(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	n, err := l.Prune(t.Context())
+	if err != nil || n != 2 {
+		t.Fatalf("Prune = %d, %v; want 2", n, err)
+	}
+	if got := all(t, s); len(got) != 2 || got[0].Path != "/23h0m0s" {
+		t.Fatalf("left %d entries", len(got))
+	}
+}
+
+// TestAddAllocs: adding an entry to a slot that has held one as long
+// allocates nothing.
+func TestAddAllocs(t *testing.T) {
+	l := reqlog.New(reqlog.Config{Store: open(t), Buffer: 1})
+	e := entry(testKey, "/v1/contacts/1")
+	l.Add(e)
+	if err := l.Flush(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	allocs := testing.AllocsPerRun(100, func() {
+		l.Add(e)
+		l.Add(e) // dropped: the buffer holds one
+	})
+	if allocs != 0 {
+		t.Fatalf("Add allocates %.1f times", allocs)
+	}
+}
+
+// BenchmarkAdd measures Add from parallel goroutines, with a writer.
+func BenchmarkAdd(b *testing.B) {
+	s, err := sqlite.Open(b.Context(), filepath.Join(b.TempDir(), "keyward.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	l := reqlog.New(reqlog.Config{Store: s})
+	l.Start(b.Context())
+	defer l.Close(context.Background())
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		e := entry(testKey, "/v1/contacts/1")
+		for pb.Next() {
+			l.Add(e)
+		}
+	})
+}
