@@ -20,6 +20,7 @@ import (
 	"github.com/keyward/keyward/internal/forwardauth"
 	"github.com/keyward/keyward/internal/forwarded"
 	"github.com/keyward/keyward/internal/jsonbody"
+	"github.com/keyward/keyward/internal/reqlog"
 	"github.com/keyward/keyward/internal/requestid"
 	"github.com/keyward/keyward/internal/verifyapi"
 	"github.com/keyward/keyward/limit"
@@ -56,6 +57,9 @@ type AuthConfig struct {
 	// with the request id) and the failures to verify; nil discards
 	// them. It never receives a key.
 	Logger *slog.Logger
+	// Logs is the request log, which every forward-auth and verify
+	// request is added to; nil for none.
+	Logs *reqlog.Log
 }
 
 // AuthServer answers the auth requests of proxies in front of an API
@@ -71,6 +75,7 @@ type AuthServer struct {
 	hsts      []byte
 	ids       *requestid.Source
 	log       *slog.Logger
+	logs      *reqlog.Log
 	untrusted forwarded.UntrustedWarning
 }
 
@@ -90,7 +95,7 @@ func NewAuthServer(c AuthConfig) (*AuthServer, error) {
 	}
 	a := &AuthServer{
 		check:   forwardauth.Checker{Verifier: c.Verifier, Routes: c.Routes, RequireTLS: c.RequireTLS, TLSRequired: c.TLSRequired},
-		proxies: c.TrustedProxies, ids: requestid.New(), log: c.Logger,
+		proxies: c.TrustedProxies, ids: requestid.New(), log: c.Logger, logs: c.Logs,
 	}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
@@ -142,6 +147,14 @@ type ask struct {
 	body                verifyapi.Body
 	out                 apiview.Verification
 	ipBuf               [48]byte
+	// What the request log needs of a verify request: the caller's key,
+	// the key the body gave and its verification (verified), or the code
+	// of the refusal.
+	callerKey *keyward.Key
+	keyRes    verify.Result
+	verified  bool
+	code      keyward.Code
+	entry     reqlog.Entry
 }
 
 // asks keeps the ask of each request while it is answered.
@@ -177,9 +190,34 @@ func (s *AuthServer) handle(ctx *fasthttp.RequestCtx) {
 	q.read(rh, path, query)
 	if verifying {
 		s.verify(ctx, q, target)
+	} else {
+		s.forwardAuth(ctx, q)
+	}
+	s.logRequest(ctx, q, path, verifying)
+}
+
+// logRequest adds the request's entry to the request log: for
+// forward-auth, the original request's; for POST /v1/verify, the key the
+// body gave, or the caller's when it was refused before.
+func (s *AuthServer) logRequest(ctx *fasthttp.RequestCtx, q *ask, path string, verifying bool) {
+	if s.logs == nil {
 		return
 	}
-	s.forwardAuth(ctx, q)
+	rh := &ctx.Request.Header
+	e := &q.entry
+	*e = reqlog.Entry{At: ctx.Time(), RequestID: view(q.id), Method: method(rh.Method()), Path: path, ClientIP: q.clientIP,
+		UserAgent: view(rh.UserAgent()), Referrer: headerValue(q.h, "Referer")}
+	status := ctx.Response.StatusCode()
+	switch {
+	case !verifying:
+		q.a.Logged(e, status)
+	case q.verified:
+		e.Verified(keyward.SurfaceVerify, &q.keyRes, &q.req)
+	default:
+		e.Surface, e.Key, e.Status, e.Code, e.RateLimit = keyward.SurfaceVerify, q.callerKey, status, q.code, &q.callerRate
+	}
+	e.Latency = time.Since(e.At)
+	s.logs.Add(e)
 }
 
 // forwardAuth answers a proxy's auth request as the HTTP API's
@@ -231,6 +269,7 @@ func (s *AuthServer) verify(ctx *fasthttp.RequestCtx, q *ask, target string) {
 	// long as the request.
 	addr := view(q.clientIP.AppendTo(q.ipBuf[:0]))
 	res, caller, err := verifyapi.Admit(ctx, s.check.Verifier, q.h, &q.u, &q.req, addr, manage.Verifier)
+	q.callerKey = res.Key
 	if rl := res.RateLimit; rl != nil && rl.N > 0 {
 		q.buf = setRateLimit(wh, rl, q.buf[:0])
 	}
@@ -256,6 +295,7 @@ func (s *AuthServer) verify(ctx *fasthttp.RequestCtx, q *ask, target string) {
 		s.refuse(ctx, q, err)
 		return
 	}
+	q.keyRes, q.verified = res, true
 	q.out = apiview.VerificationOf(res, view(q.id))
 	enc := encoders.Get().(*encoder)
 	defer encoders.Put(enc)
@@ -273,6 +313,7 @@ func (s *AuthServer) verify(ctx *fasthttp.RequestCtx, q *ask, target string) {
 // refuse answers e as problem+json, logging a failure of the server's
 // own (5xx) with the request's id.
 func (s *AuthServer) refuse(ctx *fasthttp.RequestCtx, q *ask, e *keyward.Error) {
+	q.code = e.Code
 	if e.Code.Status() >= 500 {
 		s.log.ErrorContext(ctx, "request failed", "request_id", string(q.id), "method", string(ctx.Method()), "route", string(q.u.Path),
 			"code", e.Code, "err", apikey.Redact(e.Error()))
@@ -335,6 +376,7 @@ func (s *AuthServer) release(q *ask) {
 	q.a.Result, q.a.Refusal = verifyResultZero, nil
 	q.fwdURI, q.origURI, q.fwdMeth, q.origMeth = [2]string{}, [2]string{}, [2]string{}, [2]string{}
 	q.req, q.body, q.out = verify.Request{}, verifyapi.Body{Permissions: clear0(q.body.Permissions)}, apiview.Verification{}
+	q.callerKey, q.keyRes, q.verified, q.code, q.entry = nil, verifyResultZero, false, "", reqlog.Entry{}
 	asks.Put(q)
 }
 

@@ -7,6 +7,7 @@ import (
 	"net/url"
 
 	"github.com/keyward/keyward"
+	"github.com/keyward/keyward/internal/reqlog"
 	"github.com/keyward/keyward/limit"
 	"github.com/keyward/keyward/policy"
 	"github.com/keyward/keyward/verify"
@@ -181,4 +182,10 @@ func headerValue(h http.Header, name string) string {
 		return v[0]
 	}
 	return ""
+}
+
+// logged fills e with d's verification on surface, for the request log:
+// the request as the checks read it, the key and the outcome.
+func (d *Decision) logged(e *reqlog.Entry, surface string) {
+	e.Verified(surface, &d.Result, &d.req)
 }

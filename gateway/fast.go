@@ -28,6 +28,7 @@ import (
 	"github.com/keyward/keyward/internal/forwarded"
 	"github.com/keyward/keyward/internal/identity"
 	"github.com/keyward/keyward/internal/problem"
+	"github.com/keyward/keyward/internal/reqlog"
 	"github.com/keyward/keyward/internal/requestid"
 	"github.com/keyward/keyward/limit"
 	"github.com/keyward/keyward/verify"
@@ -261,6 +262,9 @@ type pass struct {
 	limited bool // the answer carries the gateway's RateLimit headers
 	checked bool // Check ran (in expect)
 	buf     []byte
+	// code is the answer's code when the upstream failed.
+	code  keyward.Code
+	entry reqlog.Entry
 }
 
 // passes keeps the pass of each request while it is served.
@@ -320,6 +324,7 @@ func (f *front) handle(ctx *fasthttp.RequestCtx) {
 	if p == nil {
 		p = passes.Get().(*pass)
 		if !f.verify(ctx, p) {
+			f.logRequest(ctx, p)
 			f.release(p)
 			return
 		}
@@ -327,12 +332,35 @@ func (f *front) handle(ctx *fasthttp.RequestCtx) {
 		ctx.RemoveUserValue(passKey{})
 	}
 	defer f.release(p)
+	defer f.logRequest(ctx, p)
 	f.rewrite(ctx, p)
 	if isUpgrade(&ctx.Request.Header) {
 		f.upgrade(ctx, p)
 		return
 	}
 	f.forward(ctx, p)
+}
+
+// logRequest adds the request's entry to the request log: its decision,
+// and the status it was answered (the upstream's, when it went up; for a
+// streamed body, once its header came).
+func (f *front) logRequest(ctx *fasthttp.RequestCtx, p *pass) {
+	if f.cfg.Logs == nil {
+		return
+	}
+	rh := &ctx.Request.Header
+	e := &p.entry
+	*e = reqlog.Entry{At: ctx.Time(), RequestID: view(p.id), Method: method(rh.Method()), UserAgent: view(rh.UserAgent())}
+	p.d.logged(e, keyward.SurfaceGateway)
+	e.Status = ctx.Response.StatusCode()
+	switch {
+	case p.d.Refusal != nil:
+		e.Code = p.d.Refusal.Code
+	case p.code != "":
+		e.Code = p.code
+	}
+	e.Latency = time.Since(e.At)
+	f.cfg.Logs.Add(e)
 }
 
 // testPanic, when set (by the package's own tests only, through
@@ -347,6 +375,8 @@ func (f *front) release(p *pass) {
 	p.d.Result = verifyResultZero
 	p.d.Refusal, p.d.Upstream = nil, nil
 	p.checked = false
+	p.code = ""
+	p.entry = reqlog.Entry{}
 	passes.Put(p)
 }
 
@@ -356,6 +386,7 @@ func (f *front) release(p *pass) {
 func (f *front) expect(ctx *fasthttp.RequestCtx) int {
 	p := passes.Get().(*pass)
 	if !f.verify(ctx, p) {
+		f.logRequest(ctx, p)
 		f.release(p)
 		return ctx.Response.StatusCode()
 	}
@@ -667,6 +698,7 @@ func (f *front) upstreamFailed(ctx *fasthttp.RequestCtx, p *pass, err error) {
 		errors.As(err, &ne) && ne.Timeout() && !(errors.As(err, &op) && op.Op == "dial") {
 		code, detail = keyward.CodeUpstreamTimeout, detailUpstreamTimeout
 	}
+	p.code = code
 	f.log.WarnContext(ctx, "gateway: the upstream failed", "request_id", string(p.id), "code", code, "upstream", p.d.Upstream.Host,
 		"method", string(ctx.Method()), "err", apikey.Redact(err.Error()))
 	writeProblem(ctx, &keyward.Error{Code: code, Message: detail, Err: err}, p.id)

@@ -30,6 +30,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/keyward/keyward/internal/reqlog"
 	"github.com/keyward/keyward/policy"
 	"github.com/keyward/keyward/verify"
 )
@@ -90,6 +91,9 @@ type Config struct {
 	// id) and the verification's; nil discards them. It never receives
 	// a key.
 	Logger *slog.Logger
+	// Logs is the request log, which every request is added to; nil for
+	// none.
+	Logs *reqlog.Log
 }
 
 // Defaults of Config.

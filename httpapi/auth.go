@@ -4,10 +4,12 @@ import (
 	"context"
 	"net/http"
 	"sync"
+	"time"
 
 	"github.com/keyward/keyward/apikey"
 	"github.com/keyward/keyward/internal/forwardauth"
 	"github.com/keyward/keyward/internal/identity"
+	"github.com/keyward/keyward/internal/reqlog"
 	"github.com/keyward/keyward/internal/verifyapi"
 	"github.com/keyward/keyward/limit"
 	"github.com/keyward/keyward/manage"
@@ -26,10 +28,12 @@ var decisions = sync.Pool{New: func() any { return new(limit.Decision) }}
 // (with nginx, in two steps: see forwardauth.Mode). A refusal of the
 // proxy's own settings is logged.
 func (s *server) handleForwardAuth(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
 	a := answers.Get().(*forwardauth.Answer)
 	defer answers.Put(a)
 	h := r.Header
 	s.forward.Check(r.Context(), &forwardauth.Request{Method: r.Method, URL: r.URL, Header: h, ClientIP: s.clientIP(r), TLS: s.secure(r)}, a)
+	defer s.logForwardAuth(w, r, a, start)
 	if a.Result.RateLimit != nil {
 		limit.SetHeaders(w.Header(), a.Result.RateLimit)
 	}
@@ -51,6 +55,29 @@ func (s *server) handleForwardAuth(w http.ResponseWriter, r *http.Request) {
 	default:
 		s.writeError(w, r, a.Refusal)
 	}
+}
+
+// logForwardAuth adds forward-auth's entry to the request log: the
+// original request's, with the status w was answered.
+func (s *server) logForwardAuth(w http.ResponseWriter, r *http.Request, a *forwardauth.Answer, start time.Time) {
+	if s.logs == nil {
+		return
+	}
+	l := loggeds.Get().(*logged)
+	l.entry = reqlog.Entry{At: start, RequestID: requestID(w), Method: r.Method, Path: r.URL.Path, UserAgent: r.UserAgent()}
+	status := http.StatusOK
+	switch {
+	case a.Refusal == nil:
+	case a.Mode == forwardauth.AuthRequest:
+		status = http.StatusUnauthorized
+	default:
+		status = a.Refusal.Code.Status()
+	}
+	a.Logged(&l.entry, status)
+	l.entry.Latency = time.Since(start)
+	s.logs.Add(&l.entry)
+	*l = logged{}
+	loggeds.Put(l)
 }
 
 // answers keeps forward-auth's answers: one holds a rate-limit decision
@@ -78,13 +105,20 @@ func (s *server) require(need manage.Requirement, h http.Handler) http.Handler {
 			// An absolute-form or * target: the path the server routed by.
 			target = r.URL.RequestURI()
 		}
+		start := time.Now()
 		d := decisions.Get().(*limit.Decision)
 		defer decisions.Put(d)
 		req := verify.Request{
 			Method: r.Method, Target: target, Referer: r.Header.Get("Referer"), Origin: r.Header.Get("Origin"),
 			IP: s.clientIP(r), RateLimit: d,
 		}
+		// Every request that verifies a key has an entry in the request
+		// log, with what it was answered, refused or not.
+		lw := s.startLog(w, r, start, &req)
+		w = lw
 		res, c, err := verifyapi.Admit(r.Context(), s.verifier, r.Header, r.URL, &req, verifyapi.AddrString(req.IP), need)
+		rl := res.RateLimit
+		defer func() { s.finishLog(lw, res.Key, rl) }()
 		if res.RateLimit != nil {
 			limit.SetHeaders(w.Header(), res.RateLimit)
 			res.RateLimit = nil // its decision goes back to the pool
@@ -177,6 +211,9 @@ func (s *server) handleVerify(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		s.writeError(w, r, err)
 		return
+	}
+	if l, ok := w.(*logged); ok {
+		l.verified(res, &req)
 	}
 	if err := s.respond(w, http.StatusOK, view.VerificationOf(res, requestID(w))); err != nil {
 		s.writeError(w, r, err)

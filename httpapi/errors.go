@@ -17,6 +17,7 @@ type problem = problemjson.Problem
 // line is shown as start…last4 (apikey.Redact).
 func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	e := verifyapi.AsError(err)
+	noteCode(w, e.Code)
 	if e.Code.Status() >= 500 {
 		s.log.ErrorContext(r.Context(), "request failed", "request_id", requestID(w), "method", r.Method, "route", r.Pattern, "code", e.Code, "err", apikey.Redact(err.Error()))
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/keyward/keyward/internal/forwardauth"
 	"github.com/keyward/keyward/internal/forwarded"
 	"github.com/keyward/keyward/internal/jsonbody"
+	"github.com/keyward/keyward/internal/reqlog"
 	"github.com/keyward/keyward/internal/requestid"
 	"github.com/keyward/keyward/manage"
 	"github.com/keyward/keyward/policy"
@@ -55,6 +56,9 @@ type Config struct {
 	// Strict-Transport-Security header set on answers over TLS (serve
 	// --hsts).
 	HSTS time.Duration
+	// Logs is the request log, which every request that verifies a key
+	// is added to; nil for none.
+	Logs *reqlog.Log
 	// Done, when closed, ends the change streams (GET /v1/changes), so
 	// that a server shutting down need not wait for them; nil for never.
 	Done <-chan struct{}
@@ -84,6 +88,7 @@ type server struct {
 	hsts       []string
 	// done is Config.Done.
 	done    <-chan struct{}
+	logs    *reqlog.Log
 	openapi []byte
 	// ids gives requests their ids, as the gateway's.
 	ids *requestid.Source
@@ -99,7 +104,7 @@ type server struct {
 // in place.
 func NewServer(c Config) (http.Handler, error) {
 	s := &server{svc: c.Service, verifier: c.Verifier, store: c.Store, log: c.Logger, trusted: c.TrustedProxies, storageTimeout: c.StorageTimeout, now: time.Now, policyFile: c.Routes,
-		requireTLS: c.RequireTLS, hsts: hstsHeader(c.HSTS), done: c.Done}
+		requireTLS: c.RequireTLS, hsts: hstsHeader(c.HSTS), done: c.Done, logs: c.Logs}
 	s.forward = &forwardauth.Checker{Verifier: c.Verifier, Routes: c.Routes, RequireTLS: c.RequireTLS, TLSRequired: ErrTLSRequired}
 	if c.Service != nil {
 		s.now = c.Service.Now

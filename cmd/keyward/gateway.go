@@ -20,6 +20,7 @@ import (
 	"github.com/keyward/keyward/gateway"
 	"github.com/keyward/keyward/httpapi"
 	"github.com/keyward/keyward/internal/connlimit"
+	"github.com/keyward/keyward/internal/reqlog"
 	"github.com/keyward/keyward/policy"
 	"github.com/keyward/keyward/verify"
 )
@@ -102,13 +103,13 @@ func readCAs(name string) (*x509.CertPool, error) {
 // gateway bounds the time to read a request's header and an idle
 // connection's wait, but not the time to read or write a body, which may
 // stream for as long as it takes.
-func (a *app) startGateway(o serveOptions, g *gatewayOptions, logger *slog.Logger, verifier *verify.Verifier,
+func (a *app) startGateway(o serveOptions, g *gatewayOptions, logger *slog.Logger, verifier *verify.Verifier, logs *reqlog.Log,
 	trusted []netip.Prefix, routes *policy.File,
 ) (*gateway.Gateway, net.Listener, error) {
 	gw, err := gateway.New(gateway.Config{
 		Verifier: verifier, Routes: routes, Upstream: g.upstream, UpstreamTest: g.upstreamTest, UpstreamCAs: g.cas,
 		TrustedProxies: trusted, RequireTLS: o.tls.requireTLS, HSTS: o.tls.hstsMaxAge,
-		UpstreamTimeout: o.upstreamTimeout, HeaderTimeout: readHeaderTimeout, IdleTimeout: o.idleTimeout, Logger: logger,
+		UpstreamTimeout: o.upstreamTimeout, HeaderTimeout: readHeaderTimeout, IdleTimeout: o.idleTimeout, Logger: logger, Logs: logs,
 	})
 	if err != nil {
 		return nil, nil, err
@@ -123,12 +124,12 @@ func (a *app) startGateway(o serveOptions, g *gatewayOptions, logger *slog.Logge
 
 // startAuth makes the auth listener and its listener on --auth-addr,
 // held to the connection limits of the API's (a count of its own).
-func (a *app) startAuth(o serveOptions, logger *slog.Logger, verifier *verify.Verifier, trusted []netip.Prefix, routes *policy.File,
+func (a *app) startAuth(o serveOptions, logger *slog.Logger, verifier *verify.Verifier, logs *reqlog.Log, trusted []netip.Prefix, routes *policy.File,
 ) (*gateway.AuthServer, net.Listener, error) {
 	as, err := gateway.NewAuthServer(gateway.AuthConfig{
 		Verifier: verifier, Routes: routes, TrustedProxies: trusted,
 		RequireTLS: o.tls.requireTLS, HSTS: o.tls.hstsMaxAge, TLSRequired: httpapi.ErrTLSRequired,
-		HeaderTimeout: readHeaderTimeout, IdleTimeout: o.idleTimeout, Logger: logger,
+		HeaderTimeout: readHeaderTimeout, IdleTimeout: o.idleTimeout, Logger: logger, Logs: logs,
 	})
 	if err != nil {
 		return nil, nil, err

@@ -25,6 +25,7 @@ import (
 	"github.com/keyward/keyward/httpapi"
 	"github.com/keyward/keyward/internal/connlimit"
 	"github.com/keyward/keyward/internal/gcfloor"
+	"github.com/keyward/keyward/internal/reqlog"
 	"github.com/keyward/keyward/limit"
 	"github.com/keyward/keyward/manage"
 	"github.com/keyward/keyward/policy"
@@ -68,6 +69,10 @@ type serveOptions struct {
 	gatewayAddr, upstream, upstreamTest string
 	// authAddr is the auth listener's address (--auth-addr), "" for none.
 	authAddr string
+	// logBuffer is the request log's buffer, in entries, 0 for no
+	// request log; logRetention how long its entries are kept.
+	logBuffer    int
+	logRetention time.Duration
 	// upstreamCA is --upstream-ca: a PEM file of the authorities that
 	// an https upstream's certificate is verified against.
 	upstreamCA      string
@@ -282,6 +287,8 @@ off.`,
 			usage: "the time within which --failed-attempts refused keys block a client address"},
 		{flag: "failed-attempts-block", env: "KEYWARD_FAILED_ATTEMPTS_BLOCK", def: verify.DefaultFailedAttemptBlock, example: "1m", value: &o.failedAttemptBlock,
 			usage: "how long a client address that sent too many refused keys stays blocked"},
+		{flag: "log-retention", env: "KEYWARD_LOG_RETENTION", def: reqlog.DefaultRetention, example: "720h", value: &o.logRetention,
+			usage: "how long the request log keeps its entries (GET /v1/logs, keyward logs); older ones are deleted every 10 minutes"},
 		{flag: "upstream-timeout", env: "KEYWARD_UPSTREAM_TIMEOUT", def: gateway.DefaultUpstreamTimeout, example: "30s", value: &o.upstreamTimeout,
 			usage: "how long the upstream may stay silent (waiting for its response header, or between two reads of its body) before the gateway answers 504 upstream_timeout or cuts the answer; a body that streams is not cut by it"},
 	}
@@ -303,6 +310,8 @@ off.`,
 			usage: "most connections open at once from one client address (an IPv6 /64), except --trusted-proxies; more are closed at once; 0 for no limit"},
 		{flag: "failed-attempts", env: "KEYWARD_FAILED_ATTEMPTS", def: verify.DefaultFailedAttempts, value: &o.failedAttempts,
 			usage: "how many distinct keys refused as malformed, unknown or revoked a client address (an IPv6 /64) may send within --failed-attempts-window before it is blocked; 0 for no limit"},
+		{flag: "log-buffer", env: "KEYWARD_LOG_BUFFER", def: reqlog.DefaultBuffer, value: &o.logBuffer,
+			usage: "how many request-log entries wait in memory to be written; past it, new ones are dropped and counted, never waited for; 0 turns the request log off"},
 	}
 	for i := range o.envInts {
 		d := &o.envInts[i]
@@ -427,13 +436,19 @@ func (a *app) serve(ctx context.Context, o serveOptions) error {
 		Limiter: limiter,
 	})
 
-	err = a.runServer(ctx, o, logger, store, verifier, format, trusted, routes, gw)
+	var logs *reqlog.Log
+	if o.logBuffer > 0 {
+		logs = reqlog.New(reqlog.Config{Store: store, Buffer: o.logBuffer, Retention: o.logRetention, Logger: logger})
+	}
 
-	// The verifier closes on every way out, before the store: it writes
-	// the last-use times still pending.
+	err = a.runServer(ctx, o, logger, store, verifier, logs, format, trusted, routes, gw)
+
+	// The request log and the verifier close on every way out, once no
+	// request is served, and before the store: they write the entries
+	// and the last-use times still pending.
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), o.shutdownTimeout)
 	defer cancel()
-	flushErr := verifier.Close(cctx)
+	flushErr := errors.Join(logs.Close(cctx), verifier.Close(cctx))
 	closeErr := store.Close()
 
 	// The last line of the log: a clean stop, or what went wrong, the
@@ -457,7 +472,7 @@ func (a *app) serve(ctx context.Context, o serveOptions) error {
 // HTTP API until ctx ends, then stops the HTTP server, letting requests in
 // flight finish. It leaves the verifier and the store open.
 func (a *app) runServer(ctx context.Context, o serveOptions, logger *slog.Logger, store database,
-	verifier *verify.Verifier, format apikey.Format, trusted []netip.Prefix, routes *policy.File, gw *gatewayOptions,
+	verifier *verify.Verifier, logs *reqlog.Log, format apikey.Format, trusted []netip.Prefix, routes *policy.File, gw *gatewayOptions,
 ) error {
 	svc := manage.New(manage.Config{Store: store, Format: format, AfterChange: verifier.Refresh})
 	rootKey, err := svc.Bootstrap(ctx)
@@ -470,10 +485,15 @@ func (a *app) runServer(ctx context.Context, o serveOptions, logger *slog.Logger
 	if err := verifier.Start(ctx); err != nil {
 		return err
 	}
+	if logs != nil {
+		// Not ctx: its writer goes on until Close, after the last
+		// request.
+		logs.Start(context.WithoutCancel(ctx))
+	}
 
 	handler, err := httpapi.NewServer(httpapi.Config{
 		Service: svc, Verifier: verifier, Store: store, Logger: logger, TrustedProxies: trusted,
-		StorageTimeout: o.storageTimeout, Routes: routes,
+		StorageTimeout: o.storageTimeout, Routes: routes, Logs: logs,
 		RequireTLS: o.tls.requireTLS, HSTS: o.tls.hstsMaxAge,
 		// Shutting down ends the change streams, which would otherwise
 		// hold it up for its whole timeout.
@@ -535,7 +555,7 @@ func (a *app) runServer(ctx context.Context, o serveOptions, logger *slog.Logger
 	var gsrv *gateway.Gateway
 	var gln net.Listener
 	if gw != nil {
-		if gsrv, gln, err = a.startGateway(o, gw, logger, verifier, trusted, routes); err != nil {
+		if gsrv, gln, err = a.startGateway(o, gw, logger, verifier, logs, trusted, routes); err != nil {
 			ln.Close()
 			return err
 		}
@@ -543,7 +563,7 @@ func (a *app) runServer(ctx context.Context, o serveOptions, logger *slog.Logger
 	var asrv *gateway.AuthServer
 	var aln net.Listener
 	if o.authAddr != "" {
-		if asrv, aln, err = a.startAuth(o, logger, verifier, trusted, routes); err != nil {
+		if asrv, aln, err = a.startAuth(o, logger, verifier, logs, trusted, routes); err != nil {
 			ln.Close()
 			if gln != nil {
 				gln.Close()

@@ -19,6 +19,7 @@ import (
 	"strings"
 
 	"github.com/keyward/keyward"
+	"github.com/keyward/keyward/internal/reqlog"
 	"github.com/keyward/keyward/limit"
 	"github.com/keyward/keyward/policy"
 	"github.com/keyward/keyward/verify"
@@ -81,6 +82,17 @@ type Answer struct {
 	req  verify.Request
 	rate limit.Decision
 	url  url.URL // the original request's, when parseRequestURI splits it
+}
+
+// Logged fills e with what a decided, for the request log: the original
+// request's method, target, address and referrer, the key and the
+// outcome, with status, the status the front answered.
+func (a *Answer) Logged(e *reqlog.Entry, status int) {
+	e.Verified(keyward.SurfaceForwardAuth, &a.Result, &a.req)
+	e.Status = status
+	if a.Refusal != nil {
+		e.Code = a.Refusal.Code
+	}
 }
 
 // Check decides in into a. The proxy's settings fail closed: one that

@@ -18,6 +18,7 @@ package reqlog
 import (
 	"context"
 	"log/slog"
+	"net/http"
 	"net/netip"
 	"strings"
 	"sync"
@@ -28,6 +29,7 @@ import (
 	"github.com/keyward/keyward"
 	"github.com/keyward/keyward/apikey"
 	"github.com/keyward/keyward/limit"
+	"github.com/keyward/keyward/verify"
 )
 
 // Entry is what a surface tells of one verification. Its text may view
@@ -439,5 +441,34 @@ func (l *Log) Close(ctx context.Context) error {
 			return err
 		case <-time.After(100 * time.Millisecond):
 		}
+	}
+}
+
+// Verified fills e with a verification's outcome on surface: the key
+// (when it was found), the code and its status (200 when accepted), the
+// rate-limit decision (which must last until Add), and, where req gives
+// them, the original request's method, target, route, address and
+// referrer, which stand for the request that forward-auth or /v1/verify
+// was asked about.
+func (e *Entry) Verified(surface string, res *verify.Result, req *verify.Request) {
+	e.Surface, e.Key, e.Code, e.Status, e.RateLimit = surface, res.Key, res.Code, http.StatusOK, res.RateLimit
+	if res.Code != "" {
+		e.Status = res.Code.Status()
+	}
+	if req.Method != "" {
+		e.Method = req.Method
+	}
+	if req.Target != "" {
+		e.Path = req.Target
+	}
+	e.Route = ""
+	if res.Route != nil && res.Route.Pattern != nil {
+		e.Route = res.Route.Pattern.String()
+	}
+	if req.IP.IsValid() {
+		e.ClientIP = req.IP
+	}
+	if req.Referer != "" {
+		e.Referrer = req.Referer
 	}
 }
