@@ -94,6 +94,12 @@ func (c Code) Status() int {
 	return http.StatusInternalServerError
 }
 
+// Known reports whether c is one of Keyward's codes.
+func (c Code) Known() bool {
+	_, ok := codes[c]
+	return ok
+}
+
 // Title is the short, fixed summary of the code (problem+json `title`).
 func (c Code) Title() string {
 	if i, ok := codes[c]; ok {

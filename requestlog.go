@@ -48,11 +48,11 @@ type RequestLog struct {
 	LatencyMicros int64 `json:"latency_us"`
 	// RateLimit is the standing of the key's tightest rate limit after the
 	// request, when it has rate limits.
-	RateLimit *RateLimitState `json:"rate_limit,omitempty"`
+	RateLimit *LoggedRateLimit `json:"rate_limit,omitempty"`
 }
 
-// RateLimitState is the standing of a rate limit after a request.
-type RateLimitState struct {
+// LoggedRateLimit is the standing of a rate limit after a request.
+type LoggedRateLimit struct {
 	Limit     int64 `json:"limit"`
 	Remaining int64 `json:"remaining"`
 	// ResetMillis is the time until the limit is full again.

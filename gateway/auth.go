@@ -373,7 +373,7 @@ func isTimeout(err error) bool {
 func (s *AuthServer) release(q *ask) {
 	q.reset()
 	q.in = forwardauth.Request{}
-	q.a.Result, q.a.Refusal = verifyResultZero, nil
+	q.a.Reset()
 	q.fwdURI, q.origURI, q.fwdMeth, q.origMeth = [2]string{}, [2]string{}, [2]string{}, [2]string{}
 	q.req, q.body, q.out = verify.Request{}, verifyapi.Body{Permissions: clear0(q.body.Permissions)}, apiview.Verification{}
 	q.callerKey, q.keyRes, q.verified, q.code, q.entry = nil, verifyResultZero, false, "", reqlog.Entry{}

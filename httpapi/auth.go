@@ -30,7 +30,10 @@ var decisions = sync.Pool{New: func() any { return new(limit.Decision) }}
 func (s *server) handleForwardAuth(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	a := answers.Get().(*forwardauth.Answer)
-	defer answers.Put(a)
+	defer func() {
+		a.Reset()
+		answers.Put(a)
+	}()
 	h := r.Header
 	s.forward.Check(r.Context(), &forwardauth.Request{Method: r.Method, URL: r.URL, Header: h, ClientIP: s.clientIP(r), TLS: s.secure(r)}, a)
 	defer s.logForwardAuth(w, r, a, start)

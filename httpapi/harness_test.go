@@ -19,6 +19,7 @@ import (
 	"github.com/keyward/keyward/apikey"
 	"github.com/keyward/keyward/gateway"
 	"github.com/keyward/keyward/internal/pgtest"
+	"github.com/keyward/keyward/internal/reqlog"
 	"github.com/keyward/keyward/internal/testclock"
 	"github.com/keyward/keyward/internal/teststore"
 	"github.com/keyward/keyward/manage"
@@ -53,6 +54,8 @@ type harness struct {
 	verifier *verify.Verifier
 	svc      *manage.Service
 	clock    *testclock.Clock
+	// logs is the request log of both listeners, written by flushLogs.
+	logs *reqlog.Log
 }
 
 // harnessOption changes the server's Config, or the verifier's Options,
@@ -127,13 +130,14 @@ func newHarness(t testing.TB, opts ...harnessOption) *harness {
 	}
 	cfg := hc.Config
 	cfg.Service, cfg.Verifier, cfg.Store = svc, v, store
+	cfg.Logs = reqlog.New(reqlog.Config{Store: store})
 	h, err := NewServer(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
-	hn := &harness{t: t, url: srv.URL, root: root, store: store, verifier: v, svc: svc, clock: clk}
+	hn := &harness{t: t, url: srv.URL, root: root, store: store, verifier: v, svc: svc, clock: clk, logs: cfg.Logs}
 	if hc.auth {
 		hn.authURL = startAuthListener(t, cfg, v)
 	}
@@ -146,7 +150,7 @@ func startAuthListener(t testing.TB, cfg Config, v *verify.Verifier) string {
 	t.Helper()
 	a, err := gateway.NewAuthServer(gateway.AuthConfig{
 		Verifier: v, Routes: cfg.Routes, TrustedProxies: cfg.TrustedProxies,
-		RequireTLS: cfg.RequireTLS, HSTS: cfg.HSTS, TLSRequired: ErrTLSRequired, Logger: cfg.Logger,
+		RequireTLS: cfg.RequireTLS, HSTS: cfg.HSTS, TLSRequired: ErrTLSRequired, Logger: cfg.Logger, Logs: cfg.Logs,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -158,6 +162,14 @@ func startAuthListener(t testing.TB, cfg Config, v *verify.Verifier) string {
 	go func() { _ = a.Serve(ln) }()
 	t.Cleanup(func() { _ = a.Shutdown(context.Background()) })
 	return "http://" + ln.Addr().String()
+}
+
+// flushLogs writes the request log's pending entries.
+func (h *harness) flushLogs() {
+	h.t.Helper()
+	if err := h.logs.Flush(context.Background()); err != nil {
+		h.t.Fatal(err)
+	}
 }
 
 // answer is a response with its body read and decoded.

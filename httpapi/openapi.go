@@ -170,6 +170,8 @@ func operationID(method, path string) string {
 		return "removePermission"
 	case "GET /v1/audit-log":
 		return "listAuditEntries"
+	case "GET /v1/logs":
+		return "listRequestLogs"
 	case "GET /v1/whoami":
 		return "whoami"
 	case "POST /v1/verify":

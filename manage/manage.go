@@ -18,8 +18,8 @@ import (
 )
 
 // Store is what a Service asks of the storage: the tenants, the keys, the
-// members, the plans, the permission catalogue and the audit log. Every
-// keyward.Store is one.
+// members, the plans, the permission catalogue, the audit log and the
+// request log. Every keyward.Store is one.
 type Store interface {
 	keyward.TenantStore
 	keyward.KeyStore
@@ -28,6 +28,7 @@ type Store interface {
 	keyward.Catalogue
 	keyward.AuditStore
 	keyward.Meter
+	keyward.RequestLogStore
 }
 
 // Config holds what a Service needs.

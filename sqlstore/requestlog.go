@@ -133,7 +133,7 @@ func (s *Store) RequestLogs(ctx context.Context, f keyward.RequestLogFilter, p k
 		}
 		l.At, l.Code = sqlrow.FromMicros(at), keyward.Code(code)
 		if rlLimit.Valid {
-			l.RateLimit = &keyward.RateLimitState{Limit: rlLimit.Int64, Remaining: rlRemaining.Int64, ResetMillis: rlReset.Int64}
+			l.RateLimit = &keyward.LoggedRateLimit{Limit: rlLimit.Int64, Remaining: rlRemaining.Int64, ResetMillis: rlReset.Int64}
 		}
 		logs = append(logs, &l)
 	}

@@ -14,7 +14,7 @@ import (
 var requestLogTests = []test{
 	{"RoundTrip", func(f *fixture) {
 		in := f.requestLog(func(l *keyward.RequestLog) {
-			l.RateLimit = &keyward.RateLimitState{Limit: 100, Remaining: 41, ResetMillis: 1500}
+			l.RateLimit = &keyward.LoggedRateLimit{Limit: 100, Remaining: 41, ResetMillis: 1500}
 			l.UserAgent, l.Referrer, l.Route = "curl/8.0 ünïcode", "https://app.example/page", "GET /v1/contacts/**"
 		})
 		refused := f.requestLog(func(l *keyward.RequestLog) {

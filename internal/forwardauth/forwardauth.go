@@ -84,6 +84,10 @@ type Answer struct {
 	url  url.URL // the original request's, when parseRequestURI splits it
 }
 
+// Reset drops what a holds of a request (views of its bytes, with a
+// front on fasthttp), before a goes back to a pool.
+func (a *Answer) Reset() { *a = Answer{} }
+
 // Logged fills e with what a decided, for the request log: the original
 // request's method, target, address and referrer, the key and the
 // outcome, with status, the status the front answered.
@@ -171,7 +175,6 @@ func (c *Checker) Check(ctx context.Context, in *Request, a *Answer) {
 		RateLimit: &a.rate,
 	}
 	a.Result = c.Verifier.VerifyPresented(ctx, in.Header, u, &a.req)
-	a.req = verify.Request{}
 	switch {
 	case !a.Result.Valid():
 		a.Refusal = a.Result.Err()

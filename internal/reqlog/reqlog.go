@@ -87,7 +87,7 @@ type slot struct {
 	e   Entry // its text fields unset
 	end [6]int32
 	buf []byte
-	rl  keyward.RateLimitState
+	rl  keyward.LoggedRateLimit
 	hrl bool
 }
 
@@ -218,7 +218,7 @@ func (s *slot) fill(e *Entry) {
 	s.hrl = false
 	if d := e.RateLimit; d != nil && d.N > 0 {
 		st := &d.States[d.Tightest]
-		s.rl = keyward.RateLimitState{Limit: st.Limit, Remaining: st.Remaining, ResetMillis: st.Reset.Milliseconds()}
+		s.rl = keyward.LoggedRateLimit{Limit: st.Limit, Remaining: st.Remaining, ResetMillis: st.Reset.Milliseconds()}
 		s.hrl = true
 	}
 }

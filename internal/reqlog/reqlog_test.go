@@ -85,7 +85,7 @@ func TestWritten(t *testing.T) {
 	g := got[0]
 	want := keyward.RequestLog{ID: g.ID, At: e.At.UTC().Truncate(time.Microsecond), RequestID: "req_1", Surface: "gateway", KeyID: "key_1", TenantID: "ten_1", MemberID: "mem_1",
 		Environment: "live", Method: "GET", Route: "GET /v1/contacts/**", Path: "/v1/contacts/1", Status: 200, ClientIP: "192.0.2.7", UserAgent: "curl/8",
-		Referrer: "https://app.example/page", LatencyMicros: 1500, RateLimit: &keyward.RateLimitState{Limit: 10, Remaining: 3, ResetMillis: 2500}}
+		Referrer: "https://app.example/page", LatencyMicros: 1500, RateLimit: &keyward.LoggedRateLimit{Limit: 10, Remaining: 3, ResetMillis: 2500}}
 	if !reflect.DeepEqual(*g, want) {
 		t.Fatalf("written:\n got %+v\nwant %+v", *g, want)
 	}
