@@ -311,7 +311,7 @@ off.`,
 		{flag: "failed-attempts", env: "KEYWARD_FAILED_ATTEMPTS", def: verify.DefaultFailedAttempts, value: &o.failedAttempts,
 			usage: "how many distinct keys refused as malformed, unknown or revoked a client address (an IPv6 /64) may send within --failed-attempts-window before it is blocked; 0 for no limit"},
 		{flag: "log-buffer", env: "KEYWARD_LOG_BUFFER", def: reqlog.DefaultBuffer, value: &o.logBuffer,
-			usage: "how many request-log entries wait in memory to be written; past it, new ones are dropped and counted, never waited for; 0 turns the request log off"},
+			usage: "how many request-log entries wait in memory to be written (with 320 bytes of text each on average); past it, new ones are dropped and counted, never waited for; 0 turns the request log off"},
 	}
 	for i := range o.envInts {
 		d := &o.envInts[i]

@@ -4,9 +4,10 @@
 // never waits for the storage (docs/logs.md).
 //
 // A surface fills an Entry, whose text may view memory it reuses, and
-// calls Log.Add, which copies it into a slot of a buffer of fixed size
-// without allocating once the slot has been used. When the buffer is full
-// the entry is dropped and counted (Log.Dropped), never waited for: a
+// calls Log.Add, which copies it into a slot of a buffer of fixed size,
+// its text into the buffer's arena, without allocating. When the buffer
+// (or its arena) is full the entry is dropped and counted (Log.Dropped),
+// never waited for: a
 // verification must not slow down because the storage does. The writer
 // swaps the buffer for its spare, turns the slots into
 // keyward.RequestLogs (redacting any key that a path, user agent or
@@ -65,7 +66,12 @@ const (
 )
 
 // DefaultBuffer is the number of entries a Log holds before it drops.
-const DefaultBuffer = 32768
+const DefaultBuffer = 16384
+
+// arenaPerEntry is the room for text in a buffer's arena, per entry: a
+// request id, a method, a route and a path, a user agent and a referrer
+// take less on average, and an entry that finds the arena full is dropped.
+const arenaPerEntry = 320
 
 // DefaultInterval is how often the writer writes, at the latest; it writes
 // sooner when half the buffer is used.
@@ -81,14 +87,26 @@ const pruneBatch = 5000
 // pruneInterval is how often the writer prunes.
 const pruneInterval = 10 * time.Minute
 
-// slot is an entry in the buffer: its text copied into buf, at the ends
-// in end.
+// slot is an entry in the buffer: its text copied into the buffer's
+// arena, from start to the ends in end.
 type slot struct {
-	e   Entry // its text fields unset
-	end [6]int32
-	buf []byte
-	rl  keyward.LoggedRateLimit
-	hrl bool
+	e     Entry // its text fields unset
+	start int32
+	end   [6]int32
+	rl    keyward.LoggedRateLimit
+	hrl   bool
+}
+
+// buffer is the slots of entries added (len: used; cap: the buffer's
+// size) and the arena their text is copied into.
+type buffer struct {
+	slots []slot
+	arena []byte
+}
+
+// newBuffer returns an empty buffer of n entries.
+func newBuffer(n int) *buffer {
+	return &buffer{slots: make([]slot, 0, n), arena: make([]byte, 0, n*arenaPerEntry)}
 }
 
 // text fields of a slot, in the order of slot.end.
@@ -124,8 +142,8 @@ type Config struct {
 type Log struct {
 	c       Config
 	mu      sync.Mutex
-	cur     []slot // len used; cap the buffer's size
-	spare   []slot
+	cur     *buffer
+	spare   *buffer
 	half    int
 	wake    chan struct{}
 	dropped atomic.Uint64
@@ -163,27 +181,25 @@ func New(c Config) *Log {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
-	return &Log{c: c, cur: make([]slot, 0, c.Buffer), spare: make([]slot, 0, c.Buffer), half: max(c.Buffer/2, 1),
+	return &Log{c: c, cur: newBuffer(c.Buffer), spare: newBuffer(c.Buffer), half: max(c.Buffer/2, 1),
 		wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 }
 
 // Add copies e into the buffer, or drops and counts it when the buffer is
-// full. It does not wait for the storage, and does not allocate once the
-// buffer's slots have held an entry as long.
+// full. It does not wait for the storage, and does not allocate.
 func (l *Log) Add(e *Entry) {
 	if l == nil {
 		return
 	}
 	l.mu.Lock()
-	n := len(l.cur)
-	if n == cap(l.cur) {
+	b := l.cur
+	n := len(b.slots)
+	if n == cap(b.slots) || !b.fill(e) {
 		l.mu.Unlock()
 		l.dropped.Add(1)
 		l.signal()
 		return
 	}
-	l.cur = l.cur[:n+1]
-	l.cur[n].fill(e)
 	l.mu.Unlock()
 	if n+1 == l.half {
 		l.signal()
@@ -198,21 +214,28 @@ func (l *Log) signal() {
 	}
 }
 
-// fill copies e into s.
-func (s *slot) fill(e *Entry) {
-	s.e = *e
-	b := s.buf[:0]
-	for i, t := range [...]struct {
-		v   string
-		max int
-	}{
-		{e.RequestID, maxRequestID}, {e.Method, maxMethod}, {e.Route, maxPath}, {pathOf(e.Path), maxPath},
-		{e.UserAgent, maxUserAgent}, {referrerOf(e.Referrer), maxReferrer},
-	} {
-		b = append(b, t.v[:min(len(t.v), t.max)]...)
-		s.end[i] = int32(len(b))
+// fill copies e into the next slot of b and reports true, or reports
+// false when its text does not fit in the arena.
+func (b *buffer) fill(e *Entry) bool {
+	texts := [...]string{
+		cut(e.RequestID, maxRequestID), cut(e.Method, maxMethod), cut(e.Route, maxPath), cut(pathOf(e.Path), maxPath),
+		cut(e.UserAgent, maxUserAgent), cut(referrerOf(e.Referrer), maxReferrer),
 	}
-	s.buf = b
+	size := 0
+	for _, t := range texts {
+		size += len(t)
+	}
+	if len(b.arena)+size > cap(b.arena) {
+		return false
+	}
+	b.slots = b.slots[:len(b.slots)+1]
+	s := &b.slots[len(b.slots)-1]
+	s.e = *e
+	s.start = int32(len(b.arena))
+	for i, t := range texts {
+		b.arena = append(b.arena, t...)
+		s.end[i] = int32(len(b.arena))
+	}
 	s.e.RequestID, s.e.Method, s.e.Route, s.e.Path, s.e.UserAgent, s.e.Referrer = "", "", "", "", "", ""
 	s.e.RateLimit = nil
 	s.hrl = false
@@ -221,7 +244,11 @@ func (s *slot) fill(e *Entry) {
 		s.rl = keyward.LoggedRateLimit{Limit: st.Limit, Remaining: st.Remaining, ResetMillis: st.Reset.Milliseconds()}
 		s.hrl = true
 	}
+	return true
 }
+
+// cut is s, at most n bytes of it.
+func cut(s string, n int) string { return s[:min(len(s), n)] }
 
 // pathOf is the path of a target, without its query string.
 func pathOf(target string) string {
@@ -240,22 +267,22 @@ func referrerOf(r string) string {
 	return r
 }
 
-// field returns the text field i of s.
-func (s *slot) field(i int) string {
-	start := int32(0)
+// field returns the text field i of s, in arena.
+func (s *slot) field(arena []byte, i int) string {
+	start := s.start
 	if i > 0 {
 		start = s.end[i-1]
 	}
-	return string(s.buf[start:s.end[i]])
+	return string(arena[start:s.end[i]])
 }
 
-// record turns s into what the store keeps.
-func (s *slot) record() keyward.RequestLog {
+// record turns s, whose text is in arena, into what the store keeps.
+func (s *slot) record(arena []byte) keyward.RequestLog {
 	e := &s.e
 	r := keyward.RequestLog{
-		At: e.At.UTC(), RequestID: clean(s.field(fRequestID)), Surface: e.Surface,
-		Method: clean(s.field(fMethod)), Route: clean(s.field(fRoute)), Path: clean(s.field(fPath)),
-		Status: e.Status, Code: e.Code, UserAgent: clean(s.field(fUserAgent)), Referrer: clean(s.field(fReferrer)),
+		At: e.At.UTC(), RequestID: clean(s.field(arena, fRequestID)), Surface: e.Surface,
+		Method: clean(s.field(arena, fMethod)), Route: clean(s.field(arena, fRoute)), Path: clean(s.field(arena, fPath)),
+		Status: e.Status, Code: e.Code, UserAgent: clean(s.field(arena, fUserAgent)), Referrer: clean(s.field(arena, fReferrer)),
 		LatencyMicros: e.Latency.Microseconds(),
 	}
 	if e.ClientIP.IsValid() {
@@ -320,15 +347,17 @@ func (l *Log) Flush(ctx context.Context) error {
 	defer l.flushMu.Unlock()
 	l.mu.Lock()
 	taken := l.cur
-	l.cur, l.spare = l.spare[:0], nil
+	l.cur, l.spare = l.spare, nil
 	l.mu.Unlock()
-	for i := range taken {
-		l.pending = append(l.pending, taken[i].record())
+	for i := range taken.slots {
+		l.pending = append(l.pending, taken.slots[i].record(taken.arena))
 	}
+	clear(taken.slots) // no key kept alive
+	taken.slots, taken.arena = taken.slots[:0], taken.arena[:0]
 	l.mu.Lock()
-	l.spare = taken[:0]
+	l.spare = taken
 	l.mu.Unlock()
-	if over := len(l.pending) - cap(taken); over > 0 {
+	if over := len(l.pending) - cap(taken.slots); over > 0 {
 		l.dropped.Add(uint64(over))
 		l.pending = append(l.pending[:0], l.pending[over:]...)
 	}

@@ -245,21 +245,41 @@ func TestPrune(t *testing.T) {
 	}
 }
 
-// TestAddAllocs: adding an entry to a slot that has held one as long
-// allocates nothing.
+// TestAddAllocs: adding an entry allocates nothing, whether it is kept
+// or dropped.
 func TestAddAllocs(t *testing.T) {
-	l := reqlog.New(reqlog.Config{Store: open(t), Buffer: 1})
+	l := reqlog.New(reqlog.Config{Store: open(t), Buffer: 50})
 	e := entry(testKey, "/v1/contacts/1")
-	l.Add(e)
+	allocs := testing.AllocsPerRun(100, func() { l.Add(e) }) // the last ones dropped
+	if allocs != 0 {
+		t.Fatalf("Add allocates %.1f times", allocs)
+	}
+	if l.Dropped() == 0 {
+		t.Fatal("nothing dropped: the test did not fill the buffer")
+	}
+}
+
+// TestFullArenaDrops: an entry whose text does not fit in what is left
+// of the buffer's arena is dropped and counted, as one that finds every
+// slot taken.
+func TestFullArenaDrops(t *testing.T) {
+	s := open(t)
+	l := reqlog.New(reqlog.Config{Store: s, Buffer: 2}) // 640 bytes of text
+	big := entry(testKey, "/"+strings.Repeat("p", 400))
+	l.Add(big)
+	l.Add(big)
+	if l.Dropped() != 1 {
+		t.Fatalf("Dropped = %d, want 1", l.Dropped())
+	}
 	if err := l.Flush(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	allocs := testing.AllocsPerRun(100, func() {
-		l.Add(e)
-		l.Add(e) // dropped: the buffer holds one
-	})
-	if allocs != 0 {
-		t.Fatalf("Add allocates %.1f times", allocs)
+	l.Add(big) // the arena is empty again
+	if err := l.Flush(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if got := all(t, s); len(got) != 2 {
+		t.Fatalf("written %d, want 2", len(got))
 	}
 }
 
