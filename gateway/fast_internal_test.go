@@ -18,6 +18,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/keyward/keyward/apikey"
+	"github.com/keyward/keyward/internal/reqlog"
 	"github.com/keyward/keyward/manage"
 	"github.com/keyward/keyward/policy"
 	"github.com/keyward/keyward/sqlite"
@@ -40,7 +41,7 @@ func hotPath(t testing.TB) func() {
 	v, routes, keys := fixture(t)
 	key := keys.key
 	up, _ := url.Parse("http://127.0.0.1:1")
-	f, err := newFront(Config{Verifier: v, Routes: routes, Upstream: up})
+	f, err := newFront(Config{Verifier: v, Routes: routes, Upstream: up, Logs: keys.logs})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,6 +57,7 @@ func hotPath(t testing.TB) func() {
 			t.Fatalf("refused: %s", rc.Response.Body())
 		}
 		f.rewrite(rc, p)
+		f.logRequest(rc, p)
 		f.release(p)
 	})
 	run() // the key is cached now
@@ -79,7 +81,7 @@ func BenchmarkAuthHotPath(b *testing.B) { benchRun(b, authHotPath(b)) }
 func authHotPath(t testing.TB) func() {
 	v, routes, keys := fixture(t)
 	key := keys.key
-	a, err := NewAuthServer(AuthConfig{Verifier: v, Routes: routes})
+	a, err := NewAuthServer(AuthConfig{Verifier: v, Routes: routes, Logs: keys.logs})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,12 +141,19 @@ func fixture(t testing.TB) (*verify.Verifier, *policy.File, fixtureKeys) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return v, routes, fixtureKeys{key: key, verifier: verifier}
+	// A request log whose writer does not run: the allocation tests
+	// count the request's own, and the log drops once it is full, which
+	// allocates no more than keeping does.
+	logs := reqlog.New(reqlog.Config{Store: store})
+	return v, routes, fixtureKeys{key: key, verifier: verifier, logs: logs}
 }
 
 // fixtureKeys are fixture's keys: one of its tenant, and one of the
-// system tenant that may verify keys.
-type fixtureKeys struct{ key, verifier string }
+// system tenant that may verify keys; and a request log on its store.
+type fixtureKeys struct {
+	key, verifier string
+	logs          *reqlog.Log
+}
 
 // TestAuthVerifyAllocs: the auth listener's answer to POST /v1/verify of
 // a cached key by a cached verifier key allocates nothing.
@@ -159,7 +168,7 @@ func BenchmarkAuthVerify(b *testing.B) { benchRun(b, authVerify(b)) }
 // real store and route policy.
 func authVerify(t testing.TB) func() {
 	v, routes, keys := fixture(t)
-	a, err := NewAuthServer(AuthConfig{Verifier: v, Routes: routes})
+	a, err := NewAuthServer(AuthConfig{Verifier: v, Routes: routes, Logs: keys.logs})
 	if err != nil {
 		t.Fatal(err)
 	}
