@@ -27,6 +27,7 @@ import (
 	"github.com/keyward/keyward/gateway"
 	"github.com/keyward/keyward/httpapi"
 	"github.com/keyward/keyward/internal/lockedbuffer"
+	"github.com/keyward/keyward/internal/reqlog"
 	"github.com/keyward/keyward/internal/pgtest"
 	"github.com/keyward/keyward/internal/testclock"
 	"github.com/keyward/keyward/internal/teststore"
@@ -234,6 +235,8 @@ type env struct {
 	gw       *gateway.Gateway
 	gwURL    string
 	log      *lockedbuffer.Buffer
+	// logs is the request log of the API and the gateway.
+	logs *reqlog.Log
 
 	live, test, reportsLive, reportsTest, legacy *upstream
 }
@@ -271,7 +274,8 @@ func newEnv(t testing.TB, opts ...envOption) *env {
 	if e.routes, err = policy.Open(name, nil); err != nil {
 		t.Fatal(err)
 	}
-	api, err := httpapi.NewServer(httpapi.Config{Service: svc, Verifier: e.verifier, Store: e.store, Routes: e.routes, Logger: logger})
+	e.logs = reqlog.New(reqlog.Config{Store: e.store})
+	api, err := httpapi.NewServer(httpapi.Config{Service: svc, Verifier: e.verifier, Store: e.store, Routes: e.routes, Logger: logger, Logs: e.logs})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -279,7 +283,7 @@ func newEnv(t testing.TB, opts ...envOption) *env {
 	t.Cleanup(apiSrv.Close)
 	e.api = apiSrv.URL
 
-	cfg := gateway.Config{Verifier: e.verifier, Routes: e.routes, Upstream: e.live.url, UpstreamTest: e.test.url, Logger: logger}
+	cfg := gateway.Config{Verifier: e.verifier, Routes: e.routes, Upstream: e.live.url, UpstreamTest: e.test.url, Logger: logger, Logs: e.logs}
 	for _, o := range opts {
 		o(&cfg)
 	}
