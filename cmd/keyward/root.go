@@ -45,6 +45,7 @@ works. Keyward stores only its SHA-256.`,
 		a.keysCommand(),
 		a.verifyCommand(),
 		a.auditCommand(),
+		a.logsCommand(),
 		a.routesCommand(),
 	)
 	// The completion command would need a shell to be useful; keep the tree

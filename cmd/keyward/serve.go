@@ -73,6 +73,7 @@ type serveOptions struct {
 	// request log; logRetention how long its entries are kept.
 	logBuffer    int
 	logRetention time.Duration
+	logInterval  time.Duration
 	// upstreamCA is --upstream-ca: a PEM file of the authorities that
 	// an https upstream's certificate is verified against.
 	upstreamCA      string
@@ -289,6 +290,8 @@ off.`,
 			usage: "how long a client address that sent too many refused keys stays blocked"},
 		{flag: "log-retention", env: "KEYWARD_LOG_RETENTION", def: reqlog.DefaultRetention, example: "720h", value: &o.logRetention,
 			usage: "how long the request log keeps its entries (GET /v1/logs, keyward logs); older ones are deleted every 10 minutes"},
+		{flag: "log-interval", env: "KEYWARD_LOG_INTERVAL", def: reqlog.DefaultInterval, example: "250ms", value: &o.logInterval,
+			usage: "the longest time between two writes of the request log (it writes sooner when half of --log-buffer waits); what waits is written on shutdown too"},
 		{flag: "upstream-timeout", env: "KEYWARD_UPSTREAM_TIMEOUT", def: gateway.DefaultUpstreamTimeout, example: "30s", value: &o.upstreamTimeout,
 			usage: "how long the upstream may stay silent (waiting for its response header, or between two reads of its body) before the gateway answers 504 upstream_timeout or cuts the answer; a body that streams is not cut by it"},
 	}
@@ -438,7 +441,7 @@ func (a *app) serve(ctx context.Context, o serveOptions) error {
 
 	var logs *reqlog.Log
 	if o.logBuffer > 0 {
-		logs = reqlog.New(reqlog.Config{Store: store, Buffer: o.logBuffer, Retention: o.logRetention, Logger: logger})
+		logs = reqlog.New(reqlog.Config{Store: store, Buffer: o.logBuffer, Retention: o.logRetention, Interval: o.logInterval, Logger: logger})
 	}
 
 	err = a.runServer(ctx, o, logger, store, verifier, logs, format, trusted, routes, gw)
