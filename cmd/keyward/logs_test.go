@@ -5,9 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
 )
 
 // TestRequestLogSIGTERM: the request-log entries still waiting in memory
@@ -31,18 +29,7 @@ func TestRequestLogSIGTERM(t *testing.T) {
 		}
 		ids = append(ids, resp.Header.Get("X-Request-Id"))
 	}
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-p.exited:
-		p.exited <- err
-		if err != nil {
-			t.Fatalf("serve exited with %v\n%s", err, p.stderr)
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("serve did not exit within 20s of SIGTERM")
-	}
+	p.terminate(t)
 	assertStopped(t, p.stderr.String())
 
 	var stdout bytes.Buffer

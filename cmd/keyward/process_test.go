@@ -137,8 +137,10 @@ func TestProcess(t *testing.T) {
 	}
 }
 
-func TestProcessServeSIGTERM(t *testing.T) {
-	p := startProcess(t, "sqlite:"+dbFile(t))
+// terminate sends serve SIGTERM and fails the test unless it exits
+// without an error within 20s.
+func (p *process) terminate(t *testing.T) {
+	t.Helper()
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
@@ -151,6 +153,11 @@ func TestProcessServeSIGTERM(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("serve did not exit within 20s of SIGTERM")
 	}
+}
+
+func TestProcessServeSIGTERM(t *testing.T) {
+	p := startProcess(t, "sqlite:"+dbFile(t))
+	p.terminate(t)
 	stderr := p.stderr.String()
 	if !strings.Contains(stderr, "shutting down") {
 		t.Errorf("no shutdown in the logs:\n%s", stderr)
