@@ -47,7 +47,7 @@ func (s *server) handleLogs(w http.ResponseWriter, r *http.Request, c manage.Cal
 			}
 		}
 	}
-	in.Status = int(max(min(status, 1000), -1)) // out of range either way; manage says so
+	in.Status = int(status) // manage says when it is out of range
 	logs, next, err := s.svc.RequestLogs(r.Context(), c, in, p)
 	if err != nil {
 		return err
