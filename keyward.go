@@ -214,6 +214,7 @@ type Store interface {
 	Settings
 	Meter
 	RequestLogStore
+	UsageStore
 
 	// Ping checks that the storage answers.
 	Ping(ctx context.Context) error

@@ -81,9 +81,11 @@ const CodeAllowed Code = "allowed"
 
 // RequestLogStore keeps the request logs. Errors are those of Store.
 type RequestLogStore interface {
-	// WriteRequestLogs stores the entries in one transaction, without the
-	// write lock of the management writes; their IDs are ignored.
-	WriteRequestLogs(ctx context.Context, logs []RequestLog) error
+	// WriteRequestLogs stores the entries and adds the usage counts to
+	// those kept, in one transaction, without the write lock of the
+	// management writes; the entries' IDs are ignored. Each count's
+	// (tenant, key, granularity, start, code) is there at most once.
+	WriteRequestLogs(ctx context.Context, logs []RequestLog, usage []UsageCount) error
 	// RequestLogs lists the entries that match f, newest first (with
 	// f.After, oldest first).
 	RequestLogs(ctx context.Context, f RequestLogFilter, p Page) (logs []*RequestLog, next string, err error)

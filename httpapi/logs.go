@@ -25,6 +25,18 @@ type (
 	// logListResponse is view.List of request-log entries, named for the
 	// OpenAPI document.
 	logListResponse view.List[*keyward.RequestLog]
+
+	// usageResponse is keyward.UsageReport, named for the OpenAPI
+	// document.
+	usageResponse keyward.UsageReport
+
+	usageRequest struct {
+		TenantID    string `query:"tenant_id" description:"tenant id or slug: the usage of its keys; a tenant's key sees its own tenant's only"`
+		KeyID       string `query:"key_id" description:"the usage of one key (key_…)"`
+		Granularity string `query:"granularity" enum:"hour,day" description:"the span of a bucket, in UTC: hour (the default) or day"`
+		From        string `query:"from" description:"the first bucket: a date (2026-11-29), an RFC 3339 time, or a duration back from now (7d), rounded down to a bucket; a day before to by the hour, 30 days by the day, when absent"`
+		To          string `query:"to" description:"the end of the range, in the same forms, rounded up to a bucket; now when absent"`
+	}
 )
 
 // handleLogs lists the request log (manage.Service.RequestLogs).
@@ -53,4 +65,15 @@ func (s *server) handleLogs(w http.ResponseWriter, r *http.Request, c manage.Cal
 		return err
 	}
 	return s.respond(w, http.StatusOK, logListResponse(view.ListOf(logs, next)))
+}
+
+// handleUsage reports usage counts (manage.Service.Usage).
+func (s *server) handleUsage(w http.ResponseWriter, r *http.Request, c manage.Caller) error {
+	q := r.URL.Query()
+	u, err := s.svc.Usage(r.Context(), c, manage.UsageInput{TenantID: q.Get("tenant_id"), KeyID: q.Get("key_id"),
+		Granularity: q.Get("granularity"), From: q.Get("from"), To: q.Get("to")})
+	if err != nil {
+		return err
+	}
+	return s.respond(w, http.StatusOK, u)
 }

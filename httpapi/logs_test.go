@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/keyward/keyward"
 )
@@ -141,4 +142,73 @@ func testRequestLogs(t *testing.T, front harnessOption) {
 func str(v any) string {
 	s, _ := v.(string)
 	return s
+}
+
+// TestUsageCounts: GET /v1/usage counts a key's and a tenant's requests by
+// hour and day, accepted and refused by code, every bucket of the range,
+// and answers another tenant's key or tenant as one that does not exist.
+func TestUsageCounts(t *testing.T) {
+	h := newHarness(t)
+	h.tenant("acme")
+	h.tenant("globex")
+	manager, managerID := h.key(h.root, map[string]any{"tenant_id": "acme", "name": "manager", "permissions": []string{"keys:manage", "contacts:read"}})
+	other, _ := h.key(h.root, map[string]any{"tenant_id": "globex", "name": "other", "permissions": []string{"keys:manage"}})
+	key, keyID := h.key(manager, map[string]any{"tenant_id": "acme", "name": "app", "permissions": []string{"contacts:read"}})
+	before := time.Now().UTC()
+	for range 3 {
+		h.must(200, "GET", "/v1/forward-auth", key, nil, "X-Original-URI", "/v1/contacts/1")
+	}
+	refused := h.must(403, "GET", "/v1/api-keys", key, nil) // no keys:manage
+	h.must(200, "GET", "/v1/whoami", key, nil)
+	unknown := h.must(401, "GET", "/v1/whoami", "sk_live_"+strings.Repeat("A", 37), nil).str("code")
+	h.flushLogs()
+	after := time.Now().UTC()
+	code := refused.str("code")
+
+	hours := "from=" + before.Add(-time.Hour).Format(time.RFC3339) + "&to=" + after.Format(time.RFC3339)
+	u := h.must(200, "GET", "/v1/usage?key_id="+keyID+"&"+hours, manager, nil).body
+	if u["key_id"] != keyID || !strings.HasPrefix(str(u["tenant_id"]), "ten_") || u["granularity"] != "hour" {
+		t.Errorf("usage of the key: %v", u)
+	}
+	buckets := u["buckets"].([]any)
+	want := 2 + int(after.Truncate(time.Hour).Sub(before.Truncate(time.Hour))/time.Hour)
+	if len(buckets) != want {
+		t.Fatalf("%d buckets, want %d: the hour before, and every hour to now", len(buckets), want)
+	}
+	if first := buckets[0].(map[string]any); first["requests"] != 0.0 || first["start"] != before.Add(-time.Hour).Truncate(time.Hour).Format(time.RFC3339) {
+		t.Errorf("first bucket %v: want the hour before, empty", first)
+	}
+	total := u["total"].(map[string]any)
+	if total["requests"] != 5.0 || total["allowed"] != 4.0 || total["refused"] != 1.0 || total["codes"].(map[string]any)[code] != 1.0 {
+		t.Errorf("the key's total: %v; want 5 requests, 4 allowed, 1 %s", total, code)
+	}
+	// The tenant's usage adds its other keys' (the manager's calls here),
+	// and only the root key sees that of no key.
+	tenant := h.must(200, "GET", "/v1/usage?"+hours, manager, nil).body["total"].(map[string]any)
+	if tenant["requests"].(float64) <= 5 || tenant["codes"].(map[string]any)[unknown] != nil {
+		t.Errorf("acme's total: %v; want more than its key's, and no unknown key's", tenant)
+	}
+	all := h.must(200, "GET", "/v1/usage?"+hours, h.root, nil).body["total"].(map[string]any)
+	if all["codes"].(map[string]any)[unknown] != 1.0 {
+		t.Errorf("everything, for root: %v; want the unknown key's refusal", all)
+	}
+	// By the day: the same totals.
+	days := h.must(200, "GET", "/v1/usage?granularity=day&key_id="+keyID+"&from="+before.Format(time.DateOnly)+"&to="+after.Format(time.RFC3339), manager, nil).body
+	if d := days["total"].(map[string]any); d["requests"] != 5.0 || days["granularity"] != "day" {
+		t.Errorf("by the day: %v", days)
+	}
+	// Another tenant's key or tenant is not found; bad input names its field.
+	problemOf(t, h.call("GET", "/v1/usage?key_id="+keyID, other, nil), 404, keyward.CodeNotFound)
+	problemOf(t, h.call("GET", "/v1/usage?tenant_id=acme", other, nil), 404, keyward.CodeNotFound)
+	problemOf(t, h.call("GET", "/v1/usage?tenant_id=globex&key_id="+managerID, h.root, nil), 404, keyward.CodeNotFound)
+	for _, bad := range []struct{ query, field string }{
+		{"granularity=week", "granularity"}, {"from=yesterday", "from"}, {"to=soon", "to"},
+		{"from=2026-12-01&to=2026-11-01", "to"}, {"from=2025-01-01&to=2026-11-01", "from"},
+	} {
+		a := h.call("GET", "/v1/usage?"+bad.query, manager, nil)
+		problemOf(t, a, http.StatusBadRequest, keyward.CodeInvalidRequest)
+		if a.str("field") != bad.field {
+			t.Errorf("%s: field %q, want %q", bad.query, a.str("field"), bad.field)
+		}
+	}
 }

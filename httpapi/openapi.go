@@ -172,6 +172,8 @@ func operationID(method, path string) string {
 		return "listAuditEntries"
 	case "GET /v1/logs":
 		return "listRequestLogs"
+	case "GET /v1/usage":
+		return "getUsage"
 	case "GET /v1/whoami":
 		return "whoami"
 	case "POST /v1/verify":

@@ -63,6 +63,7 @@ func (s *server) routes() []route {
 
 		{"GET /v1/audit-log", "List management actions, newest first", manage.Manager, auditRequest{}, auditListResponse{}, http.StatusOK, s.managed(s.handleAuditLog)},
 		{"GET /v1/logs", "List the request log: every verification of a key on every surface, newest first; find a request by its X-Request-Id", manage.Manager, logsRequest{}, logListResponse{}, http.StatusOK, s.managed(s.handleLogs)},
+		{"GET /v1/usage", "Count the requests of a key or a tenant per hour or per day, accepted and refused by code, every bucket of the range for a chart", manage.Manager, usageRequest{}, usageResponse{}, http.StatusOK, s.managed(s.handleUsage)},
 
 		{"GET /v1/whoami", "Connectivity check: which key, tenant, member and plan the request carries, and what it may use now", manage.AnyKey, nil, whoamiResponse{}, http.StatusOK, http.HandlerFunc(s.handleWhoami)},
 		{"POST /v1/verify", "Verify a key for another service (needs keyward:verify)", manage.Verifier, verifyRequest{}, verifyResponse{}, http.StatusOK, http.HandlerFunc(s.handleVerify)},

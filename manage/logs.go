@@ -109,3 +109,90 @@ func parseSince(field, s string, now time.Time) (time.Time, error) {
 	}
 	return time.Time{}, keyward.FieldErrorf(field, "%q is not a time; give a date (2026-11-29), an RFC 3339 time (2026-11-29T10:00:00Z) or a duration back from now (1h, 7d)", s)
 }
+
+// UsageInput selects the usage to report, as the API's query and the
+// command line's flags give it.
+type UsageInput struct {
+	TenantID string
+	KeyID    string
+	// Granularity is hour (the default) or day.
+	Granularity string
+	// From and To bound the time, in the forms of LogListInput's, From
+	// rounded down and To up to a whole bucket. To is now by default,
+	// From a day before To by the hour and 30 days by the day.
+	From, To string
+}
+
+// maxUsageBuckets is the most buckets one usage report holds: 41 days by
+// the hour, more than the year the counts are kept by the day.
+const maxUsageBuckets = 1000
+
+// Usage reports the requests of a key, of a tenant's keys, or (for a
+// root key naming neither) of every key and of none, in buckets of an
+// hour or a day, under the rule of RequestLogs: a key or tenant outside
+// the caller's reach is answered as one that does not exist.
+func (s *Service) Usage(ctx context.Context, c Caller, in UsageInput) (*keyward.UsageReport, error) {
+	if err := Authorize(c, Manager); err != nil {
+		return nil, err
+	}
+	f := keyward.UsageFilter{Granularity: keyward.Granularity(in.Granularity)}
+	if in.Granularity == "" {
+		f.Granularity = keyward.Hourly
+	}
+	span := f.Granularity.Span()
+	if span == 0 {
+		return nil, keyward.FieldErrorf("granularity", "%q is not a granularity; use hour or day", in.Granularity)
+	}
+	if in.KeyID != "" {
+		k, err := s.Key(ctx, c, in.KeyID)
+		if err != nil {
+			return nil, err
+		}
+		f.KeyID, f.TenantID = k.ID, k.TenantID
+	}
+	if in.TenantID != "" || !c.Root() {
+		t, err := s.tenantFor(ctx, c, in.TenantID)
+		if err != nil {
+			return nil, err
+		}
+		if f.KeyID != "" && f.TenantID != t.ID {
+			return nil, errNotFound("API key", in.KeyID)
+		}
+		f.TenantID = t.ID
+	}
+	now := s.now()
+	var err error
+	if f.To, err = parseSince("to", in.To, now); err != nil {
+		return nil, err
+	}
+	if f.To.IsZero() {
+		f.To = now
+	}
+	if up := f.To.UTC().Truncate(span); up.Before(f.To) {
+		f.To = up.Add(span)
+	} else {
+		f.To = up
+	}
+	if f.From, err = parseSince("from", in.From, now); err != nil {
+		return nil, err
+	}
+	switch {
+	case !f.From.IsZero():
+		f.From = f.From.UTC().Truncate(span)
+	case f.Granularity == keyward.Hourly:
+		f.From = f.To.Add(-24 * time.Hour)
+	default:
+		f.From = f.To.Add(-30 * 24 * time.Hour)
+	}
+	if !f.From.Before(f.To) {
+		return nil, keyward.FieldErrorf("to", "%s is not after from (%s); give a time range that is not empty", f.To.Format(time.RFC3339), f.From.Format(time.RFC3339))
+	}
+	if n := f.To.Sub(f.From) / span; n > maxUsageBuckets {
+		return nil, keyward.FieldErrorf("from", "the range holds %d %ss, more than %d; give a shorter range, or granularity=day", n, f.Granularity, maxUsageBuckets)
+	}
+	counts, err := s.store.Usage(ctx, f)
+	if err != nil {
+		return nil, err
+	}
+	return keyward.NewUsageReport(f, counts), nil
+}

@@ -29,6 +29,7 @@ type Store interface {
 	keyward.AuditStore
 	keyward.Meter
 	keyward.RequestLogStore
+	keyward.UsageStore
 }
 
 // Config holds what a Service needs.

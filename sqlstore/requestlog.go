@@ -1,8 +1,10 @@
 package sqlstore
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
+	"slices"
 	"strings"
 	"time"
 
@@ -14,50 +16,77 @@ import (
 // fills, in the order of requestLogArgs.
 const requestLogColumns = `at, request_id, surface, key_id, tenant_id, member_id, environment, method, route, path, status, code, client_ip, user_agent, referrer, latency_us, rl_limit, rl_remaining, rl_reset_ms`
 
-// requestLogRows is the most rows of one INSERT: 19 placeholders each stay
+// batchRows is the most rows of one INSERT: 19 placeholders each stay
 // far below both engines' limits (SQLite's 32,766, PostgreSQL's 65,535).
-const requestLogRows = 400
+const batchRows = 400
 
-// WriteRequestLogs inserts the entries, requestLogRows to a statement, in
-// one transaction that does not take the write lock of the management
-// writes: request logs are no part of the change feed.
-func (s *Store) WriteRequestLogs(ctx context.Context, logs []keyward.RequestLog) error {
-	if len(logs) == 0 {
+// WriteRequestLogs inserts the entries and adds the usage counts to those
+// kept, batchRows to a statement, in one transaction that does not take
+// the write lock of the management writes: neither is part of the change
+// feed. The counts are added in the order of their primary key, so that
+// two nodes adding to the same counts lock them in one order and wait for
+// each other rather than deadlock.
+func (s *Store) WriteRequestLogs(ctx context.Context, logs []keyward.RequestLog, usage []keyward.UsageCount) error {
+	if len(logs) == 0 && len(usage) == 0 {
 		return nil
 	}
+	slices.SortFunc(usage, func(a, b keyward.UsageCount) int {
+		return cmp.Or(strings.Compare(a.TenantID, b.TenantID), strings.Compare(a.KeyID, b.KeyID),
+			strings.Compare(string(a.Granularity), string(b.Granularity)), a.Start.Compare(b.Start), strings.Compare(string(a.Code), string(b.Code)))
+	})
 	return s.inTx(ctx, false, func(tx *sql.Tx) error {
-		var full string
-		for start := 0; start < len(logs); start += requestLogRows {
-			part := logs[start:min(start+requestLogRows, len(logs))]
-			query := full
-			if len(part) < requestLogRows || query == "" {
-				query = s.rebind(insertRequestLogs(len(part)))
-				if len(part) == requestLogRows {
-					full = query
-				}
-			}
-			args := make([]any, 0, len(part)*19)
-			for i := range part {
-				args = append(args, requestLogArgs(&part[i])...)
-			}
-			if _, err := tx.ExecContext(ctx, query, args...); err != nil {
-				return err
-			}
+		err := s.insertBatches(ctx, tx, `INSERT INTO request_logs (`+requestLogColumns+`) VALUES `, 19, ``, len(logs), func(args []any, i int) []any {
+			return append(args, requestLogArgs(&logs[i])...)
+		})
+		if err != nil {
+			return err
 		}
-		return nil
+		return s.insertBatches(ctx, tx, `INSERT INTO usage_counts (tenant_id, key_id, granularity, start, code, count) VALUES `, 6,
+			` ON CONFLICT (tenant_id, key_id, granularity, start, code) DO UPDATE SET count = usage_counts.count + excluded.count`,
+			len(usage), func(args []any, i int) []any {
+				u := &usage[i]
+				return append(args, u.TenantID, u.KeyID, string(u.Granularity), u.Start.Unix(), string(u.Code), u.Count)
+			})
 	})
 }
 
-// insertRequestLogs is the INSERT of n rows into request_logs.
-func insertRequestLogs(n int) string {
+// insertBatches runs head, then rows of width placeholders, then tail,
+// for n rows, batchRows to a statement; args appends the values of row
+// i.
+func (s *Store) insertBatches(ctx context.Context, tx *sql.Tx, head string, width int, tail string, n int, args func([]any, int) []any) error {
+	var full string
+	for start := 0; start < n; start += batchRows {
+		end := min(start+batchRows, n)
+		query := full
+		if end-start < batchRows || query == "" {
+			query = s.rebind(valuesStatement(head, width, end-start, tail))
+			if end-start == batchRows {
+				full = query
+			}
+		}
+		values := make([]any, 0, (end-start)*width)
+		for i := start; i < end; i++ {
+			values = args(values, i)
+		}
+		if _, err := tx.ExecContext(ctx, query, values...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// valuesStatement is head, n rows of width placeholders, and tail.
+func valuesStatement(head string, width, n int, tail string) string {
+	row := "(" + strings.Repeat("?,", width-1) + "?)"
 	var b strings.Builder
-	b.WriteString(`INSERT INTO request_logs (` + requestLogColumns + `) VALUES `)
+	b.WriteString(head)
 	for i := range n {
 		if i > 0 {
 			b.WriteByte(',')
 		}
-		b.WriteString(`(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`)
+		b.WriteString(row)
 	}
+	b.WriteString(tail)
 	return b.String()
 }
 
@@ -157,6 +186,57 @@ func (s *Store) PruneRequestLogs(ctx context.Context, before time.Time, limit in
 		return 0, nil
 	}
 	res, err := s.w.ExecContext(ctx, s.rebind(`DELETE FROM request_logs WHERE id IN (SELECT id FROM request_logs WHERE at < ? ORDER BY at LIMIT ?)`), before.UnixMicro(), limit)
+	if err != nil {
+		return 0, s.err(err)
+	}
+	n, err := res.RowsAffected()
+	return n, s.err(err)
+}
+
+// Usage returns the counts that match f, summed over its keys by bucket
+// and code, in the order of their start.
+func (s *Store) Usage(ctx context.Context, f keyward.UsageFilter) ([]keyward.UsageCount, error) {
+	var w conditions
+	w.add(`granularity = ?`, string(f.Granularity))
+	if f.TenantID != "" {
+		w.add(`tenant_id = ?`, f.TenantID)
+	}
+	if f.KeyID != "" {
+		w.add(`key_id = ?`, f.KeyID)
+	}
+	if !f.From.IsZero() {
+		w.add(`start >= ?`, f.From.Unix())
+	}
+	if !f.To.IsZero() {
+		w.add(`start < ?`, f.To.Unix())
+	}
+	rows, err := s.query(ctx, s.r, `SELECT start, code, SUM(count) FROM usage_counts`+w.where()+` GROUP BY start, code ORDER BY start, code`, w.args...)
+	if err != nil {
+		return nil, s.err(err)
+	}
+	defer rows.Close()
+	out := []keyward.UsageCount{}
+	for rows.Next() {
+		u := keyward.UsageCount{TenantID: f.TenantID, KeyID: f.KeyID, Granularity: f.Granularity}
+		var start int64
+		var code string
+		if err := rows.Scan(&start, &code, &u.Count); err != nil {
+			return nil, s.err(err)
+		}
+		u.Start, u.Code = time.Unix(start, 0).UTC(), keyward.Code(code)
+		out = append(out, u)
+	}
+	return out, s.err(rows.Err())
+}
+
+// PruneUsage deletes up to limit of the counts whose bucket started
+// before before, and returns how many it deleted.
+func (s *Store) PruneUsage(ctx context.Context, before time.Time, limit int) (int64, error) {
+	if limit <= 0 {
+		return 0, nil
+	}
+	res, err := s.w.ExecContext(ctx, s.rebind(`DELETE FROM usage_counts WHERE (tenant_id, key_id, granularity, start, code) IN
+		(SELECT tenant_id, key_id, granularity, start, code FROM usage_counts WHERE start < ? ORDER BY start LIMIT ?)`), before.Unix(), limit)
 	if err != nil {
 		return 0, s.err(err)
 	}

@@ -102,7 +102,15 @@ func undoRotatedToIndex(t *testing.T, db old) {
 // (migration 10), as its Down section would.
 func undoRequestLogs(t *testing.T, db old) {
 	t.Helper()
+	undoUsage(t, db)
 	rawExec(t, db, `DROP TABLE request_logs`, `DELETE FROM goose_db_version WHERE version_id >= 10`)
+}
+
+// undoUsage takes db back to its schema before the usage counts
+// (migration 11), as its Down section would.
+func undoUsage(t *testing.T, db old) {
+	t.Helper()
+	rawExec(t, db, `DROP TABLE usage_counts`, `DELETE FROM goose_db_version WHERE version_id >= 11`)
 }
 
 // undoLimits takes db back to its schema before rate limits, quotas and

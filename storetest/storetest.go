@@ -105,6 +105,7 @@ func Run(t *testing.T, newStore func(t *testing.T) keyward.Store) {
 		{"Catalogue", []group{{"", catalogueTests}}},
 		{"AuditStore", []group{{"", auditTests}}},
 		{"RequestLogStore", []group{{"", requestLogTests}}},
+		{"UsageStore", []group{{"", usageCountTests}}},
 		{"ChangeFeed", []group{{"", changeTests}}},
 		{"Settings", []group{{"", settingsTests}}},
 		{"Limits", []group{{"", limitTests}, {"Meter", meterTests}, {"SpendBatch", spendBatchTests}}},

@@ -46,6 +46,7 @@ works. Keyward stores only its SHA-256.`,
 		a.verifyCommand(),
 		a.auditCommand(),
 		a.logsCommand(),
+		a.usageCommand(),
 		a.routesCommand(),
 	)
 	// The completion command would need a shell to be useful; keep the tree

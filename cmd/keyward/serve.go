@@ -74,6 +74,8 @@ type serveOptions struct {
 	logBuffer    int
 	logRetention time.Duration
 	logInterval  time.Duration
+	// usageRetention is how long usage counts are kept.
+	usageRetention time.Duration
 	// upstreamCA is --upstream-ca: a PEM file of the authorities that
 	// an https upstream's certificate is verified against.
 	upstreamCA      string
@@ -290,6 +292,8 @@ off.`,
 			usage: "how long a client address that sent too many refused keys stays blocked"},
 		{flag: "log-retention", env: "KEYWARD_LOG_RETENTION", def: reqlog.DefaultRetention, example: "720h", value: &o.logRetention,
 			usage: "how long the request log keeps its entries (GET /v1/logs, keyward logs); older ones are deleted every 10 minutes"},
+		{flag: "usage-retention", env: "KEYWARD_USAGE_RETENTION", def: reqlog.DefaultUsageRetention, example: "8760h", value: &o.usageRetention,
+			usage: "how long the usage counts (GET /v1/usage, keyward usage) are kept, by the hour and by the day; older ones are deleted every 10 minutes"},
 		{flag: "log-interval", env: "KEYWARD_LOG_INTERVAL", def: reqlog.DefaultInterval, example: "250ms", value: &o.logInterval,
 			usage: "the longest time between two writes of the request log (it writes sooner when half of --log-buffer waits); what waits is written on shutdown too"},
 		{flag: "upstream-timeout", env: "KEYWARD_UPSTREAM_TIMEOUT", def: gateway.DefaultUpstreamTimeout, example: "30s", value: &o.upstreamTimeout,
@@ -314,7 +318,7 @@ off.`,
 		{flag: "failed-attempts", env: "KEYWARD_FAILED_ATTEMPTS", def: verify.DefaultFailedAttempts, value: &o.failedAttempts,
 			usage: "how many distinct keys refused as malformed, unknown or revoked a client address (an IPv6 /64) may send within --failed-attempts-window before it is blocked; 0 for no limit"},
 		{flag: "log-buffer", env: "KEYWARD_LOG_BUFFER", def: reqlog.DefaultBuffer, value: &o.logBuffer,
-			usage: "how many request-log entries wait in memory to be written (with 320 bytes of text each on average); past it, new ones are dropped and counted, never waited for; 0 turns the request log off"},
+			usage: "how many request-log entries wait in memory to be written (with 320 bytes of text each on average); past it, new ones are dropped and counted, never waited for (the usage counts still count them); 0 turns the request log and the usage counts off"},
 	}
 	for i := range o.envInts {
 		d := &o.envInts[i]
@@ -441,7 +445,8 @@ func (a *app) serve(ctx context.Context, o serveOptions) error {
 
 	var logs *reqlog.Log
 	if o.logBuffer > 0 {
-		logs = reqlog.New(reqlog.Config{Store: store, Buffer: o.logBuffer, Retention: o.logRetention, Interval: o.logInterval, Logger: logger})
+		logs = reqlog.New(reqlog.Config{Store: store, Buffer: o.logBuffer, Retention: o.logRetention,
+			UsageRetention: o.usageRetention, Interval: o.logInterval, Logger: logger})
 	}
 
 	err = a.runServer(ctx, o, logger, store, verifier, logs, format, trusted, routes, gw)

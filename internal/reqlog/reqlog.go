@@ -80,6 +80,10 @@ const DefaultInterval = 250 * time.Millisecond
 // DefaultRetention is how long entries are kept (serve --log-retention).
 const DefaultRetention = 30 * 24 * time.Hour
 
+// DefaultUsageRetention is how long usage counts are kept (serve
+// --usage-retention).
+const DefaultUsageRetention = 365 * 24 * time.Hour
+
 // pruneBatch is the most entries one prune deletes; pruning goes on, batch
 // after batch, until fewer are left.
 const pruneBatch = 5000
@@ -121,7 +125,10 @@ const (
 
 // Config is what New needs.
 type Config struct {
-	Store keyward.RequestLogStore
+	Store interface {
+		keyward.RequestLogStore
+		keyward.UsageStore
+	}
 	// Buffer is the number of entries held before new ones are dropped;
 	// DefaultBuffer when 0.
 	Buffer int
@@ -130,6 +137,9 @@ type Config struct {
 	Interval time.Duration
 	// Retention is how long entries are kept; DefaultRetention when 0.
 	Retention time.Duration
+	// UsageRetention is how long usage counts are kept;
+	// DefaultUsageRetention when 0.
+	UsageRetention time.Duration
 	// Timeout bounds each write and prune.
 	Timeout time.Duration
 	Logger  *slog.Logger
@@ -149,10 +159,16 @@ type Log struct {
 	dropped atomic.Uint64
 	written atomic.Uint64
 
+	// missed counts the usage of the entries Add dropped, which the
+	// usage counts keep all the same; under mu.
+	missed map[usageKey]int64
+
 	// flushMu makes writes one at a time; pending holds the entries the
-	// store refused, for the next write.
+	// store refused, for the next write, and usage the counts not yet
+	// written, those of entries dropped since included.
 	flushMu  sync.Mutex
 	pending  []keyward.RequestLog
+	usage    map[usageKey]int64
 	reported uint64 // dropped entries already warned of
 
 	started atomic.Bool
@@ -172,6 +188,9 @@ func New(c Config) *Log {
 	if c.Retention <= 0 {
 		c.Retention = DefaultRetention
 	}
+	if c.UsageRetention <= 0 {
+		c.UsageRetention = DefaultUsageRetention
+	}
 	if c.Timeout <= 0 {
 		c.Timeout = 10 * time.Second
 	}
@@ -182,11 +201,13 @@ func New(c Config) *Log {
 		c.Now = time.Now
 	}
 	return &Log{c: c, cur: newBuffer(c.Buffer), spare: newBuffer(c.Buffer), half: max(c.Buffer/2, 1),
-		wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+		missed: map[usageKey]int64{}, usage: map[usageKey]int64{},
+		wake:   make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 }
 
 // Add copies e into the buffer, or drops and counts it when the buffer is
-// full. It does not wait for the storage, and does not allocate.
+// full. It does not wait for the storage, and does not allocate (but to
+// count the usage of a dropped entry in an hour not counted yet).
 func (l *Log) Add(e *Entry) {
 	if l == nil {
 		return
@@ -195,6 +216,7 @@ func (l *Log) Add(e *Entry) {
 	b := l.cur
 	n := len(b.slots)
 	if n == cap(b.slots) || !b.fill(e) {
+		l.missed[usageOf(e.Key, e.At, e.Code)]++
 		l.mu.Unlock()
 		l.dropped.Add(1)
 		l.signal()
@@ -265,6 +287,41 @@ func referrerOf(r string) string {
 		return r[:i]
 	}
 	return r
+}
+
+// usageKey is what a usage count counts: one key's (or no key's)
+// requests with one outcome in one hour (its start, in Unix seconds).
+type usageKey struct {
+	tenant, key string
+	hour        int64
+	code        keyward.Code
+}
+
+// usageOf is the usage count a request of key (nil for none) at at with
+// code falls in.
+func usageOf(k *keyward.Key, at time.Time, code keyward.Code) usageKey {
+	u := usageKey{hour: at.Truncate(time.Hour).Unix(), code: code}
+	if k != nil {
+		u.tenant, u.key = k.TenantID, k.ID
+	}
+	return u
+}
+
+// usageCounts are the hourly counts in usage and the daily counts they
+// add up to, as the store keeps them.
+func usageCounts(usage map[usageKey]int64) []keyward.UsageCount {
+	out := make([]keyward.UsageCount, 0, 2*len(usage))
+	days := make(map[usageKey]int64, len(usage))
+	for u, n := range usage {
+		out = append(out, keyward.UsageCount{TenantID: u.tenant, KeyID: u.key, Granularity: keyward.Hourly, Start: time.Unix(u.hour, 0).UTC(), Code: u.code, Count: n})
+		d := u
+		d.hour = time.Unix(d.hour, 0).Truncate(24 * time.Hour).Unix()
+		days[d] += n
+	}
+	for u, n := range days {
+		out = append(out, keyward.UsageCount{TenantID: u.tenant, KeyID: u.key, Granularity: keyward.Daily, Start: time.Unix(u.hour, 0).UTC(), Code: u.code, Count: n})
+	}
+	return out
 }
 
 // field returns the text field i of s, in arena.
@@ -348,9 +405,15 @@ func (l *Log) Flush(ctx context.Context) error {
 	l.mu.Lock()
 	taken := l.cur
 	l.cur, l.spare = l.spare, nil
+	for u, n := range l.missed {
+		l.usage[u] += n
+	}
+	clear(l.missed)
 	l.mu.Unlock()
 	for i := range taken.slots {
-		l.pending = append(l.pending, taken.slots[i].record(taken.arena))
+		s := &taken.slots[i]
+		l.usage[usageOf(s.e.Key, s.e.At, s.e.Code)]++
+		l.pending = append(l.pending, s.record(taken.arena))
 	}
 	clear(taken.slots) // no key kept alive
 	taken.slots, taken.arena = taken.slots[:0], taken.arena[:0]
@@ -362,17 +425,18 @@ func (l *Log) Flush(ctx context.Context) error {
 		l.pending = append(l.pending[:0], l.pending[over:]...)
 	}
 	l.warnDropped()
-	if len(l.pending) == 0 {
+	if len(l.pending) == 0 && len(l.usage) == 0 {
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, l.c.Timeout)
 	defer cancel()
-	if err := l.c.Store.WriteRequestLogs(ctx, l.pending); err != nil {
+	if err := l.c.Store.WriteRequestLogs(ctx, l.pending, usageCounts(l.usage)); err != nil {
 		return err
 	}
 	l.written.Add(uint64(len(l.pending)))
 	clear(l.pending)
 	l.pending = l.pending[:0]
+	clear(l.usage)
 	return nil
 }
 
@@ -387,14 +451,25 @@ func (l *Log) warnDropped() {
 	l.reported = d
 }
 
-// Prune deletes the entries older than the retention, in batches, and
-// returns how many it deleted.
-func (l *Log) Prune(ctx context.Context) (int64, error) {
-	before := l.c.Now().Add(-l.c.Retention)
+// Prune deletes the entries older than the retention and the usage
+// counts older than theirs, in batches, and returns how many of each it
+// deleted.
+func (l *Log) Prune(ctx context.Context) (entries, counts int64, err error) {
+	now := l.c.Now()
+	if entries, err = l.pruneAll(ctx, now.Add(-l.c.Retention), l.c.Store.PruneRequestLogs); err != nil {
+		return entries, 0, err
+	}
+	counts, err = l.pruneAll(ctx, now.Add(-l.c.UsageRetention), l.c.Store.PruneUsage)
+	return entries, counts, err
+}
+
+// pruneAll calls prune, a batch at a time, until fewer than a batch are
+// left before before.
+func (l *Log) pruneAll(ctx context.Context, before time.Time, prune func(context.Context, time.Time, int) (int64, error)) (int64, error) {
 	var total int64
 	for {
 		ctx, cancel := context.WithTimeout(ctx, l.c.Timeout)
-		n, err := l.c.Store.PruneRequestLogs(ctx, before, pruneBatch)
+		n, err := prune(ctx, before, pruneBatch)
 		cancel()
 		total += n
 		if err != nil || n < pruneBatch {
@@ -435,7 +510,7 @@ func (l *Log) Start(ctx context.Context) {
 
 // prune runs Prune and logs its failure.
 func (l *Log) prune(ctx context.Context) {
-	if _, err := l.Prune(ctx); err != nil {
+	if _, _, err := l.Prune(ctx); err != nil {
 		l.c.Logger.Warn("request log: could not prune old entries", "err", err)
 	}
 }

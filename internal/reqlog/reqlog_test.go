@@ -167,13 +167,13 @@ type failing struct {
 	fail bool
 }
 
-func (f *failing) WriteRequestLogs(ctx context.Context, logs []keyward.RequestLog) error {
+func (f *failing) WriteRequestLogs(ctx context.Context, logs []keyward.RequestLog, usage []keyward.UsageCount) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.fail {
 		return errors.New("storage down")
 	}
-	return f.Store.WriteRequestLogs(ctx, logs)
+	return f.Store.WriteRequestLogs(ctx, logs, usage)
 }
 
 // TestStoreDown: entries the store refuses are written by the next write
@@ -222,12 +222,12 @@ func TestWriterWrites(t *testing.T) {
 	}
 }
 
-// TestPrune: entries older than the retention are deleted; newer ones
-// are kept.
+// TestPrune: entries older than the retention are deleted, and usage
+// counts older than theirs; newer ones are kept.
 func TestPrune(t *testing.T) {
 	s := open(t)
 	now := time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
-	l := reqlog.New(reqlog.Config{Store: s, Retention: 24 * time.Hour, Now: func() time.Time { return now }})
+	l := reqlog.New(reqlog.Config{Store: s, Retention: 24 * time.Hour, UsageRetention: 40 * time.Hour, Now: func() time.Time { return now }})
 	for _, age := range []time.Duration{48 * time.Hour, 25 * time.Hour, 23 * time.Hour, time.Minute} {
 		e := entry(testKey, "/"+age.String())
 		e.At = now.Add(-age)
@@ -236,12 +236,17 @@ func TestPrune(t *testing.T) {
 	if err := l.Flush(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	n, err := l.Prune(t.Context())
-	if err != nil || n != 2 {
-		t.Fatalf("Prune = %d, %v; want 2", n, err)
+	n, counts, err := l.Prune(t.Context())
+	// The counts 48 h back: the hour's, and the day's (the day before
+	// yesterday's midnight, 60 h back).
+	if err != nil || n != 2 || counts != 2 {
+		t.Fatalf("Prune = %d entries, %d counts, %v; want 2 and 2", n, counts, err)
 	}
 	if got := all(t, s); len(got) != 2 || got[0].Path != "/23h0m0s" {
 		t.Fatalf("left %d entries", len(got))
+	}
+	if got := usage(t, s, keyward.Hourly, ""); len(got) != 3 {
+		t.Fatalf("left hourly counts %v; want the 3 newer than 40 h", got)
 	}
 }
 
@@ -280,6 +285,82 @@ func TestFullArenaDrops(t *testing.T) {
 	}
 	if got := all(t, s); len(got) != 2 {
 		t.Fatalf("written %d, want 2", len(got))
+	}
+}
+
+// usage returns the counts of key (every key when ""), each as "start
+// code count" with the start in RFC 3339 and allowed for the empty code.
+func usage(t *testing.T, s keyward.UsageStore, g keyward.Granularity, key string) []string {
+	t.Helper()
+	got, err := s.Usage(t.Context(), keyward.UsageFilter{Granularity: g, KeyID: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, u := range got {
+		code := u.Code
+		if code == "" {
+			code = keyward.CodeAllowed
+		}
+		out = append(out, fmt.Sprintf("%s %s %d", u.Start.Format(time.RFC3339), code, u.Count))
+	}
+	return out
+}
+
+// TestUsageExact: the usage counts count every entry added, by key, hour,
+// day and code: those written, those the full buffer dropped, and those
+// the store refused for longer than the buffer held them.
+func TestUsageExact(t *testing.T) {
+	s := &failing{Store: open(t)}
+	l := reqlog.New(reqlog.Config{Store: s, Buffer: 4})
+	h := time.Date(2026, 11, 29, 23, 0, 0, 0, time.UTC)
+	other := &keyward.Key{ID: "key_2", TenantID: "ten_1", Environment: keyward.Live}
+	add := func(k *keyward.Key, at time.Time, code keyward.Code, n int) {
+		for range n {
+			e := entry(k, "/a")
+			e.At, e.Code = at, code
+			l.Add(e)
+		}
+	}
+	add(testKey, h.Add(time.Minute), "", 3)
+	add(testKey, h.Add(2*time.Minute), keyward.CodeRateLimited, 2) // one kept, one dropped
+	add(other, h.Add(61*time.Minute), "", 5)                      // the next hour, and the next day: all dropped
+	add(nil, h, keyward.CodeInvalidAPIKey, 1)                     // dropped
+	if l.Dropped() != 7 {
+		t.Fatalf("Dropped = %d, want 7", l.Dropped())
+	}
+	s.mu.Lock()
+	s.fail = true
+	s.mu.Unlock()
+	if err := l.Flush(t.Context()); err == nil {
+		t.Fatal("Flush succeeded on a failing store")
+	}
+	add(testKey, h.Add(3*time.Minute), "", 4)
+	if err := l.Flush(t.Context()); err == nil { // pending beyond the buffer: the oldest entries go
+		t.Fatal("Flush succeeded on a failing store")
+	}
+	s.mu.Lock()
+	s.fail = false
+	s.mu.Unlock()
+	if err := l.Flush(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(all(t, s)); n != 4 {
+		t.Fatalf("written %d entries, want the last 4 of those kept", n)
+	}
+	for _, tc := range []struct {
+		g    keyward.Granularity
+		key  string
+		want []string
+	}{
+		{keyward.Hourly, "key_1", []string{"2026-11-29T23:00:00Z allowed 7", "2026-11-29T23:00:00Z rate_limited 2"}},
+		{keyward.Hourly, "key_2", []string{"2026-11-30T00:00:00Z allowed 5"}},
+		{keyward.Daily, "key_1", []string{"2026-11-29T00:00:00Z allowed 7", "2026-11-29T00:00:00Z rate_limited 2"}},
+		{keyward.Daily, "", []string{"2026-11-29T00:00:00Z allowed 7", "2026-11-29T00:00:00Z invalid_api_key 1", "2026-11-29T00:00:00Z rate_limited 2", "2026-11-30T00:00:00Z allowed 5"}},
+	} {
+		if got := usage(t, s, tc.g, tc.key); !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("%s counts of %q: %v, want %v", tc.g, tc.key, got, tc.want)
+		}
 	}
 }
 
