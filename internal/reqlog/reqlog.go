@@ -202,7 +202,7 @@ func New(c Config) *Log {
 	}
 	return &Log{c: c, cur: newBuffer(c.Buffer), spare: newBuffer(c.Buffer), half: max(c.Buffer/2, 1),
 		missed: map[usageKey]int64{}, usage: map[usageKey]int64{},
-		wake:   make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+		wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 }
 
 // Add copies e into the buffer, or drops and counts it when the buffer is

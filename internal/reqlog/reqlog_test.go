@@ -324,8 +324,8 @@ func TestUsageExact(t *testing.T) {
 	}
 	add(testKey, h.Add(time.Minute), "", 3)
 	add(testKey, h.Add(2*time.Minute), keyward.CodeRateLimited, 2) // one kept, one dropped
-	add(other, h.Add(61*time.Minute), "", 5)                      // the next hour, and the next day: all dropped
-	add(nil, h, keyward.CodeInvalidAPIKey, 1)                     // dropped
+	add(other, h.Add(61*time.Minute), "", 5)                       // the next hour, and the next day: all dropped
+	add(nil, h, keyward.CodeInvalidAPIKey, 1)                      // dropped
 	if l.Dropped() != 7 {
 		t.Fatalf("Dropped = %d, want 7", l.Dropped())
 	}
