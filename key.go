@@ -130,6 +130,12 @@ type Key struct {
 	RotatedTo string `json:"rotated_to" description:"the id of the key that replaces this one; empty when it was not rotated. While this key is in its grace period, the newest key of its chain, whose credits and per-key rate limits it spends from; once this key has expired or been revoked, the newest key of its chain at that time"`
 }
 
+// RotationDue reports whether the key's rotate_by has passed at time now
+// while it still works (neither revoked nor expired).
+func (k *Key) RotationDue(now time.Time) bool {
+	return k.RotateBy != nil && !now.Before(*k.RotateBy) && k.StatusAt(now) != KeyRevoked && !k.Expired(now)
+}
+
 // Expired reports whether the key has expired at time now.
 func (k *Key) Expired(now time.Time) bool {
 	return k.ExpiresAt != nil && !now.Before(*k.ExpiresAt)

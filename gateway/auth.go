@@ -235,6 +235,7 @@ func (s *AuthServer) forwardAuth(ctx *fasthttp.RequestCtx, q *ask) {
 	if rl := a.Result.RateLimit; rl != nil && rl.N > 0 {
 		q.buf = setRateLimit(wh, rl, q.buf[:0])
 	}
+	q.buf = setNotice(wh, &a.Result.Notice, q.buf)
 	if a.Misconfigured {
 		s.log.WarnContext(ctx, "forward-auth: the proxy's settings are wrong", "request_id", string(q.id), "detail", apikey.Redact(a.Refusal.Message))
 	}

@@ -426,6 +426,7 @@ func (f *front) verify(ctx *fasthttp.RequestCtx, p *pass) bool {
 	if p.limited {
 		p.buf = setRateLimit(wh, rl, p.buf[:0])
 	}
+	p.buf = setNotice(wh, &p.d.Result.Notice, p.buf)
 	e := p.d.Refusal
 	if e == nil {
 		return true
@@ -585,6 +586,7 @@ func (f *front) forward(ctx *fasthttp.RequestCtx, p *pass) {
 		if p.limited {
 			p.buf = setRateLimit(h, p.d.Result.RateLimit, p.buf[:0])
 		}
+		p.buf = setNotice(h, &p.d.Result.Notice, p.buf)
 		if p.secure && f.hsts != nil {
 			h.SetCanonical(hHSTS, f.hsts)
 		}
@@ -603,9 +605,27 @@ func (f *front) forward(ctx *fasthttp.RequestCtx, p *pass) {
 		}
 		p.buf = setRateLimit(h, p.d.Result.RateLimit, p.buf[:0])
 	}
+	if !p.d.Result.Sunset.IsZero() {
+		// The key's notice, not the upstream's own (of its API's
+		// version, say), which the client sees for a key that has none.
+		p.buf = setNotice(h, &p.d.Result.Notice, p.buf)
+	}
 	if p.secure && f.hsts != nil {
 		h.SetCanonical(hHSTS, f.hsts)
 	}
+}
+
+// setNotice sets on h the Deprecation and Sunset headers of n, when it
+// has a sunset, with buf as scratch space, which it returns.
+func setNotice(h *fasthttp.ResponseHeader, n *verify.Notice, buf []byte) []byte {
+	if n.Sunset.IsZero() {
+		return buf
+	}
+	buf = n.AppendDeprecation(buf[:0])
+	h.SetCanonical(hDeprecation, buf)
+	buf = n.AppendSunset(buf[:0])
+	h.SetCanonical(hSunset, buf)
+	return buf
 }
 
 // rateLimitHeaders are the names of the RateLimit headers but
@@ -755,6 +775,8 @@ var (
 	hForwardedHost       = []byte("X-Forwarded-Host")
 	hForwardedProto      = []byte("X-Forwarded-Proto")
 	hHSTS                = []byte("Strict-Transport-Security")
+	hDeprecation         = []byte(verify.DeprecationHeader)
+	hSunset              = []byte(verify.SunsetHeader)
 	hRateLimitPolicy     = []byte("Ratelimit-Policy")
 	hRateLimit           = []byte("Ratelimit")
 	hXRateLimitLimit     = []byte("X-Ratelimit-Limit")

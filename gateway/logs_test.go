@@ -3,8 +3,10 @@ package gateway_test
 import (
 	"context"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestRequestLogs: every request through the gateway has an entry in the
@@ -62,6 +64,36 @@ func TestRequestLogs(t *testing.T) {
 	for _, secret := range []string{key, revoked, "token=abc", "page=2"} {
 		if strings.Contains(all, secret) {
 			t.Errorf("the log holds %q", secret)
+		}
+	}
+}
+
+// TestNotices: a key in a rotation's grace period carries Deprecation and
+// Sunset on every answer of the gateway, the upstream's, a refusal's and
+// an upstream failure's; its successor carries none.
+func TestNotices(t *testing.T) {
+	e := newEnv(t)
+	e.call(http.StatusCreated, "POST", "/v1/tenants", map[string]any{"slug": "acme"})
+	old, oldID := e.key(map[string]any{"tenant_id": "acme", "name": "app", "permissions": []string{"contacts:read"}})
+	a := e.call(http.StatusCreated, "POST", "/v1/api-keys/"+oldID+"/rotate", map[string]any{"grace_period": "3d"})
+	successor := a["key"].(string)
+	e.legacy.srv.Close()
+	now := e.clock.Now()
+	sunset, deprecation := now.Add(72*time.Hour).UTC().Format(http.TimeFormat), "@"+strconv.FormatInt(now.Unix(), 10)
+	for _, c := range []struct {
+		name, method, uri string
+		status            int
+	}{
+		{"proxied", "GET", "/v1/contacts/7", 200},
+		{"refused", "POST", "/v1/contacts", 403},
+		{"upstream down", "GET", "/v1/legacy/x", 502},
+	} {
+		got := e.gateway(c.method, c.uri, old)
+		if got.status != c.status || len(got.header.Values("Sunset")) != 1 || got.header.Get("Sunset") != sunset || got.header.Get("Deprecation") != deprecation {
+			t.Errorf("%s: %d, Sunset %q, Deprecation %q; want %d, %s, %s", c.name, got.status, got.header.Values("Sunset"), got.header.Get("Deprecation"), c.status, sunset, deprecation)
+		}
+		if got := e.gateway(c.method, c.uri, successor); got.header.Get("Sunset") != "" || got.header.Get("Deprecation") != "" {
+			t.Errorf("%s, the successor: Sunset %q, Deprecation %q", c.name, got.header.Get("Sunset"), got.header.Get("Deprecation"))
 		}
 	}
 }

@@ -40,6 +40,7 @@ func (s *server) handleForwardAuth(w http.ResponseWriter, r *http.Request) {
 	if a.Result.RateLimit != nil {
 		limit.SetHeaders(w.Header(), a.Result.RateLimit)
 	}
+	a.Result.Notice.SetHeaders(w.Header())
 	if a.Misconfigured {
 		s.log.WarnContext(r.Context(), "forward-auth: the proxy's settings are wrong", "request_id", requestID(w), "detail", apikey.Redact(a.Refusal.Message))
 	}
@@ -126,6 +127,7 @@ func (s *server) require(need manage.Requirement, h http.Handler) http.Handler {
 			limit.SetHeaders(w.Header(), res.RateLimit)
 			res.RateLimit = nil // its decision goes back to the pool
 		}
+		res.Notice.SetHeaders(w.Header())
 		if err != nil {
 			s.writeError(w, r, err)
 			return

@@ -1,9 +1,9 @@
 // Package middleware verifies API keys inside a Go program's own HTTP
 // server: a func(http.Handler) http.Handler that answers every request as
 // Keyward's forward-auth would (the same refusals, as problem+json with the
-// same status, code and detail, WWW-Authenticate, RateLimit headers and
-// Retry-After), and hands the handlers behind it the verified key's
-// identity (Identity).
+// same status, code and detail, WWW-Authenticate, RateLimit headers,
+// Deprecation and Sunset, and Retry-After), and hands the handlers behind
+// it the verified key's identity (Identity).
 //
 // It verifies in one of two modes:
 //
@@ -178,6 +178,7 @@ func checkLocal(v *verify.Verifier, routes *policy.File, w http.ResponseWriter, 
 	if res.RateLimit != nil {
 		limit.SetHeaders(w.Header(), res.RateLimit)
 	}
+	res.Notice.SetHeaders(w.Header())
 	switch {
 	case !res.Valid():
 		return nil, res.Err()

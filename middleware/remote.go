@@ -300,11 +300,16 @@ func cacheable(v *view.Verification) bool {
 	return v.Valid || v.Status == http.StatusForbidden || v.Status == http.StatusNotFound
 }
 
-// use answers with v: the RateLimit headers of its rate limits on w, and
+// use answers with v: the RateLimit headers of its rate limits and its
+// Deprecation and Sunset headers on w, and
 // the Caller of a valid key, nil for a public route, or the refusal.
 func (rm *Remote) use(w http.ResponseWriter, v *view.Verification) (*Caller, *keyward.Error) {
 	if rl := v.RateLimit; rl != nil {
 		setRateLimitHeaders(w.Header(), rl)
+	}
+	if v.Sunset != nil && v.Deprecation != nil {
+		n := verify.Notice{Sunset: *v.Sunset, Deprecation: *v.Deprecation}
+		n.SetHeaders(w.Header())
 	}
 	switch {
 	case !v.Valid:

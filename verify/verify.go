@@ -110,7 +110,15 @@ type Options struct {
 	// limit.Fallback on Redis shares them between nodes. nil means a
 	// limit.Local of this node alone.
 	Limiter limit.Limiter
+	// ExpiryNotice is how long before its expiry a key carries the
+	// Deprecation and Sunset notices (Result.Sunset); DefaultExpiryNotice
+	// when 0, none when negative. A key in a rotation's grace period
+	// carries them for the whole period.
+	ExpiryNotice time.Duration
 }
+
+// DefaultExpiryNotice is Options.ExpiryNotice when it is not set: a week.
+const DefaultExpiryNotice = 7 * 24 * time.Hour
 
 // Request is what a caller presents for verification.
 type Request struct {
@@ -197,6 +205,9 @@ type Result struct {
 	// RateLimit is the decision of the key's rate limits, when the key
 	// has some and Request.RateLimit was given: Request.RateLimit.
 	RateLimit *limit.Decision
+	// The notices of a key that is neither revoked nor expired, set
+	// whatever the outcome that follows (docs/notices.md).
+	Notice
 }
 
 // Valid reports whether the key was accepted.
@@ -233,6 +244,8 @@ type Verifier struct {
 	testHead string // <prefix>_test_
 	keyLen   int    // the length of every key of the format
 	now      keyward.Clock
+	// expiryNotice is Options.ExpiryNotice, negative for none.
+	expiryNotice time.Duration
 	// clockInjected says that Options.Clock was given: then it stamps
 	// last-used times too, else the coarse cache clock does (usedAt).
 	clockInjected bool
@@ -317,6 +330,9 @@ func New(store Store, opts Options) *Verifier {
 	if opts.StorageTimeout <= 0 {
 		opts.StorageTimeout = DefaultStorageTimeout
 	}
+	if opts.ExpiryNotice == 0 {
+		opts.ExpiryNotice = DefaultExpiryNotice
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -327,6 +343,7 @@ func New(store Store, opts Options) *Verifier {
 		liveHead:       opts.Format.Prefix() + "_" + string(keyward.Live) + "_",
 		testHead:       opts.Format.Prefix() + "_" + string(keyward.Test) + "_",
 		now:            opts.Clock,
+		expiryNotice:   opts.ExpiryNotice,
 		clockInjected:  injectedClock,
 		log:            opts.Logger,
 		pollInterval:   opts.PollInterval,
@@ -511,7 +528,7 @@ func (v *Verifier) verify(ctx context.Context, req *Request, path *policy.Path, 
 	}
 	k := e.key
 	r.Key = k
-	if code, detail := v.checkLifetime(e); code != "" {
+	if code, detail := v.checkLifetime(e, r); code != "" {
 		r.Code, r.Detail = code, detail
 		if code == keyward.CodeRevokedAPIKey {
 			v.refused(req)
@@ -644,17 +661,23 @@ func (v *Verifier) cachedEntry(ctx context.Context, key string) (hash [32]byte, 
 }
 
 // checkLifetime is steps 4 and 5 of Verify: the key of e is neither revoked
-// nor expired. It returns the code and detail of a refusal, or "" and "".
-func (v *Verifier) checkLifetime(e *entry) (keyward.Code, string) {
+// nor expired. It returns the code and detail of a refusal, or "" and "";
+// for a key that is neither, it sets r's notices.
+func (v *Verifier) checkLifetime(e *entry, r *Result) (keyward.Code, string) {
 	k := e.key
 	if k.Status == keyward.KeyRevoked {
 		return keyward.CodeRevokedAPIKey, e.revokedDetail
 	}
-	// The precise clock is read only for a key that can expire: it costs a
-	// good part of a cached verification.
-	if k.ExpiresAt != nil && k.Expired(v.now()) {
+	// The precise clock is read only for a key that can expire or has a
+	// rotate_by: it costs a good part of a cached verification.
+	if k.ExpiresAt == nil && k.RotateBy == nil {
+		return "", ""
+	}
+	now := v.now()
+	if k.ExpiresAt != nil && k.Expired(now) {
 		return keyward.CodeExpiredAPIKey, e.expiredDetail
 	}
+	r.Notice = NoticeOf(k, now, v.expiryNotice)
 	return "", ""
 }
 

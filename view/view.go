@@ -32,13 +32,14 @@ const KeyRevoked = "API key revoked successfully"
 // last_used_at in the name the seeds' list answers use.
 type Key struct {
 	*keyward.Key
-	Status   keyward.KeyStatus `json:"status" enum:"active,disabled,expired,revoked"`
-	LastUsed *time.Time        `json:"last_used"`
+	Status      keyward.KeyStatus `json:"status" enum:"active,disabled,expired,revoked"`
+	LastUsed    *time.Time        `json:"last_used"`
+	RotationDue bool              `json:"rotation_due" description:"true once rotate_by has passed while the key still works: replace it"`
 }
 
 // KeyOf shows k as of now.
 func KeyOf(k *keyward.Key, now time.Time) Key {
-	return Key{Key: k, Status: k.StatusAt(now), LastUsed: k.LastUsedAt}
+	return Key{Key: k, Status: k.StatusAt(now), LastUsed: k.LastUsedAt, RotationDue: k.RotationDue(now)}
 }
 
 // KeysOf shows a page of keys as of now; an empty page is [], never null.
@@ -98,6 +99,9 @@ type Verification struct {
 	Member      *KeyMember          `json:"member,omitempty" description:"the member the key belongs to; absent for a key of the tenant as a whole"`
 	Plan        string              `json:"plan,omitempty" description:"the plan of the key's tenant"`
 	ExpiresAt   *time.Time          `json:"expires_at,omitempty"`
+	RotationDue bool                `json:"rotation_due,omitempty" description:"true once the key's rotate_by has passed: replace it"`
+	Sunset      *time.Time          `json:"sunset,omitempty" description:"when the key stops working, while it is in a rotation's grace period or close to its expiry (answer it with the Sunset header)"`
+	Deprecation *time.Time          `json:"deprecation,omitempty" description:"with sunset: when the key was deprecated, by its rotation or by the start of the notice before its expiry (answer it with the Deprecation header, @ and Unix seconds)"`
 	Route       string              `json:"route,omitempty" description:"the route of the server's route policy that decided: its pattern, or default: deny or default: authenticated; absent without a policy or a path"`
 	RateLimit   *RateLimitState     `json:"ratelimit" description:"the key's rate limits after this request, as the RateLimit headers give them; null when the key has none or was refused before they were checked"`
 	RetryAfter  int64               `json:"retry_after,omitempty" description:"with too_many_failed_attempts, rate_limited and quota_exceeded (when the quota resets or the credits are refilled): how many seconds the client must wait before it tries again (answer it with Retry-After)"`
@@ -122,6 +126,13 @@ func VerificationOf(res verify.Result, requestID string) Verification {
 	if k := res.Key; k != nil && out.Status != http.StatusUnauthorized {
 		out.KeyID, out.Name, out.TenantID, out.Environment, out.Permissions, out.ExpiresAt =
 			k.ID, k.Name, k.TenantID, k.Environment, k.Permissions, k.ExpiresAt
+		out.RotationDue = res.RotationDue
+		if !res.Sunset.IsZero() {
+			// Copies, made only for a key with a notice: a pointer
+			// into res would move every res to the heap.
+			sunset, deprecation := res.Sunset, res.Deprecation
+			out.Sunset, out.Deprecation = &sunset, &deprecation
+		}
 		if a := res.Access; a != nil {
 			out.Permissions, out.Withheld, out.Member, out.Plan = a.Permissions, withheldOf(a), KeyMemberOf(k, a), a.Plan.Name
 			out.TenantSlug, out.Metered = a.Tenant.Slug, a.Metered()
@@ -208,6 +219,8 @@ type Whoami struct {
 	Withheld    []verify.Withheld   `json:"withheld" description:"the permissions the key holds but may not use now, and what withholds each: its member (who no longer holds it, is suspended or was removed) or its tenant's plan"`
 	ExpiresAt   *time.Time          `json:"expires_at"`
 	RotateBy    *time.Time          `json:"rotate_by"`
+	RotationDue bool                `json:"rotation_due" description:"true once rotate_by has passed: replace the key"`
+	Sunset      *time.Time          `json:"sunset" description:"when the key stops working, while it is in a rotation's grace period or close to its expiry; null otherwise"`
 }
 
 // WhoamiOf is the answer for res, the verification of a valid key.
@@ -216,7 +229,11 @@ func WhoamiOf(res verify.Result) Whoami {
 	w := Whoami{
 		KeyID: k.ID, Name: k.Name, TenantID: k.TenantID, TenantSlug: a.Tenant.Slug, Environment: k.Environment,
 		Member: KeyMemberOf(k, a), Plan: a.Plan.Name, Permissions: a.Permissions, Withheld: withheldOf(a),
-		ExpiresAt: k.ExpiresAt, RotateBy: k.RotateBy,
+		ExpiresAt: k.ExpiresAt, RotateBy: k.RotateBy, RotationDue: res.RotationDue,
+	}
+	if !res.Sunset.IsZero() {
+		sunset := res.Sunset
+		w.Sunset = &sunset
 	}
 	if w.Permissions == nil {
 		w.Permissions = []string{}

@@ -164,3 +164,32 @@ func TestKeysJSONUnencodable(t *testing.T) {
 	ok(t, db, "keys", "revoke", k.ID)
 	fails(t, db, 1, []string{"verify", plaintext})
 }
+
+// TestKeysRotationDue: a key past its rotate_by says so in keys show, as
+// text and as JSON (rotation_due); a key before it does not.
+func TestKeysRotationDue(t *testing.T) {
+	db := newDB(t)
+	ok(t, db, "tenants", "create", "acme")
+	_, dueID := newKey(t, db, "--name", "due", "--rotate-by", "20d")
+	_, laterID := newKey(t, db, "--name", "later", "--rotate-by", "20d")
+	store, err := sqlite.Open(t.Context(), db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	past := time.Now().Add(-time.Hour).UTC().Truncate(time.Microsecond)
+	if _, err := store.UpdateKey(t.Context(), dueID, keyward.KeyUpdate{RotateBy: &past}, time.Now(), keyward.CommandLineActor()); err != nil {
+		t.Fatal(err)
+	}
+	store.Close()
+	type rotation struct {
+		RotationDue bool `json:"rotation_due"`
+	}
+	for id, due := range map[string]bool{dueID: true, laterID: false} {
+		if k := decodeJSON[rotation](t, ok(t, db, "keys", "show", id, "--json").stdout); k.RotationDue != due {
+			t.Errorf("keys show %s --json: rotation_due %v, want %v", id, k.RotationDue, due)
+		}
+		if o := ok(t, db, "keys", "show", id).stdout; strings.Contains(o, "(due: rotate the key)") != due {
+			t.Errorf("keys show %s (due %v):\n%s", id, due, o)
+		}
+	}
+}

@@ -389,7 +389,7 @@ func (a *app) printKey(w io.Writer, k *keyward.Key, now time.Time) error {
 		"credits", formatCredits(k.Credits),
 		"created", when(k.CreatedAt)+" by "+shown(k.CreatedBy),
 		"expires", whenOr(k.ExpiresAt, "never"),
-		"rotate by", whenOr(k.RotateBy, "-"),
+		"rotate by", rotateBy(k, now),
 		"last used", lastUsed,
 		"revoked", whenOr(k.RevokedAt, "-"),
 		"rotated from", orDash(k.RotatedFrom),
@@ -498,4 +498,12 @@ func joinResources(res map[string][]string) string {
 		parts = append(parts, name+"="+strings.Join(res[name], ","))
 	}
 	return shown(strings.Join(parts, " "))
+}
+
+// rotateBy shows k's rotate_by, and says when it is due.
+func rotateBy(k *keyward.Key, now time.Time) string {
+	if k.RotationDue(now) {
+		return when(*k.RotateBy) + " (due: rotate the key)"
+	}
+	return whenOr(k.RotateBy, "-")
 }

@@ -191,6 +191,17 @@ func TestNginxForwardAuth(t *testing.T) {
 			t.Errorf("%s: the key reached the upstream", hdr[0])
 		}
 	}
+	if a := send("GET", "/api/orders", "X-API-Key", key); a.header.Get("Sunset") != "" || a.header.Get("Deprecation") != "" {
+		t.Errorf("a key without a notice: Sunset %q, Deprecation %q", a.header.Get("Sunset"), a.header.Get("Deprecation"))
+	}
+	// A key that expires within the notice: nginx passes Keyward's
+	// Deprecation and Sunset on to the client.
+	expiring := strings.TrimSpace(ok(t, db, "keys", "create", "--tenant", "acme", "--name", "e", "--permissions", "contacts:read", "--expires", "2d").stdout)
+	if a := send("GET", "/api/orders", "X-API-Key", expiring); a.status != 200 || !strings.HasPrefix(a.header.Get("Deprecation"), "@") {
+		t.Errorf("an expiring key: %d, Sunset %q, Deprecation %q", a.status, a.header.Get("Sunset"), a.header.Get("Deprecation"))
+	} else if sunset, err := http.ParseTime(a.header.Get("Sunset")); err != nil || time.Until(sunset) < 47*time.Hour || time.Until(sunset) > 49*time.Hour {
+		t.Errorf("an expiring key: Sunset %q (%v), want in 2 days", a.header.Get("Sunset"), err)
+	}
 
 	// refused checks that a is Keyward's refusal: status, problem body
 	// with code, the X-Request-Id of that body, challenge in

@@ -56,6 +56,9 @@ type serveOptions struct {
 	failedAttempts      int
 	failedAttemptWindow time.Duration
 	failedAttemptBlock  time.Duration
+	// expiryNotice is how long before its expiry a key carries the
+	// Deprecation and Sunset headers; 0 for never.
+	expiryNotice time.Duration
 	// envDurations are the duration flags that take their default from the
 	// environment.
 	envDurations []envDuration
@@ -92,6 +95,8 @@ type envDuration struct {
 	def              time.Duration
 	example          string // a valid value, for messages
 	value            *time.Duration
+	// offIsZero allows 0, which turns the setting off.
+	offIsZero bool
 	// input is the flag's value, which reads the variable too.
 	input *durationValue
 	// err is why the variable could not be read, if it could not; it
@@ -288,6 +293,8 @@ off.`,
 			usage: "how long a kept-alive connection may wait for its next request; behind a load balancer that keeps connections open, set it above the balancer's idle timeout"},
 		{flag: "failed-attempts-window", env: "KEYWARD_FAILED_ATTEMPTS_WINDOW", def: verify.DefaultFailedAttemptWindow, example: "1m", value: &o.failedAttemptWindow,
 			usage: "the time within which --failed-attempts refused keys block a client address"},
+		{flag: "expiry-notice", env: "KEYWARD_EXPIRY_NOTICE", def: verify.DefaultExpiryNotice, example: "168h", value: &o.expiryNotice,
+			usage: "how long before its expiry a key's answers on forward-auth, the gateway and the API carry the Deprecation and Sunset headers (a key in a rotation's grace period carries them for the whole period); 0 for only the latter", offIsZero: true},
 		{flag: "failed-attempts-block", env: "KEYWARD_FAILED_ATTEMPTS_BLOCK", def: verify.DefaultFailedAttemptBlock, example: "1m", value: &o.failedAttemptBlock,
 			usage: "how long a client address that sent too many refused keys stays blocked"},
 		{flag: "log-retention", env: "KEYWARD_LOG_RETENTION", def: reqlog.DefaultRetention, example: "720h", value: &o.logRetention,
@@ -393,7 +400,7 @@ func (a *app) serve(ctx context.Context, o serveOptions) error {
 		if d.input.negative != nil {
 			return usageError{fmt.Errorf("--%s: must be more than 0, such as %s: %w (env %s)", d.flag, d.example, d.input.negative, d.env)}
 		}
-		if *d.value <= 0 {
+		if *d.value <= 0 && !(d.offIsZero && *d.value == 0) {
 			return usageError{fmt.Errorf("--%s: must be more than 0, such as %s, not %s (env %s)", d.flag, d.example, *d.value, d.env)}
 		}
 	}
@@ -440,7 +447,8 @@ func (a *app) serve(ctx context.Context, o serveOptions) error {
 		Format: format, Logger: logger, FlushInterval: o.flushInterval, CacheTTL: o.cacheTTL,
 		StorageTimeout: o.storageTimeout, FailedAttempts: failedAttempts,
 		FailedAttemptWindow: o.failedAttemptWindow, FailedAttemptBlock: o.failedAttemptBlock,
-		Limiter: limiter,
+		ExpiryNotice: expiryNotice(o.expiryNotice),
+		Limiter:      limiter,
 	})
 
 	var logs *reqlog.Log
@@ -606,7 +614,7 @@ func (a *app) runServer(ctx context.Context, o serveOptions, logger *slog.Logger
 		"shutdown_timeout", o.shutdownTimeout.String(), "idle_timeout", o.idleTimeout.String(),
 		"max_conns", o.maxConns, "max_conns_per_ip", o.maxConnsPerIP, "open_file_limit", connlimit.FileLimit(),
 		"failed_attempts", o.failedAttempts, "failed_attempts_window", o.failedAttemptWindow.String(),
-		"failed_attempts_block", o.failedAttemptBlock.String(),
+		"failed_attempts_block", o.failedAttemptBlock.String(), "expiry_notice", o.expiryNotice.String(),
 		"tls", o.tls.certificate != nil, "require_tls", o.tls.requireTLS, "hsts", o.tls.hstsMaxAge.String())
 	var fast []fastServer
 	if gsrv != nil {
@@ -650,4 +658,14 @@ func newLogger(w io.Writer, format string) (*slog.Logger, error) {
 		return slog.New(slog.NewTextHandler(w, nil)), nil
 	}
 	return nil, usageError{fmt.Errorf("--log-format: %q is not a log format; use json or text", format)}
+}
+
+// expiryNotice is verify.Options.ExpiryNotice for --expiry-notice: 0
+// turns the notice before expiry off, which the option says with a
+// negative value.
+func expiryNotice(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
 }
