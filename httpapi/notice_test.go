@@ -73,4 +73,3 @@ func testNotices(t *testing.T, front harnessOption) {
 		t.Errorf("verify of the key in grace: sunset %v, deprecation %v", v["sunset"], v["deprecation"])
 	}
 }
-
