@@ -3,7 +3,9 @@ package keyward
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
+	"slices"
 	"time"
 )
 
@@ -98,6 +100,11 @@ func (c Code) Status() int {
 func (c Code) Known() bool {
 	_, ok := codes[c]
 	return ok
+}
+
+// Codes returns every one of Keyward's codes, sorted.
+func Codes() []Code {
+	return slices.Sorted(maps.Keys(codes))
 }
 
 // Title is the short, fixed summary of the code (problem+json `title`).

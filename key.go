@@ -43,6 +43,9 @@ const (
 	PermAdmin = "keyward:admin"
 	// PermVerify lets a service call POST /v1/verify.
 	PermVerify = "keyward:verify"
+	// PermMetrics lets a monitoring system scrape GET /metrics on the
+	// API's listener.
+	PermMetrics = "keyward:metrics"
 	// PermManageKeys lets a tenant's key manage that tenant's keys.
 	PermManageKeys = "keys:manage"
 )

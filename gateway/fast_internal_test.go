@@ -18,6 +18,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/keyward/keyward/apikey"
+	"github.com/keyward/keyward/internal/metrics"
 	"github.com/keyward/keyward/internal/reqlog"
 	"github.com/keyward/keyward/manage"
 	"github.com/keyward/keyward/policy"
@@ -141,10 +142,11 @@ func fixture(t testing.TB) (*verify.Verifier, *policy.File, fixtureKeys) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// A request log whose writer does not run: the allocation tests
+	// A request log whose writer does not run, with the metrics
+	// observing every entry, as serve has them: the allocation tests
 	// count the request's own, and the log drops once it is full, which
 	// allocates no more than keeping does.
-	logs := reqlog.New(reqlog.Config{Store: store})
+	logs := reqlog.New(reqlog.Config{Store: store, Observe: metrics.New().Observe})
 	return v, routes, fixtureKeys{key: key, verifier: verifier, logs: logs}
 }
 

@@ -184,6 +184,8 @@ func operationID(method, path string) string {
 		return "healthz"
 	case "GET /readyz":
 		return "readyz"
+	case "GET /metrics":
+		return "getMetrics"
 	case "GET /openapi.json":
 		return "getOpenAPI"
 	}

@@ -34,6 +34,15 @@ func (s *server) handleReadyz(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// handleMetrics serves Config.Metrics, or answers 404 without them.
+func (s *server) handleMetrics(w http.ResponseWriter, r *http.Request) {
+	if s.metrics == nil {
+		s.writeError(w, r, keyward.Errorf(keyward.CodeNotFound, "This server serves no metrics."))
+		return
+	}
+	s.metrics.ServeHTTP(w, r)
+}
+
 func (s *server) handleOpenAPI(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	_, _ = w.Write(s.openapi)

@@ -73,5 +73,6 @@ func (s *server) routes() []route {
 		{"GET /healthz", "Liveness: the process answers", manage.NoKey, nil, statusResponse{}, http.StatusOK, http.HandlerFunc(s.handleHealthz)},
 		{"GET /readyz", "Readiness: the storage answers", manage.NoKey, nil, statusResponse{}, http.StatusOK, http.HandlerFunc(s.handleReadyz)},
 		{"GET /openapi.json", "This document", manage.NoKey, nil, nil, http.StatusOK, http.HandlerFunc(s.handleOpenAPI)},
+		{"GET /metrics", "Prometheus metrics, in the text format (needs keyward:metrics; serve --metrics-addr serves them without a key on a listener of their own)", manage.Monitor, nil, nil, http.StatusOK, http.HandlerFunc(s.handleMetrics)},
 	}
 }

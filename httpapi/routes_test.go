@@ -22,12 +22,14 @@ func TestRouteRequirements(t *testing.T) {
 	plain, _ := h.key(h.root, map[string]any{"tenant_id": "acme", "name": "plain", "permissions": []string{"contacts:read"}})
 	manager, _ := h.key(h.root, map[string]any{"tenant_id": "acme", "name": "manager", "permissions": []string{"keys:manage", "contacts:read"}})
 	verifier, _ := h.key(h.root, map[string]any{"tenant_id": keyward.SystemTenantID, "name": "verifier", "permissions": []string{"keyward:verify"}})
-	keys := map[string]string{"plain": plain, "manager": manager, "verifier": verifier, "root": h.root}
+	monitor, _ := h.key(h.root, map[string]any{"tenant_id": keyward.SystemTenantID, "name": "monitor", "permissions": []string{keyward.PermMetrics}})
+	keys := map[string]string{"plain": plain, "manager": manager, "verifier": verifier, "monitor": monitor, "root": h.root}
 	// The keys that meet each requirement; the others fall short of it.
 	meet := map[manage.Requirement][]string{
-		manage.AnyKey:   {"plain", "manager", "verifier", "root"},
+		manage.AnyKey:   {"plain", "manager", "verifier", "monitor", "root"},
 		manage.Manager:  {"manager", "root"},
 		manage.Verifier: {"verifier", "root"},
+		manage.Monitor:  {"monitor", "root"},
 		manage.Root:     {"root"},
 	}
 	for _, rt := range (&server{}).routes() {

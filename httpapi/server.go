@@ -59,6 +59,9 @@ type Config struct {
 	// Logs is the request log, which every request that verifies a key
 	// is added to; nil for none.
 	Logs *reqlog.Log
+	// Metrics serves GET /metrics (metrics.Metrics.Handler); nil for
+	// none.
+	Metrics http.Handler
 	// Done, when closed, ends the change streams (GET /v1/changes), so
 	// that a server shutting down need not wait for them; nil for never.
 	Done <-chan struct{}
@@ -89,6 +92,7 @@ type server struct {
 	// done is Config.Done.
 	done    <-chan struct{}
 	logs    *reqlog.Log
+	metrics http.Handler
 	openapi []byte
 	// ids gives requests their ids, as the gateway's.
 	ids *requestid.Source
@@ -104,7 +108,7 @@ type server struct {
 // in place.
 func NewServer(c Config) (http.Handler, error) {
 	s := &server{svc: c.Service, verifier: c.Verifier, store: c.Store, log: c.Logger, trusted: c.TrustedProxies, storageTimeout: c.StorageTimeout, now: time.Now, policyFile: c.Routes,
-		requireTLS: c.RequireTLS, hsts: hstsHeader(c.HSTS), done: c.Done, logs: c.Logs}
+		requireTLS: c.RequireTLS, hsts: hstsHeader(c.HSTS), done: c.Done, logs: c.Logs, metrics: c.Metrics}
 	s.forward = &forwardauth.Checker{Verifier: c.Verifier, Routes: c.Routes, RequireTLS: c.RequireTLS, TLSRequired: ErrTLSRequired}
 	if c.Service != nil {
 		s.now = c.Service.Now

@@ -39,6 +39,10 @@ const (
 	// Root admits a root key only: the administration of tenants, plans
 	// and the permission catalogue.
 	Root
+	// Monitor admits a key with keyward:metrics, or a root key: the
+	// scraping of GET /metrics on the API's listener. Only keys of the
+	// system tenant may hold it.
+	Monitor
 )
 
 // String names the requirement, as the OpenAPI document and tests do.
@@ -54,6 +58,8 @@ func (r Requirement) String() string {
 		return "keyward:verify or root"
 	case Root:
 		return "root key"
+	case Monitor:
+		return "keyward:metrics or root"
 	}
 	return fmt.Sprintf("Requirement(%d)", int(r))
 }
@@ -89,6 +95,12 @@ func Authorize(c Caller, r Requirement) error {
 		}
 		return keyward.Errorf(keyward.CodeInsufficientPermissions,
 			"This key cannot verify other keys: it needs the %q permission, or to be a root key.", keyward.PermVerify)
+	case Monitor:
+		if c.Root() || slices.Contains(c.Permissions, keyward.PermMetrics) {
+			return nil
+		}
+		return keyward.Errorf(keyward.CodeInsufficientPermissions,
+			"This key cannot read the metrics: it needs the %q permission (a key of the system tenant), or to be a root key.", keyward.PermMetrics)
 	case Root:
 		if c.Root() {
 			return nil

@@ -188,6 +188,26 @@ func (v *Verifier) Applied() (int64, <-chan struct{}) {
 	return v.applied, v.appliedCh
 }
 
+// CacheStats returns how many lookups the key cache answered (hits), how
+// many keys it read from the store instead (misses: a key not cached, or
+// the refresh of one past the cache TTL), and how many keys it holds (an
+// estimate).
+func (v *Verifier) CacheStats() (hits, misses uint64, size int) {
+	st := v.keys.Stats()
+	return st.Hits, st.Loads(), v.keys.EstimatedSize()
+}
+
+// FeedLag returns how long ago the change feed was last read to its end:
+// what a change made now may wait, at most, before this verifier answers
+// by it; -1 before the feed was first read.
+func (v *Verifier) FeedLag() time.Duration {
+	last := v.lastSync.Load()
+	if last == 0 {
+		return -1
+	}
+	return time.Duration(v.cacheClock.NowNano() - last)
+}
+
 // CacheTTL returns the cache's time to live (Options.CacheTTL): how long a
 // cached answer may be given when the change feed cannot be read.
 func (v *Verifier) CacheTTL() time.Duration { return time.Duration(v.ttl) }

@@ -23,6 +23,7 @@ import (
 	"unique"
 
 	"github.com/maypok86/otter/v2"
+	"github.com/maypok86/otter/v2/stats"
 
 	"github.com/keyward/keyward"
 	"github.com/keyward/keyward/apikey"
@@ -365,6 +366,7 @@ func New(store Store, opts Options) *Verifier {
 			RefreshCalculator: otter.RefreshWriting[[32]byte, *entry](opts.CacheTTL),
 			Clock:             cacheClock,
 			Logger:            &otter.NoopLogger{},
+			StatsRecorder:     stats.NewCounter(),
 		}),
 	}
 	size := min(opts.CacheSize, recordCacheSize)

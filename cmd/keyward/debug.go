@@ -57,10 +57,6 @@ func startDebug(addr string, logger *slog.Logger) (stop func(), err error) {
 	if addr == "" {
 		return func() {}, nil
 	}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("--debug-addr: cannot listen on %s: %w", addr, err)
-	}
 	runtime.SetMutexProfileFraction(debugMutexFraction)
 	runtime.SetBlockProfileRate(int(debugBlockRate.Nanoseconds()))
 	mux := http.NewServeMux()
@@ -69,20 +65,49 @@ func startDebug(addr string, logger *slog.Logger) (stop func(), err error) {
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	// No WriteTimeout: a profile or a trace takes as long as it is asked
-	// to.
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: readHeaderTimeout,
-		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
-	go func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			logger.Warn("debug listener stopped", "addr", ln.Addr().String(), "err", err)
-		}
-	}()
-	logger.Warn("debug listener: Go profiles and traces served on /debug/pprof/; keep it off in production", "addr", ln.Addr().String(),
+	closeSide, addr, err := serveSide("debug-addr", addr, mux, logger)
+	if err != nil {
+		runtime.SetMutexProfileFraction(0)
+		runtime.SetBlockProfileRate(0)
+		return nil, err
+	}
+	logger.Warn("debug listener: Go profiles and traces served on /debug/pprof/; keep it off in production", "addr", addr,
 		"mutex_profile_fraction", debugMutexFraction, "block_profile_rate", debugBlockRate.String())
 	return func() {
-		srv.Close()
+		closeSide()
 		runtime.SetMutexProfileFraction(0)
 		runtime.SetBlockProfileRate(0)
 	}, nil
+}
+
+// startMetrics serves the metrics at GET /metrics on addr, a listener of
+// its own, without a key: an address on a private interface, which only
+// the monitoring system reaches. It returns the address it listens on.
+// With addr "" it does nothing.
+func startMetrics(addr string, metrics http.Handler, logger *slog.Logger) (stop func(), listening string, err error) {
+	if addr == "" {
+		return func() {}, "", nil
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", metrics)
+	return serveSide("metrics-addr", addr, mux, logger)
+}
+
+// serveSide serves h on addr, the value of --flag, beside the API, and
+// returns the function that closes it and the address it listens on. It
+// has no WriteTimeout: a profile or a trace takes as long as it is asked
+// to.
+func serveSide(flag, addr string, h http.Handler, logger *slog.Logger) (stop func(), listening string, err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, "", fmt.Errorf("--%s: cannot listen on %s: %w", flag, addr, err)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: readHeaderTimeout,
+		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			logger.Warn("listener stopped", "flag", flag, "addr", ln.Addr().String(), "err", err)
+		}
+	}()
+	return func() { srv.Close() }, ln.Addr().String(), nil
 }

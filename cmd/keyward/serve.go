@@ -25,6 +25,7 @@ import (
 	"github.com/keyward/keyward/httpapi"
 	"github.com/keyward/keyward/internal/connlimit"
 	"github.com/keyward/keyward/internal/gcfloor"
+	"github.com/keyward/keyward/internal/metrics"
 	"github.com/keyward/keyward/internal/reqlog"
 	"github.com/keyward/keyward/limit"
 	"github.com/keyward/keyward/manage"
@@ -86,6 +87,11 @@ type serveOptions struct {
 	// debugAddr is where Go's profiles are served, "" for nowhere
 	// (debug.go).
 	debugAddr string
+	// metricsAddr is where GET /metrics is served without a key, "" for
+	// only on --addr, with one.
+	metricsAddr string
+	// accessLog writes a JSON line per verification on stdout.
+	accessLog bool
 }
 
 // envDuration is a duration flag whose default comes from an environment
@@ -277,6 +283,8 @@ off.`,
 	a.gatewayFlags(f, &o)
 	f.StringVar(&o.authAddr, "auth-addr", a.env("KEYWARD_AUTH_ADDR", ""),
 		"address of the auth listener, host:port: /v1/forward-auth alone, for the proxies in front of an API, on a leaner HTTP/1.1 stack than --addr's; off when empty (env KEYWARD_AUTH_ADDR)")
+	f.StringVar(&o.metricsAddr, "metrics-addr", a.env("KEYWARD_METRICS_ADDR", ""), "address of a listener of its own for GET /metrics, served there without a key: bind it to a private interface, such as 10.0.0.5:9090; GET /metrics on --addr needs a key with keyward:metrics (env KEYWARD_METRICS_ADDR)")
+	f.BoolVar(&o.accessLog, "access-log", a.env("KEYWARD_ACCESS_LOG", "") == "1", "write a JSON line per verification on stdout (request id, surface, method, path without its query, status, code, key id, tenant, client address, latency); never a key (env KEYWARD_ACCESS_LOG=1)")
 	f.StringVar(&o.debugAddr, "debug-addr", a.env("KEYWARD_DEBUG_ADDR", ""), "loopback address on which to serve Go's profiles and execution traces (/debug/pprof/), such as 127.0.0.1:6060; off by default (env KEYWARD_DEBUG_ADDR)")
 	o.envDurations = []envDuration{
 		{flag: "shutdown-timeout", env: "KEYWARD_SHUTDOWN_TIMEOUT", def: 15 * time.Second, example: "15s", value: &o.shutdownTimeout,
@@ -443,7 +451,9 @@ func (a *app) serve(ctx context.Context, o serveOptions) error {
 	if failedAttempts == 0 {
 		failedAttempts = verify.NoFailedAttemptLimit
 	}
-	verifier := verify.New(store, verify.Options{
+	mets := metrics.New()
+	timed := mets.Store(store)
+	verifier := verify.New(timed, verify.Options{
 		Format: format, Logger: logger, FlushInterval: o.flushInterval, CacheTTL: o.cacheTTL,
 		StorageTimeout: o.storageTimeout, FailedAttempts: failedAttempts,
 		FailedAttemptWindow: o.failedAttemptWindow, FailedAttemptBlock: o.failedAttemptBlock,
@@ -451,13 +461,25 @@ func (a *app) serve(ctx context.Context, o serveOptions) error {
 		Limiter:      limiter,
 	})
 
-	var logs *reqlog.Log
+	// The request log is made without a store when it is off: it still
+	// hands every verification to the metrics (and the access log).
+	logConfig := reqlog.Config{Buffer: o.logBuffer, Retention: o.logRetention,
+		UsageRetention: o.usageRetention, Interval: o.logInterval, Logger: logger, Observe: mets.Observe}
 	if o.logBuffer > 0 {
-		logs = reqlog.New(reqlog.Config{Store: store, Buffer: o.logBuffer, Retention: o.logRetention,
-			UsageRetention: o.usageRetention, Interval: o.logInterval, Logger: logger})
+		logConfig.Store = timed
 	}
+	if o.accessLog {
+		access := reqlog.AccessLog(slog.New(slog.NewJSONHandler(a.stdout, nil)))
+		logConfig.Observe = func(e *reqlog.Entry) {
+			mets.Observe(e)
+			access(e)
+		}
+	}
+	logs := reqlog.New(logConfig)
+	mets.WatchVerifier(verifier)
+	mets.WatchLog(logs)
 
-	err = a.runServer(ctx, o, logger, store, verifier, logs, format, trusted, routes, gw)
+	err = a.runServer(ctx, o, logger, store, verifier, logs, mets, format, trusted, routes, gw)
 
 	// The request log and the verifier close on every way out, once no
 	// request is served, and before the store: they write the entries
@@ -488,7 +510,7 @@ func (a *app) serve(ctx context.Context, o serveOptions) error {
 // HTTP API until ctx ends, then stops the HTTP server, letting requests in
 // flight finish. It leaves the verifier and the store open.
 func (a *app) runServer(ctx context.Context, o serveOptions, logger *slog.Logger, store database,
-	verifier *verify.Verifier, logs *reqlog.Log, format apikey.Format, trusted []netip.Prefix, routes *policy.File, gw *gatewayOptions,
+	verifier *verify.Verifier, logs *reqlog.Log, mets *metrics.Metrics, format apikey.Format, trusted []netip.Prefix, routes *policy.File, gw *gatewayOptions,
 ) error {
 	svc := manage.New(manage.Config{Store: store, Format: format, AfterChange: verifier.Refresh})
 	rootKey, err := svc.Bootstrap(ctx)
@@ -501,15 +523,12 @@ func (a *app) runServer(ctx context.Context, o serveOptions, logger *slog.Logger
 	if err := verifier.Start(ctx); err != nil {
 		return err
 	}
-	if logs != nil {
-		// Not ctx: its writer goes on until Close, after the last
-		// request.
-		logs.Start(context.WithoutCancel(ctx))
-	}
+	// Not ctx: its writer goes on until Close, after the last request.
+	logs.Start(context.WithoutCancel(ctx))
 
 	handler, err := httpapi.NewServer(httpapi.Config{
 		Service: svc, Verifier: verifier, Store: store, Logger: logger, TrustedProxies: trusted,
-		StorageTimeout: o.storageTimeout, Routes: routes, Logs: logs,
+		StorageTimeout: o.storageTimeout, Routes: routes, Logs: logs, Metrics: mets.Handler(),
 		RequireTLS: o.tls.requireTLS, HSTS: o.tls.hstsMaxAge,
 		// Shutting down ends the change streams, which would otherwise
 		// hold it up for its whole timeout.
@@ -548,6 +567,11 @@ func (a *app) runServer(ctx context.Context, o serveOptions, logger *slog.Logger
 		return err
 	}
 	defer stopDebug()
+	stopMetrics, metricsAddr, err := startMetrics(o.metricsAddr, mets.Handler(), logger)
+	if err != nil {
+		return err
+	}
+	defer stopMetrics()
 	tcp, err := net.Listen("tcp", o.addr)
 	if err != nil {
 		return fmt.Errorf("--addr: cannot listen on %s: %w", o.addr, err)
@@ -616,6 +640,9 @@ func (a *app) runServer(ctx context.Context, o serveOptions, logger *slog.Logger
 		"failed_attempts", o.failedAttempts, "failed_attempts_window", o.failedAttemptWindow.String(),
 		"failed_attempts_block", o.failedAttemptBlock.String(), "expiry_notice", o.expiryNotice.String(),
 		"tls", o.tls.certificate != nil, "require_tls", o.tls.requireTLS, "hsts", o.tls.hstsMaxAge.String())
+	if metricsAddr != "" {
+		logger.Info("listening", "listener", "metrics", "addr", metricsAddr)
+	}
 	var fast []fastServer
 	if gsrv != nil {
 		fast = append(fast, gsrv)

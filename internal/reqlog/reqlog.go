@@ -125,10 +125,15 @@ const (
 
 // Config is what New needs.
 type Config struct {
+	// Store is where entries and usage counts are written; nil for none:
+	// Add then only observes (serve --log-buffer 0).
 	Store interface {
 		keyward.RequestLogStore
 		keyward.UsageStore
 	}
+	// Observe, when set, is called with every entry Add is given, before
+	// it is buffered or dropped, and must not keep it: the metrics.
+	Observe func(*Entry)
 	// Buffer is the number of entries held before new ones are dropped;
 	// DefaultBuffer when 0.
 	Buffer int
@@ -200,6 +205,9 @@ func New(c Config) *Log {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
+	if c.Store == nil {
+		c.Buffer = 0
+	}
 	return &Log{c: c, cur: newBuffer(c.Buffer), spare: newBuffer(c.Buffer), half: max(c.Buffer/2, 1),
 		missed: map[usageKey]int64{}, usage: map[usageKey]int64{},
 		wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
@@ -210,6 +218,12 @@ func New(c Config) *Log {
 // count the usage of a dropped entry in an hour not counted yet).
 func (l *Log) Add(e *Entry) {
 	if l == nil {
+		return
+	}
+	if l.c.Observe != nil {
+		l.c.Observe(e)
+	}
+	if l.c.Store == nil {
 		return
 	}
 	l.mu.Lock()
@@ -397,7 +411,7 @@ func (l *Log) Written() uint64 {
 // pending for the next write (up to the buffer's size; beyond it the
 // oldest are dropped and counted).
 func (l *Log) Flush(ctx context.Context) error {
-	if l == nil {
+	if l == nil || l.c.Store == nil {
 		return nil
 	}
 	l.flushMu.Lock()
@@ -455,6 +469,9 @@ func (l *Log) warnDropped() {
 // counts older than theirs, in batches, and returns how many of each it
 // deleted.
 func (l *Log) Prune(ctx context.Context) (entries, counts int64, err error) {
+	if l.c.Store == nil {
+		return 0, 0, nil
+	}
 	now := l.c.Now()
 	if entries, err = l.pruneAll(ctx, now.Add(-l.c.Retention), l.c.Store.PruneRequestLogs); err != nil {
 		return entries, 0, err
@@ -481,7 +498,7 @@ func (l *Log) pruneAll(ctx context.Context, before time.Time, prune func(context
 // Start runs the writer until Close: it writes at every interval, or
 // sooner when the buffer is half full, and prunes every 10 minutes.
 func (l *Log) Start(ctx context.Context) {
-	if !l.started.CompareAndSwap(false, true) {
+	if l.c.Store == nil || !l.started.CompareAndSwap(false, true) {
 		return
 	}
 	go func() {
@@ -574,5 +591,41 @@ func (e *Entry) Verified(surface string, res *verify.Result, req *verify.Request
 	}
 	if req.Referer != "" {
 		e.Referrer = req.Referer
+	}
+}
+
+// AccessLog returns an Observe function that logs each entry to logger at
+// level Info, as one structured line (serve --access-log), with the
+// entry's text cleaned as the request log stores it: no query string,
+// every key redacted. It allocates, which is why it is only on when asked.
+func AccessLog(logger *slog.Logger) func(*Entry) {
+	return func(e *Entry) {
+		attrs := []slog.Attr{
+			slog.String("request_id", clean(cut(e.RequestID, maxRequestID))),
+			slog.String("surface", e.Surface),
+			slog.String("method", clean(cut(e.Method, maxMethod))),
+			slog.String("path", clean(cut(pathOf(e.Path), maxPath))),
+			slog.Int("status", e.Status),
+			slog.Int64("latency_us", e.Latency.Microseconds()),
+		}
+		if e.Route != "" {
+			attrs = append(attrs, slog.String("route", clean(cut(e.Route, maxPath))))
+		}
+		if e.Code != "" {
+			attrs = append(attrs, slog.String("code", string(e.Code)))
+		}
+		if k := e.Key; k != nil {
+			attrs = append(attrs, slog.String("key_id", k.ID), slog.String("tenant_id", k.TenantID))
+		}
+		if e.ClientIP.IsValid() {
+			attrs = append(attrs, slog.String("client_ip", e.ClientIP.Unmap().String()))
+		}
+		if e.UserAgent != "" {
+			attrs = append(attrs, slog.String("user_agent", clean(cut(e.UserAgent, maxUserAgent))))
+		}
+		if e.Referrer != "" {
+			attrs = append(attrs, slog.String("referrer", clean(cut(referrerOf(e.Referrer), maxReferrer))))
+		}
+		logger.LogAttrs(context.Background(), slog.LevelInfo, "request", attrs...)
 	}
 }
