@@ -23,6 +23,10 @@ const (
 	ActionTenantSetPlan    = "tenant.set_plan"
 	ActionPermissionAdd    = "permission.add"
 	ActionPermissionRemove = "permission.remove"
+	ActionWebhookCreate    = "webhook.create"
+	ActionWebhookUpdate    = "webhook.update"
+	ActionWebhookDelete    = "webhook.delete"
+	ActionWebhookRedeliver = "webhook.redeliver"
 )
 
 // AuditEntry records one management action. It never holds a key's

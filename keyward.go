@@ -215,6 +215,7 @@ type Store interface {
 	Meter
 	RequestLogStore
 	UsageStore
+	WebhookStore
 
 	// Ping checks that the storage answers.
 	Ping(ctx context.Context) error

@@ -30,6 +30,7 @@ type Store interface {
 	keyward.Meter
 	keyward.RequestLogStore
 	keyward.UsageStore
+	keyward.WebhookStore
 }
 
 // Config holds what a Service needs.

@@ -302,6 +302,11 @@ func (s *Store) RemoveMember(ctx context.Context, id, transferTo string, at time
 			keyward.ChangeKey, at.UnixMicro(), id, revoked); err != nil {
 			return err
 		}
+		// The keys' ids, for their webhook events once they changed.
+		ids, err := s.ids(ctx, tx, `SELECT id`+ofMember, id, revoked)
+		if err != nil {
+			return err
+		}
 		var res sql.Result
 		if transferTo == "" {
 			res, err = s.exec(ctx, tx, `UPDATE keys SET status = ?, revoked_at = ?, updated_at = ?
@@ -323,6 +328,15 @@ func (s *Store) RemoveMember(ctx context.Context, id, transferTo string, at time
 			removal.Revoked = int(n)
 		} else {
 			removal.Moved = int(n)
+		}
+		keyAction := keyward.ActionKeyRevoke
+		if transferTo != "" {
+			keyAction = keyward.ActionKeyUpdate
+		}
+		for _, keyID := range ids {
+			if err := s.emitKeyEvent(ctx, tx, at, by, keyAction, keyID, ""); err != nil {
+				return err
+			}
 		}
 		if _, err := s.exec(ctx, tx, `DELETE FROM members WHERE id = ?`, id); err != nil {
 			return err

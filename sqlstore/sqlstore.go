@@ -255,6 +255,9 @@ func (s *Store) recordRelated(ctx context.Context, tx *sql.Tx, at time.Time, by 
 		at.UnixMicro(), by.ID, by.IP, by.MemberID, action, tenantID, target, related); err != nil {
 		return err
 	}
+	if err := s.emitKeyEvent(ctx, tx, at, by, action, target, related); err != nil {
+		return err
+	}
 	for _, c := range changes {
 		if _, err := s.exec(ctx, tx,
 			`INSERT INTO changes (kind, id, at) VALUES (?, ?, ?)`,
@@ -270,6 +273,24 @@ func (s *Store) recordRelated(ctx context.Context, tx *sql.Tx, at time.Time, by 
 		}
 	}
 	return nil
+}
+
+// ids runs query, which selects one text column, in tx.
+func (s *Store) ids(ctx context.Context, tx *sql.Tx, query string, args ...any) ([]string, error) {
+	rows, err := s.query(ctx, tx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		out = append(out, id)
+	}
+	return out, rows.Err()
 }
 
 // conditions gathers the conditions of a list's WHERE clause and their

@@ -110,7 +110,16 @@ func undoRequestLogs(t *testing.T, db old) {
 // (migration 11), as its Down section would.
 func undoUsage(t *testing.T, db old) {
 	t.Helper()
+	undoWebhooks(t, db)
 	rawExec(t, db, `DROP TABLE usage_counts`, `DELETE FROM goose_db_version WHERE version_id >= 11`)
+}
+
+// undoWebhooks takes db back to its schema before webhooks (migration 12),
+// as its Down section would.
+func undoWebhooks(t *testing.T, db old) {
+	t.Helper()
+	rawExec(t, db, `DROP TABLE webhook_marks`, `DROP TABLE webhook_attempts`, `DROP TABLE webhook_deliveries`,
+		`DROP TABLE webhook_events`, `DROP TABLE webhook_endpoints`, `DELETE FROM goose_db_version WHERE version_id >= 12`)
 }
 
 // undoLimits takes db back to its schema before rate limits, quotas and

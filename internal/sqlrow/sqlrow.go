@@ -272,11 +272,13 @@ func PageLimit(limit int) int {
 
 // Cursor kinds: a cursor of one list is refused by another.
 const (
-	CursorTenants byte = 't'
-	CursorKeys    byte = 'k'
-	CursorAudit   byte = 'a'
-	CursorMembers byte = 'm'
-	CursorLogs    byte = 'l'
+	CursorTenants    byte = 't'
+	CursorKeys       byte = 'k'
+	CursorAudit      byte = 'a'
+	CursorMembers    byte = 'm'
+	CursorLogs       byte = 'l'
+	CursorWebhooks   byte = 'w'
+	CursorDeliveries byte = 'd'
 )
 
 // Cursor is the position after the last row of a page: a number (a time in
