@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 
@@ -23,6 +24,15 @@ func TestTenantIsolation(t *testing.T) {
 	betaMember := h.member(b, "owner@beta.example", "owner", "contacts:read")
 	h.member(a, "owner@alpha.example", "owner", "contacts:read")
 	alphaDev := h.member(a, "dev@alpha.example", "developer", "contacts:read")
+	// Beta's webhook, with a delivery: the revocation of a key of beta's.
+	hook := h.must(201, "POST", "/v1/webhooks", beta, map[string]any{"url": "https://203.0.113.10/hook", "events": []string{"*"}}).data()["id"].(string)
+	_, gone := h.key(beta, map[string]any{"tenant_id": b, "name": "gone"})
+	h.must(200, "DELETE", "/v1/api-keys/"+gone, beta, nil)
+	deliveries := h.must(200, "GET", "/v1/webhooks/"+hook+"/deliveries", beta, nil).list()
+	if len(deliveries) == 0 {
+		t.Fatal("no delivery to beta's webhook")
+	}
+	delivery := strconv.FormatFloat(deliveries[0]["id"].(float64), 'f', 0, 64)
 
 	cases := []struct {
 		pattern string // the route under test, as in routes.go
@@ -58,6 +68,15 @@ func TestTenantIsolation(t *testing.T) {
 		{"GET /v1/members", "GET", "/v1/members?tenant_id=" + b, nil},
 		{"GET /v1/members", "GET", "/v1/members?tenant_id=beta", nil},
 		{"POST /v1/members", "POST", "/v1/members", map[string]any{"tenant_id": b, "email": "x@example.com", "name": "X", "role": "owner"}},
+		{"GET /v1/webhooks/{id}", "GET", "/v1/webhooks/" + hook, nil},
+		{"PATCH /v1/webhooks/{id}", "PATCH", "/v1/webhooks/" + hook, map[string]any{"url": "https://203.0.113.66/pwned"}},
+		{"DELETE /v1/webhooks/{id}", "DELETE", "/v1/webhooks/" + hook, nil},
+		{"POST /v1/webhooks/{id}/rotate-secret", "POST", "/v1/webhooks/" + hook + "/rotate-secret", nil},
+		{"GET /v1/webhooks/{id}/deliveries", "GET", "/v1/webhooks/" + hook + "/deliveries", nil},
+		{"GET /v1/webhooks/{id}/deliveries/{delivery}", "GET", "/v1/webhooks/" + hook + "/deliveries/" + delivery, nil},
+		{"POST /v1/webhooks/{id}/deliveries/{delivery}/redeliver", "POST", "/v1/webhooks/" + hook + "/deliveries/" + delivery + "/redeliver", nil},
+		{"GET /v1/webhooks", "GET", "/v1/webhooks?tenant_id=" + b, nil},
+		{"POST /v1/webhooks", "POST", "/v1/webhooks", map[string]any{"tenant_id": b, "url": "https://203.0.113.10/x", "events": []string{"*"}}},
 	}
 	covered := map[string]bool{}
 	for _, tc := range cases {
@@ -67,7 +86,7 @@ func TestTenantIsolation(t *testing.T) {
 			problemOf(t, got, 404, keyward.CodeNotFound)
 			// The same request for an id that does not exist answers alike.
 			missing := strings.NewReplacer(betaID, "key_doesnotexist", b, "ten_doesnotexist", "beta", "nosuchslug", rootID, "key_doesnotexist",
-				keyward.SystemTenantID, "ten_doesnotexist", betaMember, "mem_doesnotexist").Replace(tc.path)
+				keyward.SystemTenantID, "ten_doesnotexist", betaMember, "mem_doesnotexist", hook, "whk_doesnotexist").Replace(tc.path)
 			if body, ok := tc.body.(map[string]any); ok {
 				other := map[string]any{}
 				for k, v := range body {
@@ -112,7 +131,7 @@ func TestTenantIsolation(t *testing.T) {
 				t.Errorf("route %s, root only, is not tested with a tenant's key", rt.pattern)
 			}
 		case strings.Contains(rt.pattern, "{id}") || strings.HasPrefix(rt.pattern, "GET /v1/api-keys") || rt.pattern == "POST /v1/api-keys" ||
-			rt.pattern == "GET /v1/audit-log" || strings.Contains(rt.pattern, "/v1/members"):
+			rt.pattern == "GET /v1/audit-log" || strings.Contains(rt.pattern, "/v1/members") || strings.Contains(rt.pattern, "/v1/webhooks"):
 			if !covered[rt.pattern] {
 				t.Errorf("route %s is not tested for tenant isolation", rt.pattern)
 			}

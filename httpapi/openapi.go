@@ -174,6 +174,24 @@ func operationID(method, path string) string {
 		return "listRequestLogs"
 	case "GET /v1/usage":
 		return "getUsage"
+	case "POST /v1/webhooks":
+		return "createWebhook"
+	case "GET /v1/webhooks":
+		return "listWebhooks"
+	case "GET /v1/webhooks/{id}":
+		return "getWebhook"
+	case "PATCH /v1/webhooks/{id}":
+		return "updateWebhook"
+	case "DELETE /v1/webhooks/{id}":
+		return "deleteWebhook"
+	case "POST /v1/webhooks/{id}/rotate-secret":
+		return "rotateWebhookSecret"
+	case "GET /v1/webhooks/{id}/deliveries":
+		return "listWebhookDeliveries"
+	case "GET /v1/webhooks/{id}/deliveries/{delivery}":
+		return "getWebhookDelivery"
+	case "POST /v1/webhooks/{id}/deliveries/{delivery}/redeliver":
+		return "redeliverWebhook"
 	case "GET /v1/whoami":
 		return "whoami"
 	case "POST /v1/verify":

@@ -65,6 +65,16 @@ func (s *server) routes() []route {
 		{"GET /v1/logs", "List the request log: every verification of a key on every surface, newest first; find a request by its X-Request-Id", manage.Manager, logsRequest{}, logListResponse{}, http.StatusOK, s.managed(s.handleLogs)},
 		{"GET /v1/usage", "Count the requests of a key or a tenant per hour or per day, accepted and refused by code, every bucket of the range for a chart", manage.Manager, usageRequest{}, usageResponse{}, http.StatusOK, s.managed(s.handleUsage)},
 
+		{"POST /v1/webhooks", "Register a webhook endpoint: a tenant's for its own events, or (root key, no tenant) the operator's for every tenant's; its signing secret is shown once", manage.Manager, createWebhookRequest{}, webhookResponse{}, http.StatusCreated, s.managed(s.handleCreateWebhook)},
+		{"GET /v1/webhooks", "List webhook endpoints", manage.Manager, listWebhooksRequest{}, webhookListResponse{}, http.StatusOK, s.managed(s.handleListWebhooks)},
+		{"GET /v1/webhooks/{id}", "Show a webhook endpoint", manage.Manager, webhookPath{}, webhookResponse{}, http.StatusOK, s.managed(s.handleGetWebhook)},
+		{"PATCH /v1/webhooks/{id}", "Change a webhook endpoint's URL, description, events, or turn it off", manage.Manager, updateWebhookRequest{}, webhookResponse{}, http.StatusOK, s.managed(s.handleUpdateWebhook)},
+		{"DELETE /v1/webhooks/{id}", "Delete a webhook endpoint and its deliveries", manage.Manager, webhookPath{}, messageResponse{}, http.StatusOK, s.managed(s.handleDeleteWebhook)},
+		{"POST /v1/webhooks/{id}/rotate-secret", "Give a webhook endpoint a new signing secret, shown once; the old one also signs for the overlap", manage.Manager, rotateSecretRequest{}, webhookResponse{}, http.StatusOK, s.managed(s.handleRotateWebhookSecret)},
+		{"GET /v1/webhooks/{id}/deliveries", "The delivery log of a webhook endpoint, newest first", manage.Manager, listDeliveriesRequest{}, deliveryListResponse{}, http.StatusOK, s.managed(s.handleListDeliveries)},
+		{"GET /v1/webhooks/{id}/deliveries/{delivery}", "One delivery, with its attempts", manage.Manager, deliveryPath{}, deliveryResponse{}, http.StatusOK, s.managed(s.handleGetDelivery)},
+		{"POST /v1/webhooks/{id}/deliveries/{delivery}/redeliver", "Deliver again, at once, with a new schedule of retries", manage.Manager, deliveryPath{}, deliveryResponse{}, http.StatusAccepted, s.managed(s.handleRedeliver)},
+
 		{"GET /v1/whoami", "Connectivity check: which key, tenant, member and plan the request carries, and what it may use now", manage.AnyKey, nil, whoamiResponse{}, http.StatusOK, http.HandlerFunc(s.handleWhoami)},
 		{"POST /v1/verify", "Verify a key for another service (needs keyward:verify)", manage.Verifier, verifyRequest{}, verifyResponse{}, http.StatusOK, http.HandlerFunc(s.handleVerify)},
 		{"GET /v1/changes", "Stream the change feed to remote verifiers as server-sent events: which keys, tenants, members and plans changed, never what they hold (needs keyward:verify)", manage.Verifier, changesRequest{}, changeStream{}, http.StatusOK, http.HandlerFunc(s.handleChanges)},

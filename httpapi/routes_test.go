@@ -34,7 +34,7 @@ func TestRouteRequirements(t *testing.T) {
 	}
 	for _, rt := range (&server{}).routes() {
 		method, path := methodPath(rt)
-		path = strings.NewReplacer("{id}", "doesnotexist", "{name}", "doesnotexist").Replace(path)
+		path = strings.NewReplacer("{id}", "doesnotexist", "{name}", "doesnotexist", "{delivery}", "1").Replace(path)
 		t.Run(rt.pattern, func(t *testing.T) {
 			if rt.need == manage.NoKey {
 				h.must(200, method, path, "", nil)

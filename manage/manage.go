@@ -42,6 +42,12 @@ type Config struct {
 	// AfterChange, if set, is called after every change is stored, so that
 	// the process's own verifier applies it at once (e.g. Verifier.Refresh).
 	AfterChange func(ctx context.Context) error
+	// AllowPrivateWebhooks lets webhook endpoints point at loopback and
+	// private addresses (serve --webhook-allow-private).
+	AllowPrivateWebhooks bool
+	// Delivered, if set, is called when a webhook delivery is made due,
+	// so that the process's dispatcher attempts it at once.
+	Delivered func()
 }
 
 // Service performs management operations on behalf of a Caller.
@@ -50,6 +56,10 @@ type Service struct {
 	format      apikey.Format
 	now         keyward.Clock
 	afterChange func(ctx context.Context) error
+	// allowPrivate and delivered are Config's AllowPrivateWebhooks and
+	// Delivered.
+	allowPrivate bool
+	delivered    func()
 }
 
 // New returns a Service.
@@ -58,7 +68,7 @@ func New(c Config) *Service {
 	if now == nil {
 		now = time.Now
 	}
-	return &Service{store: c.Store, format: c.Format, now: now, afterChange: c.AfterChange}
+	return &Service{store: c.Store, format: c.Format, now: now, afterChange: c.AfterChange, allowPrivate: c.AllowPrivateWebhooks, delivered: c.Delivered}
 }
 
 // Now is the time on the service's clock: what decides whether a key has
@@ -159,5 +169,10 @@ func (s *Service) changed(ctx context.Context) {
 		// A failure here only delays the local view: the poller applies
 		// the change on its next tick.
 		_ = s.afterChange(ctx)
+	}
+	if s.delivered != nil {
+		// The change may have written webhook events: delivered now,
+		// not at the dispatcher's next look.
+		s.delivered()
 	}
 }

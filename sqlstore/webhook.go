@@ -208,7 +208,13 @@ func (s *Store) emitKeyEvent(ctx context.Context, tx *sql.Tx, at time.Time, by k
 	}
 	data, err := json.Marshal(d)
 	if err != nil {
-		return err
+		// A key that JSON cannot show (a date past year 9999, put in
+		// past every check) is told of by its id: its change, a
+		// revocation above all, is never refused for its event.
+		data, err = json.Marshal(map[string]any{"key": map[string]string{"id": k.ID, "tenant_id": k.TenantID, "name": k.Name}, "actor": by.ID})
+		if err != nil {
+			return err
+		}
 	}
 	return s.emit(ctx, tx, &keyward.Event{Type: typ, TenantID: k.TenantID, At: at, Data: data})
 }

@@ -27,6 +27,7 @@ import (
 	"github.com/keyward/keyward/internal/gcfloor"
 	"github.com/keyward/keyward/internal/metrics"
 	"github.com/keyward/keyward/internal/reqlog"
+	"github.com/keyward/keyward/internal/webhook"
 	"github.com/keyward/keyward/limit"
 	"github.com/keyward/keyward/manage"
 	"github.com/keyward/keyward/policy"
@@ -92,6 +93,11 @@ type serveOptions struct {
 	metricsAddr string
 	// accessLog writes a JSON line per verification on stdout.
 	accessLog bool
+	// webhookWorkers is how many webhook deliveries this node attempts at
+	// once, 0 for none; webhookAllowPrivate lets endpoints point at
+	// private addresses.
+	webhookWorkers      int
+	webhookAllowPrivate bool
 }
 
 // envDuration is a duration flag whose default comes from an environment
@@ -285,6 +291,7 @@ off.`,
 		"address of the auth listener, host:port: /v1/forward-auth alone, for the proxies in front of an API, on a leaner HTTP/1.1 stack than --addr's; off when empty (env KEYWARD_AUTH_ADDR)")
 	f.StringVar(&o.metricsAddr, "metrics-addr", a.env("KEYWARD_METRICS_ADDR", ""), "address of a listener of its own for GET /metrics, served there without a key: bind it to a private interface, such as 10.0.0.5:9090; GET /metrics on --addr needs a key with keyward:metrics (env KEYWARD_METRICS_ADDR)")
 	f.BoolVar(&o.accessLog, "access-log", a.env("KEYWARD_ACCESS_LOG", "") == "1", "write a JSON line per verification on stdout (request id, surface, method, path without its query, status, code, key id, tenant, client address, latency); never a key (env KEYWARD_ACCESS_LOG=1)")
+	f.BoolVar(&o.webhookAllowPrivate, "webhook-allow-private", a.env("KEYWARD_WEBHOOK_ALLOW_PRIVATE", "") == "1", "let webhook endpoints point at loopback, private and link-local addresses; off, an endpoint that is (or resolves to) one is refused, and so is a delivery that would connect to one (env KEYWARD_WEBHOOK_ALLOW_PRIVATE=1)")
 	f.StringVar(&o.debugAddr, "debug-addr", a.env("KEYWARD_DEBUG_ADDR", ""), "loopback address on which to serve Go's profiles and execution traces (/debug/pprof/), such as 127.0.0.1:6060; off by default (env KEYWARD_DEBUG_ADDR)")
 	o.envDurations = []envDuration{
 		{flag: "shutdown-timeout", env: "KEYWARD_SHUTDOWN_TIMEOUT", def: 15 * time.Second, example: "15s", value: &o.shutdownTimeout,
@@ -332,6 +339,8 @@ off.`,
 			usage: "most connections open at once from one client address (an IPv6 /64), except --trusted-proxies; more are closed at once; 0 for no limit"},
 		{flag: "failed-attempts", env: "KEYWARD_FAILED_ATTEMPTS", def: verify.DefaultFailedAttempts, value: &o.failedAttempts,
 			usage: "how many distinct keys refused as malformed, unknown or revoked a client address (an IPv6 /64) may send within --failed-attempts-window before it is blocked; 0 for no limit"},
+		{flag: "webhook-workers", env: "KEYWARD_WEBHOOK_WORKERS", def: webhook.DefaultWorkers, value: &o.webhookWorkers,
+			usage: "how many webhook deliveries this node attempts at once; every node delivers, each delivery by one node at a time; 0: this node delivers none"},
 		{flag: "log-buffer", env: "KEYWARD_LOG_BUFFER", def: reqlog.DefaultBuffer, value: &o.logBuffer,
 			usage: "how many request-log entries wait in memory to be written (with 320 bytes of text each on average); past it, new ones are dropped and counted, never waited for (the usage counts still count them); 0 turns the request log and the usage counts off"},
 	}
@@ -512,7 +521,10 @@ func (a *app) serve(ctx context.Context, o serveOptions) error {
 func (a *app) runServer(ctx context.Context, o serveOptions, logger *slog.Logger, store database,
 	verifier *verify.Verifier, logs *reqlog.Log, mets *metrics.Metrics, format apikey.Format, trusted []netip.Prefix, routes *policy.File, gw *gatewayOptions,
 ) error {
-	svc := manage.New(manage.Config{Store: store, Format: format, AfterChange: verifier.Refresh})
+	dispatcher := webhook.NewDispatcher(webhook.Config{Store: store, AllowPrivate: o.webhookAllowPrivate, Workers: o.webhookWorkers,
+		ExpiryNotice: expiryNotice(o.expiryNotice), Logger: logger, Delivered: mets.Delivered})
+	svc := manage.New(manage.Config{Store: store, Format: format, AfterChange: verifier.Refresh,
+		AllowPrivateWebhooks: o.webhookAllowPrivate, Delivered: dispatcher.Wake})
 	rootKey, err := svc.Bootstrap(ctx)
 	if err != nil {
 		return err
@@ -525,6 +537,20 @@ func (a *app) runServer(ctx context.Context, o serveOptions, logger *slog.Logger
 	}
 	// Not ctx: its writer goes on until Close, after the last request.
 	logs.Start(context.WithoutCancel(ctx))
+	if o.webhookWorkers > 0 {
+		// Stopped with ctx: an attempt cut short is attempted again
+		// once its lease ends, by this node or another.
+		dctx, stop := context.WithCancel(ctx)
+		dispatched := make(chan struct{})
+		go func() {
+			defer close(dispatched)
+			dispatcher.Run(dctx)
+		}()
+		defer func() {
+			stop()
+			<-dispatched
+		}()
+	}
 
 	handler, err := httpapi.NewServer(httpapi.Config{
 		Service: svc, Verifier: verifier, Store: store, Logger: logger, TrustedProxies: trusted,

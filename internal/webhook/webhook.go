@@ -1,0 +1,120 @@
+// Package webhook delivers the events of the outbox to the endpoints that
+// asked for them, per the Standard Webhooks specification
+// (https://www.standardwebhooks.com): a JSON body of type, timestamp and
+// data, signed with HMAC-SHA256 in the webhook-id, webhook-timestamp and
+// webhook-signature headers. It also raises the events of dates
+// (key.expiring, key.rotation_due), and guards the deliveries against
+// server-side request forgery (docs/webhooks.md).
+package webhook
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"fmt"
+	"net"
+	"net/netip"
+	"net/url"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/keyward/keyward"
+)
+
+// secretPrefix is the prefix of a signing secret, as Standard Webhooks
+// writes them: whsec_ and the key in base64.
+const secretPrefix = "whsec_"
+
+// NewSecret returns a new signing secret: 32 random bytes.
+func NewSecret() string {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		panic("webhook: crypto/rand failed: " + err.Error())
+	}
+	return secretPrefix + base64.StdEncoding.EncodeToString(b)
+}
+
+// Sign returns the signature of a delivery of body with the given id and
+// timestamp (Unix seconds) under secret: "v1," and the base64 of the
+// HMAC-SHA256 of "id.timestamp.body".
+func Sign(secret, id string, timestamp int64, body []byte) (string, error) {
+	key, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(secret, secretPrefix))
+	if err != nil {
+		return "", fmt.Errorf("webhook: the secret is not whsec_ and base64: %w", err)
+	}
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte(id))
+	m.Write([]byte{'.'})
+	m.Write(strconv.AppendInt(nil, timestamp, 10))
+	m.Write([]byte{'.'})
+	m.Write(body)
+	return "v1," + base64.StdEncoding.EncodeToString(m.Sum(nil)), nil
+}
+
+// Public reports whether a is an address a webhook may be delivered to
+// without --webhook-allow-private: not loopback, private (RFC 1918, fc00::/7),
+// link-local, shared (100.64.0.0/10), unspecified or multicast, and not
+// an IPv4 address mapped into IPv6 that is one of those.
+func Public(a netip.Addr) bool {
+	a = a.Unmap()
+	return a.IsValid() && !a.IsLoopback() && !a.IsPrivate() && !a.IsLinkLocalUnicast() && !a.IsLinkLocalMulticast() &&
+		!a.IsInterfaceLocalMulticast() && !a.IsMulticast() && !a.IsUnspecified() && !shared.Contains(a) && !thisNetwork.Contains(a)
+}
+
+var (
+	shared      = netip.MustParsePrefix("100.64.0.0/10")
+	thisNetwork = netip.MustParsePrefix("0.0.0.0/8")
+)
+
+// CheckURL refuses an endpoint's URL that is not http or https with a
+// host, that holds a user and password, or whose host is (or resolves to)
+// an address that is not Public, unless allowPrivate. The error names the
+// field url and says what to fix.
+func CheckURL(ctx context.Context, raw string, allowPrivate bool) error {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.Hostname() == "" {
+		return keyward.FieldErrorf("url", "%q is not an http or https URL with a host, such as https://api.example.com/keyward-events", raw)
+	}
+	if u.User != nil {
+		return keyward.FieldErrorf("url", "holds a user and password; give the URL without them (deliveries are signed instead)")
+	}
+	if u.Fragment != "" {
+		return keyward.FieldErrorf("url", "holds a fragment (#…), which is never sent; leave it out")
+	}
+	if allowPrivate {
+		return nil
+	}
+	host := u.Hostname()
+	var addrs []netip.Addr
+	if a, err := netip.ParseAddr(host); err == nil {
+		addrs = []netip.Addr{a}
+	} else if addrs, err = net.DefaultResolver.LookupNetIP(ctx, "ip", host); err != nil {
+		return keyward.FieldErrorf("url", "the host %q could not be resolved: %v; give a host that resolves to a public address", host, err)
+	}
+	for _, a := range addrs {
+		if !Public(a) {
+			return keyward.FieldErrorf("url", "the host %q is (or resolves to) %s, a loopback, private or link-local address: "+
+				"deliveries go only to public addresses unless the operator starts serve with --webhook-allow-private", host, a.Unmap())
+		}
+	}
+	return nil
+}
+
+// guard is a net.Dialer's Control that refuses to connect to an address
+// that is not Public: it checks the address actually dialled, after name
+// resolution, so that a name that resolved to a public address when the
+// endpoint was registered and to a private one now (DNS rebinding) is
+// refused too.
+func guard(_, address string, _ syscall.RawConn) error {
+	ap, err := netip.ParseAddrPort(address)
+	if err != nil {
+		return fmt.Errorf("webhook: cannot read the address %q: %w", address, err)
+	}
+	if !Public(ap.Addr()) {
+		return fmt.Errorf("webhook: %s is not a public address; deliveries go only to public addresses unless serve runs with --webhook-allow-private", ap.Addr().Unmap())
+	}
+	return nil
+}
