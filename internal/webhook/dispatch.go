@@ -131,7 +131,7 @@ func (d *Dispatcher) Wake() {
 func (d *Dispatcher) Run(ctx context.Context) {
 	scan := time.NewTicker(d.c.ScanInterval)
 	defer scan.Stop()
-	d.scan(ctx)
+	d.Scan(ctx)
 	for {
 		n, err := d.Once(ctx)
 		if err != nil && ctx.Err() == nil {
@@ -145,7 +145,7 @@ func (d *Dispatcher) Run(ctx context.Context) {
 			return
 		case <-d.wake:
 		case <-scan.C:
-			d.scan(ctx)
+			d.Scan(ctx)
 		case <-time.After(d.c.Interval):
 		}
 	}
@@ -246,10 +246,11 @@ func (d *Dispatcher) send(ctx context.Context, c *keyward.Claimed, now time.Time
 	return resp.StatusCode, nil
 }
 
-// scan raises key.expiring for the keys within ExpiryNotice of their
+// Scan raises key.expiring for the keys within ExpiryNotice of their
 // expiry and key.rotation_due for those past their rotate_by, once per
-// date (their marks), on whichever node sees them first.
-func (d *Dispatcher) scan(ctx context.Context) {
+// date (their marks), on whichever node sees them first. Run calls it
+// every ScanInterval.
+func (d *Dispatcher) Scan(ctx context.Context) {
 	now := d.c.Now()
 	notice := d.c.ExpiryNotice
 	if notice < 0 {
