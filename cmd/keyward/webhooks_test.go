@@ -131,7 +131,11 @@ func TestWebhookAfterSIGKILL(t *testing.T) {
 	}
 	waitFor(t, "the delivery log shows it delivered", func() bool {
 		a := n.call(t, "GET", "/v1/webhooks/"+hooks.Data[0].ID+"/deliveries?status=delivered", root, nil)
-		var log struct{ Data []struct{ EventType string `json:"event_type"` } }
+		var log struct {
+			Data []struct {
+				EventType string `json:"event_type"`
+			}
+		}
 		return json.Unmarshal(a.body, &log) == nil && len(log.Data) == 1 && log.Data[0].EventType == keyward.EventKeyRevoked
 	})
 }
