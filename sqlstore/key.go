@@ -375,23 +375,10 @@ func (s *Store) RotateKey(ctx context.Context, oldID string, successor *keyward.
 // RotatedFrom keeps the chain traceable). The index keys_rotated_to
 // (migration 9) finds them.
 func (s *Store) repointPredecessors(ctx context.Context, tx *sql.Tx, oldID, successorID string, at time.Time) ([]string, error) {
-	rows, err := s.query(ctx, tx, `UPDATE keys SET rotated_to = ?, updated_at = ?
+	return s.ids(ctx, tx, `UPDATE keys SET rotated_to = ?, updated_at = ?
 		WHERE rotated_to = ? AND status <> ? AND expires_at > ?
 		RETURNING id`,
 		successorID, at.UnixMicro(), oldID, string(keyward.KeyRevoked), at.UnixMicro())
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var ids []string
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return nil, err
-		}
-		ids = append(ids, id)
-	}
-	return ids, rows.Err()
 }
 
 // RecordUsage writes the last-used time and address of each use in one

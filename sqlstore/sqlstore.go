@@ -275,7 +275,8 @@ func (s *Store) recordRelated(ctx context.Context, tx *sql.Tx, at time.Time, by 
 	return nil
 }
 
-// ids runs query, which selects one text column, in tx.
+// ids runs query, which returns one text column (a SELECT, or a change
+// with RETURNING), in tx.
 func (s *Store) ids(ctx context.Context, tx *sql.Tx, query string, args ...any) ([]string, error) {
 	rows, err := s.query(ctx, tx, query, args...)
 	if err != nil {

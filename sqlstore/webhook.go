@@ -22,22 +22,37 @@ const webhookColumns = `id, tenant_id, url, description, events, enabled, secret
 // '%,type,%' finds.
 func eventList(events []string) string { return "," + strings.Join(events, ",") + "," }
 
+// webhookRow is a row of webhookColumns as scanned: dest are the
+// destinations of the columns, in order, and fill sets what needs
+// converting once scanned.
+type webhookRow struct {
+	w                keyward.Webhook
+	events           string
+	enabled          int64
+	prevUntil        *int64
+	created, updated int64
+}
+
+func (r *webhookRow) dest() []any {
+	w := &r.w
+	return []any{&w.ID, &w.TenantID, &w.URL, &w.Description, &r.events, &r.enabled, &w.Secret, &w.PreviousSecret, &r.prevUntil, &r.created, &r.updated}
+}
+
+func (r *webhookRow) fill() {
+	w := &r.w
+	w.Events = strings.Split(strings.Trim(r.events, ","), ",")
+	w.Enabled = r.enabled != 0
+	w.PreviousUntil, w.CreatedAt, w.UpdatedAt = sqlrow.FromNullMicros(r.prevUntil), sqlrow.FromMicros(r.created), sqlrow.FromMicros(r.updated)
+}
+
 // scanWebhook reads a row of webhookColumns.
 func scanWebhook(sc sqlrow.Scanner) (*keyward.Webhook, error) {
-	var (
-		w                keyward.Webhook
-		events           string
-		enabled          int64
-		prevUntil        *int64
-		created, updated int64
-	)
-	if err := sc.Scan(&w.ID, &w.TenantID, &w.URL, &w.Description, &events, &enabled, &w.Secret, &w.PreviousSecret, &prevUntil, &created, &updated); err != nil {
+	var r webhookRow
+	if err := sc.Scan(r.dest()...); err != nil {
 		return nil, err
 	}
-	w.Events = strings.Split(strings.Trim(events, ","), ",")
-	w.Enabled = enabled != 0
-	w.PreviousUntil, w.CreatedAt, w.UpdatedAt = sqlrow.FromNullMicros(prevUntil), sqlrow.FromMicros(created), sqlrow.FromMicros(updated)
-	return &w, nil
+	r.fill()
+	return &r.w, nil
 }
 
 func boolInt(b bool) int64 {
@@ -362,22 +377,22 @@ func prefixed(prefix, columns string) string {
 // scanClaimed reads a delivery, its event and its endpoint.
 func scanClaimed(sc sqlrow.Scanner) (*keyward.Claimed, error) {
 	var (
-		c                           keyward.Claimed
-		next, created, at           int64
-		delivered, prevUntil        *int64
-		data, events                string
-		enabled, wCreated, wUpdated int64
+		c                 keyward.Claimed
+		next, created, at int64
+		delivered         *int64
+		data              string
+		w                 webhookRow
 	)
-	d, w := &c.Delivery, &c.Webhook
-	if err := sc.Scan(&d.ID, &d.EventID, &d.EventType, &d.WebhookID, &d.Status, &d.Attempts, &next, &d.LastStatus, &d.LastError, &delivered, &created,
-		&c.Event.TenantID, &at, &data,
-		&w.ID, &w.TenantID, &w.URL, &w.Description, &events, &enabled, &w.Secret, &w.PreviousSecret, &prevUntil, &wCreated, &wUpdated); err != nil {
+	d := &c.Delivery
+	dest := append([]any{&d.ID, &d.EventID, &d.EventType, &d.WebhookID, &d.Status, &d.Attempts, &next, &d.LastStatus, &d.LastError, &delivered, &created,
+		&c.Event.TenantID, &at, &data}, w.dest()...)
+	if err := sc.Scan(dest...); err != nil {
 		return nil, err
 	}
+	w.fill()
+	c.Webhook = w.w
 	d.CreatedAt = sqlrow.FromMicros(created)
 	c.Event.ID, c.Event.Type, c.Event.At, c.Event.Data = d.EventID, d.EventType, sqlrow.FromMicros(at), json.RawMessage(data)
-	w.Events, w.Enabled = strings.Split(strings.Trim(events, ","), ","), enabled != 0
-	w.PreviousUntil, w.CreatedAt, w.UpdatedAt = sqlrow.FromNullMicros(prevUntil), sqlrow.FromMicros(wCreated), sqlrow.FromMicros(wUpdated)
 	return &c, nil
 }
 

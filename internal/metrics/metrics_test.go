@@ -27,6 +27,17 @@ func scrape(t *testing.T, m *metrics.Metrics) metricstest.Families {
 	return metricstest.Parse(t, rec.Body)
 }
 
+// openStore opens a SQLite store of the test's own.
+func openStore(t *testing.T) keyward.Store {
+	t.Helper()
+	s, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "keyward.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
 // want fails the test unless the metric has the value.
 func want(t *testing.T, f metricstest.Families, value float64, name string, labels ...string) {
 	t.Helper()
@@ -41,11 +52,7 @@ func want(t *testing.T, f metricstest.Families, value float64, name string, labe
 // timed, and their failures counted.
 func TestObserve(t *testing.T) {
 	m := metrics.New()
-	s, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "keyward.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openStore(t)
 	store := m.Store(s)
 	l := reqlog.New(reqlog.Config{Store: store, Buffer: 4, Observe: m.Observe})
 	m.WatchLog(l)
@@ -97,11 +104,7 @@ func TestObserve(t *testing.T) {
 // change feed's lag, are read from the verifier at each scrape.
 func TestWatchVerifier(t *testing.T) {
 	m := metrics.New()
-	s, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "keyward.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openStore(t)
 	v := verify.New(m.Store(s), verify.Options{})
 	m.WatchVerifier(v)
 	want(t, scrape(t, m), -1, "keyward_change_feed_lag_seconds")
