@@ -156,8 +156,8 @@ type WebhookStore interface {
 	// before (and the mark with it): it reports how many were written.
 	Emit(ctx context.Context, events []Event, marks []*Mark) (int, error)
 	// DueKeys returns up to limit active keys that expire between now and
-	// before, or whose rotate_by is past, and have no mark of that kind
-	// for that date yet.
+	// before (not in a rotation's grace period), or whose rotate_by is
+	// past, and have no mark of that kind for that date yet.
 	DueKeys(ctx context.Context, now, before time.Time, limit int) (expiring, rotationDue []*Key, err error)
 
 	// ClaimDeliveries takes up to limit pending deliveries due at now

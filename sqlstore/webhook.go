@@ -266,8 +266,9 @@ func (s *Store) Emit(ctx context.Context, events []keyward.Event, marks []*keywa
 	return n, s.err(err)
 }
 
-// DueKeys returns active keys that expire between now and before, and
-// those past their rotate_by, without a mark of that date yet.
+// DueKeys returns active keys that expire between now and before (not
+// those in a rotation's grace period, whose rotation told of their end),
+// and those past their rotate_by, without a mark of that date yet.
 func (s *Store) DueKeys(ctx context.Context, now, before time.Time, limit int) (expiring, rotationDue []*keyward.Key, err error) {
 	read := func(query string, args ...any) ([]*keyward.Key, error) {
 		rows, err := s.query(ctx, s.r, query, args...)
@@ -286,7 +287,7 @@ func (s *Store) DueKeys(ctx context.Context, now, before time.Time, limit int) (
 		return out, rows.Err()
 	}
 	active := string(keyward.KeyActive)
-	expiring, err = read(`SELECT `+sqlrow.KeyColumns+` FROM keys k WHERE status = ? AND expires_at > ? AND expires_at <= ?
+	expiring, err = read(`SELECT `+sqlrow.KeyColumns+` FROM keys k WHERE status = ? AND expires_at > ? AND expires_at <= ? AND rotated_to = ''
 		AND NOT EXISTS (SELECT 1 FROM webhook_marks m WHERE m.kind = ? AND m.key_id = k.id AND m.due = k.expires_at) ORDER BY expires_at LIMIT ?`,
 		active, now.UnixMicro(), before.UnixMicro(), keyward.EventKeyExpiring, limit)
 	if err != nil {
