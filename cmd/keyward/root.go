@@ -47,6 +47,7 @@ works. Keyward stores only its SHA-256.`,
 		a.auditCommand(),
 		a.logsCommand(),
 		a.usageCommand(),
+		a.webhooksCommand(),
 		a.routesCommand(),
 	)
 	// The completion command would need a shell to be useful; keep the tree

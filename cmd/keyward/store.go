@@ -142,7 +142,10 @@ func (a *app) withService(ctx context.Context, fn func(svc *manage.Service) erro
 		return err
 	}
 	defer func() { err = errors.Join(err, store.Close()) }()
-	return fn(manage.New(manage.Config{Store: store, Format: format}))
+	// Webhook endpoints on private addresses as serve allows them: the
+	// same setting, read from the environment (KEYWARD_WEBHOOK_ALLOW_PRIVATE).
+	allowPrivate := a.env("KEYWARD_WEBHOOK_ALLOW_PRIVATE", "") == "1"
+	return fn(manage.New(manage.Config{Store: store, Format: format, AllowPrivateWebhooks: allowPrivate}))
 }
 
 // redactDSN returns dsn fit to show: a URL with its password replaced by

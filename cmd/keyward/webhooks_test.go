@@ -171,3 +171,46 @@ func TestWebhooksTwoNodes(t *testing.T) {
 			events, created, most, bad, keys, keys)
 	}
 }
+
+// TestWebhooksCommandLine: keyward webhooks registers an endpoint (its
+// secret printed once), lists it, shows its delivery log, redelivers,
+// rotates its secret and deletes it, through the rules of the API; a
+// private address is refused.
+func TestWebhooksCommandLine(t *testing.T) {
+	db := newDB(t)
+	ok(t, db, "tenants", "create", "acme")
+	fails(t, db, 1, []string{"webhooks", "create", "--tenant", "acme", "--url", "http://10.0.0.1/hook", "--events", "*"}, "url", "private")
+	secret := strings.TrimSpace(ok(t, db, "webhooks", "create", "--tenant", "acme", "--url", "https://203.0.113.5/hook", "--events", "key.revoked").stdout)
+	if !strings.HasPrefix(secret, "whsec_") {
+		t.Fatalf("webhooks create printed %q", secret)
+	}
+	var list struct{ Data []struct{ ID, URL string } }
+	if err := json.Unmarshal([]byte(ok(t, db, "webhooks", "list", "--json").stdout), &list); err != nil || len(list.Data) != 1 {
+		t.Fatalf("webhooks list: %+v, %v", list, err)
+	}
+	id := list.Data[0].ID
+	if strings.Contains(ok(t, db, "webhooks", "list").stdout, secret) {
+		t.Error("webhooks list shows the secret")
+	}
+	_, keyID := newKey(t, db, "--name", "gone")
+	ok(t, db, "keys", "revoke", keyID)
+	var log struct {
+		Data []struct {
+			ID        int64  `json:"id"`
+			EventType string `json:"event_type"`
+			Status    string
+		}
+	}
+	if err := json.Unmarshal([]byte(ok(t, db, "webhooks", "deliveries", id, "--json").stdout), &log); err != nil || len(log.Data) != 1 ||
+		log.Data[0].EventType != keyward.EventKeyRevoked || log.Data[0].Status != keyward.DeliveryPending {
+		t.Fatalf("webhooks deliveries: %+v, %v", log, err)
+	}
+	if o := ok(t, db, "webhooks", "redeliver", id, fmt.Sprint(log.Data[0].ID)).stdout; !strings.Contains(o, "due again") {
+		t.Errorf("webhooks redeliver: %q", o)
+	}
+	if next := strings.TrimSpace(ok(t, db, "webhooks", "rotate-secret", id).stdout); !strings.HasPrefix(next, "whsec_") || next == secret {
+		t.Errorf("webhooks rotate-secret printed %q", next)
+	}
+	ok(t, db, "webhooks", "delete", id)
+	fails(t, db, 1, []string{"webhooks", "deliveries", id}, "No webhook", id)
+}
