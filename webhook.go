@@ -121,6 +121,8 @@ type Claimed struct {
 	Delivery
 	Event   Event
 	Webhook Webhook
+	// LeaseUntil is the claim's lease: FinishDelivery names it.
+	LeaseUntil time.Time
 }
 
 // DeliveryFilter selects an endpoint's deliveries.
@@ -164,12 +166,13 @@ type WebhookStore interface {
 	// that no other node holds, for lease, and counts an attempt of each.
 	ClaimDeliveries(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]*Claimed, error)
 	// FinishDelivery records an attempt's outcome and releases the
-	// delivery: delivered, pending again at next, or failed when next is
-	// zero and it was not delivered.
-	FinishDelivery(ctx context.Context, id int64, a Attempt, delivered bool, next time.Time) error
+	// delivery, if the claim whose lease is lease still holds it:
+	// delivered, pending again at next, or failed when next is zero and
+	// it was not delivered.
+	FinishDelivery(ctx context.Context, id int64, lease time.Time, a Attempt, delivered bool, next time.Time) error
 	Deliveries(ctx context.Context, f DeliveryFilter, p Page) ([]*Delivery, string, error)
 	Delivery(ctx context.Context, id int64) (*Delivery, error)
 	// Redeliver makes a delivery pending again, due at at, with its
-	// attempts counted anew.
+	// attempts counted anew; a conflict while a node attempts it.
 	Redeliver(ctx context.Context, id int64, at time.Time, by Actor) error
 }

@@ -272,6 +272,26 @@ const (
 	memberRemove
 )
 
+// authorizeWebhooks is the one rule for changing a tenant's webhook
+// endpoints (registering, changing, deleting, rotating a secret,
+// redelivering): where its events go is the account's to decide, so a
+// caller that is not root must be an admin or owner (a key of the tenant
+// as a whole counts as an admin), and live: a test key never reaches live
+// keys' events. Reading them is a manager's (Manager).
+func authorizeWebhooks(c Caller) error {
+	if c.Root() {
+		return nil
+	}
+	if c.Role.Rank() < keyward.RoleAdmin.Rank() {
+		return roleRefusal(c, "read webhook endpoints and their deliveries", "register, change or delete them")
+	}
+	if c.Environment == keyward.Test {
+		return keyward.Errorf(keyward.CodeInsufficientPermissions,
+			"A test key cannot register or change webhook endpoints: they get the events of live keys. Use a live key.")
+	}
+	return nil
+}
+
 // authorizeMember is the one rule for adding, changing and removing a
 // member (reading them takes Manager alone): root and owners may do
 // everything; an admin (and a key of the tenant without a member) adds,

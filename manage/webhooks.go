@@ -71,6 +71,9 @@ func (s *Service) CreateWebhook(ctx context.Context, c Caller, in WebhookInput) 
 	if err := Authorize(c, Manager); err != nil {
 		return nil, "", err
 	}
+	if err := authorizeWebhooks(c); err != nil {
+		return nil, "", err
+	}
 	tenant, err := s.webhookTenant(ctx, c, in.TenantID)
 	if err != nil {
 		return nil, "", err
@@ -127,9 +130,19 @@ func (s *Service) Webhooks(ctx context.Context, c Caller, tenantID string, p key
 	return s.store.Webhooks(ctx, t.ID, false, p)
 }
 
+// changeableWebhook returns an endpoint of the caller's reach that it may
+// change (authorizeWebhooks).
+func (s *Service) changeableWebhook(ctx context.Context, c Caller, id string) (*keyward.Webhook, error) {
+	w, err := s.Webhook(ctx, c, id)
+	if err != nil {
+		return nil, err
+	}
+	return w, authorizeWebhooks(c)
+}
+
 // UpdateWebhook changes an endpoint of the caller's reach.
 func (s *Service) UpdateWebhook(ctx context.Context, c Caller, id string, in WebhookUpdateInput) (*keyward.Webhook, error) {
-	if _, err := s.Webhook(ctx, c, id); err != nil {
+	if _, err := s.changeableWebhook(ctx, c, id); err != nil {
 		return nil, err
 	}
 	u := keyward.WebhookUpdate{URL: in.URL, Description: in.Description, Enabled: in.Enabled}
@@ -157,7 +170,7 @@ func (s *Service) UpdateWebhook(ctx context.Context, c Caller, id string, in Web
 // DeleteWebhook deletes an endpoint of the caller's reach, and its
 // deliveries.
 func (s *Service) DeleteWebhook(ctx context.Context, c Caller, id string) error {
-	if _, err := s.Webhook(ctx, c, id); err != nil {
+	if _, err := s.changeableWebhook(ctx, c, id); err != nil {
 		return err
 	}
 	return s.store.DeleteWebhook(ctx, id, s.now().UTC().Truncate(time.Microsecond), c.Actor)
@@ -172,7 +185,7 @@ const DefaultSecretOverlap = 24 * time.Hour
 // overlap (default 24h, at most 7 days, "0" for none), so that the
 // receiver can switch without losing one.
 func (s *Service) RotateWebhookSecret(ctx context.Context, c Caller, id string, overlap *string) (*keyward.Webhook, string, error) {
-	if _, err := s.Webhook(ctx, c, id); err != nil {
+	if _, err := s.changeableWebhook(ctx, c, id); err != nil {
 		return nil, "", err
 	}
 	d := DefaultSecretOverlap
@@ -234,6 +247,9 @@ func (s *Service) WebhookDelivery(ctx context.Context, c Caller, id, deliveryID 
 func (s *Service) Redeliver(ctx context.Context, c Caller, id, deliveryID string) (*keyward.Delivery, error) {
 	d, err := s.WebhookDelivery(ctx, c, id, deliveryID)
 	if err != nil {
+		return nil, err
+	}
+	if err := authorizeWebhooks(c); err != nil {
 		return nil, err
 	}
 	if err := s.store.Redeliver(ctx, d.ID, s.now().UTC().Truncate(time.Microsecond), c.Actor); err != nil {

@@ -293,7 +293,7 @@ func (s *Store) DueKeys(ctx context.Context, now, before time.Time, limit int) (
 	if err != nil {
 		return nil, nil, s.err(err)
 	}
-	rotationDue, err = read(`SELECT `+sqlrow.KeyColumns+` FROM keys k WHERE status = ? AND rotate_by <= ? AND (expires_at IS NULL OR expires_at > ?)
+	rotationDue, err = read(`SELECT `+sqlrow.KeyColumns+` FROM keys k WHERE status = ? AND rotate_by <= ? AND (expires_at IS NULL OR expires_at > ?) AND rotated_to = ''
 		AND NOT EXISTS (SELECT 1 FROM webhook_marks m WHERE m.kind = ? AND m.key_id = k.id AND m.due = k.rotate_by) ORDER BY rotate_by LIMIT ?`,
 		active, now.UnixMicro(), now.UnixMicro(), keyward.EventKeyRotationDue, limit)
 	return expiring, rotationDue, s.err(err)
@@ -327,13 +327,14 @@ func scanDelivery(sc sqlrow.Scanner) (*keyward.Delivery, error) {
 // gets a row, the other skipping it once the first commits.
 func (s *Store) ClaimDeliveries(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]*keyward.Claimed, error) {
 	var ids []int64
+	until := now.Add(lease)
 	err := s.inTx(ctx, false, func(tx *sql.Tx) error {
 		n := now.UnixMicro()
 		rows, err := s.query(ctx, tx, `UPDATE webhook_deliveries SET lease_until = ?, attempts = attempts + 1
 			WHERE status = ? AND next_at <= ? AND lease_until < ? AND id IN
 				(SELECT id FROM webhook_deliveries WHERE status = ? AND next_at <= ? AND lease_until < ? ORDER BY next_at, id LIMIT ?)
 			RETURNING id`,
-			now.Add(lease).UnixMicro(), keyward.DeliveryPending, n, n, keyward.DeliveryPending, n, n, limit)
+			until.UnixMicro(), keyward.DeliveryPending, n, n, keyward.DeliveryPending, n, n, limit)
 		if err != nil {
 			return err
 		}
@@ -361,6 +362,7 @@ func (s *Store) ClaimDeliveries(ctx context.Context, now time.Time, lease time.D
 		if err != nil {
 			return nil, s.err(err)
 		}
+		c.LeaseUntil = until
 		out = append(out, c)
 	}
 	return out, nil
@@ -397,8 +399,11 @@ func scanClaimed(sc sqlrow.Scanner) (*keyward.Claimed, error) {
 	return &c, nil
 }
 
-// FinishDelivery records attempt a of delivery id and releases it.
-func (s *Store) FinishDelivery(ctx context.Context, id int64, a keyward.Attempt, delivered bool, next time.Time) error {
+// FinishDelivery records attempt a of delivery id and releases it, if
+// the claim that made the attempt still holds it (its lease is lease): a
+// delivery redelivered by hand, or taken by another node after the lease
+// ran out, keeps its new state, and only the attempt is recorded.
+func (s *Store) FinishDelivery(ctx context.Context, id int64, lease time.Time, a keyward.Attempt, delivered bool, next time.Time) error {
 	return s.err(s.inTx(ctx, false, func(tx *sql.Tx) error {
 		if _, err := s.exec(ctx, tx, `INSERT INTO webhook_attempts (delivery_id, at, status, error, duration_ms) VALUES (?, ?, ?, ?, ?)`,
 			id, a.At.UnixMicro(), a.Status, a.Error, a.DurationMs); err != nil {
@@ -414,8 +419,9 @@ func (s *Store) FinishDelivery(ctx context.Context, id int64, a keyward.Attempt,
 		case next.IsZero():
 			status, nextAt = keyward.DeliveryFailed, 0
 		}
-		_, err := s.exec(ctx, tx, `UPDATE webhook_deliveries SET status = ?, next_at = ?, lease_until = 0, last_status = ?, last_error = ?, delivered_at = ? WHERE id = ?`,
-			status, nextAt, a.Status, a.Error, deliveredAt, id)
+		_, err := s.exec(ctx, tx, `UPDATE webhook_deliveries SET status = ?, next_at = ?, lease_until = 0, last_status = ?, last_error = ?, delivered_at = ?
+			WHERE id = ? AND lease_until = ?`,
+			status, nextAt, a.Status, a.Error, deliveredAt, id, lease.UnixMicro())
 		return err
 	}))
 }
@@ -490,9 +496,16 @@ func (s *Store) Redeliver(ctx context.Context, id int64, at time.Time, by keywar
 		if err != nil {
 			return err
 		}
-		if _, err := s.exec(ctx, tx, `UPDATE webhook_deliveries SET status = ?, attempts = 0, next_at = ?, lease_until = 0 WHERE id = ?`,
-			keyward.DeliveryPending, at.UnixMicro(), id); err != nil {
+		res, err := s.exec(ctx, tx, `UPDATE webhook_deliveries SET status = ?, attempts = 0, next_at = ? WHERE id = ? AND lease_until < ?`,
+			keyward.DeliveryPending, at.UnixMicro(), id, at.UnixMicro())
+		if err != nil {
 			return err
+		}
+		if n, err := res.RowsAffected(); err != nil || n == 0 {
+			if err != nil {
+				return err
+			}
+			return keyward.Errorf(keyward.CodeConflict, "Delivery %d is being attempted now; look at its log in a minute, and redeliver it then if it failed.", id)
 		}
 		return s.recordRelated(ctx, tx, at, by, keyward.ActionWebhookRedeliver, tenant, endpoint, strconv.FormatInt(id, 10))
 	}))

@@ -10,6 +10,7 @@ package metrics
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"time"
 
@@ -206,7 +207,7 @@ func (m *Metrics) Timed(name string, op func() error) error {
 	start := time.Now()
 	err := op()
 	m.storeLatency.WithLabelValues(name).Observe(time.Since(start).Seconds())
-	if err != nil && keyward.ErrorCode(err) != keyward.CodeNotFound && err != context.Canceled {
+	if err != nil && keyward.ErrorCode(err) != keyward.CodeNotFound && !errors.Is(err, context.Canceled) {
 		m.storeErrors.WithLabelValues(name).Inc()
 	}
 	return err

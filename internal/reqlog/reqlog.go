@@ -283,8 +283,30 @@ func (b *buffer) fill(e *Entry) bool {
 	return true
 }
 
-// cut is s, at most n bytes of it.
-func cut(s string, n int) string { return s[:min(len(s), n)] }
+// cut is s, at most n bytes of it. A cut through a key would leave a part
+// of it that Redact no longer recognizes as one: when the text cut off
+// ends in a run of key characters that holds a key's head (_live_,
+// _test_), the run goes too. A key's head and body are at most 56 bytes,
+// so looking 64 back finds it.
+func cut(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	s = s[:n]
+	i := len(s)
+	for i > 0 && i > len(s)-64 && keyChar(s[i-1]) {
+		i--
+	}
+	if tail := s[i:]; strings.Contains(tail, "_live_") || strings.Contains(tail, "_test_") {
+		return s[:i]
+	}
+	return s
+}
+
+// keyChar reports whether c may be part of a key: a letter, a digit or _.
+func keyChar(c byte) bool {
+	return c == '_' || '0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z'
+}
 
 // pathOf is the path of a target, without its query string.
 func pathOf(target string) string {

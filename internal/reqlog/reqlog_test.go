@@ -131,6 +131,22 @@ func TestNoKeyStored(t *testing.T) {
 	if len(got[1].Path) != 2048 || len(got[1].UserAgent) != 512 {
 		t.Errorf("long path %d bytes, user agent %d: want 2048 and 512", len(got[1].Path), len(got[1].UserAgent))
 	}
+	// A key cut by the length limit: none of it is stored.
+	for _, at := range []int{10, 30, 40} {
+		e := entry(nil, "/"+strings.Repeat("p", 2047-at)+key)
+		e.UserAgent = strings.Repeat("u", 512-at) + key
+		l.Add(e)
+	}
+	if err := l.Flush(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range all(t, s)[2:] {
+		for _, v := range []string{g.Path, g.UserAgent} {
+			if strings.Contains(v, key[:8]) || strings.Contains(v, key[len(key)-30:len(key)-20]) {
+				t.Errorf("a key cut by the limit is stored in part: …%q", v[len(v)-40:])
+			}
+		}
+	}
 }
 
 // TestFullBufferDrops: when the buffer is full, Add drops the entry at

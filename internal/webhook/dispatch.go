@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 	"sync"
 	"time"
@@ -197,7 +198,7 @@ func (d *Dispatcher) attempt(ctx context.Context, c *keyward.Claimed) {
 	// Not ctx: an outcome learned is recorded even while shutting down.
 	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	if err := d.c.Store.FinishDelivery(fctx, c.ID, a, ok, next); err != nil {
+	if err := d.c.Store.FinishDelivery(fctx, c.ID, c.LeaseUntil, a, ok, next); err != nil {
 		d.c.Logger.Warn("webhooks: could not record a delivery's attempt; it is attempted again once its lease ends", "delivery", c.ID, "err", err)
 	}
 }
@@ -236,6 +237,12 @@ func (d *Dispatcher) send(ctx context.Context, c *keyward.Claimed, now time.Time
 	h.Set("webhook-signature", sig)
 	resp, err := d.client.Do(req)
 	if err != nil {
+		// Without the URL, which may hold a token of the receiver's:
+		// the error goes to the log and to the delivery log.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = fmt.Errorf("POST: %w", ue.Err)
+		}
 		return 0, err
 	}
 	defer resp.Body.Close()

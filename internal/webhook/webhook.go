@@ -55,18 +55,48 @@ func Sign(secret, id string, timestamp int64, body []byte) (string, error) {
 }
 
 // Public reports whether a is an address a webhook may be delivered to
-// without --webhook-allow-private: not loopback, private (RFC 1918, fc00::/7),
-// link-local, shared (100.64.0.0/10), unspecified or multicast, and not
-// an IPv4 address mapped into IPv6 that is one of those.
+// without --webhook-allow-private: not loopback, private (RFC 1918,
+// fc00::/7), link-local, shared (100.64.0.0/10), benchmarking
+// (198.18.0.0/15), IETF (192.0.0.0/24), reserved (240.0.0.0/4, the
+// broadcast address included), 0.0.0.0/8, unspecified or multicast. An
+// IPv6 address must be global unicast (2000::/3), not Teredo
+// (2001::/32); one that embeds an IPv4 address (mapped, IPv4-compatible,
+// NAT64 64:ff9b::/96, 6to4 2002::/16) is judged by that address.
 func Public(a netip.Addr) bool {
 	a = a.Unmap()
-	return a.IsValid() && !a.IsLoopback() && !a.IsPrivate() && !a.IsLinkLocalUnicast() && !a.IsLinkLocalMulticast() &&
-		!a.IsInterfaceLocalMulticast() && !a.IsMulticast() && !a.IsUnspecified() && !shared.Contains(a) && !thisNetwork.Contains(a)
+	if a.Is6() {
+		b := a.As16()
+		switch {
+		case compat.Contains(a) || nat64.Contains(a):
+			return Public(netip.AddrFrom4([4]byte(b[12:16])))
+		case sixToFour.Contains(a):
+			return Public(netip.AddrFrom4([4]byte(b[2:6])))
+		case !global6.Contains(a) || teredo.Contains(a):
+			return false
+		}
+	}
+	if !a.IsValid() || a.IsLoopback() || a.IsPrivate() || a.IsLinkLocalUnicast() || a.IsLinkLocalMulticast() ||
+		a.IsInterfaceLocalMulticast() || a.IsMulticast() || a.IsUnspecified() {
+		return false
+	}
+	for _, p := range denied4 {
+		if p.Contains(a) {
+			return false
+		}
+	}
+	return true
 }
 
 var (
-	shared      = netip.MustParsePrefix("100.64.0.0/10")
-	thisNetwork = netip.MustParsePrefix("0.0.0.0/8")
+	denied4 = []netip.Prefix{
+		netip.MustParsePrefix("0.0.0.0/8"), netip.MustParsePrefix("100.64.0.0/10"), netip.MustParsePrefix("192.0.0.0/24"),
+		netip.MustParsePrefix("198.18.0.0/15"), netip.MustParsePrefix("240.0.0.0/4"),
+	}
+	global6   = netip.MustParsePrefix("2000::/3")
+	teredo    = netip.MustParsePrefix("2001::/32")
+	compat    = netip.MustParsePrefix("::/96")
+	nat64     = netip.MustParsePrefix("64:ff9b::/96")
+	sixToFour = netip.MustParsePrefix("2002::/16")
 )
 
 // CheckURL refuses an endpoint's URL that is not http or https with a

@@ -313,9 +313,15 @@ func TestPrivateRefused(t *testing.T) {
 	if r.tries != 0 {
 		t.Fatal("a delivery reached a loopback address")
 	}
-	for _, a := range []string{"203.0.113.1", "2001:db8::1", "8.8.8.8"} {
+	for _, a := range []string{"203.0.113.1", "2001:db8::1", "8.8.8.8", "2a00:1450::1", "64:ff9b::808:808", "2002:808:808::1"} {
 		if !webhook.Public(netip.MustParseAddr(a)) {
 			t.Errorf("%s: not public", a)
+		}
+	}
+	for _, a := range []string{"64:ff9b::a00:1", "2002:a00:1::1", "::127.0.0.1", "fec0::1", "fe80::1", "fc00::1", "::", "::1",
+		"198.18.0.1", "192.0.0.1", "240.0.0.1", "255.255.255.255", "2001::1", "ff02::1", "::ffff:10.0.0.1", "224.0.0.1"} {
+		if webhook.Public(netip.MustParseAddr(a)) {
+			t.Errorf("%s: public", a)
 		}
 	}
 }
@@ -363,3 +369,43 @@ func TestKeyDates(t *testing.T) {
 func ptr[T any](v T) *T { return &v }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// TestLease: a delivery a node is attempting cannot be redelivered by hand
+// (a conflict, not a second sender), and an attempt whose lease ran out
+// and was taken again records its try but leaves the new claim's state.
+func TestLease(t *testing.T) {
+	f := newFixture(t, true)
+	r := newReceiver(t)
+	id, _ := f.hook(t, r, "*")
+	if _, err := f.svc.RevokeKey(t.Context(), manage.CommandLine(), f.keyID); err != nil {
+		t.Fatal(err)
+	}
+	first, err := f.store.ClaimDeliveries(t.Context(), f.clock.Now(), time.Minute, 10)
+	if err != nil || len(first) != 1 {
+		t.Fatalf("claim: %v, %v", first, err)
+	}
+	d := first[0]
+	if _, err := f.svc.Redeliver(t.Context(), manage.CommandLine(), id, itoa(d.ID)); keyward.ErrorCode(err) != keyward.CodeConflict {
+		t.Fatalf("redeliver while leased: %v, want a conflict", err)
+	}
+	f.clock.Advance(2 * time.Minute)
+	second, err := f.store.ClaimDeliveries(t.Context(), f.clock.Now(), time.Minute, 10)
+	if err != nil || len(second) != 1 {
+		t.Fatalf("claim after the lease ran out: %v, %v", second, err)
+	}
+	// The first attempt ends late, failed: its outcome does not touch the
+	// second claim; the second's delivery does.
+	if err := f.store.FinishDelivery(t.Context(), d.ID, d.LeaseUntil, keyward.Attempt{At: f.clock.Now(), Status: 500, Error: "late"}, false, time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := f.store.Delivery(t.Context(), d.ID)
+	if got.Status != keyward.DeliveryPending || len(got.Log) != 1 {
+		t.Fatalf("after the stale attempt: %+v", got)
+	}
+	if err := f.store.FinishDelivery(t.Context(), d.ID, second[0].LeaseUntil, keyward.Attempt{At: f.clock.Now(), Status: 200}, true, time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := f.store.Delivery(t.Context(), d.ID); got.Status != keyward.DeliveryDelivered || len(got.Log) != 2 {
+		t.Fatalf("after the second attempt: %+v", got)
+	}
+}
