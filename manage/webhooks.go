@@ -35,6 +35,14 @@ type WebhookUpdateInput struct {
 // maxDescription is the longest description of an endpoint, in bytes.
 const maxDescription = 500
 
+// checkDescription refuses a description longer than maxDescription.
+func checkDescription(d string) error {
+	if len(d) > maxDescription {
+		return keyward.FieldErrorf("description", "is %d bytes long; the most is %d", len(d), maxDescription)
+	}
+	return nil
+}
+
 // checkEvents refuses an empty list of events and a type that is not one.
 func checkEvents(events []string) ([]string, error) {
 	if len(events) == 0 {
@@ -82,8 +90,8 @@ func (s *Service) CreateWebhook(ctx context.Context, c Caller, in WebhookInput) 
 	if err != nil {
 		return nil, "", err
 	}
-	if len(in.Description) > maxDescription {
-		return nil, "", keyward.FieldErrorf("description", "is %d bytes long; the most is %d", len(in.Description), maxDescription)
+	if err := checkDescription(in.Description); err != nil {
+		return nil, "", err
 	}
 	if err := webhook.CheckURL(ctx, in.URL, s.allowPrivate); err != nil {
 		return nil, "", err
@@ -151,8 +159,10 @@ func (s *Service) UpdateWebhook(ctx context.Context, c Caller, id string, in Web
 			return nil, err
 		}
 	}
-	if in.Description != nil && len(*in.Description) > maxDescription {
-		return nil, keyward.FieldErrorf("description", "is %d bytes long; the most is %d", len(*in.Description), maxDescription)
+	if in.Description != nil {
+		if err := checkDescription(*in.Description); err != nil {
+			return nil, err
+		}
 	}
 	if in.Events != nil {
 		events, err := checkEvents(in.Events)

@@ -44,6 +44,24 @@ func (a *app) printNext(cmdPath, next string) {
 	}
 }
 
+// printPage prints one page of a list: as JSON with --json, else as a
+// table of header and a row per item, and how to ask for the next page.
+func printPage[T any](a *app, cmdPath string, data []T, next, header string, cols func(T) []string) error {
+	if a.json {
+		return printList(a, data, next)
+	}
+	tw := table(a.stdout)
+	fmt.Fprintln(tw, header)
+	for _, item := range data {
+		row(tw, cols(item)...)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	a.printNext(cmdPath, next)
+	return nil
+}
+
 // table returns a writer that lines up tab-separated columns on w; the
 // caller flushes it.
 func table(w io.Writer) *tabwriter.Writer {

@@ -37,15 +37,7 @@ func (a *app) webhooksCreateCommand() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				if a.json {
-					return a.printJSON(struct {
-						*keyward.Webhook
-						Secret string `json:"secret"`
-					}{w, secret})
-				}
-				fmt.Fprintf(a.stderr, "Registered webhook %s for %s. The signing secret is below: store it now, it is shown only once.\n", w.ID, strings.Join(w.Events, ", "))
-				_, err = fmt.Fprintln(a.stdout, secret)
-				return err
+				return a.printSecret(w, secret, fmt.Sprintf("Registered webhook %s for %s. The signing secret is below: store it now, it is shown only once.", w.ID, strings.Join(w.Events, ", ")))
 			})
 		},
 	}
@@ -72,19 +64,9 @@ func (a *app) webhooksListCommand() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				if a.json {
-					return printList(a, list, next)
-				}
-				tw := table(a.stdout)
-				fmt.Fprintln(tw, "ID\tTENANT\tURL\tEVENTS\tENABLED\tCREATED")
-				for _, w := range list {
-					row(tw, w.ID, orDash(w.TenantID), shown(w.URL), strings.Join(w.Events, ","), strconv.FormatBool(w.Enabled), when(w.CreatedAt))
-				}
-				if err := tw.Flush(); err != nil {
-					return err
-				}
-				a.printNext(cmd.CommandPath(), next)
-				return nil
+				return printPage(a, cmd.CommandPath(), list, next, "ID\tTENANT\tURL\tEVENTS\tENABLED\tCREATED", func(w *keyward.Webhook) []string {
+					return []string{w.ID, orDash(w.TenantID), w.URL, strings.Join(w.Events, ","), strconv.FormatBool(w.Enabled), when(w.CreatedAt)}
+				})
 			})
 		},
 	}
@@ -108,20 +90,10 @@ func (a *app) webhooksDeliveriesCommand() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				if a.json {
-					return printList(a, list, next)
-				}
-				tw := table(a.stdout)
-				fmt.Fprintln(tw, "DELIVERY\tEVENT\tTYPE\tSTATUS\tATTEMPTS\tLAST STATUS\tLAST ERROR\tCREATED")
-				for _, d := range list {
-					row(tw, strconv.FormatInt(d.ID, 10), d.EventID, d.EventType, d.Status, strconv.Itoa(d.Attempts), strconv.Itoa(d.LastStatus),
-						orDash(shown(d.LastError)), when(d.CreatedAt))
-				}
-				if err := tw.Flush(); err != nil {
-					return err
-				}
-				a.printNext(cmd.CommandPath(), next)
-				return nil
+				return printPage(a, cmd.CommandPath(), list, next, "DELIVERY\tEVENT\tTYPE\tSTATUS\tATTEMPTS\tLAST STATUS\tLAST ERROR\tCREATED", func(d *keyward.Delivery) []string {
+					return []string{strconv.FormatInt(d.ID, 10), d.EventID, d.EventType, d.Status, strconv.Itoa(d.Attempts), strconv.Itoa(d.LastStatus),
+						orDash(d.LastError), when(d.CreatedAt)}
+				})
 			})
 		},
 	}
@@ -164,15 +136,7 @@ func (a *app) webhooksRotateSecretCommand() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				if a.json {
-					return a.printJSON(struct {
-						*keyward.Webhook
-						Secret string `json:"secret"`
-					}{w, secret})
-				}
-				fmt.Fprintf(a.stderr, "New secret of %s below: store it now, it is shown only once. The old one signs too until %s.\n", w.ID, when(*w.PreviousUntil))
-				_, err = fmt.Fprintln(a.stdout, secret)
-				return err
+				return a.printSecret(w, secret, fmt.Sprintf("New secret of %s below: store it now, it is shown only once. The old one signs too until %s.", w.ID, when(*w.PreviousUntil)))
 			})
 		},
 	}
@@ -195,4 +159,19 @@ func (a *app) webhooksDeleteCommand() *cobra.Command {
 			})
 		},
 	}
+}
+
+// printSecret prints an endpoint's signing secret, shown this once: with
+// the endpoint as JSON with --json, else alone on stdout, with notice on
+// stderr.
+func (a *app) printSecret(w *keyward.Webhook, secret, notice string) error {
+	if a.json {
+		return a.printJSON(struct {
+			*keyward.Webhook
+			Secret string `json:"secret"`
+		}{w, secret})
+	}
+	fmt.Fprintln(a.stderr, notice)
+	_, err := fmt.Fprintln(a.stdout, secret)
+	return err
 }

@@ -2,17 +2,17 @@ package metrics_test
 
 import (
 	"net/http/httptest"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/keyward/keyward"
 	"github.com/keyward/keyward/internal/metrics"
 	"github.com/keyward/keyward/internal/metricstest"
+	"github.com/keyward/keyward/internal/pgtest"
 	"github.com/keyward/keyward/internal/reqlog"
+	"github.com/keyward/keyward/internal/teststore"
 	"github.com/keyward/keyward/limit"
 	"github.com/keyward/keyward/manage"
-	"github.com/keyward/keyward/sqlite"
 	"github.com/keyward/keyward/verify"
 )
 
@@ -27,16 +27,12 @@ func scrape(t *testing.T, m *metrics.Metrics) metricstest.Families {
 	return metricstest.Parse(t, rec.Body)
 }
 
-// openStore opens a SQLite store of the test's own.
-func openStore(t *testing.T) keyward.Store {
-	t.Helper()
-	s, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "keyward.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return s
-}
+// pg is the PostgreSQL server of KEYWARD_TEST_DB=postgres, started on
+// first use.
+var pg = pgtest.New()
+
+// openStore returns a store of the test's own (teststore).
+func openStore(t *testing.T) keyward.Store { return teststore.Open(t, pg) }
 
 // want fails the test unless the metric has the value.
 func want(t *testing.T, f metricstest.Families, value float64, name string, labels ...string) {

@@ -17,21 +17,19 @@ import (
 	"github.com/keyward/keyward"
 	"github.com/keyward/keyward/apikey"
 	"github.com/keyward/keyward/internal/lockedbuffer"
+	"github.com/keyward/keyward/internal/pgtest"
 	"github.com/keyward/keyward/internal/reqlog"
+	"github.com/keyward/keyward/internal/teststore"
 	"github.com/keyward/keyward/limit"
 	"github.com/keyward/keyward/sqlite"
 )
 
-// open returns a SQLite store of the test's own.
-func open(t *testing.T) keyward.Store {
-	t.Helper()
-	s, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "keyward.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return s
-}
+// pg is the PostgreSQL server of KEYWARD_TEST_DB=postgres, started on
+// first use.
+var pg = pgtest.New()
+
+// open returns a store of the test's own (teststore).
+func open(t *testing.T) keyward.Store { return teststore.Open(t, pg) }
 
 // all returns every entry the store holds, oldest first.
 func all(t *testing.T, s keyward.RequestLogStore) []*keyward.RequestLog {
