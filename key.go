@@ -131,6 +131,10 @@ type Key struct {
 	// once it has expired or been revoked it is left as it was, as history:
 	// the newest key of the chain when the key stopped working.
 	RotatedTo string `json:"rotated_to" description:"the id of the key that replaces this one; empty when it was not rotated. While this key is in its grace period, the newest key of its chain, whose credits and per-key rate limits it spends from; once this key has expired or been revoked, the newest key of its chain at that time"`
+	// Sharing, when set, is why the key is suspected of being shared
+	// (docs/signals.md): set by the request log's writer, shown in the
+	// key's answers as the store has it.
+	Sharing *Sharing `json:"sharing" description:"why the key is suspected of being used by more than one client: the day and what was seen; null when it is not"`
 }
 
 // RotationDue reports whether the key's rotate_by has passed at time now

@@ -81,15 +81,23 @@ const CodeAllowed Code = "allowed"
 
 // RequestLogStore keeps the request logs. Errors are those of Store.
 type RequestLogStore interface {
-	// WriteRequestLogs stores the entries and adds the usage counts to
-	// those kept, in one transaction, without the write lock of the
-	// management writes; the entries' IDs are ignored. Each count's
-	// (tenant, key, granularity, start, code) is there at most once.
-	WriteRequestLogs(ctx context.Context, logs []RequestLog, usage []UsageCount) error
+	// WriteRequestLogs stores a batch in one transaction, without the
+	// write lock of the management writes: the entries (their IDs are
+	// ignored), the usage counts added to those kept (each count's
+	// tenant, key, granularity, start and code there at most once), and
+	// the sightings and spikes. In the same transaction it flags each key
+	// of the sightings that the sharing rule now judges shared, once a
+	// day, and raises the events of the flags and of the spikes that
+	// start an episode.
+	WriteRequestLogs(ctx context.Context, b *LogBatch) error
 	// RequestLogs lists the entries that match f, newest first (with
 	// f.After, oldest first).
 	RequestLogs(ctx context.Context, f RequestLogFilter, p Page) (logs []*RequestLog, next string, err error)
 	// PruneRequestLogs deletes up to limit of the entries written before
 	// the given time, and returns how many it deleted.
 	PruneRequestLogs(ctx context.Context, before time.Time, limit int) (int64, error)
+	// PruneSignals deletes up to limit of the sightings of days, and of
+	// the spike episodes last seen, before the given time, and returns
+	// how many it deleted.
+	PruneSignals(ctx context.Context, before time.Time, limit int) (int64, error)
 }

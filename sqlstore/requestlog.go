@@ -21,13 +21,15 @@ const requestLogColumns = `at, request_id, surface, key_id, tenant_id, member_id
 const batchRows = 400
 
 // WriteRequestLogs inserts the entries and adds the usage counts to those
-// kept, batchRows to a statement, in one transaction that does not take
-// the write lock of the management writes: neither is part of the change
-// feed. The counts are added in the order of their primary key, so that
-// two nodes adding to the same counts lock them in one order and wait for
-// each other rather than deadlock.
-func (s *Store) WriteRequestLogs(ctx context.Context, logs []keyward.RequestLog, usage []keyward.UsageCount) error {
-	if len(logs) == 0 && len(usage) == 0 {
+// kept, batchRows to a statement, then writes the signals (signals.go),
+// in one transaction that does not take the write lock of the management
+// writes: none of it is part of the change feed. The counts are added in
+// the order of their primary key, so that two nodes adding to the same
+// counts lock them in one order and wait for each other rather than
+// deadlock.
+func (s *Store) WriteRequestLogs(ctx context.Context, b *keyward.LogBatch) error {
+	logs, usage := b.Logs, b.Usage
+	if len(logs) == 0 && len(usage) == 0 && len(b.Sightings) == 0 && len(b.Spikes) == 0 {
 		return nil
 	}
 	slices.SortFunc(usage, func(a, b keyward.UsageCount) int {
@@ -41,12 +43,16 @@ func (s *Store) WriteRequestLogs(ctx context.Context, logs []keyward.RequestLog,
 		if err != nil {
 			return err
 		}
-		return s.insertBatches(ctx, tx, `INSERT INTO usage_counts (tenant_id, key_id, granularity, start, code, count) VALUES `, 6,
+		err = s.insertBatches(ctx, tx, `INSERT INTO usage_counts (tenant_id, key_id, granularity, start, code, count) VALUES `, 6,
 			` ON CONFLICT (tenant_id, key_id, granularity, start, code) DO UPDATE SET count = usage_counts.count + excluded.count`,
 			len(usage), func(args []any, i int) []any {
 				u := &usage[i]
 				return append(args, u.TenantID, u.KeyID, string(u.Granularity), u.Start.Unix(), string(u.Code), u.Count)
 			})
+		if err != nil {
+			return err
+		}
+		return s.writeSignals(ctx, tx, b)
 	})
 }
 

@@ -172,7 +172,7 @@ func (f *fixture) requestLog(edit func(l *keyward.RequestLog)) keyward.RequestLo
 // writeLogs stores the entries.
 func (f *fixture) writeLogs(logs ...keyward.RequestLog) {
 	f.t.Helper()
-	if err := f.s.WriteRequestLogs(f.ctx, logs, nil); err != nil {
+	if err := f.s.WriteRequestLogs(f.ctx, &keyward.LogBatch{Logs: logs}); err != nil {
 		f.t.Fatalf("WriteRequestLogs: %v", err)
 	}
 }

@@ -106,6 +106,7 @@ func Run(t *testing.T, newStore func(t *testing.T) keyward.Store) {
 		{"AuditStore", []group{{"", auditTests}}},
 		{"RequestLogStore", []group{{"", requestLogTests}}},
 		{"UsageStore", []group{{"", usageCountTests}}},
+		{"Signals", []group{{"", signalTests}}},
 		{"ChangeFeed", []group{{"", changeTests}}},
 		{"Settings", []group{{"", settingsTests}}},
 		{"Limits", []group{{"", limitTests}, {"Meter", meterTests}, {"SpendBatch", spendBatchTests}}},

@@ -58,7 +58,7 @@ var usageCountTests = []test{
 						key := fmt.Sprintf("key_%d", (k+w)%5) // the two writers' orders differ
 						batch = append(batch, count("ten_a", key, keyward.Hourly, h, "", 1), count("ten_a", key, keyward.Daily, h.Truncate(24*time.Hour), "", 1))
 					}
-					errs <- f.s.WriteRequestLogs(f.ctx, nil, batch)
+					errs <- f.s.WriteRequestLogs(f.ctx, &keyward.LogBatch{Usage: batch})
 				}
 			})
 		}
@@ -95,8 +95,8 @@ var usageCountTests = []test{
 		// A batch that fails writes neither its entries nor its counts.
 		h := time.Date(2026, 11, 29, 10, 0, 0, 0, time.UTC)
 		bad := count("ten_a", "key_2", "week", h, "", 1) // refused by the table's check
-		err := f.s.WriteRequestLogs(f.ctx, []keyward.RequestLog{f.requestLog(func(*keyward.RequestLog) {})},
-			[]keyward.UsageCount{count("ten_a", "key_1", keyward.Hourly, h, "", 1), bad})
+		err := f.s.WriteRequestLogs(f.ctx, &keyward.LogBatch{Logs: []keyward.RequestLog{f.requestLog(func(*keyward.RequestLog) {})},
+			Usage: []keyward.UsageCount{count("ten_a", "key_1", keyward.Hourly, h, "", 1), bad}})
 		if err == nil {
 			f.t.Fatal("a batch with a count of no granularity was written")
 		}
@@ -123,7 +123,7 @@ func with(f keyward.UsageFilter, tenant, key string) keyward.UsageFilter {
 // writeUsage adds the counts.
 func (f *fixture) writeUsage(counts ...keyward.UsageCount) {
 	f.t.Helper()
-	if err := f.s.WriteRequestLogs(f.ctx, nil, counts); err != nil {
+	if err := f.s.WriteRequestLogs(f.ctx, &keyward.LogBatch{Usage: counts}); err != nil {
 		f.t.Fatalf("WriteRequestLogs: %v", err)
 	}
 }

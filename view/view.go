@@ -35,11 +35,13 @@ type Key struct {
 	Status      keyward.KeyStatus `json:"status" enum:"active,disabled,expired,revoked"`
 	LastUsed    *time.Time        `json:"last_used"`
 	RotationDue bool              `json:"rotation_due" description:"true once rotate_by has passed while the key still works: replace it"`
+	// SharingSuspected is true when the key has Sharing evidence.
+	SharingSuspected bool `json:"sharing_suspected" description:"true once the key was seen from more client networks, user agents or referrers in a day than allowed; sharing holds the evidence"`
 }
 
 // KeyOf shows k as of now.
 func KeyOf(k *keyward.Key, now time.Time) Key {
-	return Key{Key: k, Status: k.StatusAt(now), LastUsed: k.LastUsedAt, RotationDue: k.RotationDue(now)}
+	return Key{Key: k, Status: k.StatusAt(now), LastUsed: k.LastUsedAt, RotationDue: k.RotationDue(now), SharingSuspected: k.Sharing != nil}
 }
 
 // KeysOf shows a page of keys as of now; an empty page is [], never null.

@@ -81,6 +81,10 @@ type serveOptions struct {
 	logInterval  time.Duration
 	// usageRetention is how long usage counts are kept.
 	usageRetention time.Duration
+	// sharing is the rule of the single-use signals; failureSpike the
+	// refusals in a minute that make a spike (docs/signals.md).
+	sharing      keyward.SharingRule
+	failureSpike int
 	// upstreamCA is --upstream-ca: a PEM file of the authorities that
 	// an https upstream's certificate is verified against.
 	upstreamCA      string
@@ -343,6 +347,14 @@ off.`,
 			usage: "how many webhook deliveries this node attempts at once; every node delivers, each delivery by one node at a time; 0: this node delivers none"},
 		{flag: "log-buffer", env: "KEYWARD_LOG_BUFFER", def: reqlog.DefaultBuffer, value: &o.logBuffer,
 			usage: "how many request-log entries wait in memory to be written (with 320 bytes of text each on average); past it, new ones are dropped and counted, never waited for (the usage counts still count them); 0 turns the request log and the usage counts off"},
+		{flag: "sharing-networks", env: "KEYWARD_SHARING_NETWORKS", def: 5, value: &o.sharing.Networks,
+			usage: "a key used from more client networks (IPv4 /24, IPv6 /48) than this in a UTC day is flagged sharing_suspected and key.sharing_suspected is sent; 0: networks are not judged"},
+		{flag: "sharing-user-agents", env: "KEYWARD_SHARING_USER_AGENTS", def: 5, value: &o.sharing.UserAgents,
+			usage: "the same, for distinct User-Agent headers; 0: not judged"},
+		{flag: "sharing-referrers", env: "KEYWARD_SHARING_REFERRERS", def: 5, value: &o.sharing.Referrers,
+			usage: "the same, for distinct origins of the Referer header; 0: not judged"},
+		{flag: "failure-spike", env: "KEYWARD_FAILURE_SPIKE", def: int(reqlog.DefaultSpikeRule.Min), value: &o.failureSpike,
+			usage: "auth.failure_spike is sent when a tenant's (or a key's) 401 and 403 refusals in one minute reach this and ten times their average of the last hour, once per episode (a new one after 10 quiet minutes); 0: not watched"},
 	}
 	for i := range o.envInts {
 		d := &o.envInts[i]
@@ -472,8 +484,10 @@ func (a *app) serve(ctx context.Context, o serveOptions) error {
 
 	// The request log is made without a store when it is off: it still
 	// hands every verification to the metrics (and the access log).
-	logConfig := reqlog.Config{Buffer: o.logBuffer, Retention: o.logRetention,
-		UsageRetention: o.usageRetention, Interval: o.logInterval, Logger: logger, Observe: mets.Observe}
+	spikes := reqlog.DefaultSpikeRule
+	spikes.Min = int64(o.failureSpike)
+	logConfig := reqlog.Config{Buffer: o.logBuffer, Retention: o.logRetention, UsageRetention: o.usageRetention,
+		Interval: o.logInterval, Logger: logger, Observe: mets.Observe, Sharing: o.sharing, Spikes: spikes}
 	if o.logBuffer > 0 {
 		logConfig.Store = timed
 	}

@@ -58,8 +58,8 @@ func (s *Store) SpendBatch(ctx context.Context, spends []keyward.Spend) ([]keywa
 	return timed(s, "spend_batch", func() ([]keyward.Spent, error) { return s.Store.SpendBatch(ctx, spends) })
 }
 
-func (s *Store) WriteRequestLogs(ctx context.Context, logs []keyward.RequestLog, usage []keyward.UsageCount) error {
-	return s.m.Timed("write_request_logs", func() error { return s.Store.WriteRequestLogs(ctx, logs, usage) })
+func (s *Store) WriteRequestLogs(ctx context.Context, b *keyward.LogBatch) error {
+	return s.m.Timed("write_request_logs", func() error { return s.Store.WriteRequestLogs(ctx, b) })
 }
 
 func (s *Store) Ping(ctx context.Context) error {

@@ -145,6 +145,11 @@ type Config struct {
 	// UsageRetention is how long usage counts are kept;
 	// DefaultUsageRetention when 0.
 	UsageRetention time.Duration
+	// Sharing judges the clients each key is seen from (docs/signals.md);
+	// the zero rule judges none, and sightings are then not written.
+	Sharing keyward.SharingRule
+	// Spikes says when refusals spike; the zero rule watches none.
+	Spikes SpikeRule
 	// Timeout bounds each write and prune.
 	Timeout time.Duration
 	Logger  *slog.Logger
@@ -175,6 +180,8 @@ type Log struct {
 	pending  []keyward.RequestLog
 	usage    map[usageKey]int64
 	reported uint64 // dropped entries already warned of
+	sights   sightings
+	spikes   spikes
 
 	started atomic.Bool
 	stop    chan struct{}
@@ -210,6 +217,8 @@ func New(c Config) *Log {
 	}
 	return &Log{c: c, cur: newBuffer(c.Buffer), spare: newBuffer(c.Buffer), half: max(c.Buffer/2, 1),
 		missed: map[usageKey]int64{}, usage: map[usageKey]int64{},
+		sights: sightings{seen: map[sightKey]struct{}{}, counts: map[sightCount]int{}},
+		spikes: spikes{rule: c.Spikes, subjects: map[[2]string]*subject{}},
 		wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 }
 
@@ -449,7 +458,12 @@ func (l *Log) Flush(ctx context.Context) error {
 	for i := range taken.slots {
 		s := &taken.slots[i]
 		l.usage[usageOf(s.e.Key, s.e.At, s.e.Code)]++
-		l.pending = append(l.pending, s.record(taken.arena))
+		r := s.record(taken.arena)
+		l.pending = append(l.pending, r)
+		if k := s.e.Key; k != nil && l.c.Sharing.On() {
+			l.sights.add(k, s.e.At, s.e.ClientIP, r.UserAgent, r.Referrer)
+		}
+		l.spikes.add(&s.e)
 	}
 	clear(taken.slots) // no key kept alive
 	taken.slots, taken.arena = taken.slots[:0], taken.arena[:0]
@@ -461,18 +475,22 @@ func (l *Log) Flush(ctx context.Context) error {
 		l.pending = append(l.pending[:0], l.pending[over:]...)
 	}
 	l.warnDropped()
-	if len(l.pending) == 0 && len(l.usage) == 0 {
+	if len(l.pending) == 0 && len(l.usage) == 0 && len(l.sights.pending) == 0 && len(l.spikes.pending) == 0 {
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, l.c.Timeout)
 	defer cancel()
-	if err := l.c.Store.WriteRequestLogs(ctx, l.pending, usageCounts(l.usage)); err != nil {
+	b := &keyward.LogBatch{Logs: l.pending, Usage: usageCounts(l.usage), Sightings: l.sights.pending, Sharing: l.c.Sharing,
+		Spikes: l.spikes.pending, SpikeQuiet: l.c.Spikes.Quiet, At: l.c.Now()}
+	if err := l.c.Store.WriteRequestLogs(ctx, b); err != nil {
 		return err
 	}
 	l.written.Add(uint64(len(l.pending)))
 	clear(l.pending)
 	l.pending = l.pending[:0]
 	clear(l.usage)
+	l.sights.pending = l.sights.pending[:0]
+	l.spikes.pending = l.spikes.pending[:0]
 	return nil
 }
 
@@ -496,6 +514,9 @@ func (l *Log) Prune(ctx context.Context) (entries, counts int64, err error) {
 	}
 	now := l.c.Now()
 	if entries, err = l.pruneAll(ctx, now.Add(-l.c.Retention), l.c.Store.PruneRequestLogs); err != nil {
+		return entries, 0, err
+	}
+	if _, err = l.pruneAll(ctx, now.Add(-l.c.Retention), l.c.Store.PruneSignals); err != nil {
 		return entries, 0, err
 	}
 	counts, err = l.pruneAll(ctx, now.Add(-l.c.UsageRetention), l.c.Store.PruneUsage)

@@ -181,13 +181,13 @@ type failing struct {
 	fail bool
 }
 
-func (f *failing) WriteRequestLogs(ctx context.Context, logs []keyward.RequestLog, usage []keyward.UsageCount) error {
+func (f *failing) WriteRequestLogs(ctx context.Context, b *keyward.LogBatch) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.fail {
 		return errors.New("storage down")
 	}
-	return f.Store.WriteRequestLogs(ctx, logs, usage)
+	return f.Store.WriteRequestLogs(ctx, b)
 }
 
 // TestStoreDown: entries the store refuses are written by the next write

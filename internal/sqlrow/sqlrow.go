@@ -27,7 +27,7 @@ const KeyColumns = `id, tenant_id, environment, name, prefix, start, last4, hash
 	permissions, metadata, restrictions, expires_at, rotate_by, status,
 	created_at, created_by, updated_at, revoked_at, last_used_at, last_used_ip,
 	rotated_from, rotated_to, member_id, rate_limits, quota, credits_remaining,
-	credits_refill_amount, credits_refill_interval`
+	credits_refill_amount, credits_refill_interval, sharing`
 
 // StatusCondition is the condition, for a WHERE clause, of the keys that
 // show status st at time now (keyward.Key.StatusAt): revoked keys for
@@ -55,14 +55,20 @@ func ScanKey(store string, sc Scanner) (*keyward.Key, error) {
 		created, updated                   int64
 		rates, quota                       *string
 		credits, refillAmount              *int64
-		refillInterval                     string
+		refillInterval, sharing            string
 	)
 	err := sc.Scan(&k.ID, &k.TenantID, &k.Environment, &k.Name, &k.Head, &k.Start, &k.Last4, &hash,
 		&perms, &meta, &restr, &expires, &rotateBy, &k.Status,
 		&created, &k.CreatedBy, &updated, &revoked, &lastAt, &k.LastUsedIP,
-		&k.RotatedFrom, &k.RotatedTo, &k.MemberID, &rates, &quota, &credits, &refillAmount, &refillInterval)
+		&k.RotatedFrom, &k.RotatedTo, &k.MemberID, &rates, &quota, &credits, &refillAmount, &refillInterval, &sharing)
 	if err != nil {
 		return nil, err
+	}
+	if sharing != "" {
+		k.Sharing = new(keyward.Sharing)
+		if err := json.Unmarshal([]byte(sharing), k.Sharing); err != nil {
+			return nil, fmt.Errorf("%s: key %s: sharing: %w", store, k.ID, err)
+		}
 	}
 	if k.RateLimits, err = ReadRateLimits(rates); err != nil {
 		return nil, fmt.Errorf("%s: key %s: rate limits: %w", store, k.ID, err)
@@ -114,11 +120,19 @@ func KeyValues(k *keyward.Key) ([]any, error) {
 		return nil, err
 	}
 	credits, refillAmount, refillInterval := WriteCredits(k.Credits)
+	sharing := ""
+	if k.Sharing != nil {
+		b, err := json.Marshal(k.Sharing)
+		if err != nil {
+			return nil, err
+		}
+		sharing = string(b)
+	}
 	return []any{k.ID, k.TenantID, string(k.Environment), k.Name, k.Head, k.Start, k.Last4, k.Hash[:],
 		perms, meta, restr, NullMicros(k.ExpiresAt), NullMicros(k.RotateBy), string(k.Status),
 		k.CreatedAt.UnixMicro(), k.CreatedBy, k.UpdatedAt.UnixMicro(), NullMicros(k.RevokedAt),
 		NullMicros(k.LastUsedAt), k.LastUsedIP, k.RotatedFrom, k.RotatedTo, k.MemberID,
-		rates, quota, credits, refillAmount, refillInterval}, nil
+		rates, quota, credits, refillAmount, refillInterval, sharing}, nil
 }
 
 // WriteRateLimits is the stored text of a key's or a tenant's rate
