@@ -219,7 +219,7 @@ func New(c Config) *Log {
 		missed: map[usageKey]int64{}, usage: map[usageKey]int64{},
 		sights: sightings{seen: map[sightKey]struct{}{}, counts: map[sightCount]int{}},
 		spikes: spikes{rule: c.Spikes, subjects: map[[2]string]*subject{}},
-		wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+		wake:   make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 }
 
 // Add copies e into the buffer, or drops and counts it when the buffer is

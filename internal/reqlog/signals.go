@@ -254,7 +254,9 @@ func (s *spikes) count(id [2]string, minute int64, e *Entry) {
 	for ip, n := range sub.addrs {
 		f.Addresses = append(f.Addresses, keyward.AddressCount{Address: ip.String(), Count: n})
 	}
-	slices.SortFunc(f.Addresses, func(a, b keyward.AddressCount) int { return cmp.Or(cmp.Compare(b.Count, a.Count), strings.Compare(a.Address, b.Address)) })
+	slices.SortFunc(f.Addresses, func(a, b keyward.AddressCount) int {
+		return cmp.Or(cmp.Compare(b.Count, a.Count), strings.Compare(a.Address, b.Address))
+	})
 	if len(f.Addresses) > maxAddresses {
 		f.Addresses = f.Addresses[:maxAddresses]
 	}
