@@ -118,8 +118,17 @@ func undoUsage(t *testing.T, db old) {
 // as its Down section would.
 func undoWebhooks(t *testing.T, db old) {
 	t.Helper()
+	undoSignals(t, db)
 	rawExec(t, db, `DROP TABLE webhook_marks`, `DROP TABLE webhook_attempts`, `DROP TABLE webhook_deliveries`,
 		`DROP TABLE webhook_events`, `DROP TABLE webhook_endpoints`, `DELETE FROM goose_db_version WHERE version_id >= 12`)
+}
+
+// undoSignals takes db back to its schema before the signals of the
+// request logs (migration 13), as its Down section would.
+func undoSignals(t *testing.T, db old) {
+	t.Helper()
+	rawExec(t, db, `DROP TABLE failure_episodes`, `ALTER TABLE keys DROP COLUMN sharing`, `DROP TABLE key_sightings`,
+		`DELETE FROM goose_db_version WHERE version_id >= 13`)
 }
 
 // undoLimits takes db back to its schema before rate limits, quotas and

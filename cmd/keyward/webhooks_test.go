@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -26,10 +27,12 @@ type hookReceiver struct {
 	byID   map[string]int
 	types  map[string]int
 	bad    int
+	// data holds the data of the deliveries of each type.
+	data map[string][]json.RawMessage
 }
 
 func newHookReceiver(t *testing.T) *hookReceiver {
-	r := &hookReceiver{byID: map[string]int{}, types: map[string]int{}}
+	r := &hookReceiver{byID: map[string]int{}, types: map[string]int{}, data: map[string][]json.RawMessage{}}
 	r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		payload, _ := io.ReadAll(req.Body)
 		r.mu.Lock()
@@ -43,10 +46,14 @@ func newHookReceiver(t *testing.T) *hookReceiver {
 			http.Error(w, err.Error(), http.StatusUnauthorized)
 			return
 		}
-		var body struct{ Type string }
+		var body struct {
+			Type string
+			Data json.RawMessage
+		}
 		_ = json.Unmarshal(payload, &body)
 		r.byID[req.Header.Get("webhook-id")]++
 		r.types[body.Type]++
+		r.data[body.Type] = append(r.data[body.Type], body.Data)
 	}))
 	t.Cleanup(r.srv.Close)
 	return r
@@ -62,6 +69,13 @@ func (r *hookReceiver) counts(typ string) (events, most, ofType, bad int) {
 		most = max(most, n)
 	}
 	return len(r.byID), most, r.types[typ], r.bad
+}
+
+// dataOf returns the data of the deliveries of type typ so far.
+func (r *hookReceiver) dataOf(typ string) []json.RawMessage {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.data[typ])
 }
 
 // register makes r the operator's endpoint (every tenant's events) of
