@@ -119,3 +119,56 @@ type AddressCount struct {
 	Address string `json:"address"`
 	Count   int64  `json:"count"`
 }
+
+// QuotaThresholds are the shares of a quota, in percent, whose reaching
+// raises quota.threshold, once each per period.
+var QuotaThresholds = []int64{80, 100}
+
+// QuotaThreshold is the data of a quota.threshold event: a tenant's or a
+// key's quota reached a share of its limit in its current period.
+type QuotaThreshold struct {
+	Subject  string `json:"subject" enum:"tenant,key"`
+	TenantID string `json:"tenant_id"`
+	KeyID    string `json:"key_id,omitempty"`
+	Percent  int64  `json:"percent" description:"the share of the limit reached: 80 or 100"`
+	Used     int64  `json:"used"`
+	Limit    int64  `json:"limit"`
+	Period   string `json:"period" description:"the quota's current period, in the tenant's time zone: 2026-11-29 or 2026-11"`
+}
+
+// CreditsLow is the data of a credits.low event: a key's credits fell to
+// its low mark, a tenth of its refill amount, or to 0 for credits that are
+// not refilled.
+type CreditsLow struct {
+	TenantID  string `json:"tenant_id"`
+	KeyID     string `json:"key_id"`
+	Remaining int64  `json:"remaining"`
+	LowMark   int64  `json:"low_mark"`
+	Refill    *int64 `json:"refill_amount" description:"the amount the credits are refilled to each period; null when they are not"`
+}
+
+// LowMark is the credits at or below which credits.low is raised: a
+// tenth of the refill amount (rounded up), 0 without a refill.
+func LowMark(refill *int64) int64 {
+	if refill == nil {
+		return 0
+	}
+	return (*refill + 9) / 10
+}
+
+// Reached returns the threshold of QuotaThresholds that a count reaches
+// exactly, for a quota of limit; 0 for none. A share that rounds to the
+// count of a higher one is left to the higher one.
+func Reached(used, limit int64) int64 {
+	for i, p := range QuotaThresholds {
+		at := (limit*p + 99) / 100
+		if used != at {
+			continue
+		}
+		if i+1 < len(QuotaThresholds) && (limit*QuotaThresholds[i+1]+99)/100 == at {
+			continue
+		}
+		return p
+	}
+	return 0
+}

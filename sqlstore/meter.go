@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"slices"
 	"strings"
@@ -143,15 +144,31 @@ func (s *Store) spendOne(ctx context.Context, tx *sql.Tx, sp keyward.Spend) (key
 		}
 		out.KeyQuotaUsed = used
 	}
+	var credits *creditsLeft
 	if sp.Credits {
-		remaining, ok, err := s.spendCredits(ctx, tx, sp)
+		left, ok, err := s.spendCredits(ctx, tx, sp)
 		if err != nil || !ok {
-			return keyward.Spent{Refused: keyward.SpentCredits, CreditsRemaining: remaining}, false, err
+			return keyward.Spent{Refused: keyward.SpentCredits, CreditsRemaining: left.remaining}, false, err
 		}
-		out.CreditsRemaining = remaining
+		out.CreditsRemaining = left.remaining
+		if left.taken {
+			credits = &left
+		}
 	}
 	// A Check decided the spend; the caller rolls back what it took.
-	return out, !sp.Check, nil
+	if sp.Check {
+		return out, false, nil
+	}
+	return out, true, s.emitMeterEvents(ctx, tx, sp, out, credits)
+}
+
+// creditsLeft is what a spend of credits left: the credits remaining,
+// and their refill amount (nil for none), when taken says that it took
+// them; a key without credits took nothing.
+type creditsLeft struct {
+	remaining int64
+	refill    *int64
+	taken     bool
 }
 
 // spendCredits takes sp.Cost from the key's credits, refilling them first
@@ -159,39 +176,39 @@ func (s *Store) spendOne(ctx context.Context, tx *sql.Tx, sp keyward.Spend) (key
 // the credits left, and false, with the credits as they are, when there
 // are not enough. A key without credits (taken away since it was cached)
 // is not refused.
-func (s *Store) spendCredits(ctx context.Context, tx *sql.Tx, sp keyward.Spend) (int64, bool, error) {
+func (s *Store) spendCredits(ctx context.Context, tx *sql.Tx, sp keyward.Spend) (creditsLeft, bool, error) {
 	day, month, at := sp.DayStart.UnixMicro(), sp.MonthStart.UnixMicro(), sp.At.UnixMicro()
 	// due is true when the credits are to be refilled before the spend.
 	// The parameters are cast for PostgreSQL, which would take them for
 	// text in a CASE.
 	const due = `(credits_refill_amount IS NOT NULL AND COALESCE(credits_refilled_at, 0) <
 		CASE credits_refill_interval WHEN 'day' THEN CAST(? AS BIGINT) ELSE CAST(? AS BIGINT) END)`
-	var remaining int64
+	left := creditsLeft{taken: true}
 	err := s.row(ctx, tx, `UPDATE keys SET
 		credits_remaining = CASE WHEN `+due+` THEN credits_refill_amount ELSE credits_remaining END - CAST(? AS BIGINT),
 		credits_refilled_at = CASE WHEN `+due+` THEN CAST(? AS BIGINT) ELSE credits_refilled_at END
 		WHERE id = ? AND credits_remaining IS NOT NULL
 		AND CASE WHEN `+due+` THEN credits_refill_amount ELSE credits_remaining END >= CAST(? AS BIGINT)
-		RETURNING credits_remaining`,
-		day, month, sp.Cost, day, month, at, sp.KeyID, day, month, sp.Cost).Scan(&remaining)
+		RETURNING credits_remaining, credits_refill_amount`,
+		day, month, sp.Cost, day, month, at, sp.KeyID, day, month, sp.Cost).Scan(&left.remaining, &left.refill)
 	if err == nil {
-		return remaining, true, nil
+		return left, true, nil
 	}
 	if !errors.Is(err, sql.ErrNoRows) {
-		return 0, false, err
+		return creditsLeft{}, false, err
 	}
 	// Not enough credits, or none at all.
-	var left *int64
-	err = s.row(ctx, tx, `SELECT credits_remaining FROM keys WHERE id = ?`, sp.KeyID).Scan(&left)
+	var remaining *int64
+	err = s.row(ctx, tx, `SELECT credits_remaining FROM keys WHERE id = ?`, sp.KeyID).Scan(&remaining)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
-		return 0, false, keyward.Errorf(keyward.CodeNotFound, "Key %q was not found.", sp.KeyID)
+		return creditsLeft{}, false, keyward.Errorf(keyward.CodeNotFound, "Key %q was not found.", sp.KeyID)
 	case err != nil:
-		return 0, false, err
-	case left == nil:
-		return 0, true, nil
+		return creditsLeft{}, false, err
+	case remaining == nil:
+		return creditsLeft{}, true, nil
 	}
-	return *left, false, nil
+	return creditsLeft{remaining: *remaining}, false, nil
 }
 
 // spendQuota counts cost against a subject's quota in its current period.
@@ -234,4 +251,46 @@ func (s *Store) quotaUsed(ctx context.Context, tx *sql.Tx, subject, period strin
 		return 0, nil
 	}
 	return used, err
+}
+
+// emitMeterEvents raises, in tx, the events of a kept spend: quota.threshold
+// when the tenant's or the key's count reached a threshold exactly (each
+// count is reached by one spend, so once per period), and credits.low when
+// the spend took the key's credits from above its low mark to it or below.
+func (s *Store) emitMeterEvents(ctx context.Context, tx *sql.Tx, sp keyward.Spend, out keyward.Spent, credits *creditsLeft) error {
+	var events []keyward.Event
+	add := func(typ string, data any) error {
+		b, err := json.Marshal(data)
+		events = append(events, keyward.Event{Type: typ, TenantID: sp.TenantID, At: sp.At, Data: b})
+		return err
+	}
+	for _, q := range []struct {
+		subject, key string
+		spend        *keyward.QuotaSpend
+		used         int64
+	}{{keyward.SpikeTenant, "", sp.TenantQuota, out.TenantQuotaUsed}, {keyward.SpikeKey, sp.KeyID, sp.KeyQuota, out.KeyQuotaUsed}} {
+		if q.spend == nil {
+			continue
+		}
+		if p := keyward.Reached(q.used, q.spend.Limit); p > 0 {
+			if err := add(keyward.EventQuotaThreshold, keyward.QuotaThreshold{Subject: q.subject, TenantID: sp.TenantID, KeyID: q.key,
+				Percent: p, Used: q.used, Limit: q.spend.Limit, Period: q.spend.Period}); err != nil {
+				return err
+			}
+		}
+	}
+	if c := credits; c != nil {
+		if mark := keyward.LowMark(c.refill); c.remaining <= mark && c.remaining+sp.Cost > mark {
+			if err := add(keyward.EventCreditsLow, keyward.CreditsLow{TenantID: sp.TenantID, KeyID: sp.KeyID,
+				Remaining: c.remaining, LowMark: mark, Refill: c.refill}); err != nil {
+				return err
+			}
+		}
+	}
+	for i := range events {
+		if err := s.emit(ctx, tx, &events[i]); err != nil {
+			return err
+		}
+	}
+	return nil
 }

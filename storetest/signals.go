@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -148,6 +149,53 @@ var signalTests = []test{
 		}
 		if n := len(f.eventsOf(hook)); n != 30 {
 			f.t.Fatalf("%d events for 30 episodes; want 30", n)
+		}
+	}},
+	{"MeterEvents", func(f *fixture) {
+		// A key's credits falling to a tenth of their refill raise
+		// credits.low; a key's or a tenant's quota reaching 80% and 100%
+		// raises quota.threshold, once each: a refused spend, and a
+		// Check, raise nothing.
+		tn := f.createTenant("acme")
+		hook := f.operatorWebhook()
+		k := f.meteredKey(tn.ID, &keyward.Credits{Remaining: 12, Refill: &keyward.Refill{Amount: 100, Interval: keyward.QuotaMonth}}, nil)
+		plain := f.meteredKey(tn.ID, nil, nil)
+		keyQuota, tenantQuota := &keyward.QuotaSpend{Limit: 5, Period: "2026-03-01"}, &keyward.QuotaSpend{Limit: 10, Period: "2026-03"}
+		for i := range 6 {
+			sp := f.spend(k, 1, keyQuota, tenantQuota)
+			if i == 2 {
+				check := sp
+				check.Check = true
+				for range 3 {
+					f.spendOne(check)
+				}
+			}
+			spent, err := f.spendOne(sp)
+			if (i < 5) != spent.Allowed || err != nil {
+				f.t.Fatalf("spend %d: %+v, %v", i+1, spent, err)
+			}
+		}
+		for i := range 6 {
+			if spent, err := f.spendOne(f.spend(plain, 1, nil, tenantQuota)); (i < 5) != spent.Allowed || err != nil {
+				f.t.Fatalf("spend %d of the other key: %+v, %v", i+1, spent, err)
+			}
+		}
+		var got []string
+		for _, e := range f.eventsOf(hook) {
+			if e.Type != keyward.EventKeyCreated {
+				got = append(got, e.Type+" "+string(e.Data))
+			}
+		}
+		low := `{"tenant_id":"` + tn.ID + `","key_id":"` + k.ID + `","remaining":10,"low_mark":10,"refill_amount":100}`
+		quota := func(subject, key string, percent, used, limit int64, period string) string {
+			b, _ := json.Marshal(keyward.QuotaThreshold{Subject: subject, TenantID: tn.ID, KeyID: key, Percent: percent, Used: used, Limit: limit, Period: period})
+			return keyward.EventQuotaThreshold + " " + string(b)
+		}
+		want := []string{keyward.EventCreditsLow + " " + low,
+			quota(keyward.SpikeKey, k.ID, 80, 4, 5, "2026-03-01"), quota(keyward.SpikeKey, k.ID, 100, 5, 5, "2026-03-01"),
+			quota(keyward.SpikeTenant, "", 80, 8, 10, "2026-03"), quota(keyward.SpikeTenant, "", 100, 10, 10, "2026-03")}
+		if !reflect.DeepEqual(got, want) {
+			f.t.Fatalf("events:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 		}
 	}},
 	{"Prune", func(f *fixture) {
