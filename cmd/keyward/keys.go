@@ -394,7 +394,21 @@ func (a *app) printKey(w io.Writer, k *keyward.Key, now time.Time) error {
 		"revoked", whenOr(k.RevokedAt, "-"),
 		"rotated from", orDash(k.RotatedFrom),
 		"rotated to", orDash(k.RotatedTo),
+		"sharing", sharingOf(k.Sharing),
 	)
+}
+
+// sharingOf shows why a key is suspected of being shared, or "-".
+func sharingOf(s *keyward.Sharing) string {
+	if s == nil {
+		return "-"
+	}
+	seen := []string{}
+	for _, list := range [][]string{s.Networks, s.UserAgents, s.Referrers} {
+		seen = append(seen, list...)
+	}
+	return shown(fmt.Sprintf("suspected on %s (too many %s): %s", s.Day.Format(time.DateOnly),
+		strings.Join(s.Reasons, ", "), strings.Join(seen, ", ")))
 }
 
 // parseMetadata reads --metadata values, each KEY=VALUE; empty values are

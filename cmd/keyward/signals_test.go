@@ -18,7 +18,8 @@ import (
 // code and the address.
 func TestSignalsDelivered(t *testing.T) {
 	r := newHookReceiver(t)
-	k := startProcess(t, "sqlite:"+dbFile(t), "--webhook-allow-private", "--trusted-proxies", "127.0.0.1/32",
+	db := "sqlite:" + dbFile(t)
+	k := startProcess(t, db, "--webhook-allow-private", "--trusted-proxies", "127.0.0.1/32",
 		"--sharing-networks", "1", "--failure-spike", "5", "--log-interval", "50ms")
 	k.waitHealthy(t)
 	root := strings.TrimSpace(k.stdout.String())
@@ -64,6 +65,9 @@ func TestSignalsDelivered(t *testing.T) {
 	err := json.Unmarshal(a.body, &shown)
 	if got := shown.Data; err != nil || !got.SharingSuspected || got.Sharing == nil || !slices.Equal(got.Sharing.Networks, wantNets) {
 		t.Fatalf("GET the key: %d %s; want sharing_suspected with the networks", a.status, a.body)
+	}
+	if o := ok(t, db, "keys", "show", id).stdout; !strings.Contains(o, "suspected on") || !strings.Contains(o, "198.51.100.0/24") {
+		t.Fatalf("keys show does not show the suspicion:\n%s", o)
 	}
 
 	unknown := "sk_live_" + strings.Repeat("Z", 32)

@@ -29,7 +29,7 @@ import (
 var pg = pgtest.New()
 
 // open returns a store of the test's own (teststore).
-func open(t *testing.T) keyward.Store { return teststore.Open(t, pg) }
+func open(t testing.TB) keyward.Store { return teststore.Open(t, pg) }
 
 // all returns every entry the store holds, oldest first.
 func all(t *testing.T, s keyward.RequestLogStore) []*keyward.RequestLog {
