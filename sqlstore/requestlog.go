@@ -4,17 +4,16 @@ import (
 	"cmp"
 	"context"
 	"database/sql"
+	"errors"
+	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/keyward/keyward"
 	"github.com/keyward/keyward/internal/sqlrow"
 )
-
-// requestLogColumns are the columns of request_logs that WriteRequestLogs
-// fills, in the order of requestLogArgs.
-const requestLogColumns = `at, request_id, surface, key_id, tenant_id, member_id, environment, method, route, path, status, code, client_ip, user_agent, referrer, latency_us, rl_limit, rl_remaining, rl_reset_ms`
 
 // batchRows is the most rows of one INSERT: 19 placeholders each stay
 // far below both engines' limits (SQLite's 32,766, PostgreSQL's 65,535).
@@ -37,13 +36,10 @@ func (s *Store) WriteRequestLogs(ctx context.Context, b *keyward.LogBatch) error
 			strings.Compare(string(a.Granularity), string(b.Granularity)), a.Start.Compare(b.Start), strings.Compare(string(a.Code), string(b.Code)))
 	})
 	return s.inTx(ctx, false, func(tx *sql.Tx) error {
-		err := s.insertBatches(ctx, tx, `INSERT INTO request_logs (`+requestLogColumns+`) VALUES `, 19, ``, len(logs), func(args []any, i int) []any {
-			return append(args, requestLogArgs(&logs[i])...)
-		})
-		if err != nil {
+		if err := s.writeBlocks(ctx, tx, logs); err != nil {
 			return err
 		}
-		err = s.insertBatches(ctx, tx, `INSERT INTO usage_counts (tenant_id, key_id, granularity, start, code, count) VALUES `, 6,
+		err := s.insertBatches(ctx, tx, `INSERT INTO usage_counts (tenant_id, key_id, granularity, start, code, count) VALUES `, 6,
 			` ON CONFLICT (tenant_id, key_id, granularity, start, code) DO UPDATE SET count = usage_counts.count + excluded.count`,
 			len(usage), func(args []any, i int) []any {
 				u := &usage[i]
@@ -96,107 +92,230 @@ func valuesStatement(head string, width, n int, tail string) string {
 	return b.String()
 }
 
-// requestLogArgs are the values of l's row, in the order of
-// requestLogColumns.
-func requestLogArgs(l *keyward.RequestLog) []any {
-	var rlLimit, rlRemaining, rlReset sql.NullInt64
-	if rl := l.RateLimit; rl != nil {
-		rlLimit = sql.NullInt64{Int64: rl.Limit, Valid: true}
-		rlRemaining = sql.NullInt64{Int64: rl.Remaining, Valid: true}
-		rlReset = sql.NullInt64{Int64: rl.ResetMillis, Valid: true}
+// writeBlocks writes logs in blocks of up to maxBlock entries, in tx,
+// with the ids that request_log_ids gives them.
+func (s *Store) writeBlocks(ctx context.Context, tx *sql.Tx, logs []keyward.RequestLog) error {
+	if len(logs) == 0 {
+		return nil
 	}
-	return []any{l.At.UnixMicro(), l.RequestID, l.Surface, l.KeyID, l.TenantID, l.MemberID, l.Environment, l.Method, l.Route, l.Path,
-		l.Status, string(l.Code), l.ClientIP, l.UserAgent, l.Referrer, l.LatencyMicros, rlLimit, rlRemaining, rlReset}
-}
-
-// RequestLogs lists the entries that match f, newest first, or with
-// f.After those after it, oldest first.
-func (s *Store) RequestLogs(ctx context.Context, f keyward.RequestLogFilter, p keyward.Page) ([]*keyward.RequestLog, string, error) {
-	limit := sqlrow.PageLimit(p.Limit)
-	var w conditions
-	for _, c := range []struct{ column, value string }{
-		{"tenant_id", f.TenantID}, {"key_id", f.KeyID}, {"request_id", f.RequestID}, {"surface", f.Surface},
-	} {
-		if c.value != "" {
-			w.add(c.column+` = ?`, c.value)
+	var next int64
+	if err := s.row(ctx, tx, `UPDATE request_log_ids SET next = next + ? RETURNING next`, len(logs)).Scan(&next); err != nil {
+		return err
+	}
+	first := next - int64(len(logs))
+	buf := blockBuffers.Get().(*[]byte)
+	defer blockBuffers.Put(buf)
+	data := *buf
+	defer func() { *buf = data[:0] }()
+	for start := 0; start < len(logs); start += maxBlock {
+		block := logs[start:min(start+maxBlock, len(logs))]
+		id := first + int64(start)
+		minAt, maxAt := block[0].At, block[0].At
+		for i := range block {
+			minAt, maxAt = minTime(minAt, block[i].At), maxTime(maxAt, block[i].At)
+		}
+		data = encodeBlock(data[:0], block, id)
+		if _, err := s.exec(ctx, tx, `INSERT INTO request_log_blocks (id, last_id, min_at, max_at, n, bloom, data) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+			id, id+int64(len(block))-1, minAt.UnixMicro(), maxAt.UnixMicro(), len(block), bloomOf(block), data); err != nil {
+			return err
+		}
+		needles := needlesOf(block)
+		if err := s.insertBatches(ctx, tx, `INSERT INTO request_log_needles (needle, block_id) VALUES `, 2, ``, len(needles), func(args []any, i int) []any {
+			return append(args, needles[i], id)
+		}); err != nil {
+			return err
 		}
 	}
-	switch f.Code {
-	case "":
-	case keyward.CodeAllowed:
-		w.add(`code = ''`)
-	default:
-		w.add(`code = ?`, string(f.Code))
+	return nil
+}
+
+// blockBuffers hold the buffers that blocks are encoded into, kept from
+// one write to the next.
+var blockBuffers = sync.Pool{New: func() any { return new([]byte) }}
+
+// minTime and maxTime are the earlier and the later of two times.
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
 	}
-	if f.Status != 0 {
-		w.add(`status = ?`, f.Status)
+	return a
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
 	}
-	if !f.From.IsZero() {
-		w.add(`at >= ?`, f.From.UnixMicro())
-	}
-	if !f.To.IsZero() {
-		w.add(`at < ?`, f.To.UnixMicro())
-	}
-	order := ` ORDER BY id DESC LIMIT ?`
-	if f.After > 0 {
-		w.add(`id > ?`, f.After)
-		order = ` ORDER BY id LIMIT ?`
-	} else if p.Cursor != "" {
+	return a
+}
+
+// blocksPerQuery is how many blocks RequestLogs lists at a time.
+const blocksPerQuery = 64
+
+// RequestLogs lists the entries that match f, newest first, or with
+// f.After those after it, oldest first. It lists the blocks that may hold
+// them (by the ids of the page, the time range, the tenant's and the
+// key's needles, and the Bloom filter of a request id), a few at a time,
+// and reads their entries until the page is full.
+func (s *Store) RequestLogs(ctx context.Context, f keyward.RequestLogFilter, p keyward.Page) ([]*keyward.RequestLog, string, error) {
+	limit := sqlrow.PageLimit(p.Limit)
+	asc := f.After > 0
+	var below int64 // newest first: ids below it; 0 for any
+	if !asc && p.Cursor != "" {
 		c, err := sqlrow.DecodeCursor(sqlrow.CursorLogs, p.Cursor)
 		if err != nil {
 			return nil, "", err
 		}
-		w.add(`id < ?`, c.N)
+		below = c.N
 	}
-	w.args = append(w.args, limit+1)
-	rows, err := s.query(ctx, s.r, `SELECT id, `+requestLogColumns+` FROM request_logs`+w.where()+order, w.args...)
-	if err != nil {
-		return nil, "", s.err(err)
-	}
-	defer rows.Close()
 	logs := []*keyward.RequestLog{}
-	for rows.Next() {
-		var (
-			l                             keyward.RequestLog
-			at                            int64
-			code                          string
-			rlLimit, rlRemaining, rlReset sql.NullInt64
-		)
-		if err := rows.Scan(&l.ID, &at, &l.RequestID, &l.Surface, &l.KeyID, &l.TenantID, &l.MemberID, &l.Environment, &l.Method, &l.Route, &l.Path,
-			&l.Status, &code, &l.ClientIP, &l.UserAgent, &l.Referrer, &l.LatencyMicros, &rlLimit, &rlRemaining, &rlReset); err != nil {
+	var last int64 // the last block listed
+	for len(logs) <= limit {
+		var w conditions
+		if asc {
+			w.add(`last_id > ?`, f.After)
+			if last != 0 {
+				w.add(`id > ?`, last)
+			}
+		} else {
+			if below != 0 {
+				w.add(`id < ?`, below)
+			}
+			if last != 0 {
+				w.add(`id < ?`, last)
+			}
+		}
+		if !f.From.IsZero() {
+			w.add(`max_at >= ?`, f.From.UnixMicro())
+		}
+		if !f.To.IsZero() {
+			w.add(`min_at < ?`, f.To.UnixMicro())
+		}
+		for _, n := range [...]string{"t:" + f.TenantID, "k:" + f.KeyID} {
+			if len(n) > 2 {
+				w.add(`id IN (SELECT block_id FROM request_log_needles WHERE needle = ?)`, n)
+			}
+		}
+		order := ` ORDER BY id DESC LIMIT ?`
+		if asc {
+			order = ` ORDER BY id LIMIT ?`
+		}
+		w.args = append(w.args, blocksPerQuery)
+		ids, err := s.listBlocks(ctx, `SELECT id, bloom FROM request_log_blocks`+w.where()+order, f.RequestID, w.args...)
+		if err != nil {
 			return nil, "", s.err(err)
 		}
-		l.At, l.Code = sqlrow.FromMicros(at), keyward.Code(code)
-		if rlLimit.Valid {
-			l.RateLimit = &keyward.LoggedRateLimit{Limit: rlLimit.Int64, Remaining: rlRemaining.Int64, ResetMillis: rlReset.Int64}
+		for _, id := range ids.match {
+			var data []byte
+			if err := s.row(ctx, s.r, `SELECT data FROM request_log_blocks WHERE id = ?`, id).Scan(&data); err != nil {
+				if errors.Is(err, sql.ErrNoRows) {
+					continue // pruned meanwhile
+				}
+				return nil, "", s.err(err)
+			}
+			entries, err := decodeBlock(data)
+			if err != nil {
+				return nil, "", fmt.Errorf("%s: block %d: %w", s.d.Name, id, err)
+			}
+			if !asc {
+				slices.Reverse(entries)
+			}
+			for i := range entries {
+				l := &entries[i]
+				if asc && l.ID <= f.After || below != 0 && l.ID >= below || !matches(l, &f) {
+					continue
+				}
+				logs = append(logs, l)
+				if len(logs) > limit {
+					break
+				}
+			}
+			if len(logs) > limit {
+				break
+			}
 		}
-		logs = append(logs, &l)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, "", s.err(err)
+		if ids.n < blocksPerQuery {
+			break
+		}
+		last = ids.last
 	}
 	var next string
 	if len(logs) > limit {
 		logs = logs[:limit]
-		if f.After == 0 {
+		if !asc {
 			next = sqlrow.EncodeCursor(sqlrow.CursorLogs, sqlrow.Cursor{N: logs[limit-1].ID})
 		}
 	}
 	return logs, next, nil
 }
 
-// PruneRequestLogs deletes up to limit of the entries written before
-// before, oldest first, and returns how many it deleted.
+// listedBlocks are the blocks of one listing: how many were listed, the
+// last, and those that may hold the request id asked for.
+type listedBlocks struct {
+	n     int
+	last  int64
+	match []int64
+}
+
+// listBlocks runs query, which lists blocks' ids and Bloom filters, and
+// keeps those whose filter may hold requestID ("": every one).
+func (s *Store) listBlocks(ctx context.Context, query, requestID string, args ...any) (listedBlocks, error) {
+	var out listedBlocks
+	rows, err := s.query(ctx, s.r, query, args...)
+	if err != nil {
+		return out, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			id    int64
+			bloom []byte
+		)
+		if err := rows.Scan(&id, &bloom); err != nil {
+			return out, err
+		}
+		out.n, out.last = out.n+1, id
+		if requestID == "" || bloomHas(bloom, requestID) {
+			out.match = append(out.match, id)
+		}
+	}
+	return out, rows.Err()
+}
+
+// PruneRequestLogs deletes the blocks whose every entry was written
+// before the given time, oldest first, until it has deleted limit entries
+// or more (at least one block), and returns how many entries it deleted.
 func (s *Store) PruneRequestLogs(ctx context.Context, before time.Time, limit int) (int64, error) {
 	if limit <= 0 {
 		return 0, nil
 	}
-	res, err := s.w.ExecContext(ctx, s.rebind(`DELETE FROM request_logs WHERE id IN (SELECT id FROM request_logs WHERE at < ? ORDER BY at LIMIT ?)`), before.UnixMicro(), limit)
-	if err != nil {
-		return 0, s.err(err)
-	}
-	n, err := res.RowsAffected()
-	return n, s.err(err)
+	var deleted int64
+	err := s.inTx(ctx, false, func(tx *sql.Tx) error {
+		deleted = 0
+		rows, err := s.query(ctx, tx, `SELECT id, n FROM request_log_blocks WHERE max_at < ? ORDER BY id LIMIT ?`, before.UnixMicro(), limit)
+		if err != nil {
+			return err
+		}
+		var ids []any
+		for rows.Next() && deleted < int64(limit) {
+			var id, n int64
+			if err := rows.Scan(&id, &n); err != nil {
+				rows.Close()
+				return err
+			}
+			ids, deleted = append(ids, id), deleted+n
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil || len(ids) == 0 {
+			return err
+		}
+		in := strings.TrimSuffix(strings.Repeat("?,", len(ids)), ",")
+		if _, err := s.exec(ctx, tx, `DELETE FROM request_log_needles WHERE block_id IN (`+in+`)`, ids...); err != nil {
+			return err
+		}
+		_, err = s.exec(ctx, tx, `DELETE FROM request_log_blocks WHERE id IN (`+in+`)`, ids...)
+		return err
+	})
+	return deleted, s.err(err)
 }
 
 // Usage returns the counts that match f, summed over its keys by bucket

@@ -4,6 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -29,6 +31,7 @@ func OldDatabases(t *testing.T, newDatabase func(t *testing.T) Database) {
 	t.Run("KeyTimesBeyondYear9999", func(t *testing.T) { oldKeyTimesBeyondYear9999(t, newOld(t, newDatabase(t))) })
 	t.Run("BeforeAccess", func(t *testing.T) { oldBeforeAccess(t, newOld(t, newDatabase(t))) })
 	t.Run("BeforeLimits", func(t *testing.T) { oldBeforeLimits(t, newOld(t, newDatabase(t))) })
+	t.Run("BeforeLogBlocks", func(t *testing.T) { oldBeforeLogBlocks(t, newOld(t, newDatabase(t))) })
 }
 
 // old is a Database opened for a test: its stores, and its own connection.
@@ -127,8 +130,97 @@ func undoWebhooks(t *testing.T, db old) {
 // request logs (migration 13), as its Down section would.
 func undoSignals(t *testing.T, db old) {
 	t.Helper()
+	undoLogBlocks(t, db)
 	rawExec(t, db, `DROP TABLE failure_episodes`, `ALTER TABLE keys DROP COLUMN sharing`, `DROP TABLE key_sightings`,
 		`DELETE FROM goose_db_version WHERE version_id >= 13`)
+}
+
+// undoLogBlocks takes db back to its schema before the request logs were
+// stored in blocks (migration 14): an empty table of a row per entry, as
+// migration 10 made it (in types both engines read).
+func undoLogBlocks(t *testing.T, db old) {
+	t.Helper()
+	rawExec(t, db, `DROP TABLE request_log_ids`, `DROP TABLE request_log_needles`, `DROP TABLE request_log_blocks`,
+		`CREATE TABLE request_logs (id BIGINT PRIMARY KEY, at BIGINT NOT NULL, request_id TEXT NOT NULL, surface TEXT NOT NULL,
+			key_id TEXT NOT NULL, tenant_id TEXT NOT NULL, member_id TEXT NOT NULL, environment TEXT NOT NULL, method TEXT NOT NULL,
+			route TEXT NOT NULL, path TEXT NOT NULL, status BIGINT NOT NULL, code TEXT NOT NULL, client_ip TEXT NOT NULL,
+			user_agent TEXT NOT NULL, referrer TEXT NOT NULL, latency_us BIGINT NOT NULL, rl_limit BIGINT, rl_remaining BIGINT, rl_reset_ms BIGINT)`,
+		`DELETE FROM goose_db_version WHERE version_id >= 14`)
+}
+
+// oldBeforeLogBlocks: the entries of a database made before the request
+// logs were stored in blocks keep their ids and fields, every filter finds
+// them, and a new entry is given a higher id.
+func oldBeforeLogBlocks(t *testing.T, db old) {
+	s := db.open(t)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	undoLogBlocks(t, db)
+	at := time.Date(2026, 11, 1, 10, 0, 0, 0, time.UTC)
+	rawExec(t, db,
+		`INSERT INTO request_logs VALUES (5, `+itoa(at.UnixMicro())+`, 'req_a', 'gateway', 'key_1', 'ten_1', 'mem_1', 'live', 'GET', 'GET /v1/**', '/v1/a', 200, '', '192.0.2.1', 'curl/8 "q"', '', 120, 100, 41, 1500)`,
+		`INSERT INTO request_logs VALUES (6, `+itoa(at.Add(time.Second).UnixMicro())+`, 'req_b', 'api', '', '', '', '', 'GET', '', '/v1/whoami', 401, 'invalid_api_key', '192.0.2.2', '', '', 80, NULL, NULL, NULL)`,
+		`INSERT INTO request_logs VALUES (9, `+itoa(at.Add(2*time.Second).UnixMicro())+`, 'req_c', 'forward-auth', 'key_2', 'ten_1', '', 'test', 'POST', '', '/v1/b', 403, 'ip_not_allowed', '192.0.2.3', 'app/1', 'https://x.example', 95, NULL, NULL, NULL)`)
+	s = openOld(t, db)
+	ctx := t.Context()
+	ids := func(f keyward.RequestLogFilter) []int64 {
+		t.Helper()
+		logs, _, err := s.RequestLogs(ctx, f, keyward.Page{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []int64
+		for _, l := range logs {
+			out = append(out, l.ID)
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		f    keyward.RequestLogFilter
+		want []int64
+	}{
+		{keyward.RequestLogFilter{}, []int64{9, 6, 5}},
+		{keyward.RequestLogFilter{TenantID: "ten_1"}, []int64{9, 5}},
+		{keyward.RequestLogFilter{KeyID: "key_1"}, []int64{5}},
+		{keyward.RequestLogFilter{RequestID: "req_b"}, []int64{6}},
+		{keyward.RequestLogFilter{Code: keyward.CodeIPNotAllowed}, []int64{9}},
+		{keyward.RequestLogFilter{After: 5}, []int64{6, 9}},
+	} {
+		if got := ids(tc.f); !equalInts(got, tc.want) {
+			t.Errorf("%+v: ids %v, want %v", tc.f, got, tc.want)
+		}
+	}
+	logs, _, err := s.RequestLogs(ctx, keyward.RequestLogFilter{RequestID: "req_a"}, keyward.Page{})
+	want := keyward.RequestLog{ID: 5, At: at, RequestID: "req_a", Surface: "gateway", KeyID: "key_1", TenantID: "ten_1", MemberID: "mem_1",
+		Environment: "live", Method: "GET", Route: "GET /v1/**", Path: "/v1/a", Status: 200, ClientIP: "192.0.2.1", UserAgent: `curl/8 "q"`,
+		LatencyMicros: 120, RateLimit: &keyward.LoggedRateLimit{Limit: 100, Remaining: 41, ResetMillis: 1500}}
+	if err != nil || len(logs) != 1 || !logs[0].At.Equal(at) {
+		t.Fatalf("req_a: %v, %v", logs, err)
+	}
+	logs[0].At = at
+	if got := *logs[0]; !jsonEqual(got, want) {
+		t.Fatalf("req_a:\n got %+v\nwant %+v", got, want)
+	}
+	if err := s.WriteRequestLogs(ctx, &keyward.LogBatch{Logs: []keyward.RequestLog{{At: at.Add(time.Hour), RequestID: "req_new", Surface: "api", Status: 200}}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := ids(keyward.RequestLogFilter{}); !equalInts(got, []int64{10, 9, 6, 5}) {
+		t.Fatalf("after a new entry: ids %v, want 10, 9, 6, 5", got)
+	}
+}
+
+// itoa is n in decimal.
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// equalInts reports whether a and b hold the same numbers in order.
+func equalInts(a, b []int64) bool { return slices.Equal(a, b) }
+
+// jsonEqual reports whether a and b show as the same JSON.
+func jsonEqual(a, b any) bool {
+	x, err1 := json.Marshal(a)
+	y, err2 := json.Marshal(b)
+	return err1 == nil && err2 == nil && string(x) == string(y)
 }
 
 // undoLimits takes db back to its schema before rate limits, quotas and

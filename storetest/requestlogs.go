@@ -118,24 +118,74 @@ var requestLogTests = []test{
 		}
 	}},
 	{"Prune", func(f *fixture) {
+		// Entries are pruned by the write that stored them (a block),
+		// oldest first, once every one of its entries is older than the
+		// cut; a call stops past its limit of entries.
 		var all []keyward.RequestLog
-		for i := range 10 {
+		for i := range 12 {
 			all = append(all, f.requestLog(func(l *keyward.RequestLog) { l.RequestID = fmt.Sprintf("req_%d", i) }))
 		}
-		f.writeLogs(all...)
-		cut := all[6].At // entries 0-5 are older
+		f.writeLogs(all[:4]...)
+		f.writeLogs(all[4:7]...)
+		f.writeLogs(all[7:10]...)
+		f.writeLogs(all[10:]...)
+		cut := all[8].At // the third write straddles it
 		n, err := f.s.PruneRequestLogs(f.ctx, cut, 4)
 		if err != nil || n != 4 {
-			f.t.Fatalf("PruneRequestLogs(limit 4) = %d, %v; want 4", n, err)
+			f.t.Fatalf("PruneRequestLogs(limit 4) = %d, %v; want the first write's 4", n, err)
 		}
-		if n, err = f.s.PruneRequestLogs(f.ctx, cut, 4); err != nil || n != 2 {
-			f.t.Fatalf("PruneRequestLogs again = %d, %v; want the 2 left", n, err)
+		if n, err = f.s.PruneRequestLogs(f.ctx, cut, 4); err != nil || n != 3 {
+			f.t.Fatalf("PruneRequestLogs again = %d, %v; want the second write's 3", n, err)
 		}
 		if n, err = f.s.PruneRequestLogs(f.ctx, cut, 4); err != nil || n != 0 {
 			f.t.Fatalf("PruneRequestLogs a third time = %d, %v; want 0", n, err)
 		}
-		if got := f.logs(keyward.RequestLogFilter{}, 0); len(got) != 4 || got[3].RequestID != "req_6" {
-			f.t.Fatalf("left: %d entries, oldest %q; want req_6 to req_9", len(got), got[len(got)-1].RequestID)
+		if got := f.logs(keyward.RequestLogFilter{}, 0); len(got) != 5 || got[4].RequestID != "req_7" {
+			f.t.Fatalf("left: %d entries, oldest %q; want req_7 to req_11", len(got), got[len(got)-1].RequestID)
+		}
+		if n, err = f.s.PruneRequestLogs(f.ctx, all[11].At.Add(time.Second), 100); err != nil || n != 5 {
+			f.t.Fatalf("PruneRequestLogs of the rest = %d, %v; want 5", n, err)
+		}
+	}},
+	{"ManyBlocks", func(f *fixture) {
+		// 150 writes of two entries each: more blocks than one listing
+		// reads. A key's entries are paged across them, a request id is
+		// found in the oldest, and following crosses them.
+		for w := range 150 {
+			f.writeLogs(
+				f.requestLog(func(l *keyward.RequestLog) { l.KeyID, l.RequestID = "key_even", fmt.Sprintf("req_%d_a", w) }),
+				f.requestLog(func(l *keyward.RequestLog) {
+					l.KeyID, l.RequestID = fmt.Sprintf("key_%d", w%3), fmt.Sprintf("req_%d_b", w)
+				}))
+		}
+		var got []string
+		cursor := ""
+		for {
+			page, next, err := f.s.RequestLogs(f.ctx, keyward.RequestLogFilter{KeyID: "key_1"}, keyward.Page{Cursor: cursor, Limit: 7})
+			if err != nil {
+				f.t.Fatal(err)
+			}
+			for _, l := range page {
+				got = append(got, l.RequestID)
+			}
+			if next == "" {
+				break
+			}
+			cursor = next
+		}
+		if len(got) != 50 || got[0] != "req_148_b" || got[49] != "req_1_b" {
+			f.t.Fatalf("key_1: %d entries, %v … ; want 50, req_148_b to req_1_b", len(got), got[:min(len(got), 3)])
+		}
+		if one := f.logs(keyward.RequestLogFilter{RequestID: "req_0_a"}, 0); len(one) != 1 || one[0].KeyID != "key_even" {
+			f.t.Fatalf("req_0_a: %v", one)
+		}
+		if none := f.logs(keyward.RequestLogFilter{RequestID: "req_none"}, 0); len(none) != 0 {
+			f.t.Fatalf("an unknown request id: %v", none)
+		}
+		first := f.logs(keyward.RequestLogFilter{RequestID: "req_0_a"}, 0)[0]
+		after := f.logs(keyward.RequestLogFilter{After: first.ID}, keyward.MaxPageLimit)
+		if len(after) != keyward.MaxPageLimit || after[0].RequestID != "req_0_b" || after[1].RequestID != "req_1_a" {
+			f.t.Fatalf("after the first entry: %d entries, from %q; want a full page from req_0_b, req_1_a", len(after), after[0].RequestID)
 		}
 	}},
 	{"ManyInOneBatch", func(f *fixture) {

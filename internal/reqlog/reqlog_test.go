@@ -236,8 +236,9 @@ func TestWriterWrites(t *testing.T) {
 	}
 }
 
-// TestPrune: entries older than the retention are deleted, and usage
-// counts older than theirs; newer ones are kept.
+// TestPrune: entries older than the retention are deleted (each written
+// by a write of its own: a write's entries are pruned together), and
+// usage counts older than theirs; newer ones are kept.
 func TestPrune(t *testing.T) {
 	s := open(t)
 	now := time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
@@ -246,9 +247,9 @@ func TestPrune(t *testing.T) {
 		e := entry(testKey, "/"+age.String())
 		e.At = now.Add(-age)
 		l.Add(e)
-	}
-	if err := l.Flush(t.Context()); err != nil {
-		t.Fatal(err)
+		if err := l.Flush(t.Context()); err != nil {
+			t.Fatal(err)
+		}
 	}
 	n, counts, err := l.Prune(t.Context())
 	// The counts 48 h back: the hour's, and the day's (the day before
