@@ -203,6 +203,8 @@ type KeyUpdate struct {
 	// takes its credits away: no limit.
 	Credits   *Credits
 	NoCredits bool
+	// ClearSharing takes away the key's Sharing evidence.
+	ClearSharing bool
 }
 
 // CheckLimits refuses, with a CodeInvalidRequest *Error naming the field

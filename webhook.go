@@ -175,4 +175,9 @@ type WebhookStore interface {
 	// Redeliver makes a delivery pending again, due at at, with its
 	// attempts counted anew; a conflict while a node attempts it.
 	Redeliver(ctx context.Context, id int64, at time.Time, by Actor) error
+	// PruneWebhooks deletes up to limit events raised before the given
+	// time whose deliveries are all over (delivered or failed), with
+	// their deliveries and attempts, and the marks of dates before it;
+	// it returns how many events it deleted.
+	PruneWebhooks(ctx context.Context, before time.Time, limit int) (int64, error)
 }

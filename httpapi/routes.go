@@ -34,7 +34,7 @@ func (s *server) routes() []route {
 		{"GET /v1/api-keys", "List API keys", manage.Manager, listKeysRequest{}, keyListResponse{}, http.StatusOK, s.managed(s.handleListKeys)},
 		{"GET /v1/api-keys/{id}", "Show one API key", manage.Manager, keyPath{}, keyResponse{}, http.StatusOK, s.managed(s.handleGetKey)},
 		{"GET /v1/api-keys/{id}/usage", "Show what limits an API key now: its rate limits, its quota and how much of it this period used, its tenant's, and its credits", manage.Manager, keyPath{}, keyUsageResponse{}, http.StatusOK, s.managed(s.handleKeyUsage)},
-		{"PATCH /v1/api-keys/{id}", "Change an API key's name, permissions, expiry, restrictions, metadata or enabled state, or (root key) its limits and credits", manage.Manager, updateKeyRequest{}, keyResponse{}, http.StatusOK, s.managed(s.handleUpdateKey)},
+		{"PATCH /v1/api-keys/{id}", "Change an API key's name, permissions, expiry, restrictions, metadata or enabled state, or (root key) its limits and credits, or clear its suspicion of sharing", manage.Manager, updateKeyRequest{}, keyResponse{}, http.StatusOK, s.managed(s.handleUpdateKey)},
 		{"DELETE /v1/api-keys/{id}", "Revoke an API key at once", manage.Manager, keyPath{}, messageResponse{}, http.StatusOK, s.managed(s.handleRevokeKey)},
 		{"POST /v1/api-keys/{id}/rotate", "Issue a successor key; the old one keeps working for the grace period", manage.Manager, rotateKeyRequest{}, rotatedKeyResponse{}, http.StatusCreated, s.managed(s.handleRotateKey)},
 

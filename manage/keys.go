@@ -42,6 +42,8 @@ type UpdateKeyInput struct {
 	Quota        *keyward.Quota        `json:"quota,omitempty" description:"replaces the key's own quota (root keys only)"`
 	Credits      *keyward.Credits      `json:"credits,omitempty" description:"sets the key's credits, remaining uses included (root keys only): uses under way count down from the new value"`
 	Unset        []string              `json:"unset,omitempty" description:"fields to take away, among rate_limits, quota and credits: rate_limits and quota give the key its plan's again, credits takes its credit limit away (root keys only)"`
+	// SharingSuspected false clears the key's suspicion of sharing.
+	SharingSuspected *bool `json:"sharing_suspected,omitempty" description:"false clears the suspicion of sharing and its evidence (root keys only); the key can be flagged again on a later day. Only Keyward sets it true"`
 }
 
 // RotateKeyInput asks for a successor key.
@@ -342,13 +344,23 @@ func (s *Service) UpdateKey(ctx context.Context, c Caller, id string, in UpdateK
 	if err := s.keyLimitsChange(c, k, in, &u); err != nil {
 		return nil, err
 	}
+	if in.SharingSuspected != nil {
+		if *in.SharingSuspected {
+			return nil, keyward.FieldErrorf("sharing_suspected", "only Keyward sets it, from the clients it sees the key used by (docs/signals.md); give false to clear it")
+		}
+		if !c.Root() {
+			return nil, &keyward.Error{Code: keyward.CodeInsufficientPermissions, Field: "sharing_suspected", Message: fmt.Sprintf(
+				"sharing_suspected: only the operator (a root key, of the system tenant with %q) clears a suspicion of sharing.", keyward.PermAdmin)}
+		}
+		u.ClearSharing = k.Sharing != nil
+	}
 	if err := checkBounds(c, applied(k, u)); err != nil {
 		return nil, err
 	}
 	// A revoked key is refused by the store (409) whatever the request.
 	if k.Status != keyward.KeyRevoked && !dropUnchanged(&u, k) {
 		return nil, keyward.Errorf(keyward.CodeInvalidRequest,
-			"Nothing to change: the request gives no field, or only values the key has already. Send at least one of name, permissions, expires, rotate_by, metadata, restrictions, enabled, rate_limits, quota, credits or unset with a new value.")
+			"Nothing to change: the request gives no field, or only values the key has already. Send at least one of name, permissions, expires, rotate_by, metadata, restrictions, enabled, rate_limits, quota, credits, unset or sharing_suspected with a new value.")
 	}
 	k, err = s.store.UpdateKey(ctx, id, u, now, c.Actor)
 	if keyward.ErrorCode(err) == keyward.CodeConflict {

@@ -242,6 +242,11 @@ func (s *Store) UpdateKey(ctx context.Context, id string, u keyward.KeyUpdate, a
 			string(k.Status), rates, quota, at.UnixMicro(), id); err != nil {
 			return false, err
 		}
+		if u.ClearSharing {
+			if _, err := s.exec(ctx, tx, `UPDATE keys SET sharing = '' WHERE id = ?`, id); err != nil {
+				return false, err
+			}
+		}
 		// Credits are written only when set, so that uses counted down
 		// meanwhile by other transactions are not written back over.
 		if u.Credits != nil || u.NoCredits {

@@ -321,20 +321,27 @@ func scanDelivery(sc sqlrow.Scanner) (*keyward.Delivery, error) {
 	return &d, nil
 }
 
-// ClaimDeliveries leases up to limit due deliveries that no node holds:
-// one UPDATE whose condition is checked again on each row it changes, so
-// that of two nodes claiming at once (PostgreSQL, READ COMMITTED) only one
-// gets a row, the other skipping it once the first commits.
+// ClaimDeliveries leases up to limit due deliveries that no node holds,
+// one per endpoint (the oldest due), and none of an endpoint that has one
+// leased already: so a slow or dead endpoint holds one worker, not all
+// of them, and each endpoint gets its deliveries one at a time. One
+// UPDATE whose condition is checked again on each row it changes, so that
+// of two nodes claiming at once (PostgreSQL, READ COMMITTED) only one gets
+// a row, the other skipping it once the first commits; two nodes may
+// then each hold one delivery of the same endpoint.
 func (s *Store) ClaimDeliveries(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]*keyward.Claimed, error) {
 	var ids []int64
 	until := now.Add(lease)
 	err := s.inTx(ctx, false, func(tx *sql.Tx) error {
 		n := now.UnixMicro()
+		pending := keyward.DeliveryPending
 		rows, err := s.query(ctx, tx, `UPDATE webhook_deliveries SET lease_until = ?, attempts = attempts + 1
 			WHERE status = ? AND next_at <= ? AND lease_until < ? AND id IN
-				(SELECT id FROM webhook_deliveries WHERE status = ? AND next_at <= ? AND lease_until < ? ORDER BY next_at, id LIMIT ?)
+				(SELECT MIN(d.id) FROM webhook_deliveries d WHERE d.status = ? AND d.next_at <= ? AND d.lease_until < ?
+					AND NOT EXISTS (SELECT 1 FROM webhook_deliveries o WHERE o.endpoint_id = d.endpoint_id AND o.status = ? AND o.lease_until >= ?)
+				GROUP BY d.endpoint_id ORDER BY MIN(d.next_at) LIMIT ?)
 			RETURNING id`,
-			until.UnixMicro(), keyward.DeliveryPending, n, n, keyward.DeliveryPending, n, n, limit)
+			until.UnixMicro(), pending, n, n, pending, n, n, pending, n, limit)
 		if err != nil {
 			return err
 		}
@@ -509,4 +516,30 @@ func (s *Store) Redeliver(ctx context.Context, id int64, at time.Time, by keywar
 		}
 		return s.recordRelated(ctx, tx, at, by, keyward.ActionWebhookRedeliver, tenant, endpoint, strconv.FormatInt(id, 10))
 	}))
+}
+
+// PruneWebhooks deletes up to limit events older than before with no
+// pending delivery (their deliveries and attempts go with them: ON DELETE
+// CASCADE), and the marks of dates before it, which no key can be due
+// at any more.
+func (s *Store) PruneWebhooks(ctx context.Context, before time.Time, limit int) (int64, error) {
+	if limit <= 0 {
+		return 0, nil
+	}
+	var n int64
+	err := s.inTx(ctx, false, func(tx *sql.Tx) error {
+		res, err := s.exec(ctx, tx, `DELETE FROM webhook_events WHERE id IN (SELECT e.id FROM webhook_events e WHERE e.at < ?
+			AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.event_id = e.id AND d.status = ?) ORDER BY e.at LIMIT ?)`,
+			before.UnixMicro(), keyward.DeliveryPending, limit)
+		if err != nil {
+			return err
+		}
+		if n, err = res.RowsAffected(); err != nil {
+			return err
+		}
+		_, err = s.exec(ctx, tx, `DELETE FROM webhook_marks WHERE (kind, key_id, due) IN (SELECT kind, key_id, due FROM webhook_marks WHERE due < ? LIMIT ?)`,
+			before.UnixMicro(), limit)
+		return err
+	})
+	return n, s.err(err)
 }

@@ -197,6 +197,7 @@ func (a *app) keysUpdateCommand() *cobra.Command {
 		name, expires, rotateBy string
 		perms, metadata         []string
 		enable, disable         bool
+		clearSharing            bool
 		rf                      restrictionFlags
 		lf                      limitFlags
 		unset                   []string
@@ -259,8 +260,11 @@ to clear one.`,
 				return err
 			}
 			in.Unset = unset
+			if clearSharing {
+				in.SharingSuspected = new(bool)
+			}
 			if reflect.ValueOf(in).IsZero() && !rf.changed(cmd) {
-				return usageError{errors.New("nothing to change: give at least one of --name, --permissions, --expires, --rotate-by, --allow-ip, --allow-referrer, --allow-endpoint, --allow-resource, --metadata, --enable, --disable, --rate-limit, --quota, --credits, --unset")}
+				return usageError{errors.New("nothing to change: give at least one of --name, --permissions, --expires, --rotate-by, --allow-ip, --allow-referrer, --allow-endpoint, --allow-resource, --metadata, --enable, --disable, --rate-limit, --quota, --credits, --unset, --clear-sharing")}
 			}
 			return a.withService(cmd.Context(), func(svc *manage.Service) error {
 				if rf.changed(cmd) {
@@ -297,6 +301,7 @@ to clear one.`,
 	f.StringArrayVar(&metadata, "metadata", nil, "a tag KEY=VALUE; repeat for more (replaces them all)")
 	f.BoolVar(&enable, "enable", false, "let a disabled key work again")
 	f.BoolVar(&disable, "disable", false, "refuse the key until it is enabled again")
+	f.BoolVar(&clearSharing, "clear-sharing", false, "clear the key's suspicion of sharing and its evidence (docs/signals.md)")
 	return c
 }
 

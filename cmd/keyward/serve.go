@@ -102,6 +102,8 @@ type serveOptions struct {
 	// private addresses.
 	webhookWorkers      int
 	webhookAllowPrivate bool
+	// webhookRetention is how long events are kept once delivered.
+	webhookRetention time.Duration
 }
 
 // envDuration is a duration flag whose default comes from an environment
@@ -320,6 +322,8 @@ off.`,
 			usage: "how long the request log keeps its entries (GET /v1/logs, keyward logs); older ones are deleted every 10 minutes"},
 		{flag: "usage-retention", env: "KEYWARD_USAGE_RETENTION", def: reqlog.DefaultUsageRetention, example: "8760h", value: &o.usageRetention,
 			usage: "how long the usage counts (GET /v1/usage, keyward usage) are kept, by the hour and by the day; older ones are deleted every 10 minutes"},
+		{flag: "webhook-retention", env: "KEYWARD_WEBHOOK_RETENTION", def: webhook.DefaultRetention, example: "720h", value: &o.webhookRetention,
+			usage: "how long a webhook event and its delivery log are kept once its deliveries are over (delivered, or failed every attempt); older ones are deleted every 10 minutes by the nodes that deliver"},
 		{flag: "log-interval", env: "KEYWARD_LOG_INTERVAL", def: reqlog.DefaultInterval, example: "250ms", value: &o.logInterval,
 			usage: "the longest time between two writes of the request log (it writes sooner when half of --log-buffer waits); what waits is written on shutdown too"},
 		{flag: "upstream-timeout", env: "KEYWARD_UPSTREAM_TIMEOUT", def: gateway.DefaultUpstreamTimeout, example: "30s", value: &o.upstreamTimeout,
@@ -536,7 +540,7 @@ func (a *app) runServer(ctx context.Context, o serveOptions, logger *slog.Logger
 	verifier *verify.Verifier, logs *reqlog.Log, mets *metrics.Metrics, format apikey.Format, trusted []netip.Prefix, routes *policy.File, gw *gatewayOptions,
 ) error {
 	dispatcher := webhook.NewDispatcher(webhook.Config{Store: store, AllowPrivate: o.webhookAllowPrivate, Workers: o.webhookWorkers,
-		ExpiryNotice: expiryNotice(o.expiryNotice), Logger: logger, Delivered: mets.Delivered})
+		ExpiryNotice: expiryNotice(o.expiryNotice), Retention: o.webhookRetention, Logger: logger, Delivered: mets.Delivered})
 	svc := manage.New(manage.Config{Store: store, Format: format, AfterChange: verifier.Refresh,
 		AllowPrivateWebhooks: o.webhookAllowPrivate, Delivered: dispatcher.Wake})
 	rootKey, err := svc.Bootstrap(ctx)

@@ -69,6 +69,24 @@ func TestSignalsDelivered(t *testing.T) {
 	if o := ok(t, db, "keys", "show", id).stdout; !strings.Contains(o, "suspected on") || !strings.Contains(o, "198.51.100.0/24") {
 		t.Fatalf("keys show does not show the suspicion:\n%s", o)
 	}
+	// Only the operator clears it, and only Keyward sets it.
+	mgr, made := madeKeyOf(k.call(t, "POST", "/v1/api-keys", root, map[string]any{"tenant_id": acme, "name": "mgr", "permissions": []string{"keys:manage"}}))
+	if !made {
+		t.Fatal("could not make a manager key")
+	}
+	for _, tc := range []struct {
+		key    string
+		value  bool
+		status int
+	}{{mgr.key, false, http.StatusForbidden}, {root, true, http.StatusBadRequest}, {root, false, http.StatusOK}} {
+		a := k.call(t, "PATCH", "/v1/api-keys/"+id, tc.key, map[string]any{"sharing_suspected": tc.value})
+		if a.status != tc.status {
+			t.Fatalf("PATCH sharing_suspected %v: %d %s; want %d", tc.value, a.status, a.body, tc.status)
+		}
+	}
+	if o := ok(t, db, "keys", "show", id).stdout; strings.Contains(o, "suspected on") {
+		t.Fatalf("the suspicion was not cleared:\n%s", o)
+	}
 
 	unknown := "sk_live_" + strings.Repeat("Z", 32)
 	// Ten, so that one minute holds five even if a minute ends among

@@ -30,6 +30,16 @@ const (
 	DefaultTimeout      = 15 * time.Second
 	DefaultWorkers      = 8
 	DefaultScanInterval = time.Minute
+	// DefaultRetention is how long an event is kept once its deliveries
+	// are over (serve --webhook-retention).
+	DefaultRetention = 30 * 24 * time.Hour
+)
+
+// pruneInterval is how often the dispatcher prunes, and pruneBatch the
+// most events one prune deletes; it goes on while batches are full.
+const (
+	pruneInterval = 10 * time.Minute
+	pruneBatch    = 1000
 )
 
 // Config is what NewDispatcher needs.
@@ -56,7 +66,10 @@ type Config struct {
 	// key.rotation_due (DefaultScanInterval).
 	ExpiryNotice time.Duration
 	ScanInterval time.Duration
-	Logger       *slog.Logger
+	// Retention is how long events are kept once their deliveries are
+	// over, with their delivery logs (DefaultRetention).
+	Retention time.Duration
+	Logger    *slog.Logger
 	// Delivered is told of every attempt, for the metrics; nil for none.
 	Delivered func(ok bool)
 	// Now is the clock; time.Now when nil.
@@ -90,6 +103,9 @@ func NewDispatcher(c Config) *Dispatcher {
 	}
 	if c.ScanInterval <= 0 {
 		c.ScanInterval = DefaultScanInterval
+	}
+	if c.Retention <= 0 {
+		c.Retention = DefaultRetention
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -127,18 +143,42 @@ func (d *Dispatcher) Wake() {
 }
 
 // Run delivers until ctx ends, and raises the events of dates every
-// ScanInterval; an attempt under way when ctx ends is cut, and its
-// delivery is attempted again once its lease ends.
+// ScanInterval. Its Workers attempt deliveries at once, each taking the
+// next due delivery as soon as its last one is over (so a slow endpoint
+// holds one worker, not a batch). An attempt under way when ctx ends is
+// cut, and its delivery is attempted again once its lease ends; Run
+// returns once every attempt is over.
 func (d *Dispatcher) Run(ctx context.Context) {
 	scan := time.NewTicker(d.c.ScanInterval)
 	defer scan.Stop()
+	prune := time.NewTicker(pruneInterval)
+	defer prune.Stop()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	busy := make(chan struct{}, d.c.Workers) // a token per attempt under way
 	d.Scan(ctx)
+	d.prune(ctx)
 	for {
-		n, err := d.Once(ctx)
-		if err != nil && ctx.Err() == nil {
-			d.c.Logger.Warn("webhooks: could not take deliveries", "err", err)
+		free := d.c.Workers - len(busy)
+		n := 0
+		if free > 0 {
+			claimed, err := d.c.Store.ClaimDeliveries(ctx, d.c.Now(), 2*d.c.Timeout+10*time.Second, free)
+			if err != nil && ctx.Err() == nil {
+				d.c.Logger.Warn("webhooks: could not take deliveries", "err", err)
+			}
+			for _, c := range claimed {
+				busy <- struct{}{}
+				wg.Go(func() {
+					defer func() {
+						<-busy
+						d.Wake() // a worker is free, and its endpoint may have more
+					}()
+					d.attempt(ctx, c)
+				})
+			}
+			n = len(claimed)
 		}
-		if n > 0 && err == nil {
+		if n > 0 && n == free {
 			continue // there may be more due
 		}
 		select {
@@ -147,6 +187,8 @@ func (d *Dispatcher) Run(ctx context.Context) {
 		case <-d.wake:
 		case <-scan.C:
 			d.Scan(ctx)
+		case <-prune.C:
+			d.prune(ctx)
 		case <-time.After(d.c.Interval):
 		}
 	}
@@ -251,6 +293,27 @@ func (d *Dispatcher) send(ctx context.Context, c *keyward.Claimed, now time.Time
 		return resp.StatusCode, fmt.Errorf("the endpoint answered %d", resp.StatusCode)
 	}
 	return resp.StatusCode, nil
+}
+
+// Prune deletes the events older than the retention whose deliveries are
+// over, a batch at a time, and returns how many it deleted.
+func (d *Dispatcher) Prune(ctx context.Context) (int64, error) {
+	before := d.c.Now().Add(-d.c.Retention)
+	var total int64
+	for {
+		n, err := d.c.Store.PruneWebhooks(ctx, before, pruneBatch)
+		total += n
+		if err != nil || n < pruneBatch {
+			return total, err
+		}
+	}
+}
+
+// prune runs Prune and logs its failure.
+func (d *Dispatcher) prune(ctx context.Context) {
+	if _, err := d.Prune(ctx); err != nil && ctx.Err() == nil {
+		d.c.Logger.Warn("webhooks: could not prune old events", "err", err)
+	}
 }
 
 // Scan raises key.expiring for the keys within ExpiryNotice of their

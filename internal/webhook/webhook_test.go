@@ -1,12 +1,14 @@
 package webhook_test
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -36,6 +38,10 @@ type receiver struct {
 	// signatures are checked without the library's check of the
 	// timestamp against the real clock.
 	moved bool
+	// delay is how long it takes to answer; inFlight and most count the
+	// deliveries it is answering at once.
+	delay          time.Duration
+	inFlight, most int
 }
 
 // delivery is what a receiver accepted.
@@ -54,7 +60,14 @@ func newReceiver(t *testing.T) *receiver {
 	r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		payload, _ := io.ReadAll(req.Body)
 		r.mu.Lock()
+		delay := r.delay
+		r.inFlight++
+		r.most = max(r.most, r.inFlight)
+		r.mu.Unlock()
+		time.Sleep(delay)
+		r.mu.Lock()
 		defer r.mu.Unlock()
+		r.inFlight--
 		r.tries++
 		if r.fail > 0 {
 			r.fail--
@@ -407,5 +420,122 @@ func TestLease(t *testing.T) {
 	}
 	if got, _ := f.store.Delivery(t.Context(), d.ID); got.Status != keyward.DeliveryDelivered || len(got.Log) != 2 {
 		t.Fatalf("after the second attempt: %+v", got)
+	}
+}
+
+// TestPrune: past the retention, events whose deliveries are over are
+// deleted with their delivery logs, and the marks of old dates with them;
+// an event still being retried is kept.
+func TestPrune(t *testing.T) {
+	f := newFixture(t, true)
+	r := newReceiver(t)
+	hookID, _ := f.hook(t, r, keyward.EventKeyUpdated, keyward.EventKeyRevoked)
+	r.moved = true
+	d := webhook.NewDispatcher(webhook.Config{Store: f.store, AllowPrivate: true, Now: f.clock.Now, Retention: 30 * 24 * time.Hour})
+	deliverAll := func() {
+		for {
+			if n, err := d.Once(t.Context()); err != nil || n == 0 {
+				return
+			}
+		}
+	}
+	ctx := t.Context()
+	if _, err := f.svc.UpdateKey(ctx, manage.CommandLine(), f.keyID, manage.UpdateKeyInput{Name: ptr("renamed")}); err != nil {
+		t.Fatal(err)
+	}
+	deliverAll()
+	r.mu.Lock()
+	r.fail = 1000
+	r.mu.Unlock()
+	if _, err := f.svc.RevokeKey(ctx, manage.CommandLine(), f.keyID); err != nil {
+		t.Fatal(err)
+	}
+	deliverAll()
+	mark := []*keyward.Mark{{Kind: "test", KeyID: f.keyID, Due: f.clock.Now()}}
+	emit := func() int {
+		n, err := f.store.Emit(ctx, []keyward.Event{{Type: keyward.EventKeyExpiring, At: f.clock.Now()}}, mark)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if emit() != 1 || emit() != 0 {
+		t.Fatal("a mark did not hold")
+	}
+	statuses := func() []string {
+		ds, _, err := f.store.Deliveries(ctx, keyward.DeliveryFilter{WebhookID: hookID}, keyward.Page{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, d := range ds {
+			out = append(out, d.EventType+" "+d.Status)
+		}
+		return out
+	}
+	if got := statuses(); !slices.Equal(got, []string{"key.revoked pending", "key.updated delivered"}) {
+		t.Fatalf("before: %v", got)
+	}
+	if n, err := d.Prune(ctx); err != nil || n != 0 {
+		t.Fatalf("Prune within the retention = %d, %v; want 0", n, err)
+	}
+	f.clock.Advance(31 * 24 * time.Hour)
+	if n, err := d.Prune(ctx); err != nil || n < 2 {
+		t.Fatalf("Prune = %d, %v; want key.updated and the key.expiring of the mark, at least", n, err)
+	}
+	if got := statuses(); !slices.Equal(got, []string{"key.revoked pending"}) {
+		t.Fatalf("after: %v; want the delivery still retried", got)
+	}
+	if n, err := d.Prune(ctx); err != nil || n != 0 {
+		t.Fatalf("Prune again = %d, %v; want 0", n, err)
+	}
+	mark[0].Due = f.clock.Now().Add(-31 * 24 * time.Hour)
+	if emit() != 1 {
+		t.Fatal("the mark of a date past the retention was kept")
+	}
+}
+
+// TestSlowEndpoint: an endpoint that takes a second to answer holds one
+// worker, not the others: a fast endpoint's deliveries all arrive while
+// the slow one is on its first; and an endpoint gets its deliveries one
+// at a time.
+func TestSlowEndpoint(t *testing.T) {
+	f := newFixture(t, true)
+	slow, fast := newReceiver(t), newReceiver(t)
+	f.hook(t, slow, keyward.EventKeyCreated)
+	f.hook(t, fast, keyward.EventKeyCreated)
+	slow.delay = time.Second
+	for i := range 5 {
+		if _, _, err := f.svc.CreateKey(t.Context(), manage.CommandLine(), manage.CreateKeyInput{TenantID: "acme", Name: "k" + itoa(int64(i))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() {
+		webhook.NewDispatcher(webhook.Config{Store: f.store, AllowPrivate: true, Workers: 3, Interval: 20 * time.Millisecond}).Run(ctx)
+		close(done)
+	}()
+	defer func() { cancel(); <-done }()
+	deadline := time.Now().Add(10 * time.Second)
+	for len(fast.deliveries()) < 5 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the fast endpoint got %d of 5 in 10 s", len(fast.deliveries()))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := len(slow.deliveries()); n > 1 {
+		t.Fatalf("the slow endpoint had answered %d when the fast one had all 5; want the fast one not to wait for it", n)
+	}
+	for len(slow.deliveries()) < 5 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the slow endpoint got %d of 5 in 10 s", len(slow.deliveries()))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	slow.mu.Lock()
+	defer slow.mu.Unlock()
+	if slow.most != 1 {
+		t.Fatalf("the slow endpoint was sent %d deliveries at once; want 1", slow.most)
 	}
 }
