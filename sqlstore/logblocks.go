@@ -10,6 +10,7 @@ import (
 
 	"github.com/keyward/keyward"
 	"github.com/keyward/keyward/internal/sqlrow"
+	"github.com/klauspost/compress/s2"
 )
 
 // The request logs are stored in blocks (migration 14, docs/logs.md): a
@@ -21,6 +22,22 @@ import (
 
 // maxBlock is the most entries of one block.
 const maxBlock = 4096
+
+// compressed marks the data of a block that is compressed: a zero byte,
+// then the JSON compressed with S2 (github.com/klauspost/compress/s2),
+// which the repeated text of a block's entries (the same keys, routes and
+// clients) shrinks several times over, for a small part of the CPU that
+// writing it all to SQLite's log and then its file would cost. Blocks of
+// plain JSON (those migration 14 made) start with [.
+const compressed = 0
+
+// compressBlock appends the compressed form of the JSON block js to dst.
+func compressBlock(dst, js []byte) []byte {
+	dst = append(dst[:0], compressed)
+	n := len(dst)
+	dst = slices.Grow(dst, s2.MaxEncodedLen(len(js)))
+	return dst[:n+len(s2.Encode(dst[n:n+s2.MaxEncodedLen(len(js))], js))]
+}
 
 // bloomBitsPerEntry and bloomHashes give a Bloom filter about 1% of
 // false positives.
@@ -125,6 +142,13 @@ func (e *blockEntry) UnmarshalJSON(b []byte) error {
 
 // decodeBlock reads the entries of a block, in the order of their ids.
 func decodeBlock(data []byte) ([]keyward.RequestLog, error) {
+	if len(data) > 0 && data[0] == compressed {
+		js, err := s2.Decode(nil, data[1:])
+		if err != nil {
+			return nil, fmt.Errorf("a request-log block cannot be decompressed: %w", err)
+		}
+		data = js
+	}
 	var entries []blockEntry
 	if err := json.Unmarshal(data, &entries); err != nil {
 		return nil, fmt.Errorf("a request-log block cannot be read: %w", err)

@@ -103,10 +103,11 @@ func (s *Store) writeBlocks(ctx context.Context, tx *sql.Tx, logs []keyward.Requ
 		return err
 	}
 	first := next - int64(len(logs))
-	buf := blockBuffers.Get().(*[]byte)
-	defer blockBuffers.Put(buf)
-	data := *buf
-	defer func() { *buf = data[:0] }()
+	js, packed := blockBuffers.Get().(*[]byte), blockBuffers.Get().(*[]byte)
+	defer func() {
+		blockBuffers.Put(js)
+		blockBuffers.Put(packed)
+	}()
 	for start := 0; start < len(logs); start += maxBlock {
 		block := logs[start:min(start+maxBlock, len(logs))]
 		id := first + int64(start)
@@ -114,9 +115,10 @@ func (s *Store) writeBlocks(ctx context.Context, tx *sql.Tx, logs []keyward.Requ
 		for i := range block {
 			minAt, maxAt = minTime(minAt, block[i].At), maxTime(maxAt, block[i].At)
 		}
-		data = encodeBlock(data[:0], block, id)
+		*js = encodeBlock((*js)[:0], block, id)
+		*packed = compressBlock(*packed, *js)
 		if _, err := s.exec(ctx, tx, `INSERT INTO request_log_blocks (id, last_id, min_at, max_at, n, bloom, data) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-			id, id+int64(len(block))-1, minAt.UnixMicro(), maxAt.UnixMicro(), len(block), bloomOf(block), data); err != nil {
+			id, id+int64(len(block))-1, minAt.UnixMicro(), maxAt.UnixMicro(), len(block), bloomOf(block), *packed); err != nil {
 			return err
 		}
 		needles := needlesOf(block)

@@ -52,6 +52,14 @@ type sightings struct {
 	seen    map[sightKey]struct{}
 	counts  map[sightCount]int
 	pending []keyward.Sighting
+	// last is the last entry noted: the next, from the same client as
+	// often, is passed over without a look at the maps.
+	last struct {
+		key      *keyward.Key
+		day      int64
+		net      netip.Prefix
+		ua, from string
+	}
 }
 
 // networkOf is the network of a client address: its /24 in IPv4, its /48
@@ -98,7 +106,12 @@ func (s *sightings) add(k *keyward.Key, at time.Time, ip netip.Addr, userAgent, 
 	if d < s.day-24*3600 {
 		return // an entry more than a day late: its day is judged already
 	}
-	if p := networkOf(ip); p.IsValid() {
+	p := networkOf(ip)
+	if l := &s.last; k == l.key && d == l.day && p == l.net && userAgent == l.ua && referrer == l.from {
+		return
+	}
+	s.last.key, s.last.day, s.last.net, s.last.ua, s.last.from = k, d, p, userAgent, referrer
+	if p.IsValid() {
 		s.note(k, day, sightKey{key: k.ID, day: d, kind: keyward.SightNetwork, net: p}, at)
 	}
 	if userAgent != "" {
