@@ -86,21 +86,7 @@ var requestLogTests = []test{
 			all = append(all, f.requestLog(func(l *keyward.RequestLog) { l.RequestID = fmt.Sprintf("req_%d", i) }))
 		}
 		f.writeLogs(all...)
-		var ids []string
-		cursor := ""
-		for range 5 {
-			page, next, err := f.s.RequestLogs(f.ctx, keyward.RequestLogFilter{}, keyward.Page{Cursor: cursor, Limit: 3})
-			if err != nil {
-				f.t.Fatal(err)
-			}
-			for _, l := range page {
-				ids = append(ids, l.RequestID)
-			}
-			if next == "" {
-				break
-			}
-			cursor = next
-		}
+		ids := f.pagedRequestIDs(keyward.RequestLogFilter{}, 3)
 		if want := []string{"req_6", "req_5", "req_4", "req_3", "req_2", "req_1", "req_0"}; !reflect.DeepEqual(ids, want) {
 			f.t.Fatalf("pages: %v, want %v", ids, want)
 		}
@@ -158,21 +144,7 @@ var requestLogTests = []test{
 					l.KeyID, l.RequestID = fmt.Sprintf("key_%d", w%3), fmt.Sprintf("req_%d_b", w)
 				}))
 		}
-		var got []string
-		cursor := ""
-		for {
-			page, next, err := f.s.RequestLogs(f.ctx, keyward.RequestLogFilter{KeyID: "key_1"}, keyward.Page{Cursor: cursor, Limit: 7})
-			if err != nil {
-				f.t.Fatal(err)
-			}
-			for _, l := range page {
-				got = append(got, l.RequestID)
-			}
-			if next == "" {
-				break
-			}
-			cursor = next
-		}
+		got := f.pagedRequestIDs(keyward.RequestLogFilter{KeyID: "key_1"}, 7)
 		if len(got) != 50 || got[0] != "req_148_b" || got[49] != "req_1_b" {
 			f.t.Fatalf("key_1: %d entries, %v … ; want 50, req_148_b to req_1_b", len(got), got[:min(len(got), 3)])
 		}
@@ -235,4 +207,27 @@ func (f *fixture) logs(filter keyward.RequestLogFilter, limit int) []*keyward.Re
 		f.t.Fatalf("RequestLogs(%+v): %v", filter, err)
 	}
 	return logs
+}
+
+// pagedRequestIDs returns the request ids of every entry that matches
+// filter, newest first, read a page of limit at a time (at most 100
+// pages).
+func (f *fixture) pagedRequestIDs(filter keyward.RequestLogFilter, limit int) []string {
+	f.t.Helper()
+	var ids []string
+	cursor := ""
+	for range 100 {
+		page, next, err := f.s.RequestLogs(f.ctx, filter, keyward.Page{Cursor: cursor, Limit: limit})
+		if err != nil {
+			f.t.Fatal(err)
+		}
+		for _, l := range page {
+			ids = append(ids, l.RequestID)
+		}
+		if next == "" {
+			break
+		}
+		cursor = next
+	}
+	return ids
 }

@@ -11,7 +11,9 @@
 -- entries' times. request_log_needles names the tenants ('t:' and its id)
 -- and keys ('k:' and its id) each block holds. request_log_ids.next is
 -- the id of the next entry: a write takes as many as it has entries.
--- The entries stored until now move into blocks of 1024.
+-- The entries stored until now move into blocks of 1024, as plain JSON;
+-- the blocks Keyward writes are compressed (a zero byte, then S2), which
+-- SQL cannot read: Down moves back only the plain ones.
 CREATE TABLE request_log_blocks (
     id      bigint NOT NULL PRIMARY KEY,
     last_id bigint NOT NULL,
@@ -74,7 +76,7 @@ CREATE INDEX request_logs_at ON request_logs (at);
 INSERT INTO request_logs
 SELECT (e ->> 0)::bigint, (e ->> 1)::bigint, e ->> 2, e ->> 3, e ->> 4, e ->> 5, e ->> 6, e ->> 7, e ->> 8, e ->> 9, e ->> 10,
        (e ->> 11)::bigint, e ->> 12, e ->> 13, e ->> 14, e ->> 15, (e ->> 16)::bigint, (e ->> 17)::bigint, (e ->> 18)::bigint, (e ->> 19)::bigint
-FROM request_log_blocks b, json_array_elements(convert_from(b.data, 'UTF8')::json) e;
+FROM (SELECT data FROM request_log_blocks WHERE get_byte(data, 0) = 91) b, json_array_elements(convert_from(b.data, 'UTF8')::json) e;
 DROP TABLE request_log_ids;
 DROP TABLE request_log_needles;
 DROP TABLE request_log_blocks;

@@ -11,7 +11,9 @@
 -- entries' times. request_log_needles names the tenants ('t:' and its id)
 -- and keys ('k:' and its id) each block holds. request_log_ids.next is
 -- the id of the next entry: a write takes as many as it has entries.
--- The entries stored until now move into blocks of 1024.
+-- The entries stored until now move into blocks of 1024, as plain JSON;
+-- the blocks Keyward writes are compressed (a zero byte, then S2), which
+-- SQL cannot read: Down moves back only the plain ones.
 CREATE TABLE request_log_blocks (
     id     INTEGER NOT NULL PRIMARY KEY,
     last_id INTEGER NOT NULL,
@@ -75,7 +77,7 @@ INSERT INTO request_logs
 SELECT e.value ->> 0, e.value ->> 1, e.value ->> 2, e.value ->> 3, e.value ->> 4, e.value ->> 5, e.value ->> 6, e.value ->> 7,
        e.value ->> 8, e.value ->> 9, e.value ->> 10, e.value ->> 11, e.value ->> 12, e.value ->> 13, e.value ->> 14,
        e.value ->> 15, e.value ->> 16, e.value ->> 17, e.value ->> 18, e.value ->> 19
-FROM request_log_blocks b, json_each(CAST(b.data AS TEXT)) e;
+FROM (SELECT data FROM request_log_blocks WHERE hex(substr(data, 1, 1)) = '5B') b, json_each(CAST(b.data AS TEXT)) e;
 DROP TABLE request_log_ids;
 DROP TABLE request_log_needles;
 DROP TABLE request_log_blocks;
