@@ -150,8 +150,13 @@ func maxTime(a, b time.Time) time.Time {
 	return a
 }
 
-// blocksPerQuery is how many blocks RequestLogs lists at a time.
-const blocksPerQuery = 64
+// blocksPerQuery is how many blocks RequestLogs lists at a time; when it
+// looks for a request id, whose Bloom filters pass over most blocks
+// without reading their entries, blocksPerFilterQuery.
+const (
+	blocksPerQuery       = 64
+	blocksPerFilterQuery = 1024
+)
 
 // RequestLogs lists the entries that match f, newest first, or with
 // f.After those after it, oldest first. It lists the blocks that may hold
@@ -201,8 +206,12 @@ func (s *Store) RequestLogs(ctx context.Context, f keyward.RequestLogFilter, p k
 		if asc {
 			order = ` ORDER BY id LIMIT ?`
 		}
-		w.args = append(w.args, blocksPerQuery)
-		ids, err := s.listBlocks(ctx, `SELECT id, bloom FROM request_log_blocks`+w.where()+order, f.RequestID, w.args...)
+		per, bloom := blocksPerQuery, `NULL`
+		if f.RequestID != "" {
+			per, bloom = blocksPerFilterQuery, `bloom`
+		}
+		w.args = append(w.args, per)
+		ids, err := s.listBlocks(ctx, `SELECT id, `+bloom+` FROM request_log_blocks`+w.where()+order, f.RequestID, w.args...)
 		if err != nil {
 			return nil, "", s.err(err)
 		}
@@ -235,7 +244,7 @@ func (s *Store) RequestLogs(ctx context.Context, f keyward.RequestLogFilter, p k
 				break
 			}
 		}
-		if ids.n < blocksPerQuery {
+		if ids.n < per {
 			break
 		}
 		last = ids.last
