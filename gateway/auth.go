@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -231,7 +232,12 @@ func (s *AuthServer) forwardAuth(ctx *fasthttp.RequestCtx, q *ask) {
 	setValues(h, "X-Original-Method", values(rh, hOriginalMethod, q.origMeth[:0]))
 	q.in = forwardauth.Request{Method: method(rh.Method()), URL: &q.u, Header: h, ClientIP: q.clientIP, TLS: q.secure}
 	a := &q.a
-	s.check.Check(ctx, &q.in, a)
+	// Not ctx: a fasthttp.RequestCtx is reused once the request is
+	// answered, while a context derived from it (a storage read's
+	// timeout) may still read it from a goroutine of its own when the
+	// server stops (the race detector saw it). The checks take their own
+	// timeouts.
+	s.check.Check(context.Background(), &q.in, a)
 	if rl := a.Result.RateLimit; rl != nil && rl.N > 0 {
 		q.buf = setRateLimit(wh, rl, q.buf[:0])
 	}
@@ -269,7 +275,7 @@ func (s *AuthServer) verify(ctx *fasthttp.RequestCtx, q *ask, target string) {
 	// The caller's address as text views q's buffer: the caller lives as
 	// long as the request.
 	addr := view(q.clientIP.AppendTo(q.ipBuf[:0]))
-	res, caller, err := verifyapi.Admit(ctx, s.check.Verifier, q.h, &q.u, &q.req, addr, manage.Verifier)
+	res, caller, err := verifyapi.Admit(context.Background(), s.check.Verifier, q.h, &q.u, &q.req, addr, manage.Verifier) // not ctx: see forwardAuth
 	q.callerKey = res.Key
 	if rl := res.RateLimit; rl != nil && rl.N > 0 {
 		q.buf = setRateLimit(wh, rl, q.buf[:0])
@@ -291,7 +297,7 @@ func (s *AuthServer) verify(ctx *fasthttp.RequestCtx, q *ask, target string) {
 		}
 	}
 	q.req = verify.Request{RateLimit: &q.keyRate}
-	res, err = verifyapi.Verify(ctx, caller, s.check.Verifier, s.check.Routes, &q.body, &q.req)
+	res, err = verifyapi.Verify(context.Background(), caller, s.check.Verifier, s.check.Routes, &q.body, &q.req)
 	if err != nil {
 		s.refuse(ctx, q, err)
 		return

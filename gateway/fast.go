@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bytes"
+	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -420,7 +421,7 @@ func (f *front) verify(ctx *fasthttp.RequestCtx, p *pass) bool {
 		f.untrusted.Log(ctx, f.log, p.peer, len(f.proxies))
 	}
 	p.in = Request{Method: method(rh.Method()), Target: target, URL: &p.u, Header: p.h, ClientIP: clientIP, TLS: p.secure}
-	f.check.Check(ctx, &p.in, &p.d)
+	f.check.Check(context.Background(), &p.in, &p.d) // not ctx: see AuthServer.forwardAuth
 	rl := p.d.Result.RateLimit
 	p.limited = rl != nil && rl.N > 0
 	if p.limited {

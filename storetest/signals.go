@@ -245,23 +245,31 @@ func (f *fixture) operatorWebhook() string {
 	return w.ID
 }
 
-// eventsOf returns the events of the pending deliveries to endpoint id,
-// in the order they were written. It claims every delivery with a lease
-// that ends at once, at a time later than the last call's, so that the
-// next call claims them again.
+// eventsOf returns the events delivered so far to endpoint id, in the
+// order they were written: it takes every pending delivery, as a
+// dispatcher would (a claim gives one per endpoint), records it
+// delivered, and remembers its event.
 func (f *fixture) eventsOf(id string) []keyward.Event {
 	f.t.Helper()
-	now := time.Date(2100, 1, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(f.next()) * time.Second)
-	claimed, err := f.s.ClaimDeliveries(f.ctx, now, 0, 1000)
-	if err != nil {
-		f.t.Fatalf("ClaimDeliveries: %v", err)
+	if f.delivered == nil {
+		f.delivered = map[string][]keyward.Event{}
 	}
-	slices.SortFunc(claimed, func(a, b *keyward.Claimed) int { return cmp.Compare(a.ID, b.ID) })
-	var out []keyward.Event
-	for _, c := range claimed {
-		if c.Webhook.ID == id {
-			out = append(out, c.Event)
+	now := time.Date(2100, 1, 1, 0, 0, 0, 0, time.UTC)
+	for range 1000 {
+		claimed, err := f.s.ClaimDeliveries(f.ctx, now, time.Minute, 1000)
+		if err != nil {
+			f.t.Fatalf("ClaimDeliveries: %v", err)
+		}
+		if len(claimed) == 0 {
+			break
+		}
+		slices.SortFunc(claimed, func(a, b *keyward.Claimed) int { return cmp.Compare(a.ID, b.ID) })
+		for _, c := range claimed {
+			if err := f.s.FinishDelivery(f.ctx, c.ID, c.LeaseUntil, keyward.Attempt{At: now, Status: 200}, true, time.Time{}); err != nil {
+				f.t.Fatalf("FinishDelivery: %v", err)
+			}
+			f.delivered[c.Webhook.ID] = append(f.delivered[c.Webhook.ID], c.Event)
 		}
 	}
-	return out
+	return f.delivered[id]
 }

@@ -157,6 +157,8 @@ type fixture struct {
 	s   keyward.Store
 	now time.Time
 	n   int
+	// delivered holds the events eventsOf took, by endpoint.
+	delivered map[string][]keyward.Event
 }
 
 func newFixture(t *testing.T, s keyward.Store) *fixture {
