@@ -36,9 +36,6 @@ func (s *Store) WriteRequestLogs(ctx context.Context, b *keyward.LogBatch) error
 			strings.Compare(string(a.Granularity), string(b.Granularity)), a.Start.Compare(b.Start), strings.Compare(string(a.Code), string(b.Code)))
 	})
 	return s.inTx(ctx, false, func(tx *sql.Tx) error {
-		if err := s.writeBlocks(ctx, tx, logs); err != nil {
-			return err
-		}
 		err := s.insertBatches(ctx, tx, `INSERT INTO usage_counts (tenant_id, key_id, granularity, start, code, count) VALUES `, 6,
 			` ON CONFLICT (tenant_id, key_id, granularity, start, code) DO UPDATE SET count = usage_counts.count + excluded.count`,
 			len(usage), func(args []any, i int) []any {
@@ -48,7 +45,14 @@ func (s *Store) WriteRequestLogs(ctx context.Context, b *keyward.LogBatch) error
 		if err != nil {
 			return err
 		}
-		return s.writeSignals(ctx, tx, b)
+		if err := s.writeSignals(ctx, tx, b); err != nil {
+			return err
+		}
+		// Last, as it takes the entries' ids under the counter's row lock,
+		// which PostgreSQL holds to the commit: writes of several nodes
+		// wait for each other only for their blocks, and commit in the
+		// order of their ids.
+		return s.writeBlocks(ctx, tx, logs)
 	})
 }
 
@@ -175,43 +179,58 @@ func (s *Store) RequestLogs(ctx context.Context, f keyward.RequestLogFilter, p k
 		below = c.N
 	}
 	logs := []*keyward.RequestLog{}
+	// With a key or a tenant, the blocks are listed from their needles,
+	// in the order of the needles' primary key (needle, block_id): the
+	// key's when given (fewer blocks), the tenant's checked beside it.
+	from, id := ` FROM request_log_blocks b`, `b.id`
+	var needles []string
+	for _, n := range [...]string{"k:" + f.KeyID, "t:" + f.TenantID} {
+		if len(n) > 2 {
+			needles = append(needles, n)
+		}
+	}
+	if len(needles) > 0 {
+		from, id = ` FROM request_log_needles n JOIN request_log_blocks b ON b.id = n.block_id`, `n.block_id`
+	}
 	var last int64 // the last block listed
 	for len(logs) <= limit {
 		var w conditions
+		for i, n := range needles {
+			if i == 0 {
+				w.add(`n.needle = ?`, n)
+			} else {
+				w.add(`EXISTS (SELECT 1 FROM request_log_needles m WHERE m.needle = ? AND m.block_id = b.id)`, n)
+			}
+		}
 		if asc {
-			w.add(`last_id > ?`, f.After)
+			w.add(`b.last_id > ?`, f.After)
 			if last != 0 {
-				w.add(`id > ?`, last)
+				w.add(id+` > ?`, last)
 			}
 		} else {
 			if below != 0 {
-				w.add(`id < ?`, below)
+				w.add(id+` < ?`, below)
 			}
 			if last != 0 {
-				w.add(`id < ?`, last)
+				w.add(id+` < ?`, last)
 			}
 		}
 		if !f.From.IsZero() {
-			w.add(`max_at >= ?`, f.From.UnixMicro())
+			w.add(`b.max_at >= ?`, f.From.UnixMicro())
 		}
 		if !f.To.IsZero() {
-			w.add(`min_at < ?`, f.To.UnixMicro())
+			w.add(`b.min_at < ?`, f.To.UnixMicro())
 		}
-		for _, n := range [...]string{"t:" + f.TenantID, "k:" + f.KeyID} {
-			if len(n) > 2 {
-				w.add(`id IN (SELECT block_id FROM request_log_needles WHERE needle = ?)`, n)
-			}
-		}
-		order := ` ORDER BY id DESC LIMIT ?`
+		order := ` ORDER BY ` + id + ` DESC LIMIT ?`
 		if asc {
-			order = ` ORDER BY id LIMIT ?`
+			order = ` ORDER BY ` + id + ` LIMIT ?`
 		}
 		per, bloom := blocksPerQuery, `NULL`
 		if f.RequestID != "" {
-			per, bloom = blocksPerFilterQuery, `bloom`
+			per, bloom = blocksPerFilterQuery, `b.bloom`
 		}
 		w.args = append(w.args, per)
-		ids, err := s.listBlocks(ctx, `SELECT id, `+bloom+` FROM request_log_blocks`+w.where()+order, f.RequestID, w.args...)
+		ids, err := s.listBlocks(ctx, `SELECT b.id, `+bloom+from+w.where()+order, f.RequestID, w.args...)
 		if err != nil {
 			return nil, "", s.err(err)
 		}
@@ -323,8 +342,22 @@ func (s *Store) PruneRequestLogs(ctx context.Context, before time.Time, limit in
 		if _, err := s.exec(ctx, tx, `DELETE FROM request_log_needles WHERE block_id IN (`+in+`)`, ids...); err != nil {
 			return err
 		}
-		_, err = s.exec(ctx, tx, `DELETE FROM request_log_blocks WHERE id IN (`+in+`)`, ids...)
-		return err
+		// What was deleted: another node pruning at once may have
+		// deleted some of the blocks first.
+		deleted = 0
+		gone, err := s.query(ctx, tx, `DELETE FROM request_log_blocks WHERE id IN (`+in+`) RETURNING n`, ids...)
+		if err != nil {
+			return err
+		}
+		defer gone.Close()
+		for gone.Next() {
+			var n int64
+			if err := gone.Scan(&n); err != nil {
+				return err
+			}
+			deleted += n
+		}
+		return gone.Err()
 	})
 	return deleted, s.err(err)
 }

@@ -16,13 +16,14 @@ import (
 // writeSignals writes the sightings and spikes of a batch in tx, the
 // request logs' transaction: it flags the keys that the sharing rule now
 // judges shared and raises their events, and the events of the spikes
-// that start an episode. Each table is written in the order of its
-// primary key, so that two nodes writing at once wait for each other
-// rather than deadlock.
+// that start an episode. Each table is written in one order (keys by
+// tenant then id, as the meter locks them), so that two nodes writing at
+// once wait for each other rather than deadlock.
 func (s *Store) writeSignals(ctx context.Context, tx *sql.Tx, b *keyward.LogBatch) error {
 	sights := b.Sightings
 	slices.SortFunc(sights, func(x, y keyward.Sighting) int {
-		return cmp.Or(strings.Compare(x.KeyID, y.KeyID), x.Day.Compare(y.Day), strings.Compare(x.Kind, y.Kind), strings.Compare(x.Value, y.Value))
+		return cmp.Or(strings.Compare(x.TenantID, y.TenantID), strings.Compare(x.KeyID, y.KeyID), x.Day.Compare(y.Day),
+			strings.Compare(x.Kind, y.Kind), strings.Compare(x.Value, y.Value))
 	})
 	err := s.insertBatches(ctx, tx, `INSERT INTO key_sightings (key_id, day, kind, value, tenant_id, first_at) VALUES `, 6,
 		` ON CONFLICT DO NOTHING`, len(sights), func(args []any, i int) []any {
@@ -43,7 +44,9 @@ func (s *Store) writeSignals(ctx context.Context, tx *sql.Tx, b *keyward.LogBatc
 		}
 	}
 	spikes := b.Spikes
-	slices.SortFunc(spikes, func(x, y keyward.FailureSpike) int { return strings.Compare(x.EpisodeOf(), y.EpisodeOf()) })
+	slices.SortFunc(spikes, func(x, y keyward.FailureSpike) int {
+		return cmp.Or(strings.Compare(x.EpisodeOf(), y.EpisodeOf()), x.Minute.Compare(y.Minute))
+	})
 	for i := range spikes {
 		if err := s.raiseSpike(ctx, tx, &spikes[i], b.SpikeQuiet); err != nil {
 			return err

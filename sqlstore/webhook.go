@@ -520,8 +520,8 @@ func (s *Store) Redeliver(ctx context.Context, id int64, at time.Time, by keywar
 
 // PruneWebhooks deletes up to limit events older than before with no
 // pending delivery (their deliveries and attempts go with them: ON DELETE
-// CASCADE), and the marks of dates before it, which no key can be due
-// at any more.
+// CASCADE), and the marks of dates before it that are no longer the
+// date of an active key.
 func (s *Store) PruneWebhooks(ctx context.Context, before time.Time, limit int) (int64, error) {
 	if limit <= 0 {
 		return 0, nil
@@ -537,8 +537,12 @@ func (s *Store) PruneWebhooks(ctx context.Context, before time.Time, limit int) 
 		if n, err = res.RowsAffected(); err != nil {
 			return err
 		}
-		_, err = s.exec(ctx, tx, `DELETE FROM webhook_marks WHERE (kind, key_id, due) IN (SELECT kind, key_id, due FROM webhook_marks WHERE due < ? LIMIT ?)`,
-			before.UnixMicro(), limit)
+		// A mark stays while it is still the date of a key that could be
+		// raised again for it: an active key past its rotate_by long ago
+		// is key.rotation_due at every scan but for its mark.
+		_, err = s.exec(ctx, tx, `DELETE FROM webhook_marks WHERE (kind, key_id, due) IN (SELECT m.kind, m.key_id, m.due FROM webhook_marks m WHERE m.due < ?
+			AND NOT EXISTS (SELECT 1 FROM keys k WHERE k.id = m.key_id AND k.status = ? AND (k.rotate_by = m.due OR k.expires_at = m.due)) LIMIT ?)`,
+			before.UnixMicro(), string(keyward.KeyActive), limit)
 		return err
 	})
 	return n, s.err(err)

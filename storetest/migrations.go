@@ -140,7 +140,7 @@ func undoSignals(t *testing.T, db old) {
 // migration 10 made it (in types both engines read).
 func undoLogBlocks(t *testing.T, db old) {
 	t.Helper()
-	rawExec(t, db, `DROP TABLE request_log_ids`, `DROP TABLE request_log_needles`, `DROP TABLE request_log_blocks`,
+	rawExec(t, db, `DROP INDEX webhook_deliveries_endpoint_status`, `DROP TABLE request_log_ids`, `DROP TABLE request_log_needles`, `DROP TABLE request_log_blocks`,
 		`CREATE TABLE request_logs (id BIGINT PRIMARY KEY, at BIGINT NOT NULL, request_id TEXT NOT NULL, surface TEXT NOT NULL,
 			key_id TEXT NOT NULL, tenant_id TEXT NOT NULL, member_id TEXT NOT NULL, environment TEXT NOT NULL, method TEXT NOT NULL,
 			route TEXT NOT NULL, path TEXT NOT NULL, status BIGINT NOT NULL, code TEXT NOT NULL, client_ip TEXT NOT NULL,

@@ -215,10 +215,14 @@ func New(c Config) *Log {
 	if c.Store == nil {
 		c.Buffer = 0
 	}
+	var seed func(tenant, key string, minute int64) float64
+	if c.Store != nil {
+		seed = seedFrom(c.Store, c.Timeout)
+	}
 	return &Log{c: c, cur: newBuffer(c.Buffer), spare: newBuffer(c.Buffer), half: max(c.Buffer/2, 1),
 		missed: map[usageKey]int64{}, usage: map[usageKey]int64{},
 		sights: sightings{seen: map[sightKey]struct{}{}, counts: map[sightCount]int{}},
-		spikes: spikes{rule: c.Spikes, subjects: map[[2]string]*subject{}},
+		spikes: spikes{rule: c.Spikes, subjects: map[[2]string]*subject{}, seed: seed},
 		wake:   make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 }
 

@@ -2,6 +2,7 @@ package reqlog
 
 import (
 	"cmp"
+	"context"
 	"math"
 	"net/http"
 	"net/netip"
@@ -183,6 +184,38 @@ type spikes struct {
 	subjects map[[2]string]*subject // {tenant, key}; key "" for the tenant
 	pending  []keyward.FailureSpike
 	minute   int64 // the latest minute seen, for dropping idle subjects
+	// seed, when set, gives a subject seen for the first time the
+	// baseline it had before, so that a node just started does not take
+	// a steady rate of refusals for a spike.
+	seed func(tenant, key string, minute int64) float64
+}
+
+// seedFrom returns a seed of spikes that reads a subject's refusals in
+// the hour before minute from the usage counts (every node's, so on
+// several nodes a fresh node starts with a higher baseline than its own
+// share): their number over 60. The operator's subject (refusals of no
+// known key) is not a filter the usage counts have, and starts at 0, as
+// does every subject when the store cannot be read.
+func seedFrom(store keyward.UsageStore, timeout time.Duration) func(tenant, key string, minute int64) float64 {
+	return func(tenant, key string, minute int64) float64 {
+		if tenant == "" && key == "" {
+			return 0
+		}
+		hour := time.Unix(minute, 0).UTC().Truncate(time.Hour)
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		counts, err := store.Usage(ctx, keyward.UsageFilter{TenantID: tenant, KeyID: key, Granularity: keyward.Hourly, From: hour.Add(-time.Hour), To: hour})
+		if err != nil {
+			return 0
+		}
+		var refused int64
+		for _, c := range counts {
+			if c.Code != "" && refusal(c.Code.Status()) {
+				refused += c.Count
+			}
+		}
+		return float64(refused) / baselineMinutes
+	}
 }
 
 // refusal reports whether status is one of an authentication or
@@ -227,6 +260,9 @@ func (s *spikes) count(id [2]string, minute int64, e *Entry) {
 	sub := s.subjects[id]
 	if sub == nil {
 		sub = &subject{minute: minute, codes: map[keyward.Code]int64{}, addrs: map[netip.Addr]int64{}}
+		if s.seed != nil {
+			sub.baseline = s.seed(id[0], id[1], minute)
+		}
 		s.subjects[id] = sub
 	}
 	if minute < sub.minute {

@@ -157,3 +157,40 @@ func TestSpikes(t *testing.T) {
 		t.Fatalf("after 48 refusals of the noisy key: %+v; want its key's and its tenant's spikes, threshold 48", r.spikes[3:])
 	}
 }
+
+// TestSpikesSeeded: a node that starts with a key that has been refused
+// steadily (1500 times in the hour before, as the usage counts say) does
+// not take its usual rate for a spike: its baseline starts at 25 a
+// minute, its threshold at 250.
+func TestSpikesSeeded(t *testing.T) {
+	store := open(t)
+	now := time.Now().UTC()
+	hour := now.Truncate(time.Hour)
+	if err := store.WriteRequestLogs(t.Context(), &keyward.LogBatch{Usage: []keyward.UsageCount{
+		{TenantID: "ten_1", KeyID: "key_1", Granularity: keyward.Hourly, Start: hour.Add(-time.Hour), Code: keyward.CodeIPNotAllowed, Count: 1500},
+		{TenantID: "ten_1", KeyID: "key_1", Granularity: keyward.Hourly, Start: hour.Add(-time.Hour), Code: keyward.CodeRateLimited, Count: 9000},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	r := &recording{Store: store}
+	l := reqlog.New(reqlog.Config{Store: r, Spikes: reqlog.DefaultSpikeRule})
+	k := &keyward.Key{ID: "key_1", TenantID: "ten_1"}
+	for range 60 {
+		l.Add(&reqlog.Entry{At: now, Status: 403, Code: keyward.CodeIPNotAllowed, Key: k, ClientIP: netip.MustParseAddr("192.0.2.1")})
+	}
+	if err := l.Flush(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if len(r.spikes) != 0 {
+		t.Fatalf("60 refusals against a baseline of 25 a minute: %+v; want no spike", r.spikes)
+	}
+	for range 190 {
+		l.Add(&reqlog.Entry{At: now, Status: 403, Code: keyward.CodeIPNotAllowed, Key: k, ClientIP: netip.MustParseAddr("192.0.2.1")})
+	}
+	if err := l.Flush(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if len(r.spikes) != 2 || r.spikes[0].Threshold != 250 {
+		t.Fatalf("250 refusals: %+v; want the key's and the tenant's spikes at a threshold of 250", r.spikes)
+	}
+}

@@ -493,6 +493,41 @@ func TestPrune(t *testing.T) {
 	if emit() != 1 {
 		t.Fatal("the mark of a date past the retention was kept")
 	}
+
+	// A key past its rotate_by for longer than the retention keeps its
+	// mark, so key.rotation_due is not raised again after a prune.
+	due, _ := f.hook(t, newReceiver(t), keyward.EventKeyRotationDue)
+	rotate := "1h"
+	if _, _, err := f.svc.CreateKey(ctx, manage.CommandLine(), manage.CreateKeyInput{TenantID: "acme", Name: "overdue", RotateBy: &rotate}); err != nil {
+		t.Fatal(err)
+	}
+	f.clock.Advance(2 * time.Hour)
+	if n := dueRaised(t, f, d, due); n != 1 {
+		t.Fatalf("key.rotation_due raised %d times; want 1", n)
+	}
+	f.clock.Advance(40 * 24 * time.Hour)
+	if _, err := d.Prune(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := dueRaised(t, f, d, due); n != 0 {
+		t.Fatalf("key.rotation_due raised again %d times after a prune; want 0", n)
+	}
+}
+
+// dueRaised runs a scan of d and returns how many events it raised for
+// endpoint hook.
+func dueRaised(t *testing.T, f *fixture, d *webhook.Dispatcher, hook string) int {
+	t.Helper()
+	count := func() int {
+		ds, _, err := f.store.Deliveries(t.Context(), keyward.DeliveryFilter{WebhookID: hook}, keyward.Page{Limit: 100})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(ds)
+	}
+	before := count()
+	d.Scan(t.Context())
+	return count() - before
 }
 
 // TestSlowEndpoint: an endpoint that takes a second to answer holds one

@@ -46,7 +46,13 @@ INSERT INTO request_log_needles (needle, block_id)
 SELECT DISTINCT 'k:' || r.key_id, b.id FROM request_logs r JOIN request_log_blocks b ON r.id BETWEEN b.id AND b.last_id WHERE r.key_id <> '';
 DROP TABLE request_logs;
 
+-- A claim of webhook deliveries looks for an endpoint's delivery under
+-- way (one per endpoint at a time): by endpoint and status, not through
+-- every delivery an endpoint ever had.
+CREATE INDEX webhook_deliveries_endpoint_status ON webhook_deliveries (endpoint_id, status, lease_until);
+
 -- +goose Down
+DROP INDEX webhook_deliveries_endpoint_status;
 CREATE TABLE request_logs (
     id           INTEGER NOT NULL PRIMARY KEY AUTOINCREMENT,
     at           INTEGER NOT NULL,
