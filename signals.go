@@ -100,15 +100,16 @@ type FailureSpike struct {
 	Addresses []AddressCount `json:"addresses" description:"the client addresses of the refusals, most first"`
 }
 
-// Spike subjects.
+// The subjects of a FailureSpike and of a QuotaThreshold: a tenant (all
+// its keys), or one key.
 const (
-	SpikeTenant = "tenant"
-	SpikeKey    = "key"
+	SubjectTenant = "tenant"
+	SubjectKey    = "key"
 )
 
 // EpisodeOf names the subject whose episodes a spike counts in.
 func (f *FailureSpike) EpisodeOf() string {
-	if f.Subject == SpikeKey {
+	if f.Subject == SubjectKey {
 		return "k:" + f.KeyID
 	}
 	return "t:" + f.TenantID

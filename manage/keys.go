@@ -348,9 +348,8 @@ func (s *Service) UpdateKey(ctx context.Context, c Caller, id string, in UpdateK
 		if *in.SharingSuspected {
 			return nil, keyward.FieldErrorf("sharing_suspected", "only Keyward sets it, from the clients it sees the key used by (docs/signals.md); give false to clear it")
 		}
-		if !c.Root() {
-			return nil, &keyward.Error{Code: keyward.CodeInsufficientPermissions, Field: "sharing_suspected", Message: fmt.Sprintf(
-				"sharing_suspected: only the operator (a root key, of the system tenant with %q) clears a suspicion of sharing.", keyward.PermAdmin)}
+		if err := operatorOnly(c, "sharing_suspected", "clears a suspicion of sharing"); err != nil {
+			return nil, err
 		}
 		u.ClearSharing = k.Sharing != nil
 	}

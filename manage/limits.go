@@ -18,12 +18,17 @@ import (
 // tenant that set its own could lift them. field names what the request
 // asked to set.
 func authorizeLimits(c Caller, field string) error {
+	return operatorOnly(c, field, "sets rate limits, quotas and credits; they come from the account's plan otherwise")
+}
+
+// operatorOnly refuses, with 403 naming field, a caller that is not the
+// operator (a root key) what only the operator does.
+func operatorOnly(c Caller, field, does string) error {
 	if c.Root() {
 		return nil
 	}
 	return &keyward.Error{Code: keyward.CodeInsufficientPermissions, Field: field, Message: fmt.Sprintf(
-		"%s: only the operator (a root key, of the system tenant with %q) sets rate limits, quotas and credits; they come from the account's plan otherwise.",
-		field, keyward.PermAdmin)}
+		"%s: only the operator (a root key, of the system tenant with %q) %s.", field, keyward.PermAdmin, does)}
 }
 
 // unsetFields reads the unset list of a change: names among allowed, each

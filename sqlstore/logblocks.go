@@ -1,9 +1,9 @@
 package sqlstore
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
-	"hash/fnv"
 	"slices"
 	"strconv"
 	"unicode/utf8"
@@ -157,7 +157,7 @@ func decodeBlock(data []byte) ([]keyward.RequestLog, error) {
 	for i := range entries {
 		out[i] = entries[i].RequestLog
 	}
-	slices.SortFunc(out, func(a, b keyward.RequestLog) int { return int(a.ID - b.ID) })
+	slices.SortFunc(out, func(a, b keyward.RequestLog) int { return cmp.Compare(a.ID, b.ID) })
 	return out, nil
 }
 
@@ -188,11 +188,13 @@ func bloomHas(f []byte, id string) bool {
 }
 
 // bloomBits are the bits of id in a filter of m bits: double hashing of
-// FNV-1a, which every node computes alike.
+// the 64-bit FNV-1a of id, which every node computes alike (written out
+// here, as hash/fnv's would allocate for every entry written).
 func bloomBits(id string, m int) [bloomHashes]uint64 {
-	h := fnv.New64a()
-	h.Write([]byte(id))
-	sum := h.Sum64()
+	sum := uint64(14695981039346656037)
+	for i := 0; i < len(id); i++ {
+		sum = (sum ^ uint64(id[i])) * 1099511628211
+	}
 	a, b := sum&0xffffffff, sum>>32|1
 	var out [bloomHashes]uint64
 	for i := range out {

@@ -268,7 +268,7 @@ func (s *Store) emitMeterEvents(ctx context.Context, tx *sql.Tx, sp keyward.Spen
 		subject, key string
 		spend        *keyward.QuotaSpend
 		used         int64
-	}{{keyward.SpikeTenant, "", sp.TenantQuota, out.TenantQuotaUsed}, {keyward.SpikeKey, sp.KeyID, sp.KeyQuota, out.KeyQuotaUsed}} {
+	}{{keyward.SubjectTenant, "", sp.TenantQuota, out.TenantQuotaUsed}, {keyward.SubjectKey, sp.KeyID, sp.KeyQuota, out.KeyQuotaUsed}} {
 		if q.spend == nil {
 			continue
 		}

@@ -15,13 +15,14 @@ import (
 	"github.com/keyward/keyward/internal/sqlrow"
 )
 
-// batchRows is the most rows of one INSERT: 19 placeholders each stay
-// far below both engines' limits (SQLite's 32,766, PostgreSQL's 65,535).
+// batchRows is the most rows of one INSERT: their placeholders (6 a row at
+// most) stay far below both engines' limits (SQLite's 32,766,
+// PostgreSQL's 65,535).
 const batchRows = 400
 
-// WriteRequestLogs inserts the entries and adds the usage counts to those
-// kept, batchRows to a statement, then writes the signals (signals.go),
-// in one transaction that does not take the write lock of the management
+// WriteRequestLogs adds the usage counts to those kept, batchRows to a
+// statement, writes the signals (signals.go), then the entries in blocks
+// (writeBlocks), in one transaction that does not take the write lock of the management
 // writes: none of it is part of the change feed. The counts are added in
 // the order of their primary key, so that two nodes adding to the same
 // counts lock them in one order and wait for each other rather than

@@ -97,7 +97,7 @@ var signalTests = []test{
 		hook := f.operatorWebhook()
 		m := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
 		spike := func(at time.Time) keyward.LogBatch {
-			return keyward.LogBatch{SpikeQuiet: 10 * time.Minute, Spikes: []keyward.FailureSpike{{Subject: keyward.SpikeTenant, TenantID: tn.ID,
+			return keyward.LogBatch{SpikeQuiet: 10 * time.Minute, Spikes: []keyward.FailureSpike{{Subject: keyward.SubjectTenant, TenantID: tn.ID,
 				Minute: at, Refusals: 20, Threshold: 20, Codes: map[keyward.Code]int64{keyward.CodeInvalidAPIKey: 20},
 				Addresses: []keyward.AddressCount{{Address: "192.0.2.7", Count: 20}}}}}
 		}
@@ -134,7 +134,7 @@ var signalTests = []test{
 					b := keyward.LogBatch{SpikeQuiet: 10 * time.Minute}
 					for s := range 3 {
 						id := fmt.Sprintf("key_%d_%d", round, (s+w)%3) // the two writers' orders differ
-						b.Spikes = append(b.Spikes, keyward.FailureSpike{Subject: keyward.SpikeKey, KeyID: id, Minute: m, Refusals: 20, Threshold: 20})
+						b.Spikes = append(b.Spikes, keyward.FailureSpike{Subject: keyward.SubjectKey, KeyID: id, Minute: m, Refusals: 20, Threshold: 20})
 					}
 					errs <- f.s.WriteRequestLogs(f.ctx, &b)
 				}
@@ -192,8 +192,8 @@ var signalTests = []test{
 			return keyward.EventQuotaThreshold + " " + string(b)
 		}
 		want := []string{keyward.EventCreditsLow + " " + low,
-			quota(keyward.SpikeKey, k.ID, 80, 4, 5, "2026-03-01"), quota(keyward.SpikeKey, k.ID, 100, 5, 5, "2026-03-01"),
-			quota(keyward.SpikeTenant, "", 80, 8, 10, "2026-03"), quota(keyward.SpikeTenant, "", 100, 10, 10, "2026-03")}
+			quota(keyward.SubjectKey, k.ID, 80, 4, 5, "2026-03-01"), quota(keyward.SubjectKey, k.ID, 100, 5, 5, "2026-03-01"),
+			quota(keyward.SubjectTenant, "", 80, 8, 10, "2026-03"), quota(keyward.SubjectTenant, "", 100, 10, 10, "2026-03")}
 		if !reflect.DeepEqual(got, want) {
 			f.t.Fatalf("events:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 		}
@@ -203,7 +203,7 @@ var signalTests = []test{
 		k := f.createKey(tn.ID, keyward.Live)
 		day := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
 		b := keyward.LogBatch{SpikeQuiet: time.Minute,
-			Spikes: []keyward.FailureSpike{{Subject: keyward.SpikeTenant, TenantID: tn.ID, Minute: day}}}
+			Spikes: []keyward.FailureSpike{{Subject: keyward.SubjectTenant, TenantID: tn.ID, Minute: day}}}
 		for d := range 3 {
 			at := day.Add(time.Duration(d) * 24 * time.Hour)
 			b.Sightings = append(b.Sightings, sighting(k, at, keyward.SightNetwork, "192.0.2.0/24", at))

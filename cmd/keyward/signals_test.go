@@ -101,7 +101,7 @@ func TestSignalsDelivered(t *testing.T) {
 	if err := json.Unmarshal(r.dataOf(keyward.EventAuthFailureSpike)[0], &spike); err != nil {
 		t.Fatal(err)
 	}
-	if spike.Subject != keyward.SpikeTenant || spike.TenantID != "" || spike.Refusals != 5 || spike.Codes[keyward.CodeMalformedAPIKey] != 5 ||
+	if spike.Subject != keyward.SubjectTenant || spike.TenantID != "" || spike.Refusals != 5 || spike.Codes[keyward.CodeMalformedAPIKey] != 5 ||
 		len(spike.Addresses) != 1 || spike.Addresses[0] != (keyward.AddressCount{Address: "192.0.2.66", Count: 5}) {
 		t.Fatalf("auth.failure_spike data: %+v", spike)
 	}

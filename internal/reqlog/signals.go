@@ -291,11 +291,11 @@ func (s *spikes) count(id [2]string, minute int64, e *Entry) {
 		return
 	}
 	sub.raised = true
-	f := keyward.FailureSpike{Subject: keyward.SpikeTenant, TenantID: id[0], KeyID: id[1], Minute: time.Unix(minute, 0).UTC(),
+	f := keyward.FailureSpike{Subject: keyward.SubjectTenant, TenantID: id[0], KeyID: id[1], Minute: time.Unix(minute, 0).UTC(),
 		Refusals: sub.count, Baseline: math.Round(sub.baseline*100) / 100, Threshold: threshold, Codes: map[keyward.Code]int64{},
 		Addresses: []keyward.AddressCount{}}
 	if id[1] != "" {
-		f.Subject = keyward.SpikeKey
+		f.Subject = keyward.SubjectKey
 	}
 	for c, n := range sub.codes {
 		f.Codes[c] = n
