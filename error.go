@@ -42,6 +42,10 @@ const (
 	CodeConflict           Code = "conflict"
 	CodeStorageUnavailable Code = "storage_unavailable"
 	CodeInternal           Code = "internal_error"
+	// CodeSignInFailed: the dashboard's sign-in was given an email and
+	// password that match no member (or an invitation or portal link that
+	// is used up or expired).
+	CodeSignInFailed Code = "sign_in_failed"
 )
 
 // Errors of the gateway (serve --gateway-addr), about the upstream it
@@ -68,6 +72,7 @@ var codes = map[Code]codeInfo{
 	CodeRevokedAPIKey:           {http.StatusUnauthorized, "Revoked API key"},
 	CodeExpiredAPIKey:           {http.StatusUnauthorized, "Expired API key"},
 	CodeAccountSuspended:        {http.StatusForbidden, "Account suspended"},
+	CodeSignInFailed:            {http.StatusUnauthorized, "Sign-in failed"},
 	CodeKeyDisabled:             {http.StatusForbidden, "Key disabled"},
 	CodeEnvironmentMismatch:     {http.StatusForbidden, "Environment mismatch"},
 	CodeIPNotAllowed:            {http.StatusForbidden, "IP address not allowed"},

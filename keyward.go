@@ -216,6 +216,7 @@ type Store interface {
 	RequestLogStore
 	UsageStore
 	WebhookStore
+	AccountStore
 
 	// Ping checks that the storage answers.
 	Ping(ctx context.Context) error

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/keyward/keyward"
+	"github.com/keyward/keyward/internal/dashboard"
 	"github.com/keyward/keyward/internal/forwardauth"
 	"github.com/keyward/keyward/internal/forwarded"
 	"github.com/keyward/keyward/internal/jsonbody"
@@ -62,6 +63,10 @@ type Config struct {
 	// Metrics serves GET /metrics (metrics.Metrics.Handler); nil for
 	// none.
 	Metrics http.Handler
+	// Dashboard serves the web pages at the paths of
+	// dashboard.Patterns; nil for none (their paths are then 404s, as
+	// any path without a route).
+	Dashboard http.Handler
 	// Done, when closed, ends the change streams (GET /v1/changes), so
 	// that a server shutting down need not wait for them; nil for never.
 	Done <-chan struct{}
@@ -136,6 +141,11 @@ func NewServer(c Config) (http.Handler, error) {
 		return nil, fmt.Errorf("build OpenAPI document: %w", err)
 	}
 	s.openapi = doc
+	if c.Dashboard != nil {
+		for _, p := range dashboard.Patterns {
+			mux.Handle(p, s.keyless(c.Dashboard))
+		}
+	}
 	mux.Handle("/", s.keyless(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// The path is not repeated: it may hold a key pasted by mistake.
 		s.writeError(w, r, keyward.Errorf(keyward.CodeNotFound, "There is no route for this method and path; see /openapi.json for the API."))

@@ -477,3 +477,16 @@ func within[T interface{ Within(T) (int, bool) }](parse func([]string) (T, error
 	}
 	return inner.Within(outer)
 }
+
+// MayCreateKeys reports whether caller c may make keys: the rule of
+// CreateKey (Authorize and authorizeCreateKey), for a surface that offers
+// the action only to those who may.
+func MayCreateKeys(c Caller) bool {
+	return Authorize(c, Manager) == nil && authorizeCreateKey(c, "") == nil
+}
+
+// MayChangeKey reports whether caller c may change, rotate and revoke key
+// k: the rule of UpdateKey, RotateKey and RevokeKey (authorizeKey).
+func MayChangeKey(c Caller, k *keyward.Key) bool {
+	return Authorize(c, Manager) == nil && authorizeKey(c, k) == nil
+}

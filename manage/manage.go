@@ -31,6 +31,7 @@ type Store interface {
 	keyward.RequestLogStore
 	keyward.UsageStore
 	keyward.WebhookStore
+	keyward.AccountStore
 }
 
 // Config holds what a Service needs.

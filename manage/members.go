@@ -88,8 +88,8 @@ func (s *Service) memberTenant(ctx context.Context, c Caller, idOrSlug string) (
 	if err != nil {
 		return nil, err
 	}
-	if t.ID == keyward.SystemTenantID {
-		return nil, keyward.FieldErrorf("tenant_id", "the system tenant holds the operator's root keys and has no members; name a customer's tenant")
+	if t.ID == keyward.SystemTenantID && !c.Root() {
+		return nil, keyward.FieldErrorf("tenant_id", "the system tenant's members are the operator's staff, whom only a root key adds; name a customer's tenant")
 	}
 	return t, nil
 }

@@ -115,6 +115,7 @@ var _ interface {
 	keyward.AuditStore
 	keyward.ChangeFeed
 	keyward.Settings
+	keyward.AccountStore
 } = (*Store)(nil)
 
 // New returns a Store on the pools of c, whose schema is migrated already.

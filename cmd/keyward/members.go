@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"io"
@@ -23,7 +24,57 @@ func (a *app) membersCommand() *cobra.Command {
 		a.membersSetRoleCommand(),
 		a.membersSetPermissionsCommand(),
 		a.membersRemoveCommand(),
+		a.membersSetPasswordCommand(),
+		a.membersSignOutCommand(),
 	)
+}
+
+// membersSetPasswordCommand is `members set-password ID`: the password the
+// member signs in to the dashboard with, read from the first line of
+// standard input so that it is in no shell history and no process list.
+func (a *app) membersSetPasswordCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "set-password ID",
+		Short: "Set the password a member signs in to the dashboard with, read from standard input",
+		Long: `Set the password a member signs in to the dashboard with. It is read from the
+first line of standard input, never from an argument, and stored only as its
+argon2id hash. The member's sessions end: they sign in again with it.`,
+		Example: `  printf '%s\n' "$PASSWORD" | keyward members set-password mem_…`,
+		Args:    args(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, argv []string) error {
+			line, err := bufio.NewReader(a.stdin).ReadString('\n')
+			if err != nil && line == "" {
+				return usageError{errors.New("set-password: no password on standard input; pipe it in, one line")}
+			}
+			pw := strings.TrimSuffix(strings.TrimSuffix(line, "\n"), "\r")
+			return a.withService(cmd.Context(), func(svc *manage.Service) error {
+				if err := svc.SetPassword(cmd.Context(), manage.CommandLine(), argv[0], pw); err != nil {
+					return err
+				}
+				fmt.Fprintf(a.stderr, "Set the password of member %s; their sessions ended.\n", shown(argv[0]))
+				return nil
+			})
+		},
+	}
+}
+
+// membersSignOutCommand is `members sign-out ID`: every dashboard session
+// of the member ends.
+func (a *app) membersSignOutCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "sign-out ID",
+		Short: "Sign a member out of the dashboard everywhere",
+		Args:  args(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, argv []string) error {
+			return a.withService(cmd.Context(), func(svc *manage.Service) error {
+				if _, err := svc.EndSessions(cmd.Context(), manage.CommandLine(), argv[0]); err != nil {
+					return err
+				}
+				fmt.Fprintf(a.stderr, "Signed member %s out of every session.\n", shown(argv[0]))
+				return nil
+			})
+		},
+	}
 }
 
 func (a *app) membersAddCommand() *cobra.Command {

@@ -24,6 +24,8 @@ import (
 	"github.com/keyward/keyward/gateway"
 	"github.com/keyward/keyward/httpapi"
 	"github.com/keyward/keyward/internal/connlimit"
+	"github.com/keyward/keyward/internal/dashboard"
+	"github.com/keyward/keyward/internal/forwarded"
 	"github.com/keyward/keyward/internal/gcfloor"
 	"github.com/keyward/keyward/internal/metrics"
 	"github.com/keyward/keyward/internal/reqlog"
@@ -102,6 +104,9 @@ type serveOptions struct {
 	// private addresses.
 	webhookWorkers      int
 	webhookAllowPrivate bool
+	// sessionIdle and sessionLifetime end the dashboard's sessions
+	// (docs/dashboard.md).
+	sessionIdle, sessionLifetime time.Duration
 	// webhookRetention is how long events are kept once delivered.
 	webhookRetention time.Duration
 }
@@ -324,6 +329,10 @@ off.`,
 			usage: "how long the usage counts (GET /v1/usage, keyward usage) are kept, by the hour and by the day; older ones are deleted every 10 minutes"},
 		{flag: "webhook-retention", env: "KEYWARD_WEBHOOK_RETENTION", def: webhook.DefaultRetention, example: "720h", value: &o.webhookRetention,
 			usage: "how long a webhook event and its delivery log are kept once its deliveries are over (delivered, or failed every attempt); older ones are deleted every 10 minutes by the nodes that deliver"},
+		{flag: "session-idle", env: "KEYWARD_SESSION_IDLE", def: dashboard.DefaultIdleTimeout, example: "30m", value: &o.sessionIdle,
+			usage: "how long a dashboard session may go unused before it ends"},
+		{flag: "session-lifetime", env: "KEYWARD_SESSION_LIFETIME", def: dashboard.DefaultLifetime, example: "12h", value: &o.sessionLifetime,
+			usage: "how long a dashboard session lasts from its sign-in, however much it is used"},
 		{flag: "log-interval", env: "KEYWARD_LOG_INTERVAL", def: reqlog.DefaultInterval, example: "250ms", value: &o.logInterval,
 			usage: "the longest time between two writes of the request log (it writes sooner when half of --log-buffer waits); what waits is written on shutdown too"},
 		{flag: "upstream-timeout", env: "KEYWARD_UPSTREAM_TIMEOUT", def: gateway.DefaultUpstreamTimeout, example: "30s", value: &o.upstreamTimeout,
@@ -570,10 +579,17 @@ func (a *app) runServer(ctx context.Context, o serveOptions, logger *slog.Logger
 		}()
 	}
 
+	dash, err := dashboard.New(dashboard.Config{Service: svc, Store: store, Logger: logger,
+		ClientIP: forwarded.Proxies(trusted).ClientIP, Secure: o.tls.certificate != nil,
+		IdleTimeout: o.sessionIdle, Lifetime: o.sessionLifetime})
+	if err != nil {
+		return err
+	}
+	go dash.Run(ctx)
 	handler, err := httpapi.NewServer(httpapi.Config{
 		Service: svc, Verifier: verifier, Store: store, Logger: logger, TrustedProxies: trusted,
 		StorageTimeout: o.storageTimeout, Routes: routes, Logs: logs, Metrics: mets.Handler(),
-		RequireTLS: o.tls.requireTLS, HSTS: o.tls.hstsMaxAge,
+		RequireTLS: o.tls.requireTLS, HSTS: o.tls.hstsMaxAge, Dashboard: dash,
 		// Shutting down ends the change streams, which would otherwise
 		// hold it up for its whole timeout.
 		Done: ctx.Done(),

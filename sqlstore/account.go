@@ -1,0 +1,189 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"time"
+
+	"github.com/keyward/keyward"
+	"github.com/keyward/keyward/internal/sqlrow"
+)
+
+// credentialColumns are a member's columns and its sign-in columns, for
+// scanCredential.
+const credentialColumns = memberColumns + `, password_hash, session_epoch`
+
+func scanCredential(rows sqlrow.Scanner) (*keyward.Credential, error) {
+	var c keyward.Credential
+	m, err := scanMember(scannerFunc(func(dest ...any) error {
+		return rows.Scan(append(dest, &c.PasswordHash, &c.SessionEpoch)...)
+	}))
+	if err != nil {
+		return nil, err
+	}
+	c.Member = m
+	return &c, nil
+}
+
+// scannerFunc is a function that scans, as a sqlrow.Scanner.
+type scannerFunc func(dest ...any) error
+
+func (f scannerFunc) Scan(dest ...any) error { return f(dest...) }
+
+// Credential finds a member with its password hash and session epoch.
+func (s *Store) Credential(ctx context.Context, memberID string) (*keyward.Credential, error) {
+	c, err := scanCredential(s.row(ctx, s.r, `SELECT `+credentialColumns+` FROM members WHERE id = ?`, memberID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, keyward.Errorf(keyward.CodeNotFound, "Member %q was not found.", memberID)
+	}
+	return c, s.err(err)
+}
+
+// CredentialsByEmail lists the members with this email and a password,
+// in every tenant, oldest first.
+func (s *Store) CredentialsByEmail(ctx context.Context, email string, limit int) ([]*keyward.Credential, error) {
+	rows, err := s.query(ctx, s.r, `SELECT `+credentialColumns+` FROM members
+		WHERE email_lower = ? AND password_hash <> '' ORDER BY created_at, id LIMIT ?`, emailKey(email), limit)
+	if err != nil {
+		return nil, s.err(err)
+	}
+	defer rows.Close()
+	var out []*keyward.Credential
+	for rows.Next() {
+		c, err := scanCredential(rows)
+		if err != nil {
+			return nil, s.err(err)
+		}
+		out = append(out, c)
+	}
+	return out, s.err(rows.Err())
+}
+
+// SetPassword stores a member's password hash and raises its session
+// epoch, with the audit entry member.password.
+func (s *Store) SetPassword(ctx context.Context, memberID, hash string, at time.Time, by keyward.Actor) error {
+	_, err := s.raiseEpoch(ctx, memberID, &hash, at, by, keyward.ActionMemberPassword)
+	return err
+}
+
+// EndSessions raises a member's session epoch, with the audit entry
+// member.sign_out_everywhere.
+func (s *Store) EndSessions(ctx context.Context, memberID string, at time.Time, by keyward.Actor) (int64, error) {
+	return s.raiseEpoch(ctx, memberID, nil, at, by, keyward.ActionMemberSignOut)
+}
+
+// raiseEpoch raises a member's session epoch, sets its password hash
+// unless hash is nil, and writes action to the audit log; it returns the
+// new epoch.
+func (s *Store) raiseEpoch(ctx context.Context, memberID string, hash *string, at time.Time, by keyward.Actor, action string) (int64, error) {
+	var epoch int64
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		m, err := s.member(ctx, tx, memberID)
+		if err != nil {
+			return err
+		}
+		if hash != nil {
+			_, err = s.exec(ctx, tx, `UPDATE members SET password_hash = ?, session_epoch = session_epoch + 1 WHERE id = ?`, *hash, memberID)
+		} else {
+			_, err = s.exec(ctx, tx, `UPDATE members SET session_epoch = session_epoch + 1 WHERE id = ?`, memberID)
+		}
+		if err != nil {
+			return err
+		}
+		if err := s.row(ctx, tx, `SELECT session_epoch FROM members WHERE id = ?`, memberID).Scan(&epoch); err != nil {
+			return err
+		}
+		return s.record(ctx, tx, at, by, action, m.TenantID, memberID)
+	})
+	return epoch, s.err(err)
+}
+
+// SignInFailures counts the failed sign-ins of each subject since since.
+func (s *Store) SignInFailures(ctx context.Context, subjects []string, since time.Time) (map[string]int, error) {
+	out := make(map[string]int, len(subjects))
+	for _, sub := range subjects {
+		var n int
+		if err := s.row(ctx, s.r, `SELECT count(*) FROM sign_in_failures WHERE subject = ? AND at >= ?`, sub, since.UnixMicro()).Scan(&n); err != nil {
+			return nil, s.err(err)
+		}
+		out[sub] = n
+	}
+	return out, nil
+}
+
+// AddSignInFailure counts a failed sign-in for each subject, in one
+// transaction.
+func (s *Store) AddSignInFailure(ctx context.Context, subjects []string, at time.Time) error {
+	return s.err(s.inTx(ctx, false, func(tx *sql.Tx) error {
+		for _, sub := range subjects {
+			if _, err := s.exec(ctx, tx, `INSERT INTO sign_in_failures (subject, at) VALUES (?, ?)`, sub, at.UnixMicro()); err != nil {
+				return err
+			}
+		}
+		return nil
+	}))
+}
+
+// ClearSignInFailures forgets the failed sign-ins of a subject.
+func (s *Store) ClearSignInFailures(ctx context.Context, subject string) error {
+	_, err := s.exec(ctx, s.w, `DELETE FROM sign_in_failures WHERE subject = ?`, subject)
+	return s.err(err)
+}
+
+// FindSession returns the data of an unexpired session.
+func (s *Store) FindSession(ctx context.Context, hash [32]byte, now time.Time) ([]byte, bool, error) {
+	var data []byte
+	err := s.row(ctx, s.r, `SELECT data FROM sessions WHERE token_hash = ? AND expiry > ?`, hash[:], now.UnixMicro()).Scan(&data)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, s.err(err)
+	}
+	return data, true, nil
+}
+
+// CommitSession stores a session's data until expiry.
+func (s *Store) CommitSession(ctx context.Context, hash [32]byte, data []byte, expiry time.Time) error {
+	_, err := s.exec(ctx, s.w, `INSERT INTO sessions (token_hash, data, expiry) VALUES (?, ?, ?)
+		ON CONFLICT (token_hash) DO UPDATE SET data = excluded.data, expiry = excluded.expiry`, hash[:], data, expiry.UnixMicro())
+	return s.err(err)
+}
+
+// DeleteSession deletes a session.
+func (s *Store) DeleteSession(ctx context.Context, hash [32]byte) error {
+	_, err := s.exec(ctx, s.w, `DELETE FROM sessions WHERE token_hash = ?`, hash[:])
+	return s.err(err)
+}
+
+// failureMemory is how long failed sign-ins are kept: longer than any
+// window the sign-in limits count in.
+const failureMemory = 24 * time.Hour
+
+// PruneSessions deletes up to limit expired sessions and up to limit
+// failed sign-ins older than failureMemory.
+func (s *Store) PruneSessions(ctx context.Context, now time.Time, limit int) (int64, error) {
+	if limit <= 0 {
+		return 0, nil
+	}
+	var total int64
+	for _, q := range []struct {
+		query string
+		arg   int64
+	}{
+		{`DELETE FROM sessions WHERE token_hash IN (SELECT token_hash FROM sessions WHERE expiry <= ? LIMIT ?)`, now.UnixMicro()},
+		{`DELETE FROM sign_in_failures WHERE id IN (SELECT id FROM sign_in_failures WHERE at < ? LIMIT ?)`, now.Add(-failureMemory).UnixMicro()},
+	} {
+		res, err := s.exec(ctx, s.w, q.query, q.arg, limit)
+		if err != nil {
+			return total, s.err(err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return total, s.err(err)
+		}
+		total += n
+	}
+	return total, nil
+}
