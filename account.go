@@ -45,8 +45,8 @@ type AccountStore interface {
 	// returns the new epoch.
 	EndSessions(ctx context.Context, memberID string, at time.Time, by Actor) (int64, error)
 
-	// SignInFailures counts the failed sign-ins of each subject at or
-	// after since.
+	// SignInFailures counts the failed sign-ins of each subject after
+	// since.
 	SignInFailures(ctx context.Context, subjects []string, since time.Time) (map[string]int, error)
 	// AddSignInFailure counts a failed sign-in for each subject.
 	AddSignInFailure(ctx context.Context, subjects []string, at time.Time) error

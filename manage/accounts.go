@@ -188,6 +188,7 @@ func (s *Service) SignIn(ctx context.Context, in SignInInput) (*keyward.Credenti
 			slugs = append(slugs, t.Slug)
 		}
 	}
+	slices.Sort(slugs)
 	return nil, keyward.FieldErrorf("tenant", "this email and password sign in to several accounts (%s): choose one", strings.Join(slugs, ", "))
 }
 

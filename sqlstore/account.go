@@ -99,12 +99,12 @@ func (s *Store) raiseEpoch(ctx context.Context, memberID string, hash *string, a
 	return epoch, s.err(err)
 }
 
-// SignInFailures counts the failed sign-ins of each subject since since.
+// SignInFailures counts the failed sign-ins of each subject after since.
 func (s *Store) SignInFailures(ctx context.Context, subjects []string, since time.Time) (map[string]int, error) {
 	out := make(map[string]int, len(subjects))
 	for _, sub := range subjects {
 		var n int
-		if err := s.row(ctx, s.r, `SELECT count(*) FROM sign_in_failures WHERE subject = ? AND at >= ?`, sub, since.UnixMicro()).Scan(&n); err != nil {
+		if err := s.row(ctx, s.r, `SELECT count(*) FROM sign_in_failures WHERE subject = ? AND at > ?`, sub, since.UnixMicro()).Scan(&n); err != nil {
 			return nil, s.err(err)
 		}
 		out[sub] = n

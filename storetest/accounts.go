@@ -1,0 +1,148 @@
+package storetest
+
+import (
+	"crypto/sha256"
+	"slices"
+	"time"
+
+	"github.com/keyward/keyward"
+)
+
+// accountTests hold AccountStore (docs/dashboard.md): a password is set
+// with its audit entry and ends the member's sessions (a new epoch), as
+// signing out everywhere does; members are found by email in every
+// tenant, without regard to case, only with a password; failed sign-ins
+// are counted per subject within a window; sessions are kept by their
+// token's hash until they expire, and pruned after.
+var accountTests = []test{
+	{"Passwords", func(f *fixture) {
+		acme, ada := f.createTeam("acme")
+		globex := f.createTenant("globex")
+		twin := f.newMember(globex.ID, keyward.RoleOwner)
+		twin.Email = "PERSON." + ada.Email[len("Person."):] // the same email, in other case
+		if err := f.s.CreateMember(f.ctx, twin, admin); err != nil {
+			f.t.Fatal(err)
+		}
+		if got, err := f.s.CredentialsByEmail(f.ctx, ada.Email, 10); err != nil || len(got) != 0 {
+			f.t.Fatalf("CredentialsByEmail before any password = %v, %v; want none", got, err)
+		}
+		c, err := f.s.Credential(f.ctx, ada.ID)
+		if err != nil || c.PasswordHash != "" || c.SessionEpoch != 0 || c.Member.ID != ada.ID {
+			f.t.Fatalf("Credential = %+v, %v; want no password, epoch 0", c, err)
+		}
+		m := f.mark()
+		at := f.tick()
+		if err := f.s.SetPassword(f.ctx, ada.ID, "$argon2id$ada", at, admin); err != nil {
+			f.t.Fatal(err)
+		}
+		f.wantRecorded(m, keyward.ActionMemberPassword, acme.ID, ada.ID, admin, at)
+		if err := f.s.SetPassword(f.ctx, twin.ID, "$argon2id$twin", f.tick(), admin); err != nil {
+			f.t.Fatal(err)
+		}
+		got, err := f.s.CredentialsByEmail(f.ctx, "person."+ada.Email[len("Person."):], 10)
+		if err != nil || len(got) != 2 || got[0].Member.ID != ada.ID || got[0].PasswordHash != "$argon2id$ada" || got[0].SessionEpoch != 1 ||
+			got[1].Member.ID != twin.ID || got[1].PasswordHash != "$argon2id$twin" {
+			f.t.Fatalf("CredentialsByEmail = %+v, %v; want ada's then twin's, with their hashes", got, err)
+		}
+		if got, _ := f.s.CredentialsByEmail(f.ctx, ada.Email, 1); len(got) != 1 {
+			f.t.Fatalf("CredentialsByEmail with limit 1 = %d members", len(got))
+		}
+		m = f.mark()
+		at = f.tick()
+		epoch, err := f.s.EndSessions(f.ctx, ada.ID, at, admin)
+		if err != nil || epoch != 2 {
+			f.t.Fatalf("EndSessions = %d, %v; want epoch 2", epoch, err)
+		}
+		f.wantRecorded(m, keyward.ActionMemberSignOut, acme.ID, ada.ID, admin, at)
+		if c, _ := f.s.Credential(f.ctx, ada.ID); c.SessionEpoch != 2 || c.PasswordHash != "$argon2id$ada" {
+			f.t.Fatalf("after EndSessions: %+v", c)
+		}
+		for _, err := range []error{
+			f.s.SetPassword(f.ctx, "mem_none", "$argon2id$x", f.tick(), admin),
+			func() error { _, err := f.s.EndSessions(f.ctx, "mem_none", f.tick(), admin); return err }(),
+			func() error { _, err := f.s.Credential(f.ctx, "mem_none"); return err }(),
+		} {
+			if keyward.ErrorCode(err) != keyward.CodeNotFound {
+				f.t.Fatalf("an unknown member: %v; want not_found", err)
+			}
+		}
+	}},
+	{"SignInFailures", func(f *fixture) {
+		t0 := f.tick()
+		subjects := []string{"e:ada@example.com", "a:203.0.113.7"}
+		for i := range 3 {
+			if err := f.s.AddSignInFailure(f.ctx, subjects[:1+i%2], t0.Add(time.Duration(i)*time.Minute)); err != nil {
+				f.t.Fatal(err)
+			}
+		}
+		got, err := f.s.SignInFailures(f.ctx, append(subjects, "a:198.51.100.1"), t0.Add(-time.Nanosecond))
+		if err != nil || got["e:ada@example.com"] != 3 || got["a:203.0.113.7"] != 1 || got["a:198.51.100.1"] != 0 {
+			f.t.Fatalf("SignInFailures = %v, %v; want 3, 1, 0", got, err)
+		}
+		if got, _ := f.s.SignInFailures(f.ctx, subjects, t0.Add(90*time.Second)); got["e:ada@example.com"] != 1 {
+			f.t.Fatalf("failures since the third minute = %v; want 1", got)
+		}
+		if err := f.s.ClearSignInFailures(f.ctx, subjects[0]); err != nil {
+			f.t.Fatal(err)
+		}
+		if got, _ := f.s.SignInFailures(f.ctx, subjects, t0.Add(-time.Nanosecond)); got["e:ada@example.com"] != 0 || got["a:203.0.113.7"] != 1 {
+			f.t.Fatalf("after ClearSignInFailures = %v; want 0 and 1", got)
+		}
+		// Pruned a day after.
+		n, err := f.s.PruneSessions(f.ctx, t0.Add(25*time.Hour), 100)
+		if err != nil || n != 1 {
+			f.t.Fatalf("PruneSessions = %d, %v; want the 1 failure left", n, err)
+		}
+	}},
+	{"Sessions", func(f *fixture) {
+		now := f.tick()
+		a, b := sha256.Sum256([]byte("token a")), sha256.Sum256([]byte("token b"))
+		if _, found, err := f.s.FindSession(f.ctx, a, now); found || err != nil {
+			f.t.Fatalf("FindSession of none = %v, %v", found, err)
+		}
+		if err := f.s.CommitSession(f.ctx, a, []byte("one"), now.Add(time.Hour)); err != nil {
+			f.t.Fatal(err)
+		}
+		if err := f.s.CommitSession(f.ctx, a, []byte("two"), now.Add(2*time.Hour)); err != nil {
+			f.t.Fatal(err)
+		}
+		if err := f.s.CommitSession(f.ctx, b, []byte("b"), now.Add(time.Minute)); err != nil {
+			f.t.Fatal(err)
+		}
+		data, found, err := f.s.FindSession(f.ctx, a, now.Add(90*time.Minute))
+		if err != nil || !found || string(data) != "two" {
+			f.t.Fatalf("FindSession = %q, %v, %v; want the data committed last, until its new expiry", data, found, err)
+		}
+		if _, found, _ := f.s.FindSession(f.ctx, b, now.Add(time.Minute)); found {
+			f.t.Fatal("a session was found at its expiry")
+		}
+		if n, err := f.s.PruneSessions(f.ctx, now.Add(time.Minute), 100); err != nil || n != 1 {
+			f.t.Fatalf("PruneSessions = %d, %v; want the expired one", n, err)
+		}
+		if err := f.s.DeleteSession(f.ctx, a); err != nil {
+			f.t.Fatal(err)
+		}
+		if err := f.s.DeleteSession(f.ctx, a); err != nil {
+			f.t.Fatalf("deleting a deleted session: %v", err)
+		}
+		if _, found, _ := f.s.FindSession(f.ctx, a, now); found {
+			f.t.Fatal("a deleted session was found")
+		}
+	}},
+	{"RemovedMember", func(f *fixture) {
+		acme, owner := f.createTeam("acme")
+		dev := f.createMember(acme.ID, keyward.RoleDeveloper)
+		for _, id := range []string{owner.ID, dev.ID} {
+			if err := f.s.SetPassword(f.ctx, id, "$argon2id$"+id, f.tick(), admin); err != nil {
+				f.t.Fatal(err)
+			}
+		}
+		if _, err := f.s.RemoveMember(f.ctx, dev.ID, "", f.tick(), admin); err != nil {
+			f.t.Fatal(err)
+		}
+		got, err := f.s.CredentialsByEmail(f.ctx, dev.Email, 10)
+		if err != nil || slices.ContainsFunc(got, func(c *keyward.Credential) bool { return c.Member.ID == dev.ID }) {
+			f.t.Fatalf("a removed member still signs in: %+v, %v", got, err)
+		}
+	}},
+}
