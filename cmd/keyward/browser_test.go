@@ -1,0 +1,309 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+)
+
+// The browser tests drive Debian's chromium, headless, with chromedp.
+// They fail, not skip, when it is not installed: scripts/test installs it.
+
+// browser is a headless chromium for one test; tab opens a tab in a
+// browser context of its own (its own cookies: another person).
+type browser struct {
+	t     *testing.T
+	alloc context.Context
+}
+
+func newBrowser(t *testing.T) *browser {
+	t.Helper()
+	path, err := exec.LookPath("chromium")
+	if err != nil {
+		t.Fatal("the browser tests need Debian's chromium: apt-get install chromium (scripts/test installs it)")
+	}
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(path), chromedp.NoSandbox,
+		chromedp.WindowSize(1280, 860), chromedp.Flag("disable-dev-shm-usage", true))
+	alloc, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
+	t.Cleanup(cancel)
+	// The first context starts the browser; tabs are its children.
+	ctx, cancelBrowser := chromedp.NewContext(alloc)
+	t.Cleanup(cancelBrowser)
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatalf("start chromium: %v", err)
+	}
+	return &browser{t: t, alloc: ctx}
+}
+
+// tab is one person's tab, with steps that fail the test.
+type tab struct {
+	t    *testing.T
+	ctx  context.Context
+	base string
+}
+
+func (b *browser) tab(base string) *tab {
+	ctx, cancel := chromedp.NewContext(b.alloc, chromedp.WithNewBrowserContext())
+	b.t.Cleanup(cancel)
+	ctx, cancelTimeout := context.WithTimeout(ctx, 60*time.Second)
+	b.t.Cleanup(cancelTimeout)
+	return &tab{t: b.t, ctx: ctx, base: base}
+}
+
+func (tb *tab) do(what string, steps ...chromedp.Action[chromedp.Void]) {
+	tb.t.Helper()
+	if err := chromedp.Do(tb.ctx, steps...); err != nil {
+		tb.t.Fatalf("%s: %v", what, err)
+	}
+}
+
+func value[T any](tb *tab, what string, a chromedp.Action[T]) T {
+	tb.t.Helper()
+	v, err := chromedp.Run(tb.ctx, a)
+	if err != nil {
+		tb.t.Fatalf("%s: %v", what, err)
+	}
+	return v
+}
+
+func (tb *tab) open(path string) {
+	tb.t.Helper()
+	tb.do("open "+path, chromedp.Navigate(tb.base+path), chromedp.WaitReady(chromedp.CSS("body")))
+}
+
+// follow clicks the element that matches css and waits for the page it
+// leads to (a link, or a form's button) to have loaded.
+func (tb *tab) follow(css string) {
+	tb.t.Helper()
+	tb.do("follow "+css, chromedp.Evaluate[chromedp.Void](`window.__leaving = true`), chromedp.Click(chromedp.CSS(css)))
+	tb.loaded()
+}
+
+// loaded waits for the page that replaces one marked __leaving to load.
+func (tb *tab) loaded() {
+	tb.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		// While the page changes, the evaluation may fail: it is tried
+		// again on the next one.
+		done, err := chromedp.Run(tb.ctx, chromedp.Evaluate[bool](`!window.__leaving && document.readyState === "complete"`))
+		if err == nil && done {
+			return
+		}
+		if time.Now().After(deadline) {
+			tb.t.Fatalf("the next page did not load: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// text is the text of the first element that matches css.
+func (tb *tab) text(css string) string {
+	tb.t.Helper()
+	return value(tb, "read "+css, chromedp.Text(chromedp.CSS(css)))
+}
+
+// has reports whether an element matches css.
+func (tb *tab) has(css string) bool {
+	tb.t.Helper()
+	return value(tb, "look for "+css, chromedp.Evaluate[bool](fmt.Sprintf(`document.querySelector(%q) !== null`, css)))
+}
+
+func (tb *tab) signIn(email, password string) {
+	tb.t.Helper()
+	tb.open("/sign-in")
+	tb.do("sign in as "+email,
+		chromedp.SendKeys(chromedp.CSS("#email"), email),
+		chromedp.SendKeys(chromedp.CSS("#password"), password))
+	tb.follow(`main form button[type=submit]`)
+	if h := tb.text("h1"); h != "API keys" {
+		tb.t.Fatalf("after sign-in the page is %q: %s", h, tb.text("main"))
+	}
+}
+
+// screenshot saves the window as a PNG named name: under docs/screenshots
+// when KEYWARD_SCREENSHOTS is 1 (for the README), else in the test's
+// temporary directory.
+func (tb *tab) screenshot(name string) {
+	tb.t.Helper()
+	png := value(tb, "screenshot "+name, chromedp.FullScreenshot(100))
+	dir := tb.t.TempDir()
+	if os.Getenv("KEYWARD_SCREENSHOTS") == "1" {
+		dir = filepath.Join("..", "..", "docs", "screenshots")
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			tb.t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, name+".png"), png, 0o644); err != nil {
+		tb.t.Fatal(err)
+	}
+}
+
+// curl calls the server with the curl program, as a developer would, and
+// returns the status and the X-Request-Id of the answer.
+func curl(t *testing.T, url string, headers ...string) (status int, requestID string) {
+	t.Helper()
+	args := []string{"-s", "-o", "/dev/null", "-D", "-", url}
+	for _, h := range headers {
+		args = append(args, "-H", h)
+	}
+	out, err := exec.Command("curl", args...).Output()
+	if err != nil {
+		t.Fatalf("curl (apt-get install curl): %v", err)
+	}
+	head := string(out)
+	if _, err := fmt.Sscanf(head, "HTTP/1.1 %d", &status); err != nil {
+		t.Fatalf("curl: no status in %q", head)
+	}
+	if m := regexp.MustCompile(`(?i)x-request-id: (\S+)`).FindStringSubmatch(head); m != nil {
+		requestID = m[1]
+	}
+	return status, requestID
+}
+
+// TestBrowserKeys is the dashboard's walk through, in a real browser: an
+// owner signs in, creates a key with an expiry and a permission, copies it
+// from its one reveal, and curl calls forward-auth with it (200); the
+// reload does not show it again; the key's page shows the requests just
+// made in its chart and its log, and finds one by its request id; revoked
+// after a confirmation that names it, the key is refused (401). A viewer
+// sees no create button, and a POST forged from its session is refused
+// (403); a form sent without its CSRF token is refused.
+func TestBrowserKeys(t *testing.T) {
+	s := startSite(t, "--log-interval", "50ms")
+	s.member(t, s.acme, "ada@example.com", "owner", "correct horse battery", "contacts:read", "contacts:write")
+	s.member(t, s.acme, "vic@example.com", "viewer", "a viewer's password", "contacts:read")
+	b := newBrowser(t)
+	ada := b.tab(s.url)
+	ada.signIn("ada@example.com", "correct horse battery")
+
+	// Create, with an expiry and a permission.
+	ada.follow(`a[href="/keys/new"]`)
+	ada.do("fill the form",
+		chromedp.SendKeys(chromedp.CSS(`#name`), "ci-bot"),
+		chromedp.SetValue(chromedp.CSS(`#expires`), "30d"),
+		chromedp.Click(chromedp.CSS(`input[name=permissions][value="contacts:read"]`)))
+	ada.follow(`main form button[type=submit]`)
+	key := value(ada, "read the key", chromedp.Value(chromedp.CSS(`#plaintext`)))
+	if !strings.HasPrefix(key, "sk_live_") {
+		t.Fatalf("the reveal shows %q", key)
+	}
+	if !strings.Contains(ada.text(".reveal"), "You will not see it again") {
+		t.Errorf("the reveal does not say it is shown once: %q", ada.text(".reveal"))
+	}
+	ada.do("copy", chromedp.Click(chromedp.CSS(`button.copy`)))
+	copied := value(ada, "read the copy status", chromedp.Poll[string](`document.querySelector(".copied").textContent || null`, chromedp.WithPollingTimeout(5*time.Second)))
+	selected := value(ada, "read the selection", chromedp.Evaluate[string](`window.getSelection().toString() || document.activeElement.value.substring(document.activeElement.selectionStart, document.activeElement.selectionEnd)`))
+	if copied == "" || selected != key {
+		t.Errorf("copy: status %q, selection %q; want the key selected and copied", copied, selected)
+	}
+	ada.screenshot("dashboard-reveal")
+	revealURL := value(ada, "read the location", chromedp.Location())
+
+	status, requestID := curl(t, s.url+"/v1/forward-auth", "X-API-Key: "+key)
+	if status != http.StatusOK {
+		t.Fatalf("forward-auth with the new key: %d", status)
+	}
+	// A refusal of the key too: it cannot manage keys.
+	if st, _ := curl(t, s.url+"/v1/api-keys", "Authorization: Bearer "+key); st != http.StatusForbidden {
+		t.Fatalf("GET /v1/api-keys with the key: %d; want 403", st)
+	}
+
+	// The reload shows it no more.
+	ada.do("reload the reveal", chromedp.Evaluate[chromedp.Void](`window.__leaving = true`), chromedp.Reload())
+	ada.loaded()
+	if ada.has("#plaintext") || !strings.Contains(ada.text("h1"), "not shown again") || strings.Contains(value(ada, "read the page", chromedp.Evaluate[string](`document.documentElement.outerHTML`)), key) {
+		t.Fatal("the reload of the reveal shows the key again")
+	}
+	if value(ada, "location", chromedp.Location()) != revealURL {
+		t.Fatal("the reload went elsewhere")
+	}
+
+	// The keys page lists it, with its expiry; its page shows the
+	// requests, in the chart and the log.
+	ada.open("/keys")
+	row := ada.text("table.keys tbody tr")
+	if !strings.Contains(row, "ci-bot") || !strings.Contains(row, key[:12]) || !strings.Contains(row, key[len(key)-4:]) || strings.Contains(row, "Never\tNever") {
+		t.Errorf("the keys page shows %q", row)
+	}
+	ada.screenshot("dashboard-keys")
+	ada.follow(`table.keys tbody th a`)
+	keyPath := value(ada, "location", chromedp.Location())
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		got := value(ada, "read the chart", chromedp.Evaluate[string](`[...document.querySelectorAll("svg.chart")].map(s => s.dataset.allowed + "/" + s.dataset.refused).join()`))
+		if got == "1/1" && ada.has("table.logs") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the key's chart shows allowed/refused %s; want 1/1", got)
+		}
+		time.Sleep(200 * time.Millisecond)
+		ada.open(strings.TrimPrefix(keyPath, s.url))
+	}
+	if bars := value(ada, "count the bars", chromedp.Evaluate[int](`document.querySelectorAll("svg.chart rect").length`)); bars != 2 {
+		t.Errorf("the chart has %d bars drawn; want 2 (allowed and refused, this hour)", bars)
+	}
+	logs := ada.text("table.logs tbody")
+	if !strings.Contains(logs, requestID) || !strings.Contains(logs, "insufficient_permissions") {
+		t.Errorf("the key's log:\n%s\nwant the request %s and the refusal", logs, requestID)
+	}
+	ada.screenshot("dashboard-key")
+	ada.do("find the request", chromedp.SendKeys(chromedp.CSS(`#l-request`), requestID))
+	ada.follow(`form[aria-label="Filter the request log"] button`)
+	if n := value(ada, "count the rows", chromedp.Evaluate[int](`document.querySelectorAll("table.logs tbody tr").length`)); n != 1 || !strings.Contains(ada.text("table.logs tbody"), requestID) {
+		t.Errorf("the search by request id shows %d rows", n)
+	}
+
+	// A form sent without its CSRF token is refused.
+	ada.open("/keys/new")
+	ada.do("send a form without its token",
+		chromedp.Evaluate[chromedp.Void](`document.querySelector("main form input[name=csrf]").remove()`),
+		chromedp.SendKeys(chromedp.CSS(`#name`), "no-token"))
+	ada.follow(`main form button[type=submit]`)
+	if !strings.Contains(ada.text("main"), "security token") {
+		t.Errorf("a form without its CSRF token: %q", ada.text("main"))
+	}
+
+	// A viewer sees the keys, no create button, and a forged POST from its
+	// session is refused.
+	vic := b.tab(s.url)
+	vic.signIn("vic@example.com", "a viewer's password")
+	if !strings.Contains(vic.text("table.keys"), "ci-bot") || vic.has(`a[href^="/keys/new"]`) || vic.has(`a[href$="/revoke"]`) {
+		t.Error("a viewer sees a create or revoke action, or not the keys")
+	}
+	forged := value(vic, "forge a POST", chromedp.Evaluate[int](`fetch("/keys", {method: "POST", body: new URLSearchParams({csrf: document.querySelector("input[name=csrf]").value, name: "forged"})}).then(r => r.status)`, chromedp.EvalAwaitPromise))
+	if forged != http.StatusForbidden {
+		t.Errorf("a viewer's forged POST /keys: %d; want 403", forged)
+	}
+	revoke := value(vic, "forge a revocation", chromedp.Evaluate[int](fmt.Sprintf(`fetch(%q + "/revoke", {method: "POST", body: new URLSearchParams({csrf: document.querySelector("input[name=csrf]").value})}).then(r => r.status)`, strings.TrimPrefix(keyPath, s.url)), chromedp.EvalAwaitPromise))
+	if revoke != http.StatusForbidden {
+		t.Errorf("a viewer's forged revocation: %d; want 403", revoke)
+	}
+
+	// Revoke, after a confirmation that names the key: refused at once.
+	ada.open("/keys")
+	ada.follow(`table.keys a.danger`)
+	if h := ada.text("h1"); !strings.Contains(h, "ci-bot") {
+		t.Errorf("the confirmation does not name the key: %q", h)
+	}
+	if st, _ := curl(t, s.url+"/v1/forward-auth", "X-API-Key: "+key); st != http.StatusOK {
+		t.Fatalf("the key was refused before the confirmation: %d", st)
+	}
+	ada.follow(`main button.danger`)
+	if st, _ := curl(t, s.url+"/v1/forward-auth", "X-API-Key: "+key); st != http.StatusUnauthorized {
+		t.Fatalf("forward-auth with the revoked key: %d; want 401", st)
+	}
+	if !strings.Contains(ada.text(".status"), "revoked") {
+		t.Errorf("the key's page says %q", ada.text(".status"))
+	}
+}
