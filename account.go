@@ -13,7 +13,31 @@ const (
 	// ActionMemberSignOut ends every session of a member ("sign out
 	// everywhere").
 	ActionMemberSignOut = "member.sign_out_everywhere"
+	// ActionMemberInvite makes an invitation link for a member.
+	ActionMemberInvite = "member.invite"
+	// ActionPortalSession makes a portal link that signs a member in.
+	ActionPortalSession = "member.portal_session"
 )
+
+// Kinds of one-time sign-in links.
+const (
+	// LinkInvitation lets a member set a password, once.
+	LinkInvitation = "invitation"
+	// LinkPortal signs a provider's customer in to the dashboard, once.
+	LinkPortal = "portal"
+)
+
+// SignInLink is a one-time link to the dashboard: an invitation or a
+// portal session. Only the SHA-256 of its token is stored.
+type SignInLink struct {
+	Hash      [32]byte
+	Kind      string
+	MemberID  string
+	TenantID  string
+	ReturnURL string
+	CreatedAt time.Time
+	ExpiresAt time.Time
+}
 
 // Credential is what a member signs in to the dashboard with.
 type Credential struct {
@@ -61,8 +85,25 @@ type AccountStore interface {
 	CommitSession(ctx context.Context, hash [32]byte, data []byte, expiry time.Time) error
 	// DeleteSession deletes a session; an unknown one is no error.
 	DeleteSession(ctx context.Context, hash [32]byte) error
-	// PruneSessions deletes up to limit of the sessions that expired
-	// before now, and of the failed sign-ins counted a day or more before
-	// it, and says how many rows it deleted.
+	// MemberByExternalID finds the member of a tenant with an external
+	// id; CodeNotFound when none has it.
+	MemberByExternalID(ctx context.Context, tenantID, externalID string) (*Member, error)
+	// CreateSignInLink stores a one-time link, with its audit entry
+	// (member.invite or member.portal_session). An unknown member is a
+	// CodeNotFound.
+	CreateSignInLink(ctx context.Context, l *SignInLink, by Actor) error
+	// SignInLink finds a link of kind that is neither used nor expired at
+	// now; CodeSignInFailed when there is none.
+	SignInLink(ctx context.Context, hash [32]byte, kind string, now time.Time) (*SignInLink, error)
+	// UseSignInLink uses a link of kind that is neither used nor expired
+	// at now: once, also when several nodes try at the same moment (a
+	// conditional update). When passwordHash is not "", it is set as the
+	// member's password in the same transaction, as SetPassword does
+	// (member.password). It returns the link and the member's credential;
+	// CodeSignInFailed when the link is unknown, used or expired.
+	UseSignInLink(ctx context.Context, hash [32]byte, kind string, now time.Time, passwordHash string) (*SignInLink, *Credential, error)
+	// PruneSessions deletes up to limit of the sessions and of the sign-in
+	// links that expired before now, and of the failed sign-ins counted a
+	// day or more before it, and says how many rows it deleted.
 	PruneSessions(ctx context.Context, now time.Time, limit int) (int64, error)
 }

@@ -65,6 +65,9 @@ func TestTenantIsolation(t *testing.T) {
 		{"GET /v1/members/{id}", "GET", "/v1/members/" + betaMember, nil},
 		{"PATCH /v1/members/{id}", "PATCH", "/v1/members/" + betaMember, map[string]any{"name": "pwned"}},
 		{"DELETE /v1/members/{id}", "DELETE", "/v1/members/" + betaMember, nil},
+		{"POST /v1/members/{id}/invitations", "POST", "/v1/members/" + betaMember + "/invitations", nil},
+		{"POST /v1/portal-sessions", "POST", "/v1/portal-sessions", map[string]any{"tenant_id": b, "external_id": "user-1",
+			"member": map[string]any{"email": "x@example.com", "name": "X", "role": "owner"}}},
 		{"GET /v1/members", "GET", "/v1/members?tenant_id=" + b, nil},
 		{"GET /v1/members", "GET", "/v1/members?tenant_id=beta", nil},
 		{"POST /v1/members", "POST", "/v1/members", map[string]any{"tenant_id": b, "email": "x@example.com", "name": "X", "role": "owner"}},
@@ -131,7 +134,8 @@ func TestTenantIsolation(t *testing.T) {
 				t.Errorf("route %s, root only, is not tested with a tenant's key", rt.pattern)
 			}
 		case strings.Contains(rt.pattern, "{id}") || strings.HasPrefix(rt.pattern, "GET /v1/api-keys") || rt.pattern == "POST /v1/api-keys" ||
-			rt.pattern == "GET /v1/audit-log" || strings.Contains(rt.pattern, "/v1/members") || strings.Contains(rt.pattern, "/v1/webhooks"):
+			rt.pattern == "GET /v1/audit-log" || strings.Contains(rt.pattern, "/v1/members") || strings.Contains(rt.pattern, "/v1/webhooks") ||
+			strings.Contains(rt.pattern, "/v1/portal-sessions"):
 			if !covered[rt.pattern] {
 				t.Errorf("route %s is not tested for tenant isolation", rt.pattern)
 			}

@@ -90,3 +90,39 @@ func (s *server) handleRemoveMember(w http.ResponseWriter, r *http.Request, c ma
 	}
 	return s.respond(w, http.StatusOK, view.RemovalOf(removal))
 }
+
+type (
+	portalSessionRequest  struct{ manage.PortalSessionInput }
+	portalSessionResponse struct {
+		Success bool                  `json:"success"`
+		Data    *manage.PortalSession `json:"data"`
+	}
+	invitationResponse struct {
+		Success bool         `json:"success"`
+		Data    *manage.Link `json:"data"`
+	}
+)
+
+// handleCreatePortalSession makes a one-time link that signs a customer
+// in to the dashboard (docs/dashboard.md, "The customer portal").
+func (s *server) handleCreatePortalSession(w http.ResponseWriter, r *http.Request, c manage.Caller) error {
+	var in manage.PortalSessionInput
+	if err := decode(w, r, &in); err != nil {
+		return err
+	}
+	ps, err := s.svc.CreatePortalSession(r.Context(), c, in, s.publicURL)
+	if err != nil {
+		return err
+	}
+	return s.respond(w, http.StatusCreated, portalSessionResponse{Success: true, Data: ps})
+}
+
+// handleInviteMember makes an invitation link with which a member sets
+// a password.
+func (s *server) handleInviteMember(w http.ResponseWriter, r *http.Request, c manage.Caller) error {
+	l, err := s.svc.InviteMember(r.Context(), c, r.PathValue("id"), s.publicURL)
+	if err != nil {
+		return err
+	}
+	return s.respond(w, http.StatusCreated, invitationResponse{Success: true, Data: l})
+}

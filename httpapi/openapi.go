@@ -152,6 +152,10 @@ func operationID(method, path string) string {
 		return "getMember"
 	case "PATCH /v1/members/{id}":
 		return "updateMember"
+	case "POST /v1/members/{id}/invitations":
+		return "inviteMember"
+	case "POST /v1/portal-sessions":
+		return "createPortalSession"
 	case "DELETE /v1/members/{id}":
 		return "removeMember"
 	case "POST /v1/plans":

@@ -50,6 +50,8 @@ func (s *server) routes() []route {
 		{"GET /v1/members", "List a tenant's members, oldest first", manage.Manager, listMembersRequest{}, memberListResponse{}, http.StatusOK, s.managed(s.handleListMembers)},
 		{"GET /v1/members/{id}", "Show a member", manage.Manager, memberPath{}, memberResponse{}, http.StatusOK, s.managed(s.handleGetMember)},
 		{"PATCH /v1/members/{id}", "Change a member's email, name, role, permissions, external id or status (admin or owner)", manage.Manager, updateMemberRequest{}, memberResponse{}, http.StatusOK, s.managed(s.handleUpdateMember)},
+		{"POST /v1/members/{id}/invitations", "Make a one-time link (valid 7 days) with which a member sets the password they sign in to the dashboard with; shown once (admin or owner)", manage.Manager, memberPath{}, invitationResponse{}, http.StatusCreated, s.managed(s.handleInviteMember)},
+		{"POST /v1/portal-sessions", "Sign one of your customers in to the dashboard: a one-time link, valid 5 minutes, for the member with your external id (created on first use if you say how), to redirect them to", manage.Manager, portalSessionRequest{}, portalSessionResponse{}, http.StatusCreated, s.managed(s.handleCreatePortalSession)},
 		{"DELETE /v1/members/{id}", "Remove a member, and revoke their keys or move them to another member (admin or owner)", manage.Manager, removeMemberRequest{}, removalResponse{}, http.StatusOK, s.managed(s.handleRemoveMember)},
 
 		{"POST /v1/plans", "Create a plan (root key)", manage.Root, createPlanRequest{}, planResponse{}, http.StatusCreated, s.managed(s.handleCreatePlan)},

@@ -63,6 +63,9 @@ type Config struct {
 	// Metrics serves GET /metrics (metrics.Metrics.Handler); nil for
 	// none.
 	Metrics http.Handler
+	// PublicURL is the base URL the instance is reached at
+	// (serve --public-url), for the links it makes; "" when unknown.
+	PublicURL string
 	// Dashboard serves the web pages at the paths of
 	// dashboard.Patterns; nil for none (their paths are then 404s, as
 	// any path without a route).
@@ -94,6 +97,8 @@ type server struct {
 	// Config.HSTS makes, nil for none.
 	requireTLS bool
 	hsts       []string
+	// publicURL is Config.PublicURL.
+	publicURL string
 	// done is Config.Done.
 	done    <-chan struct{}
 	logs    *reqlog.Log
@@ -113,7 +118,7 @@ type server struct {
 // in place.
 func NewServer(c Config) (http.Handler, error) {
 	s := &server{svc: c.Service, verifier: c.Verifier, store: c.Store, log: c.Logger, trusted: c.TrustedProxies, storageTimeout: c.StorageTimeout, now: time.Now, policyFile: c.Routes,
-		requireTLS: c.RequireTLS, hsts: hstsHeader(c.HSTS), done: c.Done, logs: c.Logs, metrics: c.Metrics}
+		requireTLS: c.RequireTLS, hsts: hstsHeader(c.HSTS), done: c.Done, publicURL: c.PublicURL, logs: c.Logs, metrics: c.Metrics}
 	s.forward = &forwardauth.Checker{Verifier: c.Verifier, Routes: c.Routes, RequireTLS: c.RequireTLS, TLSRequired: ErrTLSRequired}
 	if c.Service != nil {
 		s.now = c.Service.Now

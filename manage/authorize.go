@@ -490,3 +490,16 @@ func MayCreateKeys(c Caller) bool {
 func MayChangeKey(c Caller, k *keyward.Key) bool {
 	return Authorize(c, Manager) == nil && authorizeKey(c, k) == nil
 }
+
+// MayAddMembers reports whether caller c may add members to its tenant:
+// the rule of CreateMember (authorizeMember).
+func MayAddMembers(c Caller) bool {
+	return Authorize(c, Manager) == nil && authorizeMember(c, memberAdd, nil, "") == nil
+}
+
+// MayChangeMember reports whether caller c may change, invite, sign out
+// and remove member m: the rule of UpdateMember and RemoveMember
+// (authorizeMember).
+func MayChangeMember(c Caller, m *keyward.Member) bool {
+	return Authorize(c, Manager) == nil && authorizeMember(c, memberChange, m, "") == nil
+}

@@ -174,6 +174,7 @@ func (s *Store) PruneSessions(ctx context.Context, now time.Time, limit int) (in
 	}{
 		{`DELETE FROM sessions WHERE token_hash IN (SELECT token_hash FROM sessions WHERE expiry <= ? LIMIT ?)`, now.UnixMicro()},
 		{`DELETE FROM sign_in_failures WHERE id IN (SELECT id FROM sign_in_failures WHERE at < ? LIMIT ?)`, now.Add(-failureMemory).UnixMicro()},
+		{`DELETE FROM sign_in_links WHERE token_hash IN (SELECT token_hash FROM sign_in_links WHERE expires_at <= ? LIMIT ?)`, now.UnixMicro()},
 	} {
 		res, err := s.exec(ctx, s.w, q.query, q.arg, limit)
 		if err != nil {
@@ -186,4 +187,101 @@ func (s *Store) PruneSessions(ctx context.Context, now time.Time, limit int) (in
 		total += n
 	}
 	return total, nil
+}
+
+// CreateSignInLink stores a one-time link with its audit entry.
+func (s *Store) CreateSignInLink(ctx context.Context, l *keyward.SignInLink, by keyward.Actor) error {
+	action := keyward.ActionMemberInvite
+	if l.Kind == keyward.LinkPortal {
+		action = keyward.ActionPortalSession
+	}
+	return s.err(s.write(ctx, func(tx *sql.Tx) error {
+		if _, err := s.member(ctx, tx, l.MemberID); err != nil {
+			return err
+		}
+		if _, err := s.exec(ctx, tx, `INSERT INTO sign_in_links (token_hash, kind, member_id, tenant_id, return_url, created_at, expires_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?)`, l.Hash[:], l.Kind, l.MemberID, l.TenantID, l.ReturnURL, l.CreatedAt.UnixMicro(), l.ExpiresAt.UnixMicro()); err != nil {
+			return err
+		}
+		return s.record(ctx, tx, l.CreatedAt, by, action, l.TenantID, l.MemberID)
+	}))
+}
+
+const linkColumns = `kind, member_id, tenant_id, return_url, created_at, expires_at`
+
+func scanLink(sc sqlrow.Scanner, hash [32]byte) (*keyward.SignInLink, error) {
+	l := &keyward.SignInLink{Hash: hash}
+	var created, expires int64
+	if err := sc.Scan(&l.Kind, &l.MemberID, &l.TenantID, &l.ReturnURL, &created, &expires); err != nil {
+		return nil, err
+	}
+	l.CreatedAt, l.ExpiresAt = sqlrow.FromMicros(created), sqlrow.FromMicros(expires)
+	return l, nil
+}
+
+// errLinkUsed is the answer for a link that is unknown, used or expired:
+// one answer for all three, so that tokens cannot be probed.
+func errLinkUsed() error {
+	return keyward.Errorf(keyward.CodeSignInFailed, "This link was used already, has expired, or is not a link of this site. Ask for a new one.")
+}
+
+// SignInLink finds a link that is neither used nor expired.
+func (s *Store) SignInLink(ctx context.Context, hash [32]byte, kind string, now time.Time) (*keyward.SignInLink, error) {
+	l, err := scanLink(s.row(ctx, s.r, `SELECT `+linkColumns+` FROM sign_in_links
+		WHERE token_hash = ? AND kind = ? AND used_at IS NULL AND expires_at > ?`, hash[:], kind, now.UnixMicro()), hash)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, errLinkUsed()
+	}
+	return l, s.err(err)
+}
+
+// UseSignInLink uses a link once, and sets the member's password with it
+// when passwordHash is not "".
+func (s *Store) UseSignInLink(ctx context.Context, hash [32]byte, kind string, now time.Time, passwordHash string) (*keyward.SignInLink, *keyward.Credential, error) {
+	var (
+		l *keyward.SignInLink
+		c *keyward.Credential
+	)
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		res, err := s.exec(ctx, tx, `UPDATE sign_in_links SET used_at = ?
+			WHERE token_hash = ? AND kind = ? AND used_at IS NULL AND expires_at > ?`, now.UnixMicro(), hash[:], kind, now.UnixMicro())
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil || n != 1 {
+			if err != nil {
+				return err
+			}
+			return errLinkUsed()
+		}
+		if l, err = scanLink(s.row(ctx, tx, `SELECT `+linkColumns+` FROM sign_in_links WHERE token_hash = ?`, hash[:]), hash); err != nil {
+			return err
+		}
+		if passwordHash != "" {
+			if _, err := s.exec(ctx, tx, `UPDATE members SET password_hash = ?, session_epoch = session_epoch + 1 WHERE id = ?`, passwordHash, l.MemberID); err != nil {
+				return err
+			}
+			if err := s.record(ctx, tx, now, keyward.Actor{ID: "invitation", MemberID: l.MemberID}, keyward.ActionMemberPassword, l.TenantID, l.MemberID); err != nil {
+				return err
+			}
+		}
+		c, err = scanCredential(s.row(ctx, tx, `SELECT `+credentialColumns+` FROM members WHERE id = ?`, l.MemberID))
+		if errors.Is(err, sql.ErrNoRows) {
+			return errLinkUsed()
+		}
+		return err
+	})
+	if err != nil {
+		return nil, nil, s.err(err)
+	}
+	return l, c, nil
+}
+
+// MemberByExternalID finds a tenant's member by its external id.
+func (s *Store) MemberByExternalID(ctx context.Context, tenantID, externalID string) (*keyward.Member, error) {
+	m, err := scanMember(s.row(ctx, s.r, `SELECT `+memberColumns+` FROM members WHERE tenant_id = ? AND external_id = ? AND external_id <> ''`, tenantID, externalID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, keyward.Errorf(keyward.CodeNotFound, "No member of tenant %q has external id %q.", tenantID, externalID)
+	}
+	return m, s.err(err)
 }

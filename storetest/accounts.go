@@ -3,6 +3,7 @@ package storetest
 import (
 	"crypto/sha256"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/keyward/keyward"
@@ -143,6 +144,91 @@ var accountTests = []test{
 		got, err := f.s.CredentialsByEmail(f.ctx, dev.Email, 10)
 		if err != nil || slices.ContainsFunc(got, func(c *keyward.Credential) bool { return c.Member.ID == dev.ID }) {
 			f.t.Fatalf("a removed member still signs in: %+v, %v", got, err)
+		}
+	}},
+}
+
+// linkTests hold the one-time sign-in links: found while neither used nor
+// expired, used once (also by two writers at the same moment), the
+// password set with an invitation in the same transaction, pruned when
+// expired.
+var linkTests = []test{
+	{"UsedOnce", func(f *fixture) {
+		acme, ada := f.createTeam("acme")
+		now := f.tick()
+		l := &keyward.SignInLink{Hash: sha256.Sum256([]byte("inv_1")), Kind: keyward.LinkInvitation, MemberID: ada.ID, TenantID: acme.ID,
+			CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
+		m := f.mark()
+		if err := f.s.CreateSignInLink(f.ctx, l, admin); err != nil {
+			f.t.Fatal(err)
+		}
+		f.wantRecorded(m, keyward.ActionMemberInvite, acme.ID, ada.ID, admin, now)
+		if got, err := f.s.SignInLink(f.ctx, l.Hash, keyward.LinkInvitation, now); err != nil || got.MemberID != ada.ID || !got.ExpiresAt.Equal(l.ExpiresAt) {
+			f.t.Fatalf("SignInLink = %+v, %v", got, err)
+		}
+		if _, err := f.s.SignInLink(f.ctx, l.Hash, keyward.LinkPortal, now); keyward.ErrorCode(err) != keyward.CodeSignInFailed {
+			f.t.Fatalf("an invitation found as a portal link: %v", err)
+		}
+		// Two writers at once: one uses it.
+		var wins, losses int
+		var mu sync.Mutex
+		var wg sync.WaitGroup
+		for range 2 {
+			wg.Go(func() {
+				_, c, err := f.s.UseSignInLink(f.ctx, l.Hash, keyward.LinkInvitation, now.Add(time.Minute), "$argon2id$new")
+				mu.Lock()
+				defer mu.Unlock()
+				switch {
+				case err == nil && c.PasswordHash == "$argon2id$new" && c.SessionEpoch == 1:
+					wins++
+				case keyward.ErrorCode(err) == keyward.CodeSignInFailed:
+					losses++
+				default:
+					f.t.Errorf("UseSignInLink = %+v, %v", c, err)
+				}
+			})
+		}
+		wg.Wait()
+		if wins != 1 || losses != 1 {
+			f.t.Fatalf("two uses at once: %d won, %d refused; want 1 and 1", wins, losses)
+		}
+		if _, err := f.s.SignInLink(f.ctx, l.Hash, keyward.LinkInvitation, now); keyward.ErrorCode(err) != keyward.CodeSignInFailed {
+			f.t.Fatalf("a used link was found: %v", err)
+		}
+	}},
+	{"Expired", func(f *fixture) {
+		acme, ada := f.createTeam("acme")
+		now := f.tick()
+		l := &keyward.SignInLink{Hash: sha256.Sum256([]byte("pst_1")), Kind: keyward.LinkPortal, MemberID: ada.ID, TenantID: acme.ID,
+			ReturnURL: "https://app.example.com/settings", CreatedAt: now, ExpiresAt: now.Add(5 * time.Minute)}
+		if err := f.s.CreateSignInLink(f.ctx, l, admin); err != nil {
+			f.t.Fatal(err)
+		}
+		if _, _, err := f.s.UseSignInLink(f.ctx, l.Hash, keyward.LinkPortal, l.ExpiresAt, ""); keyward.ErrorCode(err) != keyward.CodeSignInFailed {
+			f.t.Fatalf("a link used at its expiry: %v", err)
+		}
+		got, c, err := f.s.UseSignInLink(f.ctx, l.Hash, keyward.LinkPortal, l.ExpiresAt.Add(-time.Second), "")
+		if err != nil || got.ReturnURL != l.ReturnURL || c.Member.ID != ada.ID || c.PasswordHash != "" {
+			f.t.Fatalf("UseSignInLink = %+v, %+v, %v", got, c, err)
+		}
+		if n, err := f.s.PruneSessions(f.ctx, l.ExpiresAt, 100); err != nil || n != 1 {
+			f.t.Fatalf("PruneSessions = %d, %v; want the expired link", n, err)
+		}
+		if err := f.s.CreateSignInLink(f.ctx, &keyward.SignInLink{Hash: sha256.Sum256([]byte("x")), Kind: keyward.LinkPortal, MemberID: "mem_none",
+			TenantID: acme.ID, CreatedAt: now, ExpiresAt: now.Add(time.Minute)}, admin); keyward.ErrorCode(err) != keyward.CodeNotFound {
+			f.t.Fatalf("a link for an unknown member: %v", err)
+		}
+	}},
+	{"MemberByExternalID", func(f *fixture) {
+		acme, ada := f.createTeam("acme")
+		if m, err := f.s.MemberByExternalID(f.ctx, acme.ID, ada.ExternalID); err != nil || m.ID != ada.ID {
+			f.t.Fatalf("MemberByExternalID = %+v, %v", m, err)
+		}
+		other := f.createTenant("globex")
+		for _, c := range [][2]string{{other.ID, ada.ExternalID}, {acme.ID, "user-none"}, {acme.ID, ""}} {
+			if _, err := f.s.MemberByExternalID(f.ctx, c[0], c[1]); keyward.ErrorCode(err) != keyward.CodeNotFound {
+				f.t.Fatalf("MemberByExternalID(%q, %q): %v; want not_found", c[0], c[1], err)
+			}
 		}
 	}},
 }

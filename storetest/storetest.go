@@ -107,7 +107,7 @@ func Run(t *testing.T, newStore func(t *testing.T) keyward.Store) {
 		{"RequestLogStore", []group{{"", requestLogTests}}},
 		{"UsageStore", []group{{"", usageCountTests}}},
 		{"Signals", []group{{"", signalTests}}},
-		{"AccountStore", []group{{"", accountTests}}},
+		{"AccountStore", []group{{"", accountTests}, {"SignInLinks", linkTests}}},
 		{"ChangeFeed", []group{{"", changeTests}}},
 		{"Settings", []group{{"", settingsTests}}},
 		{"Limits", []group{{"", limitTests}, {"Meter", meterTests}, {"SpendBatch", spendBatchTests}}},

@@ -307,3 +307,76 @@ func TestBrowserKeys(t *testing.T) {
 		t.Errorf("the key's page says %q", ada.text(".status"))
 	}
 }
+
+// TestBrowserPortalAndMembers: the provider's app makes a portal link
+// (POST /v1/portal-sessions) that signs its customer in once, creating the
+// member, in the dashboard branded as the provider's, with a link back to
+// its app; a second use of the link is refused. An owner adds a member on
+// the members page and gets an invitation link, with which the new member
+// sets a password and is signed in; the link then works no more.
+func TestBrowserPortalAndMembers(t *testing.T) {
+	s := startSite(t, "--brand-name", "Acme API", "--brand-color", "#6a1b9a")
+	s.member(t, s.acme, "ada@example.com", "owner", "correct horse battery", "contacts:read", "contacts:write")
+	a := s.call(t, "POST", "/v1/portal-sessions", s.root, map[string]any{"tenant_id": "acme", "external_id": "cust-42",
+		"return_url": "https://app.example.com/settings", "member": map[string]any{"email": "cust@example.com", "name": "Cust", "role": "developer", "permissions": []string{"contacts:read"}}})
+	ps := decodeJSON[struct{ Data struct{ Path string } }](t, string(a.body)).Data
+	if a.status != http.StatusCreated || ps.Path == "" {
+		t.Fatalf("POST /v1/portal-sessions: %d %s", a.status, a.body)
+	}
+	b := newBrowser(t)
+	cust := b.tab(s.url)
+	cust.open(ps.Path)
+	if h := cust.text("h1"); h != "API keys" || !strings.Contains(cust.text("header"), "cust@example.com") {
+		t.Fatalf("the portal link led to %q, header %q", h, cust.text("header"))
+	}
+	if !strings.Contains(cust.text(".brand"), "Acme API") || value(cust, "title", chromedp.Title()) != "API keys · Acme API" {
+		t.Errorf("the dashboard is not branded: %q", cust.text(".brand"))
+	}
+	back := value(cust, "read the back link", chromedp.Evaluate[string](`[...document.querySelectorAll("header a")].find(a => a.textContent.startsWith("Back to"))?.href ?? ""`))
+	if back != "https://app.example.com/settings" {
+		t.Errorf("the link back to the app is %q", back)
+	}
+	if !cust.has(`a[href="/keys/new"]`) {
+		t.Error("the customer, a developer, cannot create keys")
+	}
+	accent := value(cust, "read the accent", chromedp.Evaluate[string](`getComputedStyle(document.documentElement).getPropertyValue("--brand").trim()`))
+	if accent != "#6a1b9a" {
+		t.Errorf("the brand colour is %q", accent)
+	}
+	// Used once: another browser is refused.
+	other := b.tab(s.url)
+	other.open(ps.Path)
+	if h := other.text("h1"); h != "Sign-in failed" || !strings.Contains(other.text("main"), "used already") {
+		t.Errorf("a second use of the portal link shows %q: %s", h, other.text("main"))
+	}
+	if p := s.visitor(t).get(ps.Path); p.status != http.StatusUnauthorized {
+		t.Errorf("a second use of the portal link: %d; want 401", p.status)
+	}
+
+	// The owner invites a member.
+	ada := b.tab(s.url)
+	ada.signIn("ada@example.com", "correct horse battery")
+	ada.follow(`a[href="/members"]`)
+	ada.do("fill the member form",
+		chromedp.SendKeys(chromedp.CSS(`#m-email`), "bob@example.com"),
+		chromedp.SendKeys(chromedp.CSS(`#m-name`), "Bob Builder"),
+		chromedp.SetValue(chromedp.CSS(`#m-role`), "viewer"),
+		chromedp.Click(chromedp.CSS(`form[aria-labelledby=add-h] input[value="contacts:read"]`)))
+	ada.follow(`form[aria-labelledby=add-h] button[type=submit]`)
+	link := value(ada, "read the invitation", chromedp.Value(chromedp.CSS(`#invite-link`)))
+	if !strings.HasPrefix(link, s.url+"/invitations/inv_") || !strings.Contains(ada.text("table.members"), "bob@example.com") {
+		t.Fatalf("the invitation link is %q", link)
+	}
+	ada.screenshot("dashboard-members")
+	bob := b.tab(s.url)
+	bob.open(strings.TrimPrefix(link, s.url))
+	bob.do("set a password", chromedp.SendKeys(chromedp.CSS(`#password`), "bob builds things"), chromedp.SendKeys(chromedp.CSS(`#confirm`), "bob builds things"))
+	bob.follow(`main form button[type=submit]`)
+	if h := bob.text("h1"); h != "API keys" || !strings.Contains(bob.text("header"), "bob@example.com") || bob.has(`a[href="/keys/new"]`) {
+		t.Fatalf("after the invitation: %q, %q", h, bob.text("header"))
+	}
+	if p := s.visitor(t).get(strings.TrimPrefix(link, s.url)); p.status != http.StatusUnauthorized {
+		t.Errorf("a used invitation: %d; want 401", p.status)
+	}
+	s.visitor(t).signIn("bob@example.com", "bob builds things")
+}

@@ -209,7 +209,7 @@ func mustURL(s string) *url.URL {
 // ends every session of the member, on every device.
 func TestDashboardSignOut(t *testing.T) {
 	s := startSite(t)
-	s.member(t, s.acme, "ada@example.com", "owner", "correct horse battery", "contacts:read")
+	ada := s.member(t, s.acme, "ada@example.com", "owner", "correct horse battery", "contacts:read")
 	laptop, phone := s.visitor(t), s.visitor(t)
 	laptop.signIn("ada@example.com", "correct horse battery")
 	phone.signIn("ada@example.com", "correct horse battery")
@@ -234,7 +234,7 @@ func TestDashboardSignOut(t *testing.T) {
 	if p := phone.get("/sign-in"); !strings.Contains(p.body, "signed out everywhere") {
 		t.Errorf("the sign-in page does not say why the session ended:\n%s", p.body)
 	}
-	if a := s.call(t, "GET", "/v1/audit-log?action=member.sign_out_everywhere", s.root, nil); !strings.Contains(string(a.body), `"actor":"dashboard"`) {
+	if a := s.call(t, "GET", "/v1/audit-log?target="+ada, s.root, nil); !strings.Contains(string(a.body), `"actor":"dashboard","actor_ip":"127.0.0.1","actor_member":"`+ada+`","action":"member.sign_out_everywhere"`) {
 		t.Errorf("sign out everywhere is not in the audit log: %s", a.body)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/keyward/keyward"
 	"github.com/keyward/keyward/manage"
@@ -26,7 +27,47 @@ func (a *app) membersCommand() *cobra.Command {
 		a.membersRemoveCommand(),
 		a.membersSetPasswordCommand(),
 		a.membersSignOutCommand(),
+		a.membersInviteCommand(),
 	)
+}
+
+// membersInviteCommand is `members invite ID`: a one-time link with which
+// the member sets the password they sign in to the dashboard with.
+func (a *app) membersInviteCommand() *cobra.Command {
+	var base string
+	c := &cobra.Command{
+		Use:   "invite ID [--public-url URL]",
+		Short: "Make a one-time link, valid 7 days, with which a member sets their dashboard password",
+		Long: `Make a one-time link with which a member sets the password they sign in to the
+dashboard with. It is printed once, on standard output; send it to the member.
+It works once, for 7 days.`,
+		Example: `  keyward members invite mem_… --public-url https://keys.example.com`,
+		Args:    args(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, argv []string) error {
+			if err := checkPublicURL(base); err != nil {
+				return usageError{err}
+			}
+			return a.withService(cmd.Context(), func(svc *manage.Service) error {
+				l, err := svc.InviteMember(cmd.Context(), manage.CommandLine(), argv[0], base)
+				if err != nil {
+					return err
+				}
+				if a.json {
+					return a.printJSON(l)
+				}
+				link := l.URL
+				if link == "" {
+					link = l.Path
+					fmt.Fprintln(a.stderr, "Put the address of your dashboard before this path (or give --public-url):")
+				}
+				fmt.Fprintln(a.stdout, link)
+				fmt.Fprintf(a.stderr, "It works once, until %s.\n", l.ExpiresAt.Format(time.RFC3339))
+				return nil
+			})
+		},
+	}
+	c.Flags().StringVar(&base, "public-url", a.env("KEYWARD_PUBLIC_URL", ""), "the base URL of the dashboard, such as https://keys.example.com (env KEYWARD_PUBLIC_URL)")
+	return c
 }
 
 // membersSetPasswordCommand is `members set-password ID`: the password the

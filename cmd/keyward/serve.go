@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"os"
 	"os/signal"
 	"strconv"
@@ -104,6 +105,10 @@ type serveOptions struct {
 	// private addresses.
 	webhookWorkers      int
 	webhookAllowPrivate bool
+	// publicURL is the base URL the instance is reached at
+	// (--public-url); brand how the dashboard looks.
+	publicURL string
+	brand     dashboard.Brand
 	// sessionIdle and sessionLifetime end the dashboard's sessions
 	// (docs/dashboard.md).
 	sessionIdle, sessionLifetime time.Duration
@@ -303,6 +308,10 @@ off.`,
 	f.StringVar(&o.metricsAddr, "metrics-addr", a.env("KEYWARD_METRICS_ADDR", ""), "address of a listener of its own for GET /metrics, served there without a key: bind it to a private interface, such as 10.0.0.5:9090; GET /metrics on --addr needs a key with keyward:metrics (env KEYWARD_METRICS_ADDR)")
 	f.BoolVar(&o.accessLog, "access-log", a.env("KEYWARD_ACCESS_LOG", "") == "1", "write a JSON line per verification on stdout (request id, surface, method, path without its query, status, code, key id, tenant, client address, latency); never a key (env KEYWARD_ACCESS_LOG=1)")
 	f.BoolVar(&o.webhookAllowPrivate, "webhook-allow-private", a.env("KEYWARD_WEBHOOK_ALLOW_PRIVATE", "") == "1", "let webhook endpoints point at loopback, private and link-local addresses; off, an endpoint that is (or resolves to) one is refused, and so is a delivery that would connect to one (env KEYWARD_WEBHOOK_ALLOW_PRIVATE=1)")
+	f.StringVar(&o.publicURL, "public-url", a.env("KEYWARD_PUBLIC_URL", ""), "the base URL people reach this instance at, such as https://keys.example.com: the start of the invitation and portal links it makes (without it, the request's own host) (env KEYWARD_PUBLIC_URL)")
+	f.StringVar(&o.brand.Name, "brand-name", a.env("KEYWARD_BRAND_NAME", ""), "your product's name, shown by the dashboard instead of Keyward (env KEYWARD_BRAND_NAME)")
+	f.StringVar(&o.brand.Logo, "brand-logo", a.env("KEYWARD_BRAND_LOGO", ""), "the https URL of your logo, shown in the dashboard's header (env KEYWARD_BRAND_LOGO)")
+	f.StringVar(&o.brand.Color, "brand-color", a.env("KEYWARD_BRAND_COLOR", ""), "the dashboard's accent colour, #rrggbb (env KEYWARD_BRAND_COLOR)")
 	f.StringVar(&o.debugAddr, "debug-addr", a.env("KEYWARD_DEBUG_ADDR", ""), "loopback address on which to serve Go's profiles and execution traces (/debug/pprof/), such as 127.0.0.1:6060; off by default (env KEYWARD_DEBUG_ADDR)")
 	o.envDurations = []envDuration{
 		{flag: "shutdown-timeout", env: "KEYWARD_SHUTDOWN_TIMEOUT", def: 15 * time.Second, example: "15s", value: &o.shutdownTimeout,
@@ -437,6 +446,12 @@ func (a *app) serve(ctx context.Context, o serveOptions) error {
 	trusted, err := httpapi.ParseCIDRs(o.trustedProxies)
 	if err != nil {
 		return usageError{fmt.Errorf("--trusted-proxies: %w; use a comma-separated list such as 10.0.0.0/8,192.0.2.7", err)}
+	}
+	if err := checkPublicURL(o.publicURL); err != nil {
+		return usageError{err}
+	}
+	if err := o.brand.Check(); err != nil {
+		return usageError{err}
 	}
 	for _, d := range o.envDurations {
 		if d.input.negative != nil {
@@ -579,7 +594,7 @@ func (a *app) runServer(ctx context.Context, o serveOptions, logger *slog.Logger
 		}()
 	}
 
-	dash, err := dashboard.New(dashboard.Config{Service: svc, Store: store, Logger: logger,
+	dash, err := dashboard.New(dashboard.Config{Service: svc, Store: store, Logger: logger, PublicURL: o.publicURL, Brand: o.brand,
 		ClientIP: forwarded.Proxies(trusted).ClientIP, Secure: o.tls.certificate != nil,
 		IdleTimeout: o.sessionIdle, Lifetime: o.sessionLifetime})
 	if err != nil {
@@ -589,7 +604,7 @@ func (a *app) runServer(ctx context.Context, o serveOptions, logger *slog.Logger
 	handler, err := httpapi.NewServer(httpapi.Config{
 		Service: svc, Verifier: verifier, Store: store, Logger: logger, TrustedProxies: trusted,
 		StorageTimeout: o.storageTimeout, Routes: routes, Logs: logs, Metrics: mets.Handler(),
-		RequireTLS: o.tls.requireTLS, HSTS: o.tls.hstsMaxAge, Dashboard: dash,
+		RequireTLS: o.tls.requireTLS, HSTS: o.tls.hstsMaxAge, Dashboard: dash, PublicURL: o.publicURL,
 		// Shutting down ends the change streams, which would otherwise
 		// hold it up for its whole timeout.
 		Done: ctx.Done(),
@@ -755,4 +770,17 @@ func expiryNotice(d time.Duration) time.Duration {
 		return -1
 	}
 	return d
+}
+
+// checkPublicURL refuses a --public-url that is not an absolute http or
+// https URL without a query, fragment or credentials.
+func checkPublicURL(s string) error {
+	if s == "" {
+		return nil
+	}
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+		return fmt.Errorf("--public-url: %q is not the base URL of this instance; give an absolute http or https URL such as https://keys.example.com (env KEYWARD_PUBLIC_URL)", s)
+	}
+	return nil
 }

@@ -22,6 +22,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"regexp"
 	"strings"
 	"time"
 
@@ -38,7 +39,8 @@ var files embed.FS
 
 // Patterns are the paths the dashboard serves on the API's listener: the
 // HTTP API hands these to Handler, and keeps every other path its own.
-var Patterns = []string{"/{$}", "/sign-in", "/sign-out", "/sign-out-everywhere", "/keys", "/keys/", "/assets/"}
+var Patterns = []string{"/{$}", "/sign-in", "/sign-out", "/sign-out-everywhere", "/keys", "/keys/", "/members", "/members/",
+	"/invitations/", "/portal/", "/assets/"}
 
 // Session defaults (serve --session-idle, --session-lifetime).
 const (
@@ -60,6 +62,42 @@ type Config struct {
 	// old whatever its use; the defaults when zero.
 	IdleTimeout, Lifetime time.Duration
 	Logger                *slog.Logger
+	// PublicURL is the base URL the dashboard is reached at, for the
+	// links it makes (invitations); "" for the request's own host.
+	PublicURL string
+	// Brand makes the pages look like the provider's own product.
+	Brand Brand
+}
+
+// Brand is how the pages look (serve --brand-name, --brand-logo,
+// --brand-color).
+type Brand struct {
+	// Name replaces "Keyward" in the pages' header and titles.
+	Name string
+	// Logo is the URL of an image shown before the name (https, or a
+	// path of this site).
+	Logo string
+	// Color is the accent colour of links and buttons, #rrggbb.
+	Color string
+}
+
+var brandColor = regexp.MustCompile(`^#[0-9a-fA-F]{6}$`)
+
+// Check reports which setting of the brand is wrong, and how.
+func (b Brand) Check() error {
+	if b.Color != "" && !brandColor.MatchString(b.Color) {
+		return fmt.Errorf("--brand-color: %q is not a colour of the form #rrggbb, such as #0b5cad", b.Color)
+	}
+	if b.Logo != "" {
+		u, err := url.Parse(b.Logo)
+		if err != nil || !(u.Scheme == "https" && u.Host != "" || u.Scheme == "" && u.Host == "" && strings.HasPrefix(u.Path, "/")) {
+			return fmt.Errorf("--brand-logo: %q is not an https URL or a path of this site, such as https://example.com/logo.svg", b.Logo)
+		}
+	}
+	if len(b.Name) > 100 {
+		return fmt.Errorf("--brand-name: %d bytes is longer than 100", len(b.Name))
+	}
+	return nil
 }
 
 // Dashboard is the handler of the pages.
@@ -72,6 +110,9 @@ type Dashboard struct {
 	pages    map[string]*template.Template
 	secure   bool
 	handler  http.Handler
+	// publicURL and brand are Config's.
+	publicURL string
+	brand     Brand
 }
 
 // Session values.
@@ -81,11 +122,18 @@ const (
 	sessCSRF   = "csrf"
 	sessFlash  = "flash"
 	sessReveal = "reveal"
+	sessBack   = "back"
 )
 
 // New returns the dashboard.
 func New(c Config) (*Dashboard, error) {
-	d := &Dashboard{svc: c.Service, store: c.Store, clientIP: c.ClientIP, log: c.Logger, secure: c.Secure}
+	if err := c.Brand.Check(); err != nil {
+		return nil, err
+	}
+	if c.Brand.Name == "" {
+		c.Brand.Name = "Keyward"
+	}
+	d := &Dashboard{svc: c.Service, store: c.Store, clientIP: c.ClientIP, log: c.Logger, secure: c.Secure, publicURL: strings.TrimSuffix(c.PublicURL, "/"), brand: c.Brand}
 	if d.log == nil {
 		d.log = slog.New(slog.DiscardHandler)
 	}
@@ -114,12 +162,14 @@ func New(c Config) (*Dashboard, error) {
 	mux := http.NewServeMux()
 	assets, _ := fs.Sub(files, "assets")
 	mux.Handle("GET /assets/", http.StripPrefix("/assets/", withCache(http.FileServerFS(assets))))
+	mux.HandleFunc("GET /assets/brand.css", d.brandCSS)
 	mux.HandleFunc("GET /{$}", d.home)
 	mux.HandleFunc("GET /sign-in", d.signInPage)
 	mux.HandleFunc("POST /sign-in", d.checked(d.signIn))
 	mux.HandleFunc("POST /sign-out", d.checked(d.signOut))
 	mux.HandleFunc("POST /sign-out-everywhere", d.member(d.signOutEverywhere))
 	d.keyRoutes(mux)
+	d.memberRoutes(mux)
 	d.handler = sm.LoadAndSave(withHeaders(mux))
 	return d, nil
 }
@@ -139,7 +189,7 @@ func withHeaders(next http.Handler) http.Handler {
 		h.Set("X-Frame-Options", "DENY")
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("Referrer-Policy", "same-origin")
-		h.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'; base-uri 'none'")
+		h.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data: https:; frame-ancestors 'none'; form-action 'self'; base-uri 'none'")
 		next.ServeHTTP(w, r)
 	})
 }
@@ -265,6 +315,10 @@ type pageView struct {
 	Caller manage.Caller
 	Now    time.Time
 	Data   any
+	// Brand is the provider's name, logo and colour; Back the link back
+	// to the provider's app of a portal session, "" for none.
+	Brand Brand
+	Back  string
 }
 
 // render writes page name with status and data, the signed-in member s
@@ -278,6 +332,8 @@ func (d *Dashboard) render(w http.ResponseWriter, r *http.Request, status int, n
 		v.Flash = d.sessions.PopString(ctx, sessFlash)
 	}
 	v.Now = d.svc.Now()
+	v.Brand = d.brand
+	v.Back = d.sessions.GetString(ctx, sessBack)
 	if s != nil {
 		v.Member, v.Caller = s.member, s.caller
 	}
@@ -305,7 +361,7 @@ func (d *Dashboard) fail(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	t := d.pages["error.html"]
 	var buf bytes.Buffer
-	if t == nil || t.ExecuteTemplate(&buf, "layout", pageView{Title: e.Code.Title(), Error: e, Now: time.Now()}) != nil {
+	if t == nil || t.ExecuteTemplate(&buf, "layout", pageView{Title: e.Code.Title(), Error: e, Now: time.Now(), Brand: d.brand}) != nil {
 		http.Error(w, e.Code.Title()+": "+apikey.Redact(e.Message), e.Code.Status())
 		return
 	}
@@ -351,14 +407,28 @@ func (d *Dashboard) signIn(w http.ResponseWriter, r *http.Request) {
 		d.render(w, r, e.Code.Status(), "sign-in.html", nil, pageView{Title: "Sign in", Error: e, Data: form})
 		return
 	}
+	if d.start(w, r, cred, "") {
+		http.Redirect(w, r, safeNext(form.Next), http.StatusSeeOther)
+	}
+}
+
+// start signs the session in as cred's member, with a new token (a token
+// set before sign-in is worth nothing after it) and a new CSRF token;
+// back is where the portal's link back goes, "" for none. It answers an
+// error page and reports false when it cannot.
+func (d *Dashboard) start(w http.ResponseWriter, r *http.Request, cred *keyward.Credential, back string) bool {
+	ctx := r.Context()
 	if err := d.sessions.RenewToken(ctx); err != nil {
 		d.fail(w, r, err)
-		return
+		return false
 	}
 	d.sessions.Put(ctx, sessMember, cred.Member.ID)
 	d.sessions.Put(ctx, sessEpoch, cred.SessionEpoch)
 	d.sessions.Put(ctx, sessCSRF, randomToken())
-	http.Redirect(w, r, safeNext(form.Next), http.StatusSeeOther)
+	if back != "" {
+		d.sessions.Put(ctx, sessBack, back)
+	}
+	return true
 }
 
 // safeNext is where to go after sign-in: a path of this site, never
@@ -413,5 +483,14 @@ func (d *Dashboard) Run(ctx context.Context) {
 				break
 			}
 		}
+	}
+}
+
+// brandCSS sets the accent colour of the brand.
+func (d *Dashboard) brandCSS(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/css; charset=utf-8")
+	w.Header().Set("Cache-Control", "public, max-age=300")
+	if d.brand.Color != "" {
+		fmt.Fprintf(w, ":root { --brand: %s; }\n", d.brand.Color)
 	}
 }
