@@ -29,15 +29,15 @@ type memberRow struct {
 }
 
 type membersData struct {
-	Members  []memberRow
-	Tenant   string
-	NextURL  string
-	MayAdd   bool
-	Roles    []keyward.Role
-	Offered  []string
-	Add      memberForm
-	Link     *manage.Link
-	LinkFor  string
+	Members []memberRow
+	Tenant  string
+	NextURL string
+	MayAdd  bool
+	Roles   []keyward.Role
+	Offered []string
+	Add     memberForm
+	Link    *manage.Link
+	LinkFor string
 }
 
 // memberForm is the add form as it was sent.
