@@ -33,6 +33,9 @@ import (
 
 // AuthConfig is what an AuthServer needs.
 type AuthConfig struct {
+	// ProblemBase is the start of the problem types of refusals
+	// (problem.TypeURI): the instance's public URL; "" for URNs.
+	ProblemBase string
 	// Verifier verifies the keys, started by the caller, who closes it
 	// once the server is done.
 	Verifier *verify.Verifier
@@ -78,6 +81,8 @@ type AuthServer struct {
 	log       *slog.Logger
 	logs      *reqlog.Log
 	untrusted forwarded.UntrustedWarning
+	// problemBase is AuthConfig.ProblemBase.
+	problemBase string
 }
 
 // NewAuthServer returns the AuthServer of c.
@@ -94,7 +99,7 @@ func NewAuthServer(c AuthConfig) (*AuthServer, error) {
 	if c.IdleTimeout <= 0 {
 		c.IdleTimeout = DefaultIdleTimeout
 	}
-	a := &AuthServer{
+	a := &AuthServer{problemBase: c.ProblemBase,
 		check:   forwardauth.Checker{Verifier: c.Verifier, Routes: c.Routes, RequireTLS: c.RequireTLS, TLSRequired: c.TLSRequired},
 		proxies: c.TrustedProxies, ids: requestid.New(), log: c.Logger, logs: c.Logs,
 	}
@@ -169,7 +174,7 @@ func (s *AuthServer) handle(ctx *fasthttp.RequestCtx) {
 	q.id = requestIDOf(ctx, s.ids, q.idBuf[:0])
 	defer func() {
 		if v := recover(); v != nil {
-			answerPanic(ctx, s.log, "auth listener", v, q.id)
+			answerPanic(ctx, s.log, "auth listener", v, q.id, s.problemBase)
 		}
 	}()
 
@@ -177,7 +182,7 @@ func (s *AuthServer) handle(ctx *fasthttp.RequestCtx) {
 	path, query, _ := strings.Cut(target, "?")
 	verifying := path == verifyPath && rh.IsPost()
 	if path != authPath && !verifying {
-		writeProblem(ctx, errAuthNotFound, q.id)
+		writeProblem(ctx, errAuthNotFound, q.id, s.problemBase)
 		return
 	}
 	peer, trusted, secure := peerOf(ctx, s.proxies, s.hsts, q.proto[:0])
@@ -325,7 +330,7 @@ func (s *AuthServer) refuse(ctx *fasthttp.RequestCtx, q *ask, e *keyward.Error) 
 		s.log.ErrorContext(ctx, "request failed", "request_id", string(q.id), "method", string(ctx.Method()), "route", string(q.u.Path),
 			"code", e.Code, "err", apikey.Redact(e.Error()))
 	}
-	writeProblem(ctx, e, q.id)
+	writeProblem(ctx, e, q.id, s.problemBase)
 }
 
 // encoder encodes the answers of /v1/verify into its buffer.
@@ -361,7 +366,7 @@ func (s *AuthServer) unreadable(ctx *fasthttp.RequestCtx, err error) {
 	}
 	id := s.ids.Append(nil)
 	ctx.Response.Header.SetCanonical(hRequestID, id)
-	writeProblem(ctx, keyward.Errorf(keyward.CodeInvalidRequest, "The body is larger than %d bytes.", maxAuthBody), id)
+	writeProblem(ctx, keyward.Errorf(keyward.CodeInvalidRequest, "The body is larger than %d bytes.", maxAuthBody), id, s.problemBase)
 }
 
 // clear0 returns v emptied, holding no view of a request.
@@ -392,12 +397,12 @@ func (s *AuthServer) release(q *ask) {
 // left half done (a body half read or half sent) is unknown, and logs it
 // with the id and without the key: fasthttp recovers no panic, and one
 // would end the whole process.
-func answerPanic(ctx *fasthttp.RequestCtx, log *slog.Logger, who string, v any, id []byte) {
+func answerPanic(ctx *fasthttp.RequestCtx, log *slog.Logger, who string, v any, id []byte, base string) {
 	id = append([]byte(nil), id...)
 	log.Error(who+": panic while serving a request", "request_id", string(id), "panic", apikey.Redact(fmt.Sprint(v)))
 	ctx.Response.Reset()
 	ctx.Response.Header.SetCanonical(hRequestID, id)
-	writeProblem(ctx, keyward.Internal(fmt.Errorf("%s: panic: %v", who, v)), id)
+	writeProblem(ctx, keyward.Internal(fmt.Errorf("%s: panic: %v", who, v)), id, base)
 	ctx.SetConnectionClose()
 }
 

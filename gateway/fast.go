@@ -317,7 +317,7 @@ func (f *front) handle(ctx *fasthttp.RequestCtx) {
 			if len(id) == 0 {
 				id = f.ids.Append(nil)
 			}
-			answerPanic(ctx, f.log, "gateway", v, id)
+			answerPanic(ctx, f.log, "gateway", v, id, f.cfg.ProblemBase)
 		}
 	}()
 
@@ -435,7 +435,7 @@ func (f *front) verify(ctx *fasthttp.RequestCtx, p *pass) bool {
 	if e.Code.Status() >= 500 {
 		f.log.ErrorContext(ctx, "gateway: could not verify a key", "request_id", string(p.id), "code", e.Code, "err", apikey.Redact(e.Error()))
 	}
-	writeProblem(ctx, e, p.id)
+	writeProblem(ctx, e, p.id, f.cfg.ProblemBase)
 	return false
 }
 
@@ -722,7 +722,7 @@ func (f *front) upstreamFailed(ctx *fasthttp.RequestCtx, p *pass, err error) {
 	p.code = code
 	f.log.WarnContext(ctx, "gateway: the upstream failed", "request_id", string(p.id), "code", code, "upstream", p.d.Upstream.Host,
 		"method", string(ctx.Method()), "err", apikey.Redact(err.Error()))
-	writeProblem(ctx, &keyward.Error{Code: code, Message: detail, Err: err}, p.id)
+	writeProblem(ctx, &keyward.Error{Code: code, Message: detail, Err: err}, p.id, f.cfg.ProblemBase)
 }
 
 // responseWriter lets problem.Write answer through fasthttp: refusals
@@ -734,8 +734,8 @@ type responseWriter struct {
 }
 
 // writeProblem answers e as problem+json (problem.Write).
-func writeProblem(ctx *fasthttp.RequestCtx, e *keyward.Error, id []byte) {
-	problem.Write(&responseWriter{ctx: ctx, h: make(http.Header, 4)}, e, string(id))
+func writeProblem(ctx *fasthttp.RequestCtx, e *keyward.Error, id []byte, base string) {
+	problem.Write(&responseWriter{ctx: ctx, h: make(http.Header, 4)}, e, string(id), base)
 }
 
 func (w *responseWriter) Header() http.Header { return w.h }

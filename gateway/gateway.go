@@ -37,6 +37,9 @@ import (
 
 // Config is what a Gateway needs.
 type Config struct {
+	// ProblemBase is the start of the problem types of refusals
+	// (problem.TypeURI): the instance's public URL; "" for URNs.
+	ProblemBase string
 	// Verifier verifies the keys, started (Verifier.Start) by the
 	// caller, who closes it once the gateway is done.
 	Verifier *verify.Verifier

@@ -463,13 +463,22 @@ func TestMemberInput(t *testing.T) {
 		{base("external_id", "user_1"), 409, "external_id"},
 		{base("permissions", []string{"Bad Perm"}), 400, "permissions[0]"},
 		{base("permissions", []string{"keys:manage"}), 400, "permissions[0]"},
-		{base("tenant_id", keyward.SystemTenantID), 400, "tenant_id"},
 		{base("tenant_id", ""), 400, "tenant_id"},
 	} {
 		a := h.call("POST", "/v1/members", h.root, c.body)
 		if a.status != c.status || a.str("field") != c.field {
 			t.Errorf("POST /v1/members %v: %d, field %q; want %d naming %s\n%s", c.body, a.status, a.str("field"), c.status, c.field, a.raw)
 		}
+	}
+	// The system tenant's members are the operator's staff: root adds
+	// them; a key of the system tenant that is not root adds none.
+	staff := base("tenant_id", keyward.SystemTenantID)
+	staff["role"], staff["email"] = "owner", "ops@example.com"
+	h.must(201, "POST", "/v1/members", h.root, staff)
+	sysManager, _ := h.key(h.root, map[string]any{"tenant_id": keyward.SystemTenantID, "name": "sys", "permissions": []string{"keys:manage"}})
+	staff["email"] = "ops2@example.com"
+	if a := h.call("POST", "/v1/members", sysManager, staff); a.status != 400 || a.str("field") != "tenant_id" {
+		t.Errorf("a system key that is not root added a member of the system tenant: %d %s", a.status, a.raw)
 	}
 	id := m["id"].(string)
 	problemOf(t, h.call("PATCH", "/v1/members/"+id, h.root, map[string]any{"name": "Ada"}), 400, keyward.CodeInvalidRequest)

@@ -21,5 +21,5 @@ func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if e.Code.Status() >= 500 {
 		s.log.ErrorContext(r.Context(), "request failed", "request_id", requestID(w), "method", r.Method, "route", r.Pattern, "code", e.Code, "err", apikey.Redact(err.Error()))
 	}
-	problemjson.Write(w, e, requestID(w))
+	problemjson.Write(w, e, requestID(w), s.problemBase)
 }

@@ -63,6 +63,9 @@ type Config struct {
 	// Metrics serves GET /metrics (metrics.Metrics.Handler); nil for
 	// none.
 	Metrics http.Handler
+	// ProblemBase is the start of the problem types (problem.TypeURI):
+	// the instance's public URL, or its listener's address; "" for URNs.
+	ProblemBase string
 	// PublicURL is the base URL the instance is reached at
 	// (serve --public-url), for the links it makes; "" when unknown.
 	PublicURL string
@@ -97,8 +100,8 @@ type server struct {
 	// Config.HSTS makes, nil for none.
 	requireTLS bool
 	hsts       []string
-	// publicURL is Config.PublicURL.
-	publicURL string
+	// publicURL and problemBase are Config's.
+	publicURL, problemBase string
 	// done is Config.Done.
 	done    <-chan struct{}
 	logs    *reqlog.Log
@@ -118,7 +121,7 @@ type server struct {
 // in place.
 func NewServer(c Config) (http.Handler, error) {
 	s := &server{svc: c.Service, verifier: c.Verifier, store: c.Store, log: c.Logger, trusted: c.TrustedProxies, storageTimeout: c.StorageTimeout, now: time.Now, policyFile: c.Routes,
-		requireTLS: c.RequireTLS, hsts: hstsHeader(c.HSTS), done: c.Done, publicURL: c.PublicURL, logs: c.Logs, metrics: c.Metrics}
+		requireTLS: c.RequireTLS, hsts: hstsHeader(c.HSTS), done: c.Done, publicURL: c.PublicURL, problemBase: c.ProblemBase, logs: c.Logs, metrics: c.Metrics}
 	s.forward = &forwardauth.Checker{Verifier: c.Verifier, Routes: c.Routes, RequireTLS: c.RequireTLS, TLSRequired: ErrTLSRequired}
 	if c.Service != nil {
 		s.now = c.Service.Now

@@ -33,6 +33,10 @@ import (
 
 // Options say what the middleware asks of each request.
 type Options struct {
+	// ProblemBase is the public URL of the Keyward server whose pages
+	// explain each refusal (serve --public-url): a refusal's problem type
+	// is ProblemBase/problems/<code>. Empty: urn:keyward:error:<code>.
+	ProblemBase string
 	// Permissions are the permissions every request needs, beside those
 	// its route needs.
 	Permissions []string
@@ -122,7 +126,7 @@ func wrap(check checker, opts Options) func(http.Handler) http.Handler {
 				if err.Code.Status() >= 500 && r.Context().Err() == nil {
 					log.ErrorContext(r.Context(), "middleware: could not verify a key", "request_id", id, "code", err.Code, "err", err)
 				}
-				problem.Write(w, err, id)
+				problem.Write(w, err, id, opts.ProblemBase)
 				return
 			}
 			if c != nil {

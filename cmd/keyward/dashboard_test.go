@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keyward/keyward"
 	"github.com/keyward/keyward/internal/testcert"
 	"github.com/keyward/keyward/manage"
 )
@@ -281,5 +282,37 @@ func TestDashboardSecureCookie(t *testing.T) {
 	c := cookieOf(resp.Header, "keyward_session")
 	if resp.StatusCode != http.StatusOK || c == nil || !c.Secure || !c.HttpOnly {
 		t.Fatalf("GET /sign-in over TLS: %d, cookie %+v; want Secure and HttpOnly", resp.StatusCode, c)
+	}
+}
+
+// TestProblemPages: the type of a refusal is a page of the instance that
+// explains it: under --public-url when given, else under the API
+// listener's address; a developer who opens it lands on help, signed in or
+// not.
+func TestProblemPages(t *testing.T) {
+	s := startSite(t)
+	a := s.call(t, "GET", "/v1/whoami", "", nil)
+	typ := decodeJSON[struct{ Type string }](t, string(a.body)).Type
+	if typ != s.url+"/problems/missing_api_key" {
+		t.Fatalf("type %q; want %s/problems/missing_api_key", typ, s.url)
+	}
+	p := s.visitor(t).get(strings.TrimPrefix(typ, s.url))
+	if p.status != http.StatusOK || !strings.Contains(p.body, "<h1>Missing API key</h1>") || !strings.Contains(p.body, "X-API-Key") {
+		t.Fatalf("GET %s: %d\n%s", typ, p.status, p.body)
+	}
+	if c := cookieOf(p.header, "keyward_session"); c != nil {
+		t.Error("a problem page started a session")
+	}
+	if p := s.visitor(t).get("/problems"); p.status != http.StatusOK || strings.Count(p.body, `<a href="/problems/`) != len(keyward.Codes()) {
+		t.Errorf("GET /problems: %d, want a link per code", p.status)
+	}
+	if p := s.visitor(t).get("/problems/no_such_code"); p.status != http.StatusNotFound {
+		t.Errorf("GET /problems/no_such_code: %d", p.status)
+	}
+	// Forward-auth's refusals too; with --public-url, under it.
+	pub := startSite(t, "--public-url", "https://keys.example.com/")
+	a = pub.call(t, "GET", "/v1/forward-auth", "sk_live_nope", nil)
+	if typ := decodeJSON[struct{ Type string }](t, string(a.body)).Type; typ != "https://keys.example.com/problems/malformed_api_key" {
+		t.Errorf("forward-auth's type with --public-url: %q", typ)
 	}
 }

@@ -110,6 +110,7 @@ func (a *app) startGateway(o serveOptions, g *gatewayOptions, logger *slog.Logge
 		Verifier: verifier, Routes: routes, Upstream: g.upstream, UpstreamTest: g.upstreamTest, UpstreamCAs: g.cas,
 		TrustedProxies: trusted, RequireTLS: o.tls.requireTLS, HSTS: o.tls.hstsMaxAge,
 		UpstreamTimeout: o.upstreamTimeout, HeaderTimeout: readHeaderTimeout, IdleTimeout: o.idleTimeout, Logger: logger, Logs: logs,
+		ProblemBase: o.problemBase,
 	})
 	if err != nil {
 		return nil, nil, err
@@ -130,6 +131,7 @@ func (a *app) startAuth(o serveOptions, logger *slog.Logger, verifier *verify.Ve
 		Verifier: verifier, Routes: routes, TrustedProxies: trusted,
 		RequireTLS: o.tls.requireTLS, HSTS: o.tls.hstsMaxAge, TLSRequired: httpapi.ErrTLSRequired,
 		HeaderTimeout: readHeaderTimeout, IdleTimeout: o.idleTimeout, Logger: logger, Logs: logs,
+		ProblemBase: o.problemBase,
 	})
 	if err != nil {
 		return nil, nil, err

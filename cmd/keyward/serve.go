@@ -109,6 +109,9 @@ type serveOptions struct {
 	// (--public-url); brand how the dashboard looks.
 	publicURL string
 	brand     dashboard.Brand
+	// problemBase starts the problem types: publicURL, or the API
+	// listener's address (problemBase).
+	problemBase string
 	// sessionIdle and sessionLifetime end the dashboard's sessions
 	// (docs/dashboard.md).
 	sessionIdle, sessionLifetime time.Duration
@@ -594,6 +597,14 @@ func (a *app) runServer(ctx context.Context, o serveOptions, logger *slog.Logger
 		}()
 	}
 
+	// The API's listener is opened first: its address is the start of
+	// the problem types when --public-url is not given.
+	tcp, err := net.Listen("tcp", o.addr)
+	if err != nil {
+		return fmt.Errorf("--addr: cannot listen on %s: %w", o.addr, err)
+	}
+	defer tcp.Close()
+	o.problemBase = problemBase(o.publicURL, tcp.Addr(), o.tls.certificate != nil)
 	dash, err := dashboard.New(dashboard.Config{Service: svc, Store: store, Logger: logger, PublicURL: o.publicURL, Brand: o.brand,
 		ClientIP: forwarded.Proxies(trusted).ClientIP, Secure: o.tls.certificate != nil,
 		IdleTimeout: o.sessionIdle, Lifetime: o.sessionLifetime})
@@ -604,7 +615,7 @@ func (a *app) runServer(ctx context.Context, o serveOptions, logger *slog.Logger
 	handler, err := httpapi.NewServer(httpapi.Config{
 		Service: svc, Verifier: verifier, Store: store, Logger: logger, TrustedProxies: trusted,
 		StorageTimeout: o.storageTimeout, Routes: routes, Logs: logs, Metrics: mets.Handler(),
-		RequireTLS: o.tls.requireTLS, HSTS: o.tls.hstsMaxAge, Dashboard: dash, PublicURL: o.publicURL,
+		RequireTLS: o.tls.requireTLS, HSTS: o.tls.hstsMaxAge, Dashboard: dash, PublicURL: o.publicURL, ProblemBase: o.problemBase,
 		// Shutting down ends the change streams, which would otherwise
 		// hold it up for its whole timeout.
 		Done: ctx.Done(),
@@ -647,10 +658,6 @@ func (a *app) runServer(ctx context.Context, o serveOptions, logger *slog.Logger
 		return err
 	}
 	defer stopMetrics()
-	tcp, err := net.Listen("tcp", o.addr)
-	if err != nil {
-		return fmt.Errorf("--addr: cannot listen on %s: %w", o.addr, err)
-	}
 	ln := connlimit.NewListener(tcp, connlimit.Limits{Total: o.maxConns, PerAddr: o.maxConnsPerIP, Exempt: trusted}, logger)
 	if files := connlimit.FileLimit(); files > 0 && (o.maxConns == 0 || o.maxConns > files) {
 		logger.Warn("--max-conns allows more connections than the open-file limit: they could leave the server no file to open, for the database included",
@@ -783,4 +790,26 @@ func checkPublicURL(s string) error {
 		return fmt.Errorf("--public-url: %q is not the base URL of this instance; give an absolute http or https URL such as https://keys.example.com (env KEYWARD_PUBLIC_URL)", s)
 	}
 	return nil
+}
+
+// problemBase is the start of the problem types of every refusal
+// (problem.TypeURI): --public-url, else the API listener's own address,
+// where the dashboard serves the pages that explain them (an address of
+// every interface as localhost).
+func problemBase(publicURL string, addr net.Addr, tls bool) string {
+	if publicURL != "" {
+		return strings.TrimSuffix(publicURL, "/")
+	}
+	host, port, err := net.SplitHostPort(addr.String())
+	if err != nil {
+		return ""
+	}
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		host = "localhost"
+	}
+	scheme := "http"
+	if tls {
+		scheme = "https"
+	}
+	return scheme + "://" + net.JoinHostPort(host, port)
 }

@@ -40,7 +40,7 @@ var files embed.FS
 // Patterns are the paths the dashboard serves on the API's listener: the
 // HTTP API hands these to Handler, and keeps every other path its own.
 var Patterns = []string{"/{$}", "/sign-in", "/sign-out", "/sign-out-everywhere", "/keys", "/keys/", "/members", "/members/",
-	"/invitations/", "/portal/", "/assets/"}
+	"/invitations/", "/portal/", "/problems", "/problems/", "/assets/"}
 
 // Session defaults (serve --session-idle, --session-lifetime).
 const (
@@ -170,6 +170,8 @@ func New(c Config) (*Dashboard, error) {
 	mux.HandleFunc("POST /sign-out-everywhere", d.member(d.signOutEverywhere))
 	d.keyRoutes(mux)
 	d.memberRoutes(mux)
+	mux.HandleFunc("GET /problems", d.problemsPage)
+	mux.HandleFunc("GET /problems/{code}", d.problemPage)
 	d.handler = sm.LoadAndSave(withHeaders(mux))
 	return d, nil
 }
@@ -319,6 +321,9 @@ type pageView struct {
 	// to the provider's app of a portal session, "" for none.
 	Brand Brand
 	Back  string
+	// public marks a page anyone may read, with no form: it reads and
+	// writes no session.
+	public bool
 }
 
 // render writes page name with status and data, the signed-in member s
@@ -327,13 +332,15 @@ type pageView struct {
 // never half a page.
 func (d *Dashboard) render(w http.ResponseWriter, r *http.Request, status int, name string, s *signedIn, v pageView) {
 	ctx := r.Context()
-	v.CSRF = d.csrf(ctx)
-	if v.Flash == "" {
-		v.Flash = d.sessions.PopString(ctx, sessFlash)
+	if !v.public {
+		v.CSRF = d.csrf(ctx)
+		if v.Flash == "" {
+			v.Flash = d.sessions.PopString(ctx, sessFlash)
+		}
+		v.Back = d.sessions.GetString(ctx, sessBack)
 	}
 	v.Now = d.svc.Now()
 	v.Brand = d.brand
-	v.Back = d.sessions.GetString(ctx, sessBack)
 	if s != nil {
 		v.Member, v.Caller = s.member, s.caller
 	}

@@ -21,7 +21,7 @@ import (
 
 // Problem is an RFC 9457 problem+json body with Keyward's members.
 type Problem struct {
-	Type      string       `json:"type" example:"urn:keyward:error:invalid_api_key"`
+	Type      string       `json:"type" example:"https://keys.example.com/problems/invalid_api_key" description:"the page that explains the outcome and what to do: the instance's public URL, then /problems/ and the code"`
 	Title     string       `json:"title" example:"Invalid API key"`
 	Status    int          `json:"status" example:"401"`
 	Detail    string       `json:"detail" example:"No key matches the one sent; check that it was copied in full, or create a new one."`
@@ -34,14 +34,26 @@ type Problem struct {
 // Realm is the protection space named in WWW-Authenticate.
 const Realm = "keyward"
 
+// TypeURI is the problem type of code c: the page that explains it,
+// base + "/problems/" + c, where base is the instance's public URL
+// (serve --public-url, else the address of its API listener); the URN
+// urn:keyward:error:<code> when base is "" (the Go middleware without a
+// server to point to).
+func TypeURI(base string, c keyward.Code) string {
+	if base == "" {
+		return "urn:keyward:error:" + string(c)
+	}
+	return base + "/problems/" + string(c)
+}
+
 // Write answers with e as problem+json, in the answer whose X-Request-Id is
-// requestID: the status from the code's table, the public message as
+// requestID, its type under base (TypeURI): the status from the code's table, the public message as
 // detail, the authentication challenge of RFC 6750 where one applies (none
 // for a missing key), and Retry-After when e says how long to wait (in
 // whole seconds, rounded up; 1 for storage_unavailable). Every key in the
 // detail and the field is shown as start…last4 (apikey.Redact), the last
 // safeguard behind the messages' own care. It returns the status written.
-func Write(w http.ResponseWriter, e *keyward.Error, requestID string) int {
+func Write(w http.ResponseWriter, e *keyward.Error, requestID, base string) int {
 	status := e.Code.Status()
 	h := w.Header()
 	switch {
@@ -68,7 +80,7 @@ func Write(w http.ResponseWriter, e *keyward.Error, requestID string) int {
 	// strings and numbers, which always encode; were it to fail, the body
 	// would still be a problem, without its detail.
 	if err := enc.Encode(Problem{
-		Type: "urn:keyward:error:" + string(e.Code), Title: e.Code.Title(), Status: status,
+		Type: TypeURI(base, e.Code), Title: e.Code.Title(), Status: status,
 		Detail: apikey.Redact(e.Message), Code: e.Code, Field: apikey.Redact(e.Field), RequestID: requestID,
 	}); err != nil {
 		w.WriteHeader(http.StatusInternalServerError)
