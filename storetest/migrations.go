@@ -140,12 +140,22 @@ func undoSignals(t *testing.T, db old) {
 // migration 10 made it (in types both engines read).
 func undoLogBlocks(t *testing.T, db old) {
 	t.Helper()
+	undoAccounts(t, db)
 	rawExec(t, db, `DROP INDEX webhook_deliveries_endpoint_status`, `DROP TABLE request_log_ids`, `DROP TABLE request_log_needles`, `DROP TABLE request_log_blocks`,
 		`CREATE TABLE request_logs (id BIGINT PRIMARY KEY, at BIGINT NOT NULL, request_id TEXT NOT NULL, surface TEXT NOT NULL,
 			key_id TEXT NOT NULL, tenant_id TEXT NOT NULL, member_id TEXT NOT NULL, environment TEXT NOT NULL, method TEXT NOT NULL,
 			route TEXT NOT NULL, path TEXT NOT NULL, status BIGINT NOT NULL, code TEXT NOT NULL, client_ip TEXT NOT NULL,
 			user_agent TEXT NOT NULL, referrer TEXT NOT NULL, latency_us BIGINT NOT NULL, rl_limit BIGINT, rl_remaining BIGINT, rl_reset_ms BIGINT)`,
 		`DELETE FROM goose_db_version WHERE version_id >= 14`)
+}
+
+// undoAccounts takes a database back to before migration 15: no
+// passwords, sessions, sign-in failures or sign-in links.
+func undoAccounts(t *testing.T, db old) {
+	t.Helper()
+	rawExec(t, db, `DROP TABLE sign_in_links`, `DROP TABLE sign_in_failures`, `DROP TABLE sessions`, `DROP INDEX members_email_lower`,
+		`ALTER TABLE members DROP COLUMN session_epoch`, `ALTER TABLE members DROP COLUMN password_hash`,
+		`DELETE FROM goose_db_version WHERE version_id >= 15`)
 }
 
 // oldBeforeLogBlocks: the entries of a database made before the request
