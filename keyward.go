@@ -217,6 +217,7 @@ type Store interface {
 	UsageStore
 	WebhookStore
 	AccountStore
+	NoticeStore
 
 	// Ping checks that the storage answers.
 	Ping(ctx context.Context) error

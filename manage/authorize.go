@@ -503,3 +503,10 @@ func MayAddMembers(c Caller) bool {
 func MayChangeMember(c Caller, m *keyward.Member) bool {
 	return Authorize(c, Manager) == nil && authorizeMember(c, memberChange, m, "") == nil
 }
+
+// MayChangeWebhooks reports whether caller c may register, change and
+// delete webhook endpoints: the rule of CreateWebhook and the rest
+// (authorizeWebhooks).
+func MayChangeWebhooks(c Caller) bool {
+	return Authorize(c, Manager) == nil && authorizeWebhooks(c) == nil
+}

@@ -556,6 +556,13 @@ func (s *Service) RotateKey(ctx context.Context, c Caller, id string, in RotateK
 			return nil, "", nil, keyward.FieldErrorf("grace_period", "%s is longer than 30 days; the old key may keep working for at most 30d", *in.GracePeriod)
 		}
 	}
+	return s.rotate(ctx, c, id, grace, false)
+}
+
+// rotate is RotateKey with a grace period of grace; the successor waits
+// to be revealed (and its plaintext, never shown, is "") when forReveal
+// is true (RotateWithNotice).
+func (s *Service) rotate(ctx context.Context, c Caller, id string, grace time.Duration, forReveal bool) (successor *keyward.Key, plaintext string, old *keyward.Key, err error) {
 	if old, err = s.Key(ctx, c, id); err != nil {
 		return nil, "", nil, err
 	}
@@ -613,7 +620,12 @@ func (s *Service) RotateKey(ctx context.Context, c Caller, id string, in RotateK
 	if old.ExpiresAt != nil && old.ExpiresAt.Before(oldExpires) {
 		oldExpires = *old.ExpiresAt
 	}
-	old, err = s.store.RotateKey(ctx, old.ID, successor, oldExpires, c.Actor)
+	if forReveal {
+		plaintext = ""
+		old, err = s.store.RotateKeyForReveal(ctx, old.ID, successor, oldExpires, c.Actor)
+	} else {
+		old, err = s.store.RotateKey(ctx, old.ID, successor, oldExpires, c.Actor)
+	}
 	if keyward.ErrorCode(err) == keyward.CodeConflict {
 		return nil, "", nil, &keyward.Error{Code: keyward.CodeConflict, Message: "This key was revoked or rotated meanwhile; reload it and try again.", Err: err}
 	}

@@ -32,6 +32,7 @@ type Store interface {
 	keyward.UsageStore
 	keyward.WebhookStore
 	keyward.AccountStore
+	keyward.NoticeStore
 }
 
 // Config holds what a Service needs.

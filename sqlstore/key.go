@@ -318,6 +318,18 @@ func (s *Store) RevokeKey(ctx context.Context, id string, at time.Time, by keywa
 // another tenant a CodeInvalidRequest; a successor whose id or hash is taken
 // a CodeConflict, and then nothing is changed.
 func (s *Store) RotateKey(ctx context.Context, oldID string, successor *keyward.Key, oldExpiresAt time.Time, by keyward.Actor) (*keyward.Key, error) {
+	return s.rotateKey(ctx, oldID, successor, oldExpiresAt, by, false)
+}
+
+// RotateKeyForReveal is RotateKey for a rotation with notice: the
+// successor waits, in the same transaction, to be revealed (RevealKey).
+func (s *Store) RotateKeyForReveal(ctx context.Context, oldID string, successor *keyward.Key, oldExpiresAt time.Time, by keyward.Actor) (*keyward.Key, error) {
+	return s.rotateKey(ctx, oldID, successor, oldExpiresAt, by, true)
+}
+
+// rotateKey is RotateKey, whose successor waits to be revealed when
+// forReveal is true.
+func (s *Store) rotateKey(ctx context.Context, oldID string, successor *keyward.Key, oldExpiresAt time.Time, by keyward.Actor, forReveal bool) (*keyward.Key, error) {
 	return s.changeKey(ctx, oldID, func(tx *sql.Tx, old *keyward.Key) (bool, error) {
 		switch {
 		case old.Status == keyward.KeyRevoked:
@@ -360,6 +372,11 @@ func (s *Store) RotateKey(ctx context.Context, oldID string, successor *keyward.
 		repointed, err := s.repointPredecessors(ctx, tx, oldID, successor.ID, at)
 		if err != nil {
 			return false, err
+		}
+		if forReveal {
+			if _, err := s.exec(ctx, tx, `INSERT INTO key_reveals (key_id, tenant_id, created_at) VALUES (?, ?, ?)`, next.ID, next.TenantID, at.UnixMicro()); err != nil {
+				return false, err
+			}
 		}
 		changes := []keyward.Change{{Kind: keyward.ChangeKey, ID: oldID}, {Kind: keyward.ChangeKey, ID: successor.ID}}
 		for _, id := range repointed {
@@ -422,4 +439,64 @@ func (s *Store) RecordUsage(ctx context.Context, uses []keyward.Usage) error {
 		}
 		return nil
 	})
+}
+
+// PendingReveals lists the keys of a tenant that wait to be revealed.
+func (s *Store) PendingReveals(ctx context.Context, tenantID string) ([]string, error) {
+	rows, err := s.query(ctx, s.r, `SELECT key_id FROM key_reveals WHERE tenant_id = ? ORDER BY created_at, key_id`, tenantID)
+	if err != nil {
+		return nil, s.err(err)
+	}
+	defer rows.Close()
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, s.err(err)
+		}
+		ids = append(ids, id)
+	}
+	return ids, s.err(rows.Err())
+}
+
+// RevealKey gives a key that waits to be revealed its secret, once.
+func (s *Store) RevealKey(ctx context.Context, id string, hash [32]byte, start, last4 string, at time.Time, by keyward.Actor) (*keyward.Key, error) {
+	return s.changeKey(ctx, id, func(tx *sql.Tx, k *keyward.Key) (bool, error) {
+		res, err := s.exec(ctx, tx, `DELETE FROM key_reveals WHERE key_id = ?`, id)
+		if err != nil {
+			return false, err
+		}
+		if n, err := res.RowsAffected(); err != nil || n != 1 {
+			if err != nil {
+				return false, err
+			}
+			return false, keyward.Errorf(keyward.CodeConflict, "Key %q was revealed already, or does not wait to be: a key is shown once. Rotate it to get a new one.", id)
+		}
+		if _, err := s.exec(ctx, tx, `UPDATE keys SET hash = ?, start = ?, last4 = ?, updated_at = ? WHERE id = ?`,
+			hash[:], start, last4, at.UnixMicro(), id); err != nil {
+			return false, err
+		}
+		return true, s.record(ctx, tx, at, by, keyward.ActionKeyReveal, k.TenantID, id, keyward.Change{Kind: keyward.ChangeKey, ID: id})
+	})
+}
+
+// KeysInNotice lists the keys in a rotation's grace period used since
+// their successor was made.
+func (s *Store) KeysInNotice(ctx context.Context, now time.Time, limit int) ([]*keyward.Key, error) {
+	rows, err := s.query(ctx, s.r, `SELECT `+prefixed("o.", sqlrow.KeyColumns)+` FROM keys o JOIN keys n ON n.id = o.rotated_to
+		WHERE o.revoked_at IS NULL AND o.expires_at > ? AND o.last_used_at > n.created_at
+		ORDER BY n.created_at, o.id LIMIT ?`, now.UnixMicro(), limit)
+	if err != nil {
+		return nil, s.err(err)
+	}
+	defer rows.Close()
+	var out []*keyward.Key
+	for rows.Next() {
+		k, err := sqlrow.ScanKey(s.d.Name, rows)
+		if err != nil {
+			return nil, s.err(err)
+		}
+		out = append(out, k)
+	}
+	return out, s.err(rows.Err())
 }

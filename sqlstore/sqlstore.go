@@ -116,6 +116,7 @@ var _ interface {
 	keyward.ChangeFeed
 	keyward.Settings
 	keyward.AccountStore
+	keyward.NoticeStore
 } = (*Store)(nil)
 
 // New returns a Store on the pools of c, whose schema is migrated already.

@@ -201,6 +201,9 @@ type KeyEventData struct {
 	Key       *keyward.Key `json:"key"`
 	Actor     string       `json:"actor"`
 	Successor *keyward.Key `json:"successor,omitempty"`
+	// SunsetAt, for a rotation, is when the old key stops: the end of its
+	// grace period, or of the operator's notice.
+	SunsetAt *time.Time `json:"sunset_at,omitempty"`
 }
 
 // emitKeyEvent writes the event of action on key id, when action has one
@@ -220,6 +223,7 @@ func (s *Store) emitKeyEvent(ctx context.Context, tx *sql.Tx, at time.Time, by k
 		if d.Successor, err = s.key(ctx, tx, related); err != nil {
 			return err
 		}
+		d.SunsetAt = k.ExpiresAt
 	}
 	data, err := json.Marshal(d)
 	if err != nil {
@@ -377,9 +381,9 @@ func (s *Store) ClaimDeliveries(ctx context.Context, now time.Time, lease time.D
 
 // prefixed is a list of columns, each with prefix.
 func prefixed(prefix, columns string) string {
-	parts := strings.Split(columns, ", ")
+	parts := strings.Split(columns, ",")
 	for i := range parts {
-		parts[i] = prefix + parts[i]
+		parts[i] = prefix + strings.TrimSpace(parts[i])
 	}
 	return strings.Join(parts, ", ")
 }

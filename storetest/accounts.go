@@ -232,3 +232,91 @@ var linkTests = []test{
 		}
 	}},
 }
+
+// noticeTests hold NoticeStore: a rotation for reveal leaves its
+// successor waiting, in the same transaction; the reveal gives it its
+// secret once, also when two race; the old keys used since their
+// successor was made are listed while their notice lasts.
+var noticeTests = []test{
+	{"RevealOnce", func(f *fixture) {
+		tn := f.createTenant("acme")
+		old := f.createKey(tn.ID, keyward.Live)
+		succ := f.successorOf(old)
+		sunset := succ.CreatedAt.Add(30 * 24 * time.Hour)
+		if _, err := f.s.RotateKeyForReveal(f.ctx, old.ID, succ, sunset, admin); err != nil {
+			f.t.Fatal(err)
+		}
+		if got, err := f.s.PendingReveals(f.ctx, tn.ID); err != nil || !slices.Equal(got, []string{succ.ID}) {
+			f.t.Fatalf("PendingReveals = %v, %v; want the successor", got, err)
+		}
+		if got, _ := f.s.PendingReveals(f.ctx, f.createTenant("globex").ID); len(got) != 0 {
+			f.t.Fatalf("another tenant's PendingReveals = %v", got)
+		}
+		hash := sha256.Sum256([]byte("the revealed secret"))
+		m := f.mark()
+		at := f.tick()
+		var wins, conflicts int
+		var mu sync.Mutex
+		var wg sync.WaitGroup
+		for range 2 {
+			wg.Go(func() {
+				k, err := f.s.RevealKey(f.ctx, succ.ID, hash, "sk_live_abcd", "wxyz", at, admin)
+				mu.Lock()
+				defer mu.Unlock()
+				switch {
+				case err == nil && k.Hash == hash && k.Start == "sk_live_abcd" && k.Last4 == "wxyz":
+					wins++
+				case keyward.ErrorCode(err) == keyward.CodeConflict:
+					conflicts++
+				default:
+					f.t.Errorf("RevealKey = %+v, %v", k, err)
+				}
+			})
+		}
+		wg.Wait()
+		if wins != 1 || conflicts != 1 {
+			f.t.Fatalf("two reveals at once: %d won, %d refused; want 1 and 1", wins, conflicts)
+		}
+		f.wantRecorded(m, keyward.ActionKeyReveal, tn.ID, succ.ID, admin, at, keyward.Change{Kind: keyward.ChangeKey, ID: succ.ID})
+		if k, err := f.s.KeyByHash(f.ctx, hash); err != nil || k.ID != succ.ID {
+			f.t.Fatalf("KeyByHash of the revealed secret = %v, %v", k, err)
+		}
+		if got, _ := f.s.PendingReveals(f.ctx, tn.ID); len(got) != 0 {
+			f.t.Fatalf("PendingReveals after the reveal = %v", got)
+		}
+		// A key rotated the usual way never waits.
+		plain := f.createKey(tn.ID, keyward.Live)
+		next := f.successorOf(plain)
+		if _, err := f.s.RotateKey(f.ctx, plain.ID, next, next.CreatedAt.Add(time.Hour), admin); err != nil {
+			f.t.Fatal(err)
+		}
+		if _, err := f.s.RevealKey(f.ctx, next.ID, hash, "x", "y", f.tick(), admin); keyward.ErrorCode(err) != keyward.CodeConflict {
+			f.t.Fatalf("RevealKey of a key that does not wait: %v", err)
+		}
+	}},
+	{"KeysInNotice", func(f *fixture) {
+		tn := f.createTenant("acme")
+		used, idle, revoked := f.createKey(tn.ID, keyward.Live), f.createKey(tn.ID, keyward.Live), f.createKey(tn.ID, keyward.Live)
+		var rotatedAt time.Time
+		for _, k := range []*keyward.Key{used, idle, revoked} {
+			succ := f.successorOf(k)
+			rotatedAt = succ.CreatedAt
+			if _, err := f.s.RotateKeyForReveal(f.ctx, k.ID, succ, succ.CreatedAt.Add(30*24*time.Hour), admin); err != nil {
+				f.t.Fatal(err)
+			}
+		}
+		after := rotatedAt.Add(time.Minute)
+		if err := f.s.RecordUsage(f.ctx, []keyward.Usage{{KeyID: used.ID, At: after, IP: "203.0.113.7"}, {KeyID: revoked.ID, At: after, IP: "203.0.113.7"},
+			{KeyID: idle.ID, At: rotatedAt.Add(-time.Hour), IP: "203.0.113.7"}}); err != nil {
+			f.t.Fatal(err)
+		}
+		f.revoke(revoked.ID)
+		got, err := f.s.KeysInNotice(f.ctx, after, 10)
+		if err != nil || len(got) != 1 || got[0].ID != used.ID {
+			f.t.Fatalf("KeysInNotice = %v, %v; want the key used after its rotation", got, err)
+		}
+		if got, _ := f.s.KeysInNotice(f.ctx, after.Add(31*24*time.Hour), 10); len(got) != 0 {
+			f.t.Fatalf("KeysInNotice after the notice = %v", got)
+		}
+	}},
+}

@@ -108,6 +108,7 @@ func Run(t *testing.T, newStore func(t *testing.T) keyward.Store) {
 		{"UsageStore", []group{{"", usageCountTests}}},
 		{"Signals", []group{{"", signalTests}}},
 		{"AccountStore", []group{{"", accountTests}, {"SignInLinks", linkTests}}},
+		{"NoticeStore", []group{{"", noticeTests}}},
 		{"ChangeFeed", []group{{"", changeTests}}},
 		{"Settings", []group{{"", settingsTests}}},
 		{"Limits", []group{{"", limitTests}, {"Meter", meterTests}, {"SpendBatch", spendBatchTests}}},

@@ -27,6 +27,7 @@ func (a *app) keysCommand() *cobra.Command {
 		a.keysUpdateCommand(),
 		a.keysRevokeCommand(),
 		a.keysRotateCommand(),
+		a.keysRotateAllCommand(),
 	)
 }
 
@@ -365,6 +366,55 @@ default 24h, at most 30d; 0 stops it at once).`,
 		},
 	}
 	c.Flags().StringVar(&grace, "grace", "24h", "how long the old key keeps working: a duration up to 30d, 0 for not at all")
+	return c
+}
+
+// keysRotateAllCommand is `keys rotate-all`: the operator's rotation of
+// many keys with notice (docs/dashboard.md, "Rotation with notice").
+func (a *app) keysRotateAllCommand() *cobra.Command {
+	var in manage.NoticeRotationInput
+	c := &cobra.Command{
+		Use:   "rotate-all (--tenant T | --plan P | --all) --notice D",
+		Short: "Rotate every working key of a tenant, of a plan's tenants or of every tenant, with notice",
+		Long: `Rotate every working key of a tenant (--tenant), of every tenant on a plan
+(--plan) or of every tenant (--all), with notice (--notice, such as 30d, at
+most 365d). No new key is printed: each successor waits in its tenant's
+dashboard, on the API keys page, to be revealed once by someone who may rotate
+it. Each old key answers with the Deprecation and Sunset headers from now on
+and stops at the end of the notice (or at its own expiry, if sooner); the
+tenant's webhooks get key.rotated with that date. Keys rotated already are
+left alone, so running it again rotates only what was missed. The operator
+console shows, per tenant, the old keys still in use.`,
+		Example: `  keyward keys rotate-all --plan legacy --notice 30d`,
+		Args:    args(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return a.withService(cmd.Context(), func(svc *manage.Service) error {
+				out, err := svc.RotateWithNotice(cmd.Context(), manage.CommandLine(), in)
+				if out != nil && a.json {
+					if perr := a.printJSON(out); perr != nil {
+						return perr
+					}
+				} else if out != nil {
+					fmt.Fprintf(a.stdout, "Rotated %d keys with notice: the old keys stop at %s.\n", len(out.Rotated), when(out.SunsetAt))
+					if out.Skipped > 0 {
+						fmt.Fprintf(a.stdout, "Left %d keys that were rotated already, or are new keys waiting to be revealed.\n", out.Skipped)
+					}
+					for id, why := range out.Failed {
+						fmt.Fprintf(a.stderr, "Could not rotate %s: %s\n", shown(id), why)
+					}
+				}
+				if err == nil && out != nil && len(out.Failed) > 0 {
+					err = fmt.Errorf("%d keys could not be rotated; run it again once the cause is fixed", len(out.Failed))
+				}
+				return err
+			})
+		},
+	}
+	f := c.Flags()
+	f.StringVar(&in.TenantID, "tenant", "", "rotate the keys of this tenant (id or slug)")
+	f.StringVar(&in.Plan, "plan", "", "rotate the keys of every tenant on this plan")
+	f.BoolVar(&in.All, "all", false, "rotate the keys of every tenant")
+	f.StringVar(&in.Notice, "notice", "", "how long the old keys keep working, such as 30d (required)")
 	return c
 }
 

@@ -40,7 +40,7 @@ var files embed.FS
 // Patterns are the paths the dashboard serves on the API's listener: the
 // HTTP API hands these to Handler, and keeps every other path its own.
 var Patterns = []string{"/{$}", "/sign-in", "/sign-out", "/sign-out-everywhere", "/keys", "/keys/", "/members", "/members/",
-	"/invitations/", "/portal/", "/problems", "/problems/", "/assets/"}
+	"/invitations/", "/portal/", "/problems", "/problems/", "/audit", "/webhooks", "/webhooks/", "/console", "/console/", "/logs", "/assets/"}
 
 // Session defaults (serve --session-idle, --session-lifetime).
 const (
@@ -123,6 +123,7 @@ const (
 	sessFlash  = "flash"
 	sessReveal = "reveal"
 	sessBack   = "back"
+	sessSecret = "secret"
 )
 
 // New returns the dashboard.
@@ -170,6 +171,7 @@ func New(c Config) (*Dashboard, error) {
 	mux.HandleFunc("POST /sign-out-everywhere", d.member(d.signOutEverywhere))
 	d.keyRoutes(mux)
 	d.memberRoutes(mux)
+	d.adminRoutes(mux)
 	mux.HandleFunc("GET /problems", d.problemsPage)
 	mux.HandleFunc("GET /problems/{code}", d.problemPage)
 	d.handler = sm.LoadAndSave(withHeaders(mux))

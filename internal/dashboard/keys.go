@@ -23,6 +23,7 @@ func (d *Dashboard) keyRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("POST /keys", d.member(d.createKey))
 	mux.HandleFunc("GET /keys/{id}", d.member(d.keyPage))
 	mux.HandleFunc("GET /keys/{id}/reveal", d.member(d.revealPage))
+	mux.HandleFunc("POST /keys/{id}/reveal", d.member(d.revealNew))
 	mux.HandleFunc("GET /keys/{id}/revoke", d.member(d.revokePage))
 	mux.HandleFunc("POST /keys/{id}/revoke", d.member(d.revokeKey))
 	mux.HandleFunc("GET /keys/{id}/rotate", d.member(d.rotatePage))
@@ -33,6 +34,9 @@ func (d *Dashboard) keyRoutes(mux *http.ServeMux) {
 type keyRow struct {
 	view.Key
 	MayChange bool
+	// AwaitsReveal: the key is the successor of the operator's rotation
+	// with notice, whose secret its tenant has not seen yet.
+	AwaitsReveal bool
 }
 
 type keysData struct {
@@ -53,10 +57,15 @@ func (d *Dashboard) keysPage(w http.ResponseWriter, r *http.Request, s *signedIn
 		d.fail(w, r, err)
 		return
 	}
+	pending, err := d.svc.PendingReveals(r.Context(), s.caller, f.TenantID)
+	if err != nil {
+		d.fail(w, r, err)
+		return
+	}
 	now := d.svc.Now()
 	data := keysData{Filter: f, Next: next, MayCreate: manage.MayCreateKeys(s.caller)}
 	for _, k := range ks {
-		data.Keys = append(data.Keys, keyRow{Key: view.KeyOf(k, now), MayChange: manage.MayChangeKey(s.caller, k)})
+		data.Keys = append(data.Keys, keyRow{Key: view.KeyOf(k, now), MayChange: manage.MayChangeKey(s.caller, k), AwaitsReveal: slices.Contains(pending, k.ID)})
 	}
 	if next != "" {
 		q.Set("cursor", next)
@@ -394,4 +403,15 @@ func (d *Dashboard) rotateKey(w http.ResponseWriter, r *http.Request, s *signedI
 		return
 	}
 	d.reveal(w, r, succ, plaintext)
+}
+
+// revealNew gives the successor of the operator's rotation with notice
+// its secret, and reveals it once.
+func (d *Dashboard) revealNew(w http.ResponseWriter, r *http.Request, s *signedIn) {
+	k, plaintext, err := d.svc.RevealKey(r.Context(), s.caller, r.PathValue("id"))
+	if err != nil {
+		d.fail(w, r, err)
+		return
+	}
+	d.reveal(w, r, k, plaintext)
 }

@@ -30,12 +30,13 @@ var funcs = template.FuncMap{
 		}
 		return t.UTC().Format("2006-01-02")
 	},
-	"join":  strings.Join,
-	"list":  func(s ...string) []string { return s },
-	"has":   func(list []string, s string) bool { return contains(list, s) },
-	"ms":    func(us int64) string { return fmt.Sprintf("%.1f ms", float64(us)/1000) },
-	"codes": func() []keyward.Code { return keyward.Codes() },
-	"add":   func(a, b float64) float64 { return a + b },
+	"join":      strings.Join,
+	"hasPrefix": strings.HasPrefix,
+	"list":      func(s ...string) []string { return s },
+	"has":       func(list []string, s string) bool { return contains(list, s) },
+	"ms":        func(us int64) string { return fmt.Sprintf("%.1f ms", float64(us)/1000) },
+	"codes":     func() []keyward.Code { return keyward.Codes() },
+	"add":       func(a, b float64) float64 { return a + b },
 }
 
 func contains(list []string, s string) bool {

@@ -13,3 +13,10 @@ document.addEventListener("click", async (e) => {
     status.textContent = "Selected: press Ctrl+C (⌘C) to copy.";
   }
 });
+
+// A button with data-confirm asks first; without JavaScript the form is
+// sent as it is (the revocation of a key has a page of its own instead).
+document.addEventListener("submit", (e) => {
+  const button = e.submitter;
+  if (button && button.dataset.confirm && !window.confirm(button.dataset.confirm)) e.preventDefault();
+});
