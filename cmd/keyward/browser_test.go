@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/keyward/keyward"
 )
 
 // The browser tests drive Debian's chromium, headless, with chromedp.
@@ -379,4 +381,91 @@ func TestBrowserPortalAndMembers(t *testing.T) {
 		t.Errorf("a used invitation: %d; want 401", p.status)
 	}
 	s.visitor(t).signIn("bob@example.com", "bob builds things")
+}
+
+// axeFile is axe-core (Deque, MPL-2.0), vendored: the browser tests
+// inject it into each page; no CDN.
+const axeFile = "../../internal/dashboard/testdata/axe-4.14.1.min.js"
+
+// axeViolations runs axe-core's WCAG 2.1 A and AA rules (labels, names,
+// contrast, landmarks, keyboard focus order…) on the tab's page and
+// returns what it finds, one line per rule and element.
+func (tb *tab) axeViolations() []string {
+	tb.t.Helper()
+	src, err := os.ReadFile(axeFile)
+	if err != nil {
+		tb.t.Fatal(err)
+	}
+	tb.do("inject axe-core", chromedp.Evaluate[chromedp.Void](string(src)))
+	found := value(tb, "run axe-core", chromedp.Evaluate[[]string](`axe.run(document, {runOnly: {type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]}})
+		.then(r => r.violations.flatMap(v => v.nodes.map(n => v.id + ": " + n.target.join(" ") + " (" + v.help + ")")))`, chromedp.EvalAwaitPromise))
+	return found
+}
+
+// TestBrowserAccessibility: every page, signed out, as a tenant's owner
+// and as the operator, passes axe-core's WCAG 2.1 AA rules (every field
+// labelled, every button named, contrast, landmarks); and an owner signs
+// in and creates a key with the keyboard alone.
+func TestBrowserAccessibility(t *testing.T) {
+	s := startSite(t)
+	s.member(t, s.acme, "ada@example.com", "owner", "correct horse battery", "contacts:read")
+	s.member(t, keyward.SystemTenantID, "ops@example.com", "owner", "the operator's password")
+	_, keyID := createKey(t, s.server, s.root, s.acme, "billing")
+	b := newBrowser(t)
+	check := func(tb *tab, path string) {
+		t.Helper()
+		tb.open(path)
+		for _, v := range tb.axeViolations() {
+			t.Errorf("%s: %s", path, v)
+		}
+	}
+	anon := b.tab(s.url)
+	// The check finds what it is for: a field without a label, text
+	// without contrast.
+	anon.open("/sign-in")
+	anon.do("spoil the page", chromedp.Evaluate[chromedp.Void](`document.querySelector("main").insertAdjacentHTML("beforeend",
+		'<input id="unlabelled"><p id="faint">faint</p>'); document.getElementById("faint").style.color = "#ddd"`))
+	if v := strings.Join(anon.axeViolations(), "\n"); !strings.Contains(v, "label: #unlabelled") || !strings.Contains(v, "color-contrast") {
+		t.Fatalf("axe-core does not find an unlabelled field and faint text:\n%s", v)
+	}
+	check(anon, "/sign-in")
+	check(anon, "/problems")
+	check(anon, "/problems/insufficient_permissions")
+
+	// The keyboard alone: type, Tab, Enter.
+	ada := b.tab(s.url)
+	ada.open("/sign-in")
+	ada.do("sign in with the keyboard", chromedp.Evaluate[chromedp.Void](`window.__leaving = true`),
+		chromedp.KeyEvent("ada@example.com\tcorrect horse battery\r"))
+	ada.loaded()
+	if h := ada.text("h1"); h != "API keys" {
+		t.Fatalf("signed in with the keyboard, the page is %q", h)
+	}
+	// Tab to the create link, and follow it with Enter.
+	for i := 0; ; i++ {
+		ada.do("Tab", chromedp.KeyEvent("\t"))
+		if value(ada, "focus", chromedp.Evaluate[string](`document.activeElement.textContent.trim()`)) == "Create API key" {
+			break
+		}
+		if i > 20 {
+			t.Fatal("Tab never reaches the create link")
+		}
+	}
+	ada.do("Enter", chromedp.Evaluate[chromedp.Void](`window.__leaving = true`), chromedp.KeyEvent("\r"))
+	ada.loaded()
+	ada.do("name the key and send the form with Enter", chromedp.Evaluate[chromedp.Void](`window.__leaving = true`), chromedp.KeyEvent("keyboard-made\r"))
+	ada.loaded()
+	if !ada.has("#plaintext") {
+		t.Fatalf("the keyboard's key was not revealed: %s", ada.text("main"))
+	}
+	for _, v := range ada.axeViolations() {
+		t.Errorf("the reveal: %s", v)
+	}
+	for _, p := range []string{"/keys", "/keys/new", "/keys/" + keyID, "/keys/" + keyID + "/revoke", "/keys/" + keyID + "/rotate", "/members", "/audit", "/webhooks", "/logs"} {
+		check(ada, p)
+	}
+	ops := b.tab(s.url)
+	ops.signIn("ops@example.com", "the operator's password")
+	check(ops, "/console")
+	check(ops, "/keys")
 }
