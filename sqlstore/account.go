@@ -167,26 +167,11 @@ func (s *Store) PruneSessions(ctx context.Context, now time.Time, limit int) (in
 	if limit <= 0 {
 		return 0, nil
 	}
-	var total int64
-	for _, q := range []struct {
-		query string
-		arg   int64
-	}{
+	return s.pruneEach(ctx, limit, []pruning{
 		{`DELETE FROM sessions WHERE token_hash IN (SELECT token_hash FROM sessions WHERE expiry <= ? LIMIT ?)`, now.UnixMicro()},
 		{`DELETE FROM sign_in_failures WHERE id IN (SELECT id FROM sign_in_failures WHERE at < ? LIMIT ?)`, now.Add(-failureMemory).UnixMicro()},
 		{`DELETE FROM sign_in_links WHERE token_hash IN (SELECT token_hash FROM sign_in_links WHERE expires_at <= ? LIMIT ?)`, now.UnixMicro()},
-	} {
-		res, err := s.exec(ctx, s.w, q.query, q.arg, limit)
-		if err != nil {
-			return total, s.err(err)
-		}
-		n, err := res.RowsAffected()
-		if err != nil {
-			return total, s.err(err)
-		}
-		total += n
-	}
-	return total, nil
+	})
 }
 
 // CreateSignInLink stores a one-time link with its audit entry.

@@ -171,15 +171,25 @@ func (s *Store) PruneSignals(ctx context.Context, before time.Time, limit int) (
 	if limit <= 0 {
 		return 0, nil
 	}
-	var total int64
-	for _, q := range []struct {
-		query string
-		arg   int64
-	}{
+	return s.pruneEach(ctx, limit, []pruning{
 		{`DELETE FROM key_sightings WHERE (key_id, day, kind, value) IN (SELECT key_id, day, kind, value FROM key_sightings WHERE day < ? LIMIT ?)`, before.Unix()},
 		{`DELETE FROM failure_episodes WHERE subject IN (SELECT subject FROM failure_episodes WHERE last < ? LIMIT ?)`, before.UnixMicro()},
-	} {
-		res, err := s.w.ExecContext(ctx, s.rebind(q.query), q.arg, limit)
+	})
+}
+
+// pruning is a DELETE of up to a limit of rows older than a bound: its
+// two placeholders are the bound (arg) and the limit.
+type pruning struct {
+	query string
+	arg   int64
+}
+
+// pruneEach runs each pruning with limit and returns how many rows they
+// deleted together.
+func (s *Store) pruneEach(ctx context.Context, limit int, ps []pruning) (int64, error) {
+	var total int64
+	for _, q := range ps {
+		res, err := s.exec(ctx, s.w, q.query, q.arg, limit)
 		if err != nil {
 			return total, s.err(err)
 		}

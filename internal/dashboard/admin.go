@@ -41,10 +41,7 @@ func (d *Dashboard) auditPage(w http.ResponseWriter, r *http.Request, s *signedI
 		return
 	}
 	data := auditData{Entries: es, Filter: f}
-	if next != "" {
-		q.Set("cursor", next)
-		data.NextURL = "/audit?" + q.Encode()
-	}
+	data.NextURL = nextPage("/audit", q, next)
 	d.render(w, r, http.StatusOK, "audit.html", s, pageView{Title: "Audit log", Nav: "audit", Data: data})
 }
 
@@ -259,9 +256,6 @@ func (d *Dashboard) logsPage(w http.ResponseWriter, r *http.Request, s *signedIn
 		return
 	}
 	data := logsData{Logs: logs, Filter: f}
-	if next != "" {
-		q.Set("cursor", next)
-		data.NextURL = "/logs?" + q.Encode()
-	}
+	data.NextURL = nextPage("/logs", q, next)
 	d.render(w, r, http.StatusOK, "logs.html", s, pageView{Title: "Request log", Nav: "logs", Data: data})
 }

@@ -503,3 +503,13 @@ func (d *Dashboard) brandCSS(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, ":root { --brand: %s; }\n", d.brand.Color)
 	}
 }
+
+// nextPage is the URL of a list's next page: path with the query q and
+// the cursor next, "" when there is none.
+func nextPage(path string, q url.Values, next string) string {
+	if next == "" {
+		return ""
+	}
+	q.Set("cursor", next)
+	return path + "?" + q.Encode()
+}

@@ -42,7 +42,6 @@ type keyRow struct {
 type keysData struct {
 	Keys      []keyRow
 	Filter    manage.KeyListInput
-	Next      string
 	NextURL   string
 	MayCreate bool
 }
@@ -63,14 +62,11 @@ func (d *Dashboard) keysPage(w http.ResponseWriter, r *http.Request, s *signedIn
 		return
 	}
 	now := d.svc.Now()
-	data := keysData{Filter: f, Next: next, MayCreate: manage.MayCreateKeys(s.caller)}
+	data := keysData{Filter: f, MayCreate: manage.MayCreateKeys(s.caller)}
 	for _, k := range ks {
 		data.Keys = append(data.Keys, keyRow{Key: view.KeyOf(k, now), MayChange: manage.MayChangeKey(s.caller, k), AwaitsReveal: slices.Contains(pending, k.ID)})
 	}
-	if next != "" {
-		q.Set("cursor", next)
-		data.NextURL = "/keys?" + q.Encode()
-	}
+	data.NextURL = nextPage("/keys", q, next)
 	d.render(w, r, http.StatusOK, "keys.html", s, pageView{Title: "API keys", Nav: "keys", Data: data})
 }
 

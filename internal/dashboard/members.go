@@ -65,10 +65,7 @@ func (d *Dashboard) renderMembers(w http.ResponseWriter, r *http.Request, s *sig
 	for _, m := range ms {
 		data.Members = append(data.Members, memberRow{Member: m, MayChange: manage.MayChangeMember(s.caller, m)})
 	}
-	if next != "" {
-		q.Set("cursor", next)
-		data.NextURL = "/members?" + q.Encode()
-	}
+	data.NextURL = nextPage("/members", q, next)
 	data.MayAdd = manage.MayAddMembers(s.caller) && (data.Tenant != "" || !s.caller.Root())
 	data.Roles = keyward.Roles()
 	data.Offered = slices.DeleteFunc(d.offeredPermissions(r, s), keyward.BuiltIn)
