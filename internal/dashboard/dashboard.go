@@ -443,7 +443,11 @@ func (d *Dashboard) start(w http.ResponseWriter, r *http.Request, cred *keyward.
 // safeNext is where to go after sign-in: a path of this site, never
 // another site (an open redirect), /keys by default.
 func safeNext(next string) string {
-	if next == "" || !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") {
+	u, err := url.Parse(next)
+	// Browsers drop tabs and newlines from URLs and read a backslash as
+	// a slash, so "/\t/evil.example" would go to another site.
+	if next == "" || err != nil || u.Scheme != "" || u.Host != "" || !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") ||
+		strings.ContainsFunc(next, func(r rune) bool { return r < 0x20 || r == 0x7f || r == '\\' }) {
 		return "/keys"
 	}
 	return next
