@@ -1,11 +1,13 @@
 package httpapi
 
 import (
+	"context"
 	"net/http"
 	"strings"
 	"testing"
 
 	"github.com/keyward/keyward"
+	"github.com/keyward/keyward/manage"
 )
 
 // TestPortalSessions: POST /v1/portal-sessions makes a one-time link for
@@ -54,6 +56,32 @@ func TestPortalSessions(t *testing.T) {
 	if a := h.call("POST", "/v1/portal-sessions", mgr, asOwner); a.status != http.StatusForbidden {
 		t.Errorf("an admin key created an owner through the portal: %d %s", a.status, a.raw)
 	}
+	// A key that is less than the session it would open makes none: a
+	// test key, an expiring key, a restricted key, or one without a
+	// permission the member holds.
+	h.must(http.StatusCreated, "POST", "/v1/permissions", h.root, map[string]any{"name": "contacts:read"})
+	reader := h.member(acme, "reader@acme.example", keyward.RoleDeveloper, "contacts:read")
+	h.must(http.StatusOK, "PATCH", "/v1/members/"+reader, h.root, map[string]any{"external_id": "user-reader"})
+	for name, body := range map[string]map[string]any{
+		"test":       {"environment": "test"},
+		"expiring":   {"expires": "1h"},
+		"restricted": {"restrictions": map[string]any{"ips": []string{"203.0.113.0/24"}}},
+	} {
+		body["tenant_id"], body["name"], body["permissions"] = acme, name, []string{"keys:manage", "contacts:read"}
+		weak, _ := h.key(h.root, body)
+		for _, ext := range []string{"user-1", "user-new"} {
+			b := map[string]any{"external_id": ext, "member": map[string]any{"email": ext + "@acme.example", "name": "N", "role": "viewer"}}
+			if a := h.call("POST", "/v1/portal-sessions", weak, b); a.status != http.StatusForbidden {
+				t.Errorf("a %s key made a portal session for %s: %d %s", name, ext, a.status, a.raw)
+			}
+		}
+	}
+	if a := h.call("POST", "/v1/portal-sessions", mgr, map[string]any{"external_id": "user-reader"}); a.status != http.StatusForbidden || !strings.Contains(a.str("detail"), "contacts:read") {
+		t.Errorf("a key without the member's permission made a portal session: %d %s", a.status, a.raw)
+	}
+	if n := len(h.must(http.StatusOK, "GET", "/v1/members?tenant_id=acme", h.root, nil).list()); n != 3 {
+		t.Errorf("%d members; a refused portal session created one", n)
+	}
 	// A key without keys:manage makes none.
 	plain, _ := h.key(h.root, map[string]any{"tenant_id": acme, "name": "plain"})
 	problemOf(t, h.call("POST", "/v1/portal-sessions", plain, map[string]any{"external_id": "user-1"}), http.StatusForbidden, keyward.CodeInsufficientPermissions)
@@ -73,4 +101,10 @@ func TestInvitations(t *testing.T) {
 	mgr, _ := h.key(h.root, map[string]any{"tenant_id": acme, "name": "app", "permissions": []string{"keys:manage"}})
 	h.must(http.StatusCreated, "POST", "/v1/members/"+dev+"/invitations", mgr, nil)
 	refusedForRole(t, h.call("POST", "/v1/members/"+owner+"/invitations", mgr, nil), "admin")
+	// A member with a password: only the operator replaces it.
+	if err := h.svc.SetPassword(context.Background(), manage.CommandLine(), dev, "a password for dev"); err != nil {
+		t.Fatal(err)
+	}
+	problemOf(t, h.call("POST", "/v1/members/"+dev+"/invitations", mgr, nil), http.StatusForbidden, keyward.CodeInsufficientPermissions)
+	h.must(http.StatusCreated, "POST", "/v1/members/"+dev+"/invitations", h.root, nil)
 }

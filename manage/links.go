@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -46,18 +47,72 @@ type Link struct {
 }
 
 // InviteMember makes an invitation link with which member memberID sets
-// a password, once, within InvitationLifetime: whoever may change the
-// member (authorizeMember) may invite it. base is the dashboard's public
-// URL, "" when unknown.
+// a password, once, within InvitationLifetime, under authorizeSignInAs;
+// a member who has a password already only the operator may invite. base
+// is the dashboard's public URL, "" when unknown.
 func (s *Service) InviteMember(ctx context.Context, c Caller, memberID, base string) (*Link, error) {
 	m, err := s.Member(ctx, c, memberID)
 	if err != nil {
 		return nil, err
 	}
-	if err := authorizeMember(c, memberChange, m, ""); err != nil {
+	if err := authorizeSignInAs(c, m); err != nil {
 		return nil, err
 	}
+	cred, err := s.store.Credential(ctx, m.ID)
+	if err != nil {
+		return nil, err
+	}
+	if cred.PasswordHash != "" && !c.Root() {
+		return nil, keyward.Errorf(keyward.CodeInsufficientPermissions,
+			"Member %s has a password already, and an invitation would replace it: only the operator may (keyward members invite, or set-password). The member can change it themselves.", m.ID)
+	}
 	return s.newLink(ctx, c, m, keyward.LinkInvitation, "", base)
+}
+
+// authorizeSignInAs is the one rule for making a link that signs someone
+// in as member m: an invitation (which sets m's password) or a portal
+// session. The session it opens acts as m, live, with no expiry and no
+// restriction, with m's role and permissions; so a caller that is not
+// root must be one that may change m (authorizeMember: an admin not an
+// owner), and no less than that session: a live key, with no expiry and
+// no restriction, that holds every permission m holds. A weaker key
+// cannot obtain a stronger session, as it cannot obtain a stronger key
+// (authorizeKey).
+func authorizeSignInAs(c Caller, m *keyward.Member) error {
+	if c.Root() {
+		return nil
+	}
+	if err := authorizeMember(c, memberChange, m, ""); err != nil {
+		return err
+	}
+	if err := unboundedCaller(c); err != nil {
+		return err
+	}
+	for _, p := range m.Permissions {
+		if !slices.Contains(c.Permissions, p) {
+			return keyward.Errorf(keyward.CodeInsufficientPermissions,
+				"Member %s holds %q, which your key does not: %s.", m.ID, p, signInWhy)
+		}
+	}
+	return nil
+}
+
+const signInWhy = "a link signs in as the member, live, with no expiry and no restriction; only a key that is no less may make one, or a root key"
+
+// unboundedCaller refuses a caller that is a test key, expires or has
+// restrictions: it may make no sign-in link (authorizeSignInAs).
+func unboundedCaller(c Caller) error {
+	r := c.Restrictions
+	switch {
+	case c.Root():
+	case c.Environment == keyward.Test:
+		return keyward.Errorf(keyward.CodeInsufficientPermissions, "Your key is a test key: %s.", signInWhy)
+	case c.ExpiresAt != nil:
+		return keyward.Errorf(keyward.CodeInsufficientPermissions, "Your key expires: %s.", signInWhy)
+	case len(r.IPs)+len(r.Referrers)+len(r.Endpoints)+len(r.Resources) > 0:
+		return keyward.Errorf(keyward.CodeInsufficientPermissions, "Your key has restrictions: %s.", signInWhy)
+	}
+	return nil
 }
 
 // newLink stores a one-time link of kind for member m and returns it.
@@ -133,10 +188,14 @@ type PortalSession struct {
 // that signs the tenant's member with in.ExternalID in to the dashboard
 // with no password (the pattern of Stripe's billing portal); the member
 // is created first when none has the external id and in.Member says how.
-// The caller must be one that may change the member (authorizeMember): a
-// key cannot sign anyone in as more than itself.
+// The caller is held to authorizeSignInAs: a key cannot sign anyone in
+// as more than itself.
 func (s *Service) CreatePortalSession(ctx context.Context, c Caller, in PortalSessionInput, base string) (*PortalSession, error) {
 	if err := Authorize(c, Manager); err != nil {
+		return nil, err
+	}
+	// Before a member is created for it.
+	if err := unboundedCaller(c); err != nil {
 		return nil, err
 	}
 	t, err := s.memberTenant(ctx, c, in.TenantID)
@@ -172,7 +231,8 @@ func (s *Service) CreatePortalSession(ctx context.Context, c Caller, in PortalSe
 			return nil, err
 		}
 		out.Created = true
-	} else if err := authorizeMember(c, memberChange, m, ""); err != nil {
+	}
+	if err := authorizeSignInAs(c, m); err != nil {
 		return nil, err
 	}
 	if m.Status != keyward.MemberActive {
