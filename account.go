@@ -61,12 +61,13 @@ type AccountStore interface {
 	// password; at most limit of them.
 	CredentialsByEmail(ctx context.Context, email string, limit int) ([]*Credential, error)
 	// SetPassword stores a member's password hash and raises its session
-	// epoch, so that its other sessions end, with an audit entry
-	// (member.password). An unknown member is a CodeNotFound.
+	// epoch, so that its other sessions end and its unused sign-in links
+	// are withdrawn, with an audit entry (member.password). An unknown
+	// member is a CodeNotFound.
 	SetPassword(ctx context.Context, memberID, hash string, at time.Time, by Actor) error
 	// EndSessions raises a member's session epoch, so that every session
-	// it has ends, with an audit entry (member.sign_out_everywhere), and
-	// returns the new epoch.
+	// it has ends and its unused sign-in links are withdrawn, with an
+	// audit entry (member.sign_out_everywhere), and returns the new epoch.
 	EndSessions(ctx context.Context, memberID string, at time.Time, by Actor) (int64, error)
 
 	// SignInFailures counts the failed sign-ins of each subject after
@@ -89,7 +90,8 @@ type AccountStore interface {
 	// id; CodeNotFound when none has it.
 	MemberByExternalID(ctx context.Context, tenantID, externalID string) (*Member, error)
 	// CreateSignInLink stores a one-time link, with its audit entry
-	// (member.invite or member.portal_session). An unknown member is a
+	// (member.invite or member.portal_session); an invitation withdraws
+	// the member's unused earlier ones. An unknown member is a
 	// CodeNotFound.
 	CreateSignInLink(ctx context.Context, l *SignInLink, by Actor) error
 	// SignInLink finds a link of kind that is neither used nor expired at
@@ -99,7 +101,7 @@ type AccountStore interface {
 	// at now: once, also when several nodes try at the same moment (a
 	// conditional update). When passwordHash is not "", it is set as the
 	// member's password in the same transaction, as SetPassword does
-	// (member.password). It returns the link and the member's credential;
+	// (member.password, the other links withdrawn). It returns the link and the member's credential;
 	// CodeSignInFailed when the link is unknown, used or expired.
 	UseSignInLink(ctx context.Context, hash [32]byte, kind string, now time.Time, passwordHash string) (*SignInLink, *Credential, error)
 	// PruneSessions deletes up to limit of the sessions and of the sign-in

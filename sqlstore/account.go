@@ -94,6 +94,9 @@ func (s *Store) raiseEpoch(ctx context.Context, memberID string, hash *string, a
 		if err := s.row(ctx, tx, `SELECT session_epoch FROM members WHERE id = ?`, memberID).Scan(&epoch); err != nil {
 			return err
 		}
+		if err := s.withdrawLinks(ctx, tx, memberID, ""); err != nil {
+			return err
+		}
 		return s.record(ctx, tx, at, by, action, m.TenantID, memberID)
 	})
 	return epoch, s.err(err)
@@ -184,6 +187,12 @@ func (s *Store) CreateSignInLink(ctx context.Context, l *keyward.SignInLink, by 
 		if _, err := s.member(ctx, tx, l.MemberID); err != nil {
 			return err
 		}
+		// A new invitation replaces the member's earlier ones.
+		if l.Kind == keyward.LinkInvitation {
+			if err := s.withdrawLinks(ctx, tx, l.MemberID, keyward.LinkInvitation); err != nil {
+				return err
+			}
+		}
 		if _, err := s.exec(ctx, tx, `INSERT INTO sign_in_links (token_hash, kind, member_id, tenant_id, return_url, created_at, expires_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?)`, l.Hash[:], l.Kind, l.MemberID, l.TenantID, l.ReturnURL, l.CreatedAt.UnixMicro(), l.ExpiresAt.UnixMicro()); err != nil {
 			return err
@@ -249,6 +258,9 @@ func (s *Store) UseSignInLink(ctx context.Context, hash [32]byte, kind string, n
 			if err := s.record(ctx, tx, now, keyward.Actor{ID: "invitation", MemberID: l.MemberID}, keyward.ActionMemberPassword, l.TenantID, l.MemberID); err != nil {
 				return err
 			}
+			if err := s.withdrawLinks(ctx, tx, l.MemberID, ""); err != nil {
+				return err
+			}
 		}
 		c, err = scanCredential(s.row(ctx, tx, `SELECT `+credentialColumns+` FROM members WHERE id = ?`, l.MemberID))
 		if errors.Is(err, sql.ErrNoRows) {
@@ -269,4 +281,18 @@ func (s *Store) MemberByExternalID(ctx context.Context, tenantID, externalID str
 		return nil, keyward.Errorf(keyward.CodeNotFound, "No member of tenant %q has external id %q.", tenantID, externalID)
 	}
 	return m, s.err(err)
+}
+
+// withdrawLinks deletes the unused sign-in links of a member, of kind ("",
+// every kind): a new password, a new invitation or "sign out everywhere"
+// leaves none of the links made before working.
+func (s *Store) withdrawLinks(ctx context.Context, tx *sql.Tx, memberID, kind string) error {
+	q := `DELETE FROM sign_in_links WHERE member_id = ? AND used_at IS NULL`
+	args := []any{memberID}
+	if kind != "" {
+		q += ` AND kind = ?`
+		args = append(args, kind)
+	}
+	_, err := s.exec(ctx, tx, q, args...)
+	return err
 }

@@ -219,6 +219,48 @@ var linkTests = []test{
 			f.t.Fatalf("a link for an unknown member: %v", err)
 		}
 	}},
+	{"Withdrawn", func(f *fixture) {
+		acme, ada := f.createTeam("acme")
+		link := func(token, kind string) *keyward.SignInLink {
+			now := f.tick()
+			l := &keyward.SignInLink{Hash: sha256.Sum256([]byte(token)), Kind: kind, MemberID: ada.ID, TenantID: acme.ID, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
+			if err := f.s.CreateSignInLink(f.ctx, l, admin); err != nil {
+				f.t.Fatal(err)
+			}
+			return l
+		}
+		alive := func(l *keyward.SignInLink) bool {
+			_, err := f.s.SignInLink(f.ctx, l.Hash, l.Kind, l.CreatedAt)
+			return err == nil
+		}
+		first := link("inv_1", keyward.LinkInvitation)
+		portal := link("pst_1", keyward.LinkPortal)
+		second := link("inv_2", keyward.LinkInvitation)
+		if alive(first) || !alive(second) || !alive(portal) {
+			f.t.Fatal("a new invitation did not replace the earlier one alone")
+		}
+		if _, err := f.s.EndSessions(f.ctx, ada.ID, f.tick(), admin); err != nil {
+			f.t.Fatal(err)
+		}
+		if alive(second) || alive(portal) {
+			f.t.Fatal("sign out everywhere left a link working")
+		}
+		third := link("inv_3", keyward.LinkInvitation)
+		if err := f.s.SetPassword(f.ctx, ada.ID, "$argon2id$x", f.tick(), admin); err != nil {
+			f.t.Fatal(err)
+		}
+		if alive(third) {
+			f.t.Fatal("a new password left an invitation working")
+		}
+		link("inv_4", keyward.LinkInvitation)
+		b, c := link("pst_2", keyward.LinkPortal), link("pst_3", keyward.LinkPortal)
+		if _, _, err := f.s.UseSignInLink(f.ctx, sha256.Sum256([]byte("inv_4")), keyward.LinkInvitation, f.tick(), "$argon2id$y"); err != nil {
+			f.t.Fatal(err)
+		}
+		if alive(b) || alive(c) {
+			f.t.Fatal("the password set by an invitation left other links working")
+		}
+	}},
 	{"MemberByExternalID", func(f *fixture) {
 		acme, ada := f.createTeam("acme")
 		if m, err := f.s.MemberByExternalID(f.ctx, acme.ID, ada.ExternalID); err != nil || m.ID != ada.ID {

@@ -150,10 +150,11 @@ func undoLogBlocks(t *testing.T, db old) {
 }
 
 // undoAccounts takes a database back to before migration 15: no
-// passwords, sessions, sign-in failures or sign-in links.
+// passwords, sessions, sign-in failures, sign-in links or reveals
+// (migrations 15 to 17).
 func undoAccounts(t *testing.T, db old) {
 	t.Helper()
-	rawExec(t, db, `DROP TABLE key_reveals`, `DROP TABLE sign_in_links`, `DROP TABLE sign_in_failures`, `DROP TABLE sessions`, `DROP INDEX members_email_lower`,
+	rawExec(t, db, `DROP INDEX sign_in_links_member`, `DROP TABLE key_reveals`, `DROP TABLE sign_in_links`, `DROP TABLE sign_in_failures`, `DROP TABLE sessions`, `DROP INDEX members_email_lower`,
 		`ALTER TABLE members DROP COLUMN session_epoch`, `ALTER TABLE members DROP COLUMN password_hash`,
 		`DELETE FROM goose_db_version WHERE version_id >= 15`)
 }

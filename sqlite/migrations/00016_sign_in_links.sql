@@ -16,16 +16,5 @@ CREATE TABLE sign_in_links (
 ) STRICT, WITHOUT ROWID;
 CREATE INDEX sign_in_links_expires_at ON sign_in_links (expires_at);
 
--- The successors of a rotation with notice (keyward keys rotate-all): each
--- waits to be revealed once by its tenant, in the dashboard, which gives
--- it a new secret then (the one it was made with was never shown).
-CREATE TABLE key_reveals (
-    key_id     TEXT    NOT NULL PRIMARY KEY,
-    tenant_id  TEXT    NOT NULL,
-    created_at INTEGER NOT NULL
-) STRICT, WITHOUT ROWID;
-CREATE INDEX key_reveals_tenant ON key_reveals (tenant_id);
-
 -- +goose Down
-DROP TABLE key_reveals;
 DROP TABLE sign_in_links;
