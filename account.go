@@ -57,9 +57,10 @@ type AccountStore interface {
 	// Credential finds a member, with its password hash and session epoch.
 	Credential(ctx context.Context, memberID string) (*Credential, error)
 	// CredentialsByEmail lists, oldest first, the members of every tenant
-	// whose email is email (compared case-insensitively) and who have a
-	// password; at most limit of them.
-	CredentialsByEmail(ctx context.Context, email string, limit int) ([]*Credential, error)
+	// (of tenant tenantID only, unless it is "") whose email is email
+	// (compared case-insensitively) and who have a password; at most
+	// limit of them.
+	CredentialsByEmail(ctx context.Context, email, tenantID string, limit int) ([]*Credential, error)
 	// SetPassword stores a member's password hash and raises its session
 	// epoch, so that its other sessions end and its unused sign-in links
 	// are withdrawn, with an audit entry (member.password). An unknown
@@ -70,12 +71,15 @@ type AccountStore interface {
 	// audit entry (member.sign_out_everywhere), and returns the new epoch.
 	EndSessions(ctx context.Context, memberID string, at time.Time, by Actor) (int64, error)
 
-	// SignInFailures counts the failed sign-ins of each subject after
-	// since.
-	SignInFailures(ctx context.Context, subjects []string, since time.Time) (map[string]int, error)
-	// AddSignInFailure counts a failed sign-in for each subject.
-	AddSignInFailure(ctx context.Context, subjects []string, at time.Time) error
-	// ClearSignInFailures forgets the failed sign-ins of a subject.
+	// SignInAttempt records a sign-in attempt for each subject at at and
+	// counts each subject's attempts after since, this one included, in
+	// one transaction: two attempts at once are counted both.
+	SignInAttempt(ctx context.Context, subjects []string, at, since time.Time) (map[string]int, error)
+	// ForgetSignInAttempt deletes, for each subject, one attempt recorded
+	// at at: the attempt that turned out to succeed, or was not made.
+	ForgetSignInAttempt(ctx context.Context, subjects []string, at time.Time) error
+	// ClearSignInFailures forgets the attempts of subject, and of every
+	// subject that begins with subject and "|".
 	ClearSignInFailures(ctx context.Context, subject string) error
 
 	// FindSession returns the data of the session whose token has the

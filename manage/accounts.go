@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -36,7 +37,12 @@ func HashPassword(password string) (string, error) {
 	if err := checkPassword(password); err != nil {
 		return "", err
 	}
-	return argon2id.CreateHash(password, passwordParams)
+	var hash string
+	err := withHashSlot(context.Background(), func() (err error) {
+		hash, err = argon2id.CreateHash(password, passwordParams)
+		return err
+	})
+	return hash, err
 }
 
 // checkPassword refuses a password that is too short or too long, or not
@@ -75,7 +81,11 @@ func (s *Service) SetPassword(ctx context.Context, c Caller, memberID, password 
 	if err != nil {
 		return err
 	}
-	return s.store.SetPassword(ctx, memberID, hash, s.now().UTC().Truncate(time.Microsecond), c.Actor)
+	if err := s.store.SetPassword(ctx, memberID, hash, s.now().UTC().Truncate(time.Microsecond), c.Actor); err != nil {
+		return err
+	}
+	// A new password unlocks the account.
+	return s.store.ClearSignInFailures(ctx, accountSubject(m.Email))
 }
 
 // EndSessions signs member memberID out of the dashboard everywhere: the
@@ -94,17 +104,46 @@ func (s *Service) EndSessions(ctx context.Context, c Caller, memberID string) (i
 	return s.store.EndSessions(ctx, memberID, s.now().UTC().Truncate(time.Microsecond), c.Actor)
 }
 
-// Sign-in limits: an account, and a client address, that failed to sign in
-// this many times in SignInWindow may not try again until the oldest of
-// those failures leaves the window.
+// Sign-in limits (docs/dashboard.md, "Signing in"): in SignInWindow,
+// an account may be tried MaxSignInFailures times from one address,
+// MaxAccountSignInFails times from all addresses together, and an
+// address MaxAddressSignInFails times whatever the accounts; past any of
+// them the next try is refused until the oldest leaves the window. A
+// success counts nothing.
 const (
 	SignInWindow          = 15 * time.Minute
 	MaxSignInFailures     = 5
+	MaxAccountSignInFails = 50
 	MaxAddressSignInFails = 20
 	// maxAccountsPerEmail bounds the members one sign-in checks a password
-	// against (one email in several tenants).
+	// against (one email in several tenants) when it names no tenant.
 	maxAccountsPerEmail = 10
 )
+
+// hashing bounds the argon2id hashes computed at once, each of which
+// takes 19 MiB: sign-ins beyond it wait, and are refused after
+// hashWait, rather than take the process's memory.
+var hashing = make(chan struct{}, max(2, runtime.GOMAXPROCS(0)))
+
+// hashWait is how long a sign-in waits for its turn to hash.
+const hashWait = 5 * time.Second
+
+// withHashSlot runs fn with one of hashing's slots, or refuses with 429
+// when none comes free within hashWait.
+func withHashSlot(ctx context.Context, fn func() error) error {
+	t := time.NewTimer(hashWait)
+	defer t.Stop()
+	select {
+	case hashing <- struct{}{}:
+	case <-t.C:
+		return &keyward.Error{Code: keyward.CodeRateLimited, RetryAfter: time.Second,
+			Message: "Too many sign-ins are being checked at once; try again in a second."}
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-hashing }()
+	return fn()
+}
 
 // dummyHash is checked against when no member has the email, so that a
 // sign-in takes as long whether or not the email is known.
@@ -135,33 +174,29 @@ type SignInInput struct {
 // the right password. An email whose password signs in to several tenants
 // is asked which (a CodeInvalidRequest naming tenant).
 func (s *Service) SignIn(ctx context.Context, in SignInInput) (*keyward.Credential, error) {
-	now := s.now()
+	now := s.now().UTC().Truncate(time.Microsecond)
 	email := strings.ToLower(strings.TrimSpace(in.Email))
-	account, address := "e:"+email, "a:"+in.IP
-	counts, err := s.store.SignInFailures(ctx, []string{account, address}, now.Add(-SignInWindow))
+	account, address := accountSubject(email), "a:"+in.IP
+	pair := account + "|" + address
+	// The attempt is counted before the password is checked, so that
+	// attempts made at once are all counted.
+	counts, err := s.store.SignInAttempt(ctx, []string{address, pair, account}, now, now.Add(-SignInWindow))
 	if err != nil {
 		return nil, err
 	}
-	if counts[account] >= MaxSignInFailures || counts[address] >= MaxAddressSignInFails {
+	if counts[pair] > MaxSignInFailures || counts[account] > MaxAccountSignInFails || counts[address] > MaxAddressSignInFails {
+		// Refused attempts count against the address that makes them,
+		// not against the account, which an address blocked already
+		// could otherwise lock for everyone.
+		if err := s.store.ForgetSignInAttempt(ctx, []string{pair, account}, now); err != nil {
+			return nil, err
+		}
 		return nil, &keyward.Error{Code: keyward.CodeTooManyFailedAttempts, RetryAfter: SignInWindow,
-			Message: fmt.Sprintf("Too many failed sign-ins for this account or from this address: wait %d minutes and try again, or ask an admin of the account to set a new password.", int(SignInWindow.Minutes()))}
+			Message: fmt.Sprintf("Too many failed sign-ins for this account or from this address: wait %d minutes and try again, or ask the operator for a new password.", int(SignInWindow.Minutes()))}
 	}
-	var matched []*keyward.Credential
-	creds, err := s.store.CredentialsByEmail(ctx, email, maxAccountsPerEmail)
+	matched, err := s.matchPassword(ctx, email, in)
 	if err != nil {
 		return nil, err
-	}
-	if len(creds) == 0 {
-		_, _ = argon2id.ComparePasswordAndHash(in.Password, dummyHash())
-	}
-	for _, c := range creds {
-		ok, err := argon2id.ComparePasswordAndHash(in.Password, c.PasswordHash)
-		if err != nil && !errors.Is(err, argon2id.ErrInvalidHash) && !errors.Is(err, argon2id.ErrIncompatibleVersion) {
-			return nil, keyward.Internal(fmt.Errorf("compare the password of %s: %w", c.Member.ID, err))
-		}
-		if ok && c.Member.Status == keyward.MemberActive {
-			matched = append(matched, c)
-		}
 	}
 	if in.Tenant != "" && len(matched) > 1 {
 		matched = slices.DeleteFunc(matched, func(c *keyward.Credential) bool {
@@ -169,17 +204,15 @@ func (s *Service) SignIn(ctx context.Context, in SignInInput) (*keyward.Credenti
 			return err != nil || t.ID != c.Member.TenantID
 		})
 	}
-	switch len(matched) {
-	case 0:
-		if err := s.store.AddSignInFailure(ctx, []string{account, address}, now); err != nil {
-			return nil, err
-		}
+	if len(matched) == 0 {
 		return nil, keyward.Errorf(keyward.CodeSignInFailed,
-			"The email or the password is wrong (or the member is suspended). Check both and try again; after %d failures the account is locked for %d minutes.", MaxSignInFailures, int(SignInWindow.Minutes()))
-	case 1:
-		if err := s.store.ClearSignInFailures(ctx, account); err != nil {
-			return nil, err
-		}
+			"The email or the password is wrong (or the member or their account is suspended). Check both and try again; after %d failures the account is locked for %d minutes.", MaxSignInFailures, int(SignInWindow.Minutes()))
+	}
+	// A success counts nothing: its attempt is forgotten, and only it.
+	if err := s.store.ForgetSignInAttempt(ctx, []string{address, pair, account}, now); err != nil {
+		return nil, err
+	}
+	if len(matched) == 1 {
 		return matched[0], nil
 	}
 	var slugs []string
@@ -192,13 +225,57 @@ func (s *Service) SignIn(ctx context.Context, in SignInInput) (*keyward.Credenti
 	return nil, keyward.FieldErrorf("tenant", "this email and password sign in to several accounts (%s): choose one", strings.Join(slugs, ", "))
 }
 
+// accountSubject is the subject of an account's sign-in attempts.
+func accountSubject(email string) string { return "e:" + strings.ToLower(strings.TrimSpace(email)) }
+
+// matchPassword returns the active members, of active tenants, whose
+// email is email and whose password is in.Password: of in.Tenant alone
+// when it names one. An unknown email is checked against a dummy hash,
+// so that the time does not tell.
+func (s *Service) matchPassword(ctx context.Context, email string, in SignInInput) ([]*keyward.Credential, error) {
+	tenantID := ""
+	if in.Tenant != "" {
+		if t, err := s.store.Tenant(ctx, in.Tenant); err == nil {
+			tenantID = t.ID
+		}
+	}
+	creds, err := s.store.CredentialsByEmail(ctx, email, tenantID, maxAccountsPerEmail)
+	if err != nil {
+		return nil, err
+	}
+	var matched []*keyward.Credential
+	err = withHashSlot(ctx, func() error {
+		if len(creds) == 0 {
+			_, _ = argon2id.ComparePasswordAndHash(in.Password, dummyHash())
+		}
+		for _, c := range creds {
+			ok, err := argon2id.ComparePasswordAndHash(in.Password, c.PasswordHash)
+			if err != nil && !errors.Is(err, argon2id.ErrInvalidHash) && !errors.Is(err, argon2id.ErrIncompatibleVersion) {
+				return keyward.Internal(fmt.Errorf("compare the password of %s: %w", c.Member.ID, err))
+			}
+			if ok && c.Member.Status == keyward.MemberActive {
+				matched = append(matched, c)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return slices.DeleteFunc(matched, func(c *keyward.Credential) bool {
+		t, err := s.store.Tenant(ctx, c.Member.TenantID)
+		return err != nil || t.Status != keyward.TenantActive
+	}), nil
+}
+
 // SessionCaller is the caller a dashboard session of member memberID,
 // begun in session epoch epoch, acts as: its member's current role, and
 // its permissions as far as its tenant's plan allows them, with keys:manage
 // (built in: the role decides what it manages), acting as "dashboard"
 // from address ip. An admin or owner of the system tenant (the operator's
 // staff) is root. A member removed, suspended or signed out everywhere
-// since is a CodeSignInFailed: the session is over.
+// since, or whose tenant is suspended, is a CodeSignInFailed: the session
+// is over.
 func (s *Service) SessionCaller(ctx context.Context, memberID string, epoch int64, ip string) (Caller, *keyward.Member, error) {
 	cred, err := s.store.Credential(ctx, memberID)
 	switch {
@@ -220,9 +297,12 @@ func (s *Service) SessionCaller(ctx context.Context, memberID string, epoch int6
 		}
 		return c, m, nil
 	}
-	_, plan, err := s.tenantAndPlan(ctx, m.TenantID)
+	t, plan, err := s.tenantAndPlan(ctx, m.TenantID)
 	if err != nil {
 		return Caller{}, nil, err
+	}
+	if t.Status != keyward.TenantActive {
+		return Caller{}, nil, keyward.Errorf(keyward.CodeSignInFailed, "Your session is over: your account (%s) is suspended. Contact the provider of the API.", t.Slug)
 	}
 	c.Permissions = []string{keyward.PermManageKeys}
 	for _, p := range m.Permissions {

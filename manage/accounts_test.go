@@ -2,9 +2,11 @@ package manage
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -140,46 +142,110 @@ func TestSignInFailures(t *testing.T) {
 
 func TestSignInLimits(t *testing.T) {
 	a := newAccounts(t)
-	// Per account: the fifth failure locks it, for the right password too,
-	// from any address, until the window has passed.
+	locked := func(err error) bool { return keyward.ErrorCode(err) == keyward.CodeTooManyFailedAttempts }
+	// An account from one address: the sixth try is refused, the right
+	// password too, and only from that address.
 	for i := range MaxSignInFailures {
-		if _, err := a.signIn("ada@example.com", "guess number one", "198.51.100."+string(rune('1'+i))); keyward.ErrorCode(err) != keyward.CodeSignInFailed {
+		if _, err := a.signIn("ada@example.com", "guess number one", "198.51.100.1"); keyward.ErrorCode(err) != keyward.CodeSignInFailed {
 			t.Fatalf("failure %d: %v", i+1, err)
 		}
 	}
-	_, err := a.signIn("ada@example.com", ownerPassword, "203.0.113.9")
-	e, ok := err.(*keyward.Error)
-	if !ok || e.Code != keyward.CodeTooManyFailedAttempts || e.RetryAfter != SignInWindow {
-		t.Fatalf("the right password after %d failures: %v; want too_many_failed_attempts for %v", MaxSignInFailures, err, SignInWindow)
+	_, err := a.signIn("ada@example.com", ownerPassword, "198.51.100.1")
+	if e, ok := err.(*keyward.Error); !ok || !locked(err) || e.RetryAfter != SignInWindow {
+		t.Fatalf("the right password after %d failures from one address: %v; want too_many_failed_attempts for %v", MaxSignInFailures, err, SignInWindow)
+	}
+	if _, err := a.signIn("ada@example.com", ownerPassword, "203.0.113.9"); err != nil {
+		t.Fatalf("from another address: %v; an attacker's address must not lock the account for everyone", err)
 	}
 	a.clock.Advance(SignInWindow)
-	if _, err := a.signIn("ada@example.com", ownerPassword, "203.0.113.9"); err != nil {
+	if _, err := a.signIn("ada@example.com", ownerPassword, "198.51.100.1"); err != nil {
 		t.Fatalf("after the window: %v", err)
 	}
-	// A success forgets the account's failures.
-	for range MaxSignInFailures - 1 {
-		_, _ = a.signIn("ada@example.com", "guess number two", "203.0.113.9")
+
+	// An account from many addresses: locked everywhere past the
+	// account's own limit, until a new password unlocks it.
+	for i := range MaxAccountSignInFails {
+		ip := fmt.Sprintf("10.0.%d.%d", i/MaxSignInFailures, i%MaxSignInFailures)
+		if _, err := a.signIn("ada@example.com", "a distributed guess", ip); keyward.ErrorCode(err) != keyward.CodeSignInFailed {
+			t.Fatalf("distributed failure %d: %v", i+1, err)
+		}
 	}
-	if _, err := a.signIn("ada@example.com", ownerPassword, "203.0.113.9"); err != nil {
+	if _, err := a.signIn("ada@example.com", ownerPassword, "203.0.113.9"); !locked(err) {
+		t.Fatalf("after %d failures from many addresses: %v; want the account locked", MaxAccountSignInFails, err)
+	}
+	if err := a.svc.SetPassword(a.ctx, CommandLine(), a.owner.ID, ownerPassword+" again"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := a.signIn("ada@example.com", "guess number three", "203.0.113.9"); keyward.ErrorCode(err) != keyward.CodeSignInFailed {
-		t.Fatalf("one failure after a success: %v; want sign_in_failed, not a lock", err)
+	if _, err := a.signIn("ada@example.com", ownerPassword+" again", "203.0.113.9"); err != nil {
+		t.Fatalf("after a new password: %v", err)
 	}
-	// Per address: many accounts tried from one address lock the address,
-	// not the accounts.
+
+	// An address: many accounts tried from it lock the address, and its
+	// refused tries count against no account.
 	a.clock.Advance(SignInWindow)
 	for i := range MaxAddressSignInFails {
-		email := "user" + string(rune('a'+i)) + "@example.com"
-		if _, err := a.signIn(email, "guess number four", "192.0.2.66"); keyward.ErrorCode(err) != keyward.CodeSignInFailed {
+		if _, err := a.signIn(fmt.Sprintf("user%d@example.com", i), "guess number four", "192.0.2.66"); keyward.ErrorCode(err) != keyward.CodeSignInFailed {
 			t.Fatalf("failure %d from one address: %v", i+1, err)
 		}
 	}
-	if _, err := a.signIn("ada@example.com", ownerPassword, "192.0.2.66"); keyward.ErrorCode(err) != keyward.CodeTooManyFailedAttempts {
-		t.Fatalf("from an address with %d failures: %v; want too_many_failed_attempts", MaxAddressSignInFails, err)
+	for range MaxAccountSignInFails + 5 {
+		if _, err := a.signIn("ada@example.com", "blocked guess", "192.0.2.66"); !locked(err) {
+			t.Fatalf("from an address with %d failures: %v; want too_many_failed_attempts", MaxAddressSignInFails, err)
+		}
 	}
-	if _, err := a.signIn("ada@example.com", ownerPassword, "192.0.2.67"); err != nil {
-		t.Fatalf("from another address: %v", err)
+	if _, err := a.signIn("ada@example.com", ownerPassword+" again", "192.0.2.67"); err != nil {
+		t.Fatalf("the account, after a blocked address's tries: %v", err)
+	}
+}
+
+// TestSignInLimitsAtOnce: tries made at once are all counted: of 40 wrong
+// passwords sent together for one account from one address, at most 5 are
+// checked.
+func TestSignInLimitsAtOnce(t *testing.T) {
+	a := newAccounts(t)
+	var mu sync.Mutex
+	checked := 0
+	var wg sync.WaitGroup
+	for range 40 {
+		wg.Go(func() {
+			_, err := a.signIn("ada@example.com", "a guess at once", "198.51.100.1")
+			mu.Lock()
+			defer mu.Unlock()
+			switch keyward.ErrorCode(err) {
+			case keyward.CodeSignInFailed:
+				checked++
+			case keyward.CodeTooManyFailedAttempts:
+			default:
+				t.Errorf("a try at once: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	if checked > MaxSignInFailures {
+		t.Errorf("%d of 40 tries at once had their password checked; want at most %d", checked, MaxSignInFailures)
+	}
+}
+
+// TestSignInSuccessForgetsOnlyItself: an attacker who signs in with an
+// account of their own under the victim's email (in another tenant) does
+// not wipe the victim's failures.
+func TestSignInSuccessForgetsOnlyItself(t *testing.T) {
+	a := newAccounts(t)
+	if _, err := a.svc.CreateTenant(a.ctx, CommandLine(), CreateTenantInput{Slug: "evil"}); err != nil {
+		t.Fatal(err)
+	}
+	a.member("evil", "ada@example.com", "owner", "the attacker's own password")
+	for round := range 3 {
+		for range MaxSignInFailures - 1 {
+			_, _ = a.signIn("ada@example.com", "a guess", "198.51.100.1")
+		}
+		_, err := a.signIn("ada@example.com", "the attacker's own password", "198.51.100.1")
+		if round == 0 && err != nil {
+			t.Fatalf("the attacker's own sign-in: %v", err)
+		}
+		if round > 0 && keyward.ErrorCode(err) != keyward.CodeTooManyFailedAttempts {
+			t.Fatalf("round %d: the attacker's success reset the failures: %v", round, err)
+		}
 	}
 }
 

@@ -154,7 +154,11 @@ func (s *Service) AcceptInvitation(ctx context.Context, token, password string) 
 		return nil, err
 	}
 	_, cred, err := s.store.UseSignInLink(ctx, sha256.Sum256([]byte(token)), keyward.LinkInvitation, s.now().UTC().Truncate(time.Microsecond), hash)
-	return cred, err
+	if err != nil {
+		return nil, err
+	}
+	// A new password unlocks the account.
+	return cred, s.store.ClearSignInFailures(ctx, accountSubject(cred.Member.Email))
 }
 
 // PortalSessionInput asks for a portal link: the provider's app signs one

@@ -162,14 +162,14 @@ func (s *Service) PendingReveals(ctx context.Context, c Caller, tenantID string)
 }
 
 // RevealKey gives a successor of a rotation with notice a new secret and
-// returns it, to be shown once: whoever may rotate the key may reveal it
-// (authorizeKey). A second reveal is a CodeConflict.
+// returns it, to be shown once, under authorizeReveal. A second reveal is
+// a CodeConflict.
 func (s *Service) RevealKey(ctx context.Context, c Caller, id string) (*keyward.Key, string, error) {
 	k, err := s.Key(ctx, c, id)
 	if err != nil {
 		return nil, "", err
 	}
-	if err := authorizeKey(c, k); err != nil {
+	if err := authorizeReveal(c, k); err != nil {
 		return nil, "", err
 	}
 	plaintext, err := s.format.Generate(k.Environment)
@@ -193,4 +193,25 @@ func (s *Service) KeysInNotice(ctx context.Context, c Caller) ([]*keyward.Key, e
 		return nil, err
 	}
 	return s.store.KeysInNotice(ctx, s.now(), 1000)
+}
+
+// authorizeReveal is the rule for revealing a successor of the operator's
+// rotation with notice: whoever may rotate the key (authorizeKey), and
+// the owners of its tenant whatever the key holds: the operator hands the
+// new key to the account, which an owner answers for, and the old key
+// stops at the end of the notice, so someone in the account must be able
+// to take it. An owner's key must be no less than a session (live, no
+// expiry, no restriction) to do it.
+func authorizeReveal(c Caller, k *keyward.Key) error {
+	err := authorizeKey(c, k)
+	if err != nil && c.Role == keyward.RoleOwner && c.inScope(k.TenantID) && c.allowsEnvironment(k.Environment) && unboundedCaller(c) == nil {
+		return nil
+	}
+	return err
+}
+
+// MayRevealKey reports whether caller c may reveal key k, a successor
+// that waits to be revealed (authorizeReveal).
+func MayRevealKey(c Caller, k *keyward.Key) bool {
+	return Authorize(c, Manager) == nil && authorizeReveal(c, k) == nil
 }

@@ -41,10 +41,10 @@ func (s *Store) Credential(ctx context.Context, memberID string) (*keyward.Crede
 }
 
 // CredentialsByEmail lists the members with this email and a password,
-// in every tenant, oldest first.
-func (s *Store) CredentialsByEmail(ctx context.Context, email string, limit int) ([]*keyward.Credential, error) {
+// in every tenant or in tenantID's, oldest first.
+func (s *Store) CredentialsByEmail(ctx context.Context, email, tenantID string, limit int) ([]*keyward.Credential, error) {
 	rows, err := s.query(ctx, s.r, `SELECT `+credentialColumns+` FROM members
-		WHERE email_lower = ? AND password_hash <> '' ORDER BY created_at, id LIMIT ?`, emailKey(email), limit)
+		WHERE email_lower = ? AND password_hash <> '' AND (? = '' OR tenant_id = ?) ORDER BY created_at, id LIMIT ?`, emailKey(email), tenantID, tenantID, limit)
 	if err != nil {
 		return nil, s.err(err)
 	}
@@ -102,25 +102,35 @@ func (s *Store) raiseEpoch(ctx context.Context, memberID string, hash *string, a
 	return epoch, s.err(err)
 }
 
-// SignInFailures counts the failed sign-ins of each subject after since.
-func (s *Store) SignInFailures(ctx context.Context, subjects []string, since time.Time) (map[string]int, error) {
+// SignInAttempt records an attempt per subject and counts each
+// subject's attempts after since, in one transaction.
+func (s *Store) SignInAttempt(ctx context.Context, subjects []string, at, since time.Time) (map[string]int, error) {
 	out := make(map[string]int, len(subjects))
-	for _, sub := range subjects {
-		var n int
-		if err := s.row(ctx, s.r, `SELECT count(*) FROM sign_in_failures WHERE subject = ? AND at > ?`, sub, since.UnixMicro()).Scan(&n); err != nil {
-			return nil, s.err(err)
+	err := s.inTx(ctx, false, func(tx *sql.Tx) error {
+		for _, sub := range subjects {
+			if _, err := s.exec(ctx, tx, `INSERT INTO sign_in_failures (subject, at) VALUES (?, ?)`, sub, at.UnixMicro()); err != nil {
+				return err
+			}
+			var n int
+			if err := s.row(ctx, tx, `SELECT count(*) FROM sign_in_failures WHERE subject = ? AND at > ?`, sub, since.UnixMicro()).Scan(&n); err != nil {
+				return err
+			}
+			out[sub] = n
 		}
-		out[sub] = n
+		return nil
+	})
+	if err != nil {
+		return nil, s.err(err)
 	}
 	return out, nil
 }
 
-// AddSignInFailure counts a failed sign-in for each subject, in one
-// transaction.
-func (s *Store) AddSignInFailure(ctx context.Context, subjects []string, at time.Time) error {
+// ForgetSignInAttempt deletes one attempt per subject recorded at at.
+func (s *Store) ForgetSignInAttempt(ctx context.Context, subjects []string, at time.Time) error {
 	return s.err(s.inTx(ctx, false, func(tx *sql.Tx) error {
 		for _, sub := range subjects {
-			if _, err := s.exec(ctx, tx, `INSERT INTO sign_in_failures (subject, at) VALUES (?, ?)`, sub, at.UnixMicro()); err != nil {
+			if _, err := s.exec(ctx, tx, `DELETE FROM sign_in_failures WHERE id IN
+				(SELECT id FROM sign_in_failures WHERE subject = ? AND at = ? LIMIT 1)`, sub, at.UnixMicro()); err != nil {
 				return err
 			}
 		}
@@ -128,9 +138,11 @@ func (s *Store) AddSignInFailure(ctx context.Context, subjects []string, at time
 	}))
 }
 
-// ClearSignInFailures forgets the failed sign-ins of a subject.
+// ClearSignInFailures forgets the attempts of subject and of the
+// subjects "subject|…" (byte order: "|" is followed by "}").
 func (s *Store) ClearSignInFailures(ctx context.Context, subject string) error {
-	_, err := s.exec(ctx, s.w, `DELETE FROM sign_in_failures WHERE subject = ?`, subject)
+	_, err := s.exec(ctx, s.w, `DELETE FROM sign_in_failures WHERE subject = ? OR (subject >= ? AND subject < ?)`,
+		subject, subject+"|", subject+"}")
 	return s.err(err)
 }
 

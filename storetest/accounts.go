@@ -24,7 +24,7 @@ var accountTests = []test{
 		if err := f.s.CreateMember(f.ctx, twin, admin); err != nil {
 			f.t.Fatal(err)
 		}
-		if got, err := f.s.CredentialsByEmail(f.ctx, ada.Email, 10); err != nil || len(got) != 0 {
+		if got, err := f.s.CredentialsByEmail(f.ctx, ada.Email, "", 10); err != nil || len(got) != 0 {
 			f.t.Fatalf("CredentialsByEmail before any password = %v, %v; want none", got, err)
 		}
 		c, err := f.s.Credential(f.ctx, ada.ID)
@@ -40,13 +40,16 @@ var accountTests = []test{
 		if err := f.s.SetPassword(f.ctx, twin.ID, "$argon2id$twin", f.tick(), admin); err != nil {
 			f.t.Fatal(err)
 		}
-		got, err := f.s.CredentialsByEmail(f.ctx, "person."+ada.Email[len("Person."):], 10)
+		got, err := f.s.CredentialsByEmail(f.ctx, "person."+ada.Email[len("Person."):], "", 10)
 		if err != nil || len(got) != 2 || got[0].Member.ID != ada.ID || got[0].PasswordHash != "$argon2id$ada" || got[0].SessionEpoch != 1 ||
 			got[1].Member.ID != twin.ID || got[1].PasswordHash != "$argon2id$twin" {
 			f.t.Fatalf("CredentialsByEmail = %+v, %v; want ada's then twin's, with their hashes", got, err)
 		}
-		if got, _ := f.s.CredentialsByEmail(f.ctx, ada.Email, 1); len(got) != 1 {
+		if got, _ := f.s.CredentialsByEmail(f.ctx, ada.Email, "", 1); len(got) != 1 {
 			f.t.Fatalf("CredentialsByEmail with limit 1 = %d members", len(got))
+		}
+		if got, _ := f.s.CredentialsByEmail(f.ctx, ada.Email, globex.ID, 10); len(got) != 1 || got[0].Member.ID != twin.ID {
+			f.t.Fatalf("CredentialsByEmail in globex = %+v; want the twin alone", got)
 		}
 		m = f.mark()
 		at = f.tick()
@@ -68,31 +71,55 @@ var accountTests = []test{
 			}
 		}
 	}},
-	{"SignInFailures", func(f *fixture) {
+	{"SignInAttempts", func(f *fixture) {
 		t0 := f.tick()
-		subjects := []string{"e:ada@example.com", "a:203.0.113.7"}
-		for i := range 3 {
-			if err := f.s.AddSignInFailure(f.ctx, subjects[:1+i%2], t0.Add(time.Duration(i)*time.Minute)); err != nil {
+		ada, pair, addr := "e:ada@example.com", "e:ada@example.com|a:203.0.113.7", "a:203.0.113.7"
+		attempt := func(at time.Time, subjects ...string) map[string]int {
+			f.t.Helper()
+			got, err := f.s.SignInAttempt(f.ctx, subjects, at, t0.Add(-time.Nanosecond))
+			if err != nil {
 				f.t.Fatal(err)
 			}
+			return got
 		}
-		got, err := f.s.SignInFailures(f.ctx, append(subjects, "a:198.51.100.1"), t0.Add(-time.Nanosecond))
-		if err != nil || got["e:ada@example.com"] != 3 || got["a:203.0.113.7"] != 1 || got["a:198.51.100.1"] != 0 {
-			f.t.Fatalf("SignInFailures = %v, %v; want 3, 1, 0", got, err)
+		attempt(t0, addr, pair, ada)
+		attempt(t0.Add(time.Minute), addr, pair, ada)
+		got := attempt(t0.Add(2*time.Minute), "a:198.51.100.1", ada)
+		if got[ada] != 3 || got["a:198.51.100.1"] != 1 {
+			f.t.Fatalf("SignInAttempt = %v; want 3 for the account (this one too), 1 for the other address", got)
 		}
-		if got, _ := f.s.SignInFailures(f.ctx, subjects, t0.Add(90*time.Second)); got["e:ada@example.com"] != 1 {
-			f.t.Fatalf("failures since the third minute = %v; want 1", got)
+		// Two at the same moment are counted both.
+		var wg sync.WaitGroup
+		for range 2 {
+			wg.Go(func() {
+				if _, err := f.s.SignInAttempt(f.ctx, []string{addr}, t0.Add(3*time.Minute), t0); err != nil {
+					f.t.Error(err)
+				}
+			})
 		}
-		if err := f.s.ClearSignInFailures(f.ctx, subjects[0]); err != nil {
+		wg.Wait()
+		if got := attempt(t0.Add(4*time.Minute), addr); got[addr] != 5 {
+			f.t.Fatalf("after two at once: %v; want 5", got)
+		}
+		// A success forgets its own attempt, and only it.
+		if err := f.s.ForgetSignInAttempt(f.ctx, []string{addr, ada}, t0.Add(4*time.Minute)); err != nil {
 			f.t.Fatal(err)
 		}
-		if got, _ := f.s.SignInFailures(f.ctx, subjects, t0.Add(-time.Nanosecond)); got["e:ada@example.com"] != 0 || got["a:203.0.113.7"] != 1 {
-			f.t.Fatalf("after ClearSignInFailures = %v; want 0 and 1", got)
+		if got := attempt(t0.Add(5*time.Minute), addr); got[addr] != 5 {
+			f.t.Fatalf("after a forgotten attempt and another: %v; want 5", got)
+		}
+		// Clearing the account clears it from every address, and no other.
+		if err := f.s.ClearSignInFailures(f.ctx, ada); err != nil {
+			f.t.Fatal(err)
+		}
+		got = attempt(t0.Add(6*time.Minute), ada, pair, addr, "e:ada@example.co")
+		if got[ada] != 1 || got[pair] != 1 || got[addr] != 6 || got["e:ada@example.co"] != 1 {
+			f.t.Fatalf("after clearing the account: %v", got)
 		}
 		// Pruned a day after.
 		n, err := f.s.PruneSessions(f.ctx, t0.Add(25*time.Hour), 100)
-		if err != nil || n != 1 {
-			f.t.Fatalf("PruneSessions = %d, %v; want the 1 failure left", n, err)
+		if err != nil || n != 10 {
+			f.t.Fatalf("PruneSessions = %d, %v; want the 10 attempts left", n, err)
 		}
 	}},
 	{"Sessions", func(f *fixture) {
@@ -141,7 +168,7 @@ var accountTests = []test{
 		if _, err := f.s.RemoveMember(f.ctx, dev.ID, "", f.tick(), admin); err != nil {
 			f.t.Fatal(err)
 		}
-		got, err := f.s.CredentialsByEmail(f.ctx, dev.Email, 10)
+		got, err := f.s.CredentialsByEmail(f.ctx, dev.Email, "", 10)
 		if err != nil || slices.ContainsFunc(got, func(c *keyward.Credential) bool { return c.Member.ID == dev.ID }) {
 			f.t.Fatalf("a removed member still signs in: %+v, %v", got, err)
 		}

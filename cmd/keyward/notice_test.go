@@ -16,8 +16,8 @@ import (
 // 30 days' notice (keys rotate-all); the old key answers with Deprecation
 // and Sunset from then on; key.rotated with the date reaches the tenant's
 // webhook; the successor waits in the tenant's dashboard, where an owner
-// reveals it once (a second reveal is refused, and a viewer has no button
-// and is refused); the operator's console lists the old key while it is
+// reveals it once, though it holds a permission the owner does not (a
+// second reveal is refused, and a viewer has no button and is refused); the operator's console lists the old key while it is
 // still used.
 func TestRotateWithNotice(t *testing.T) {
 	r := newHookReceiver(t)
@@ -31,7 +31,13 @@ func TestRotateWithNotice(t *testing.T) {
 		t.Fatalf("make a key of acme: %s", acmeKey.body)
 	}
 	r.register(t, s.server, mgr.key, keyward.EventKeyRotated)
-	old, oldID := createKey(t, s.server, s.root, s.acme, "billing")
+	// A key holding a permission no member holds: its tenant's owner may
+	// still reveal its successor.
+	billing, made := madeKeyOf(s.call(t, "POST", "/v1/api-keys", s.root, map[string]any{"tenant_id": s.acme, "name": "billing", "permissions": []string{"contacts:write"}}))
+	if !made {
+		t.Fatal("could not make the billing key")
+	}
+	old, oldID := billing.key, billing.id
 
 	o := ok(t, s.db, "keys", "rotate-all", "--tenant", "acme", "--notice", "30d")
 	if !strings.Contains(o.stdout, "Rotated 2 keys with notice") {

@@ -35,8 +35,9 @@ type keyRow struct {
 	view.Key
 	MayChange bool
 	// AwaitsReveal: the key is the successor of the operator's rotation
-	// with notice, whose secret its tenant has not seen yet.
-	AwaitsReveal bool
+	// with notice, whose secret its tenant has not seen yet; MayReveal:
+	// the caller may reveal it.
+	AwaitsReveal, MayReveal bool
 }
 
 type keysData struct {
@@ -64,7 +65,9 @@ func (d *Dashboard) keysPage(w http.ResponseWriter, r *http.Request, s *signedIn
 	now := d.svc.Now()
 	data := keysData{Filter: f, MayCreate: manage.MayCreateKeys(s.caller)}
 	for _, k := range ks {
-		data.Keys = append(data.Keys, keyRow{Key: view.KeyOf(k, now), MayChange: manage.MayChangeKey(s.caller, k), AwaitsReveal: slices.Contains(pending, k.ID)})
+		row := keyRow{Key: view.KeyOf(k, now), MayChange: manage.MayChangeKey(s.caller, k), AwaitsReveal: slices.Contains(pending, k.ID)}
+		row.MayReveal = row.AwaitsReveal && manage.MayRevealKey(s.caller, k)
+		data.Keys = append(data.Keys, row)
 	}
 	data.NextURL = nextPage("/keys", q, next)
 	d.render(w, r, http.StatusOK, "keys.html", s, pageView{Title: "API keys", Nav: "keys", Data: data})
