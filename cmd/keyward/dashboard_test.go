@@ -150,15 +150,39 @@ func TestDashboardSignIn(t *testing.T) {
 	if p := v.get("/keys"); p.status != http.StatusSeeOther || p.location != "/sign-in?next=%2Fkeys" {
 		t.Fatalf("GET /keys signed out: %d %s", p.status, p.location)
 	}
-	token := v.csrf("/sign-in")
-	before := v.c.Jar.Cookies(mustURL(s.url))
+	// Opening the sign-in page stores no session: its CSRF token is a
+	// cookie of its own.
+	signInPage := v.get("/sign-in")
+	if c := cookieOf(signInPage.header, "keyward_session"); c != nil {
+		t.Fatalf("the sign-in page started a session: %+v", c)
+	}
+	if c := cookieOf(signInPage.header, "keyward_csrf"); c == nil || !c.HttpOnly || c.SameSite != http.SameSiteStrictMode {
+		t.Fatalf("the sign-in page's CSRF cookie: %+v", c)
+	}
+	token := csrfField.FindStringSubmatch(signInPage.body)[1]
+	if p := v.post("/sign-in", url.Values{"email": {"ada@example.com"}, "password": {"correct horse battery"}}); p.status != http.StatusForbidden {
+		t.Fatalf("a sign-in without its CSRF token: %d", p.status)
+	}
 	p := v.post("/sign-in", url.Values{"csrf": {token}, "email": {"ada@example.com"}, "password": {"correct horse battery"}})
 	c := cookieOf(p.header, "keyward_session")
 	if p.status != http.StatusSeeOther || c == nil || !c.HttpOnly || c.SameSite != http.SameSiteLaxMode || c.Secure || c.Path != "/" {
 		t.Fatalf("sign-in: %d, cookie %+v; want HttpOnly, SameSite=Lax, path /", p.status, c)
 	}
-	if len(before) != 1 || before[0].Value == c.Value {
-		t.Fatalf("the session token did not change at sign-in: before %v, after %s", before, c.Value)
+	// A session that existed before sign-in (its token perhaps planted)
+	// is not the one signed in.
+	x0 := s.visitor(t)
+	x0.signIn("ada@example.com", "correct horse battery")
+	x0.post("/sign-out", url.Values{"csrf": {x0.csrf("/keys")}})
+	before := cookieOf(x0.get("/sign-in").header, "keyward_session")
+	var planted string
+	for _, ck := range x0.c.Jar.Cookies(mustURL(s.url)) {
+		if ck.Name == "keyward_session" {
+			planted = ck.Value
+		}
+	}
+	after := cookieOf(x0.signIn("ada@example.com", "correct horse battery").header, "keyward_session")
+	if planted == "" || after == nil || after.Value == planted {
+		t.Fatalf("the session token did not change at sign-in: before %q (%v), after %v", planted, before, after)
 	}
 	if p := v.get("/keys"); p.status != http.StatusOK || !strings.Contains(p.body, "ada@example.com") {
 		t.Fatalf("GET /keys signed in: %d", p.status)
@@ -266,8 +290,8 @@ func TestDashboardSessionExpiry(t *testing.T) {
 	}
 }
 
-// TestDashboardSecureCookie: over TLS, the session cookie and the
-// reveal's are Secure.
+// TestDashboardSecureCookie: over TLS, or behind a proxy that ends it
+// (an https --public-url), the dashboard's cookies are Secure.
 func TestDashboardSecureCookie(t *testing.T) {
 	dir := t.TempDir()
 	cert := testcert.Write(t, dir, "dash")
@@ -279,9 +303,27 @@ func TestDashboardSecureCookie(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	c := cookieOf(resp.Header, "keyward_session")
+	c := cookieOf(resp.Header, "keyward_csrf")
 	if resp.StatusCode != http.StatusOK || c == nil || !c.Secure || !c.HttpOnly {
 		t.Fatalf("GET /sign-in over TLS: %d, cookie %+v; want Secure and HttpOnly", resp.StatusCode, c)
+	}
+
+	// Behind a proxy that ends TLS: an https --public-url marks them
+	// Secure too.
+	behind := startSite(t, "--public-url", "https://keys.example.com")
+	behind.member(t, behind.acme, "ada@example.com", "owner", "correct horse battery")
+	page := behind.visitor(t).get("/sign-in")
+	csrf := cookieOf(page.header, "keyward_csrf")
+	if csrf == nil || !csrf.Secure {
+		t.Fatalf("the CSRF cookie behind a TLS proxy: %+v", csrf)
+	}
+	form := url.Values{"csrf": {csrfField.FindStringSubmatch(page.body)[1]}, "email": {"ada@example.com"}, "password": {"correct horse battery"}}
+	req, _ := http.NewRequest("POST", behind.url+"/sign-in", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.AddCookie(&http.Cookie{Name: csrf.Name, Value: csrf.Value})
+	p := behind.visitor(t).do(req)
+	if c := cookieOf(p.header, "keyward_session"); p.status != http.StatusSeeOther || c == nil || !c.Secure {
+		t.Fatalf("sign-in behind a TLS proxy: %d, session cookie %+v; want Secure", p.status, c)
 	}
 }
 

@@ -106,6 +106,11 @@ func TestRotateWithNotice(t *testing.T) {
 	if p.status != http.StatusSeeOther {
 		t.Fatalf("reveal: %d\n%s", p.status, p.body)
 	}
+	// A visit to another key's reveal page (a link from another site)
+	// leaves this one waiting.
+	if other := ada.get("/keys/" + oldID + "/reveal"); !strings.Contains(other.body, "not shown again") {
+		t.Fatal("another key's reveal page shows a key")
+	}
 	p = ada.get(p.location)
 	m := regexp.MustCompile(`value="(sk_live_[^"]+)"`).FindStringSubmatch(p.body)
 	if m == nil || !strings.Contains(p.body, "It replaces") {

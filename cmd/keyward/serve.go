@@ -606,7 +606,7 @@ func (a *app) runServer(ctx context.Context, o serveOptions, logger *slog.Logger
 	defer tcp.Close()
 	o.problemBase = problemBase(o.publicURL, tcp.Addr(), o.tls.certificate != nil)
 	dash, err := dashboard.New(dashboard.Config{Service: svc, Store: store, Logger: logger, PublicURL: o.publicURL, Brand: o.brand,
-		ClientIP: forwarded.Proxies(trusted).ClientIP, Secure: o.tls.certificate != nil,
+		ClientIP: forwarded.Proxies(trusted).ClientIP, Secure: o.tls.certificate != nil || strings.HasPrefix(o.publicURL, "https://"),
 		IdleTimeout: o.sessionIdle, Lifetime: o.sessionLifetime})
 	if err != nil {
 		return err

@@ -160,10 +160,15 @@ func New(c Config) (*Dashboard, error) {
 	if d.pages, err = parsePages(); err != nil {
 		return nil, err
 	}
-	mux := http.NewServeMux()
+	// The assets and the problem pages are the same for everyone: no
+	// session is read or written for them.
+	public := http.NewServeMux()
 	assets, _ := fs.Sub(files, "assets")
-	mux.Handle("GET /assets/", http.StripPrefix("/assets/", withCache(http.FileServerFS(assets))))
-	mux.HandleFunc("GET /assets/brand.css", d.brandCSS)
+	public.Handle("GET /assets/", http.StripPrefix("/assets/", withCache(http.FileServerFS(assets))))
+	public.HandleFunc("GET /assets/brand.css", d.brandCSS)
+	public.HandleFunc("GET /problems", d.problemsPage)
+	public.HandleFunc("GET /problems/{code}", d.problemPage)
+	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", d.home)
 	mux.HandleFunc("GET /sign-in", d.signInPage)
 	mux.HandleFunc("POST /sign-in", d.checked(d.signIn))
@@ -172,9 +177,8 @@ func New(c Config) (*Dashboard, error) {
 	d.keyRoutes(mux)
 	d.memberRoutes(mux)
 	d.adminRoutes(mux)
-	mux.HandleFunc("GET /problems", d.problemsPage)
-	mux.HandleFunc("GET /problems/{code}", d.problemPage)
-	d.handler = sm.LoadAndSave(withHeaders(mux))
+	public.Handle("/", sm.LoadAndSave(mux))
+	d.handler = withHeaders(public)
 	return d, nil
 }
 
@@ -246,7 +250,7 @@ func (d *Dashboard) checked(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodPost {
 			r.Body = http.MaxBytesReader(w, r.Body, maxForm)
-			want := d.sessions.GetString(r.Context(), sessCSRF)
+			want := d.wantCSRF(r)
 			got := r.PostFormValue("csrf")
 			if want == "" || subtle.ConstantTimeCompare([]byte(want), []byte(got)) != 1 {
 				d.fail(w, r, keyward.Errorf(keyward.CodeInsufficientPermissions,
@@ -262,13 +266,41 @@ func (d *Dashboard) checked(h http.HandlerFunc) http.HandlerFunc {
 const maxForm = 64 << 10
 
 // csrf is the session's CSRF token, made when the session has none.
-func (d *Dashboard) csrf(ctx context.Context) string {
+// A signed-in session's token is kept in the session; a visitor who is
+// not signed in (the sign-in and invitation forms) gets one in a cookie
+// of its own, compared with the form's (a double-submit token), so that
+// no session is stored for anyone who merely opens a page.
+func (d *Dashboard) csrf(w http.ResponseWriter, r *http.Request) string {
+	ctx := r.Context()
+	if d.sessions.GetString(ctx, sessMember) == "" {
+		if c, err := r.Cookie(csrfCookie); err == nil && len(c.Value) == 43 {
+			return c.Value
+		}
+		t := randomToken()
+		http.SetCookie(w, &http.Cookie{Name: csrfCookie, Value: t, Path: "/", HttpOnly: true, Secure: d.secure, SameSite: http.SameSiteStrictMode})
+		return t
+	}
 	if t := d.sessions.GetString(ctx, sessCSRF); t != "" {
 		return t
 	}
 	t := randomToken()
 	d.sessions.Put(ctx, sessCSRF, t)
 	return t
+}
+
+// csrfCookie holds the CSRF token of a visitor who is not signed in.
+const csrfCookie = "keyward_csrf"
+
+// wantCSRF is the token a POST's form must carry: its session's when
+// signed in, else its cookie's; "" for none.
+func (d *Dashboard) wantCSRF(r *http.Request) string {
+	if d.sessions.GetString(r.Context(), sessMember) != "" {
+		return d.sessions.GetString(r.Context(), sessCSRF)
+	}
+	if c, err := r.Cookie(csrfCookie); err == nil {
+		return c.Value
+	}
+	return ""
 }
 
 func randomToken() string {
@@ -335,7 +367,7 @@ type pageView struct {
 func (d *Dashboard) render(w http.ResponseWriter, r *http.Request, status int, name string, s *signedIn, v pageView) {
 	ctx := r.Context()
 	if !v.public {
-		v.CSRF = d.csrf(ctx)
+		v.CSRF = d.csrf(w, r)
 		if v.Flash == "" {
 			v.Flash = d.sessions.PopString(ctx, sessFlash)
 		}
@@ -366,7 +398,9 @@ func (d *Dashboard) render(w http.ResponseWriter, r *http.Request, status int, n
 func (d *Dashboard) fail(w http.ResponseWriter, r *http.Request, err error) {
 	e := verifyapi.AsError(err)
 	if e.Code.Status() >= 500 {
-		d.log.ErrorContext(r.Context(), "dashboard request failed", "method", r.Method, "path", r.URL.Path, "code", e.Code, "err", apikey.Redact(err.Error()))
+		// The route's pattern, not the path, which holds the tokens of
+		// invitation and portal links.
+		d.log.ErrorContext(r.Context(), "dashboard request failed", "method", r.Method, "route", r.Pattern, "code", e.Code, "err", apikey.Redact(err.Error()))
 	}
 	t := d.pages["error.html"]
 	var buf bytes.Buffer
@@ -421,13 +455,16 @@ func (d *Dashboard) signIn(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// start signs the session in as cred's member, with a new token (a token
-// set before sign-in is worth nothing after it) and a new CSRF token;
+// start signs the session in as cred's member, in a new session with a
+// new token and a new CSRF token;
 // back is where the portal's link back goes, "" for none. It answers an
 // error page and reports false when it cannot.
 func (d *Dashboard) start(w http.ResponseWriter, r *http.Request, cred *keyward.Credential, back string) bool {
 	ctx := r.Context()
-	if err := d.sessions.RenewToken(ctx); err != nil {
+	// A new session, with a new token: nothing of the one before (its
+	// flash, a pending reveal, a portal's back link) is carried over to
+	// another member, and a token set before sign-in is worth nothing.
+	if err := d.sessions.Destroy(ctx); err != nil {
 		d.fail(w, r, err)
 		return false
 	}

@@ -260,9 +260,15 @@ func newGCM(secret []byte) (cipher.AEAD, error) {
 // is (shown already, expired, or another key's).
 func (d *Dashboard) opened(w http.ResponseWriter, r *http.Request, id string) string {
 	http.SetCookie(w, &http.Cookie{Name: revealCookie, Value: "", Path: "/keys/" + id + "/reveal", MaxAge: -1, HttpOnly: true, Secure: d.secure, SameSite: http.SameSiteStrictMode})
-	sr, ok := d.sessions.Pop(r.Context(), sessReveal).(sealedReveal)
+	// Another key's reveal page (a link from another site, say) leaves
+	// this one waiting.
+	sr, ok := d.sessions.Get(r.Context(), sessReveal).(sealedReveal)
+	if !ok || sr.KeyID != id {
+		return ""
+	}
+	d.sessions.Remove(r.Context(), sessReveal)
 	c, err := r.Cookie(revealCookie)
-	if !ok || err != nil || sr.KeyID != id || d.svc.Now().After(sr.Until) {
+	if err != nil || d.svc.Now().After(sr.Until) {
 		return ""
 	}
 	secret, err := base64.RawURLEncoding.DecodeString(c.Value)
