@@ -3,7 +3,6 @@ package manage
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -11,9 +10,7 @@ import (
 	"time"
 
 	"github.com/keyward/keyward"
-	"github.com/keyward/keyward/apikey"
 	"github.com/keyward/keyward/internal/testclock"
-	"github.com/keyward/keyward/sqlite"
 )
 
 // accounts is a service on a new database, with its clock, and tenant
@@ -31,14 +28,9 @@ const ownerPassword = "correct horse battery"
 
 func newAccounts(t *testing.T) *accounts {
 	t.Helper()
-	store, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "k.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
-	f, _ := apikey.NewFormat("sk")
 	clock := testclock.New(time.Date(2026, 11, 29, 9, 0, 0, 0, time.UTC))
-	a := &accounts{t: t, ctx: context.Background(), clock: clock, svc: New(Config{Store: store, Format: f, Clock: clock.Now})}
+	svc, _ := newServiceOn(t, clock.Now)
+	a := &accounts{t: t, ctx: context.Background(), clock: clock, svc: svc}
 	root := CommandLine()
 	if _, err := a.svc.Bootstrap(a.ctx); err != nil {
 		t.Fatal(err)

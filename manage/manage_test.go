@@ -18,13 +18,19 @@ import (
 
 func newService(t *testing.T, now time.Time) (*Service, *sqlite.Store) {
 	t.Helper()
+	return newServiceOn(t, func() time.Time { return now })
+}
+
+// newServiceOn is a service on a new SQLite database, with clock.
+func newServiceOn(t *testing.T, clock keyward.Clock) (*Service, *sqlite.Store) {
+	t.Helper()
 	store, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "k.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
 	f, _ := apikey.NewFormat("sk")
-	return New(Config{Store: store, Format: f, Clock: func() time.Time { return now }}), store
+	return New(Config{Store: store, Format: f, Clock: clock}), store
 }
 
 func TestParseDuration(t *testing.T) {
