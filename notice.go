@@ -16,8 +16,9 @@ type NoticeStore interface {
 	// RotateKeyForReveal is RotateKey, whose successor, in the same
 	// transaction, waits to be revealed (RevealKey).
 	RotateKeyForReveal(ctx context.Context, oldID string, successor *Key, oldExpiresAt time.Time, by Actor) (*Key, error)
-	// PendingReveals lists the keys of a tenant that wait to be revealed.
-	PendingReveals(ctx context.Context, tenantID string) ([]string, error)
+	// PendingReveals lists the keys of a tenant that wait to be revealed:
+	// all of them when ids is nil, else those among ids.
+	PendingReveals(ctx context.Context, tenantID string, ids []string) ([]string, error)
 	// RevealKey gives a key that waits to be revealed the secret whose
 	// SHA-256 is hash (start and last4 as Key's), once: a key that does
 	// not wait (revealed already, or never rotated with notice) is a

@@ -109,7 +109,7 @@ func (s *Service) RotateWithNotice(ctx context.Context, c Caller, in NoticeRotat
 		// does not meet the successors.
 		// A successor that waits to be revealed is the new key of an
 		// earlier rotation: left alone.
-		pending, err := s.store.PendingReveals(ctx, t.ID)
+		pending, err := s.store.PendingReveals(ctx, t.ID, nil)
 		if err != nil {
 			return out, err
 		}
@@ -145,9 +145,9 @@ func (s *Service) RotateWithNotice(ctx context.Context, c Caller, in NoticeRotat
 	return out, nil
 }
 
-// PendingReveals lists the keys of the caller's tenant (a tenant the
-// operator names) that wait to be revealed.
-func (s *Service) PendingReveals(ctx context.Context, c Caller, tenantID string) ([]string, error) {
+// PendingReveals lists which of the keys ks, of the caller's tenant (a
+// tenant the operator names), wait to be revealed.
+func (s *Service) PendingReveals(ctx context.Context, c Caller, tenantID string, ks []*keyward.Key) ([]string, error) {
 	if err := Authorize(c, Manager); err != nil {
 		return nil, err
 	}
@@ -158,7 +158,11 @@ func (s *Service) PendingReveals(ctx context.Context, c Caller, tenantID string)
 	if err != nil {
 		return nil, err
 	}
-	return s.store.PendingReveals(ctx, t.ID)
+	ids := make([]string, len(ks))
+	for i, k := range ks {
+		ids[i] = k.ID
+	}
+	return s.store.PendingReveals(ctx, t.ID, ids)
 }
 
 // RevealKey gives a successor of a rotation with notice a new secret and

@@ -441,22 +441,33 @@ func (s *Store) RecordUsage(ctx context.Context, uses []keyward.Usage) error {
 	})
 }
 
-// PendingReveals lists the keys of a tenant that wait to be revealed.
-func (s *Store) PendingReveals(ctx context.Context, tenantID string) ([]string, error) {
-	rows, err := s.query(ctx, s.r, `SELECT key_id FROM key_reveals WHERE tenant_id = ? ORDER BY created_at, key_id`, tenantID)
+// PendingReveals lists the keys of a tenant that wait to be revealed, all
+// or those among ids.
+func (s *Store) PendingReveals(ctx context.Context, tenantID string, ids []string) ([]string, error) {
+	q, args := `SELECT key_id FROM key_reveals WHERE tenant_id = ?`, []any{tenantID}
+	if ids != nil {
+		if len(ids) == 0 {
+			return nil, nil
+		}
+		q += ` AND key_id IN (?` + strings.Repeat(`, ?`, len(ids)-1) + `)`
+		for _, id := range ids {
+			args = append(args, id)
+		}
+	}
+	rows, err := s.query(ctx, s.r, q+` ORDER BY created_at, key_id`, args...)
 	if err != nil {
 		return nil, s.err(err)
 	}
 	defer rows.Close()
-	var ids []string
+	var out []string
 	for rows.Next() {
 		var id string
 		if err := rows.Scan(&id); err != nil {
 			return nil, s.err(err)
 		}
-		ids = append(ids, id)
+		out = append(out, id)
 	}
-	return ids, s.err(rows.Err())
+	return out, s.err(rows.Err())
 }
 
 // RevealKey gives a key that waits to be revealed its secret, once.

@@ -315,10 +315,15 @@ var noticeTests = []test{
 		if _, err := f.s.RotateKeyForReveal(f.ctx, old.ID, succ, sunset, admin); err != nil {
 			f.t.Fatal(err)
 		}
-		if got, err := f.s.PendingReveals(f.ctx, tn.ID); err != nil || !slices.Equal(got, []string{succ.ID}) {
+		if got, err := f.s.PendingReveals(f.ctx, tn.ID, nil); err != nil || !slices.Equal(got, []string{succ.ID}) {
 			f.t.Fatalf("PendingReveals = %v, %v; want the successor", got, err)
 		}
-		if got, _ := f.s.PendingReveals(f.ctx, f.createTenant("globex").ID); len(got) != 0 {
+		for ids, want := range map[*[]string]int{{}: 0, {old.ID}: 0, {old.ID, succ.ID}: 1} {
+			if got, err := f.s.PendingReveals(f.ctx, tn.ID, *ids); err != nil || len(got) != want {
+				f.t.Fatalf("PendingReveals among %v = %v, %v; want %d", *ids, got, err, want)
+			}
+		}
+		if got, _ := f.s.PendingReveals(f.ctx, f.createTenant("globex").ID, nil); len(got) != 0 {
 			f.t.Fatalf("another tenant's PendingReveals = %v", got)
 		}
 		hash := sha256.Sum256([]byte("the revealed secret"))
@@ -350,7 +355,7 @@ var noticeTests = []test{
 		if k, err := f.s.KeyByHash(f.ctx, hash); err != nil || k.ID != succ.ID {
 			f.t.Fatalf("KeyByHash of the revealed secret = %v, %v", k, err)
 		}
-		if got, _ := f.s.PendingReveals(f.ctx, tn.ID); len(got) != 0 {
+		if got, _ := f.s.PendingReveals(f.ctx, tn.ID, nil); len(got) != 0 {
 			f.t.Fatalf("PendingReveals after the reveal = %v", got)
 		}
 		// A key rotated the usual way never waits.

@@ -233,7 +233,7 @@ func (d *Dashboard) member(h handlerFunc) http.HandlerFunc {
 		c, m, err := d.svc.SessionCaller(ctx, id, d.sessions.GetInt64(ctx, sessEpoch), d.ip(r))
 		if keyward.ErrorCode(err) == keyward.CodeSignInFailed {
 			_ = d.sessions.Destroy(ctx)
-			d.toSignIn(w, r, err.(*keyward.Error).Message)
+			d.toSignIn(w, r, verifyapi.AsError(err).Message)
 			return
 		}
 		if err != nil {

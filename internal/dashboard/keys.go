@@ -57,7 +57,7 @@ func (d *Dashboard) keysPage(w http.ResponseWriter, r *http.Request, s *signedIn
 		d.fail(w, r, err)
 		return
 	}
-	pending, err := d.svc.PendingReveals(r.Context(), s.caller, f.TenantID)
+	pending, err := d.svc.PendingReveals(r.Context(), s.caller, f.TenantID, ks)
 	if err != nil {
 		d.fail(w, r, err)
 		return
