@@ -358,3 +358,62 @@ func TestProblemPages(t *testing.T) {
 		t.Errorf("forward-auth's type with --public-url: %q", typ)
 	}
 }
+
+// TestConsole: the operator's staff add a plan and change it, move a
+// tenant to it, suspend it (its keys and its members' sessions stop) and
+// resume it, and edit the catalogue, from the console; a tenant's owner
+// is refused every one of these.
+func TestConsole(t *testing.T) {
+	s := startSite(t)
+	s.member(t, s.acme, "ada@example.com", "owner", "correct horse battery")
+	s.member(t, keyward.SystemTenantID, "ops@example.com", "owner", "the operator's password")
+	key, _ := createKey(t, s.server, s.root, s.acme, "billing")
+	ops, ada := s.visitor(t), s.visitor(t)
+	ops.signIn("ops@example.com", "the operator's password")
+	ada.signIn("ada@example.com", "correct horse battery")
+	post := func(v *visitor, path string, form url.Values) page {
+		t.Helper()
+		form.Set("csrf", v.csrf("/keys"))
+		return v.post(path, form)
+	}
+	steps := []struct {
+		path string
+		form url.Values
+	}{
+		{"/console/plans", url.Values{"name": {"pro"}, "capabilities": {"m2m_api, webhooks"}, "permissions": {"contacts:read"}, "api_access": {"on"}, "max_keys": {"20"}}},
+		{"/console/plans/pro", url.Values{"capabilities": {"m2m_api"}, "permissions": {"contacts:read", "contacts:write"}, "api_access": {"on"}, "max_keys": {"30"}}},
+		{"/console/tenants/" + s.acme, url.Values{"action": {"plan"}, "plan": {"pro"}}},
+		{"/console/permissions", url.Values{"name": {"orders:read"}, "description": {"Read orders"}}},
+	}
+	for _, st := range steps {
+		if p := post(ada, st.path, st.form); p.status != http.StatusForbidden {
+			t.Errorf("a tenant's owner: POST %s: %d; want 403", st.path, p.status)
+		}
+		if p := post(ops, st.path, st.form); p.status != http.StatusSeeOther {
+			t.Fatalf("the operator: POST %s: %d\n%s", st.path, p.status, p.body)
+		}
+	}
+	plan := decodeJSON[struct{ Data keyward.Plan }](t, string(s.call(t, "GET", "/v1/plans/pro", s.root, nil).body)).Data
+	if strings.Join(plan.Capabilities, ",") != "m2m_api" || len(plan.Permissions) != 2 || plan.MaxKeys != 30 || !plan.APIAccess {
+		t.Errorf("the plan after the console: %+v", plan)
+	}
+	if tn := decodeJSON[struct{ Data keyward.Tenant }](t, string(s.call(t, "GET", "/v1/tenants/acme", s.root, nil).body)).Data; tn.Plan != "pro" {
+		t.Errorf("acme's plan: %q", tn.Plan)
+	}
+	console := ops.get("/console").body
+	if !strings.Contains(console, "orders:read") || !strings.Contains(console, `value="m2m_api"`) {
+		t.Errorf("the console does not show the catalogue and the plan")
+	}
+	// Suspended: the tenant's keys and its members' sessions stop.
+	if p := post(ops, "/console/tenants/"+s.acme, url.Values{"action": {"suspend"}}); p.status != http.StatusSeeOther {
+		t.Fatalf("suspend: %d", p.status)
+	}
+	waitFor(t, "the suspended tenant's key refused", func() bool { return s.call(t, "GET", "/v1/whoami", key, nil).status == http.StatusForbidden })
+	if p := ada.get("/keys"); p.status != http.StatusSeeOther {
+		t.Errorf("a suspended tenant's owner still sees the keys: %d", p.status)
+	}
+	if p := post(ops, "/console/tenants/"+s.acme, url.Values{"action": {"resume"}}); p.status != http.StatusSeeOther {
+		t.Fatalf("resume: %d", p.status)
+	}
+	waitFor(t, "the resumed tenant's key accepted", func() bool { return s.call(t, "GET", "/v1/whoami", key, nil).status == http.StatusOK })
+}

@@ -20,6 +20,8 @@ func (d *Dashboard) adminRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("POST /webhooks/{id}/deliveries/{delivery}/redeliver", d.member(d.redeliver))
 	mux.HandleFunc("GET /console", d.member(d.consolePage))
 	mux.HandleFunc("POST /console/tenants/{id}", d.member(d.changeTenant))
+	mux.HandleFunc("POST /console/plans", d.member(d.createPlan))
+	mux.HandleFunc("POST /console/plans/{name}", d.member(d.changePlan))
 	mux.HandleFunc("POST /console/permissions", d.member(d.addPermission))
 	mux.HandleFunc("POST /console/permissions/{name}/delete", d.member(d.removePermission))
 	mux.HandleFunc("GET /logs", d.member(d.logsPage))
@@ -216,6 +218,54 @@ func (d *Dashboard) changeTenant(w http.ResponseWriter, r *http.Request, s *sign
 		return
 	}
 	d.sessions.Put(ctx, sessFlash, fmt.Sprintf("Tenant %s is %s, on plan %s.", t.Slug, t.Status, t.Plan))
+	http.Redirect(w, r, "/console", http.StatusSeeOther)
+}
+
+// planForm reads a plan's form: capabilities comma-separated, the
+// permissions checked, API access, the key limit.
+func planForm(r *http.Request) (caps, perms []string, apiAccess bool, maxKeys int, err error) {
+	caps, perms = commaList(r.PostFormValue("capabilities")), r.PostForm["permissions"]
+	if caps == nil {
+		caps = []string{}
+	}
+	if perms == nil {
+		perms = []string{}
+	}
+	if v := r.PostFormValue("max_keys"); v != "" {
+		if maxKeys, err = strconv.Atoi(v); err != nil {
+			return nil, nil, false, 0, keyward.FieldErrorf("max_keys", "%q is not a whole number; give the most keys a tenant may hold, or 0 for no limit", v)
+		}
+	}
+	return caps, perms, r.PostFormValue("api_access") == "on", maxKeys, nil
+}
+
+// createPlan makes a plan; its limits are set with the API or the command
+// line.
+func (d *Dashboard) createPlan(w http.ResponseWriter, r *http.Request, s *signedIn) {
+	caps, perms, api, maxKeys, err := planForm(r)
+	if err == nil {
+		_, err = d.svc.CreatePlan(r.Context(), s.caller, manage.CreatePlanInput{Name: r.PostFormValue("name"), Capabilities: caps, Permissions: perms, APIAccess: &api, MaxKeys: maxKeys})
+	}
+	if err != nil {
+		d.fail(w, r, err)
+		return
+	}
+	d.sessions.Put(r.Context(), sessFlash, "Created the plan "+r.PostFormValue("name")+".")
+	http.Redirect(w, r, "/console", http.StatusSeeOther)
+}
+
+// changePlan changes a plan's capabilities, permissions, API access and
+// key limit.
+func (d *Dashboard) changePlan(w http.ResponseWriter, r *http.Request, s *signedIn) {
+	caps, perms, api, maxKeys, err := planForm(r)
+	if err == nil {
+		_, err = d.svc.UpdatePlan(r.Context(), s.caller, r.PathValue("name"), manage.UpdatePlanInput{Capabilities: &caps, Permissions: &perms, APIAccess: &api, MaxKeys: &maxKeys})
+	}
+	if err != nil {
+		d.fail(w, r, err)
+		return
+	}
+	d.sessions.Put(r.Context(), sessFlash, "Changed the plan "+r.PathValue("name")+": its tenants' keys follow it on every node within a second.")
 	http.Redirect(w, r, "/console", http.StatusSeeOther)
 }
 

@@ -32,11 +32,16 @@ var funcs = template.FuncMap{
 	},
 	"join":      strings.Join,
 	"hasPrefix": strings.HasPrefix,
-	"list":      func(s ...string) []string { return s },
-	"has":       func(list []string, s string) bool { return contains(list, s) },
-	"ms":        func(us int64) string { return fmt.Sprintf("%.1f ms", float64(us)/1000) },
-	"codes":     func() []keyward.Code { return keyward.Codes() },
-	"add":       func(a, b float64) float64 { return a + b },
+	// planform is what the plan form of the console is given: the plan
+	// (nil for a new one), the catalogue and the CSRF token.
+	"planform": func(p *keyward.Plan, perms []*keyward.Permission, csrf string) planFormData {
+		return planFormData{Plan: p, Permissions: perms, CSRF: csrf}
+	},
+	"list":  func(s ...string) []string { return s },
+	"has":   func(list []string, s string) bool { return contains(list, s) },
+	"ms":    func(us int64) string { return fmt.Sprintf("%.1f ms", float64(us)/1000) },
+	"codes": func() []keyward.Code { return keyward.Codes() },
+	"add":   func(a, b float64) float64 { return a + b },
 }
 
 func contains(list []string, s string) bool {
@@ -68,4 +73,11 @@ func parsePages() (map[string]*template.Template, error) {
 		pages[base] = t
 	}
 	return pages, nil
+}
+
+// planFormData is the console's plan form.
+type planFormData struct {
+	Plan        *keyward.Plan
+	Permissions []*keyward.Permission
+	CSRF        string
 }
