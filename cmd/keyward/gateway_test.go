@@ -15,13 +15,24 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/keyward/keyward/internal/testcert"
 )
 
-// gatewayAddr finds the address of the gateway in the "listening" line of
-// JSON logs that says listener gateway.
-func gatewayAddr(logs string) string { return listenerAddr(logs, "gateway") }
+// awaitListener waits up to 10 s for serve to log that the listener named
+// name listens (its line comes after the API's, which the server's start
+// waits for) and returns its address.
+func awaitListener(t *testing.T, stderr interface{ String() string }, name string) string {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if addr := listenerAddr(stderr.String(), name); addr != "" {
+			return addr
+		}
+	}
+	t.Fatalf("no listening line for the %s listener:\n%s", name, stderr)
+	return ""
+}
 
 // listenerAddr returns the address of the listener named name (gateway,
 // auth) from serve's JSON log, or "" when it has none.
@@ -101,10 +112,7 @@ func TestServeGateway(t *testing.T) {
 	p := startProcess(t, "sqlite:"+db, "--routes", routes, "--tls-cert", first.CertFile, "--tls-key", first.KeyFile, "--hsts", "1y",
 		"--gateway-addr", "127.0.0.1:0", "--upstream", liveUp.srv.URL, "--upstream-test", testUp.srv.URL, "--upstream-timeout", "5s",
 		"--auth-addr", "127.0.0.1:0")
-	addr, authAddr := gatewayAddr(p.stderr.String()), listenerAddr(p.stderr.String(), "auth")
-	if addr == "" || authAddr == "" {
-		t.Fatalf("no listening line for the gateway or the auth listener:\n%s", p.stderr)
-	}
+	addr, authAddr := awaitListener(t, p.stderr, "gateway"), awaitListener(t, p.stderr, "auth")
 	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, ForceAttemptHTTP2: true}}
 	t.Cleanup(client.CloseIdleConnections)
 	get := func(path, key string) (*http.Response, string) {
@@ -293,7 +301,7 @@ func TestReadmeGateway(t *testing.T) {
 	echo := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { r.Header.Write(w) }))
 	t.Cleanup(echo.Close)
 	s := startServer(t, "sqlite:"+db, "--routes", routes, "--gateway-addr", "127.0.0.1:0", "--upstream", echo.URL)
-	addr := gatewayAddr(s.stderr.String())
+	addr := awaitListener(t, s.stderr, "gateway")
 	for _, c := range []struct {
 		path, key string
 		status    int

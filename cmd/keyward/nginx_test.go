@@ -397,13 +397,7 @@ func testNginxRoutes(t *testing.T, authListener bool) {
 	addr := ""
 	if authListener {
 		kw = startServer(t, db, "--trusted-proxies", "127.0.0.1", "--routes", routes, "--auth-addr", "127.0.0.1:0")
-		// Its listening line comes after the API's.
-		for deadline := time.Now().Add(10 * time.Second); addr == "" && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-			addr = listenerAddr(kw.stderr.String(), "auth")
-		}
-		if addr == "" {
-			t.Fatalf("no listening line for the auth listener:\n%s", kw.stderr)
-		}
+		addr = awaitListener(t, kw.stderr, "auth")
 	} else {
 		kw = startServer(t, db, "--trusted-proxies", "127.0.0.1", "--routes", routes)
 		addr = strings.TrimPrefix(kw.url, "http://")
