@@ -124,21 +124,13 @@ func (d *Dashboard) webhookPage(w http.ResponseWriter, r *http.Request, s *signe
 }
 
 func (d *Dashboard) deleteWebhook(w http.ResponseWriter, r *http.Request, s *signedIn) {
-	if err := d.svc.DeleteWebhook(r.Context(), s.caller, r.PathValue("id")); err != nil {
-		d.fail(w, r, err)
-		return
-	}
-	d.sessions.Put(r.Context(), sessFlash, "The endpoint is deleted, with its deliveries.")
-	http.Redirect(w, r, "/webhooks", http.StatusSeeOther)
+	err := d.svc.DeleteWebhook(r.Context(), s.caller, r.PathValue("id"))
+	d.done(w, r, err, "The endpoint is deleted, with its deliveries.", "/webhooks")
 }
 
 func (d *Dashboard) redeliver(w http.ResponseWriter, r *http.Request, s *signedIn) {
-	if _, err := d.svc.Redeliver(r.Context(), s.caller, r.PathValue("id"), r.PathValue("delivery")); err != nil {
-		d.fail(w, r, err)
-		return
-	}
-	d.sessions.Put(r.Context(), sessFlash, "Delivered again: the delivery is due now.")
-	http.Redirect(w, r, "/webhooks/"+r.PathValue("id"), http.StatusSeeOther)
+	_, err := d.svc.Redeliver(r.Context(), s.caller, r.PathValue("id"), r.PathValue("delivery"))
+	d.done(w, r, err, "Delivered again: the delivery is due now.", "/webhooks/"+r.PathValue("id"))
 }
 
 type consoleData struct {
@@ -149,13 +141,7 @@ type consoleData struct {
 	// InGrace are, per tenant id, the keys in a rotation's grace period
 	// that were used since their successor was made: what the operator
 	// waits for before the notice ends.
-	InGrace map[string][]inGrace
-}
-
-// inGrace is an old key still in use during its rotation's notice.
-type inGrace struct {
-	Key       *keyward.Key
-	Successor string
+	InGrace map[string][]*keyward.Key
 }
 
 // consolePage is the operator's: tenants (suspend, resume, change plan),
@@ -180,7 +166,7 @@ func (d *Dashboard) consolePage(w http.ResponseWriter, r *http.Request, s *signe
 		d.fail(w, r, err)
 		return
 	}
-	data := consoleData{Tenants: ts, Plans: plans, Permissions: perms, InGrace: map[string][]inGrace{}}
+	data := consoleData{Tenants: ts, Plans: plans, Permissions: perms, InGrace: map[string][]*keyward.Key{}}
 	if next != "" {
 		data.NextURL = "/console?cursor=" + next
 	}
@@ -190,7 +176,7 @@ func (d *Dashboard) consolePage(w http.ResponseWriter, r *http.Request, s *signe
 		return
 	}
 	for _, k := range olds {
-		data.InGrace[k.TenantID] = append(data.InGrace[k.TenantID], inGrace{Key: k, Successor: k.RotatedTo})
+		data.InGrace[k.TenantID] = append(data.InGrace[k.TenantID], k)
 	}
 	d.render(w, r, http.StatusOK, "console.html", s, pageView{Title: "Operator console", Nav: "console", Data: data})
 }
@@ -217,8 +203,7 @@ func (d *Dashboard) changeTenant(w http.ResponseWriter, r *http.Request, s *sign
 		d.fail(w, r, err)
 		return
 	}
-	d.sessions.Put(ctx, sessFlash, fmt.Sprintf("Tenant %s is %s, on plan %s.", t.Slug, t.Status, t.Plan))
-	http.Redirect(w, r, "/console", http.StatusSeeOther)
+	d.done(w, r, nil, fmt.Sprintf("Tenant %s is %s, on plan %s.", t.Slug, t.Status, t.Plan), "/console")
 }
 
 // planForm reads a plan's form: capabilities comma-separated, the
@@ -246,12 +231,7 @@ func (d *Dashboard) createPlan(w http.ResponseWriter, r *http.Request, s *signed
 	if err == nil {
 		_, err = d.svc.CreatePlan(r.Context(), s.caller, manage.CreatePlanInput{Name: r.PostFormValue("name"), Capabilities: caps, Permissions: perms, APIAccess: &api, MaxKeys: maxKeys})
 	}
-	if err != nil {
-		d.fail(w, r, err)
-		return
-	}
-	d.sessions.Put(r.Context(), sessFlash, "Created the plan "+r.PostFormValue("name")+".")
-	http.Redirect(w, r, "/console", http.StatusSeeOther)
+	d.done(w, r, err, "Created the plan "+r.PostFormValue("name")+".", "/console")
 }
 
 // changePlan changes a plan's capabilities, permissions, API access and
@@ -261,31 +241,17 @@ func (d *Dashboard) changePlan(w http.ResponseWriter, r *http.Request, s *signed
 	if err == nil {
 		_, err = d.svc.UpdatePlan(r.Context(), s.caller, r.PathValue("name"), manage.UpdatePlanInput{Capabilities: &caps, Permissions: &perms, APIAccess: &api, MaxKeys: &maxKeys})
 	}
-	if err != nil {
-		d.fail(w, r, err)
-		return
-	}
-	d.sessions.Put(r.Context(), sessFlash, "Changed the plan "+r.PathValue("name")+": its tenants' keys follow it on every node within a second.")
-	http.Redirect(w, r, "/console", http.StatusSeeOther)
+	d.done(w, r, err, "Changed the plan "+r.PathValue("name")+": its tenants' keys follow it on every node within a second.", "/console")
 }
 
 func (d *Dashboard) addPermission(w http.ResponseWriter, r *http.Request, s *signedIn) {
-	p, err := d.svc.AddPermission(r.Context(), s.caller, manage.CreatePermissionInput{Name: r.PostFormValue("name"), Description: r.PostFormValue("description")})
-	if err != nil {
-		d.fail(w, r, err)
-		return
-	}
-	d.sessions.Put(r.Context(), sessFlash, "Added the permission "+p.Name+" to the catalogue.")
-	http.Redirect(w, r, "/console", http.StatusSeeOther)
+	_, err := d.svc.AddPermission(r.Context(), s.caller, manage.CreatePermissionInput{Name: r.PostFormValue("name"), Description: r.PostFormValue("description")})
+	d.done(w, r, err, "Added the permission "+r.PostFormValue("name")+" to the catalogue.", "/console")
 }
 
 func (d *Dashboard) removePermission(w http.ResponseWriter, r *http.Request, s *signedIn) {
-	if err := d.svc.RemovePermission(r.Context(), s.caller, r.PathValue("name")); err != nil {
-		d.fail(w, r, err)
-		return
-	}
-	d.sessions.Put(r.Context(), sessFlash, "Removed the permission "+r.PathValue("name")+" from the catalogue.")
-	http.Redirect(w, r, "/console", http.StatusSeeOther)
+	err := d.svc.RemovePermission(r.Context(), s.caller, r.PathValue("name"))
+	d.done(w, r, err, "Removed the permission "+r.PathValue("name")+" from the catalogue.", "/console")
 }
 
 type logsData struct {

@@ -554,3 +554,14 @@ func nextPage(path string, q url.Values, next string) string {
 	q.Set("cursor", next)
 	return path + "?" + q.Encode()
 }
+
+// done ends an action of a form: an error page for err, else the flash
+// message and the page to go to.
+func (d *Dashboard) done(w http.ResponseWriter, r *http.Request, err error, flash, to string) {
+	if err != nil {
+		d.fail(w, r, err)
+		return
+	}
+	d.sessions.Put(r.Context(), sessFlash, flash)
+	http.Redirect(w, r, to, http.StatusSeeOther)
+}

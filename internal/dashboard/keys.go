@@ -391,8 +391,7 @@ func (d *Dashboard) revokeKey(w http.ResponseWriter, r *http.Request, s *signedI
 		d.fail(w, r, err)
 		return
 	}
-	d.sessions.Put(r.Context(), sessFlash, fmt.Sprintf("The key %q (%s…%s) is revoked: it is refused everywhere from now on.", k.Name, k.Start, k.Last4))
-	http.Redirect(w, r, "/keys/"+k.ID, http.StatusSeeOther)
+	d.done(w, r, nil, fmt.Sprintf("The key %q (%s…%s) is revoked: it is refused everywhere from now on.", k.Name, k.Start, k.Last4), "/keys/"+k.ID)
 }
 
 func (d *Dashboard) rotateKey(w http.ResponseWriter, r *http.Request, s *signedIn) {

@@ -110,8 +110,7 @@ func (d *Dashboard) changeMember(w http.ResponseWriter, r *http.Request, s *sign
 		d.memberFormError(w, r, s, membersData{Tenant: r.PostFormValue("tenant"), Add: memberForm{Role: string(keyward.RoleDeveloper)}}, err)
 		return
 	}
-	d.sessions.Put(r.Context(), sessFlash, fmt.Sprintf("%s is now %s, %s.", m.Email, m.Role, m.Status))
-	http.Redirect(w, r, d.membersURL(r), http.StatusSeeOther)
+	d.done(w, r, nil, fmt.Sprintf("%s is now %s, %s.", m.Email, m.Role, m.Status), d.membersURL(r))
 }
 
 func (d *Dashboard) membersURL(r *http.Request) string {
@@ -151,8 +150,7 @@ func (d *Dashboard) removeMember(w http.ResponseWriter, r *http.Request, s *sign
 		d.fail(w, r, err)
 		return
 	}
-	d.sessions.Put(r.Context(), sessFlash, fmt.Sprintf("%s was removed, and %d of their keys revoked.", rm.Member.Email, rm.Revoked))
-	http.Redirect(w, r, "/members", http.StatusSeeOther)
+	d.done(w, r, nil, fmt.Sprintf("%s was removed, and %d of their keys revoked.", rm.Member.Email, rm.Revoked), "/members")
 }
 
 // base is the public URL of the dashboard, for the links it makes: the

@@ -32,6 +32,9 @@ var funcs = template.FuncMap{
 	},
 	"join":      strings.Join,
 	"hasPrefix": strings.HasPrefix,
+	// copyfield is what the "copyfield" template is given: a value shown
+	// once in a field with a copy button.
+	"copyfield": func(id, label, value string) copyField { return copyField{ID: id, Label: label, Value: value} },
 	// planform is what the plan form of the console is given: the plan
 	// (nil for a new one), the catalogue and the CSRF token.
 	"planform": func(p *keyward.Plan, perms []*keyward.Permission, csrf string) planFormData {
@@ -81,3 +84,6 @@ type planFormData struct {
 	Permissions []*keyward.Permission
 	CSRF        string
 }
+
+// copyField is a value shown once, to copy.
+type copyField struct{ ID, Label, Value string }
